@@ -1,0 +1,115 @@
+//! The drop home (`~/.drop` or `$DROP_HOME`) and the files in it.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::read_json;
+use crate::{Registry, RegistryError, ServerState, TunnelState, write_atomic};
+
+/// Owner-only mode for drop's folders.
+const OWNER_ONLY_DIR: u32 = 0o700;
+
+/// A drop home folder. Only names paths; [`Home::ensure`] creates it.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// The home at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Home { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the home and its `logs/` folder, owner-only (0700).
+    pub fn ensure(&self) -> Result<(), RegistryError> {
+        for dir in [self.root.clone(), self.logs_dir()] {
+            fs::create_dir_all(&dir)
+                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(OWNER_ONLY_DIR)))
+                .map_err(|source| RegistryError::Write { path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    /// The page registry, `pages.json`.
+    pub fn registry(&self) -> Registry {
+        Registry::at(self.root.join("pages.json"))
+    }
+
+    /// Where logs go: one file for the server, one per tunnel and app.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// The lock a running server holds for its whole life.
+    pub fn server_lock_path(&self) -> PathBuf {
+        self.root.join("server.lock")
+    }
+
+    /// `server.json`: the running server's identity and address.
+    pub fn server_state_path(&self) -> PathBuf {
+        self.root.join("server.json")
+    }
+
+    /// `tunnel.json`: the server's tunnel.
+    pub fn tunnel_state_path(&self) -> PathBuf {
+        self.root.join("tunnel.json")
+    }
+
+    /// The saved server state, if any.
+    pub fn load_server_state(&self) -> Result<Option<ServerState>, RegistryError> {
+        read_json(&self.server_state_path())
+    }
+
+    /// Saves the server state atomically.
+    pub fn save_server_state(&self, state: &ServerState) -> Result<(), RegistryError> {
+        let json = serde_json::to_vec_pretty(state).expect("state always serialises");
+        write_atomic(&self.server_state_path(), &json)
+    }
+
+    /// The server's tunnel, if one is recorded.
+    pub fn load_tunnel_state(&self) -> Result<Option<TunnelState>, RegistryError> {
+        read_json(&self.tunnel_state_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_makes_owner_only_folders_whatever_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        fs::create_dir(home.root()).unwrap();
+        fs::set_permissions(home.root(), fs::Permissions::from_mode(0o755)).unwrap();
+        home.ensure().unwrap();
+        for d in [home.root().to_owned(), home.logs_dir()] {
+            assert_eq!(fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+    }
+
+    #[test]
+    fn server_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        assert!(home.load_server_state().unwrap().is_none());
+        let state = ServerState {
+            pid: Some(42),
+            start_time: Some(7),
+            port: 8080,
+            host: Some("203.0.113.9".into()),
+            bind: "0.0.0.0".into(),
+            started_at: crate::now_rfc3339(),
+            extra: Default::default(),
+        };
+        home.save_server_state(&state).unwrap();
+        assert_eq!(home.load_server_state().unwrap(), Some(state));
+    }
+}

@@ -1,0 +1,45 @@
+//! drop's on-disk state: the page registry (`pages.json`), the server's tunnel
+//! (`tunnel.json`) and the server state (`server.json`), all in one drop home.
+//!
+//! Every change to `pages.json` is a read-modify-write under an exclusive
+//! lock on `pages.json.lock` (never the data file itself, whose inode the
+//! rename replaces), written to a temp file, fsynced, renamed over the old
+//! file and followed by a directory fsync. A crash leaves the old or the new
+//! file, never half of one. A registry that does not parse is never reset:
+//! loading it fails with [`RegistryError::Corrupt`] and a copy is kept.
+//!
+//! This crate stores records; it does not decide what they mean. Serving,
+//! passwords and processes live in `drop-core`.
+//!
+//! ```no_run
+//! use drop_registry::{Home, Record};
+//! # fn main() -> Result<(), drop_registry::RegistryError> {
+//! let home = Home::new("/tmp/drop-home");
+//! home.ensure()?;
+//! let registry = home.registry();
+//! registry.update(|pages| {
+//!     pages.insert("abcdefghjkmnpqrs".into(), Record::static_page("/srv/a.txt".into(), false));
+//!     Ok::<_, drop_registry::RegistryError>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod atomic;
+mod error;
+mod home;
+mod pages;
+mod record;
+mod server_state;
+mod store;
+mod time;
+
+pub use atomic::write_atomic;
+pub use error::RegistryError;
+pub use home::Home;
+pub use pages::{Lookup, Pages};
+pub use record::{APP_KIND, Record, STATIC_KIND};
+pub use server_state::{ServerState, TunnelState};
+pub use store::{FileStamp, Registry};
+pub use time::{now_rfc3339, rfc3339};

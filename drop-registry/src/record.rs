@@ -1,0 +1,123 @@
+//! One page of the registry, with the field names the Python drop used.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// `type` of a web app that drop runs.
+pub const APP_KIND: &str = "app";
+/// `type` of a published file or folder.
+pub const STATIC_KIND: &str = "static";
+
+/// A published file, folder or app. Fields that this version does not know
+/// are kept in `extra` and written back, so drops of different versions can
+/// share one home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// `"app"` for apps; anything else is a static page.
+    #[serde(rename = "type", default = "static_kind", deserialize_with = "string_or_null")]
+    pub kind: String,
+    /// Absolute path of the published file, folder or app source.
+    pub source: PathBuf,
+    /// Whether `source` is a folder.
+    #[serde(default, deserialize_with = "bool_or_null")]
+    pub is_dir: bool,
+    /// Optional slug, unique in the registry.
+    #[serde(default, deserialize_with = "string_or_null")]
+    pub name: String,
+    /// Free text shown in listings.
+    #[serde(default, deserialize_with = "string_or_null")]
+    pub description: String,
+    /// Empty for public pages; an argon2id PHC string or `sha256:<hex>`.
+    #[serde(default, deserialize_with = "string_or_null")]
+    pub password_hash: String,
+    /// When the page was added, RFC 3339.
+    #[serde(default, deserialize_with = "string_or_null")]
+    pub created_at: String,
+    /// The app's shell command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_cmd: Option<String>,
+    /// The port the app listens on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The app's process id while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The app's public tunnel URL while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_url: Option<String>,
+    /// The app's tunnel process id while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_pid: Option<u32>,
+    /// Fields written by other versions of drop, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Record {
+    /// A new public file or folder page created now.
+    pub fn static_page(source: PathBuf, is_dir: bool) -> Self {
+        Record {
+            kind: STATIC_KIND.to_owned(),
+            source,
+            is_dir,
+            name: String::new(),
+            description: String::new(),
+            password_hash: String::new(),
+            created_at: crate::now_rfc3339(),
+            run_cmd: None,
+            port: None,
+            pid: None,
+            tunnel_url: None,
+            tunnel_pid: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Whether drop runs this page as an app rather than serving files.
+    pub fn is_app(&self) -> bool {
+        self.kind == APP_KIND
+    }
+
+    /// Whether a password guards this page.
+    pub fn is_protected(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
+fn static_kind() -> String {
+    STATIC_KIND.to_owned()
+}
+
+/// The Python drop wrote `null` for empty strings in places.
+fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_unknown_fields_through_a_round_trip() {
+        let json = r#"{"type":"static","source":"/a","is_dir":false,"future_field":{"x":1}}"#;
+        let record: Record = serde_json::from_str(json).unwrap();
+        assert_eq!(record.extra["future_field"]["x"], 1);
+        let back = serde_json::to_value(&record).unwrap();
+        assert_eq!(back["future_field"]["x"], 1);
+    }
+
+    #[test]
+    fn reads_nulls_and_missing_fields_as_empty() {
+        let json = r#"{"source":"/a","name":null,"password_hash":null,"port":null}"#;
+        let record: Record = serde_json::from_str(json).unwrap();
+        assert_eq!(record.kind, STATIC_KIND);
+        assert!(record.name.is_empty() && !record.is_protected());
+        assert_eq!(record.port, None);
+    }
+}

@@ -1,0 +1,286 @@
+//! `pages.json` on disk: lock-free reads, locked read-modify-write updates.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::de::DeserializeOwned;
+
+use crate::atomic::OWNER_ONLY_FILE;
+use crate::{Pages, RegistryError, write_atomic};
+
+/// How long a writer waits for another drop process to release the lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest pause between two tries of a held lock.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
+
+/// The page registry of one drop home.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// What identifies one version of a file: a new rename gives a new inode,
+/// an edit in place a new mtime or length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    inode: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl Registry {
+    /// The registry stored at `path` (usually `<home>/pages.json`).
+    pub fn at(path: PathBuf) -> Self {
+        let mut lock_name = path.file_name().unwrap_or_default().to_owned();
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
+        Registry { path, lock_path }
+    }
+
+    /// The `pages.json` path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the registry without locking: writers replace the file by an
+    /// atomic rename, so a reader sees a whole old or a whole new file.
+    /// A missing file is an empty registry.
+    pub fn load(&self) -> Result<Pages, RegistryError> {
+        Ok(read_json(&self.path)?.unwrap_or_default())
+    }
+
+    /// Like [`Registry::load`], with the stamp of the version read.
+    pub fn load_stamped(&self) -> Result<(Pages, Option<FileStamp>), RegistryError> {
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Pages::default(), None)),
+            Err(source) => return Err(self.read_error(source)),
+        };
+        let stamp = file.metadata().ok().map(|m| FileStamp::of(&m));
+        let bytes = std::io::read_to_string(file).map_err(|e| self.read_error(e))?;
+        Ok((parse_or_keep_copy(&self.path, bytes.as_bytes())?, stamp))
+    }
+
+    /// The stamp of the file now, `None` when there is no file.
+    pub fn stamp(&self) -> Option<FileStamp> {
+        fs::metadata(&self.path).ok().map(|m| FileStamp::of(&m))
+    }
+
+    /// Runs `change` on the current registry under the exclusive lock and
+    /// writes the result atomically if it changed anything. An error from
+    /// `change` writes nothing.
+    pub fn update<T, E>(&self, change: impl FnOnce(&mut Pages) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<RegistryError>,
+    {
+        let lock = self.lock()?;
+        let before = self.load()?;
+        let mut pages = before.clone();
+        let out = change(&mut pages)?;
+        if pages != before {
+            let json = serde_json::to_vec_pretty(&pages).expect("pages always serialise");
+            write_atomic(&self.path, &json)?;
+        }
+        fs2::FileExt::unlock(&lock).ok();
+        Ok(out)
+    }
+
+    fn lock(&self) -> Result<File, RegistryError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(OWNER_ONLY_FILE)
+            .open(&self.lock_path)
+            .map_err(|source| RegistryError::Write {
+                path: self.lock_path.clone(),
+                source,
+            })?;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        // fs2's trait named in full: std's own `File::try_lock` would shadow it.
+        while fs2::FileExt::try_lock_exclusive(&file).is_err() {
+            if started.elapsed() > LOCK_TIMEOUT {
+                return Err(RegistryError::Locked {
+                    path: self.lock_path.clone(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
+        Ok(file)
+    }
+
+    fn read_error(&self, source: std::io::Error) -> RegistryError {
+        RegistryError::Read {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        FileStamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+}
+
+/// Reads a JSON state file; `None` when it does not exist. A file that does
+/// not parse is left in place, copied aside, and reported.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, RegistryError> {
+    match fs::read(path) {
+        Ok(bytes) => parse_or_keep_copy(path, &bytes).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn parse_or_keep_copy<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {
+        path: path.to_owned(),
+        copy: keep_copy(path, bytes),
+        source,
+    })
+}
+
+/// Saves the bytes of a broken file beside it as `<name>.corrupt-<time>`,
+/// reusing an earlier copy with the same bytes so repeated runs do not pile up.
+fn keep_copy(path: &Path, bytes: &[u8]) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!("{name}.corrupt-");
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let earlier = fs::read_dir(dir).into_iter().flatten().flatten().find(|entry| {
+        entry.file_name().to_string_lossy().starts_with(&prefix)
+            && fs::read(entry.path()).is_ok_and(|old| old == bytes)
+    });
+    if let Some(entry) = earlier {
+        return entry.path();
+    }
+    let stamp = crate::rfc3339(SystemTime::now()).replace(':', "");
+    let mut copy = dir.join(format!("{prefix}{stamp}"));
+    let mut n = 1;
+    while copy.exists() {
+        copy = dir.join(format!("{prefix}{stamp}-{n}"));
+        n += 1;
+    }
+    if fs::write(&copy, bytes).is_ok() {
+        let _ = fs::set_permissions(&copy, fs::Permissions::from_mode(OWNER_ONLY_FILE));
+    }
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Record;
+
+    fn registry(dir: &Path) -> Registry {
+        Registry::at(dir.join("pages.json"))
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(registry(dir.path()).load().unwrap().is_empty());
+    }
+
+    #[test]
+    fn update_writes_owner_only_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        reg.update(|p| {
+            p.insert("id1".into(), Record::static_page("/a".into(), false));
+            Ok::<_, RegistryError>(())
+        })
+        .unwrap();
+        assert!(reg.load().unwrap().contains("id1"));
+        let mode = fs::metadata(reg.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let lock_mode = fs::metadata(&reg.lock_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(lock_mode, 0o600);
+    }
+
+    #[test]
+    fn failing_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let result: Result<(), RegistryError> = reg.update(|p| {
+            p.insert("id1".into(), Record::static_page("/a".into(), false));
+            Err(RegistryError::NotFound { query: "x".into() })
+        });
+        assert!(result.is_err());
+        assert!(!reg.path().exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_kept_and_copied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        for bytes in [&b""[..], b"\0\0\0", b"{\"a\": ", b"[1,2]", b"{\"id\": 3}"] {
+            fs::write(reg.path(), bytes).unwrap();
+            let first = reg.load().unwrap_err();
+            let second = reg.update(|_| Ok::<_, RegistryError>(())).unwrap_err();
+            let (RegistryError::Corrupt { copy: a, .. }, RegistryError::Corrupt { copy: b, .. }) =
+                (first, second)
+            else {
+                panic!("expected corrupt errors");
+            };
+            assert_eq!(a, b, "the same bytes are copied once");
+            assert_eq!(fs::read(&a).unwrap(), bytes);
+            assert_eq!(fs::read(reg.path()).unwrap(), bytes, "never rewritten");
+        }
+    }
+
+    #[test]
+    fn stamp_changes_with_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        assert_eq!(reg.stamp(), None);
+        let mut seen = Vec::new();
+        for i in 0..3 {
+            reg.update(|p| {
+                p.insert(format!("id{i}"), Record::static_page("/a".into(), false));
+                Ok::<_, RegistryError>(())
+            })
+            .unwrap();
+            let stamp = reg.stamp().unwrap();
+            assert!(!seen.contains(&stamp));
+            seen.push(stamp);
+        }
+        let (pages, stamp) = reg.load_stamped().unwrap();
+        assert_eq!(pages.len(), 3);
+        assert_eq!(stamp, reg.stamp());
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let reg = reg.clone();
+                s.spawn(move || {
+                    for i in 0..25 {
+                        reg.update(|p| {
+                            p.insert(format!("t{t}-{i}"), Record::static_page("/a".into(), false));
+                            Ok::<_, RegistryError>(())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(reg.load().unwrap().len(), 200);
+    }
+}
