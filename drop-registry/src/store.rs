@@ -67,7 +67,7 @@ impl Registry {
 
     /// The stamp of the file now, `None` when there is no file.
     pub fn stamp(&self) -> Option<FileStamp> {
-        fs::metadata(&self.path).ok().map(|m| FileStamp::of(&m))
+        FileStamp::read(&self.path)
     }
 
     /// Runs `change` on the current registry under the exclusive lock and
@@ -124,7 +124,13 @@ impl Registry {
 }
 
 impl FileStamp {
-    fn of(meta: &fs::Metadata) -> Self {
+    /// The stamp of the file at `path` now, following symlinks.
+    pub fn read(path: &Path) -> Option<Self> {
+        fs::metadata(path).ok().map(|m| FileStamp::of(&m))
+    }
+
+    /// The stamp of already-read metadata.
+    pub fn of(meta: &fs::Metadata) -> Self {
         FileStamp {
             inode: meta.ino(),
             len: meta.len(),

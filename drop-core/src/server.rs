@@ -1,0 +1,268 @@
+//! The page server: warp routes the request, drop's own accept loop owns the
+//! connections (TCP_NODELAY, a header-read timeout, a connection cap and an
+//! accept loop that waits out fd exhaustion), which `warp::serve` lacks.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use warp::Filter;
+use warp::path::FullPath;
+
+use crate::respond::{Answer, AnswerBody, Conditions};
+use crate::safe_path::{RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder};
+use crate::site::{PageEntry, Site};
+
+/// Chunk size when streaming large files.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Pause after an accept error such as EMFILE, instead of spinning.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Limits of the page server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A client must send its request headers within this time.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long open connections get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 2048,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The peer of a connection, put in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A large file body waiting to be streamed; warp's public body type only
+/// holds bytes, so the file travels in the response's extensions.
+#[derive(Debug, Clone)]
+struct PendingFile(Arc<Mutex<Option<(std::fs::File, u64, u64)>>>);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ServerBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Serves `site` on `listener` until `shutdown` completes, then lets open
+/// connections finish for up to `config.shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    site: Arc<Site>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = warp::service(routes(site));
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    eprintln!("drop: accept failed, pausing: {e}");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let handler = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            let mut service = service.clone();
+            async move {
+                let response = tower_service::Service::call(&mut service, req).await?;
+                Ok::<_, Infallible>(finish(response))
+            }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), handler);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+}
+
+/// Every route of the page server. Each request ends in an [`Answer`]: no
+/// rejection escapes, so every response passes through [`finish`].
+fn routes(site: Arc<Site>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
+    let robots = warp::path("robots.txt").and(warp::path::end()).map(Answer::robots);
+    let pages = warp::path("p")
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(conditions())
+        .map(move |method: Method, path: FullPath, cond: Conditions| {
+            answer_page(&site, &method, path.as_str(), &cond)
+        });
+    let anything_else = warp::any().map(Answer::not_found);
+    robots.or(pages).unify().or(anything_else).unify()
+}
+
+fn conditions() -> impl Filter<Extract = (Conditions,), Error = Infallible> + Clone {
+    let opt = |name: &'static str| warp::header::optional::<String>(name).or(warp::any().map(|| None)).unify();
+    opt("if-none-match")
+        .and(opt("if-modified-since"))
+        .and(opt("range"))
+        .and(opt("if-range"))
+        .map(|if_none_match, if_modified_since, range, if_range| Conditions {
+            if_none_match,
+            if_modified_since,
+            range,
+            if_range,
+        })
+}
+
+/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`.
+fn answer_page(site: &Site, method: &Method, raw: &str, cond: &Conditions) -> Answer {
+    let Some(rest) = raw.strip_prefix("/p/") else {
+        return Answer::not_found();
+    };
+    let (id, tail) = match rest.split_once('/') {
+        Some((id, tail)) => (id, tail),
+        // Redirect whether or not the id exists, so this reveals nothing.
+        None if crate::id::is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
+        None => return Answer::not_found(),
+    };
+    let Some(page) = site.page(id).filter(|p| !p.is_app && !p.protected) else {
+        return Answer::not_found();
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Answer::method_not_allowed();
+    }
+    let Some(mut request) = RequestPath::parse(tail) else {
+        return Answer::not_found();
+    };
+    let asked_last = request.segments.last().cloned();
+    if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
+        request.segments.remove(0);
+    }
+    match resolve(site, &page, &request) {
+        Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
+        Resolved::AddSlash => match asked_last {
+            Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),
+            None => Answer::not_found(),
+        },
+        Resolved::Forbidden => Answer::forbidden(),
+        Resolved::NotFound => Answer::not_found(),
+    }
+}
+
+fn resolve(site: &Site, page: &PageEntry, request: &RequestPath) -> Resolved {
+    if !page.is_dir {
+        return if request.segments.is_empty() {
+            resolve_file_page(&page.root)
+        } else {
+            Resolved::NotFound
+        };
+    }
+    match site.manifest(&page.root) {
+        Some(manifest) => resolve_in_folder(&page.root, &manifest, request),
+        None => Resolved::NotFound,
+    }
+}
+
+impl warp::Reply for Answer {
+    fn into_response(self) -> warp::reply::Response {
+        let mut response = match self.body {
+            AnswerBody::Empty => warp::reply::Response::new(Bytes::new().into()),
+            AnswerBody::Bytes(bytes) => warp::reply::Response::new(bytes.into()),
+            AnswerBody::File { file, start, len } => {
+                let mut response = warp::reply::Response::new(Bytes::new().into());
+                let pending = PendingFile(Arc::new(Mutex::new(Some((file, start, len)))));
+                response.extensions_mut().insert(pending);
+                response
+            }
+        };
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
+/// Adds the headers every answer carries and swaps in a streamed body for
+/// large files.
+fn finish(response: warp::reply::Response) -> Response<ServerBody> {
+    let (mut parts, body) = response.into_parts();
+    let headers = &mut parts.headers;
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    let pending = parts
+        .extensions
+        .remove::<PendingFile>()
+        .and_then(|p| p.0.lock().ok()?.take());
+    let body = match pending {
+        Some((file, start, len)) => file_stream(file, start, len),
+        None => body.map_err(BoxError::from).boxed_unsync(),
+    };
+    Response::from_parts(parts, body)
+}
+
+fn file_stream(file: std::fs::File, start: u64, len: u64) -> ServerBody {
+    let state = (None::<tokio::fs::File>, Some(file), start, len);
+    let chunks = stream::unfold(state, |(open, std_file, start, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut file = match open {
+            Some(file) => file,
+            None => {
+                let mut file = tokio::fs::File::from_std(std_file?);
+                tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(start))
+                    .await
+                    .ok()?;
+                file
+            }
+        };
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(STREAM_CHUNK);
+        let mut buf = BytesMut::zeroed(want);
+        match file.read(&mut buf).await {
+            // A file cut short ends the body early; the client sees the length mismatch.
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                let frame = Ok::<_, BoxError>(Frame::data(buf.freeze()));
+                Some((frame, (Some(file), None, start, left - n as u64)))
+            }
+        }
+    });
+    StreamBody::new(chunks).boxed_unsync()
+}

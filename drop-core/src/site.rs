@@ -1,0 +1,130 @@
+//! The server's view of the registry: an in-memory snapshot of the pages,
+//! reloaded when `pages.json` changes (one `stat` per request, never a parse),
+//! and each folder's manifest, reparsed only when it changes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use drop_registry::{FileStamp, Pages, Registry};
+
+use crate::Manifest;
+use crate::manifest::MANIFEST_NAME;
+
+/// What the server needs to know of one page.
+#[derive(Debug, Clone)]
+pub struct PageEntry {
+    /// The page's id.
+    pub id: String,
+    /// Its slug, empty when it has none.
+    pub name: String,
+    /// The published file or folder, canonical when it existed at load time.
+    pub root: PathBuf,
+    /// Whether `root` is a folder.
+    pub is_dir: bool,
+    /// Apps are reached on their own port, not through the page server.
+    pub is_app: bool,
+    /// Whether a password guards it.
+    pub protected: bool,
+}
+
+/// Published pages as the server sees them.
+#[derive(Debug)]
+pub struct Site {
+    registry: Registry,
+    snapshot: RwLock<Snapshot>,
+    reload: Mutex<()>,
+    manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    stamp: Option<FileStamp>,
+    pages: HashMap<String, Arc<PageEntry>>,
+}
+
+impl Site {
+    /// A site over `registry`, loaded now.
+    pub fn new(registry: Registry) -> Self {
+        let site = Site {
+            registry,
+            snapshot: RwLock::default(),
+            reload: Mutex::new(()),
+            manifests: Mutex::default(),
+        };
+        site.refresh();
+        site
+    }
+
+    /// The page with this id, as the registry has it now.
+    pub fn page(&self, id: &str) -> Option<Arc<PageEntry>> {
+        self.refresh();
+        self.snapshot.read().expect("snapshot lock").pages.get(id).cloned()
+    }
+
+    /// The manifest of a published folder; `None` when it is missing or
+    /// invalid, and then nothing of the folder is served.
+    pub fn manifest(&self, root: &Path) -> Option<Arc<Manifest>> {
+        let path = root.join(MANIFEST_NAME);
+        let stamp = FileStamp::read(&path)?;
+        let mut cache = self.manifests.lock().expect("manifest cache lock");
+        if let Some((seen, manifest)) = cache.get(&path)
+            && *seen == stamp
+        {
+            return Some(manifest.clone());
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        let manifest = match Manifest::parse(&text) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                eprintln!("drop: ignoring {}: {e}", path.display());
+                cache.remove(&path);
+                return None;
+            }
+        };
+        cache.insert(path, (stamp, manifest.clone()));
+        Some(manifest)
+    }
+
+    /// Reloads the snapshot if `pages.json` changed since it was read. A
+    /// registry that no longer parses keeps the last good snapshot.
+    fn refresh(&self) {
+        let now = self.registry.stamp();
+        if self.snapshot.read().expect("snapshot lock").stamp == now && now.is_some() {
+            return;
+        }
+        let _one_reloader = self.reload.lock().expect("reload lock");
+        let current = self.snapshot.read().expect("snapshot lock").stamp;
+        if current.is_some() && current == self.registry.stamp() {
+            return;
+        }
+        match self.registry.load_stamped() {
+            Ok((pages, stamp)) => {
+                let entries = entries_of(&pages);
+                *self.snapshot.write().expect("snapshot lock") = Snapshot { stamp, pages: entries };
+            }
+            Err(e) => {
+                eprintln!("drop: keeping the pages loaded before: {e}");
+                self.snapshot.write().expect("snapshot lock").stamp = now;
+            }
+        }
+    }
+}
+
+fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
+    pages
+        .iter()
+        .map(|(id, record)| {
+            let root = std::fs::canonicalize(&record.source).unwrap_or_else(|_| record.source.clone());
+            let entry = PageEntry {
+                id: id.to_owned(),
+                name: record.name.clone(),
+                root,
+                is_dir: record.is_dir,
+                is_app: record.is_app(),
+                protected: record.is_protected(),
+            };
+            (id.to_owned(), Arc::new(entry))
+        })
+        .collect()
+}
