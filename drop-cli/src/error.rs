@@ -1,0 +1,100 @@
+//! The CLI's errors: each becomes one `Error:` line that says what to do.
+
+use std::path::PathBuf;
+
+/// Everything a `drop` command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the registry or another state file.
+    #[error(transparent)]
+    Registry(#[from] drop_registry::RegistryError),
+    /// A path given on the command line does not exist.
+    #[error("`{}` does not exist", path.display())]
+    NoSuchPath {
+        /// As the user gave it.
+        path: PathBuf,
+    },
+    /// A folder without `.drop-publish`.
+    #[error(
+        "folder `{dir}` has no .drop-publish manifest; drop serves only the files it lists. Create one, for example:\n  printf 'index.html\\n*.css\\nassets/**\\n' > {dir}/.drop-publish\nthen run `drop add` again",
+        dir = dir.display()
+    )]
+    NoManifest {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A `.drop-publish` that does not parse or lists nothing.
+    #[error("`{}` {problem}; list one pattern a line (`index.html`, `*.css`, `assets/**`)", path.display())]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A file that drop never serves.
+    #[error("`{}` is never published: environment files and the manifest stay private", path.display())]
+    NeverServed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Neither a regular file nor a folder.
+    #[error("`{}` is neither a file nor a folder", path.display())]
+    NotPublishable {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A `--name` that cannot be a URL slug.
+    #[error("name `{name}` is not valid: use 1-64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+    /// A `--name` already used by another page.
+    #[error("name `{name}` is already used by page {id}; choose another or `drop remove {name}` first")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The page that has it.
+        id: String,
+    },
+    /// The server could not start.
+    #[error("{0}")]
+    ServerFailed(String),
+    /// The server did not answer in time.
+    #[error("the server did not answer within {secs} s; see its log `{}`", log.display())]
+    ServerTimeout {
+        /// How long `start` waited.
+        secs: u64,
+        /// The server's log.
+        log: PathBuf,
+    },
+    /// Another server already holds this home.
+    #[error("another drop server is already running for `{}`", home.display())]
+    AlreadyServing {
+        /// The drop home.
+        home: PathBuf,
+    },
+    /// The port to serve on is taken.
+    #[error("port {port} is already in use; stop what uses it or choose another with `drop start --port N`")]
+    PortInUse {
+        /// The port.
+        port: u16,
+    },
+    /// Any other I/O failure, with what was being done.
+    #[error("could not {action}")]
+    Io {
+        /// What drop was doing.
+        action: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// Wraps an I/O error with what drop was doing.
+    pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+        let action = action.into();
+        move |source| CliError::Io { action, source }
+    }
+}
