@@ -81,11 +81,15 @@ fn check_source(path: &Path) -> Result<(PathBuf, bool), CliError> {
     let source = std::fs::canonicalize(path).map_err(|_| CliError::NoSuchPath {
         path: path.to_owned(),
     })?;
-    let name = source.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = source
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if is_never_served(name) {
         return Err(CliError::NeverServed { path: source });
     }
-    let meta = std::fs::metadata(&source).map_err(CliError::io(format!("read `{}`", source.display())))?;
+    let meta =
+        std::fs::metadata(&source).map_err(CliError::io(format!("read `{}`", source.display())))?;
     if meta.is_file() {
         return Ok((source, false));
     }
@@ -98,7 +102,11 @@ fn check_source(path: &Path) -> Result<(PathBuf, bool), CliError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(CliError::NoManifest { dir: source });
         }
-        Err(e) => return Err(CliError::io(format!("read `{}`", manifest_path.display()))(e)),
+        Err(e) => {
+            return Err(CliError::io(format!("read `{}`", manifest_path.display()))(
+                e,
+            ));
+        }
     };
     let problem = match Manifest::parse(&text) {
         Ok(manifest) if manifest.is_empty() => Some("lists no pattern".to_owned()),
@@ -125,7 +133,9 @@ fn check_name(name: &str) -> Result<(), CliError> {
     if valid {
         Ok(())
     } else {
-        Err(CliError::BadName { name: name.to_owned() })
+        Err(CliError::BadName {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -147,7 +157,16 @@ mod tests {
         for good in ["docs", "a", "v1.2", "my_site-2"] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Docs", "-x", ".hidden", "a/b", "a b", "ü", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Docs",
+            "-x",
+            ".hidden",
+            "a/b",
+            "a b",
+            "ü",
+            &"x".repeat(65),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }

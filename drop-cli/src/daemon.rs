@@ -43,7 +43,9 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
         println!("Server already running: {}", server_base(Some(state)));
         return Ok(());
     }
-    let port = port.or(saved.as_ref().map(|s| s.port)).unwrap_or(DEFAULT_PORT);
+    let port = port
+        .or(saved.as_ref().map(|s| s.port))
+        .unwrap_or(DEFAULT_PORT);
     let host = host.or_else(|| saved.as_ref().and_then(|s| s.host.clone()));
     let bind = std::env::var("DROP_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let log_path = home.logs_dir().join("server.log");
@@ -51,7 +53,10 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(CliError::io(format!("open the server log `{}`", log_path.display())))?;
+        .map_err(CliError::io(format!(
+            "open the server log `{}`",
+            log_path.display()
+        )))?;
     let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
     let exe = std::env::current_exe().map_err(CliError::io("find the drop executable"))?;
     let mut command = Command::new(exe);
@@ -61,8 +66,14 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
         .arg("--home")
         .arg(home.root())
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(CliError::io("share the server log"))?)
-        .stderr(log.try_clone().map_err(CliError::io("share the server log"))?);
+        .stdout(
+            log.try_clone()
+                .map_err(CliError::io("share the server log"))?,
+        )
+        .stderr(
+            log.try_clone()
+                .map_err(CliError::io("share the server log"))?,
+        );
     if let Some(host) = &host {
         command.args(["--host", host]);
     }
@@ -126,7 +137,12 @@ fn launch_error(log_path: &Path, log_start: u64) -> String {
         .rev()
         .find_map(|line| line.strip_prefix("Error: "))
         .map_or_else(
-            || format!("the server exited at once; see its log `{}`", log_path.display()),
+            || {
+                format!(
+                    "the server exited at once; see its log `{}`",
+                    log_path.display()
+                )
+            },
             str::to_owned,
         )
 }
@@ -139,7 +155,9 @@ fn answers_http(port: u16) -> bool {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let request = b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     let mut head = [0u8; 12];
-    stream.write_all(request).is_ok() && stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    stream.write_all(request).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.1 200")
 }
 
 /// `drop stop`.
@@ -149,7 +167,10 @@ pub fn stop(home: &Home) -> Result<(), CliError> {
         println!("Server is not running.");
         return Ok(());
     };
-    let (pid, start) = (state.pid.unwrap_or_default(), state.start_time.unwrap_or_default());
+    let (pid, start) = (
+        state.pid.unwrap_or_default(),
+        state.start_time.unwrap_or_default(),
+    );
     process::terminate(pid, start, STOP_GRACE);
     clear_pid(home, pid)?;
     println!("Server stopped.");
@@ -173,7 +194,8 @@ fn clear_pid(home: &Home, pid: u32) -> Result<(), CliError> {
 pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Result<(), CliError> {
     home.ensure()?;
     process::raise_fd_limit();
-    let lock = File::create(home.server_lock_path()).map_err(CliError::io("create the server lock"))?;
+    let lock =
+        File::create(home.server_lock_path()).map_err(CliError::io("create the server lock"))?;
     if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
         return Err(CliError::AlreadyServing {
             home: home.root().to_owned(),
@@ -183,13 +205,19 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
         .to_socket_addrs()
         .map_err(CliError::io(format!("resolve the bind address `{bind}`")))?
         .next()
-        .ok_or_else(|| CliError::ServerFailed(format!("bind address `{bind}` resolves to nothing")))?;
+        .ok_or_else(|| {
+            CliError::ServerFailed(format!("bind address `{bind}` resolves to nothing"))
+        })?;
     let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => CliError::PortInUse { port },
         _ => CliError::io(format!("listen on {addr}"))(e),
     })?;
-    listener.set_nonblocking(true).map_err(CliError::io("configure the listener"))?;
-    let bound = listener.local_addr().map_err(CliError::io("read the bound address"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(CliError::io("configure the listener"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(CliError::io("read the bound address"))?;
     let pid = std::process::id();
     let state = ServerState {
         pid: Some(pid),
@@ -207,7 +235,8 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
         .build()
         .map_err(CliError::io("start the async runtime"))?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(CliError::io("register the listener"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(CliError::io("register the listener"))?;
         let site = Arc::new(Site::new(home.registry()));
         drop_core::serve(listener, site, server_config(), shutdown_signal()).await;
         Ok::<_, CliError>(())
@@ -220,7 +249,10 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
 
 fn server_config() -> ServerConfig {
     let mut config = ServerConfig::default();
-    if let Some(ms) = std::env::var("DROP_HEADER_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("DROP_HEADER_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.header_read_timeout = Duration::from_millis(ms);
     }
     config

@@ -44,13 +44,17 @@ pub enum CliError {
         path: PathBuf,
     },
     /// A `--name` that cannot be a URL slug.
-    #[error("name `{name}` is not valid: use 1-64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit")]
+    #[error(
+        "name `{name}` is not valid: use 1-64 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+    )]
     BadName {
         /// The name given.
         name: String,
     },
     /// A `--name` already used by another page.
-    #[error("name `{name}` is already used by page {id}; choose another or `drop remove {name}` first")]
+    #[error(
+        "name `{name}` is already used by page {id}; choose another or `drop remove {name}` first"
+    )]
     NameTaken {
         /// The name.
         name: String,
@@ -75,7 +79,9 @@ pub enum CliError {
         home: PathBuf,
     },
     /// The port to serve on is taken.
-    #[error("port {port} is already in use; stop what uses it or choose another with `drop start --port N`")]
+    #[error(
+        "port {port} is already in use; stop what uses it or choose another with `drop start --port N`"
+    )]
     PortInUse {
         /// The port.
         port: u16,

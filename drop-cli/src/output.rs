@@ -37,7 +37,11 @@ impl<'a> PageRow<'a> {
     }
 
     fn access(&self) -> &'static str {
-        if self.record.is_protected() { "(password)" } else { "(public)" }
+        if self.record.is_protected() {
+            "(password)"
+        } else {
+            "(public)"
+        }
     }
 
     pub fn to_json(&self) -> Value {
@@ -80,7 +84,10 @@ pub fn render_rows(rows: &[PageRow<'_>]) -> String {
 
 /// Prints a JSON document on stdout.
 pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("json values serialise"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("json values serialise")
+    );
 }
 
 /// Whether `source` lies in `dir` (component-wise, not by string prefix).
@@ -100,8 +107,18 @@ mod tests {
         };
         let page = Record::static_page("/".into(), true);
         let rows = vec![
-            PageRow { id: "abc123", record: &app, url: "https://a".into(), source_exists: true },
-            PageRow { id: "def456", record: &page, url: "https://b/p/def456/".into(), source_exists: true },
+            PageRow {
+                id: "abc123",
+                record: &app,
+                url: "https://a".into(),
+                source_exists: true,
+            },
+            PageRow {
+                id: "def456",
+                record: &page,
+                url: "https://b/p/def456/".into(),
+                source_exists: true,
+            },
         ];
         assert_eq!(
             render_rows(&rows),
@@ -112,7 +129,12 @@ mod tests {
     #[test]
     fn rows_without_tags_have_no_tag_column() {
         let page = Record::static_page("/".into(), true);
-        let rows = vec![PageRow { id: "abc", record: &page, url: "u".into(), source_exists: true }];
+        let rows = vec![PageRow {
+            id: "abc",
+            record: &page,
+            url: "u".into(),
+            source_exists: true,
+        }];
         assert_eq!(render_rows(&rows), "  abc  u (public)\n");
     }
 }

@@ -15,7 +15,10 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     let running = running_server(state.as_ref()).is_some();
     let pages = home.registry().load()?;
     let base = server_base(state.as_ref());
-    let rows: Vec<PageRow<'_>> = pages.iter().map(|(id, r)| PageRow::new(&base, id, r)).collect();
+    let rows: Vec<PageRow<'_>> = pages
+        .iter()
+        .map(|(id, r)| PageRow::new(&base, id, r))
+        .collect();
     if json {
         print_json(&json!({
             "server": server_json(state.as_ref(), running, &base),
@@ -94,7 +97,10 @@ pub fn cleanup(home: &Home) -> Result<(), CliError> {
             .filter(|(_, r)| !r.source.exists())
             .map(|(id, _)| id.to_owned())
             .collect();
-        let removed: Vec<_> = gone.iter().filter_map(|id| Some((id.clone(), pages.remove(id)?))).collect();
+        let removed: Vec<_> = gone
+            .iter()
+            .filter_map(|id| Some((id.clone(), pages.remove(id)?)))
+            .collect();
         Ok::<_, RegistryError>(removed)
     })?;
     if removed.is_empty() {

@@ -52,9 +52,15 @@ mod tests {
 
     #[test]
     fn base_uses_saved_host_and_port_and_brackets_ipv6() {
-        assert_eq!(server_base(Some(&state("203.0.113.5", 9000))), "http://203.0.113.5:9000");
+        assert_eq!(
+            server_base(Some(&state("203.0.113.5", 9000))),
+            "http://203.0.113.5:9000"
+        );
         assert_eq!(server_base(Some(&state("::1", 80))), "http://[::1]:80");
-        assert_eq!(server_base(Some(&state("example.org", 8080))), "http://example.org:8080");
+        assert_eq!(
+            server_base(Some(&state("example.org", 8080))),
+            "http://example.org:8080"
+        );
     }
 
     #[test]
@@ -62,6 +68,9 @@ mod tests {
         let mut record = Record::static_page("/x".into(), false);
         assert_eq!(page_url("http://h:1", "abc", &record), "http://h:1/p/abc/");
         record.name = "docs".into();
-        assert_eq!(page_url("http://h:1", "abc", &record), "http://h:1/p/abc/docs/");
+        assert_eq!(
+            page_url("http://h:1", "abc", &record),
+            "http://h:1/p/abc/docs/"
+        );
     }
 }

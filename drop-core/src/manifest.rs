@@ -89,12 +89,25 @@ mod tests {
 
     #[test]
     fn matches_names_globs_and_subtrees() {
-        let m = Manifest::parse("# site\nindex.html\n*.txt   # notes\nsub/**\nassets/\n\n").unwrap();
+        let m =
+            Manifest::parse("# site\nindex.html\n*.txt   # notes\nsub/**\nassets/\n\n").unwrap();
         assert_eq!(m.len(), 4);
-        for yes in ["index.html", "a.txt", "sub/b.txt", "sub/deep/c.png", "assets/x.css"] {
+        for yes in [
+            "index.html",
+            "a.txt",
+            "sub/b.txt",
+            "sub/deep/c.png",
+            "assets/x.css",
+        ] {
             assert!(m.allows(yes), "{yes}");
         }
-        for no in ["private.key", "other/index.html", "dir/a.txt", "sub", "assetsx/y"] {
+        for no in [
+            "private.key",
+            "other/index.html",
+            "dir/a.txt",
+            "sub",
+            "assetsx/y",
+        ] {
             assert!(!m.allows(no), "{no}");
         }
     }

@@ -74,7 +74,8 @@ pub fn raise_fd_limit() {
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max.min(65_536);
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
@@ -100,7 +101,10 @@ mod tests {
         let pid = child.id();
         let start = start_time(pid).unwrap();
         assert!(!terminate(pid, start + 1, Duration::from_millis(100)));
-        assert!(child.try_wait().unwrap().is_none(), "the other process lives");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the other process lives"
+        );
         // Reap in a thread so the zombie disappears as soon as it exits.
         let reaper = std::thread::spawn(move || child.wait());
         assert!(terminate(pid, start, Duration::from_secs(2)));

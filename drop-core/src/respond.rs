@@ -14,9 +14,11 @@ use http::{Method, StatusCode};
 /// Files up to this size are read in one go; larger ones are streamed.
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
-pub(crate) const NOT_FOUND_BODY: &str = "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
+pub(crate) const NOT_FOUND_BODY: &str =
+    "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
 const FORBIDDEN_BODY: &str = "<!doctype html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n";
-const METHOD_BODY: &str = "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
+const METHOD_BODY: &str =
+    "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
 const ROBOTS_BODY: &str = "User-agent: *\nDisallow: /\n";
 
 /// What the server answers, before it becomes an `http::Response`.
@@ -79,12 +81,20 @@ impl Answer {
 
     /// The one 404 for missing pages, missing files and refused paths.
     pub fn not_found() -> Self {
-        Answer::fixed(StatusCode::NOT_FOUND, NOT_FOUND_BODY, "text/html; charset=utf-8")
+        Answer::fixed(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND_BODY,
+            "text/html; charset=utf-8",
+        )
     }
 
     /// A folder without `index.html`.
     pub fn forbidden() -> Self {
-        Answer::fixed(StatusCode::FORBIDDEN, FORBIDDEN_BODY, "text/html; charset=utf-8")
+        Answer::fixed(
+            StatusCode::FORBIDDEN,
+            FORBIDDEN_BODY,
+            "text/html; charset=utf-8",
+        )
     }
 
     /// Anything but GET and HEAD on a page.
@@ -94,7 +104,9 @@ impl Answer {
             METHOD_BODY,
             "text/html; charset=utf-8",
         );
-        answer.headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        answer
+            .headers
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         answer
     }
 
@@ -118,16 +130,31 @@ impl Answer {
     }
 
     /// A file of a public page, honouring conditional and range requests.
-    pub fn file(method: &Method, file: File, meta: &Metadata, path: &Path, cond: &Conditions) -> Self {
+    pub fn file(
+        method: &Method,
+        file: File,
+        meta: &Metadata,
+        path: &Path,
+        cond: &Conditions,
+    ) -> Self {
         let size = meta.len();
         let etag = etag_of(meta);
         let modified = modified_of(meta);
         let mut headers = HeaderMap::new();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-        headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("etag is ascii"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+        headers.insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("etag is ascii"),
+        );
         if let Some(modified) = modified {
             let date = httpdate::fmt_http_date(modified);
-            headers.insert(header::LAST_MODIFIED, HeaderValue::from_str(&date).expect("ascii"));
+            headers.insert(
+                header::LAST_MODIFIED,
+                HeaderValue::from_str(&date).expect("ascii"),
+            );
         }
         if not_modified(cond, &etag, modified) {
             return Answer {
@@ -142,13 +169,22 @@ impl Answer {
             RangeChoice::Whole => (StatusCode::OK, 0, size),
             RangeChoice::Part(start, end) => {
                 let value = format!("bytes {start}-{end}/{size}");
-                headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("ascii"));
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&value).expect("ascii"),
+                );
                 (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
             }
             RangeChoice::Unsatisfiable => {
                 let value = format!("bytes */{size}");
-                headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&value).expect("ascii"));
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&value).expect("ascii"),
+                );
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 return Answer {
                     status: StatusCode::RANGE_NOT_SATISFIABLE,
                     headers,
@@ -164,7 +200,11 @@ impl Answer {
         } else {
             AnswerBody::File { file, start, len }
         };
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -210,7 +250,9 @@ fn not_modified(cond: &Conditions, etag: &str, modified: Option<SystemTime>) -> 
         return inm.trim() == "*" || inm.split(',').any(|tag| weak_eq(tag.trim(), etag));
     }
     match (&cond.if_modified_since, modified) {
-        (Some(since), Some(modified)) => httpdate::parse_http_date(since).is_ok_and(|since| modified <= since),
+        (Some(since), Some(modified)) => {
+            httpdate::parse_http_date(since).is_ok_and(|since| modified <= since)
+        }
         _ => false,
     }
 }
@@ -227,7 +269,12 @@ enum RangeChoice {
 
 /// One `bytes=` range, as nearly every client sends. Several ranges, bad
 /// syntax or a stale `If-Range` get the whole file, as RFC 9110 allows.
-fn byte_range(cond: &Conditions, etag: &str, modified: Option<SystemTime>, size: u64) -> RangeChoice {
+fn byte_range(
+    cond: &Conditions,
+    etag: &str,
+    modified: Option<SystemTime>,
+    size: u64,
+) -> RangeChoice {
     let Some(range) = cond.range.as_deref() else {
         return RangeChoice::Whole;
     };
@@ -254,10 +301,14 @@ fn byte_range(cond: &Conditions, etag: &str, modified: Option<SystemTime>, size:
     let parse = |s: &str| s.trim().parse::<u64>().ok();
     match (first.trim().is_empty(), parse(first), parse(last)) {
         (true, _, Some(0)) => RangeChoice::Unsatisfiable,
-        (true, _, Some(suffix)) if size > 0 => RangeChoice::Part(size.saturating_sub(suffix), size - 1),
+        (true, _, Some(suffix)) if size > 0 => {
+            RangeChoice::Part(size.saturating_sub(suffix), size - 1)
+        }
         (false, Some(start), _) if start >= size => RangeChoice::Unsatisfiable,
         (false, Some(start), None) if last.trim().is_empty() => RangeChoice::Part(start, size - 1),
-        (false, Some(start), Some(end)) if end >= start => RangeChoice::Part(start, end.min(size - 1)),
+        (false, Some(start), Some(end)) if end >= start => {
+            RangeChoice::Part(start, end.min(size - 1))
+        }
         (true, _, Some(_)) => RangeChoice::Unsatisfiable,
         _ => RangeChoice::Whole,
     }
@@ -300,7 +351,13 @@ mod tests {
 
     #[test]
     fn odd_ranges_get_the_whole_file() {
-        for spec in ["bytes=0-1,3-4", "items=0-1", "bytes=5-2", "bytes=a-b", "bytes"] {
+        for spec in [
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=5-2",
+            "bytes=a-b",
+            "bytes",
+        ] {
             assert_eq!(range(spec, 10), None, "{spec}");
         }
     }
@@ -321,8 +378,14 @@ mod tests {
 
     #[test]
     fn text_types_carry_a_charset() {
-        assert_eq!(content_type(Path::new("a.html")), "text/html; charset=utf-8");
-        assert_eq!(content_type(Path::new("a.js")), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(Path::new("a.html")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("a.js")),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type(Path::new("a.png")), "image/png");
         assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
     }

@@ -20,6 +20,7 @@ pub struct RequestPath {
 
 /// What a path resolves to.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per request, never stored
 pub enum Resolved {
     /// A regular file that may be served.
     File {
@@ -90,7 +91,9 @@ fn decode_segment(raw: &str) -> Option<String> {
     let plain = !segment.is_empty()
         && segment != "."
         && segment != ".."
-        && !segment.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+        && !segment
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
     plain.then_some(segment)
 }
 
@@ -110,7 +113,13 @@ pub fn resolve_in_folder(root: &Path, manifest: &Manifest, request: &RequestPath
     let Some(opened) = open_inside(root, &root.join(&rel)) else {
         return Resolved::NotFound;
     };
-    let Ok(Opened { file, meta, path, rel: real_rel }) = opened else {
+    let Ok(Opened {
+        file,
+        meta,
+        path,
+        rel: real_rel,
+    }) = opened
+    else {
         return Resolved::NotFound;
     };
     if meta.is_dir() {
@@ -131,7 +140,8 @@ fn resolve_folder(
     real_rel: &str,
 ) -> Resolved {
     let index_rel = join_rel(rel, "index.html");
-    let may_have_index = manifest.allows(&index_rel) && manifest.allows(&join_rel(real_rel, "index.html"));
+    let may_have_index =
+        manifest.allows(&index_rel) && manifest.allows(&join_rel(real_rel, "index.html"));
     if !may_have_index {
         return Resolved::NotFound;
     }
@@ -141,7 +151,12 @@ fn resolve_folder(
     match open_inside(root, &root.join(&index_rel)) {
         None => Resolved::Forbidden,
         Some(Err(())) => Resolved::NotFound,
-        Some(Ok(Opened { file, meta, path, rel: real_index })) => {
+        Some(Ok(Opened {
+            file,
+            meta,
+            path,
+            rel: real_index,
+        })) => {
             if meta.is_file() && manifest.allows(&real_index) {
                 Resolved::File { file, meta, path }
             } else {
@@ -182,7 +197,7 @@ struct Opened {
 fn open_inside(root: &Path, path: &Path) -> Option<Result<Opened, ()>> {
     let (file, meta) = match open_checked(path) {
         Ok(opened) => opened,
-        Err(kind) if kind == ErrorKind::NotFound => return None,
+        Err(ErrorKind::NotFound) => return None,
         Err(_) => return Some(Err(())),
     };
     let Ok(real) = real_path(&file, path) else {
@@ -277,8 +292,25 @@ mod tests {
     #[test]
     fn refuses_everything_that_is_not_a_plain_relative_path() {
         for raw in [
-            "..", "a/../b", "%2e%2e/x", ".%2e/x", "a%2fb", "a%5cb", "a\\b", "a//b", "/etc",
-            "%00", "a.txt%00.png", "%", "%4", "%zz", "%u002e", "%ff", ".", "a/./b", "%0a",
+            "..",
+            "a/../b",
+            "%2e%2e/x",
+            ".%2e/x",
+            "a%2fb",
+            "a%5cb",
+            "a\\b",
+            "a//b",
+            "/etc",
+            "%00",
+            "a.txt%00.png",
+            "%",
+            "%4",
+            "%zz",
+            "%u002e",
+            "%ff",
+            ".",
+            "a/./b",
+            "%0a",
         ] {
             assert_eq!(parse(raw), None, "{raw}");
         }
@@ -296,7 +328,16 @@ mod tests {
 
     #[test]
     fn never_serves_env_manifest_or_git_in_any_case() {
-        for name in [".env", ".ENV", ".Env", ".env.local", ".env.", ".drop-publish", ".DROP-PUBLISH", ".git"] {
+        for name in [
+            ".env",
+            ".ENV",
+            ".Env",
+            ".env.local",
+            ".env.",
+            ".drop-publish",
+            ".DROP-PUBLISH",
+            ".git",
+        ] {
             assert!(is_never_served(name), "{name}");
         }
         for name in [".env.example", "env", "a.env", ".envrc2x", "index.html"] {

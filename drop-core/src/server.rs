@@ -25,7 +25,9 @@ use warp::Filter;
 use warp::path::FullPath;
 
 use crate::respond::{Answer, AnswerBody, Conditions};
-use crate::safe_path::{RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder};
+use crate::safe_path::{
+    RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
+};
 use crate::site::{PageEntry, Site};
 
 /// Chunk size when streaming large files.
@@ -121,7 +123,9 @@ pub async fn serve(
 /// Every route of the page server. Each request ends in an [`Answer`]: no
 /// rejection escapes, so every response passes through [`finish`].
 fn routes(site: Arc<Site>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
-    let robots = warp::path("robots.txt").and(warp::path::end()).map(Answer::robots);
+    let robots = warp::path("robots.txt")
+        .and(warp::path::end())
+        .map(Answer::robots);
     let pages = warp::path("p")
         .and(warp::method())
         .and(warp::path::full())
@@ -134,17 +138,23 @@ fn routes(site: Arc<Site>) -> impl Filter<Extract = (Answer,), Error = Infallibl
 }
 
 fn conditions() -> impl Filter<Extract = (Conditions,), Error = Infallible> + Clone {
-    let opt = |name: &'static str| warp::header::optional::<String>(name).or(warp::any().map(|| None)).unify();
+    let opt = |name: &'static str| {
+        warp::header::optional::<String>(name)
+            .or(warp::any().map(|| None))
+            .unify()
+    };
     opt("if-none-match")
         .and(opt("if-modified-since"))
         .and(opt("range"))
         .and(opt("if-range"))
-        .map(|if_none_match, if_modified_since, range, if_range| Conditions {
-            if_none_match,
-            if_modified_since,
-            range,
-            if_range,
-        })
+        .map(
+            |if_none_match, if_modified_since, range, if_range| Conditions {
+                if_none_match,
+                if_modified_since,
+                range,
+                if_range,
+            },
+        )
 }
 
 /// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`.
@@ -220,8 +230,14 @@ fn finish(response: warp::reply::Response) -> Response<ServerBody> {
     let (mut parts, body) = response.into_parts();
     let headers = &mut parts.headers;
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -252,7 +268,9 @@ fn file_stream(file: std::fs::File, start: u64, len: u64) -> ServerBody {
                 file
             }
         };
-        let want = usize::try_from(left).unwrap_or(usize::MAX).min(STREAM_CHUNK);
+        let want = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(STREAM_CHUNK);
         let mut buf = BytesMut::zeroed(want);
         match file.read(&mut buf).await {
             // A file cut short ends the body early; the client sees the length mismatch.

@@ -59,7 +59,12 @@ impl Site {
     /// The page with this id, as the registry has it now.
     pub fn page(&self, id: &str) -> Option<Arc<PageEntry>> {
         self.refresh();
-        self.snapshot.read().expect("snapshot lock").pages.get(id).cloned()
+        self.snapshot
+            .read()
+            .expect("snapshot lock")
+            .pages
+            .get(id)
+            .cloned()
     }
 
     /// The manifest of a published folder; `None` when it is missing or
@@ -101,7 +106,10 @@ impl Site {
         match self.registry.load_stamped() {
             Ok((pages, stamp)) => {
                 let entries = entries_of(&pages);
-                *self.snapshot.write().expect("snapshot lock") = Snapshot { stamp, pages: entries };
+                *self.snapshot.write().expect("snapshot lock") = Snapshot {
+                    stamp,
+                    pages: entries,
+                };
             }
             Err(e) => {
                 eprintln!("drop: keeping the pages loaded before: {e}");
@@ -115,7 +123,8 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
     pages
         .iter()
         .map(|(id, record)| {
-            let root = std::fs::canonicalize(&record.source).unwrap_or_else(|_| record.source.clone());
+            let root =
+                std::fs::canonicalize(&record.source).unwrap_or_else(|_| record.source.clone());
             let entry = PageEntry {
                 id: id.to_owned(),
                 name: record.name.clone(),

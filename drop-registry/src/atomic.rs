@@ -18,7 +18,9 @@ static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
 /// On failure the old file is untouched and the temp file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map_or("state".into(), |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or("state".into(), |n| n.to_string_lossy());
     let temp = dir.join(format!(
         ".{name}.tmp-{}-{}",
         std::process::id(),

@@ -31,7 +31,9 @@ impl Home {
     pub fn ensure(&self) -> Result<(), RegistryError> {
         for dir in [self.root.clone(), self.logs_dir()] {
             fs::create_dir_all(&dir)
-                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(OWNER_ONLY_DIR)))
+                .and_then(|()| {
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(OWNER_ONLY_DIR))
+                })
                 .map_err(|source| RegistryError::Write { path: dir, source })?;
         }
         Ok(())

@@ -16,7 +16,11 @@ pub const STATIC_KIND: &str = "static";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// `"app"` for apps; anything else is a static page.
-    #[serde(rename = "type", default = "static_kind", deserialize_with = "string_or_null")]
+    #[serde(
+        rename = "type",
+        default = "static_kind",
+        deserialize_with = "string_or_null"
+    )]
     pub kind: String,
     /// Absolute path of the published file, folder or app source.
     pub source: PathBuf,

@@ -166,10 +166,14 @@ fn keep_copy(path: &Path, bytes: &[u8]) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let prefix = format!("{name}.corrupt-");
     let dir = path.parent().unwrap_or(Path::new("."));
-    let earlier = fs::read_dir(dir).into_iter().flatten().flatten().find(|entry| {
-        entry.file_name().to_string_lossy().starts_with(&prefix)
-            && fs::read(entry.path()).is_ok_and(|old| old == bytes)
-    });
+    let earlier = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|entry| {
+            entry.file_name().to_string_lossy().starts_with(&prefix)
+                && fs::read(entry.path()).is_ok_and(|old| old == bytes)
+        });
     if let Some(entry) = earlier {
         return entry.path();
     }

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# benches/serve.sh — drop's page server vs nginx on one small page.
+#
+# What it measures:
+#   Throughput (requests/sec) and p99 latency of drop's HTTP page server
+#   serving a published ~1 KiB index.html, next to nginx (1 worker, sendfile,
+#   keepalive) serving the very same file, both on 127.0.0.1. Load comes from
+#   wrk with 1 connection (-t1 -c1) and with 50 connections (-t2 -c50); runs
+#   alternate drop, nginx for each connection count in the same invocation.
+#
+# How to run (from anywhere inside the repo):
+#   bash benches/serve.sh                 # 10 s per wrk run
+#   DURATION=5 bash benches/serve.sh      # shorter runs
+#
+# Needs: cargo, python3; installs wrk and nginx with apt-get when missing.
+# Everything it starts (drop server, nginx) is stopped on exit, and its temp
+# dir is removed. Exits non-zero if any step fails.
+set -euo pipefail
+
+DURATION="${DURATION:-10}"
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
+cd "$root"
+
+# --- tools -------------------------------------------------------------------
+missing=()
+for tool in wrk nginx; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    sudo_cmd=()
+    [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# nginx may live in /usr/sbin, which is not always on a user's PATH.
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+[[ -x $NGINX ]] || { echo "error: nginx not found" >&2; exit 1; }
+
+# --- build -------------------------------------------------------------------
+echo "building drop (release)..." >&2
+cargo build --release -q -p drop-cli
+DROP="$root/target/release/drop"
+
+# --- temp dir and cleanup ----------------------------------------------------
+tmp="$(mktemp -d)"
+nginx_pid=""
+drop_started=0
+cleanup() {
+    local rc=$?
+    if ((drop_started)); then
+        DROP_HOME="$tmp/home" "$DROP" stop >/dev/null 2>&1 || true
+    fi
+    if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$tmp/site" "$tmp/nginx"
+# A 1 KiB HTML page (exactly 1024 bytes).
+python3 - "$tmp/site/index.html" <<'PY'
+import sys
+head = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>bench</title></head><body>\n<p>"
+tail = "</p>\n</body></html>\n"
+body = ("lorem ipsum dolor sit amet " * 64)[: 1024 - len(head) - len(tail)]
+open(sys.argv[1], "w").write(head + body + tail)
+PY
+
+# --- drop --------------------------------------------------------------------
+start_out="$(DROP_HOME="$tmp/home" DROP_BIND=127.0.0.1 "$DROP" start --port 0 --host 127.0.0.1)"
+drop_started=1
+echo "$start_out" >&2
+drop_base="$(sed -n 's/^Server started: //p' <<<"$start_out")"
+[[ -n $drop_base ]] || { echo "error: could not read drop's address from: $start_out" >&2; exit 1; }
+add_json="$(DROP_HOME="$tmp/home" "$DROP" add "$tmp/site/index.html" --json)"
+drop_url="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])' <<<"$add_json")"
+
+# --- nginx -------------------------------------------------------------------
+nginx_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# Run as root, nginx's worker would switch to `nobody` and could not read the
+# 0700 temp dir; keep the worker as the current user instead.
+user_line=""
+[[ $(id -u) -eq 0 ]] && user_line="user $(id -un) $(id -gn);"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/client_body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    types { text/html html; }
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        root $tmp/site;
+        index index.html;
+    }
+}
+EOF
+"$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
+nginx_pid=$!
+nginx_url="http://127.0.0.1:$nginx_port/index.html"
+
+# Wait until nginx answers (it needs a moment after starting).
+nginx_up=0
+for _ in $(seq 1 100); do
+    kill -0 "$nginx_pid" 2>/dev/null || { echo "error: nginx exited:" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
+    if python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$nginx_port" 2>/dev/null; then
+        nginx_up=1
+        break
+    fi
+    sleep 0.1
+done
+((nginx_up)) || { echo "error: nginx did not start listening on $nginx_port" >&2; exit 1; }
+# Both must answer 200 with exactly the page.
+python3 - "$drop_url" "$nginx_url" "$tmp/site/index.html" <<'PY'
+import sys, urllib.request
+want = open(sys.argv[3], "rb").read()
+for url in sys.argv[1:3]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        body = r.read()
+        if r.status != 200 or body != want:
+            sys.exit(f"error: {url} answered {r.status} with {len(body)} bytes, not the page")
+        print(f"{url}: 200, {len(body)} bytes, content-type {r.headers.get('content-type')}", file=sys.stderr)
+PY
+
+# --- runs --------------------------------------------------------------------
+# parse_wrk FILE -> "req_per_sec p99 errors" ; errors = non-2xx + socket errors.
+parse_wrk() {
+    python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M)
+if not rps or not p99:
+    sys.exit("error: cannot parse wrk output:\n" + text)
+errors = 0
+m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+if m:
+    errors += int(m.group(1))
+m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+if m:
+    errors += sum(int(x) for x in m.groups())
+print(rps.group(1), p99.group(1), errors)
+PY
+}
+
+results=()
+for conns in 1 50; do
+    threads=1
+    ((conns > 1)) && threads=2
+    for server in drop nginx; do
+        url=$drop_url
+        [[ $server == nginx ]] && url=$nginx_url
+        out="$tmp/wrk-$server-$conns.txt"
+        echo "wrk -t$threads -c$conns -d${DURATION}s --latency $url" >&2
+        wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$url" >"$out"
+        parsed="$(parse_wrk "$out")"
+        read -r rps p99 errs <<<"$parsed"
+        if ((errs > 0)); then
+            echo "warning: $server with $conns connections: $errs non-2xx/socket errors" >&2
+            grep -E "Non-2xx|Socket errors" "$out" >&2 || true
+        fi
+        results+=("$conns $server $rps $p99 $errs")
+    done
+done
+
+# --- table -------------------------------------------------------------------
+echo
+python3 - "${results[@]}" <<'PY'
+import sys
+rows = {}
+for line in sys.argv[1:]:
+    conns, server, rps, p99, errs = line.split()
+    rows.setdefault(int(conns), {})[server] = (float(rps), p99, int(errs))
+print(f"{'conns':>5}  {'drop req/s':>11}  {'drop p99':>9}  {'nginx req/s':>11}  {'nginx p99':>9}  {'drop/nginx':>10}  {'errors d/n':>10}")
+for conns in sorted(rows):
+    d, n = rows[conns]["drop"], rows[conns]["nginx"]
+    print(f"{conns:>5}  {d[0]:>11.0f}  {d[1]:>9}  {n[0]:>11.0f}  {n[1]:>9}  {d[0] / n[0]:>10.2f}  {f'{d[2]}/{n[2]}':>10}")
+PY
+echo "goal: drop >= 0.8 x nginx"
