@@ -11,6 +11,7 @@
 # How to run (from anywhere inside the repo):
 #   bash benches/serve.sh                 # 10 s per wrk run
 #   DURATION=5 bash benches/serve.sh      # shorter runs
+#   DROP_WORKERS=1 bash benches/serve.sh  # drop on one thread, like nginx's one worker
 #
 # Needs: cargo, python3; installs wrk and nginx with apt-get when missing.
 # Everything it starts (drop server, nginx) is stopped on exit, and its temp
@@ -197,4 +198,5 @@ for conns in sorted(rows):
     d, n = rows[conns]["drop"], rows[conns]["nginx"]
     print(f"{conns:>5}  {d[0]:>11.0f}  {d[1]:>9}  {n[0]:>11.0f}  {n[1]:>9}  {d[0] / n[0]:>10.2f}  {f'{d[2]}/{n[2]}':>10}")
 PY
+echo "drop workers: ${DROP_WORKERS:-one per core}; nginx: 1 worker"
 echo "goal: drop >= 0.8 x nginx"

@@ -56,6 +56,7 @@ pub fn add(
         }
         Ok((id, record.clone(), reused))
     })?;
+    crate::control::announce_registry_change(home);
     let state = home.load_server_state()?;
     let running = running_server(state.as_ref()).is_some();
     let row = PageRow::new(&server_base(state.as_ref()), &id, &record);

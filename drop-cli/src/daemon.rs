@@ -15,6 +15,7 @@ use drop_core::process;
 use drop_core::{ServerConfig, Site};
 use drop_registry::{Home, ServerState};
 
+use crate::control::ControlServer;
 use crate::error::CliError;
 use crate::urls::{DEFAULT_PORT, server_base};
 
@@ -230,7 +231,11 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
     };
     home.save_server_state(&state)?;
     eprintln!("drop: serving {} on {bound}", home.root().display());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = env_number("DROP_WORKERS").filter(|&n| n > 0) {
+        runtime.worker_threads(workers as usize);
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .map_err(CliError::io("start the async runtime"))?;
@@ -238,7 +243,10 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(CliError::io("register the listener"))?;
         let site = Arc::new(Site::new(home.registry()));
+        let control = tokio::spawn(ControlServer::bind(home, site.clone())?.run());
         drop_core::serve(listener, site, server_config(), shutdown_signal()).await;
+        control.abort();
+        let _ = std::fs::remove_file(home.control_socket_path());
         Ok::<_, CliError>(())
     })?;
     clear_pid(home, pid)?;
@@ -249,13 +257,18 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
 
 fn server_config() -> ServerConfig {
     let mut config = ServerConfig::default();
-    if let Some(ms) = std::env::var("DROP_HEADER_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(ms) = env_number("DROP_HEADER_TIMEOUT_MS") {
         config.header_read_timeout = Duration::from_millis(ms);
     }
+    if let Some(max) = env_number("DROP_MAX_CONNECTIONS").filter(|&n| n > 0) {
+        config.max_connections = max as usize;
+    }
     config
+}
+
+/// A numeric setting from the environment; unset or unreadable means the default.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,7 @@
 //! `drop`: one command turns a file or a folder into a URL.
 
 mod add;
+mod control;
 mod daemon;
 mod error;
 mod output;

@@ -85,6 +85,7 @@ pub fn remove(home: &Home, query: &str) -> Result<(), CliError> {
         let record = pages.remove(&id).expect("looked up just now");
         Ok::<_, CliError>((id, record))
     })?;
+    crate::control::announce_registry_change(home);
     println!("Removed: {id} ({})", record.source.display());
     Ok(())
 }
@@ -103,6 +104,7 @@ pub fn cleanup(home: &Home) -> Result<(), CliError> {
             .collect();
         Ok::<_, RegistryError>(removed)
     })?;
+    crate::control::announce_registry_change(home);
     if removed.is_empty() {
         println!("Nothing to clean up: every page's source exists.");
         return Ok(());

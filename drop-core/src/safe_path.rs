@@ -168,20 +168,23 @@ fn resolve_folder(
 
 /// Resolves the single file of a file page. `source` must be canonical.
 pub fn resolve_file_page(source: &Path) -> Resolved {
-    let Ok((file, meta)) = open_checked(source) else {
+    // The source was canonical when published: refusing a symlink as the
+    // last component is enough, and spares a lookup of the real path.
+    let Ok((file, meta)) = open_checked(source, false) else {
         return Resolved::NotFound;
     };
-    let Ok(path) = real_path(&file, source) else {
-        return Resolved::NotFound;
-    };
-    let name_ok = path
+    let name_ok = source
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| !is_never_served(n));
-    if path != source || !meta.is_file() || !name_ok {
+    if !meta.is_file() || !name_ok {
         return Resolved::NotFound;
     }
-    Resolved::File { file, meta, path }
+    Resolved::File {
+        file,
+        meta,
+        path: source.to_owned(),
+    }
 }
 
 struct Opened {
@@ -195,7 +198,7 @@ struct Opened {
 /// `Some(Err)`: it exists but is refused (outside `root`, a never-served
 /// name, not UTF-8); `Some(Ok)`: allowed so far.
 fn open_inside(root: &Path, path: &Path) -> Option<Result<Opened, ()>> {
-    let (file, meta) = match open_checked(path) {
+    let (file, meta) = match open_checked(path, true) {
         Ok(opened) => opened,
         Err(ErrorKind::NotFound) => return None,
         Err(_) => return Some(Err(())),
@@ -220,11 +223,13 @@ fn open_inside(root: &Path, path: &Path) -> Option<Result<Opened, ()>> {
 }
 
 /// Opens without blocking (a FIFO must not hang the server) and without
-/// becoming a controlling terminal.
-fn open_checked(path: &Path) -> Result<(File, Metadata), ErrorKind> {
+/// becoming a controlling terminal; with `follow` false, a symlink as the
+/// last component is refused.
+fn open_checked(path: &Path, follow: bool) -> Result<(File, Metadata), ErrorKind> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
         .open(path)
         .map_err(|e| e.kind())?;
     let meta = file.metadata().map_err(|e| e.kind())?;

@@ -34,6 +34,8 @@ use crate::site::{PageEntry, Site};
 const STREAM_CHUNK: usize = 64 * 1024;
 /// Pause after an accept error such as EMFILE, instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How often the registry is checked for changes made by other writers.
+const REGISTRY_POLL: Duration = Duration::from_millis(500);
 
 /// Limits of the page server.
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Debug, Clone)]
 struct PendingFile(Arc<Mutex<Option<(std::fs::File, u64, u64)>>>);
 
+static X_ROBOTS_TAG: header::HeaderName = header::HeaderName::from_static("x-robots-tag");
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ServerBody = UnsyncBoxBody<Bytes, BoxError>;
 
@@ -76,6 +80,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    let poller = tokio::spawn(poll_registry(site.clone()));
     let service = warp::service(routes(site));
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -117,7 +122,20 @@ pub async fn serve(
         });
     }
     drop(listener);
+    poller.abort();
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+}
+
+/// Picks up registry changes that nobody announced (an edit by hand, another
+/// drop version). drop's own commands ask the daemon to refresh at once.
+async fn poll_registry(site: Arc<Site>) {
+    let mut ticks = tokio::time::interval(REGISTRY_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let site = site.clone();
+        let _ = tokio::task::spawn_blocking(move || site.refresh()).await;
+    }
 }
 
 /// Every route of the page server. Each request ends in an [`Answer`]: no
@@ -229,13 +247,16 @@ impl warp::Reply for Answer {
 fn finish(response: warp::reply::Response) -> Response<ServerBody> {
     let (mut parts, body) = response.into_parts();
     let headers = &mut parts.headers;
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(
-        "x-content-type-options",
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(
-        "x-robots-tag",
+        X_ROBOTS_TAG.clone(),
         HeaderValue::from_static("noindex, nofollow"),
     );
     headers

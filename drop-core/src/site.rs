@@ -1,6 +1,7 @@
-//! The server's view of the registry: an in-memory snapshot of the pages,
-//! reloaded when `pages.json` changes (one `stat` per request, never a parse),
-//! and each folder's manifest, reparsed only when it changes.
+//! The server's view of the registry: an in-memory snapshot of the pages and
+//! each folder's manifest. Requests never read `pages.json`: the snapshot is
+//! refreshed when drop's own commands ask for it, when an unknown id is asked
+//! for, and by a periodic check for writers that do not ask.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,9 +92,10 @@ impl Site {
         Some(manifest)
     }
 
-    /// Reloads the snapshot if `pages.json` changed since it was read. A
-    /// registry that no longer parses keeps the last good snapshot.
-    fn refresh(&self) {
+    /// Reloads the snapshot if `pages.json` changed since it was read (one
+    /// `stat` when it did not). A registry that no longer parses keeps the
+    /// last good snapshot.
+    pub fn refresh(&self) {
         let now = self.registry.stamp();
         if self.snapshot.read().expect("snapshot lock").stamp == now && now.is_some() {
             return;

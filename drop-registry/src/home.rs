@@ -54,6 +54,11 @@ impl Home {
         self.root.join("server.lock")
     }
 
+    /// The daemon's control socket: how drop commands talk to the server.
+    pub fn control_socket_path(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
     /// `server.json`: the running server's identity and address.
     pub fn server_state_path(&self) -> PathBuf {
         self.root.join("server.json")
