@@ -1,23 +1,56 @@
-//! Where this machine can be reached from: its outward address.
+//! Is this machine reachable from the internet, or behind NAT?
 //!
-//! This crate knows no other drop crate, so any Rust project can embed it.
-//! For now it answers one question offline: which local address the
-//! machine would use to reach the internet. Detecting NAT by asking public
-//! IP-echo services builds on it.
+//! `drop start` asks this before publishing: a public machine gets a direct
+//! URL, a machine behind NAT gets a tunnel, and when the answer is unknown
+//! (offline, every service failed) it says so. The rule is the seed's:
+//! the address the outside world sees is compared with this machine's own
+//! addresses; different means NAT.
+//!
+//! The crate knows no other drop crate, so any Rust project can embed it.
+//! It is *not* a STUN client: it does not tell NAT types apart, open ports
+//! or test whether inbound connections actually arrive.
+//!
+//! - [`detect`] runs the whole thing from a [`NatConfig`] and returns a
+//!   [`Reachability`]; [`detect_with`] takes any [`ExternalIpSource`] and a
+//!   [`LocalAddrs`], for tests and other sources.
+//! - [`EchoRace`] asks several [`HttpEchoSource`]s at once and keeps the
+//!   first valid answer, within a total deadline.
+//! - [`LocalAddrs`] lists every interface address, not only the default
+//!   route's; [`outward_ip`] is that default route's address alone.
+//! - [`NatConfig::from_env`] reads [`SERVICES_VAR`] (`DROP_IP_ECHO_URLS`)
+//!   and [`DEADLINE_VAR`] (`DROP_NAT_DEADLINE_MS`).
+//! - With the `mocks` feature, `MockExternalIpSource` is a mockall fake.
+//!
+//! ```no_run
+//! use drop_nat::{NatConfig, Reachability};
+//!
+//! # async fn run() -> Result<(), drop_nat::NatError> {
+//! let config = NatConfig::from_env()?;
+//! match drop_nat::detect(&config).await {
+//!     Reachability::Public { ip } => println!("serve at http://{ip}:8080"),
+//!     Reachability::BehindNat { external, .. } => println!("behind NAT ({external}): tunnel"),
+//!     Reachability::Unknown { reason } => println!("cannot tell: {reason}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+mod config;
+mod detect;
+mod error;
+mod interfaces;
+mod race;
+mod source;
+mod verdict;
 
-/// A documentation address (TEST-NET-1): connecting a UDP socket to it only
-/// asks the kernel for a route; no packet is sent.
-const ROUTE_PROBE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 9);
-
-/// The local address of the default route, `None` when there is no route
-/// (offline). Sends nothing on the network.
-pub fn outward_ip() -> Option<IpAddr> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    socket.connect(ROUTE_PROBE).ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
-}
+pub use config::{DEADLINE_VAR, DEFAULT_DEADLINE, DEFAULT_SERVICES, NatConfig, SERVICES_VAR};
+pub use detect::{detect, detect_with};
+pub use error::NatError;
+pub use interfaces::{LocalAddrs, outward_ip};
+pub use race::EchoRace;
+#[cfg(any(test, feature = "mocks"))]
+pub use source::MockExternalIpSource;
+pub use source::{ExternalIpSource, HttpEchoSource, parse_echo_body};
+pub use verdict::{Reachability, could_be_public};
