@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use drop_core::manifest::MANIFEST_NAME;
 use drop_core::safe_path::is_never_served;
-use drop_core::{Manifest, new_page_id};
+use drop_core::{Manifest, generate_password, hash_password, new_page_id};
 use drop_registry::{Home, Record};
 use serde_json::Value;
 
@@ -13,23 +13,30 @@ use crate::error::CliError;
 use crate::output::{PageRow, print_json};
 use crate::urls::server_base;
 
+/// What `drop add` may set on a page besides its source.
+pub struct Details {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `Some("")` asks for a generated password.
+    pub password: Option<String>,
+}
+
 /// Publishes `path`. Adding a source that is already published returns
-/// that page (updating its name or description when given) rather than a
-/// second URL for the same thing.
-pub fn add(
-    home: &Home,
-    path: &Path,
-    name: Option<String>,
-    description: Option<String>,
-    json: bool,
-) -> Result<(), CliError> {
+/// that page (updating its name, description or password when given)
+/// rather than a second URL for the same thing.
+pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(), CliError> {
     let (source, is_dir) = check_source(path)?;
-    if let Some(name) = &name {
+    if let Some(name) = &details.name {
         check_name(name)?;
     }
+    let generated = (details.password.as_deref() == Some("")).then(generate_password);
+    let password_hash = generated
+        .as_deref()
+        .or(details.password.as_deref())
+        .map(hash_password);
     home.ensure()?;
     let (id, record, reused) = home.registry().update(|pages| {
-        if let Some(name) = &name
+        if let Some(name) = &details.name
             && let Some(owner) = pages.by_name(name)
             && owner.record.source != source
         {
@@ -48,11 +55,14 @@ pub fn add(
             pages.insert(id.clone(), Record::static_page(source.clone(), is_dir));
         }
         let record = pages.get_mut(&id).expect("present");
-        if let Some(name) = &name {
+        if let Some(name) = &details.name {
             record.name.clone_from(name);
         }
-        if let Some(description) = &description {
+        if let Some(description) = &details.description {
             record.description.clone_from(description);
+        }
+        if let Some(hash) = &password_hash {
+            record.password_hash.clone_from(hash);
         }
         Ok((id, record.clone(), reused))
     })?;
@@ -64,10 +74,16 @@ pub fn add(
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(reused);
         doc["server_running"] = Value::Bool(running);
+        if let Some(password) = &generated {
+            doc["password"] = Value::String(password.clone());
+        }
         print_json(&doc);
         return Ok(());
     }
     println!("Published: {}", row.url);
+    if let Some(password) = &generated {
+        println!("Password: {password}");
+    }
     if reused {
         println!("  (already published: same page as before)");
     }

@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drop_core::process;
-use drop_core::{ServerConfig, Site};
+use drop_core::{ServerConfig, SessionKey, Site};
 use drop_registry::{Home, ServerState};
 
 use crate::control::ControlServer;
@@ -209,13 +209,10 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
         .ok_or_else(|| {
             CliError::ServerFailed(format!("bind address `{bind}` resolves to nothing"))
         })?;
-    let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
+    let listener = drop_core::bind_listener(addr).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => CliError::PortInUse { port },
         _ => CliError::io(format!("listen on {addr}"))(e),
     })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(CliError::io("configure the listener"))?;
     let bound = listener
         .local_addr()
         .map_err(CliError::io("read the bound address"))?;
@@ -242,7 +239,12 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(CliError::io("register the listener"))?;
-        let site = Arc::new(Site::new(home.registry()));
+        let key_path = home.session_key_path();
+        let key = SessionKey::load_or_create(&key_path).map_err(CliError::io(format!(
+            "read or create the session key `{}`",
+            key_path.display()
+        )))?;
+        let site = Arc::new(Site::new(home.registry(), key));
         let control = tokio::spawn(ControlServer::bind(home, site.clone())?.run());
         drop_core::serve(listener, site, server_config(), shutdown_signal()).await;
         control.abort();

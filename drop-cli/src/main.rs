@@ -56,6 +56,10 @@ enum Command {
         /// A description shown in listings.
         #[arg(long = "desc")]
         description: Option<String>,
+        /// Protect the page: with PASS, that password; alone, a generated one
+        /// that is printed once. Put it after the path.
+        #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
+        password: Option<String>,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -114,8 +118,18 @@ fn run(args: Args) -> Result<(), CliError> {
             path,
             name,
             description,
+            password,
             json,
-        } => add::add(&home, &path, name, description, json),
+        } => add::add(
+            &home,
+            &path,
+            add::Details {
+                name,
+                description,
+                password,
+            },
+            json,
+        ),
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page),
         Command::Cleanup => pages::cleanup(&home),

@@ -11,7 +11,9 @@
 //! use drop_core::{ServerConfig, Site, serve};
 //! use drop_registry::Home;
 //! # async fn run() -> std::io::Result<()> {
-//! let site = Arc::new(Site::new(Home::new("/tmp/drop-home").registry()));
+//! let home = Home::new("/tmp/drop-home");
+//! let key = drop_core::SessionKey::load_or_create(&home.session_key_path())?;
+//! let site = Arc::new(Site::new(home.registry(), key));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! serve(listener, site, ServerConfig::default(), async { /* until ctrl-c */ }).await;
 //! # Ok(()) }
@@ -20,15 +22,21 @@
 #![warn(missing_docs)]
 
 pub mod id;
+pub mod limiter;
+pub mod login;
 pub mod manifest;
+pub mod password;
 pub mod process;
 mod respond;
 pub mod safe_path;
 mod server;
+pub mod session;
 mod site;
 
 pub use id::new_page_id;
 pub use manifest::{MANIFEST_NAME, Manifest, ManifestError};
+pub use password::{Verdict, generate_password, hash_password, verify_password};
 pub use respond::{Answer, AnswerBody, Conditions};
-pub use server::{PeerAddr, ServerConfig, serve};
+pub use server::{PeerAddr, ServerConfig, bind_listener, serve};
+pub use session::SessionKey;
 pub use site::{PageEntry, Site};

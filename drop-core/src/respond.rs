@@ -64,7 +64,11 @@ pub struct Conditions {
 }
 
 impl Answer {
-    fn fixed(status: StatusCode, body: &'static str, content_type: &'static str) -> Self {
+    pub(crate) fn fixed(
+        status: StatusCode,
+        body: &'static str,
+        content_type: &'static str,
+    ) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -77,6 +81,25 @@ impl Answer {
             headers,
             body: AnswerBody::Bytes(Bytes::from_static(body.as_bytes())),
         }
+    }
+
+    /// A short plain-text refusal (400, 403, 408, 413).
+    pub fn fixed_text(status: StatusCode, body: &'static str) -> Self {
+        Answer::fixed(status, body, "text/plain; charset=utf-8")
+    }
+
+    /// The login form's stylesheet.
+    pub fn login_css() -> Self {
+        let mut answer = Answer::fixed(
+            StatusCode::OK,
+            crate::login::LOGIN_CSS,
+            "text/css; charset=utf-8",
+        );
+        answer.headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=3600"),
+        );
+        answer
     }
 
     /// The one 404 for missing pages, missing files and refused paths.

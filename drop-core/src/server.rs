@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream;
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use warp::Filter;
 use warp::path::FullPath;
 
+use crate::login::{self, LoginContext};
 use crate::respond::{Answer, AnswerBody, Conditions};
 use crate::safe_path::{
     RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
@@ -34,6 +35,10 @@ use crate::site::{PageEntry, Site};
 const STREAM_CHUNK: usize = 64 * 1024;
 /// Pause after an accept error such as EMFILE, instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// Connections the kernel queues before drop accepts them. The default of
+/// std's `bind` (128) drops SYNs in a burst, and each drop costs the client
+/// a one-second retransmit.
+const LISTEN_BACKLOG: i32 = 4096;
 /// How often the registry is checked for changes made by other writers.
 const REGISTRY_POLL: Duration = Duration::from_millis(500);
 
@@ -71,6 +76,17 @@ static X_ROBOTS_TAG: header::HeaderName = header::HeaderName::from_static("x-rob
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ServerBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A non-blocking listener on `addr` with a deep accept queue.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
 
 /// Serves `site` on `listener` until `shutdown` completes, then lets open
 /// connections finish for up to `config.shutdown_grace`.
@@ -144,40 +160,84 @@ fn routes(site: Arc<Site>) -> impl Filter<Extract = (Answer,), Error = Infallibl
     let robots = warp::path("robots.txt")
         .and(warp::path::end())
         .map(Answer::robots);
+    let login_css = warp::path!("_drop" / "login.css").map(Answer::login_css);
     let pages = warp::path("p")
         .and(warp::method())
         .and(warp::path::full())
-        .and(conditions())
-        .map(move |method: Method, path: FullPath, cond: Conditions| {
-            answer_page(&site, &method, path.as_str(), &cond)
-        });
-    let anything_else = warp::any().map(Answer::not_found);
-    robots.or(pages).unify().or(anything_else).unify()
-}
-
-fn conditions() -> impl Filter<Extract = (Conditions,), Error = Infallible> + Clone {
-    let opt = |name: &'static str| {
-        warp::header::optional::<String>(name)
-            .or(warp::any().map(|| None))
-            .unify()
-    };
-    opt("if-none-match")
-        .and(opt("if-modified-since"))
-        .and(opt("range"))
-        .and(opt("if-range"))
-        .map(
-            |if_none_match, if_modified_since, range, if_range| Conditions {
-                if_none_match,
-                if_modified_since,
-                range,
-                if_range,
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::body::stream())
+        .then(
+            move |method, path: FullPath, headers, peer: Option<PeerAddr>, body| {
+                let site = site.clone();
+                async move {
+                    let request = PageRequest {
+                        method,
+                        path: path.as_str().to_owned(),
+                        headers,
+                        peer: peer.map(|p| p.0),
+                    };
+                    answer_page(&site, &request, Box::pin(body)).await
+                }
             },
-        )
+        );
+    let anything_else = warp::any().map(Answer::not_found);
+    robots
+        .or(login_css)
+        .unify()
+        .or(pages)
+        .unify()
+        .or(anything_else)
+        .unify()
 }
 
-/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`.
-fn answer_page(site: &Site, method: &Method, raw: &str, cond: &Conditions) -> Answer {
-    let Some(rest) = raw.strip_prefix("/p/") else {
+/// What the page handler looks at.
+struct PageRequest {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+}
+
+impl PageRequest {
+    fn header(&self, name: header::HeaderName) -> Option<String> {
+        self.headers.get(name)?.to_str().ok().map(str::to_owned)
+    }
+
+    fn conditions(&self) -> Conditions {
+        Conditions {
+            if_none_match: self.header(header::IF_NONE_MATCH),
+            if_modified_since: self.header(header::IF_MODIFIED_SINCE),
+            range: self.header(header::RANGE),
+            if_range: self.header(header::IF_RANGE),
+        }
+    }
+
+    fn login_context(&self) -> LoginContext {
+        LoginContext {
+            path: self.path.clone(),
+            cookie: self.header(header::COOKIE),
+            origin: self.header(header::ORIGIN),
+            fetch_site: self.header(header::HeaderName::from_static("sec-fetch-site")),
+            host: self.header(header::HOST),
+            forwarded_proto: self.header(header::HeaderName::from_static("x-forwarded-proto")),
+            cf_connecting_ip: self.header(header::HeaderName::from_static("cf-connecting-ip")),
+            content_length: self
+                .header(header::CONTENT_LENGTH)
+                .and_then(|v| v.parse().ok()),
+            peer: self.peer,
+        }
+    }
+}
+
+/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`. On a
+/// protected page the session is checked before any path is resolved.
+async fn answer_page<S, B>(site: &Arc<Site>, req: &PageRequest, body: S) -> Answer
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let Some(rest) = req.path.strip_prefix("/p/") else {
         return Answer::not_found();
     };
     let (id, tail) = match rest.split_once('/') {
@@ -186,12 +246,40 @@ fn answer_page(site: &Site, method: &Method, raw: &str, cond: &Conditions) -> An
         None if crate::id::is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
         None => return Answer::not_found(),
     };
-    let Some(page) = site.page(id).filter(|p| !p.is_app && !p.protected) else {
+    let Some(page) = site.page(id).filter(|p| !p.is_app) else {
         return Answer::not_found();
     };
-    if method != Method::GET && method != Method::HEAD {
+    let readable = req.method == Method::GET || req.method == Method::HEAD;
+    if page.protected() {
+        let ctx = req.login_context();
+        if req.method == Method::POST {
+            return login::attempt(site, &page, &ctx, body).await;
+        }
+        if !readable {
+            return Answer::method_not_allowed();
+        }
+        if !site.gate().has_session(&page, &ctx) {
+            return site.gate().form(&page, StatusCode::OK, None);
+        }
+    } else if !readable {
         return Answer::method_not_allowed();
     }
+    let mut answer = answer_path(site, &page, &req.method, tail, &req.conditions());
+    if page.protected() {
+        answer
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    answer
+}
+
+fn answer_path(
+    site: &Site,
+    page: &PageEntry,
+    method: &Method,
+    tail: &str,
+    cond: &Conditions,
+) -> Answer {
     let Some(mut request) = RequestPath::parse(tail) else {
         return Answer::not_found();
     };
@@ -199,7 +287,7 @@ fn answer_page(site: &Site, method: &Method, raw: &str, cond: &Conditions) -> An
     if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
         request.segments.remove(0);
     }
-    match resolve(site, &page, &request) {
+    match resolve(site, page, &request) {
         Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
         Resolved::AddSlash => match asked_last {
             Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),

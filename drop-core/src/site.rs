@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use drop_registry::{FileStamp, Pages, Registry};
+use drop_registry::{FileStamp, Pages, Registry, RegistryError};
 
 use crate::Manifest;
+use crate::login::Gate;
 use crate::manifest::MANIFEST_NAME;
+use crate::session::SessionKey;
 
 /// What the server needs to know of one page.
 #[derive(Debug, Clone)]
@@ -25,14 +27,22 @@ pub struct PageEntry {
     pub is_dir: bool,
     /// Apps are reached on their own port, not through the page server.
     pub is_app: bool,
+    /// Empty for public pages, else the stored password hash.
+    pub password_hash: String,
+}
+
+impl PageEntry {
     /// Whether a password guards it.
-    pub protected: bool,
+    pub fn protected(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
 }
 
 /// Published pages as the server sees them.
 #[derive(Debug)]
 pub struct Site {
     registry: Registry,
+    gate: Gate,
     snapshot: RwLock<Snapshot>,
     reload: Mutex<()>,
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
@@ -45,10 +55,11 @@ struct Snapshot {
 }
 
 impl Site {
-    /// A site over `registry`, loaded now.
-    pub fn new(registry: Registry) -> Self {
+    /// A site over `registry`, loaded now, signing sessions with `key`.
+    pub fn new(registry: Registry, key: SessionKey) -> Self {
         let site = Site {
             registry,
+            gate: Gate::new(key),
             snapshot: RwLock::default(),
             reload: Mutex::new(()),
             manifests: Mutex::default(),
@@ -57,15 +68,62 @@ impl Site {
         site
     }
 
-    /// The page with this id, as the registry has it now.
+    /// The page with this id. An id the snapshot does not know triggers a
+    /// refresh first, so a page is served as soon as it is added.
     pub fn page(&self, id: &str) -> Option<Arc<PageEntry>> {
+        if let Some(page) = self.cached(id) {
+            return Some(page);
+        }
         self.refresh();
+        self.cached(id)
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<PageEntry>> {
         self.snapshot
             .read()
             .expect("snapshot lock")
             .pages
             .get(id)
             .cloned()
+    }
+
+    /// What checks logins to protected pages.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Replaces a page's password hash (a legacy hash after its first right
+    /// login) if it is still `old`, and returns the hash now in force. When
+    /// the upgrade cannot be stored, the session stays bound to `old`.
+    pub async fn replace_password_hash(
+        self: &Arc<Self>,
+        id: &str,
+        old: &str,
+        new: String,
+    ) -> String {
+        let site = self.clone();
+        let (id, expected) = (id.to_owned(), old.to_owned());
+        let stored = tokio::task::spawn_blocking(move || {
+            let result = site.registry.update(|pages| {
+                let not_found = || RegistryError::NotFound { query: id.clone() };
+                let record = pages.get_mut(&id).ok_or_else(not_found)?;
+                if record.password_hash == expected {
+                    record.password_hash = new;
+                }
+                Ok::<_, RegistryError>(record.password_hash.clone())
+            });
+            site.refresh();
+            result
+        })
+        .await;
+        match stored {
+            Ok(Ok(hash)) => hash,
+            Ok(Err(e)) => {
+                eprintln!("drop: could not store the upgraded password hash: {e}");
+                old.to_owned()
+            }
+            Err(_) => old.to_owned(),
+        }
     }
 
     /// The manifest of a published folder; `None` when it is missing or
@@ -133,7 +191,7 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
                 root,
                 is_dir: record.is_dir,
                 is_app: record.is_app(),
-                protected: record.is_protected(),
+                password_hash: record.password_hash.clone(),
             };
             (id.to_owned(), Arc::new(entry))
         })

@@ -59,6 +59,11 @@ impl Home {
         self.root.join("control.sock")
     }
 
+    /// The key that signs login cookies (created by the server, 0600).
+    pub fn session_key_path(&self) -> PathBuf {
+        self.root.join("session.key")
+    }
+
     /// `server.json`: the running server's identity and address.
     pub fn server_state_path(&self) -> PathBuf {
         self.root.join("server.json")

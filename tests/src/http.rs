@@ -22,6 +22,15 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a header (case-insensitive name).
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// The body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -44,10 +53,45 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) ->
     send_raw(port, &raw)
 }
 
+/// Sends one request with a body from the local address `from`
+/// (any 127.x.y.z works on loopback), with `Connection: close`.
+pub fn request_from(
+    from: [u8; 4],
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for (k, v) in headers {
+        raw.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(body);
+    send_raw_from(from, port, &raw)
+}
+
 /// Sends raw bytes and parses the answer.
 pub fn send_raw(port: u16, raw: &[u8]) -> Response {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect(addr).expect("connect to drop");
+    send_raw_from([127, 0, 0, 1], port, raw)
+}
+
+/// Sends raw bytes from the local address `from` and parses the answer.
+pub fn send_raw_from(from: [u8; 4], port: u16, raw: &[u8]) -> Response {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from((from, 0)).into())
+        .expect("bind the client address");
+    socket
+        .connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect to drop");
+    let mut stream: TcpStream = socket.into();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

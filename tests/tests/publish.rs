@@ -371,12 +371,12 @@ fn list_filters_by_folder_flags_deleted_sources_and_cleanup_removes_them() {
 }
 
 /// A `pages.json` written by the Python drop 0.2 loads, lists and serves;
-/// its password-protected page stays closed.
+/// its password-protected page asks for the password.
 #[test]
 fn registry_of_the_python_drop_is_served() {
     let env = DropEnv::new();
     let file = env.write("old.html", "from python");
-    let secret = env.write("secret.html", "protected");
+    let secret = env.write("secret.html", "SECRET-CONTENT");
     let pages = serde_json::json!({
         "abc123": {"type": "file", "source": file, "is_dir": false, "name": null,
                    "description": "old page", "password_hash": "", "created_at": "2025-06-01T10:00:00",
@@ -393,11 +393,12 @@ fn registry_of_the_python_drop_is_served() {
     let port = env.start();
     let res = get(port, "/p/abc123/");
     assert_eq!((res.status, res.text().as_str()), (200, "from python"));
-    assert_eq!(
-        get(port, "/p/def456/sec/").status,
-        404,
-        "no password support yet: never served openly"
+    let guarded = get(port, "/p/def456/sec/");
+    assert!(
+        guarded.text().contains("Password required"),
+        "the protected page asks for its password"
     );
+    assert!(!guarded.text().contains("SECRET-CONTENT"));
 
     let all = env.ok(&["list", "--all"]);
     assert!(
