@@ -1,8 +1,10 @@
 //! Helpers for end-to-end tests of the real `drop` binary: a throwaway drop
 //! home, the binary run inside it, and a raw HTTP/1.1 client that sends paths
-//! exactly as written.
+//! exactly as written; plus what the tunnel tests need around the fake
+//! `cloudflared` this package builds.
 
 pub mod http;
+pub mod tunnel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,300 @@
+//! Reading cloudflared's output: the public URL, readiness and failures.
+//!
+//! Pure functions over lines of text, so the real transcripts in
+//! `cloudflared-notes.md` can be tested without a process.
+
+const SCHEME: &str = "https://";
+const DOMAIN: &str = ".trycloudflare.com";
+
+/// The first quick-tunnel URL in `line`, as `https://<label>.trycloudflare.com`.
+///
+/// Equivalent to the regex `https://[a-z0-9-]+\.trycloudflare\.com` minus
+/// `api.trycloudflare.com`, which cloudflared's own error lines contain.
+pub(crate) fn quick_tunnel_url(line: &str) -> Option<String> {
+    line.match_indices(SCHEME)
+        .find_map(|(at, _)| url_at(&line[at + SCHEME.len()..]))
+}
+
+/// The URL for a hostname served by `/quicktunnel` (which has no scheme).
+pub(crate) fn url_from_hostname(hostname: &str) -> Option<String> {
+    let host = hostname.trim();
+    let host = host.strip_prefix(SCHEME).unwrap_or(host);
+    url_at(host)
+}
+
+/// The hostname in a `/quicktunnel` response body, e.g.
+/// `{"hostname":"a-b-c-d.trycloudflare.com"}`.
+pub(crate) fn quick_tunnel_hostname(body: &str) -> Option<String> {
+    // Only the JSON object matters; anything around it (a chunk-size line of
+    // a chunked response) is ignored.
+    let json = &body[body.find('{')?..=body.rfind('}')?];
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(value.get("hostname")?.as_str()?.to_owned())
+}
+
+/// Whether `line` says an edge connection is registered: from then on the
+/// URL answers.
+pub(crate) fn is_registered(line: &str) -> bool {
+    line.contains("Registered tunnel connection")
+}
+
+/// A failure cloudflared explains in its log before it exits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The quick-tunnel service answered 429.
+    RateLimited,
+    /// The quick-tunnel service could not be reached.
+    NoNetwork {
+        /// cloudflared's explanation.
+        detail: String,
+    },
+}
+
+/// The failure a log describes, if any; a rate limit wins over the rest
+/// because it changes how long to wait.
+pub(crate) fn failure(log: &str) -> Option<Failure> {
+    if log.lines().any(is_rate_limit) {
+        return Some(Failure::RateLimited);
+    }
+    log.lines().find_map(no_network)
+}
+
+fn is_rate_limit(line: &str) -> bool {
+    // The 429 body is `error code: 1015`, which cloudflared fails to decode
+    // as JSON; the status only appears in the ERR line since 2024.10.
+    line.contains("429 Too Many Requests") || line.contains("error code: 1015")
+}
+
+fn no_network(line: &str) -> Option<Failure> {
+    // Only this line: "connection refused" alone also appears when the
+    // *origin* is down, which is no reason for cloudflared to exit.
+    let (_, detail) = line.split_once("failed to request quick Tunnel: ")?;
+    Some(Failure::NoNetwork {
+        detail: last_cause(detail).to_owned(),
+    })
+}
+
+/// The useful end of a Go error chain: from `dial tcp` or `context
+/// deadline` on, dropping the `Post "https://api…"` wrapper.
+fn last_cause(detail: &str) -> &str {
+    ["dial tcp", "context deadline"]
+        .iter()
+        .find_map(|marker| detail.find(marker).map(|at| &detail[at..]))
+        .unwrap_or(detail)
+        .trim()
+}
+
+fn url_at(rest: &str) -> Option<String> {
+    let label_len = rest.bytes().take_while(|b| is_label_byte(*b)).count();
+    let label = &rest[..label_len];
+    let after = rest[label_len..].strip_prefix(DOMAIN)?;
+    // `https://x.trycloudflare.com.example.net` is someone else's host.
+    let bytes = after.as_bytes();
+    let continues = match bytes {
+        [b, ..] if is_label_byte(*b) => true,
+        [b'.', b, ..] => is_label_byte(*b),
+        _ => false,
+    };
+    (!continues && !label.is_empty() && label != "api").then(|| format!("{SCHEME}{label}{DOMAIN}"))
+}
+
+fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2026.x transcript from the notes, new box text.
+    const NEW_BOX: &str = "\
+2026-08-20T10:00:00Z INF Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to experiment and try it out. However, be aware that these account-less Tunnels have no uptime guarantee, are subject to … by following: https://developers.cloudflare.com/cloudflare-one/connections/connect-apps
+2026-08-20T10:00:00Z INF Requesting new quick Tunnel on trycloudflare.com...
+2026-08-20T10:00:02Z INF +--------------------------------------------------------------------------------------------+
+2026-08-20T10:00:02Z INF |  Your quick Tunnel has been created! Visit it at (it may take some time to be reachable):  |
+2026-08-20T10:00:02Z INF |  https://seasonal-deck-organisms-sf.trycloudflare.com                                      |
+2026-08-20T10:00:02Z INF +--------------------------------------------------------------------------------------------+
+2026-08-20T10:00:02Z INF Cannot determine default configuration path. No file [config.yml config.yaml] in [~/.cloudflared ~/.cloudflare-warp ~/cloudflare-warp /etc/cloudflared /usr/local/etc/cloudflared]
+2026-08-20T10:00:02Z INF Version 2026.8.2 (Checksum <sha256 hex of binary>)
+2026-08-20T10:00:02Z INF GOOS: linux, GOVersion: go1.24.6, GoArch: amd64
+2026-08-20T10:00:02Z INF Settings: map[ha-connections:1 no-autoupdate:true protocol:quic url:http://localhost:8080]
+2026-08-20T10:00:02Z INF Generated Connector ID: 0b7c…-uuid
+2026-08-20T10:00:02Z INF Initial protocol quic
+2026-08-20T10:00:02Z INF ICMP proxy will use 10.0.0.5 as source for IPv4
+2026-08-20T10:00:02Z INF ICMP proxy will use fe80::1 in zone eth0 as source for IPv6
+2026-08-20T10:00:02Z INF Starting metrics server on 127.0.0.1:20241/metrics
+2026-08-20T10:00:02Z INF Tunnel connection curve preferences: [X25519MLKEM768 CurveP256] connIndex=0 event=0 ip=198.41.192.107
+2026-08-20T10:00:03Z INF Registered tunnel connection connIndex=0 connection=2f9c…-uuid event=0 ip=198.41.192.107 location=sjc08 protocol=quic
+";
+
+    /// The box before 2021.8.4.
+    const OLD_BOX: &str = "\
+2021-06-01T10:00:00Z INF Requesting new quick Tunnel on trycloudflare.com...
+2021-06-01T10:00:02Z INF +----------------------------------------------------+
+2021-06-01T10:00:02Z INF |  Your Quick Tunnel has been created! Visit it at:  |
+2021-06-01T10:00:02Z INF |  https://oklahoma-solo-younger-truck.trycloudflare.com  |
+2021-06-01T10:00:02Z INF +----------------------------------------------------+
+";
+
+    /// Since 2026.5 a second box follows the URL box. Its exact wording is
+    /// not in the notes; what matters is that it is a box without our URL.
+    const PRECHECKS_BOX: &str = "\
+2026-08-20T10:00:05Z INF +--------------------------------------------------------------+
+2026-08-20T10:00:05Z INF |  CONNECTIVITY PRE-CHECKS                                     |
+2026-08-20T10:00:05Z INF |  https://api.trycloudflare.com/tunnel ........ reachable     |
+2026-08-20T10:00:05Z INF |  region1.v2.argotunnel.com:7844 (UDP) ......... reachable     |
+2026-08-20T10:00:05Z INF +--------------------------------------------------------------+
+";
+
+    const RATE_LIMITED: &str = "\
+2026-08-20T10:00:00Z INF Requesting new quick Tunnel on trycloudflare.com...
+2026-08-20T10:00:01Z ERR Error unmarshaling QuickTunnel response: error code: 1015 error=\"invalid character 'e' looking for beginning of value\" status_code=\"429 Too Many Requests\"
+failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of value
+";
+
+    const NO_SUCH_HOST: &str = "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.53:53: no such host";
+    const REFUSED: &str = "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp 104.16.230.132:443: connect: connection refused";
+    const DEADLINE: &str = "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+    const ORIGIN_DOWN: &str = "2026-08-20T10:01:00Z ERR  error=\"Unable to reach the origin service. The service may be down or it may not be responding to traffic from cloudflared: dial tcp [::1]:8080: connect: connection refused\" cfRay=8b1c-SJC connIndex=0 event=1 ingressRule=0 originService=http://localhost:8080";
+
+    fn first_url(log: &str) -> Option<String> {
+        log.lines().find_map(quick_tunnel_url)
+    }
+
+    #[test]
+    fn finds_the_url_in_the_new_box() {
+        assert_eq!(
+            first_url(NEW_BOX).as_deref(),
+            Some("https://seasonal-deck-organisms-sf.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn finds_the_url_in_the_old_box() {
+        assert_eq!(
+            first_url(OLD_BOX).as_deref(),
+            Some("https://oklahoma-solo-younger-truck.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn the_prechecks_box_holds_no_url() {
+        assert_eq!(first_url(PRECHECKS_BOX), None);
+        let both = format!("{NEW_BOX}{PRECHECKS_BOX}");
+        assert_eq!(
+            first_url(&both).as_deref(),
+            Some("https://seasonal-deck-organisms-sf.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn error_lines_naming_the_api_host_give_no_url() {
+        for line in [NO_SUCH_HOST, REFUSED, DEADLINE, ORIGIN_DOWN] {
+            assert_eq!(quick_tunnel_url(line), None, "{line}");
+        }
+        assert_eq!(first_url(RATE_LIMITED), None);
+    }
+
+    #[test]
+    fn a_url_after_the_api_host_on_the_same_line_is_found() {
+        let line = "see https://api.trycloudflare.com/tunnel then https://a-b.trycloudflare.com/x";
+        assert_eq!(
+            quick_tunnel_url(line).as_deref(),
+            Some("https://a-b.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn lookalike_hosts_are_not_quick_tunnels() {
+        for line in [
+            "https://a.trycloudflare.com.example.net/",
+            "https://a.trycloudflare.community",
+            "https://.trycloudflare.com",
+            "https://A-B.trycloudflare.com",
+            "http://a-b.trycloudflare.com",
+            "https://a.b.trycloudflare.com",
+        ] {
+            assert_eq!(quick_tunnel_url(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_url_at_the_end_of_a_sentence_is_found() {
+        assert_eq!(
+            quick_tunnel_url("Visit https://x-y.trycloudflare.com.").as_deref(),
+            Some("https://x-y.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn the_metrics_hostname_becomes_a_url() {
+        let body = r#"{"hostname":"oklahoma-solo-younger-truck.trycloudflare.com"}"#;
+        let host = quick_tunnel_hostname(body).unwrap();
+        assert_eq!(
+            url_from_hostname(&host).as_deref(),
+            Some("https://oklahoma-solo-younger-truck.trycloudflare.com")
+        );
+        assert_eq!(url_from_hostname(""), None);
+        assert_eq!(url_from_hostname("api.trycloudflare.com"), None);
+        assert_eq!(
+            url_from_hostname("https://a-b.trycloudflare.com").as_deref(),
+            Some("https://a-b.trycloudflare.com")
+        );
+    }
+
+    #[test]
+    fn a_chunked_metrics_body_still_gives_the_hostname() {
+        let body = "2f\r\n{\"hostname\":\"a-b-c-d.trycloudflare.com\"}\r\n0\r\n\r\n";
+        assert_eq!(
+            quick_tunnel_hostname(body).as_deref(),
+            Some("a-b-c-d.trycloudflare.com")
+        );
+        assert_eq!(quick_tunnel_hostname("not json"), None);
+    }
+
+    #[test]
+    fn only_the_registered_line_means_ready() {
+        let registered: Vec<_> = NEW_BOX.lines().filter(|l| is_registered(l)).collect();
+        assert_eq!(registered.len(), 1);
+        assert!(registered[0].ends_with("protocol=quic"));
+        assert!(!is_registered(
+            "2026-08-20T10:05:00Z INF Unregistered tunnel connection connIndex=0 event=0 ip=198.41.192.107"
+        ));
+    }
+
+    #[test]
+    fn the_unmarshal_lines_mean_rate_limited() {
+        assert_eq!(failure(RATE_LIMITED), Some(Failure::RateLimited));
+        // Versions before 2024.10 print only the bare line, with the body.
+        assert_eq!(
+            failure("failed to unmarshal quick Tunnel: error code: 1015"),
+            Some(Failure::RateLimited)
+        );
+    }
+
+    #[test]
+    fn request_failures_mean_no_network() {
+        let cases = [
+            (NO_SUCH_HOST, "no such host"),
+            (REFUSED, "connection refused"),
+            (DEADLINE, "context deadline exceeded"),
+        ];
+        for (line, needle) in cases {
+            let Some(Failure::NoNetwork { detail }) = failure(line) else {
+                panic!("{line} is no network");
+            };
+            assert!(detail.contains(needle), "{detail}");
+            assert!(!detail.contains("Post"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_origin_is_no_failure_of_the_tunnel() {
+        assert_eq!(failure(ORIGIN_DOWN), None);
+        assert_eq!(failure(NEW_BOX), None);
+        assert_eq!(
+            failure("failed to parse quick Tunnel ID: invalid UUID length: 0"),
+            None
+        );
+    }
+}

@@ -1,0 +1,535 @@
+//! The watchdog: keeps one tunnel open, reopening it with backoff, and
+//! reports every change.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::{Backoff, BackoffPolicy, Tunnel, TunnelError, TunnelExit, TunnelProvider};
+
+/// How the watchdog watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchdogConfig {
+    /// The delays between attempts.
+    pub backoff: BackoffPolicy,
+    /// How often a live tunnel is asked whether it can carry traffic.
+    pub health_interval: Duration,
+    /// How many failed health checks in a row count as down; a single one
+    /// may be a reconnect in progress.
+    pub unhealthy_after: u32,
+    /// Give up after this many failures in a row; `None` never gives up
+    /// (unless the failure is permanent, such as a missing binary).
+    pub max_failures: Option<u32>,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            backoff: BackoffPolicy::default(),
+            health_interval: Duration::from_secs(10),
+            unhealthy_after: 3,
+            max_failures: None,
+        }
+    }
+}
+
+/// What happened to the watched tunnel.
+#[derive(Debug)]
+pub enum TunnelEvent {
+    /// A tunnel is up at `url`. Each reopening brings a new URL.
+    Up {
+        /// The public URL.
+        url: String,
+        /// The process that keeps it open.
+        pid: Option<u32>,
+    },
+    /// The tunnel is down, or could not be opened; the next attempt comes
+    /// after `retry_in`.
+    Down {
+        /// Why.
+        reason: DownReason,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// The watchdog stopped trying; no event follows.
+    GaveUp {
+        /// The last failure.
+        reason: DownReason,
+    },
+}
+
+/// Why a tunnel is down.
+#[derive(Debug, thiserror::Error)]
+pub enum DownReason {
+    /// The tunnel process ended.
+    #[error("the tunnel process ended ({})", crate::error::describe_code(.0.code))]
+    Exited(TunnelExit),
+    /// The process runs but its health checks failed: no edge connection.
+    #[error("the tunnel process runs but has no connection to the edge")]
+    Unhealthy,
+    /// A new tunnel could not be opened.
+    #[error(transparent)]
+    OpenFailed(TunnelError),
+}
+
+impl DownReason {
+    /// Whether the quick-tunnel service refused us for asking too often.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, DownReason::OpenFailed(TunnelError::RateLimited))
+    }
+
+    fn is_permanent(&self) -> bool {
+        matches!(self, DownReason::OpenFailed(err) if err.is_permanent())
+    }
+}
+
+/// A running watchdog. Dropping it stops it too, without waiting.
+#[derive(Debug)]
+pub struct Watchdog {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Watchdog {
+    /// Starts keeping a tunnel to `local` open through `provider`, and
+    /// returns the watchdog with the stream of its events.
+    ///
+    /// Events are few (one per open or failure), so the channel is
+    /// unbounded; nobody reading them does not stall the watchdog.
+    pub fn spawn<P: TunnelProvider + 'static>(
+        provider: P,
+        local: SocketAddr,
+        config: WatchdogConfig,
+    ) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
+        let (stop, stop_rx) = watch::channel(false);
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let keeper = Keeper {
+            backoff: Backoff::new(config.backoff.clone()),
+            provider,
+            local,
+            config,
+            events,
+            stop: stop_rx,
+        };
+        let task = tokio::spawn(keeper.run());
+        (Watchdog { stop, task }, events_rx)
+    }
+
+    /// Stops reopening, closes the current tunnel and waits until its
+    /// process is gone.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Whether the watchdog has ended (it gave up, or was stopped).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// The watchdog's task and everything it owns.
+struct Keeper<P> {
+    provider: P,
+    local: SocketAddr,
+    config: WatchdogConfig,
+    backoff: Backoff,
+    events: mpsc::UnboundedSender<TunnelEvent>,
+    stop: watch::Receiver<bool>,
+}
+
+impl<P: TunnelProvider> Keeper<P> {
+    async fn run(mut self) {
+        loop {
+            let Some(opened) = until_stopped(&mut self.stop, self.provider.open(self.local)).await
+            else {
+                return;
+            };
+            let (reason, up_for) = match opened {
+                Ok(tunnel) => match self.supervise(tunnel).await {
+                    Some(down) => down,
+                    None => return,
+                },
+                Err(err) => (DownReason::OpenFailed(err), Duration::ZERO),
+            };
+            if up_for >= self.config.backoff.reset_after {
+                self.backoff.reset();
+            }
+            let Some(delay) = self.report_down(reason) else {
+                return;
+            };
+            let pause = tokio::time::sleep(delay);
+            if until_stopped(&mut self.stop, pause).await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// Reports `tunnel` up and watches it until it goes down (why, and
+    /// after how long) or the watchdog stops (`None`). Closes it either way.
+    async fn supervise(&mut self, mut tunnel: Tunnel) -> Option<(DownReason, Duration)> {
+        let since = Instant::now();
+        self.emit(TunnelEvent::Up {
+            url: tunnel.url().to_owned(),
+            pid: tunnel.pid(),
+        });
+        let watched = watch_tunnel(&mut tunnel, &self.config);
+        let reason = until_stopped(&mut self.stop, watched).await;
+        // Even a dead process may have left something in its group.
+        tunnel.close().await;
+        reason.map(|reason| (reason, since.elapsed()))
+    }
+
+    /// Reports the failure; returns the wait before the next attempt, or
+    /// `None` after giving up.
+    fn report_down(&mut self, reason: DownReason) -> Option<Duration> {
+        let exhausted =
+            (self.config.max_failures).is_some_and(|max| self.backoff.failures() + 1 >= max);
+        if exhausted || reason.is_permanent() {
+            self.emit(TunnelEvent::GaveUp { reason });
+            return None;
+        }
+        let retry_in = self.backoff.next_delay(reason.is_rate_limited());
+        self.emit(TunnelEvent::Down { reason, retry_in });
+        Some(retry_in)
+    }
+
+    fn emit(&self, event: TunnelEvent) {
+        // A caller that stopped listening still wants the tunnel kept up.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Waits until the tunnel ends, or fails enough health checks in a row.
+async fn watch_tunnel(tunnel: &mut Tunnel, config: &WatchdogConfig) -> DownReason {
+    let first = Instant::now() + config.health_interval;
+    let mut checks = tokio::time::interval_at(first, config.health_interval);
+    checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failed = 0;
+    loop {
+        tokio::select! {
+            exit = tunnel.wait() => return DownReason::Exited(exit),
+            _ = checks.tick() => {}
+        }
+        if tunnel.healthy().await {
+            failed = 0;
+        } else {
+            failed += 1;
+            if failed >= config.unhealthy_after {
+                return DownReason::Unhealthy;
+            }
+        }
+    }
+}
+
+/// Runs `work` unless the stop signal comes first (`None`). A dropped
+/// [`Watchdog`] counts as a stop.
+async fn until_stopped<F: Future>(stop: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|stopped| *stopped) => None,
+        output = work => Some(output),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MockTunnelProvider, TunnelProcess};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const LOCAL: &str = "127.0.0.1:8080";
+
+    /// A tunnel process driven by the test: it dies after `lifetime` (if
+    /// any), answers health from a flag, and counts its closes.
+    struct ScriptedProcess {
+        lifetime: Option<Duration>,
+        born: Instant,
+        healthy: Arc<AtomicBool>,
+        closes: Arc<AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl TunnelProcess for ScriptedProcess {
+        async fn wait(&mut self) -> TunnelExit {
+            match self.lifetime {
+                Some(lifetime) => tokio::time::sleep_until(self.born + lifetime).await,
+                None => std::future::pending().await,
+            }
+            TunnelExit {
+                code: Some(1),
+                log_tail: "crashed".into(),
+            }
+        }
+        async fn healthy(&self) -> bool {
+            self.healthy.load(Ordering::SeqCst)
+        }
+        async fn close(&mut self) {
+            self.closes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// What the scripted tunnels share with the test.
+    #[derive(Clone, Default)]
+    struct Script {
+        healthy: Arc<AtomicBool>,
+        closes: Arc<AtomicUsize>,
+        opens: Arc<Mutex<Vec<Instant>>>,
+    }
+
+    impl Script {
+        /// Tunnels start healthy.
+        fn new() -> Self {
+            let script = Script::default();
+            script.healthy.store(true, Ordering::SeqCst);
+            script
+        }
+
+        fn tunnel(&self, n: usize, lifetime: Option<Duration>) -> Tunnel {
+            let process = ScriptedProcess {
+                lifetime,
+                born: Instant::now(),
+                healthy: self.healthy.clone(),
+                closes: self.closes.clone(),
+            };
+            let url = format!("https://tunnel-{n}.trycloudflare.com");
+            Tunnel::new(url, Some(1000 + n as u32), Box::new(process))
+        }
+
+        fn record_open(&self) -> usize {
+            let mut opens = self.opens.lock().unwrap();
+            opens.push(Instant::now());
+            opens.len()
+        }
+
+        /// The gaps between consecutive opens, in whole seconds.
+        fn gaps(&self) -> Vec<u64> {
+            let opens = self.opens.lock().unwrap();
+            opens.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect()
+        }
+    }
+
+    fn config() -> WatchdogConfig {
+        WatchdogConfig {
+            backoff: BackoffPolicy {
+                jitter: 0.0,
+                ..BackoffPolicy::default()
+            },
+            ..WatchdogConfig::default()
+        }
+    }
+
+    fn failing_provider(script: &Script, error: fn() -> TunnelError) -> MockTunnelProvider {
+        let script = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider.expect_open().returning(move |_| {
+            script.record_open();
+            Err(error())
+        });
+        provider
+    }
+
+    fn no_network() -> TunnelError {
+        TunnelError::NoNetwork {
+            detail: "no such host".into(),
+        }
+    }
+
+    async fn next(events: &mut mpsc::UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+        events.recv().await.expect("the watchdog reports")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reopens_after_failures_at_one_two_then_four_seconds() {
+        let script = Script::new();
+        let provider = failing_provider(&script, no_network);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            match next(&mut events).await {
+                TunnelEvent::Down { retry_in, reason } => {
+                    assert!(matches!(
+                        reason,
+                        DownReason::OpenFailed(TunnelError::NoNetwork { .. })
+                    ));
+                    waits.push(retry_in.as_secs());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(waits, [1, 2, 4, 8]);
+        assert_eq!(script.gaps(), [1, 2, 4]);
+        watchdog.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_waits_at_least_a_minute_before_the_next_open() {
+        let script = Script::new();
+        let provider = failing_provider(&script, || TunnelError::RateLimited);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let TunnelEvent::Down { retry_in, reason } = next(&mut events).await else {
+            panic!("down first");
+        };
+        assert!(reason.is_rate_limited());
+        assert_eq!(retry_in, Duration::from_secs(60));
+        next(&mut events).await;
+        assert_eq!(script.gaps(), [60]);
+        watchdog.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_during_backoff_opens_nothing_more() {
+        let script = Script::new();
+        let provider = failing_provider(&script, no_network);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        next(&mut events).await;
+        watchdog.stop().await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_eq!(script.opens.lock().unwrap().len(), 1);
+        assert!(events.recv().await.is_none(), "no event after stop");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_tunnel_is_closed_and_reopened_with_a_new_url() {
+        let script = Script::new();
+        let shared = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider.expect_open().times(2).returning(move |_| {
+            let n = shared.record_open();
+            Ok(shared.tunnel(n, (n == 1).then_some(Duration::from_secs(30))))
+        });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let TunnelEvent::Up { url: first, .. } = next(&mut events).await else {
+            panic!("up first");
+        };
+        let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+            panic!("then down");
+        };
+        assert!(matches!(
+            reason,
+            DownReason::Exited(TunnelExit { code: Some(1), .. })
+        ));
+        assert_eq!(retry_in, Duration::from_secs(1));
+        assert_eq!(
+            script.closes.load(Ordering::SeqCst),
+            1,
+            "the dead one is closed"
+        );
+        let TunnelEvent::Up { url: second, pid } = next(&mut events).await else {
+            panic!("then up again");
+        };
+        assert_ne!(first, second);
+        assert_eq!(pid, Some(1002));
+        assert_eq!(script.gaps(), [31]);
+        watchdog.stop().await;
+        assert_eq!(
+            script.closes.load(Ordering::SeqCst),
+            2,
+            "stop closes the live one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_tunnel_failing_its_health_checks_counts_as_down() {
+        let script = Script::new();
+        let shared = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider.expect_open().returning(move |_| {
+            let n = shared.record_open();
+            Ok(shared.tunnel(n, None))
+        });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        let opened_at = *script.opens.lock().unwrap().last().unwrap();
+        script.healthy.store(false, Ordering::SeqCst);
+        let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
+            panic!("down");
+        };
+        assert!(matches!(reason, DownReason::Unhealthy));
+        // Checks at 30, 40 and 50 s fail; the third in a row is down.
+        assert_eq!((Instant::now() - opened_at).as_secs(), 50);
+        watchdog.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_stable_run_resets_the_backoff() {
+        let script = Script::new();
+        let shared = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider.expect_open().returning(move |_| {
+            let n = shared.record_open();
+            match n {
+                // Three quick failures, then eleven minutes up.
+                1..=3 => Err(no_network()),
+                4 => Ok(shared.tunnel(n, Some(Duration::from_secs(11 * 60)))),
+                _ => Ok(shared.tunnel(n, None)),
+            }
+        });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let mut waits = Vec::new();
+        while waits.len() < 4 {
+            if let TunnelEvent::Down { retry_in, .. } = next(&mut events).await {
+                waits.push(retry_in.as_secs());
+            }
+        }
+        assert_eq!(waits, [1, 2, 4, 1]);
+        watchdog.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_at_once_when_the_binary_is_missing() {
+        let script = Script::new();
+        let provider = failing_provider(&script, || TunnelError::NotFound);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
+            panic!("gave up");
+        };
+        assert_eq!(
+            reason.to_string(),
+            "cloudflared not found. Run ./install.sh"
+        );
+        assert!(events.recv().await.is_none());
+        assert!(watchdog.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_allowed_failures_in_a_row() {
+        let script = Script::new();
+        let provider = failing_provider(&script, no_network);
+        let config = WatchdogConfig {
+            max_failures: Some(3),
+            ..config()
+        };
+        let (_watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config);
+        assert!(matches!(next(&mut events).await, TunnelEvent::Down { .. }));
+        assert!(matches!(next(&mut events).await, TunnelEvent::Down { .. }));
+        assert!(matches!(
+            next(&mut events).await,
+            TunnelEvent::GaveUp { .. }
+        ));
+        assert!(events.recv().await.is_none());
+        assert_eq!(script.opens.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_watchdog_closes_the_tunnel() {
+        let script = Script::new();
+        let shared = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider
+            .expect_open()
+            .times(1)
+            .returning(move |_| Ok(shared.tunnel(shared.record_open(), None)));
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
+        drop(watchdog);
+        assert!(events.recv().await.is_none(), "the task ends");
+        assert_eq!(script.closes.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,171 @@
+//! Helpers for tests of `drop-tunnel` against the fake cloudflared: a temp
+//! directory for its state and records, its knobs, and the processes it
+//! started.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use drop_tunnel::{Cloudflared, CloudflaredConfig};
+use tempfile::TempDir;
+
+/// The origin the tunnels point at; the fake forwards nothing, so nothing
+/// needs to listen there.
+pub const LOCAL: &str = "127.0.0.1:8080";
+
+/// [`LOCAL`] as an address.
+pub fn local() -> SocketAddr {
+    LOCAL.parse().expect("a socket address")
+}
+
+/// The fake `cloudflared` Cargo built beside this test.
+pub fn fake_cloudflared_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/fake-cloudflared
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("fake-cloudflared"))
+        .expect("target directory");
+    assert!(bin.exists(), "{} is missing", bin.display());
+    bin
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        !matches!(state, Some(Some('Z' | 'X')))
+    })
+}
+
+/// Waits up to `limit` for `pid` to be gone.
+pub fn gone_within(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// One test's fake cloudflared: its knobs, state directory and records.
+pub struct FakeCloudflared {
+    pub dir: TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Default for FakeCloudflared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeCloudflared {
+    pub fn new() -> Self {
+        FakeCloudflared {
+            dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets a knob (`FAKE_CLOUDFLARED_*`) for every start.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A configuration that runs the fake, finds nothing else, and records.
+    pub fn config(&self) -> CloudflaredConfig {
+        let mut env: Vec<_> = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        env.push(("FAKE_CLOUDFLARED_RECORD".into(), self.record_path().into()));
+        CloudflaredConfig {
+            binary: Some(fake_cloudflared_bin()),
+            search_path: Some("".into()),
+            home_binary: None,
+            start_timeout: Duration::from_secs(10),
+            stop_grace: Duration::from_secs(2),
+            env,
+            ..CloudflaredConfig::new(self.state_dir())
+        }
+    }
+
+    pub fn provider(&self) -> Cloudflared {
+        Cloudflared::new(self.config())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The log of the tunnel to [`LOCAL`].
+    pub fn log(&self) -> String {
+        let path = self.state_dir().join("cloudflared-8080.log");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.dir.path().join("record.jsonl")
+    }
+
+    /// Every line the fake recorded, oldest first.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.record_path()).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON record"))
+            .collect()
+    }
+
+    /// The arguments of each start.
+    pub fn starts(&self) -> Vec<Vec<String>> {
+        self.records()
+            .iter()
+            .filter_map(|r| r["args"].as_array().cloned())
+            .map(|args| {
+                args.iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The URLs the fake printed, oldest first.
+    pub fn urls(&self) -> Vec<String> {
+        self.field("url")
+            .filter_map(|u| u.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Every process the fake ran: itself at each start, and its children.
+    pub fn pids(&self) -> Vec<u32> {
+        let records = self.records();
+        let own = records
+            .iter()
+            .filter(|r| r.get("args").is_some())
+            .map(|r| &r["pid"]);
+        let children = records.iter().filter_map(|r| r.get("child"));
+        own.chain(children)
+            .map(|p| p.as_u64().expect("a pid") as u32)
+            .collect()
+    }
+
+    fn field(&self, name: &str) -> impl Iterator<Item = serde_json::Value> {
+        let name = name.to_owned();
+        self.records()
+            .into_iter()
+            .filter_map(move |r| r.get(&name).cloned())
+    }
+
+    /// Asserts that no process the fake ran is left, allowing a moment for
+    /// SIGKILLed ones to go.
+    pub fn assert_no_process_left(&self) {
+        for pid in self.pids() {
+            assert!(
+                gone_within(pid, Duration::from_secs(2)),
+                "process {pid} is still running"
+            );
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The watchdog with the real provider and the fake cloudflared: deaths
+//! noticed at once, reopening with a new URL, backoff, and a clean stop.
+
+use std::time::{Duration, Instant};
+
+use drop_tests::tunnel::{FakeCloudflared, alive, local};
+use drop_tunnel::{BackoffPolicy, DownReason, TunnelError, TunnelEvent, Watchdog, WatchdogConfig};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Longer than any event should take to come.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+    tokio::time::timeout(PATIENCE, events.recv())
+        .await
+        .expect("an event in time")
+        .expect("the watchdog runs")
+}
+
+async fn next_up(events: &mut UnboundedReceiver<TunnelEvent>) -> (String, u32) {
+    match next(events).await {
+        TunnelEvent::Up { url, pid } => (url, pid.expect("a pid")),
+        other => panic!("expected up, got {other:?}"),
+    }
+}
+
+fn kill(pid: u32) {
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on the fake cloudflared this test started; no memory is touched.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
+
+/// Killing the tunnel process: down at once, then up again with a new URL,
+/// all within two seconds, with the default backoff.
+#[tokio::test]
+async fn a_killed_tunnel_is_back_with_a_new_url_within_two_seconds() {
+    let fake = FakeCloudflared::new();
+    let (watchdog, mut events) =
+        Watchdog::spawn(fake.provider(), local(), WatchdogConfig::default());
+    let (first_url, first_pid) = next_up(&mut events).await;
+
+    let killed = Instant::now();
+    kill(first_pid);
+    let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+        panic!("down after the kill");
+    };
+    let down_after = killed.elapsed();
+    assert!(
+        matches!(reason, DownReason::Exited(ref exit) if exit.code.is_none()),
+        "{reason:?}"
+    );
+    assert!(
+        down_after < Duration::from_millis(500),
+        "death noticed late: {down_after:?}"
+    );
+    assert!(retry_in <= Duration::from_millis(1100), "{retry_in:?}");
+
+    let (second_url, second_pid) = next_up(&mut events).await;
+    let up_after = killed.elapsed();
+    eprintln!("down after {down_after:?}, up after {up_after:?}");
+    assert!(
+        up_after < Duration::from_secs(2),
+        "back up after {up_after:?}"
+    );
+    assert_ne!(first_url, second_url);
+    assert_ne!(first_pid, second_pid);
+
+    watchdog.stop().await;
+    assert!(!alive(second_pid));
+    fake.assert_no_process_left();
+}
+
+/// A cloudflared that fails at every start is retried less and less often.
+#[tokio::test]
+async fn a_fake_that_keeps_failing_is_retried_with_growing_delays() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "uuid");
+    let config = WatchdogConfig {
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(100),
+            jitter: 0.0,
+            ..BackoffPolicy::default()
+        },
+        ..WatchdogConfig::default()
+    };
+    let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
+    let mut delays = Vec::new();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+            panic!("down");
+        };
+        assert!(matches!(
+            reason,
+            DownReason::OpenFailed(TunnelError::ExitedEarly { .. })
+        ));
+        delays.push(retry_in.as_millis());
+        seen.push(Instant::now());
+    }
+    assert_eq!(delays, [100, 200, 400, 800]);
+    let gaps: Vec<_> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "gaps grow: {gaps:?}");
+    watchdog.stop().await;
+    assert_eq!(fake.starts().len(), 4, "no start after stop");
+    fake.assert_no_process_left();
+}
+
+/// A rate limit backs off a minute or more, where an ordinary failure waits
+/// a second; stopping during that wait starts nothing more.
+#[tokio::test]
+async fn a_rate_limit_backs_off_far_longer_than_a_crash() {
+    let crashing = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "uuid");
+    let (crash_watchdog, mut crash_events) =
+        Watchdog::spawn(crashing.provider(), local(), WatchdogConfig::default());
+    let TunnelEvent::Down {
+        retry_in: crash_wait,
+        ..
+    } = next(&mut crash_events).await
+    else {
+        panic!("down");
+    };
+    crash_watchdog.stop().await;
+
+    let limited = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "rate-limit");
+    let (watchdog, mut events) =
+        Watchdog::spawn(limited.provider(), local(), WatchdogConfig::default());
+    let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+        panic!("down");
+    };
+    assert!(reason.is_rate_limited(), "{reason:?}");
+    assert!(retry_in >= Duration::from_secs(60), "{retry_in:?}");
+    assert!(crash_wait < Duration::from_secs(2), "{crash_wait:?}");
+
+    let stopping = Instant::now();
+    watchdog.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "stop does not wait out the backoff"
+    );
+    assert_eq!(limited.starts().len(), 1);
+}
+
+/// A live cloudflared that lost its edge connection is down too, and is
+/// replaced.
+#[tokio::test]
+async fn a_tunnel_without_a_connection_is_replaced() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_UNREADY_AFTER_MS", "200");
+    let config = WatchdogConfig {
+        health_interval: Duration::from_millis(100),
+        unhealthy_after: 2,
+        ..WatchdogConfig::default()
+    };
+    let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
+    let (first_url, first_pid) = next_up(&mut events).await;
+    let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
+        panic!("down");
+    };
+    assert!(matches!(reason, DownReason::Unhealthy), "{reason:?}");
+    assert!(!alive(first_pid), "the unhealthy process is ended");
+    let (second_url, _) = next_up(&mut events).await;
+    assert_ne!(first_url, second_url);
+    watchdog.stop().await;
+    fake.assert_no_process_left();
+}
+
+/// Without cloudflared the watchdog gives up at once with the install hint.
+#[tokio::test]
+async fn without_cloudflared_the_watchdog_gives_up() {
+    let fake = FakeCloudflared::new();
+    let mut config = fake.config();
+    config.binary = None;
+    let provider = drop_tunnel::Cloudflared::new(config);
+    let (watchdog, mut events) = Watchdog::spawn(provider, local(), WatchdogConfig::default());
+    let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
+        panic!("gave up");
+    };
+    assert_eq!(
+        reason.to_string(),
+        "cloudflared not found. Run ./install.sh"
+    );
+    watchdog.stop().await;
+}
+
+/// Stopping ends the tunnel and everything it started; nothing restarts.
+#[tokio::test]
+async fn stop_leaves_no_process_behind() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_CHILD", "1");
+    let (watchdog, mut events) =
+        Watchdog::spawn(fake.provider(), local(), WatchdogConfig::default());
+    next_up(&mut events).await;
+    watchdog.stop().await;
+    for pid in fake.pids() {
+        assert!(!alive(pid), "process {pid} survived stop");
+    }
+    assert!(events.recv().await.is_none(), "no event after stop");
+    assert_eq!(fake.starts().len(), 1);
+}
