@@ -159,6 +159,10 @@ where
 {
     let gate = site.gate();
     if is_cross_site(ctx) {
+        eprintln!(
+            "drop: refused a cross-site login to page {}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
+            page.id, ctx.origin, ctx.fetch_site, ctx.host
+        );
         return Answer::fixed_text(StatusCode::FORBIDDEN, "Cross-site login refused.\n");
     }
     if ctx.content_length.is_some_and(|len| len > MAX_LOGIN_BODY) {
@@ -246,6 +250,9 @@ fn logged_in(gate: &Gate, page: &PageEntry, ctx: &LoginContext, hash: &str) -> A
 }
 
 /// A foreign `Origin` or `Sec-Fetch-Site: cross-site` is a login CSRF.
+/// `Origin: null` says nothing: browsers send it for every form POST from a
+/// page with `Referrer-Policy: no-referrer`, which drop's pages all carry;
+/// the form token still has to match.
 fn is_cross_site(ctx: &LoginContext) -> bool {
     if ctx
         .fetch_site
@@ -254,7 +261,7 @@ fn is_cross_site(ctx: &LoginContext) -> bool {
     {
         return true;
     }
-    match (&ctx.origin, &ctx.host) {
+    match (ctx.origin.as_deref().filter(|o| *o != "null"), &ctx.host) {
         (None, _) => false,
         (Some(origin), Some(host)) => {
             let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
@@ -400,7 +407,7 @@ mod tests {
             Some("same-origin")
         )));
         assert!(is_cross_site(&ctx(Some("https://evil.example"), None)));
-        assert!(is_cross_site(&ctx(Some("null"), None)));
+        assert!(!is_cross_site(&ctx(Some("null"), Some("same-origin"))));
         assert!(is_cross_site(&ctx(None, Some("cross-site"))));
     }
 }

@@ -96,9 +96,29 @@ pub fn send_raw_from(from: [u8; 4], port: u16, raw: &[u8]) -> Response {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     stream.write_all(raw).expect("send request");
+    let is_head = raw.starts_with(b"HEAD ");
     let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).expect("read response");
+    let mut chunk = [0u8; 64 * 1024];
+    // Until the server closes, or the body its Content-Length announced is
+    // in (some servers keep the connection open despite `Connection: close`).
+    while is_head || !body_complete(&bytes) {
+        match stream.read(&mut chunk).expect("read response") {
+            0 => break,
+            n => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
     parse(&bytes)
+}
+
+fn body_complete(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| bytes.len() >= end + 4 + len)
 }
 
 fn parse(bytes: &[u8]) -> Response {

@@ -124,6 +124,11 @@ impl DropEnv {
         doc["pid"].as_u64().map(|p| p as u32)
     }
 
+    /// The server's log so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("logs/server.log")).unwrap_or_default()
+    }
+
     /// Writes a file under the work folder, creating parents.
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
         let path = self.work.path().join(rel);
