@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use drop_core::manifest::MANIFEST_NAME;
 use drop_core::safe_path::is_never_served;
 use drop_core::{Manifest, generate_password, hash_password, new_page_id};
-use drop_registry::{Home, Record};
+use drop_registry::{Home, Pages, Record};
 use serde_json::Value;
 
 use crate::daemon::running_server;
@@ -21,38 +21,114 @@ pub struct Details {
     pub password: Option<String>,
 }
 
+/// A page as `add` left it.
+struct Saved {
+    id: String,
+    record: Record,
+    reused: bool,
+}
+
 /// Publishes `path`. Adding a source that is already published returns
 /// that page (updating its name, description or password when given)
 /// rather than a second URL for the same thing.
 pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(), CliError> {
     let (source, is_dir) = check_source(path)?;
-    if let Some(name) = &details.name {
-        check_name(name)?;
-    }
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
     let password_hash = generated
         .as_deref()
         .or(details.password.as_deref())
         .map(hash_password);
+    let saved = upsert(
+        home,
+        &details,
+        |r| !r.is_app() && r.source == source && r.is_dir == is_dir,
+        || Record::static_page(source.clone(), is_dir),
+        |_, _| Ok(()),
+        |record| {
+            if let Some(hash) = &password_hash {
+                record.password_hash.clone_from(hash);
+            }
+        },
+    )?;
+    report(home, &saved, generated.as_deref(), json)
+}
+
+/// Registers an app (stopped): `drop start <id>` runs `run` in the source's
+/// folder and expects it to listen on `port`. Registering the same source
+/// again updates its command and port.
+pub fn add_app(
+    home: &Home,
+    path: &Path,
+    details: Details,
+    run: String,
+    port: u16,
+    json: bool,
+) -> Result<(), CliError> {
+    if details.password.is_some() {
+        return Err(CliError::PasswordOnApp);
+    }
+    if port == 0 {
+        return Err(CliError::BadAppPort);
+    }
+    let source = std::fs::canonicalize(path).map_err(|_| CliError::NoSuchPath {
+        path: path.to_owned(),
+    })?;
+    let is_dir = source.is_dir();
+    let saved = upsert(
+        home,
+        &details,
+        |r| r.is_app() && r.source == source,
+        || Record::app(source.clone(), is_dir, run.clone(), port),
+        |pages, id| match pages
+            .iter()
+            .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
+        {
+            Some((other, _)) => Err(CliError::PortTaken {
+                port,
+                id: other.to_owned(),
+            }),
+            None => Ok(()),
+        },
+        |record| {
+            record.run_cmd = Some(run.clone());
+            record.port = Some(port);
+        },
+    )?;
+    report(home, &saved, None, json)
+}
+
+/// Adds a record, or updates the one `same` finds, under the registry lock.
+fn upsert(
+    home: &Home,
+    details: &Details,
+    same: impl Fn(&Record) -> bool,
+    new: impl FnOnce() -> Record,
+    check: impl FnOnce(&Pages, &str) -> Result<(), CliError>,
+    apply: impl FnOnce(&mut Record),
+) -> Result<Saved, CliError> {
+    if let Some(name) = &details.name {
+        check_name(name)?;
+    }
     home.ensure()?;
-    let (id, record, reused) = home.registry().update(|pages| {
+    let saved = home.registry().update(|pages| {
+        let existing = pages
+            .iter()
+            .find(|(_, r)| same(r))
+            .map(|(id, _)| id.to_owned());
+        let reused = existing.is_some();
+        let id = existing.unwrap_or_else(|| unused_id(|id| pages.contains(id)));
         if let Some(name) = &details.name
             && let Some(owner) = pages.by_name(name)
-            && owner.record.source != source
+            && owner.id != id
         {
             return Err(CliError::NameTaken {
                 name: name.clone(),
                 id: owner.id.to_owned(),
             });
         }
-        let existing = pages
-            .iter()
-            .find(|(_, r)| !r.is_app() && r.source == source && r.is_dir == is_dir)
-            .map(|(id, _)| id.to_owned());
-        let reused = existing.is_some();
-        let id = existing.unwrap_or_else(|| unused_id(|id| pages.contains(id)));
+        check(pages, &id)?;
         if !reused {
-            pages.insert(id.clone(), Record::static_page(source.clone(), is_dir));
+            pages.insert(id.clone(), new());
         }
         let record = pages.get_mut(&id).expect("present");
         if let Some(name) = &details.name {
@@ -61,30 +137,41 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
         if let Some(description) = &details.description {
             record.description.clone_from(description);
         }
-        if let Some(hash) = &password_hash {
-            record.password_hash.clone_from(hash);
-        }
-        Ok((id, record.clone(), reused))
+        apply(record);
+        Ok::<_, CliError>(Saved {
+            id,
+            record: record.clone(),
+            reused,
+        })
     })?;
     crate::control::announce_registry_change(home);
+    Ok(saved)
+}
+
+fn report(home: &Home, saved: &Saved, generated: Option<&str>, json: bool) -> Result<(), CliError> {
     let state = home.load_server_state()?;
     let running = running_server(state.as_ref()).is_some();
-    let row = PageRow::new(&server_base(state.as_ref()), &id, &record);
+    let row = PageRow::new(&server_base(state.as_ref()), &saved.id, &saved.record);
     if json {
         let mut doc = row.to_json();
-        doc["already_published"] = Value::Bool(reused);
+        doc["already_published"] = Value::Bool(saved.reused);
         doc["server_running"] = Value::Bool(running);
-        if let Some(password) = &generated {
-            doc["password"] = Value::String(password.clone());
+        if let Some(password) = generated {
+            doc["password"] = Value::String(password.to_owned());
         }
         print_json(&doc);
         return Ok(());
     }
+    if saved.record.is_app() {
+        println!("App registered: {}", row.url);
+        println!("Run 'drop start {}'", saved.id);
+        return Ok(());
+    }
     println!("Published: {}", row.url);
-    if let Some(password) = &generated {
+    if let Some(password) = generated {
         println!("Password: {password}");
     }
-    if reused {
+    if saved.reused {
         println!("  (already published: same page as before)");
     }
     if !running {

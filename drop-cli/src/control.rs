@@ -16,11 +16,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
 use crate::error::CliError;
+use crate::supervisor::{Started, Supervisor};
 
-/// How long a command waits for the daemon's reply.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest request line the daemon reads.
-const MAX_REQUEST: u64 = 64 * 1024;
+/// How long a command waits for the daemon's reply; starting an app waits
+/// for the app, up to its own timeout.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest request line the daemon reads (an app's environment included).
+const MAX_REQUEST: u64 = 1024 * 1024;
 
 /// What a command asks of the daemon.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +30,18 @@ const MAX_REQUEST: u64 = 64 * 1024;
 pub enum ControlRequest {
     /// Re-read `pages.json` now.
     Reload,
+    /// Start an app with the asking command's environment.
+    StartApp {
+        /// The app's full id.
+        id: String,
+        /// The environment to run it with.
+        env: Vec<(String, String)>,
+    },
+    /// Stop an app.
+    StopApp {
+        /// The app's full id.
+        id: String,
+    },
 }
 
 /// The daemon's answer.
@@ -35,9 +49,30 @@ pub enum ControlRequest {
 pub struct ControlReply {
     /// Whether the request was carried out.
     pub ok: bool,
+    /// What happened: `reloaded`, `started`, `already_running`, `stopped`, `not_running`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
     /// Why not, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ControlReply {
+    fn done(outcome: &str) -> Self {
+        ControlReply {
+            ok: true,
+            outcome: Some(outcome.to_owned()),
+            error: None,
+        }
+    }
+
+    fn failed(error: String) -> Self {
+        ControlReply {
+            ok: false,
+            outcome: None,
+            error: Some(error),
+        }
+    }
 }
 
 /// Sends one request to the running daemon and waits for its reply.
@@ -76,18 +111,27 @@ pub fn announce_registry_change(home: &Home) {
 pub struct ControlServer {
     listener: UnixListener,
     site: Arc<Site>,
+    supervisor: Arc<Supervisor>,
 }
 
 impl ControlServer {
     /// Binds the socket, replacing a stale one (the caller holds the server lock).
-    pub fn bind(home: &Home, site: Arc<Site>) -> Result<Self, CliError> {
+    pub fn bind(
+        home: &Home,
+        site: Arc<Site>,
+        supervisor: Arc<Supervisor>,
+    ) -> Result<Self, CliError> {
         let path = home.control_socket_path();
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)
             .map_err(CliError::io(format!("listen on `{}`", path.display())))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(CliError::io(format!("restrict `{}`", path.display())))?;
-        Ok(ControlServer { listener, site })
+        Ok(ControlServer {
+            listener,
+            site,
+            supervisor,
+        })
     }
 
     /// Answers requests until the task is dropped.
@@ -97,9 +141,9 @@ impl ControlServer {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let site = self.site.clone();
+            let (site, supervisor) = (self.site.clone(), self.supervisor.clone());
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, site).await {
+                if let Err(e) = answer(stream, &site, &supervisor).await {
                     eprintln!("drop: control request failed: {e}");
                 }
             });
@@ -107,26 +151,45 @@ impl ControlServer {
     }
 }
 
-async fn answer(stream: tokio::net::UnixStream, site: Arc<Site>) -> std::io::Result<()> {
+async fn answer(
+    stream: tokio::net::UnixStream,
+    site: &Arc<Site>,
+    supervisor: &Arc<Supervisor>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_REQUEST)
         .read_line(&mut line)
         .await?;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
-        Ok(ControlRequest::Reload) => {
-            let _ = tokio::task::spawn_blocking(move || site.refresh()).await;
-            ControlReply {
-                ok: true,
-                error: None,
-            }
-        }
-        Err(e) => ControlReply {
-            ok: false,
-            error: Some(format!("unknown request: {e}")),
-        },
+        Ok(request) => carry_out(request, site, supervisor).await,
+        Err(e) => ControlReply::failed(format!("unknown request: {e}")),
     };
     let mut text = serde_json::to_string(&reply).expect("replies serialise");
     text.push('\n');
     write.write_all(text.as_bytes()).await
+}
+
+async fn carry_out(
+    request: ControlRequest,
+    site: &Arc<Site>,
+    supervisor: &Arc<Supervisor>,
+) -> ControlReply {
+    match request {
+        ControlRequest::Reload => {
+            let site = site.clone();
+            let _ = tokio::task::spawn_blocking(move || site.refresh()).await;
+            ControlReply::done("reloaded")
+        }
+        ControlRequest::StartApp { id, env } => match supervisor.start_app(&id, env).await {
+            Ok(Started::Now) => ControlReply::done("started"),
+            Ok(Started::Already) => ControlReply::done("already_running"),
+            Err(e) => ControlReply::failed(e),
+        },
+        ControlRequest::StopApp { id } => match supervisor.stop_app(&id).await {
+            Ok(true) => ControlReply::done("stopped"),
+            Ok(false) => ControlReply::done("not_running"),
+            Err(e) => ControlReply::failed(e),
+        },
+    }
 }

@@ -17,6 +17,7 @@ use drop_registry::{Home, ServerState};
 
 use crate::control::ControlServer;
 use crate::error::CliError;
+use crate::supervisor::{AppLimits, Supervisor};
 use crate::urls::{DEFAULT_PORT, server_base};
 
 /// How long `start` waits for the server to answer.
@@ -44,10 +45,31 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
         println!("Server already running: {}", server_base(Some(state)));
         return Ok(());
     }
-    let port = port
-        .or(saved.as_ref().map(|s| s.port))
-        .unwrap_or(DEFAULT_PORT);
-    let host = host.or_else(|| saved.as_ref().and_then(|s| s.host.clone()));
+    let state = launch(home, saved.as_ref(), port, host)?;
+    println!("Server started: {}", server_base(Some(&state)));
+    Ok(())
+}
+
+/// The running server's state, starting the server first when it is not
+/// running (for commands that need the daemon, such as `start <app>`).
+pub fn ensure_running(home: &Home) -> Result<ServerState, CliError> {
+    home.ensure()?;
+    let saved = home.load_server_state()?;
+    if let Some(state) = running_server(saved.as_ref()) {
+        return Ok(state.clone());
+    }
+    launch(home, saved.as_ref(), None, None)
+}
+
+/// Launches `drop serve` detached and waits until it answers.
+fn launch(
+    home: &Home,
+    saved: Option<&ServerState>,
+    port: Option<u16>,
+    host: Option<String>,
+) -> Result<ServerState, CliError> {
+    let port = port.or(saved.map(|s| s.port)).unwrap_or(DEFAULT_PORT);
+    let host = host.or_else(|| saved.and_then(|s| s.host.clone()));
     let bind = std::env::var("DROP_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let log_path = home.logs_dir().join("server.log");
     let mut log = OpenOptions::new()
@@ -81,9 +103,7 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
     detach(&mut command);
     let mut child = command.spawn().map_err(CliError::io("launch the server"))?;
     let _ = writeln!(log, "drop: server launched as pid {}", child.id());
-    let state = wait_until_serving(home, &mut child, &log_path, log_start)?;
-    println!("Server started: {}", server_base(Some(&state)));
-    Ok(())
+    wait_until_serving(home, &mut child, &log_path, log_start)
 }
 
 /// A new session: the server outlives the terminal and the command that started it.
@@ -245,7 +265,9 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
             key_path.display()
         )))?;
         let site = Arc::new(Site::new(home.registry(), key));
-        let control = tokio::spawn(ControlServer::bind(home, site.clone())?.run());
+        let supervisor = Supervisor::new(home.clone(), app_limits());
+        supervisor.adopt();
+        let control = tokio::spawn(ControlServer::bind(home, site.clone(), supervisor)?.run());
         drop_core::serve(listener, site, server_config(), shutdown_signal()).await;
         control.abort();
         let _ = std::fs::remove_file(home.control_socket_path());
@@ -266,6 +288,14 @@ fn server_config() -> ServerConfig {
         config.max_connections = max as usize;
     }
     config
+}
+
+fn app_limits() -> AppLimits {
+    let ms = |name, default| Duration::from_millis(env_number(name).unwrap_or(default));
+    AppLimits {
+        start_timeout: ms("DROP_APP_START_TIMEOUT_MS", 30_000),
+        stop_grace: ms("DROP_STOP_GRACE_MS", 10_000),
+    }
 }
 
 /// A numeric setting from the environment; unset or unreadable means the default.

@@ -61,6 +61,33 @@ pub enum CliError {
         /// The page that has it.
         id: String,
     },
+    /// `--password` with `--run`.
+    #[error(
+        "passwords protect pages drop serves; an app is reached on its own port, so it cannot have one"
+    )]
+    PasswordOnApp,
+    /// `--port 0` for an app.
+    #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
+    BadAppPort,
+    /// Another app has this port.
+    #[error("port {port} is already used by app {id}; give this app another port")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// The app that has it.
+        id: String,
+    },
+    /// An app command on something that is not an app.
+    #[error(
+        "`{query}` is a page, not an app; apps are added with `drop add <path> --run CMD --port N`"
+    )]
+    NotAnApp {
+        /// What the user asked for.
+        query: String,
+    },
+    /// The daemon could not start or stop an app.
+    #[error("{0}")]
+    App(String),
     /// The server could not start.
     #[error("{0}")]
     ServerFailed(String),

@@ -1,11 +1,13 @@
 //! `drop`: one command turns a file or a folder into a URL.
 
 mod add;
+mod apps;
 mod control;
 mod daemon;
 mod error;
 mod output;
 mod pages;
+mod supervisor;
 mod urls;
 
 use std::path::PathBuf;
@@ -31,15 +33,31 @@ struct Args {
 enum Command {
     /// Start the page server in the background.
     Start {
+        /// An app to start (id, id prefix or name) instead of the server.
+        app: Option<String>,
         /// Port to serve on (0 picks a free one) [default: the last one, or 8080].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "app")]
         port: Option<u16>,
         /// Host or IP to put in URLs [default: the last one, or this machine's outward address].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "app")]
         host: Option<String>,
     },
-    /// Stop the page server.
-    Stop,
+    /// Stop the page server (apps keep running), or one app.
+    Stop {
+        /// An app to stop (id, id prefix or name) instead of the server.
+        app: Option<String>,
+    },
+    /// Show an app's output.
+    Logs {
+        /// The app (id, id prefix or name).
+        app: String,
+        /// How many of the last lines to show.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Keep printing new output until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
     /// Show the server's URL and every page.
     Status {
         /// Print one JSON document.
@@ -56,6 +74,12 @@ enum Command {
         /// A description shown in listings.
         #[arg(long = "desc")]
         description: Option<String>,
+        /// Register an app: the shell command that runs it (needs --port).
+        #[arg(long, value_name = "CMD", requires = "port")]
+        run: Option<String>,
+        /// The port the app listens on (needs --run).
+        #[arg(long, value_name = "N", requires = "run")]
+        port: Option<u16>,
         /// Protect the page: with PASS, that password; alone, a generated one
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
@@ -111,25 +135,35 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), CliError> {
     let home = Home::new(args.home.unwrap_or_else(default_home));
     match args.command {
-        Command::Start { port, host } => daemon::start(&home, port, host),
-        Command::Stop => daemon::stop(&home),
+        Command::Start { app: Some(app), .. } => apps::start(&home, &app),
+        Command::Start {
+            app: None,
+            port,
+            host,
+        } => daemon::start(&home, port, host),
+        Command::Stop { app: Some(app) } => apps::stop(&home, &app),
+        Command::Stop { app: None } => daemon::stop(&home),
+        Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
         Command::Status { json } => pages::status(&home, json),
         Command::Add {
             path,
             name,
             description,
+            run,
+            port,
             password,
             json,
-        } => add::add(
-            &home,
-            &path,
-            add::Details {
+        } => {
+            let details = add::Details {
                 name,
                 description,
                 password,
-            },
-            json,
-        ),
+            };
+            match (run, port) {
+                (Some(run), Some(port)) => add::add_app(&home, &path, details, run, port, json),
+                _ => add::add(&home, &path, details, json),
+            }
+        }
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page),
         Command::Cleanup => pages::cleanup(&home),

@@ -5,7 +5,9 @@ use std::path::Path;
 use drop_registry::Record;
 use serde_json::{Value, json};
 
-use crate::urls::page_url;
+use drop_core::apps::AppStatus;
+
+use crate::urls::{app_url, page_url};
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
@@ -13,25 +15,40 @@ pub struct PageRow<'a> {
     pub record: &'a Record,
     pub url: String,
     pub source_exists: bool,
+    /// For apps: what the app is doing now.
+    pub app_status: Option<AppStatus>,
 }
 
 impl<'a> PageRow<'a> {
     pub fn new(base: &str, id: &'a str, record: &'a Record) -> Self {
+        let app_status = record.is_app().then(|| AppStatus::of(record));
+        let url = if record.is_app() {
+            app_url(base, record)
+        } else {
+            page_url(base, id, record)
+        };
         PageRow {
             id,
             record,
-            url: page_url(base, id, record),
+            url,
             source_exists: record.source.exists(),
+            app_status,
         }
     }
 
     fn tags(&self) -> String {
         let mut tags = Vec::new();
-        if self.record.is_app() {
-            tags.push("[app]");
+        if let Some(status) = self.app_status {
+            tags.push("[app]".to_owned());
+            tags.push(match status {
+                AppStatus::Crashed {
+                    exit_code: Some(code),
+                } => format!("[crashed (exit {code})]"),
+                other => format!("[{}]", other.word()),
+            });
         }
         if !self.source_exists {
-            tags.push("[source missing]");
+            tags.push("[source missing]".to_owned());
         }
         tags.join(" ")
     }
@@ -46,7 +63,7 @@ impl<'a> PageRow<'a> {
 
     pub fn to_json(&self) -> Value {
         let r = self.record;
-        json!({
+        let mut doc = json!({
             "id": self.id,
             "url": self.url,
             "type": r.kind,
@@ -57,7 +74,21 @@ impl<'a> PageRow<'a> {
             "protected": r.is_protected(),
             "source_exists": self.source_exists,
             "created_at": r.created_at,
-        })
+        });
+        if let Some(status) = self.app_status {
+            doc["status"] = json!(status.word());
+            doc["run_cmd"] = json!(r.run_cmd);
+            doc["port"] = json!(r.port);
+            doc["pid"] = json!(match status {
+                AppStatus::Running { pid } => Some(pid),
+                _ => None,
+            });
+            doc["exit_code"] = json!(match status {
+                AppStatus::Crashed { exit_code } => exit_code,
+                _ => None,
+            });
+        }
+        doc
     }
 }
 
@@ -99,42 +130,63 @@ pub fn is_under(source: &Path, dir: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn row<'a>(id: &'a str, record: &'a Record, url: &str, app: Option<AppStatus>) -> PageRow<'a> {
+        PageRow {
+            id,
+            record,
+            url: url.into(),
+            source_exists: true,
+            app_status: app,
+        }
+    }
+
+    /// The seed's `drop status` lines, byte for byte.
     #[test]
     fn rows_align_ids_and_tags_like_the_spec() {
-        let app = Record {
-            kind: "app".into(),
-            ..Record::static_page("/".into(), true)
-        };
+        let app = Record::app("/".into(), true, "serve".into(), 5000);
         let page = Record::static_page("/".into(), true);
         let rows = vec![
-            PageRow {
-                id: "abc123",
-                record: &app,
-                url: "https://a".into(),
-                source_exists: true,
-            },
-            PageRow {
-                id: "def456",
-                record: &page,
-                url: "https://b/p/def456/".into(),
-                source_exists: true,
-            },
+            row(
+                "abc123",
+                &app,
+                "https://other-random.trycloudflare.com",
+                Some(AppStatus::Running { pid: 1 }),
+            ),
+            row(
+                "def456",
+                &page,
+                "https://random-words.trycloudflare.com/p/def456/",
+                None,
+            ),
         ];
         assert_eq!(
             render_rows(&rows),
-            "  abc123  [app]  https://a (public)\n  def456         https://b/p/def456/ (public)\n"
+            "  abc123  [app] [running]  https://other-random.trycloudflare.com (public)\n  \
+             def456                   https://random-words.trycloudflare.com/p/def456/ (public)\n"
+        );
+    }
+
+    #[test]
+    fn crashed_apps_show_their_exit_code() {
+        let app = Record::app("/".into(), true, "serve".into(), 5000);
+        let rows = vec![row(
+            "a",
+            &app,
+            "u",
+            Some(AppStatus::Crashed { exit_code: Some(3) }),
+        )];
+        assert_eq!(
+            render_rows(&rows),
+            "  a  [app] [crashed (exit 3)]  u (public)\n"
         );
     }
 
     #[test]
     fn rows_without_tags_have_no_tag_column() {
         let page = Record::static_page("/".into(), true);
-        let rows = vec![PageRow {
-            id: "abc",
-            record: &page,
-            url: "u".into(),
-            source_exists: true,
-        }];
-        assert_eq!(render_rows(&rows), "  abc  u (public)\n");
+        assert_eq!(
+            render_rows(&[row("abc", &page, "u", None)]),
+            "  abc  u (public)\n"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
-use drop_registry::{Home, Pages, RegistryError, ServerState};
+use drop_registry::{Home, Pages, Record, RegistryError, ServerState};
 use serde_json::json;
 
 use crate::daemon::running_server;
@@ -80,38 +80,52 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
 
 /// `drop remove <id|prefix|name>`.
 pub fn remove(home: &Home, query: &str) -> Result<(), CliError> {
-    let (id, record) = home.registry().update(|pages| {
-        let id = pages.lookup(query)?.id.to_owned();
-        let record = pages.remove(&id).expect("looked up just now");
-        Ok::<_, CliError>((id, record))
+    let pages = home.registry().load()?;
+    let found = pages.lookup(query)?;
+    let (id, record) = (found.id.to_owned(), found.record.clone());
+    stop_if_app(home, &id, &record)?;
+    home.registry().update(|pages| {
+        pages.remove(&id);
+        Ok::<_, CliError>(())
     })?;
     crate::control::announce_registry_change(home);
     println!("Removed: {id} ({})", record.source.display());
     Ok(())
 }
 
-/// `drop cleanup`: removes pages whose source file or folder is gone.
+/// `drop cleanup`: stops and removes pages and apps whose source is gone.
 pub fn cleanup(home: &Home) -> Result<(), CliError> {
-    let removed = home.registry().update(|pages: &mut Pages| {
-        let gone: Vec<String> = pages
-            .iter()
-            .filter(|(_, r)| !r.source.exists())
-            .map(|(id, _)| id.to_owned())
-            .collect();
-        let removed: Vec<_> = gone
-            .iter()
-            .filter_map(|id| Some((id.clone(), pages.remove(id)?)))
-            .collect();
-        Ok::<_, RegistryError>(removed)
+    let pages = home.registry().load()?;
+    let gone: Vec<(String, Record)> = pages
+        .iter()
+        .filter(|(_, r)| !r.source.exists())
+        .map(|(id, r)| (id.to_owned(), r.clone()))
+        .collect();
+    for (id, record) in &gone {
+        stop_if_app(home, id, record)?;
+    }
+    home.registry().update(|pages: &mut Pages| {
+        for (id, _) in &gone {
+            pages.remove(id);
+        }
+        Ok::<_, RegistryError>(())
     })?;
     crate::control::announce_registry_change(home);
-    if removed.is_empty() {
+    if gone.is_empty() {
         println!("Nothing to clean up: every page's source exists.");
         return Ok(());
     }
-    println!("Removed {} page(s) whose source is gone:", removed.len());
-    for (id, record) in removed {
+    println!("Removed {} page(s) whose source is gone:", gone.len());
+    for (id, record) in gone {
         println!("  {id}  {}", record.source.display());
+    }
+    Ok(())
+}
+
+/// An app is stopped before its record goes, so no process is orphaned.
+fn stop_if_app(home: &Home, id: &str, record: &Record) -> Result<(), CliError> {
+    if record.is_app() && record.pid.is_some() {
+        crate::apps::stop_app(home, id, record)?;
     }
     Ok(())
 }

@@ -14,8 +14,18 @@ pub fn server_base(state: Option<&ServerState>) -> String {
     let port = state.map_or(DEFAULT_PORT, |s| s.port);
     let host = state
         .and_then(|s| s.host.clone())
-        .unwrap_or_else(|| drop_nat::outward_ip().map_or("127.0.0.1".into(), |ip| ip.to_string()));
+        .unwrap_or_else(outward_host);
     format!("http://{}:{port}", bracket_ipv6(&host))
+}
+
+/// An app's URL: the server's host on the app's own port, `http://HOST:PORT/`.
+pub fn app_url(base: &str, record: &Record) -> String {
+    let host = base.rsplit_once(':').map_or(base, |(host, _)| host);
+    format!("{host}:{}/", record.port.unwrap_or_default())
+}
+
+fn outward_host() -> String {
+    drop_nat::outward_ip().map_or("127.0.0.1".into(), |ip| ip.to_string())
 }
 
 /// A page's URL: `BASE/p/<id>/`, with `<name>/` after it when it has one.
@@ -61,6 +71,16 @@ mod tests {
             server_base(Some(&state("example.org", 8080))),
             "http://example.org:8080"
         );
+    }
+
+    #[test]
+    fn app_urls_use_the_server_host_and_the_app_port() {
+        let app = Record::app("/x".into(), true, "serve".into(), 5000);
+        assert_eq!(
+            app_url("http://203.0.113.5:8080", &app),
+            "http://203.0.113.5:5000/"
+        );
+        assert_eq!(app_url("http://[::1]:8080", &app), "http://[::1]:5000/");
     }
 
     #[test]

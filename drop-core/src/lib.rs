@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod id;
 pub mod limiter;
 pub mod login;

@@ -48,6 +48,16 @@ pub struct Record {
     /// The app's process id while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// The start time of `pid` (`/proc/<pid>/stat` field 22), so that a
+    /// reused pid is never taken for the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start_time: Option<u64>,
+    /// Set when the app ended without being asked to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crashed: bool,
+    /// How it ended, when known (128 + n for signal n, as shells do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
     /// The app's public tunnel URL while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_url: Option<String>,
@@ -73,6 +83,9 @@ impl Record {
             run_cmd: None,
             port: None,
             pid: None,
+            pid_start_time: None,
+            crashed: false,
+            exit_code: None,
             tunnel_url: None,
             tunnel_pid: None,
             extra: Map::new(),
@@ -82,6 +95,32 @@ impl Record {
     /// Whether drop runs this page as an app rather than serving files.
     pub fn is_app(&self) -> bool {
         self.kind == APP_KIND
+    }
+
+    /// A new stopped app that runs `run_cmd` and listens on `port`.
+    pub fn app(source: PathBuf, is_dir: bool, run_cmd: String, port: u16) -> Self {
+        Record {
+            kind: APP_KIND.to_owned(),
+            run_cmd: Some(run_cmd),
+            port: Some(port),
+            ..Record::static_page(source, is_dir)
+        }
+    }
+
+    /// Records that the app runs as `pid`, started at `start_time`.
+    pub fn mark_running(&mut self, pid: u32, start_time: u64) {
+        self.pid = Some(pid);
+        self.pid_start_time = Some(start_time);
+        self.crashed = false;
+        self.exit_code = None;
+    }
+
+    /// Records that the app ended: asked to (`crashed` false) or not.
+    pub fn mark_ended(&mut self, crashed: bool, exit_code: Option<i32>) {
+        self.pid = None;
+        self.pid_start_time = None;
+        self.crashed = crashed;
+        self.exit_code = if crashed { exit_code } else { None };
     }
 
     /// Whether a password guards this page.

@@ -138,19 +138,75 @@ impl DropEnv {
     }
 }
 
+impl DropEnv {
+    /// The pids of the apps recorded as running in this home.
+    pub fn app_pids(&self) -> Vec<u32> {
+        let Ok(text) = std::fs::read_to_string(self.home.path().join("pages.json")) else {
+            return Vec::new();
+        };
+        let pages: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let Some(map) = pages.as_object() else {
+            return Vec::new();
+        };
+        map.values()
+            .filter(|r| r["type"] == "app")
+            .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
+            .collect()
+    }
+}
+
+/// Live (not zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            let mut fields = after.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            state != "Z" && fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
+        })
+        .collect()
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 impl Drop for DropEnv {
     fn drop(&mut self) {
         let pid = self.server_pid();
+        let apps = self.app_pids();
         let _ = self.command(&["stop"]).output();
-        // Backstop if `stop` itself is what broke: the test started this pid.
+        // Backstops if `stop` itself is what broke: these are processes this
+        // test's drop started and recorded.
         if let Some(pid) = pid
             && Path::new(&format!("/proc/{pid}")).exists()
         {
-            #[allow(unsafe_code)]
-            // SAFETY: kill(2) on a pid this test's server wrote; no memory is touched.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
+            kill(pid as i32);
+        }
+        for app in apps {
+            if !group_members(app).is_empty() {
+                kill(-(app as i32));
             }
         }
+    }
+}
+
+#[allow(unsafe_code)]
+fn kill(pid: i32) {
+    // SAFETY: kill(2) touches no memory; callers pass pids their test started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
     }
 }

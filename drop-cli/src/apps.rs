@@ -1,0 +1,146 @@
+//! `drop start <app>`, `drop stop <app>` and `drop logs <app>`: the CLI side
+//! of apps. Starting and stopping go through the daemon, which owns the app
+//! processes; without a daemon, `stop` ends the app itself.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use drop_core::apps::{self, StopOutcome};
+use drop_registry::{Home, Record, RegistryError};
+
+use crate::control::{self, ControlRequest};
+use crate::daemon::{ensure_running, running_server};
+use crate::error::CliError;
+use crate::urls::{app_url, server_base};
+
+/// How long `stop` gives an app between SIGTERM and SIGKILL when it ends
+/// the app itself.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// `drop start <app>`.
+pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
+    let (id, _) = find_app(home, query)?;
+    let state = ensure_running(home)?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let reply = control::send(
+        home,
+        &ControlRequest::StartApp {
+            id: id.clone(),
+            env,
+        },
+    )?;
+    if !reply.ok {
+        return Err(CliError::App(reply.error.unwrap_or_default()));
+    }
+    let (_, record) = find_app(home, &id)?;
+    let url = app_url(&server_base(Some(&state)), &record);
+    match reply.outcome.as_deref() {
+        Some("already_running") => println!("App already running: {url}"),
+        _ => println!("App started: {url}"),
+    }
+    Ok(())
+}
+
+/// `drop stop <app>`.
+pub fn stop(home: &Home, query: &str) -> Result<(), CliError> {
+    let (id, record) = find_app(home, query)?;
+    let label = label(&id, &record);
+    if stop_app(home, &id, &record)? {
+        println!("App stopped: {label}");
+    } else {
+        println!("App {label} is not running.");
+    }
+    Ok(())
+}
+
+/// Stops an app through the daemon, or by itself when no daemon runs.
+/// Returns whether anything was running.
+pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError> {
+    let state = home.load_server_state()?;
+    if running_server(state.as_ref()).is_some() {
+        let reply = control::send(home, &ControlRequest::StopApp { id: id.to_owned() })?;
+        if !reply.ok {
+            return Err(CliError::App(reply.error.unwrap_or_default()));
+        }
+        return Ok(reply.outcome.as_deref() == Some("stopped"));
+    }
+    let outcome = match (record.pid, record.pid_start_time) {
+        (Some(pid), Some(start)) => apps::stop_group(pid, start, STOP_GRACE),
+        _ => StopOutcome::NotRunning,
+    };
+    home.registry().update(|pages| {
+        if let Some(r) = pages.get_mut(id) {
+            r.mark_ended(false, None);
+        }
+        Ok::<_, RegistryError>(())
+    })?;
+    Ok(outcome == StopOutcome::Stopped)
+}
+
+/// `drop logs <app> [-n N] [-f]`.
+pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
+    let (id, _) = find_app(home, query)?;
+    let path = log_path(home, &id);
+    let tail = apps::log_tail(&path, lines);
+    if !tail.is_empty() {
+        println!("{tail}");
+    }
+    if follow {
+        follow_log(&path)?;
+    }
+    Ok(())
+}
+
+/// Prints what is appended to the log, until interrupted.
+fn follow_log(path: &std::path::Path) -> Result<(), CliError> {
+    let mut offset = std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut out = std::io::stdout();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(mut file) = std::fs::File::open(path) else {
+            continue;
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len < offset {
+            offset = 0; // the log was truncated or replaced
+        }
+        if len == offset {
+            continue;
+        }
+        let mut chunk = Vec::new();
+        file.seek(SeekFrom::Start(offset))
+            .map_err(CliError::io("read the app log"))?;
+        file.read_to_end(&mut chunk)
+            .map_err(CliError::io("read the app log"))?;
+        offset += chunk.len() as u64;
+        if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+            return Ok(()); // stdout closed: the reader went away
+        }
+    }
+}
+
+/// An app's log file.
+pub fn log_path(home: &Home, id: &str) -> PathBuf {
+    home.logs_dir().join(format!("app-{id}.log"))
+}
+
+/// The app named by `query`, or an error saying it is not one.
+fn find_app(home: &Home, query: &str) -> Result<(String, Record), CliError> {
+    let pages = home.registry().load()?;
+    let found = pages.lookup(query)?;
+    if !found.record.is_app() {
+        return Err(CliError::NotAnApp {
+            query: query.to_owned(),
+        });
+    }
+    Ok((found.id.to_owned(), found.record.clone()))
+}
+
+fn label(id: &str, record: &Record) -> String {
+    if record.name.is_empty() {
+        id.to_owned()
+    } else {
+        record.name.clone()
+    }
+}

@@ -1,0 +1,430 @@
+//! Apps: drop runs a web app, knows its state, and never leaves an orphan.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use drop_tests::http::get;
+use drop_tests::{DropEnv, free_port, group_members};
+
+const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
+
+/// A home whose server runs on a free port, URLs on 127.0.0.1.
+fn app_env() -> DropEnv {
+    started(DropEnv::new())
+}
+
+fn started(env: DropEnv) -> DropEnv {
+    let env = env.env("DROP_STOP_GRACE_MS", "1000");
+    env.start();
+    env
+}
+
+/// Registers an app in its own folder of the work dir; returns its id.
+fn add_app(env: &DropEnv, name: &str, command: &str, port: u16) -> String {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = port.to_string();
+    let args = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        command,
+        "--port",
+        &port,
+        "--name",
+        name,
+        "--json",
+    ];
+    env.json(&args)["id"].as_str().unwrap().to_owned()
+}
+
+/// An app's entry in `list --all --json`.
+fn entry(env: &DropEnv, id: &str) -> serde_json::Value {
+    let doc = env.json(&["list", "--all", "--json"]);
+    doc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+        .expect("listed")
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// add → start → a real GET on the app's port → stop → port closed and
+/// nothing of the group alive.
+#[test]
+fn app_runs_answers_and_stops_completely() {
+    let env = app_env();
+    let port = free_port();
+    let dir = env.work.path().join("web");
+    std::fs::create_dir_all(&dir).unwrap();
+    let command = format!("exec {TEST_APP} {port}");
+    let port_arg = port.to_string();
+    let add = env.ok(&[
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &command,
+        "--port",
+        &port_arg,
+        "--name",
+        "web",
+    ]);
+    let lines: Vec<&str> = add.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("App registered: http://127.0.0.1:{port}/")
+    );
+    assert!(
+        lines[1].starts_with("Run 'drop start ") && lines[1].ends_with('\''),
+        "{add}"
+    );
+    let id = entry(&env, &lines[1][16..lines[1].len() - 1])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(entry(&env, &id)["status"], "stopped");
+
+    assert_eq!(
+        env.ok(&["start", "web"]).trim(),
+        format!("App started: http://127.0.0.1:{port}/")
+    );
+    assert_eq!(
+        get(port, "/").text(),
+        format!("hello from test-app on {port}")
+    );
+    let running = entry(&env, &id);
+    assert_eq!(running["status"], "running");
+    let pid = running["pid"].as_u64().unwrap() as u32;
+    assert!(env.ok(&["status"]).contains(&format!(
+        "[app] [running]  http://127.0.0.1:{port}/ (public)"
+    )));
+    assert_eq!(
+        env.ok(&["start", "web"]).trim(),
+        format!("App already running: http://127.0.0.1:{port}/")
+    );
+
+    assert_eq!(env.ok(&["stop", "web"]).trim(), "App stopped: web");
+    assert!(!port_open(port), "the port is closed");
+    assert!(
+        group_members(pid).is_empty(),
+        "no process of the group lives"
+    );
+    assert_eq!(entry(&env, &id)["status"], "stopped");
+    assert_eq!(env.ok(&["stop", "web"]).trim(), "App web is not running.");
+}
+
+/// `sh -c "sleep 1000 & exec server"`: stop ends the server and the sleep.
+#[test]
+fn stop_ends_the_children_of_an_app_too() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "forky",
+        &format!("sleep 1000 & exec {TEST_APP} {port}"),
+        port,
+    );
+    env.ok(&["start", "forky"]);
+    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let members = group_members(pid);
+    assert_eq!(members.len(), 2, "the server and its sleep: {members:?}");
+    env.ok(&["stop", "forky"]);
+    for member in members {
+        assert!(!alive(member), "{member} survived");
+    }
+}
+
+/// An app that ignores SIGTERM is killed after the grace period.
+#[test]
+fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "stubborn",
+        &format!("trap '' TERM; exec {TEST_APP} {port}"),
+        port,
+    );
+    env.ok(&["start", "stubborn"]);
+    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let started = Instant::now();
+    assert_eq!(
+        env.ok(&["stop", "stubborn"]).trim(),
+        "App stopped: stubborn"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "SIGTERM was ignored, so it waited"
+    );
+    assert!(group_members(pid).is_empty());
+}
+
+/// An app that exits 3 at once: `start` fails with the code and the log
+/// tail, and listings show it crashed with exit code 3.
+#[test]
+fn an_app_that_exits_at_once_is_reported_crashed() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "broken",
+        "echo 'config missing: DATABASE_URL' >&2; exit 3",
+        port,
+    );
+    let out = env.run(&["start", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "Error: app {id} exited with code 3 before listening on port {port}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("config missing: DATABASE_URL"),
+        "the log tail is shown: {err}"
+    );
+    let listed = entry(&env, &id);
+    assert_eq!(
+        (listed["status"].as_str(), listed["exit_code"].as_i64()),
+        (Some("crashed"), Some(3))
+    );
+    assert!(
+        env.ok(&["list", "--all"])
+            .contains("[app] [crashed (exit 3)]")
+    );
+}
+
+/// An app that never listens: `start` fails within its timeout and leaves
+/// no process behind.
+#[test]
+fn an_app_that_never_listens_fails_within_the_timeout() {
+    let env = started(DropEnv::new().env("DROP_APP_START_TIMEOUT_MS", "1500"));
+    let port = free_port();
+    let id = add_app(&env, "mute", "echo warming up; sleep 1000", port);
+    let started = Instant::now();
+    let out = env.run(&["start", "mute"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!(
+            "did not listen on port {port} within 1.5 s and was stopped"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("warming up"), "{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(entry(&env, &id)["status"], "stopped");
+    assert!(env.app_pids().is_empty(), "no pid stays recorded");
+    let log = env.server_log();
+    let pid: u32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("drop: app {id} launched as pid ")))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the launch is logged");
+    assert!(
+        group_members(pid).is_empty(),
+        "nothing of the group is left"
+    );
+}
+
+/// A recorded pid that now belongs to an unrelated process is never signalled.
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let env = DropEnv::new().env("DROP_STOP_GRACE_MS", "1000");
+    let port = free_port();
+    let id = add_app(&env, "old", &format!("exec {TEST_APP} {port}"), port);
+    let mut stranger = Command::new("sleep").arg("1000").spawn().unwrap();
+    let pages_path = env.home.path().join("pages.json");
+    let mut pages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pages_path).unwrap()).unwrap();
+    pages[&id]["pid"] = stranger.id().into();
+    pages[&id]["pid_start_time"] = 1.into(); // the app drop started long ago
+    std::fs::write(&pages_path, serde_json::to_string(&pages).unwrap()).unwrap();
+
+    // Without a daemon, then with one.
+    assert_eq!(env.ok(&["stop", "old"]).trim(), "App old is not running.");
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the unrelated process lives"
+    );
+    std::fs::write(&pages_path, serde_json::to_string(&pages).unwrap()).unwrap();
+    env.start();
+    assert_eq!(env.ok(&["stop", "old"]).trim(), "App old is not running.");
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the unrelated process lives"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+/// The daemon stops and starts again while an app runs: the app keeps
+/// running, is listed running, and `stop` still ends it.
+#[test]
+fn a_new_daemon_adopts_running_apps() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(&env, "steady", &format!("exec {TEST_APP} {port}"), port);
+    env.ok(&["start", "steady"]);
+    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    assert_eq!(env.ok(&["stop"]).trim(), "Server stopped.");
+    assert_eq!(get(port, "/").status, 200, "the app outlives the daemon");
+    assert_eq!(entry(&env, &id)["status"], "running");
+    env.start();
+    assert!(
+        env.server_log()
+            .contains(&format!("adopted app {id} (pid {pid})"))
+    );
+    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(env.ok(&["stop", "steady"]).trim(), "App stopped: steady");
+    assert!(!port_open(port) && group_members(pid).is_empty());
+}
+
+/// A crash is recorded by the daemon when it happens, not when someone asks.
+#[test]
+fn a_crash_is_recorded_when_it_happens() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "flaky",
+        &format!("exec {TEST_APP} {port} --exit-after 0.5"),
+        port,
+    );
+    env.ok(&["start", "flaky"]);
+    let pages_path = env.home.path().join("pages.json");
+    wait_until("the registry records the crash", || {
+        let pages: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&pages_path).unwrap()).unwrap();
+        pages[&id]["crashed"] == true && pages[&id]["exit_code"] == 7
+    });
+    assert!(
+        env.server_log()
+            .contains(&format!("app {id} exited with code 7"))
+    );
+}
+
+/// The app runs in its folder with the environment of the `drop start` that asked.
+#[test]
+fn an_app_gets_the_callers_environment_and_folder() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "envy",
+        &format!("echo \"$GREETING\" > seen.txt; pwd >> seen.txt; exec {TEST_APP} {port}"),
+        port,
+    );
+    let out = env
+        .command(&["start", "envy"])
+        .env("GREETING", "hello from the caller")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let seen = std::fs::read_to_string(env.work.path().join("envy/seen.txt")).unwrap();
+    let dir = std::fs::canonicalize(env.work.path().join("envy")).unwrap();
+    assert_eq!(seen, format!("hello from the caller\n{}\n", dir.display()));
+    assert_eq!(entry(&env, &id)["status"], "running");
+}
+
+/// `drop logs` shows the app's output; `-n` limits it.
+#[test]
+fn logs_show_the_apps_output() {
+    let env = app_env();
+    let port = free_port();
+    add_app(
+        &env,
+        "chatty",
+        &format!("echo one; echo two; echo three; exec {TEST_APP} {port}"),
+        port,
+    );
+    env.ok(&["start", "chatty"]);
+    let all = env.ok(&["logs", "chatty"]);
+    assert!(all.starts_with("one\ntwo\nthree\n"), "{all}");
+    assert!(all.contains(&format!("test-app: listening on {port}")));
+    assert_eq!(
+        env.ok(&["logs", "chatty", "-n", "1"]).trim(),
+        format!("test-app: listening on {port}")
+    );
+}
+
+/// `--run` and `--port` go together; ports are not shared; app commands
+/// refuse pages.
+#[test]
+fn app_options_are_checked() {
+    let env = app_env();
+    let dir = env.work.path().join("a");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_str().unwrap();
+    assert_eq!(
+        env.run(&["add", path, "--run", "serve"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        env.run(&["add", path, "--port", "5000"]).status.code(),
+        Some(2)
+    );
+    let id = add_app(&env, "first", "serve", 5000);
+    let other = env.work.path().join("b");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = env.run(&[
+        "add",
+        other.to_str().unwrap(),
+        "--run",
+        "serve",
+        "--port",
+        "5000",
+    ]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.trim(),
+        format!("Error: port 5000 is already used by app {id}; give this app another port")
+    );
+    let (page, _) = env.add(&env.write("p.txt", "p"), &["--name", "page"]);
+    let out = env.run(&["start", "page"]);
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("is a page, not an app"),
+        "{page}"
+    );
+}
+
+/// Removing a running app stops it first; cleanup stops apps whose source is gone.
+#[test]
+fn remove_and_cleanup_stop_running_apps() {
+    let env = app_env();
+    let (p1, p2) = (free_port(), free_port());
+    let a = add_app(&env, "one", &format!("exec {TEST_APP} {p1}"), p1);
+    let b = add_app(&env, "two", &format!("exec {TEST_APP} {p2}"), p2);
+    env.ok(&["start", "one"]);
+    env.ok(&["start", "two"]);
+    let (pa, pb) = (
+        entry(&env, &a)["pid"].as_u64().unwrap() as u32,
+        entry(&env, &b)["pid"].as_u64().unwrap() as u32,
+    );
+    env.ok(&["remove", "one"]);
+    assert!(group_members(pa).is_empty() && !port_open(p1));
+    std::fs::remove_dir(env.work.path().join("two")).unwrap();
+    assert!(env.ok(&["cleanup"]).contains(&b));
+    assert!(group_members(pb).is_empty() && !port_open(p2));
+}
