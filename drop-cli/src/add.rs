@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::daemon::running_server;
 use crate::error::CliError;
 use crate::output::{PageRow, print_json};
-use crate::urls::server_base;
+use crate::urls::Urls;
 
 /// What `drop add` may set on a page besides its source.
 pub struct Details {
@@ -151,7 +151,8 @@ fn upsert(
 fn report(home: &Home, saved: &Saved, generated: Option<&str>, json: bool) -> Result<(), CliError> {
     let state = home.load_server_state()?;
     let running = running_server(state.as_ref()).is_some();
-    let row = PageRow::new(&server_base(state.as_ref()), &saved.id, &saved.record);
+    let urls = Urls::new(state.as_ref(), home.load_tunnel_state()?.as_ref());
+    let row = PageRow::new(&urls, &saved.id, &saved.record);
     if json {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);

@@ -6,38 +6,51 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use drop_core::apps::{self, StopOutcome};
+use drop_core::apps::{self, AppStatus, StopOutcome};
 use drop_registry::{Home, Record, RegistryError};
 
 use crate::control::{self, ControlRequest};
 use crate::daemon::{ensure_running, running_server};
 use crate::error::CliError;
-use crate::urls::{app_url, server_base};
+use crate::nat;
+use crate::urls::Urls;
 
 /// How long `stop` gives an app between SIGTERM and SIGKILL when it ends
 /// the app itself.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// `drop start <app>`.
+/// `drop start <app>`: when the server is tunneled (behind NAT) the app
+/// gets a tunnel of its own.
 pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
-    let (id, _) = find_app(home, query)?;
+    let (id, record) = find_app(home, query)?;
     let state = ensure_running(home)?;
+    let urls = Urls::new(Some(&state), None);
+    if state.tunnel && !matches!(AppStatus::of(&record), AppStatus::Running { .. }) {
+        println!("{}", nat::tunnel_note(&state));
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let reply = control::send(
-        home,
-        &ControlRequest::StartApp {
-            id: id.clone(),
-            env,
-        },
-    )?;
+    let request = ControlRequest::StartApp {
+        id: id.clone(),
+        env,
+    };
+    let reply = control::send(home, &request)?;
     if !reply.ok {
         return Err(CliError::App(reply.error.unwrap_or_default()));
     }
     let (_, record) = find_app(home, &id)?;
-    let url = app_url(&server_base(Some(&state)), &record);
-    match reply.outcome.as_deref() {
-        Some("already_running") => println!("App already running: {url}"),
-        _ => println!("App started: {url}"),
+    if reply.outcome.as_deref() == Some("already_running") {
+        println!("App already running: {}", urls.app(&record));
+    } else if let Some(url) = reply.tunnel_url {
+        println!("App started: {url}");
+        println!("  (tunneled via cloudflared)");
+    } else if let Some(error) = reply.tunnel_error {
+        println!("{error}");
+        println!(
+            "App started: {} (local, not tunneled)",
+            urls.app_local(&record)
+        );
+    } else {
+        println!("App started: {}", urls.app_local(&record));
     }
     Ok(())
 }

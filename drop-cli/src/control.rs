@@ -17,6 +17,7 @@ use tokio::net::UnixListener;
 
 use crate::error::CliError;
 use crate::supervisor::{Started, Supervisor};
+use crate::tunnels::FirstOutcome;
 
 /// How long a command waits for the daemon's reply; starting an app waits
 /// for the app, up to its own timeout.
@@ -55,6 +56,12 @@ pub struct ControlReply {
     /// Why not, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A started app's tunnel URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_url: Option<String>,
+    /// Why a started app's tunnel is not up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_error: Option<String>,
 }
 
 impl ControlReply {
@@ -62,16 +69,25 @@ impl ControlReply {
         ControlReply {
             ok: true,
             outcome: Some(outcome.to_owned()),
-            error: None,
+            ..ControlReply::default()
         }
     }
 
     fn failed(error: String) -> Self {
         ControlReply {
-            ok: false,
-            outcome: None,
             error: Some(error),
+            ..ControlReply::default()
         }
+    }
+
+    fn started(tunnel: Option<FirstOutcome>) -> Self {
+        let mut reply = ControlReply::done("started");
+        match tunnel {
+            Some(FirstOutcome::Up(url)) => reply.tunnel_url = Some(url),
+            Some(FirstOutcome::Down(reason)) => reply.tunnel_error = Some(reason),
+            None => {}
+        }
+        reply
     }
 }
 
@@ -182,7 +198,7 @@ async fn carry_out(
             ControlReply::done("reloaded")
         }
         ControlRequest::StartApp { id, env } => match supervisor.start_app(&id, env).await {
-            Ok(Started::Now) => ControlReply::done("started"),
+            Ok(Started::Now(tunnel)) => ControlReply::started(tunnel),
             Ok(Started::Already) => ControlReply::done("already_running"),
             Err(e) => ControlReply::failed(e),
         },

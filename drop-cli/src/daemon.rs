@@ -1,24 +1,22 @@
-//! The page server's life: `start` launches `drop serve` detached and waits
-//! until it answers, `serve` is the daemon, `stop` ends it after checking
-//! that the recorded pid is still the server.
+//! The page server's life: `start` decides whether to tunnel, launches
+//! `drop serve` detached and waits until it answers (and its tunnel is up);
+//! `stop` ends it after checking that the recorded pid is still the server.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drop_core::process;
-use drop_core::{ServerConfig, SessionKey, Site};
-use drop_registry::{Home, ServerState};
+use drop_registry::{Home, ServerState, TunnelState};
 
-use crate::control::ControlServer;
 use crate::error::CliError;
-use crate::supervisor::{AppLimits, Supervisor};
-use crate::urls::{DEFAULT_PORT, server_base};
+use crate::nat;
+use crate::tunnels::FIRST_OUTCOME_TIMEOUT;
+use crate::urls::{DEFAULT_PORT, Urls};
 
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -37,17 +35,25 @@ pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
     }
 }
 
-/// `drop start [--port] [--host]`.
-pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(), CliError> {
+/// What `drop start` was asked for.
+#[derive(Debug, Default)]
+pub struct StartOptions {
+    pub port: Option<u16>,
+    pub host: Option<String>,
+    /// `--tunnel` (`Some(true)`) or `--no-tunnel` (`Some(false)`).
+    pub tunnel: Option<bool>,
+}
+
+/// `drop start [--port] [--host] [--tunnel|--no-tunnel]`.
+pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
     home.ensure()?;
     let saved = home.load_server_state()?;
-    if let Some(state) = running_server(saved.as_ref()) {
-        println!("Server already running: {}", server_base(Some(state)));
+    if running_server(saved.as_ref()).is_some() {
+        println!("Server already running: {}", Urls::load(home)?.base());
         return Ok(());
     }
-    let state = launch(home, saved.as_ref(), port, host)?;
-    println!("Server started: {}", server_base(Some(&state)));
-    Ok(())
+    let state = prepare_and_launch(home, saved, options)?;
+    report_start(home, &state)
 }
 
 /// The running server's state, starting the server first when it is not
@@ -58,18 +64,99 @@ pub fn ensure_running(home: &Home) -> Result<ServerState, CliError> {
     if let Some(state) = running_server(saved.as_ref()) {
         return Ok(state.clone());
     }
-    launch(home, saved.as_ref(), None, None)
+    prepare_and_launch(home, saved, StartOptions::default())
 }
 
-/// Launches `drop serve` detached and waits until it answers.
-fn launch(
+/// Decides whether to tunnel, records the decision for the daemon (and for
+/// later restarts), and launches it.
+fn prepare_and_launch(
     home: &Home,
-    saved: Option<&ServerState>,
-    port: Option<u16>,
-    host: Option<String>,
+    saved: Option<ServerState>,
+    options: StartOptions,
 ) -> Result<ServerState, CliError> {
-    let port = port.or(saved.map(|s| s.port)).unwrap_or(DEFAULT_PORT);
-    let host = host.or_else(|| saved.and_then(|s| s.host.clone()));
+    let mut state = saved.unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
+    let decision = nat::decide(&state, options.tunnel)?;
+    if let Some(note) = &decision.note {
+        println!("{note}");
+    }
+    state.tunnel = decision.tunnel;
+    state.tunnel_choice = Some(decision.choice.to_owned());
+    state.tunnel_reason = Some(decision.reason.clone());
+    if let Some(port) = options.port {
+        state.port = port;
+    }
+    if options.host.is_some() {
+        state.host = options.host;
+    } else if let Some(ip) = decision.public_ip.filter(|_| state.host.is_none()) {
+        state.host = Some(ip.to_string());
+    }
+    state.pid = None;
+    state.start_time = None;
+    home.save_server_state(&state)?;
+    launch(home, &state)
+}
+
+/// Prints how the server started, waiting for its tunnel's first outcome.
+fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
+    let urls = Urls::new(Some(state), None);
+    if !state.tunnel {
+        let local = state.tunnel_reason.as_deref() != Some(nat::PUBLIC_REASON);
+        let suffix = if local { " (local)" } else { "" };
+        println!("Server started: {}{suffix}", urls.local_base());
+        return Ok(());
+    }
+    let tunnel = wait_for_tunnel(home)?;
+    match tunnel.filter(TunnelState::is_up) {
+        Some(up) => {
+            println!("Server started: {}", up.url);
+            println!("  (tunneled via cloudflared)");
+        }
+        None => {
+            let why = tunnel_failure(home)?;
+            println!("{why}");
+            println!(
+                "Server started: {} (local, not tunneled)",
+                urls.local_base()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the daemon's first attempt at the server's tunnel is decided.
+fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
+    let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT;
+    loop {
+        let tunnel = home.load_tunnel_state()?;
+        let decided = tunnel.as_ref().is_some_and(|t| t.state != "starting");
+        if decided || Instant::now() >= deadline {
+            return Ok(tunnel);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Why the server's tunnel is not up, as a line for the user.
+fn tunnel_failure(home: &Home) -> Result<String, CliError> {
+    let tunnel = home.load_tunnel_state()?.unwrap_or_default();
+    let error = tunnel
+        .error
+        .unwrap_or_else(|| "the tunnel gave no answer in time".into());
+    Ok(match tunnel.state.as_str() {
+        "failed" => error,
+        "rate_limited" => format!(
+            "Tunnel not up yet: {error}. drop keeps trying with backoff; 'drop status' shows the URL once it is up."
+        ),
+        _ => format!(
+            "Tunnel not up yet: {error}. drop keeps trying; 'drop status' shows the URL once it is up."
+        ),
+    })
+}
+
+/// Launches `drop serve` detached and waits until it answers. The daemon
+/// reads the tunnel decision from `server.json`.
+fn launch(home: &Home, state: &ServerState) -> Result<ServerState, CliError> {
+    let (port, host) = (state.port, state.host.clone());
     let bind = std::env::var("DROP_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let log_path = home.logs_dir().join("server.log");
     let mut log = OpenOptions::new()
@@ -199,7 +286,7 @@ pub fn stop(home: &Home) -> Result<(), CliError> {
 }
 
 /// Forgets the server's pid, keeping its address for URLs.
-fn clear_pid(home: &Home, pid: u32) -> Result<(), CliError> {
+pub fn clear_pid(home: &Home, pid: u32) -> Result<(), CliError> {
     if let Some(mut state) = home.load_server_state()?
         && state.pid == Some(pid)
     {
@@ -208,107 +295,4 @@ fn clear_pid(home: &Home, pid: u32) -> Result<(), CliError> {
         home.save_server_state(&state)?;
     }
     Ok(())
-}
-
-/// `drop serve`: the daemon. Holds `server.lock` for its whole life, so a
-/// second server for the same home cannot start.
-pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Result<(), CliError> {
-    home.ensure()?;
-    process::raise_fd_limit();
-    let lock =
-        File::create(home.server_lock_path()).map_err(CliError::io("create the server lock"))?;
-    if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
-        return Err(CliError::AlreadyServing {
-            home: home.root().to_owned(),
-        });
-    }
-    let addr = (bind.as_str(), port)
-        .to_socket_addrs()
-        .map_err(CliError::io(format!("resolve the bind address `{bind}`")))?
-        .next()
-        .ok_or_else(|| {
-            CliError::ServerFailed(format!("bind address `{bind}` resolves to nothing"))
-        })?;
-    let listener = drop_core::bind_listener(addr).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => CliError::PortInUse { port },
-        _ => CliError::io(format!("listen on {addr}"))(e),
-    })?;
-    let bound = listener
-        .local_addr()
-        .map_err(CliError::io("read the bound address"))?;
-    let pid = std::process::id();
-    let state = ServerState {
-        pid: Some(pid),
-        start_time: process::start_time(pid),
-        port: bound.port(),
-        host,
-        bind,
-        started_at: drop_registry::now_rfc3339(),
-        extra: Default::default(),
-    };
-    home.save_server_state(&state)?;
-    eprintln!("drop: serving {} on {bound}", home.root().display());
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = env_number("DROP_WORKERS").filter(|&n| n > 0) {
-        runtime.worker_threads(workers as usize);
-    }
-    let runtime = runtime
-        .enable_all()
-        .build()
-        .map_err(CliError::io("start the async runtime"))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(CliError::io("register the listener"))?;
-        let key_path = home.session_key_path();
-        let key = SessionKey::load_or_create(&key_path).map_err(CliError::io(format!(
-            "read or create the session key `{}`",
-            key_path.display()
-        )))?;
-        let site = Arc::new(Site::new(home.registry(), key));
-        let supervisor = Supervisor::new(home.clone(), app_limits());
-        supervisor.adopt();
-        let control = tokio::spawn(ControlServer::bind(home, site.clone(), supervisor)?.run());
-        drop_core::serve(listener, site, server_config(), shutdown_signal()).await;
-        control.abort();
-        let _ = std::fs::remove_file(home.control_socket_path());
-        Ok::<_, CliError>(())
-    })?;
-    clear_pid(home, pid)?;
-    eprintln!("drop: server stopped");
-    drop(lock);
-    Ok(())
-}
-
-fn server_config() -> ServerConfig {
-    let mut config = ServerConfig::default();
-    if let Some(ms) = env_number("DROP_HEADER_TIMEOUT_MS") {
-        config.header_read_timeout = Duration::from_millis(ms);
-    }
-    if let Some(max) = env_number("DROP_MAX_CONNECTIONS").filter(|&n| n > 0) {
-        config.max_connections = max as usize;
-    }
-    config
-}
-
-fn app_limits() -> AppLimits {
-    let ms = |name, default| Duration::from_millis(env_number(name).unwrap_or(default));
-    AppLimits {
-        start_timeout: ms("DROP_APP_START_TIMEOUT_MS", 30_000),
-        stop_grace: ms("DROP_STOP_GRACE_MS", 10_000),
-    }
-}
-
-/// A numeric setting from the environment; unset or unreadable means the default.
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.trim().parse().ok()
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -88,6 +88,9 @@ pub enum CliError {
     /// The daemon could not start or stop an app.
     #[error("{0}")]
     App(String),
+    /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
+    #[error(transparent)]
+    Nat(#[from] drop_nat::NatError),
     /// The server could not start.
     #[error("{0}")]
     ServerFailed(String),

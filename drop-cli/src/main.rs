@@ -5,9 +5,12 @@ mod apps;
 mod control;
 mod daemon;
 mod error;
+mod nat;
 mod output;
 mod pages;
+mod serve;
 mod supervisor;
+mod tunnels;
 mod urls;
 
 use std::path::PathBuf;
@@ -41,6 +44,12 @@ enum Command {
         /// Host or IP to put in URLs [default: the last one, or this machine's outward address].
         #[arg(long, conflicts_with = "app")]
         host: Option<String>,
+        /// Open a tunnel even with a public IP (remembered for later starts).
+        #[arg(long, conflicts_with_all = ["app", "no_tunnel"])]
+        tunnel: bool,
+        /// Never open a tunnel (remembered for later starts).
+        #[arg(long, conflicts_with = "app")]
+        no_tunnel: bool,
     },
     /// Stop the page server (apps keep running), or one app.
     Stop {
@@ -140,7 +149,16 @@ fn run(args: Args) -> Result<(), CliError> {
             app: None,
             port,
             host,
-        } => daemon::start(&home, port, host),
+            tunnel,
+            no_tunnel,
+        } => {
+            let tunnel = match (tunnel, no_tunnel) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            daemon::start(&home, daemon::StartOptions { port, host, tunnel })
+        }
         Command::Stop { app: Some(app) } => apps::stop(&home, &app),
         Command::Stop { app: None } => daemon::stop(&home),
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
@@ -167,7 +185,7 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page),
         Command::Cleanup => pages::cleanup(&home),
-        Command::Serve { port, host, bind } => daemon::serve(&home, port, host, bind),
+        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind),
     }
 }
 

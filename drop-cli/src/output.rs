@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use drop_core::apps::AppStatus;
 
-use crate::urls::{app_url, page_url};
+use crate::urls::Urls;
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
@@ -20,13 +20,9 @@ pub struct PageRow<'a> {
 }
 
 impl<'a> PageRow<'a> {
-    pub fn new(base: &str, id: &'a str, record: &'a Record) -> Self {
+    pub fn new(urls: &Urls, id: &'a str, record: &'a Record) -> Self {
         let app_status = record.is_app().then(|| AppStatus::of(record));
-        let url = if record.is_app() {
-            app_url(base, record)
-        } else {
-            page_url(base, id, record)
-        };
+        let url = urls.of(id, record);
         PageRow {
             id,
             record,
@@ -86,6 +82,12 @@ impl<'a> PageRow<'a> {
             doc["exit_code"] = json!(match status {
                 AppStatus::Crashed { exit_code } => exit_code,
                 _ => None,
+            });
+            doc["tunnel"] = json!({
+                "url": r.tunnel_url,
+                "pid": r.tunnel_pid,
+                "state": r.tunnel_state,
+                "error": r.tunnel_error,
             });
         }
         doc

@@ -1,36 +1,36 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
-use drop_registry::{Home, Pages, Record, RegistryError, ServerState};
+use drop_registry::{Home, Pages, Record, RegistryError, ServerState, TunnelState};
 use serde_json::json;
 
 use crate::daemon::running_server;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, print_json, render_rows};
-use crate::urls::server_base;
+use crate::urls::Urls;
 
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     let state = home.load_server_state()?;
     let running = running_server(state.as_ref()).is_some();
+    let tunnel = home.load_tunnel_state()?.filter(|_| running);
+    let urls = Urls::new(state.as_ref(), tunnel.as_ref());
     let pages = home.registry().load()?;
-    let base = server_base(state.as_ref());
     let rows: Vec<PageRow<'_>> = pages
         .iter()
-        .map(|(id, r)| PageRow::new(&base, id, r))
+        .map(|(id, r)| PageRow::new(&urls, id, r))
         .collect();
     if json {
         print_json(&json!({
-            "server": server_json(state.as_ref(), running, &base),
+            "server": server_json(state.as_ref(), tunnel.as_ref(), running, &urls),
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
-    if running {
-        println!("Server: {base} (running)");
-    } else {
-        println!("Server: not running (start it with 'drop start'; pages will be at {base})");
-    }
+    println!(
+        "{}",
+        server_line(state.as_ref(), tunnel.as_ref(), running, &urls)
+    );
     println!();
     if rows.is_empty() {
         println!("Pages: none (publish one with 'drop add <path>')");
@@ -41,30 +41,73 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn server_json(state: Option<&ServerState>, running: bool, base: &str) -> serde_json::Value {
+/// `Server: URL (running, tunneled)` and its variants.
+fn server_line(
+    state: Option<&ServerState>,
+    tunnel: Option<&TunnelState>,
+    running: bool,
+    urls: &Urls,
+) -> String {
+    if !running {
+        return format!(
+            "Server: not running (start it with 'drop start'; pages will be at {})",
+            urls.local_base()
+        );
+    }
+    let tunneled = state.is_some_and(|s| s.tunnel);
+    match tunnel {
+        _ if !tunneled => format!("Server: {} (running)", urls.local_base()),
+        Some(t) if t.is_up() => format!("Server: {} (running, tunneled)", urls.base()),
+        Some(t) => format!(
+            "Server: {} (running; tunnel {}: {})",
+            urls.local_base(),
+            t.state.replace('_', " "),
+            t.error.as_deref().unwrap_or("starting")
+        ),
+        None => format!("Server: {} (running; tunnel not open)", urls.local_base()),
+    }
+}
+
+fn server_json(
+    state: Option<&ServerState>,
+    tunnel: Option<&TunnelState>,
+    running: bool,
+    urls: &Urls,
+) -> serde_json::Value {
+    let tunnel_json = state.filter(|s| s.tunnel && running).map(|s| {
+        json!({
+            "reason": s.tunnel_reason,
+            "url": tunnel.filter(|t| t.is_up()).map(|t| t.url.clone()),
+            "pid": tunnel.and_then(|t| t.pid),
+            "state": tunnel.map_or("not_open", |t| t.state.as_str()),
+            "error": tunnel.and_then(|t| t.error.clone()),
+        })
+    });
     json!({
         "running": running,
-        "url": base,
+        "url": urls.base(),
+        "local_url": urls.local_base(),
+        "tunneled": urls.tunneled(),
         "pid": if running { state.and_then(|s| s.pid) } else { None },
         "port": state.map(|s| s.port),
         "host": state.and_then(|s| s.host.clone()),
-        "tunnel": null,
+        "tunnel": tunnel_json,
+        "tunnel_reason": state.and_then(|s| s.tunnel_reason.clone()),
     })
 }
 
 /// `drop list [--all] [--json]`: pages published from the current folder
 /// (or below it), or every page.
 pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
-    let state = home.load_server_state()?;
+    let urls = Urls::load(home)?;
     let pages = home.registry().load()?;
-    let base = server_base(state.as_ref());
     let here = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .map_err(CliError::io("read the current folder"))?;
     let rows: Vec<PageRow<'_>> = pages
         .iter()
         .filter(|(_, r)| all || is_under(&r.source, &here))
-        .map(|(id, r)| PageRow::new(&base, id, r))
+        .map(|(id, r)| PageRow::new(&urls, id, r))
         .collect();
     if json {
         print_json(&json!({ "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>() }));

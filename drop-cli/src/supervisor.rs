@@ -1,9 +1,11 @@
 //! The daemon's side of apps: it launches them, learns of each exit at once
 //! (its own children through `wait`, apps adopted from an earlier daemon by
-//! polling their identity), records every change in the registry, and stops
-//! them on request. Apps outlive the daemon: they are never killed with it.
+//! polling their identity), records every change in the registry, gives
+//! each running app its tunnel when apps are tunneled, and stops them on
+//! request. Apps outlive the daemon: they are never killed with it.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +14,8 @@ use drop_core::apps::{self, AppLaunch, AppStatus, StopOutcome};
 use drop_core::process;
 use drop_registry::{Home, Record, RegistryError};
 use tokio::sync::watch;
+
+use crate::tunnels::{FirstOutcome, Tunnels};
 
 /// How often an adopted app (not this daemon's child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
@@ -28,10 +32,10 @@ pub struct AppLimits {
 }
 
 /// What `start_app` did.
-#[derive(Debug)]
 pub enum Started {
-    /// Launched, and it listens.
-    Now,
+    /// Launched, and it listens; with its tunnel's first outcome when apps
+    /// are tunneled.
+    Now(Option<FirstOutcome>),
     /// It was running already; nothing changed.
     Already,
 }
@@ -41,6 +45,9 @@ pub struct Supervisor {
     home: Home,
     limits: AppLimits,
     running: Mutex<HashMap<String, Arc<Watched>>>,
+    tunnels: Arc<Tunnels>,
+    /// Whether each running app gets a tunnel of its own.
+    tunneled: bool,
 }
 
 /// One running app.
@@ -53,34 +60,40 @@ struct Watched {
 }
 
 impl Supervisor {
-    pub fn new(home: Home, limits: AppLimits) -> Arc<Self> {
+    pub fn new(home: Home, limits: AppLimits, tunnels: Arc<Tunnels>, tunneled: bool) -> Arc<Self> {
         Arc::new(Supervisor {
             home,
             limits,
             running: Mutex::new(HashMap::new()),
+            tunnels,
+            tunneled,
         })
     }
 
-    /// Takes over apps a previous daemon started: live ones are watched,
-    /// dead ones are recorded as crashed.
+    /// Takes over apps a previous daemon started: live ones are watched
+    /// (and tunneled again when apps are tunneled), dead ones are recorded
+    /// as crashed.
     pub fn adopt(self: &Arc<Self>) {
         let Ok(pages) = self.home.registry().load() else {
             return;
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app() && r.pid.is_some()) {
-            match AppStatus::of(record) {
-                AppStatus::Running { pid } => {
-                    let start_time = record.pid_start_time.unwrap_or_default();
-                    let watched = self.watch(id, pid, start_time);
-                    tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched));
-                    eprintln!("drop: adopted app {id} (pid {pid})");
-                }
-                _ => self.record_end(id, None, true),
+            let AppStatus::Running { pid } = AppStatus::of(record) else {
+                self.record_end(id, None, true);
+                continue;
+            };
+            let watched = self.watch(id, pid, record.pid_start_time.unwrap_or_default());
+            tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched));
+            eprintln!("drop: adopted app {id} (pid {pid})");
+            if let (true, Some(port)) = (self.tunneled, record.port) {
+                let (tunnels, id) = (self.tunnels.clone(), id.to_owned());
+                tokio::spawn(async move { tunnels.open_app(&id, port).await });
             }
         }
     }
 
-    /// Starts an app and waits until it listens on its port, or reports why not.
+    /// Starts an app and waits until it listens on its port (and its tunnel
+    /// has a first outcome), or reports why not.
     pub async fn start_app(
         self: &Arc<Self>,
         id: &str,
@@ -114,23 +127,27 @@ impl Supervisor {
         eprintln!("drop: app {id} launched as pid {}", app.pid);
         self.update(id, |r| r.mark_running(app.pid, app.start_time));
         let watched = self.watch(id, app.pid, app.start_time);
-        let mut ended = watched.ended.subscribe();
+        let ended = watched.ended.subscribe();
         tokio::spawn(
             self.clone()
                 .follow_child(id.to_owned(), watched.clone(), app.child),
         );
-        self.wait_until_listening(id, port, &watched, &mut ended, &log)
-            .await
+        self.wait_until_listening(id, port, &watched, ended, &log)
+            .await?;
+        if !self.tunneled {
+            return Ok(Started::Now(None));
+        }
+        Ok(Started::Now(Some(self.tunnels.open_app(id, port).await)))
     }
 
     async fn wait_until_listening(
-        self: &Arc<Self>,
+        &self,
         id: &str,
         port: u16,
         watched: &Arc<Watched>,
-        ended: &mut watch::Receiver<Option<Option<i32>>>,
-        log: &std::path::Path,
-    ) -> Result<Started, String> {
+        mut ended: watch::Receiver<Option<Option<i32>>>,
+        log: &Path,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + self.limits.start_timeout;
         loop {
             if let Some(code) = *ended.borrow() {
@@ -142,7 +159,7 @@ impl Supervisor {
                 ));
             }
             if apps::is_listening(port).await {
-                return Ok(Started::Now);
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 self.stop_watched(watched).await;
@@ -160,7 +177,7 @@ impl Supervisor {
         }
     }
 
-    /// Stops an app; `Ok(false)` when it was not running.
+    /// Stops an app and its tunnel; `Ok(false)` when it was not running.
     pub async fn stop_app(self: &Arc<Self>, id: &str) -> Result<bool, String> {
         let watched = self.running.lock().expect("apps lock").get(id).cloned();
         if let Some(watched) = watched {
@@ -177,6 +194,7 @@ impl Supervisor {
             }
             _ => StopOutcome::NotRunning,
         };
+        self.tunnels.close_app(id).await;
         self.record_end(id, None, false);
         Ok(outcome == StopOutcome::Stopped)
     }
@@ -188,7 +206,8 @@ impl Supervisor {
         let mut ended = watched.ended.subscribe();
         let (pid, start, grace) = (watched.pid, watched.start_time, self.limits.stop_grace);
         let _ = tokio::task::spawn_blocking(move || apps::stop_group(pid, start, grace)).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), ended.wait_for(Option::is_some)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), ended.wait_for(Option::is_some)).await;
     }
 
     fn watch(&self, id: &str, pid: u32, start_time: u64) -> Arc<Watched> {
@@ -224,8 +243,8 @@ impl Supervisor {
         self.ended(&id, &watched, None).await;
     }
 
-    /// An app's leader ended: end what is left of its group, record how it
-    /// ended, and wake whoever waits.
+    /// An app's leader ended: end what is left of its group and its tunnel,
+    /// record how it ended, and wake whoever waits.
     async fn ended(&self, id: &str, watched: &Arc<Watched>, code: Option<i32>) {
         let asked = watched.stopping.load(Ordering::SeqCst);
         if !asked {
@@ -240,6 +259,7 @@ impl Supervisor {
             eprintln!("drop: app {id} exited with {how}");
         }
         self.running.lock().expect("apps lock").remove(id);
+        self.tunnels.close_app(id).await;
         self.record_end(id, code, !asked);
         let _ = watched.ended.send(Some(code));
     }

@@ -1,16 +1,98 @@
-//! Where pages are reached: the server's base URL and each page's URL,
-//! built from saved state only, so listing stays fast and offline.
+//! Where pages are reached, built from saved state only (`server.json`,
+//! `tunnel.json`, the records), so listing stays fast and offline. While the
+//! server is tunneled, static pages are on its tunnel URL; an app is on its
+//! own tunnel URL when it has one, else on `http://HOST:PORT/`.
 
 use std::net::IpAddr;
 
-use drop_registry::{Record, ServerState};
+use drop_registry::{Home, Record, RegistryError, ServerState, TunnelState};
 
 /// The port when none was ever chosen.
 pub const DEFAULT_PORT: u16 = 8080;
 
-/// The server's base URL, `http://HOST:PORT`: the saved host, else this
-/// machine's outward address, else loopback.
-pub fn server_base(state: Option<&ServerState>) -> String {
+/// The URLs of one drop home as things stand.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    local_base: String,
+    tunnel_base: Option<String>,
+}
+
+impl Urls {
+    /// From a server state and the server's tunnel, if any.
+    pub fn new(state: Option<&ServerState>, tunnel: Option<&TunnelState>) -> Self {
+        let tunnel_base = tunnel
+            .filter(|t| t.is_up())
+            .map(|t| t.url.trim_end_matches('/').to_owned());
+        Urls {
+            local_base: local_base(state),
+            tunnel_base,
+        }
+    }
+
+    /// From the files of `home`.
+    pub fn load(home: &Home) -> Result<Self, RegistryError> {
+        let state = home.load_server_state()?;
+        let tunnel = home.load_tunnel_state()?;
+        Ok(Urls::new(state.as_ref(), tunnel.as_ref()))
+    }
+
+    /// Where static pages are: the tunnel URL while it is up.
+    pub fn base(&self) -> &str {
+        self.tunnel_base.as_deref().unwrap_or(&self.local_base)
+    }
+
+    /// The server's own address, `http://HOST:PORT`.
+    pub fn local_base(&self) -> &str {
+        &self.local_base
+    }
+
+    /// Whether pages are reached through the server's tunnel.
+    pub fn tunneled(&self) -> bool {
+        self.tunnel_base.is_some()
+    }
+
+    /// A page's URL: `BASE/p/<id>/`, with `<name>/` after it when it has one.
+    pub fn page(&self, id: &str, record: &Record) -> String {
+        if record.name.is_empty() {
+            format!("{}/p/{id}/", self.base())
+        } else {
+            format!("{}/p/{id}/{}/", self.base(), record.name)
+        }
+    }
+
+    /// An app's URL: its own tunnel while that is up, else the server's
+    /// host on the app's port.
+    pub fn app(&self, record: &Record) -> String {
+        if record.tunnel_state.as_deref() == Some("up")
+            && let Some(url) = &record.tunnel_url
+        {
+            return url.clone();
+        }
+        self.app_local(record)
+    }
+
+    /// An app's own address, `http://HOST:PORT/`.
+    pub fn app_local(&self, record: &Record) -> String {
+        let base = &self.local_base;
+        let host = base
+            .rsplit_once(':')
+            .map_or(base.as_str(), |(host, _)| host);
+        format!("{host}:{}/", record.port.unwrap_or_default())
+    }
+
+    /// The URL of any record.
+    pub fn of(&self, id: &str, record: &Record) -> String {
+        if record.is_app() {
+            self.app(record)
+        } else {
+            self.page(id, record)
+        }
+    }
+}
+
+/// `http://HOST:PORT`: the saved host, else this machine's outward address,
+/// else loopback.
+fn local_base(state: Option<&ServerState>) -> String {
     let port = state.map_or(DEFAULT_PORT, |s| s.port);
     let host = state
         .and_then(|s| s.host.clone())
@@ -18,23 +100,8 @@ pub fn server_base(state: Option<&ServerState>) -> String {
     format!("http://{}:{port}", bracket_ipv6(&host))
 }
 
-/// An app's URL: the server's host on the app's own port, `http://HOST:PORT/`.
-pub fn app_url(base: &str, record: &Record) -> String {
-    let host = base.rsplit_once(':').map_or(base, |(host, _)| host);
-    format!("{host}:{}/", record.port.unwrap_or_default())
-}
-
 fn outward_host() -> String {
     drop_nat::outward_ip().map_or("127.0.0.1".into(), |ip| ip.to_string())
-}
-
-/// A page's URL: `BASE/p/<id>/`, with `<name>/` after it when it has one.
-pub fn page_url(base: &str, id: &str, record: &Record) -> String {
-    if record.name.is_empty() {
-        format!("{base}/p/{id}/")
-    } else {
-        format!("{base}/p/{id}/{}/", record.name)
-    }
 }
 
 fn bracket_ipv6(host: &str) -> String {
@@ -50,47 +117,71 @@ mod tests {
 
     fn state(host: &str, port: u16) -> ServerState {
         ServerState {
-            pid: None,
-            start_time: None,
-            port,
             host: Some(host.into()),
-            bind: "0.0.0.0".into(),
-            started_at: String::new(),
-            extra: Default::default(),
+            ..ServerState::new(port)
+        }
+    }
+
+    fn tunnel(url: &str, state: &str) -> TunnelState {
+        TunnelState {
+            url: url.into(),
+            state: state.into(),
+            ..TunnelState::default()
         }
     }
 
     #[test]
     fn base_uses_saved_host_and_port_and_brackets_ipv6() {
         assert_eq!(
-            server_base(Some(&state("203.0.113.5", 9000))),
+            Urls::new(Some(&state("203.0.113.5", 9000)), None).base(),
             "http://203.0.113.5:9000"
         );
-        assert_eq!(server_base(Some(&state("::1", 80))), "http://[::1]:80");
         assert_eq!(
-            server_base(Some(&state("example.org", 8080))),
+            Urls::new(Some(&state("::1", 80)), None).base(),
+            "http://[::1]:80"
+        );
+        assert_eq!(
+            Urls::new(Some(&state("example.org", 8080)), None).base(),
             "http://example.org:8080"
         );
     }
 
     #[test]
-    fn app_urls_use_the_server_host_and_the_app_port() {
-        let app = Record::app("/x".into(), true, "serve".into(), 5000);
+    fn pages_move_to_the_tunnel_only_while_it_is_up() {
+        let s = state("192.168.1.50", 8080);
+        let page = Record::static_page("/x".into(), false);
+        let up = tunnel("https://random-words.trycloudflare.com", "up");
         assert_eq!(
-            app_url("http://203.0.113.5:8080", &app),
-            "http://203.0.113.5:5000/"
+            Urls::new(Some(&s), Some(&up)).page("def456", &page),
+            "https://random-words.trycloudflare.com/p/def456/"
         );
-        assert_eq!(app_url("http://[::1]:8080", &app), "http://[::1]:5000/");
+        let down = tunnel("", "down");
+        assert_eq!(
+            Urls::new(Some(&s), Some(&down)).page("def456", &page),
+            "http://192.168.1.50:8080/p/def456/"
+        );
+    }
+
+    #[test]
+    fn apps_use_their_own_tunnel_or_port() {
+        let urls = Urls::new(Some(&state("203.0.113.5", 8080)), None);
+        let mut app = Record::app("/x".into(), true, "serve".into(), 5000);
+        assert_eq!(urls.app(&app), "http://203.0.113.5:5000/");
+        app.tunnel_url = Some("https://other-random.trycloudflare.com".into());
+        app.tunnel_state = Some("up".into());
+        assert_eq!(urls.app(&app), "https://other-random.trycloudflare.com");
+        assert_eq!(
+            Urls::new(Some(&state("::1", 8080)), None).app_local(&app),
+            "http://[::1]:5000/"
+        );
     }
 
     #[test]
     fn page_urls_carry_the_slug_when_named() {
+        let urls = Urls::new(Some(&state("h", 1)), None);
         let mut record = Record::static_page("/x".into(), false);
-        assert_eq!(page_url("http://h:1", "abc", &record), "http://h:1/p/abc/");
+        assert_eq!(urls.page("abc", &record), "http://h:1/p/abc/");
         record.name = "docs".into();
-        assert_eq!(
-            page_url("http://h:1", "abc", &record),
-            "http://h:1/p/abc/docs/"
-        );
+        assert_eq!(urls.page("abc", &record), "http://h:1/p/abc/docs/");
     }
 }

@@ -89,6 +89,24 @@ impl Home {
     pub fn load_tunnel_state(&self) -> Result<Option<TunnelState>, RegistryError> {
         read_json(&self.tunnel_state_path())
     }
+
+    /// Records the server's tunnel atomically.
+    pub fn save_tunnel_state(&self, state: &TunnelState) -> Result<(), RegistryError> {
+        let json = serde_json::to_vec_pretty(state).expect("state always serialises");
+        write_atomic(&self.tunnel_state_path(), &json)
+    }
+
+    /// Forgets the server's tunnel (it is closed).
+    pub fn clear_tunnel_state(&self) -> Result<(), RegistryError> {
+        match std::fs::remove_file(self.tunnel_state_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RegistryError::Write {
+                path: self.tunnel_state_path(),
+                source,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +126,23 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_tunnel_json_reads_as_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::write(
+            home.tunnel_state_path(),
+            r#"{"url": "https://a-b.trycloudflare.com", "pid": 12345}"#,
+        )
+        .unwrap();
+        let state = home.load_tunnel_state().unwrap().unwrap();
+        assert!(state.is_up());
+        assert_eq!(state.pid, Some(12345));
+        home.clear_tunnel_state().unwrap();
+        assert!(home.load_tunnel_state().unwrap().is_none());
+        home.clear_tunnel_state().unwrap();
+    }
+
+    #[test]
     fn server_state_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
@@ -115,11 +150,11 @@ mod tests {
         let state = ServerState {
             pid: Some(42),
             start_time: Some(7),
-            port: 8080,
             host: Some("203.0.113.9".into()),
             bind: "0.0.0.0".into(),
             started_at: crate::now_rfc3339(),
-            extra: Default::default(),
+            tunnel: true,
+            ..ServerState::new(8080)
         };
         home.save_server_state(&state).unwrap();
         assert_eq!(home.load_server_state().unwrap(), Some(state));

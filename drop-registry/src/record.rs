@@ -64,6 +64,15 @@ pub struct Record {
     /// The app's tunnel process id while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_pid: Option<u32>,
+    /// The tunnel process's start time, for identity checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_start_time: Option<u64>,
+    /// The app's tunnel: `starting`, `up`, `down`, `rate_limited` or `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_state: Option<String>,
+    /// Why the app's tunnel is not up, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_error: Option<String>,
     /// Fields written by other versions of drop, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -88,6 +97,9 @@ impl Record {
             exit_code: None,
             tunnel_url: None,
             tunnel_pid: None,
+            tunnel_start_time: None,
+            tunnel_state: None,
+            tunnel_error: None,
             extra: Map::new(),
         }
     }
@@ -121,6 +133,15 @@ impl Record {
         self.pid_start_time = None;
         self.crashed = crashed;
         self.exit_code = if crashed { exit_code } else { None };
+    }
+
+    /// Forgets the app's tunnel (it is closed).
+    pub fn clear_tunnel(&mut self) {
+        self.tunnel_url = None;
+        self.tunnel_pid = None;
+        self.tunnel_start_time = None;
+        self.tunnel_state = None;
+        self.tunnel_error = None;
     }
 
     /// Whether a password guards this page.

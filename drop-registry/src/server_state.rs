@@ -25,19 +25,69 @@ pub struct ServerState {
     /// When it started, RFC 3339.
     #[serde(default)]
     pub started_at: String,
+    /// Whether the server and its apps are tunneled. Kept across restarts,
+    /// so a restarted daemon and apps started later behave the same.
+    #[serde(default)]
+    pub tunnel: bool,
+    /// What the user asked for: `auto` (tunnel behind NAT), `on` or `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_choice: Option<String>,
+    /// Why tunnels are on or off, in words (`behind NAT`, `--no-tunnel`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_reason: Option<String>,
     /// Fields of other drop versions, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-/// The server's tunnel, as the seed stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl ServerState {
+    /// A state for a server on `port` that has never run.
+    pub fn new(port: u16) -> Self {
+        ServerState {
+            pid: None,
+            start_time: None,
+            port,
+            host: None,
+            bind: String::new(),
+            started_at: String::new(),
+            tunnel: false,
+            tunnel_choice: None,
+            tunnel_reason: None,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The server's tunnel: the seed's `{"url", "pid"}`, plus its state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TunnelState {
-    /// The public URL, `https://….trycloudflare.com`.
+    /// The public URL, `https://….trycloudflare.com`; empty while down.
+    #[serde(default)]
     pub url: String,
-    /// The tunnel process.
-    pub pid: u32,
+    /// The tunnel process while one runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The tunnel process's start time, for identity checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<u64>,
+    /// `starting`, `up`, `down`, `rate_limited` or `failed`.
+    #[serde(default = "up")]
+    pub state: String,
+    /// Why it is not up, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Fields of other drop versions, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl TunnelState {
+    /// Whether the tunnel is up, so its URL works.
+    pub fn is_up(&self) -> bool {
+        self.state == "up" && !self.url.is_empty()
+    }
+}
+
+fn up() -> String {
+    "up".to_owned()
 }

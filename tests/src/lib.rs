@@ -64,7 +64,10 @@ impl DropEnv {
             .current_dir(self.work.path())
             .env("DROP_HOME", self.home.path())
             .env("DROP_BIND", "127.0.0.1")
-            .env_remove("DROP_HEADER_TIMEOUT_MS");
+            .env_remove("DROP_HEADER_TIMEOUT_MS")
+            // Never the internet: NAT detection asks a closed local port
+            // unless a test points it at its own echo server.
+            .env("DROP_IP_ECHO_URLS", "http://127.0.0.1:9/");
         for (k, v) in &self.envs {
             command.env(k, v);
         }
@@ -95,10 +98,12 @@ impl DropEnv {
 
     /// Starts the server on a free loopback port and returns the port.
     pub fn start(&self) -> u16 {
-        let out = self.ok(&["start", "--port", "0", "--host", "127.0.0.1"]);
+        let out = self.ok(&["start", "--port", "0", "--host", "127.0.0.1", "--no-tunnel"]);
         let url = out
-            .trim()
-            .strip_prefix("Server started: http://127.0.0.1:")
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("Server started: http://127.0.0.1:"))
+            .and_then(|rest| rest.split(' ').next())
             .unwrap_or_else(|| panic!("unexpected start output: {out}"));
         url.parse().expect("port")
     }
@@ -173,6 +178,39 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
             state != "Z" && fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
         })
         .collect()
+}
+
+/// A local stand-in for the public IP-echo services: every request gets
+/// `body`. Point drop at it with `DROP_IP_ECHO_URLS`.
+pub struct EchoServer {
+    pub port: u16,
+}
+
+impl EchoServer {
+    /// Serves `body` on a free loopback port until the test process ends.
+    pub fn start(body: &str) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an echo port");
+        let port = listener.local_addr().expect("address").port();
+        let body = body.to_owned();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        EchoServer { port }
+    }
+
+    /// The URL to give `DROP_IP_ECHO_URLS`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
 }
 
 /// A port that was free a moment ago.

@@ -1,0 +1,152 @@
+//! Whether `drop start` tunnels: `--tunnel` / `--no-tunnel`, a choice made
+//! with them earlier, or NAT detection (drop-nat), asked only here, never
+//! by `add`, `list` or `status`, which must stay fast offline.
+
+use std::net::IpAddr;
+
+use drop_nat::{NatConfig, Reachability};
+use drop_registry::ServerState;
+
+use crate::error::CliError;
+
+/// The reason recorded when the machine has a public IP.
+pub const PUBLIC_REASON: &str = "public IP";
+
+/// What `start` decided.
+#[derive(Debug)]
+pub struct Decision {
+    /// Tunnel the server and its apps.
+    pub tunnel: bool,
+    /// `auto`, `on` or `off`: what to do at the next start without flags.
+    pub choice: &'static str,
+    /// Why, in words, for `status`.
+    pub reason: String,
+    /// A line to print before the server starts.
+    pub note: Option<String>,
+    /// The machine's public address, when detection found one.
+    pub public_ip: Option<IpAddr>,
+}
+
+/// Decides from the flag, then an earlier explicit choice, then detection.
+pub fn decide(saved: &ServerState, flag: Option<bool>) -> Result<Decision, CliError> {
+    let remembered = match saved.tunnel_choice.as_deref() {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    };
+    match (flag, remembered) {
+        (Some(true), _) => Ok(forced(true, "--tunnel")),
+        (Some(false), _) => Ok(forced(false, "--no-tunnel")),
+        (None, Some(on)) => Ok(forced(
+            on,
+            if on {
+                "--tunnel (remembered)"
+            } else {
+                "--no-tunnel (remembered)"
+            },
+        )),
+        (None, None) => detect(),
+    }
+}
+
+fn forced(on: bool, reason: &str) -> Decision {
+    Decision {
+        tunnel: on,
+        choice: if on { "on" } else { "off" },
+        reason: reason.to_owned(),
+        note: on.then(|| "Starting tunnel...".to_owned()),
+        public_ip: None,
+    }
+}
+
+/// Asks the IP-echo services (within their deadline) and judges.
+fn detect() -> Result<Decision, CliError> {
+    let config = NatConfig::from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::io("start the async runtime"))?;
+    let verdict = runtime.block_on(drop_nat::detect(&config));
+    Ok(judge(&verdict))
+}
+
+fn judge(verdict: &Reachability) -> Decision {
+    match verdict {
+        Reachability::BehindNat { .. } => Decision {
+            tunnel: true,
+            choice: "auto",
+            reason: "behind NAT".into(),
+            note: Some("Detected NAT, starting tunnel...".into()),
+            public_ip: None,
+        },
+        Reachability::Public { ip } => Decision {
+            tunnel: false,
+            choice: "auto",
+            reason: PUBLIC_REASON.into(),
+            note: None,
+            public_ip: Some(*ip),
+        },
+        Reachability::Unknown { reason } => Decision {
+            tunnel: false,
+            choice: "auto",
+            reason: "external address unknown".into(),
+            note: Some(format!(
+                "External address unknown ({reason}): not tunneling. 'drop start --tunnel' forces a tunnel."
+            )),
+            public_ip: None,
+        },
+    }
+}
+
+/// The line `start <app>` prints before the app's tunnel opens.
+pub fn tunnel_note(state: &ServerState) -> &'static str {
+    if state.tunnel_reason.as_deref() == Some("behind NAT") {
+        "Detected NAT, starting tunnel..."
+    } else {
+        "Starting tunnel..."
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_then_remembered_choices() {
+        let mut saved = ServerState::new(8080);
+        assert!(decide(&saved, Some(true)).unwrap().tunnel);
+        assert!(!decide(&saved, Some(false)).unwrap().tunnel);
+        saved.tunnel_choice = Some("on".into());
+        let remembered = decide(&saved, None).unwrap();
+        assert!(remembered.tunnel && remembered.choice == "on");
+        assert!(!decide(&saved, Some(false)).unwrap().tunnel);
+    }
+
+    #[test]
+    fn verdicts_map_to_the_seed_lines() {
+        let nat = judge(&Reachability::BehindNat {
+            external: "203.0.113.7".parse().unwrap(),
+            local: None,
+        });
+        assert!(nat.tunnel);
+        assert_eq!(
+            nat.note.as_deref(),
+            Some("Detected NAT, starting tunnel...")
+        );
+        let public = judge(&Reachability::Public {
+            ip: "94.131.101.149".parse().unwrap(),
+        });
+        assert!(!public.tunnel && public.note.is_none());
+        assert_eq!(public.public_ip, Some("94.131.101.149".parse().unwrap()));
+        let unknown = judge(&Reachability::Unknown {
+            reason: "offline".into(),
+        });
+        assert!(!unknown.tunnel);
+        assert!(
+            unknown
+                .note
+                .unwrap()
+                .starts_with("External address unknown (offline)")
+        );
+    }
+}

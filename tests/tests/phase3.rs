@@ -1,0 +1,383 @@
+//! Phase 3 through the real binary: NAT detection against a local IP-echo
+//! server, tunnels through the fake cloudflared first on `PATH`.
+
+use std::time::{Duration, Instant};
+
+use drop_tests::{DropEnv, EchoServer, free_port, group_members};
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-cloudflared");
+const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
+/// What the echo says behind NAT: an address this machine does not have.
+const NAT_ADDRESS: &str = "203.0.113.7";
+
+/// A drop home with the fake cloudflared first on PATH (unless `with_fake`
+/// is false), the IP echo answering `echo`, and a record of every
+/// cloudflared the fake ran.
+struct Phase3 {
+    env: DropEnv,
+    _echo: EchoServer,
+    _bin: tempfile::TempDir,
+    record: std::path::PathBuf,
+}
+
+impl Phase3 {
+    fn new(echo: &str, with_fake: bool, knobs: &[(&str, &str)]) -> Self {
+        let bin = tempfile::tempdir().unwrap();
+        if with_fake {
+            std::os::unix::fs::symlink(FAKE, bin.path().join("cloudflared")).unwrap();
+        }
+        let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display());
+        let echo = EchoServer::start(echo);
+        let record = bin.path().join("spawns.jsonl");
+        let mut env = DropEnv::new()
+            .env("PATH", &path)
+            .env("DROP_IP_ECHO_URLS", &echo.url())
+            .env("FAKE_CLOUDFLARED_RECORD", record.to_str().unwrap())
+            .env("DROP_STOP_GRACE_MS", "1000");
+        for (k, v) in knobs {
+            env = env.env(k, v);
+        }
+        Phase3 {
+            env,
+            _echo: echo,
+            _bin: bin,
+            record,
+        }
+    }
+
+    fn behind_nat() -> Self {
+        Phase3::new(NAT_ADDRESS, true, &[])
+    }
+
+    fn start(&self, flags: &[&str]) -> String {
+        let mut args = vec!["start", "--port", "0"];
+        args.extend_from_slice(flags);
+        self.env.ok(&args)
+    }
+
+    /// Every cloudflared the fake ran, by pid.
+    fn spawned(&self) -> Vec<u32> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("args").is_some())
+            .filter_map(|v| v["pid"].as_u64().map(|p| p as u32))
+            .collect()
+    }
+
+    fn tunnel_json(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.env.home.path().join("tunnel.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn record_of(&self, id: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.env.home.path().join("pages.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()[id].clone()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn is_quick_tunnel(url: &str) -> bool {
+    url.starts_with("https://") && url.ends_with(".trycloudflare.com") && !url.contains("api.")
+}
+
+fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Behind NAT: the seed's three lines, `tunnel.json` with the URL and a live
+/// pid, and page URLs built on the tunnel.
+#[test]
+fn behind_nat_start_tunnels_the_server() {
+    let p = Phase3::behind_nat();
+    let out = p.start(&[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "Detected NAT, starting tunnel...");
+    let url = lines[1].strip_prefix("Server started: ").unwrap();
+    assert!(is_quick_tunnel(url), "{url}");
+    assert_eq!(lines[2], "  (tunneled via cloudflared)");
+
+    let tunnel = p.tunnel_json().unwrap();
+    assert_eq!(tunnel["url"], url);
+    let pid = tunnel["pid"].as_u64().unwrap() as u32;
+    assert_eq!(p.spawned(), vec![pid]);
+    assert!(alive(pid));
+
+    let (id, _) = p.env.add(&p.env.write("a.html", "a"), &[]);
+    let listed = p.env.ok(&["list", "--all"]);
+    assert!(
+        listed.contains(&format!("{url}/p/{id}/ (public)")),
+        "{listed}"
+    );
+    let status = p.env.ok(&["status"]);
+    assert!(
+        status.starts_with(&format!("Server: {url} (running, tunneled)\n")),
+        "{status}"
+    );
+    let doc = p.env.json(&["status", "--json"]);
+    assert_eq!(doc["server"]["tunnel"]["url"], url);
+    assert_eq!(doc["server"]["tunnel"]["state"], "up");
+}
+
+/// With a public IP there is no tunnel process at all.
+#[test]
+fn public_ip_means_no_tunnel() {
+    let ip = drop_nat::outward_ip()
+        .expect("this machine has an outward address")
+        .to_string();
+    assert!(
+        drop_nat::could_be_public(ip.parse().unwrap()),
+        "this test needs a routable-looking address"
+    );
+    let p = Phase3::new(&ip, true, &[]);
+    let out = p.start(&[]);
+    let port = p.env.json(&["status", "--json"])["server"]["port"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(out.trim(), format!("Server started: http://{ip}:{port}"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.spawned().is_empty(), "no cloudflared ran");
+    assert!(p.tunnel_json().is_none());
+}
+
+/// `--no-tunnel` behind NAT: `(local)` and no tunnel process.
+#[test]
+fn no_tunnel_flag_stays_local_behind_nat() {
+    let p = Phase3::behind_nat();
+    let out = p.start(&["--no-tunnel", "--host", "127.0.0.1"]);
+    let line = out.trim();
+    assert!(
+        line.starts_with("Server started: http://127.0.0.1:") && line.ends_with(" (local)"),
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.spawned().is_empty(), "no cloudflared ran");
+    // Remembered: a later start without flags stays local too.
+    p.env.ok(&["stop"]);
+    assert!(p.start(&[]).trim().ends_with(" (local)"));
+    assert!(p.spawned().is_empty());
+}
+
+/// An app behind NAT gets its own tunnel, in its record and in `status`.
+#[test]
+fn an_app_behind_nat_gets_its_own_tunnel() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    let port = free_port();
+    let dir = p.env.work.path().join("api");
+    std::fs::create_dir_all(&dir).unwrap();
+    let add = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &format!("exec {TEST_APP} {port}"),
+        "--port",
+        &port.to_string(),
+        "--name",
+        "api",
+        "--json",
+    ];
+    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    let out = p.env.ok(&["start", "api"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Detected NAT, starting tunnel...");
+    let url = lines[1].strip_prefix("App started: ").unwrap();
+    assert!(is_quick_tunnel(url), "{out}");
+    assert_eq!(lines[2], "  (tunneled via cloudflared)");
+    let record = p.record_of(&id);
+    assert_eq!(record["tunnel_url"], url);
+    assert!(alive(record["tunnel_pid"].as_u64().unwrap() as u32));
+    let server_url = p.tunnel_json().unwrap()["url"].as_str().unwrap().to_owned();
+    assert_ne!(url, server_url, "its own tunnel");
+    let status = p.env.ok(&["status"]);
+    assert!(
+        status.contains(&format!("[app] [running]  {url} (public)")),
+        "{status}"
+    );
+}
+
+/// Killing the server's tunnel, then an app's: each new URL appears in
+/// `tunnel.json` / the record and in `status`.
+#[test]
+fn killed_tunnels_come_back_with_new_urls() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    let port = free_port();
+    let dir = p.env.work.path().join("web");
+    std::fs::create_dir_all(&dir).unwrap();
+    let add = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &format!("exec {TEST_APP} {port}"),
+        "--port",
+        &port.to_string(),
+        "--json",
+    ];
+    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    p.env.ok(&["start", &id]);
+
+    let old = p.tunnel_json().unwrap();
+    let killed = Instant::now();
+    kill(old["pid"].as_u64().unwrap() as u32);
+    let new_url = wait_for("a new server tunnel", Duration::from_secs(10), || {
+        let now = p.tunnel_json()?;
+        (now["state"] == "up" && now["url"] != old["url"])
+            .then(|| now["url"].as_str().unwrap().to_owned())
+    });
+    println!("server tunnel replaced in {:?}", killed.elapsed());
+    assert!(
+        p.env
+            .ok(&["status"])
+            .starts_with(&format!("Server: {new_url} (running, tunneled)"))
+    );
+
+    let old_app = p.record_of(&id);
+    let killed = Instant::now();
+    kill(old_app["tunnel_pid"].as_u64().unwrap() as u32);
+    let new_app_url = wait_for("a new app tunnel", Duration::from_secs(10), || {
+        let now = p.record_of(&id);
+        (now["tunnel_state"] == "up" && now["tunnel_url"] != old_app["tunnel_url"])
+            .then(|| now["tunnel_url"].as_str().unwrap().to_owned())
+    });
+    println!("app tunnel replaced in {:?}", killed.elapsed());
+    assert!(p.env.ok(&["status"]).contains(&new_app_url));
+}
+
+/// `drop stop`: no cloudflared, no daemon, no tunnel fields left.
+#[test]
+fn stop_leaves_no_tunnel_behind() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    let port = free_port();
+    let dir = p.env.work.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let add = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &format!("exec {TEST_APP} {port}"),
+        "--port",
+        &port.to_string(),
+        "--json",
+    ];
+    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    p.env.ok(&["start", &id]);
+    let daemon = p.env.server_pid().unwrap();
+    let app_pid = p.record_of(&id)["pid"].as_u64().unwrap() as u32;
+    p.env.ok(&["stop", &id]);
+    assert!(group_members(app_pid).is_empty());
+    p.env.ok(&["stop"]);
+    for pid in p.spawned() {
+        assert!(!alive(pid), "cloudflared {pid} survived");
+    }
+    assert!(!alive(daemon));
+    assert!(p.tunnel_json().is_none(), "tunnel.json is gone");
+    let record = p.record_of(&id);
+    for field in ["tunnel_url", "tunnel_pid", "tunnel_state"] {
+        assert!(record.get(field).is_none(), "{field} left: {record}");
+    }
+}
+
+/// No cloudflared anywhere: the message, a local server, exit 0.
+#[test]
+fn without_cloudflared_the_server_still_starts_locally() {
+    let p = Phase3::new(NAT_ADDRESS, false, &[]);
+    let out = p.start(&["--host", "127.0.0.1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Detected NAT, starting tunnel...");
+    assert_eq!(lines[1], "cloudflared not found. Run ./install.sh");
+    assert!(
+        lines[2].starts_with("Server started: http://127.0.0.1:")
+            && lines[2].ends_with(" (local, not tunneled)"),
+        "{out}"
+    );
+    assert!(p.env.server_pid().is_some_and(alive));
+    let port: u16 = lines[2]
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(drop_tests::http::get(port, "/robots.txt").status, 200);
+}
+
+/// Rate limited by the quick-tunnel service: `start` says so, the server
+/// runs locally, and the watchdog keeps trying with a long backoff.
+#[test]
+fn rate_limited_tunnels_back_off_and_the_server_runs_locally() {
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[("FAKE_CLOUDFLARED_MODE", "rate-limit")],
+    );
+    let out = p.start(&["--host", "127.0.0.1"]);
+    assert!(
+        out.contains("rate limited by the quick-tunnel service"),
+        "{out}"
+    );
+    assert!(out.contains("keeps trying with backoff"), "{out}");
+    assert!(out.trim_end().ends_with("(local, not tunneled)"), "{out}");
+    let doc = p.env.json(&["status", "--json"]);
+    assert_eq!(doc["server"]["running"], true);
+    assert_eq!(doc["server"]["tunnel"]["state"], "rate_limited");
+    let error = doc["server"]["tunnel"]["error"].as_str().unwrap();
+    let retry: u64 = error
+        .rsplit("retrying in ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!(
+        retry >= 60,
+        "a rate limit backs off for at least a minute: {error}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.spawned().len(), 1, "no hammering");
+}
+
+/// With no IP-echo service reachable, `start` finishes promptly, says the
+/// external address is unknown, and does not tunnel.
+#[test]
+fn unknown_external_address_means_no_tunnel() {
+    let p = Phase3::behind_nat();
+    let closed = free_port();
+    let started = Instant::now();
+    let out = p
+        .env
+        .command(&["start", "--port", "0", "--host", "127.0.0.1"])
+        .env("DROP_IP_ECHO_URLS", format!("http://127.0.0.1:{closed}/"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("External address unknown ("), "{text}");
+    assert!(text.trim_end().ends_with(" (local)"), "{text}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(p.spawned().is_empty());
+}
+
+#[allow(unsafe_code)]
+fn kill(pid: u32) {
+    // SAFETY: kill(2) on a cloudflared this test's drop started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
