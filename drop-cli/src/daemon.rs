@@ -17,6 +17,7 @@ use drop_registry::{Home, ServerState};
 
 use crate::control::ControlServer;
 use crate::error::CliError;
+use crate::systemd;
 use crate::urls::{DEFAULT_PORT, server_base};
 
 /// How long `start` waits for the server to answer.
@@ -25,7 +26,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The address bound when `DROP_BIND` is not set: every interface, so the
 /// human on another machine can reach the page.
-const DEFAULT_BIND: &str = "0.0.0.0";
+pub const DEFAULT_BIND: &str = "0.0.0.0";
 
 /// The saved state, if its pid is still the server that wrote it.
 pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
@@ -78,11 +79,20 @@ pub fn start(home: &Home, port: Option<u16>, host: Option<String>) -> Result<(),
     if let Some(host) = &host {
         command.args(["--host", host]);
     }
+    let supervisor = systemd::detect(home);
+    if let Ok(unit) = &supervisor {
+        let state = unit.start(home, &command, &log_path, log_start)?;
+        println!("Server started: {}", server_base(Some(&state)));
+        return Ok(());
+    }
     detach(&mut command);
     let mut child = command.spawn().map_err(CliError::io("launch the server"))?;
     let _ = writeln!(log, "drop: server launched as pid {}", child.id());
     let state = wait_until_serving(home, &mut child, &log_path, log_start)?;
     println!("Server started: {}", server_base(Some(&state)));
+    if let Err(why) = supervisor {
+        println!("  ({why}: auto-restart is off)");
+    }
     Ok(())
 }
 
@@ -128,7 +138,7 @@ fn wait_until_serving(
 }
 
 /// The server's own `Error:` line from its log, without the prefix `main` adds again.
-fn launch_error(log_path: &Path, log_start: u64) -> String {
+pub fn launch_error(log_path: &Path, log_start: u64) -> String {
     let mut text = String::new();
     if let Ok(mut log) = File::open(log_path) {
         let _ = log.seek(SeekFrom::Start(log_start));
@@ -148,7 +158,7 @@ fn launch_error(log_path: &Path, log_start: u64) -> String {
         )
 }
 
-fn answers_http(port: u16) -> bool {
+pub fn answers_http(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
@@ -163,6 +173,11 @@ fn answers_http(port: u16) -> bool {
 
 /// `drop stop`.
 pub fn stop(home: &Home) -> Result<(), CliError> {
+    if let Some(unit) = systemd::active_unit(home) {
+        unit.stop()?;
+        println!("Server stopped.");
+        return Ok(());
+    }
     let saved = home.load_server_state()?;
     let Some(state) = running_server(saved.as_ref()).cloned() else {
         println!("Server is not running.");

@@ -6,6 +6,7 @@ mod daemon;
 mod error;
 mod output;
 mod pages;
+mod systemd;
 mod urls;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use crate::error::CliError;
 
 /// Share a file, a folder or a web app at a URL.
 #[derive(Debug, Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(name = "drop", version, about, propagate_version = true)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -83,11 +84,11 @@ enum Command {
     /// Run the page server in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve {
-        #[arg(long)]
+        #[arg(long, default_value_t = urls::DEFAULT_PORT)]
         port: u16,
         #[arg(long)]
         host: Option<String>,
-        #[arg(long)]
+        #[arg(long, default_value = daemon::DEFAULT_BIND)]
         bind: String,
     },
 }

@@ -97,7 +97,9 @@ impl DropEnv {
     pub fn start(&self) -> u16 {
         let out = self.ok(&["start", "--port", "0", "--host", "127.0.0.1"]);
         let url = out
-            .trim()
+            .lines()
+            .next()
+            .unwrap_or_default()
             .strip_prefix("Server started: http://127.0.0.1:")
             .unwrap_or_else(|| panic!("unexpected start output: {out}"));
         url.parse().expect("port")
