@@ -15,6 +15,7 @@ use drop_registry::{Home, ServerState, TunnelState};
 
 use crate::error::CliError;
 use crate::nat;
+use crate::systemd;
 use crate::tunnels::FIRST_OUTCOME_TIMEOUT;
 use crate::urls::{DEFAULT_PORT, Urls};
 
@@ -24,7 +25,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The address bound when `DROP_BIND` is not set: every interface, so the
 /// human on another machine can reach the page.
-const DEFAULT_BIND: &str = "0.0.0.0";
+pub const DEFAULT_BIND: &str = "0.0.0.0";
 
 /// The saved state, if its pid is still the server that wrote it.
 pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
@@ -52,8 +53,12 @@ pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
         println!("Server already running: {}", Urls::load(home)?.base());
         return Ok(());
     }
-    let state = prepare_and_launch(home, saved, options)?;
-    report_start(home, &state)
+    let launched = prepare_and_launch(home, saved, options)?;
+    report_start(home, &launched.state)?;
+    if let Some(note) = launched.note {
+        println!("{note}");
+    }
+    Ok(())
 }
 
 /// The running server's state, starting the server first when it is not
@@ -64,7 +69,7 @@ pub fn ensure_running(home: &Home) -> Result<ServerState, CliError> {
     if let Some(state) = running_server(saved.as_ref()) {
         return Ok(state.clone());
     }
-    prepare_and_launch(home, saved, StartOptions::default())
+    Ok(prepare_and_launch(home, saved, StartOptions::default())?.state)
 }
 
 /// Decides whether to tunnel, records the decision for the daemon (and for
@@ -73,7 +78,7 @@ fn prepare_and_launch(
     home: &Home,
     saved: Option<ServerState>,
     options: StartOptions,
-) -> Result<ServerState, CliError> {
+) -> Result<Launched, CliError> {
     let mut state = saved.unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
     let decision = nat::decide(&state, options.tunnel)?;
     if let Some(note) = &decision.note {
@@ -155,7 +160,7 @@ fn tunnel_failure(home: &Home) -> Result<String, CliError> {
 
 /// Launches `drop serve` detached and waits until it answers. The daemon
 /// reads the tunnel decision from `server.json`.
-fn launch(home: &Home, state: &ServerState) -> Result<ServerState, CliError> {
+fn launch(home: &Home, state: &ServerState) -> Result<Launched, CliError> {
     let (port, host) = (state.port, state.host.clone());
     let bind = std::env::var("DROP_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
     let log_path = home.logs_dir().join("server.log");
@@ -187,10 +192,26 @@ fn launch(home: &Home, state: &ServerState) -> Result<ServerState, CliError> {
     if let Some(host) = &host {
         command.args(["--host", host]);
     }
+    let supervisor = systemd::detect(home);
+    if let Ok(unit) = &supervisor {
+        let state = unit.start(home, &command, &log_path, log_start)?;
+        return Ok(Launched { state, note: None });
+    }
     detach(&mut command);
     let mut child = command.spawn().map_err(CliError::io("launch the server"))?;
     let _ = writeln!(log, "drop: server launched as pid {}", child.id());
-    wait_until_serving(home, &mut child, &log_path, log_start)
+    let state = wait_until_serving(home, &mut child, &log_path, log_start)?;
+    let note = supervisor
+        .err()
+        .map(|why| format!("  ({why}: auto-restart is off)"));
+    Ok(Launched { state, note })
+}
+
+/// A server just launched, and what to say about who restarts it.
+struct Launched {
+    state: ServerState,
+    /// Without a systemd user unit nothing restarts the server if it dies.
+    note: Option<String>,
 }
 
 /// A new session: the server outlives the terminal and the command that started it.
@@ -235,7 +256,7 @@ fn wait_until_serving(
 }
 
 /// The server's own `Error:` line from its log, without the prefix `main` adds again.
-fn launch_error(log_path: &Path, log_start: u64) -> String {
+pub fn launch_error(log_path: &Path, log_start: u64) -> String {
     let mut text = String::new();
     if let Ok(mut log) = File::open(log_path) {
         let _ = log.seek(SeekFrom::Start(log_start));
@@ -255,7 +276,7 @@ fn launch_error(log_path: &Path, log_start: u64) -> String {
         )
 }
 
-fn answers_http(port: u16) -> bool {
+pub fn answers_http(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
@@ -270,6 +291,11 @@ fn answers_http(port: u16) -> bool {
 
 /// `drop stop`.
 pub fn stop(home: &Home) -> Result<(), CliError> {
+    if let Some(unit) = systemd::active_unit(home) {
+        unit.stop()?;
+        println!("Server stopped.");
+        return Ok(());
+    }
     let saved = home.load_server_state()?;
     let Some(state) = running_server(saved.as_ref()).cloned() else {
         println!("Server is not running.");

@@ -10,6 +10,7 @@ mod output;
 mod pages;
 mod serve;
 mod supervisor;
+mod systemd;
 mod tunnels;
 mod urls;
 
@@ -23,7 +24,7 @@ use crate::error::CliError;
 
 /// Share a file, a folder or a web app at a URL.
 #[derive(Debug, Parser)]
-#[command(version, about, propagate_version = true)]
+#[command(name = "drop", version, about, propagate_version = true)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -116,11 +117,11 @@ enum Command {
     /// Run the page server in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve {
-        #[arg(long)]
+        #[arg(long, default_value_t = urls::DEFAULT_PORT)]
         port: u16,
         #[arg(long)]
         host: Option<String>,
-        #[arg(long)]
+        #[arg(long, default_value = daemon::DEFAULT_BIND)]
         bind: String,
     },
 }
