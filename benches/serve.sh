@@ -76,7 +76,7 @@ open(sys.argv[1], "w").write(head + body + tail)
 PY
 
 # --- drop --------------------------------------------------------------------
-start_out="$(DROP_HOME="$tmp/home" DROP_BIND=127.0.0.1 "$DROP" start --port 0 --host 127.0.0.1)"
+start_out="$(DROP_HOME="$tmp/home" DROP_BIND=127.0.0.1 "$DROP" start --port 0 --host 127.0.0.1 --no-tunnel)"
 drop_started=1
 echo "$start_out" >&2
 drop_base="$(sed -n 's/^Server started: //p' <<<"$start_out")"
