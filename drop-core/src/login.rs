@@ -234,7 +234,7 @@ fn logged_in(gate: &Gate, page: &PageEntry, ctx: &LoginContext, hash: &str) -> A
         SESSION_LIFETIME.as_secs(),
         if secure { "; Secure" } else { "" }
     );
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(16);
     headers.insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("cookie is ascii"),
@@ -356,7 +356,7 @@ fn login_form(status: StatusCode, token: &str, message: Option<&str>) -> Answer 
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
 <button type=\"submit\">Open</button></form></main></body></html>\n"
     );
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(16);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
