@@ -151,7 +151,7 @@ fn upsert(
 fn report(home: &Home, saved: &Saved, generated: Option<&str>, json: bool) -> Result<(), CliError> {
     let state = home.load_server_state()?;
     let running = running_server(state.as_ref()).is_some();
-    let urls = Urls::new(state.as_ref(), home.load_tunnel_state()?.as_ref());
+    let urls = Urls::load(home)?;
     let row = PageRow::new(&urls, &saved.id, &saved.record);
     if json {
         let mut doc = row.to_json();

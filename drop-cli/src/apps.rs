@@ -10,9 +10,10 @@ use drop_core::apps::{self, AppStatus, StopOutcome};
 use drop_registry::{Home, Record, RegistryError};
 
 use crate::control::{self, ControlRequest};
-use crate::daemon::{ensure_running, running_server};
+use crate::daemon::{ensure_running, not_tunneled_line, running_server};
 use crate::error::CliError;
 use crate::nat;
+use crate::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
 use crate::urls::Urls;
 
 /// How long `stop` gives an app between SIGTERM and SIGKILL when it ends
@@ -20,12 +21,13 @@ use crate::urls::Urls;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// `drop start <app>`: when the server is tunneled (behind NAT) the app
-/// gets a tunnel of its own.
+/// gets a tunnel of its own. Starts the server first when it is not running.
 pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
-    let state = ensure_running(home)?;
+    let (state, launched) = ensure_running(home)?;
     let urls = Urls::new(Some(&state), None);
-    if state.tunnel && !matches!(AppStatus::of(&record), AppStatus::Running { .. }) {
+    let running = matches!(AppStatus::of(&record), AppStatus::Running { .. });
+    if state.tunnel && !running && !launched {
         println!("{}", nat::tunnel_note(&state));
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -37,14 +39,18 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     if !reply.ok {
         return Err(CliError::App(reply.error.unwrap_or_default()));
     }
-    let (_, record) = find_app(home, &id)?;
     if reply.outcome.as_deref() == Some("already_running") {
+        let record = settled_record(home, &id, state.tunnel)?;
         println!("App already running: {}", urls.app(&record));
-    } else if let Some(url) = reply.tunnel_url {
+        return Ok(());
+    }
+    let (_, record) = find_app(home, &id)?;
+    if let Some(url) = reply.tunnel_url {
         println!("App started: {url}");
         println!("  (tunneled via cloudflared)");
     } else if let Some(error) = reply.tunnel_error {
-        println!("{error}");
+        let tunnel_state = record.tunnel_state.as_deref().unwrap_or("down");
+        println!("{}", not_tunneled_line(tunnel_state, Some(&error)));
         println!(
             "App started: {} (local, not tunneled)",
             urls.app_local(&record)
@@ -53,6 +59,25 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         println!("App started: {}", urls.app_local(&record));
     }
     Ok(())
+}
+
+/// The app's record once its tunnel (opened by a new daemon that adopted
+/// it) has a first outcome, so the URL printed is the one that works.
+fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliError> {
+    let asked = std::time::Instant::now();
+    let deadline = asked + FIRST_OUTCOME_TIMEOUT;
+    loop {
+        let (_, record) = find_app(home, id)?;
+        // No state yet: the daemon may not have begun opening it; give it a moment.
+        let starting = match record.tunnel_state.as_deref() {
+            Some(state) => state == "starting",
+            None => asked.elapsed() < Duration::from_secs(2),
+        };
+        if !tunneled || !starting || std::time::Instant::now() >= deadline {
+            return Ok(record);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `drop stop <app>`.
@@ -82,6 +107,8 @@ pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError
         (Some(pid), Some(start)) => apps::stop_group(pid, start, STOP_GRACE),
         _ => StopOutcome::NotRunning,
     };
+    // No daemon: any tunnel process of this home is a leftover of one that was killed.
+    end_leftovers(home);
     home.registry().update(|pages| {
         if let Some(r) = pages.get_mut(id) {
             r.mark_ended(false, None);

@@ -16,13 +16,13 @@ use drop_registry::{Home, ServerState, TunnelState};
 use crate::error::CliError;
 use crate::nat;
 use crate::systemd;
-use crate::tunnels::FIRST_OUTCOME_TIMEOUT;
+use crate::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
 use crate::urls::{DEFAULT_PORT, Urls};
 
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long `stop` waits after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+const STOP_GRACE: Duration = Duration::from_secs(15);
 /// The address bound when `DROP_BIND` is not set: every interface, so the
 /// human on another machine can reach the page.
 pub const DEFAULT_BIND: &str = "0.0.0.0";
@@ -48,11 +48,40 @@ pub struct StartOptions {
 /// `drop start [--port] [--host] [--tunnel|--no-tunnel]`.
 pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
     home.ensure()?;
+    let _one_start = StartLock::take(home)?;
     let saved = home.load_server_state()?;
     if running_server(saved.as_ref()).is_some() {
         println!("Server already running: {}", Urls::load(home)?.base());
+        if options.port.is_some() || options.host.is_some() || options.tunnel.is_some() {
+            println!("  (its settings are kept: run 'drop stop' first to change them)");
+        }
         return Ok(());
     }
+    launch_and_report(home, saved, options)
+}
+
+/// The running server's state, starting the server first (and saying so)
+/// when it is not running, for commands that need the daemon such as
+/// `start <app>`. The flag tells whether it was started now.
+pub fn ensure_running(home: &Home) -> Result<(ServerState, bool), CliError> {
+    home.ensure()?;
+    let _one_start = StartLock::take(home)?;
+    let saved = home.load_server_state()?;
+    if let Some(state) = running_server(saved.as_ref()) {
+        return Ok((state.clone(), false));
+    }
+    launch_and_report(home, saved, StartOptions::default())?;
+    let state = home
+        .load_server_state()?
+        .ok_or_else(|| CliError::ServerFailed("the server left no state".into()))?;
+    Ok((state, true))
+}
+
+fn launch_and_report(
+    home: &Home,
+    saved: Option<ServerState>,
+    options: StartOptions,
+) -> Result<(), CliError> {
     let launched = prepare_and_launch(home, saved, options)?;
     report_start(home, &launched.state)?;
     if let Some(note) = launched.note {
@@ -61,15 +90,27 @@ pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The running server's state, starting the server first when it is not
-/// running (for commands that need the daemon, such as `start <app>`).
-pub fn ensure_running(home: &Home) -> Result<ServerState, CliError> {
-    home.ensure()?;
-    let saved = home.load_server_state()?;
-    if let Some(state) = running_server(saved.as_ref()) {
-        return Ok(state.clone());
+/// Serialises `drop start`s of one home: a second one waits, then finds the
+/// server the first one started.
+struct StartLock(File);
+
+impl StartLock {
+    fn take(home: &Home) -> Result<Self, CliError> {
+        let path = home.root().join("start.lock");
+        let file =
+            File::create(&path).map_err(CliError::io(format!("create `{}`", path.display())))?;
+        // Held at most for one start: the server's own start timeout and
+        // its tunnel's first outcome.
+        fs2::FileExt::lock_exclusive(&file)
+            .map_err(CliError::io(format!("lock `{}`", path.display())))?;
+        Ok(StartLock(file))
     }
-    Ok(prepare_and_launch(home, saved, StartOptions::default())?.state)
+}
+
+impl Drop for StartLock {
+    fn drop(&mut self) {
+        let _ = fs2::FileExt::unlock(&self.0);
+    }
 }
 
 /// Decides whether to tunnel, records the decision for the daemon (and for
@@ -80,7 +121,7 @@ fn prepare_and_launch(
     options: StartOptions,
 ) -> Result<Launched, CliError> {
     let mut state = saved.unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
-    let decision = nat::decide(&state, options.tunnel)?;
+    let decision = nat::decide(options.tunnel)?;
     if let Some(note) = &decision.note {
         println!("{note}");
     }
@@ -97,8 +138,15 @@ fn prepare_and_launch(
     }
     state.pid = None;
     state.start_time = None;
+    let before = home.load_server_state()?;
     home.save_server_state(&state)?;
-    launch(home, &state)
+    launch(home, &state).inspect_err(|_| {
+        // A start that failed changes nothing: not even the port of later URLs.
+        let _ = match &before {
+            Some(before) => home.save_server_state(before),
+            None => std::fs::remove_file(home.server_state_path()).or(Ok(())),
+        };
+    })
 }
 
 /// Prints how the server started, waiting for its tunnel's first outcome.
@@ -128,13 +176,15 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Waits until the daemon's first attempt at the server's tunnel is decided.
+/// Waits until the daemon's first attempt at the server's tunnel is decided
+/// (or the server is gone: a `drop stop` may have come in between).
 fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
     let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT;
     loop {
         let tunnel = home.load_tunnel_state()?;
         let decided = tunnel.as_ref().is_some_and(|t| t.state != "starting");
-        if decided || Instant::now() >= deadline {
+        let state = home.load_server_state()?;
+        if decided || running_server(state.as_ref()).is_none() || Instant::now() >= deadline {
             return Ok(tunnel);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -144,18 +194,22 @@ fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
 /// Why the server's tunnel is not up, as a line for the user.
 fn tunnel_failure(home: &Home) -> Result<String, CliError> {
     let tunnel = home.load_tunnel_state()?.unwrap_or_default();
-    let error = tunnel
-        .error
-        .unwrap_or_else(|| "the tunnel gave no answer in time".into());
-    Ok(match tunnel.state.as_str() {
-        "failed" => error,
+    Ok(not_tunneled_line(&tunnel.state, tunnel.error.as_deref()))
+}
+
+/// The line for a tunnel that is not up: a failure retrying cannot mend
+/// (cloudflared missing) as it is, anything else with what drop does next.
+pub fn not_tunneled_line(state: &str, error: Option<&str>) -> String {
+    let error = error.unwrap_or("the tunnel gave no answer in time");
+    match state {
+        "failed" => error.to_owned(),
         "rate_limited" => format!(
             "Tunnel not up yet: {error}. drop keeps trying with backoff; 'drop status' shows the URL once it is up."
         ),
         _ => format!(
             "Tunnel not up yet: {error}. drop keeps trying; 'drop status' shows the URL once it is up."
         ),
-    })
+    }
 }
 
 /// Launches `drop serve` detached and waits until it answers. The daemon
@@ -299,6 +353,7 @@ pub fn stop(home: &Home) -> Result<(), CliError> {
     let saved = home.load_server_state()?;
     let Some(state) = running_server(saved.as_ref()).cloned() else {
         println!("Server is not running.");
+        report_leftovers(end_leftovers(home));
         return Ok(());
     };
     let (pid, start) = (
@@ -307,8 +362,16 @@ pub fn stop(home: &Home) -> Result<(), CliError> {
     );
     process::terminate(pid, start, STOP_GRACE);
     clear_pid(home, pid)?;
+    // A server killed after the grace period could not close its tunnels.
+    report_leftovers(end_leftovers(home));
     println!("Server stopped.");
     Ok(())
+}
+
+fn report_leftovers(count: usize) {
+    if count > 0 {
+        println!("Ended {count} tunnel process(es) left by a server that was killed.");
+    }
 }
 
 /// Forgets the server's pid, keeping its address for URLs.

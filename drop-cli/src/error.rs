@@ -9,7 +9,7 @@ pub enum CliError {
     #[error(transparent)]
     Registry(#[from] drop_registry::RegistryError),
     /// A path given on the command line does not exist.
-    #[error("`{}` does not exist", path.display())]
+    #[error("`{}` does not exist; check the path (relative paths are from the current folder)", path.display())]
     NoSuchPath {
         /// As the user gave it.
         path: PathBuf,

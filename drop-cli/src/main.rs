@@ -127,6 +127,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,6 +188,16 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Remove { page } => pages::remove(&home, &page),
         Command::Cleanup => pages::cleanup(&home),
         Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind),
+    }
+}
+
+/// Rust ignores SIGPIPE, so `drop status | head -1` would panic on a
+/// closed stdout; a command line tool should just end quietly instead.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: resetting a signal's disposition to the default touches no memory.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

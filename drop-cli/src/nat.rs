@@ -27,25 +27,15 @@ pub struct Decision {
     pub public_ip: Option<IpAddr>,
 }
 
-/// Decides from the flag, then an earlier explicit choice, then detection.
-pub fn decide(saved: &ServerState, flag: Option<bool>) -> Result<Decision, CliError> {
-    let remembered = match saved.tunnel_choice.as_deref() {
-        Some("on") => Some(true),
-        Some("off") => Some(false),
-        _ => None,
-    };
-    match (flag, remembered) {
-        (Some(true), _) => Ok(forced(true, "--tunnel")),
-        (Some(false), _) => Ok(forced(false, "--no-tunnel")),
-        (None, Some(on)) => Ok(forced(
-            on,
-            if on {
-                "--tunnel (remembered)"
-            } else {
-                "--no-tunnel (remembered)"
-            },
-        )),
-        (None, None) => detect(),
+/// Decides from the flag, else by detection: a plain `drop start` asks
+/// again each time (a laptop moves between networks; a VPS never tunnels).
+/// The decision is recorded in `server.json`, so a restarted daemon and
+/// apps started later follow it until the next `drop start`.
+pub fn decide(flag: Option<bool>) -> Result<Decision, CliError> {
+    match flag {
+        Some(true) => Ok(forced(true, "--tunnel")),
+        Some(false) => Ok(forced(false, "--no-tunnel")),
+        None => detect(),
     }
 }
 
@@ -112,14 +102,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_win_then_remembered_choices() {
-        let mut saved = ServerState::new(8080);
-        assert!(decide(&saved, Some(true)).unwrap().tunnel);
-        assert!(!decide(&saved, Some(false)).unwrap().tunnel);
-        saved.tunnel_choice = Some("on".into());
-        let remembered = decide(&saved, None).unwrap();
-        assert!(remembered.tunnel && remembered.choice == "on");
-        assert!(!decide(&saved, Some(false)).unwrap().tunnel);
+    fn flags_force_the_decision() {
+        let on = decide(Some(true)).unwrap();
+        assert!(on.tunnel && on.choice == "on");
+        assert_eq!(on.note.as_deref(), Some("Starting tunnel..."));
+        let off = decide(Some(false)).unwrap();
+        assert!(!off.tunnel && off.choice == "off" && off.note.is_none());
     }
 
     #[test]

@@ -42,11 +42,22 @@ impl<'a> PageRow<'a> {
                 } => format!("[crashed (exit {code})]"),
                 other => format!("[{}]", other.word()),
             });
+            if let Some(tunnel) = self.tunnel_trouble(status) {
+                tags.push(tunnel);
+            }
         }
         if !self.source_exists {
             tags.push("[source missing]".to_owned());
         }
         tags.join(" ")
+    }
+
+    /// A running app's tunnel that is not up, as a tag: listings must show
+    /// a rate limit or a failure, not only `--json`.
+    fn tunnel_trouble(&self, status: AppStatus) -> Option<String> {
+        let state = self.record.tunnel_state.as_deref()?;
+        let running = matches!(status, AppStatus::Running { .. });
+        (running && state != "up").then(|| format!("[tunnel {}]", state.replace('_', " ")))
     }
 
     fn access(&self) -> &'static str {

@@ -165,9 +165,10 @@ pub fn cleanup(home: &Home) -> Result<(), CliError> {
     Ok(())
 }
 
-/// An app is stopped before its record goes, so no process is orphaned.
+/// An app is stopped (and its tunnel closed) before its record goes, so no
+/// process is orphaned.
 fn stop_if_app(home: &Home, id: &str, record: &Record) -> Result<(), CliError> {
-    if record.is_app() && record.pid.is_some() {
+    if record.is_app() && (record.pid.is_some() || record.tunnel_state.is_some()) {
         crate::apps::stop_app(home, id, record)?;
     }
     Ok(())

@@ -45,6 +45,8 @@ pub struct Supervisor {
     home: Home,
     limits: AppLimits,
     running: Mutex<HashMap<String, Arc<Watched>>>,
+    /// One start or stop of an app at a time: a second waits for the first.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tunnels: Arc<Tunnels>,
     /// Whether each running app gets a tunnel of its own.
     tunneled: bool,
@@ -65,6 +67,7 @@ impl Supervisor {
             home,
             limits,
             running: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             tunnels,
             tunneled,
         })
@@ -83,11 +86,11 @@ impl Supervisor {
                 continue;
             };
             let watched = self.watch(id, pid, record.pid_start_time.unwrap_or_default());
-            tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched));
+            tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
             eprintln!("drop: adopted app {id} (pid {pid})");
             if let (true, Some(port)) = (self.tunneled, record.port) {
-                let (tunnels, id) = (self.tunnels.clone(), id.to_owned());
-                tokio::spawn(async move { tunnels.open_app(&id, port).await });
+                let (supervisor, id) = (self.clone(), id.to_owned());
+                tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
             }
         }
     }
@@ -99,6 +102,8 @@ impl Supervisor {
         id: &str,
         env: Vec<(String, String)>,
     ) -> Result<Started, String> {
+        let turn = self.turn(id);
+        let _turn = turn.lock().await;
         let record = self.record(id)?;
         if matches!(AppStatus::of(&record), AppStatus::Running { .. }) {
             return Ok(Started::Already);
@@ -134,10 +139,36 @@ impl Supervisor {
         );
         self.wait_until_listening(id, port, &watched, ended, &log)
             .await?;
-        if !self.tunneled {
-            return Ok(Started::Now(None));
+        let tunnel = if self.tunneled {
+            Some(self.tunnel_for(id, port, &watched).await)
+        } else {
+            None
+        };
+        if let Some(code) = *watched.ended.borrow() {
+            let code = code.map_or("an unknown code".to_owned(), |c| format!("code {c}"));
+            return Err(format!(
+                "app {id} exited with {code} right after it started listening; last lines of `{}`:\n{}",
+                log.display(),
+                indent(&apps::log_tail(&log, TAIL_LINES))
+            ));
         }
-        Ok(Started::Now(Some(self.tunnels.open_app(id, port).await)))
+        Ok(Started::Now(tunnel))
+    }
+
+    /// Opens an app's tunnel; if the app ended meanwhile, closes it again,
+    /// so no tunnel outlives its app.
+    async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> FirstOutcome {
+        let outcome = self.tunnels.open_app(id, port).await;
+        if watched.ended.borrow().is_some() {
+            self.tunnels.close_app(id).await;
+        }
+        outcome
+    }
+
+    /// The turn of one app: starts and stops of it take turns.
+    fn turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().expect("turns lock");
+        turns.entry(id.to_owned()).or_default().clone()
     }
 
     async fn wait_until_listening(
@@ -179,6 +210,8 @@ impl Supervisor {
 
     /// Stops an app and its tunnel; `Ok(false)` when it was not running.
     pub async fn stop_app(self: &Arc<Self>, id: &str) -> Result<bool, String> {
+        let turn = self.turn(id);
+        let _turn = turn.lock().await;
         let watched = self.running.lock().expect("apps lock").get(id).cloned();
         if let Some(watched) = watched {
             self.stop_watched(&watched).await;
@@ -258,7 +291,13 @@ impl Supervisor {
             let how = code.map_or("an unknown code".to_owned(), |c| format!("code {c}"));
             eprintln!("drop: app {id} exited with {how}");
         }
-        self.running.lock().expect("apps lock").remove(id);
+        {
+            // A newer start of the same app may have replaced this entry.
+            let mut running = self.running.lock().expect("apps lock");
+            if running.get(id).is_some_and(|w| Arc::ptr_eq(w, watched)) {
+                running.remove(id);
+            }
+        }
         self.tunnels.close_app(id).await;
         self.record_end(id, code, !asked);
         let _ = watched.ended.send(Some(code));

@@ -18,6 +18,8 @@ use drop_tunnel::{
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
+/// The empty config file drop-tunnel gives cloudflared, in its state folder.
+const CONFIG_FILE: &str = "cloudflared-empty.yml";
 /// Least time between two tunnel openings, across all tunnels.
 const OPEN_SPACING: Duration = Duration::from_secs(1);
 /// How long `start` waits for a first answer from a new tunnel.
@@ -60,7 +62,8 @@ pub struct Tunnels {
 
 impl Tunnels {
     pub fn new(home: Home) -> Arc<Self> {
-        let mut config = CloudflaredConfig::new(home.logs_dir());
+        let mut config = CloudflaredConfig::new(tunnel_state_dir(&home));
+        config.stop_grace = Duration::from_secs(3);
         config.home_binary = Some(home.root().join("bin").join("cloudflared"));
         Arc::new(Tunnels {
             home,
@@ -76,18 +79,7 @@ impl Tunnels {
     /// Ends tunnel processes a previous daemon left behind (it was killed
     /// before it could close them), so no page ever has two.
     pub fn reap_orphans(&self) {
-        if let Ok(Some(old)) = self.home.load_tunnel_state()
-            && let (Some(pid), Some(start)) = (old.pid, old.start_time)
-        {
-            end_tunnel_process(pid, start);
-        }
-        let _ = self.home.clear_tunnel_state();
-        self.update_records(|record| {
-            if let (Some(pid), Some(start)) = (record.tunnel_pid, record.tunnel_start_time) {
-                end_tunnel_process(pid, start);
-            }
-            record.clear_tunnel();
-        });
+        end_leftovers(&self.home);
     }
 
     /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
@@ -134,12 +126,16 @@ impl Tunnels {
 
     /// Closes every tunnel (the daemon is stopping).
     pub async fn close_all(&self) {
-        if let Some(server) = self.server.lock().await.take() {
-            server.stop().await;
-        }
+        let server = self.server.lock().await.take();
         let apps: Vec<(String, Watchdog)> = self.apps.lock().await.drain().collect();
-        for (id, watchdog) in apps {
-            watchdog.stop().await;
+        // All at once: `drop stop` waits for the whole daemon, not one tunnel after another.
+        let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
+        let stops = server
+            .into_iter()
+            .chain(apps.into_iter().map(|(_, w)| w))
+            .map(Watchdog::stop);
+        futures_util::future::join_all(stops).await;
+        for id in ids {
             self.update_record(&id, Record::clear_tunnel);
         }
         let _ = self.home.clear_tunnel_state();
@@ -199,29 +195,6 @@ impl Tunnels {
             eprintln!("drop: could not record the tunnel of app {id}: {e}");
         }
     }
-
-    fn update_records(&self, mut change: impl FnMut(&mut Record)) {
-        let ids: Vec<String> = self
-            .home
-            .registry()
-            .load()
-            .map(|pages| {
-                pages
-                    .iter()
-                    .filter(|(_, r)| r.tunnel_pid.is_some() || r.tunnel_state.is_some())
-                    .map(|(id, _)| id.to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in ids {
-            let _ = self.home.registry().update(|pages| {
-                if let Some(record) = pages.get_mut(&id) {
-                    change(record);
-                }
-                Ok::<_, RegistryError>(())
-            });
-        }
-    }
 }
 
 /// The record of one watchdog event.
@@ -277,23 +250,72 @@ fn log_event(whose: &str, event: &TunnelEvent) {
 
 /// A reason's first line: the log tail that follows is for the log file.
 fn first_line(reason: &DownReason) -> String {
-    reason
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches(';')
-        .to_owned()
+    let text = reason.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    // "…; its log ends with:" introduces the tail, which stays in the log file.
+    let line = line.strip_suffix("; its log ends with:").unwrap_or(line);
+    line.trim_end_matches([';', ':']).to_owned()
 }
 
-/// Ends a leftover tunnel process group if its leader is still the one recorded.
-fn end_tunnel_process(pid: u32, start: u64) {
-    if process::is_same_process(pid, start) {
-        eprintln!("drop: ending a tunnel process left by an earlier server (pid {pid})");
+/// Ends every tunnel process of this drop home that no daemon owns, and
+/// forgets every recorded tunnel. Call it only when no daemon runs (a new
+/// daemon before it opens any, or a command after the daemon died): then
+/// every such process is a leftover. Returns how many were ended.
+pub fn end_leftovers(home: &Home) -> usize {
+    let strays = stray_tunnels(home);
+    for &pid in &strays {
+        eprintln!("drop: ending tunnel process {pid}, left by a server that was killed");
         process::signal_group(pid, libc::SIGTERM);
-        std::thread::sleep(Duration::from_millis(500));
-        if process::is_same_process(pid, start) {
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while strays.iter().any(|&pid| process::start_time(pid).is_some())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in &strays {
+        if process::start_time(pid).is_some() {
             process::signal_group(pid, libc::SIGKILL);
         }
     }
+    let _ = home.clear_tunnel_state();
+    let _ = home.registry().update(|pages| {
+        for id in pages
+            .iter()
+            .map(|(id, _)| id.to_owned())
+            .collect::<Vec<_>>()
+        {
+            if let Some(record) = pages.get_mut(&id) {
+                record.clear_tunnel();
+            }
+        }
+        Ok::<_, RegistryError>(())
+    });
+    strays.len()
+}
+
+/// Live processes running with this home's cloudflared config file, which
+/// only drop's tunnels use: found whether or not their pid was recorded.
+fn stray_tunnels(home: &Home) -> Vec<u32> {
+    let config = tunnel_state_dir(home).join(CONFIG_FILE);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| process::start_time(pid).is_some())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+                args.windows(2)
+                    .any(|w| w[0] == b"--config" && w[1] == config.as_os_str().as_encoded_bytes())
+            })
+        })
+        .collect()
+}
+
+/// Where cloudflared's config and logs go.
+fn tunnel_state_dir(home: &Home) -> std::path::PathBuf {
+    home.logs_dir()
 }

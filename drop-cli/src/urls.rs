@@ -29,10 +29,12 @@ impl Urls {
         }
     }
 
-    /// From the files of `home`.
+    /// From the files of `home`. A tunnel counts only while the server that
+    /// keeps it runs: a `tunnel.json` left by a killed server is stale.
     pub fn load(home: &Home) -> Result<Self, RegistryError> {
         let state = home.load_server_state()?;
-        let tunnel = home.load_tunnel_state()?;
+        let running = crate::daemon::running_server(state.as_ref()).is_some();
+        let tunnel = home.load_tunnel_state()?.filter(|_| running);
         Ok(Urls::new(state.as_ref(), tunnel.as_ref()))
     }
 

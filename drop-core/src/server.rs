@@ -58,7 +58,7 @@ impl Default for ServerConfig {
         ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 2048,
-            shutdown_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(3),
         }
     }
 }

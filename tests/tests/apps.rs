@@ -130,6 +130,51 @@ fn app_runs_answers_and_stops_completely() {
     assert_eq!(env.ok(&["stop", "web"]).trim(), "App web is not running.");
 }
 
+/// Two `drop start <app>` at once launch it once: the second finds it running.
+#[test]
+fn concurrent_starts_launch_an_app_once() {
+    let env = app_env();
+    let port = free_port();
+    let id = add_app(
+        &env,
+        "twice",
+        &format!("sleep 0.5; exec {TEST_APP} {port}"),
+        port,
+    );
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            env.command(&["start", "twice"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    let started = outputs
+        .iter()
+        .filter(|o| o.starts_with("App started: "))
+        .count();
+    let already = outputs
+        .iter()
+        .filter(|o| o.starts_with("App already running: "))
+        .count();
+    assert_eq!((started, already), (1, 1), "{outputs:?}");
+    let launches = env
+        .server_log()
+        .matches(&format!("app {id} launched as pid"))
+        .count();
+    assert_eq!(launches, 1, "{}", env.server_log());
+    assert_eq!(entry(&env, &id)["status"], "running");
+    env.ok(&["stop", "twice"]);
+}
+
 /// `sh -c "sleep 1000 & exec server"`: stop ends the server and the sleep.
 #[test]
 fn stop_ends_the_children_of_an_app_too() {

@@ -173,10 +173,80 @@ fn no_tunnel_flag_stays_local_behind_nat() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(p.spawned().is_empty(), "no cloudflared ran");
-    // Remembered: a later start without flags stays local too.
+    // Until the next start: a plain `drop start` detects NAT again.
     p.env.ok(&["stop"]);
-    assert!(p.start(&[]).lines().next().unwrap().ends_with(" (local)"));
-    assert!(p.spawned().is_empty());
+    assert_eq!(
+        p.start(&[]).lines().next(),
+        Some("Detected NAT, starting tunnel...")
+    );
+    assert_eq!(p.spawned().len(), 1);
+}
+
+/// After the daemon is killed, `drop stop` ends the tunnel processes it
+/// left, and listings stop showing their dead URLs.
+#[test]
+fn stop_after_a_killed_daemon_ends_its_tunnels() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    let port = free_port();
+    let dir = p.env.work.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    let add = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &format!("exec {TEST_APP} {port}"),
+        "--port",
+        &port.to_string(),
+        "--json",
+    ];
+    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    p.env.ok(&["start", &id]);
+    let (page, _) = p.env.add(&p.env.write("p.html", "p"), &[]);
+    kill(p.env.server_pid().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let listed = p.env.ok(&["list", "--all"]);
+    assert!(
+        !listed.contains("trycloudflare.com/p/"),
+        "no dead tunnel URL for pages: {listed}"
+    );
+    let out = p.env.ok(&["stop"]);
+    assert!(out.contains("Ended 2 tunnel process(es)"), "{out}");
+    for pid in p.spawned() {
+        assert!(!alive(pid), "cloudflared {pid} survived");
+    }
+    assert!(p.record_of(&id).get("tunnel_url").is_none());
+    assert!(p.record_of(&page).get("tunnel_url").is_none());
+    p.env.ok(&["stop", &id]);
+}
+
+/// A daemon killed while its tunnel was still starting: the next daemon
+/// ends that process, so the page has one tunnel, not two.
+#[test]
+fn a_tunnel_left_while_starting_is_ended_by_the_next_daemon() {
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[("FAKE_CLOUDFLARED_REQUEST_MS", "2500")],
+    );
+    let mut first = p.env.command(&["start", "--port", "0"]).spawn().unwrap();
+    wait_for("the first tunnel process", Duration::from_secs(10), || {
+        p.spawned().first().copied()
+    });
+    let daemon = wait_for("the first daemon", Duration::from_secs(10), || {
+        p.env.server_pid()
+    });
+    kill(daemon);
+    first.wait().unwrap();
+    let orphan = p.spawned()[0];
+    p.start(&[]);
+    assert!(!alive(orphan), "the orphan was ended");
+    let live: Vec<u32> = p.spawned().into_iter().filter(|&pid| alive(pid)).collect();
+    assert_eq!(live.len(), 1, "one tunnel for the server: {live:?}");
+    assert_eq!(
+        p.tunnel_json().unwrap()["pid"].as_u64(),
+        Some(u64::from(live[0]))
+    );
 }
 
 /// An app behind NAT gets its own tunnel, in its record and in `status`.
