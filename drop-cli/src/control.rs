@@ -22,6 +22,8 @@ use crate::tunnels::FirstOutcome;
 /// How long a command waits for the daemon's reply; starting an app waits
 /// for the app, up to its own timeout.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the daemon waits for a request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request line the daemon reads (an app's environment included).
 const MAX_REQUEST: u64 = 1024 * 1024;
 
@@ -174,9 +176,13 @@ async fn answer(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_REQUEST)
-        .read_line(&mut line)
-        .await?;
+    let mut reading = tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_REQUEST);
+    // A peer that connects and says nothing does not hold a task forever.
+    tokio::time::timeout(REQUEST_TIMEOUT, reading.read_line(&mut line))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 5 s")
+        })??;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
         Ok(request) => carry_out(request, site, supervisor).await,
         Err(e) => ControlReply::failed(format!("unknown request: {e}")),

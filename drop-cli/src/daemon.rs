@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -221,11 +222,14 @@ fn launch(home: &Home, state: &ServerState) -> Result<Launched, CliError> {
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&log_path)
         .map_err(CliError::io(format!(
             "open the server log `{}`",
             log_path.display()
         )))?;
+    // Owner-only whatever the umask or an older drop made of it.
+    let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
     let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
     let exe = std::env::current_exe().map_err(CliError::io("find the drop executable"))?;
     let mut command = Command::new(exe);

@@ -2,8 +2,8 @@
 //! every tunnel alive; it holds `server.lock` for its whole life, so one
 //! home has at most one daemon.
 
-use std::fs::File;
 use std::net::ToSocketAddrs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,13 @@ use crate::tunnels::Tunnels;
 pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Result<(), CliError> {
     home.ensure()?;
     process::raise_fd_limit();
-    let lock =
-        File::create(home.server_lock_path()).map_err(CliError::io("create the server lock"))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(home.server_lock_path())
+        .map_err(CliError::io("create the server lock"))?;
     if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
         return Err(CliError::AlreadyServing {
             home: home.root().to_owned(),
@@ -101,6 +106,9 @@ fn server_config() -> ServerConfig {
     }
     if let Some(max) = env_number("DROP_MAX_CONNECTIONS").filter(|&n| n > 0) {
         config.max_connections = max as usize;
+    }
+    if let Some(ms) = env_number("DROP_WRITE_STALL_TIMEOUT_MS").filter(|&n| n > 0) {
+        config.write_stall_timeout = Duration::from_millis(ms);
     }
     config
 }

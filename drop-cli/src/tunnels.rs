@@ -160,9 +160,7 @@ impl Tunnels {
         while let Some(event) = events.recv().await {
             let state = state_of(&event);
             log_event(&whose, &event);
-            if let Some(first) = first.take() {
-                let _ = first.send(outcome_of(&event));
-            }
+            // Recorded before anyone is told, so what they read next agrees.
             match &app {
                 None => self.save_server(state),
                 Some(id) => self.update_record(id, |r| {
@@ -172,6 +170,9 @@ impl Tunnels {
                     r.tunnel_state = Some(state.state.clone());
                     r.tunnel_error = state.error.clone();
                 }),
+            }
+            if let Some(first) = first.take() {
+                let _ = first.send(outcome_of(&event));
             }
         }
     }

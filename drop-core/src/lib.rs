@@ -33,6 +33,7 @@ pub mod safe_path;
 mod server;
 pub mod session;
 mod site;
+mod stall;
 
 pub use id::new_page_id;
 pub use manifest::{MANIFEST_NAME, Manifest, ManifestError};

@@ -22,12 +22,14 @@ pub const MAX_KEYS: usize = 100_000;
 /// is exactly 127.0.0.1 or ::1 (cloudflared, which drop points at 127.0.0.1),
 /// else the peer. Never `X-Forwarded-For`. IPv6 counts per /64.
 pub fn client_of(peer: SocketAddr, cf_connecting_ip: Option<&str>) -> IpAddr {
-    let peer_ip = peer.ip();
+    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+    let peer_ip = peer.ip().to_canonical();
     let via_tunnel =
         peer_ip == IpAddr::from([127, 0, 0, 1]) || peer_ip == IpAddr::V6(Ipv6Addr::LOCALHOST);
     let ip = cf_connecting_ip
         .filter(|_| via_tunnel)
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .unwrap_or(peer_ip);
     match ip {
         IpAddr::V6(v6) => {
@@ -60,8 +62,32 @@ pub struct LoginLimiter {
 struct State {
     clients: HashMap<(String, IpAddr), ClientLog>,
     order: VecDeque<((String, IpAddr), u64)>,
-    pages: HashMap<String, (Instant, u32)>,
+    pages: HashMap<String, Bucket>,
     next_seq: u64,
+}
+
+/// A page's budget of wrong attempts: `PAGE_ATTEMPTS` at most, refilled at
+/// `PAGE_ATTEMPTS` per `PAGE_WINDOW`. A token bucket rather than a fixed
+/// window, so one patient client cannot lock the owner out for an hour.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn refill(&mut self, now: Instant) {
+        let per_second = f64::from(PAGE_ATTEMPTS) / PAGE_WINDOW.as_secs_f64();
+        let earned = now.saturating_duration_since(self.at).as_secs_f64() * per_second;
+        self.tokens = (self.tokens + earned).min(f64::from(PAGE_ATTEMPTS));
+        self.at = now;
+    }
+
+    /// How long until one attempt is allowed again.
+    fn wait(&self) -> Duration {
+        let per_second = f64::from(PAGE_ATTEMPTS) / PAGE_WINDOW.as_secs_f64();
+        Duration::from_secs_f64(((1.0 - self.tokens) / per_second).max(0.0))
+    }
 }
 
 #[derive(Debug)]
@@ -97,8 +123,11 @@ impl LoginLimiter {
             };
         }
         log.attempts.push_back(now);
-        let page_count = state.pages.entry(page.to_owned()).or_insert((now, 0));
-        page_count.1 += 1;
+        let bucket = state.pages.entry(page.to_owned()).or_insert(Bucket {
+            tokens: f64::from(PAGE_ATTEMPTS),
+            at: now,
+        });
+        bucket.tokens -= 1.0;
         Admission::Allowed
     }
 
@@ -106,8 +135,8 @@ impl LoginLimiter {
     pub fn succeeded(&self, page: &str, client: IpAddr) {
         let mut state = self.state.lock().expect("limiter lock");
         state.clients.remove(&(page.to_owned(), client));
-        if let Some(count) = state.pages.get_mut(page) {
-            count.1 = count.1.saturating_sub(1);
+        if let Some(bucket) = state.pages.get_mut(page) {
+            bucket.tokens = (bucket.tokens + 1.0).min(f64::from(PAGE_ATTEMPTS));
         }
     }
 
@@ -124,14 +153,9 @@ impl LoginLimiter {
 
 impl State {
     fn page_limited(&mut self, page: &str, now: Instant) -> Option<Duration> {
-        let (start, count) = self.pages.get_mut(page)?;
-        let age = now.duration_since(*start);
-        if age >= PAGE_WINDOW {
-            *start = now;
-            *count = 0;
-            return None;
-        }
-        (*count >= PAGE_ATTEMPTS).then(|| PAGE_WINDOW - age)
+        let bucket = self.pages.get_mut(page)?;
+        bucket.refill(now);
+        (bucket.tokens < 1.0).then(|| bucket.wait())
     }
 
     /// Adds a key, evicting the oldest when full.
@@ -224,10 +248,20 @@ mod tests {
             let client = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
             assert_eq!(limiter.admit("p", client, t0), Admission::Allowed);
         }
-        assert!(matches!(
-            limiter.admit("p", ip("203.0.113.9"), t0),
-            Admission::Limited { .. }
-        ));
+        let Admission::Limited { retry_after } = limiter.admit("p", ip("203.0.113.9"), t0) else {
+            panic!("the page budget is spent");
+        };
+        assert_eq!(
+            retry_after,
+            Duration::from_secs(36),
+            "one attempt comes back every 36 s"
+        );
+        assert_eq!(
+            limiter.admit("p", ip("203.0.113.9"), t0 + Duration::from_secs(36)),
+            Admission::Allowed
+        );
+        let other = limiter.admit("p", ip("203.0.113.10"), t0 + Duration::from_secs(36));
+        assert!(matches!(other, Admission::Limited { .. }));
         assert_eq!(
             limiter.admit("other", ip("203.0.113.9"), t0),
             Admission::Allowed
@@ -259,5 +293,17 @@ mod tests {
         assert_eq!(client_of(tunnel, None), ip("127.0.0.1"));
         let v6 = client_of("[::1]:1".parse().unwrap(), Some("2001:db8:1:2:3:4:5:6"));
         assert_eq!(v6, ip("2001:db8:1:2::"));
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        assert_eq!(
+            client_of(mapped, Some("203.0.113.5")),
+            ip("203.0.113.5"),
+            "a dual-stack tunnel peer"
+        );
+        let mapped_other: SocketAddr = "[::ffff:198.51.100.4]:5000".parse().unwrap();
+        assert_eq!(
+            client_of(mapped_other, None),
+            ip("198.51.100.4"),
+            "keyed as IPv4, not ::/64"
+        );
     }
 }

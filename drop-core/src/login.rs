@@ -133,10 +133,11 @@ impl Gate {
 
     /// Whether the request carries a live session for `page`.
     pub fn has_session(&self, page: &PageEntry, ctx: &LoginContext) -> bool {
-        cookie_value(ctx.cookie.as_deref(), &cookie_name(&page.id)).is_some_and(|value| {
-            self.key
-                .accepts(&page.id, &page.password_hash, value, SystemTime::now())
-        })
+        let name = cookie_name(&page.id);
+        let now = SystemTime::now();
+        cookie_values(ctx.cookie.as_deref(), &name)
+            .take(8)
+            .any(|value| self.key.accepts(&page.id, &page.password_hash, value, now))
     }
 
     /// The login form, as asked for without a session.
@@ -159,9 +160,13 @@ where
 {
     let gate = site.gate();
     if is_cross_site(ctx) {
+        // Cut: the values come from the client, and the log must not fill the disk.
         eprintln!(
             "drop: refused a cross-site login to page {}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
-            page.id, ctx.origin, ctx.fetch_site, ctx.host
+            page.id,
+            clip(ctx.origin.as_deref()),
+            clip(ctx.fetch_site.as_deref()),
+            clip(ctx.host.as_deref())
         );
         return Answer::fixed_text(StatusCode::FORBIDDEN, "Cross-site login refused.\n");
     }
@@ -189,12 +194,14 @@ where
     let client = client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     if let Admission::Limited { retry_after } = gate.limiter.admit(&page.id, client, Instant::now())
     {
-        let mut answer = gate.form(
-            page,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many attempts. Wait a minute and try again."),
-        );
         let secs = retry_after.as_secs().max(1);
+        let wait = if secs < 90 {
+            format!("{secs} seconds")
+        } else {
+            format!("{} minutes", secs.div_ceil(60))
+        };
+        let message = format!("Too many attempts. Try again in {wait}.");
+        let mut answer = gate.form(page, StatusCode::TOO_MANY_REQUESTS, Some(&message));
         answer
             .headers
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -222,7 +229,9 @@ where
 
 fn logged_in(gate: &Gate, page: &PageEntry, ctx: &LoginContext, hash: &str) -> Answer {
     let value = gate.key.issue(&page.id, hash, SystemTime::now());
-    let secure = ctx.peer.is_some_and(|p| p.ip().is_loopback())
+    let secure = ctx
+        .peer
+        .is_some_and(|p| p.ip().to_canonical().is_loopback())
         && ctx
             .forwarded_proto
             .as_deref()
@@ -333,12 +342,20 @@ fn cookie_name(id: &str) -> String {
     format!("drop_{id}")
 }
 
-fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?
+/// Every value of the cookie `name`: a browser may send several (from
+/// other paths), and any one that verifies opens the page.
+fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header
+        .unwrap_or_default()
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// At most 100 characters of a client-sent value, for the log.
+fn clip(value: Option<&str>) -> Option<String> {
+    value.map(|v| v.chars().take(100).collect())
 }
 
 fn login_form(status: StatusCode, token: &str, message: Option<&str>) -> Answer {
@@ -387,10 +404,11 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_found_by_exact_name() {
-        let header = Some("a=1; drop_abc=xyz; drop_abcd=no");
-        assert_eq!(cookie_value(header, "drop_abc"), Some("xyz"));
-        assert_eq!(cookie_value(header, "drop_ab"), None);
+    fn cookies_are_found_by_exact_name_every_time() {
+        let header = Some("a=1; drop_abc=xyz; drop_abcd=no; drop_abc=second");
+        let found: Vec<&str> = cookie_values(header, "drop_abc").collect();
+        assert_eq!(found, ["xyz", "second"]);
+        assert_eq!(cookie_values(header, "drop_ab").count(), 0);
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn decode_segment(raw: &str) -> Option<String> {
 pub fn is_never_served(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     (name == ".env" || name.starts_with(".env.")) && name != ".env.example"
+        || name == ".envrc"
         || name == crate::manifest::MANIFEST_NAME
         || name == ".git"
 }
@@ -110,6 +111,12 @@ pub fn is_never_served(name: &str) -> bool {
 /// Resolves a request inside a published folder. `root` must be canonical.
 pub fn resolve_in_folder(root: &Path, manifest: &Manifest, request: &RequestPath) -> Resolved {
     let rel = request.joined();
+    // Refuse before touching the disk what the manifest can never allow:
+    // neither the path nor an index under it. Then timing tells nothing of
+    // which unlisted files exist.
+    if !manifest.allows(&rel) && !manifest.allows(&join_rel(&rel, "index.html")) {
+        return Resolved::NotFound;
+    }
     let Some(opened) = open_inside(root, &root.join(&rel)) else {
         return Resolved::NotFound;
     };
@@ -339,6 +346,7 @@ mod tests {
             ".Env",
             ".env.local",
             ".env.",
+            ".envrc",
             ".drop-publish",
             ".DROP-PUBLISH",
             ".git",

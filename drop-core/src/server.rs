@@ -30,6 +30,7 @@ use crate::safe_path::{
     RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
 };
 use crate::site::{PageEntry, Site};
+use crate::stall::StallGuard;
 
 /// Chunk size when streaming large files.
 const STREAM_CHUNK: usize = 64 * 1024;
@@ -39,6 +40,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// std's `bind` (128) drops SYNs in a burst, and each drop costs the client
 /// a one-second retransmit.
 const LISTEN_BACKLOG: i32 = 4096;
+/// Largest request head a connection buffers (hyper's default is ~400 KiB,
+/// which 2,048 connections would turn into 800 MiB).
+const MAX_HEADER_BUFFER: usize = 16 * 1024;
 /// How often the registry is checked for changes made by other writers.
 const REGISTRY_POLL: Duration = Duration::from_millis(500);
 
@@ -51,6 +55,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long open connections get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// A connection whose client takes none of our bytes for this long is
+    /// closed, so a client that never reads cannot hold a slot for good.
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +66,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 2048,
             shutdown_grace: Duration::from_secs(3),
+            write_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -127,9 +135,11 @@ pub async fn serve(
                 Ok::<_, Infallible>(finish(response))
             }
         });
+        let stream = StallGuard::new(stream, config.write_stall_timeout);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(MAX_HEADER_BUFFER)
             .serve_connection(TokioIo::new(stream), handler);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -131,13 +131,15 @@ impl Site {
     pub fn manifest(&self, root: &Path) -> Option<Arc<Manifest>> {
         let path = root.join(MANIFEST_NAME);
         let stamp = FileStamp::read(&path)?;
-        let mut cache = self.manifests.lock().expect("manifest cache lock");
+        let cache = self.manifests.lock().expect("manifest cache lock");
         if let Some((seen, manifest)) = cache.get(&path)
             && *seen == stamp
         {
             return Some(manifest.clone());
         }
-        let text = std::fs::read_to_string(&path).ok()?;
+        drop(cache);
+        let text = read_manifest(&path)?;
+        let mut cache = self.manifests.lock().expect("manifest cache lock");
         let manifest = match Manifest::parse(&text) {
             Ok(m) => Arc::new(m),
             Err(e) => {
@@ -177,6 +179,32 @@ impl Site {
             }
         }
     }
+}
+
+/// Largest manifest read; a real one is a few lines.
+const MAX_MANIFEST: u64 = 64 * 1024;
+
+/// Reads a manifest that is a small regular file of its own: not a symlink,
+/// not a FIFO (which would block a server thread), not `/dev/zero`.
+fn read_manifest(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_MANIFEST {
+        eprintln!(
+            "drop: ignoring {}: not a small regular file",
+            path.display()
+        );
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_MANIFEST).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {

@@ -105,9 +105,50 @@ fn state_files_are_owner_only() {
     };
     assert_eq!(mode(""), 0o700);
     assert_eq!(mode("logs"), 0o700);
-    for file in ["pages.json", "pages.json.lock", "server.json"] {
+    for file in [
+        "pages.json",
+        "pages.json.lock",
+        "server.json",
+        "server.lock",
+        "session.key",
+        "control.sock",
+        "logs/server.log",
+    ] {
         assert_eq!(mode(file), 0o600, "{file}");
     }
+}
+
+/// Clients that ask for a large file and never read it are cut off once
+/// they stall, so they cannot hold every connection slot; meanwhile and
+/// afterwards a fresh client is served.
+#[test]
+fn clients_that_never_read_do_not_hold_the_server() {
+    use socket2::{Domain, Socket, Type};
+    let env = DropEnv::new()
+        .env("DROP_MAX_CONNECTIONS", "2")
+        .env("DROP_WRITE_STALL_TIMEOUT_MS", "1000");
+    let port = env.start();
+    let big = env.write("big.bin", &"x".repeat(32 * 1024 * 1024));
+    let (_, path) = env.add(&big, &[]);
+    let stalled: Vec<Socket> = (0..2)
+        .map(|_| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket
+                .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            socket.send(request.as_bytes()).unwrap();
+            socket
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(get(port, "/robots.txt").status, 200);
+    let waited = started.elapsed();
+    println!("a fresh request beside two stalled readers took {waited:?}");
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    drop(stalled);
 }
 
 /// 32 `drop add` processes at once: 32 records, none lost, file still valid.
