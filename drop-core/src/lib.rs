@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod cache;
 pub mod id;
 pub mod limiter;
 pub mod login;

@@ -152,7 +152,8 @@ impl Answer {
         }
     }
 
-    /// A file of a public page, honouring conditional and range requests.
+    /// A file of a page, honouring conditional and range requests. Small
+    /// files are read whole; larger ones are streamed.
     pub fn file(
         method: &Method,
         file: File,
@@ -160,35 +161,66 @@ impl Answer {
         path: &Path,
         cond: &Conditions,
     ) -> Self {
-        let size = meta.len();
-        let etag = etag_of(meta);
-        let modified = modified_of(meta);
+        let facts = FileFacts::of(meta, path);
+        let body = if method == Method::HEAD {
+            Content::None
+        } else if facts.size <= READ_WHOLE_MAX {
+            match read_part(&file, 0, facts.size) {
+                Some(bytes) => Content::Whole(bytes),
+                // Shorter than its size said: cut while being rewritten, or a
+                // file whose size lies (sysfs). Never an empty 200.
+                None => return Answer::changed_while_read(),
+            }
+        } else {
+            Content::Stream(file)
+        };
+        Answer::content(method, &facts, body, cond)
+    }
+
+    /// A small file already in memory (see [`crate::cache`]).
+    pub fn cached(method: &Method, facts: &FileFacts, bytes: &Bytes, cond: &Conditions) -> Self {
+        let body = if method == Method::HEAD {
+            Content::None
+        } else {
+            Content::Whole(bytes.clone())
+        };
+        Answer::content(method, facts, body, cond)
+    }
+
+    /// A file that did not read back as long as it claimed.
+    pub fn changed_while_read() -> Self {
+        let mut answer = Answer::fixed_text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The file changed while it was read; reload.\n",
+        );
+        answer
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        answer
+    }
+
+    fn content(method: &Method, facts: &FileFacts, body: Content, cond: &Conditions) -> Self {
         let mut headers = HeaderMap::with_capacity(16);
         headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-cache"),
         );
-        headers.insert(
-            header::ETAG,
-            HeaderValue::from_str(&etag).expect("etag is ascii"),
-        );
-        if let Some(modified) = modified {
-            let date = httpdate::fmt_http_date(modified);
-            headers.insert(
-                header::LAST_MODIFIED,
-                HeaderValue::from_str(&date).expect("ascii"),
-            );
+        headers.insert(header::ETAG, facts.etag.clone());
+        if let Some(date) = &facts.last_modified {
+            headers.insert(header::LAST_MODIFIED, date.clone());
         }
-        if not_modified(cond, &etag, modified) {
+        let etag = facts.etag.to_str().unwrap_or_default();
+        if not_modified(cond, etag, facts.modified) {
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
                 headers,
                 body: AnswerBody::Empty,
             };
         }
-        headers.insert(header::CONTENT_TYPE, content_type(path));
+        headers.insert(header::CONTENT_TYPE, facts.content_type.clone());
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        let (status, start, len) = match byte_range(cond, &etag, modified, size) {
+        let size = facts.size;
+        let (status, start, len) = match byte_range(cond, etag, facts.modified, size) {
             RangeChoice::Whole => (StatusCode::OK, 0, size),
             RangeChoice::Part(start, end) => {
                 let value = format!("bytes {start}-{end}/{size}");
@@ -216,17 +248,58 @@ impl Answer {
             }
         };
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        let body = if method == Method::HEAD {
-            AnswerBody::Empty
-        } else if len <= READ_WHOLE_MAX {
-            read_part(&file, start, len).map_or(AnswerBody::Empty, AnswerBody::Bytes)
-        } else {
-            AnswerBody::File { file, start, len }
+        let body = match body {
+            _ if method == Method::HEAD => AnswerBody::Empty,
+            Content::Whole(bytes) => {
+                AnswerBody::Bytes(bytes.slice(start as usize..(start + len) as usize))
+            }
+            Content::Stream(file) => AnswerBody::File { file, start, len },
+            Content::None => AnswerBody::Empty,
         };
         Answer {
             status,
             headers,
             body,
+        }
+    }
+}
+
+/// Where a file answer's bytes come from.
+enum Content {
+    None,
+    Whole(Bytes),
+    Stream(File),
+}
+
+/// What a file's answer is built from, besides its bytes: worked out once
+/// per version of a file.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    /// Its length.
+    pub size: u64,
+    /// Changes with every edit, rename or replacement.
+    pub etag: HeaderValue,
+    /// Its modification time, to the second.
+    pub modified: Option<SystemTime>,
+    /// `Last-Modified`.
+    pub last_modified: Option<HeaderValue>,
+    /// `Content-Type`, from the file name.
+    pub content_type: HeaderValue,
+}
+
+impl FileFacts {
+    /// The facts of an open file's metadata and its real path.
+    pub fn of(meta: &Metadata, path: &Path) -> Self {
+        let modified = modified_of(meta);
+        let last_modified = modified.map(|m| {
+            HeaderValue::from_str(&httpdate::fmt_http_date(m)).expect("http dates are ascii")
+        });
+        FileFacts {
+            size: meta.len(),
+            etag: HeaderValue::from_str(&etag_of(meta)).expect("etag is ascii"),
+            modified,
+            last_modified,
+            content_type: content_type(path),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +25,10 @@ use tokio::sync::Semaphore;
 use warp::Filter;
 use warp::path::FullPath;
 
+use crate::Manifest;
+use crate::cache::CACHED_FILE_MAX;
 use crate::login::{self, LoginContext};
-use crate::respond::{Answer, AnswerBody, Conditions};
+use crate::respond::{Answer, AnswerBody, Conditions, FileFacts};
 use crate::safe_path::{
     RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
 };
@@ -297,8 +300,34 @@ fn answer_path(
     if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
         request.segments.remove(0);
     }
-    match resolve(site, page, &request) {
-        Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
+    let manifest = match page.is_dir {
+        true => match site.manifest(&page.root) {
+            Some(manifest) => Some(manifest),
+            None => return Answer::not_found(),
+        },
+        false => None,
+    };
+    let key = cache_key(page, &request, manifest.as_deref());
+    if let Some(key) = &key
+        && let Some(hit) = site.files().get(key, manifest.as_ref(), page.is_dir)
+    {
+        return Answer::cached(method, &hit.facts, &hit.bytes, cond);
+    }
+    match resolve(page, manifest.as_deref(), &request) {
+        Resolved::File { file, meta, path } => {
+            match key.filter(|_| meta.len() <= CACHED_FILE_MAX) {
+                Some(key) => {
+                    let Some(bytes) = read_whole(&file, meta.len()) else {
+                        return Answer::changed_while_read();
+                    };
+                    let facts = FileFacts::of(&meta, &path);
+                    let answer = Answer::cached(method, &facts, &bytes, cond);
+                    site.files().put(key, &meta, manifest, facts, bytes);
+                    answer
+                }
+                None => Answer::file(method, file, &meta, &path, cond),
+            }
+        }
         Resolved::AddSlash => match asked_last {
             Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),
             None => Answer::not_found(),
@@ -308,18 +337,37 @@ fn answer_path(
     }
 }
 
-fn resolve(site: &Site, page: &PageEntry, request: &RequestPath) -> Resolved {
-    if !page.is_dir {
-        return if request.segments.is_empty() {
-            resolve_file_page(&page.root)
-        } else {
-            Resolved::NotFound
-        };
+/// The path a cacheable request names: a file page's file, or a file of a
+/// folder that the manifest allows by name. Folders go the long way.
+fn cache_key(
+    page: &PageEntry,
+    request: &RequestPath,
+    manifest: Option<&Manifest>,
+) -> Option<PathBuf> {
+    match manifest {
+        None => request.segments.is_empty().then(|| page.root.clone()),
+        Some(manifest) => {
+            let rel = request.joined();
+            let file_like = !request.trailing_slash && !request.segments.is_empty();
+            (file_like && manifest.allows(&rel)).then(|| page.root.join(rel))
+        }
     }
-    match site.manifest(&page.root) {
-        Some(manifest) => resolve_in_folder(&page.root, &manifest, request),
+}
+
+fn resolve(page: &PageEntry, manifest: Option<&Manifest>, request: &RequestPath) -> Resolved {
+    match manifest {
+        Some(manifest) => resolve_in_folder(&page.root, manifest, request),
+        None if request.segments.is_empty() => resolve_file_page(&page.root),
         None => Resolved::NotFound,
     }
+}
+
+/// The whole of a small file, or `None` when it reads shorter than it claimed.
+fn read_whole(file: &std::fs::File, len: u64) -> Option<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; usize::try_from(len).ok()?];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    Some(Bytes::from(buf))
 }
 
 impl warp::Reply for Answer {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use drop_registry::{FileStamp, Pages, Registry, RegistryError};
 
 use crate::Manifest;
+use crate::cache::FileCache;
 use crate::login::Gate;
 use crate::manifest::MANIFEST_NAME;
 use crate::session::SessionKey;
@@ -46,6 +47,7 @@ pub struct Site {
     snapshot: RwLock<Snapshot>,
     reload: Mutex<()>,
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
+    files: FileCache,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +65,7 @@ impl Site {
             snapshot: RwLock::default(),
             reload: Mutex::new(()),
             manifests: Mutex::default(),
+            files: FileCache::default(),
         };
         site.refresh();
         site
@@ -85,6 +88,11 @@ impl Site {
             .pages
             .get(id)
             .cloned()
+    }
+
+    /// Small files kept between requests.
+    pub fn files(&self) -> &FileCache {
+        &self.files
     }
 
     /// What checks logins to protected pages.
