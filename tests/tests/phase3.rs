@@ -55,6 +55,27 @@ impl Phase3 {
         self.env.ok(&args)
     }
 
+    /// Registers a test app in its own folder on a free port, named `name`.
+    fn add_app(&self, name: &str) -> String {
+        let port = free_port();
+        let dir = self.env.work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let command = format!("exec {TEST_APP} {port}");
+        let port_arg = port.to_string();
+        let add = [
+            "add",
+            dir.to_str().unwrap(),
+            "--run",
+            &command,
+            "--port",
+            &port_arg,
+            "--name",
+            name,
+            "--json",
+        ];
+        self.env.json(&add)["id"].as_str().unwrap().to_owned()
+    }
+
     /// Every cloudflared the fake ran, by pid.
     fn spawned(&self) -> Vec<u32> {
         std::fs::read_to_string(&self.record)
@@ -188,19 +209,7 @@ fn no_tunnel_flag_stays_local_behind_nat() {
 fn stop_after_a_killed_daemon_ends_its_tunnels() {
     let p = Phase3::behind_nat();
     p.start(&[]);
-    let port = free_port();
-    let dir = p.env.work.path().join("app");
-    std::fs::create_dir_all(&dir).unwrap();
-    let add = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &format!("exec {TEST_APP} {port}"),
-        "--port",
-        &port.to_string(),
-        "--json",
-    ];
-    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    let id = p.add_app("app");
     p.env.ok(&["start", &id]);
     let (page, _) = p.env.add(&p.env.write("p.html", "p"), &[]);
     kill(p.env.server_pid().unwrap());
@@ -254,21 +263,7 @@ fn a_tunnel_left_while_starting_is_ended_by_the_next_daemon() {
 fn an_app_behind_nat_gets_its_own_tunnel() {
     let p = Phase3::behind_nat();
     p.start(&[]);
-    let port = free_port();
-    let dir = p.env.work.path().join("api");
-    std::fs::create_dir_all(&dir).unwrap();
-    let add = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &format!("exec {TEST_APP} {port}"),
-        "--port",
-        &port.to_string(),
-        "--name",
-        "api",
-        "--json",
-    ];
-    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    let id = p.add_app("api");
     let out = p.env.ok(&["start", "api"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "Detected NAT, starting tunnel...");
@@ -293,19 +288,7 @@ fn an_app_behind_nat_gets_its_own_tunnel() {
 fn killed_tunnels_come_back_with_new_urls() {
     let p = Phase3::behind_nat();
     p.start(&[]);
-    let port = free_port();
-    let dir = p.env.work.path().join("web");
-    std::fs::create_dir_all(&dir).unwrap();
-    let add = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &format!("exec {TEST_APP} {port}"),
-        "--port",
-        &port.to_string(),
-        "--json",
-    ];
-    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    let id = p.add_app("web");
     p.env.ok(&["start", &id]);
 
     let old = p.tunnel_json().unwrap();
@@ -340,19 +323,7 @@ fn killed_tunnels_come_back_with_new_urls() {
 fn stop_leaves_no_tunnel_behind() {
     let p = Phase3::behind_nat();
     p.start(&[]);
-    let port = free_port();
-    let dir = p.env.work.path().join("svc");
-    std::fs::create_dir_all(&dir).unwrap();
-    let add = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &format!("exec {TEST_APP} {port}"),
-        "--port",
-        &port.to_string(),
-        "--json",
-    ];
-    let id = p.env.json(&add)["id"].as_str().unwrap().to_owned();
+    let id = p.add_app("svc");
     p.env.ok(&["start", &id]);
     let daemon = p.env.server_pid().unwrap();
     let app_pid = p.record_of(&id)["pid"].as_u64().unwrap() as u32;

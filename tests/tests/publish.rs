@@ -34,7 +34,7 @@ fn added_file_is_served_with_its_type_and_edits_show_at_once() {
         curl(port, &path),
         ("<h1>v1</h1>".into(), "text/html; charset=utf-8".into())
     );
-        std::fs::write(&file, "<h1>v2, longer</h1>").unwrap();
+    std::fs::write(&file, "<h1>v2, longer</h1>").unwrap();
     assert_eq!(curl(port, &path).0, "<h1>v2, longer</h1>");
     // Same length, same second: still the new bytes.
     std::fs::write(&file, "<h1>v3, longer</h1>").unwrap();
