@@ -364,9 +364,9 @@ fn not_modified(cond: &Conditions, etag: &str, modified: Option<SystemTime>) -> 
         return inm.trim() == "*" || inm.split(',').any(|tag| weak_eq(tag.trim(), etag));
     }
     match (&cond.if_modified_since, modified) {
-        (Some(since), Some(modified)) => {
-            httpdate::parse_http_date(since).is_ok_and(|since| modified <= since)
-        }
+        // A date in the future is invalid (RFC 9110 §13.1.3): ignore it.
+        (Some(since), Some(modified)) => httpdate::parse_http_date(since)
+            .is_ok_and(|since| modified <= since && since <= SystemTime::now()),
         _ => false,
     }
 }
@@ -412,7 +412,13 @@ fn byte_range(
     let Some((first, last)) = spec.trim().split_once('-') else {
         return RangeChoice::Whole;
     };
-    let parse = |s: &str| s.trim().parse::<u64>().ok();
+    // Digits only: `parse` would also take `+5`.
+    let parse = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     match (first.trim().is_empty(), parse(first), parse(last)) {
         (true, _, Some(0)) => RangeChoice::Unsatisfiable,
         (true, _, Some(suffix)) if size > 0 => {
@@ -471,9 +477,30 @@ mod tests {
             "bytes=5-2",
             "bytes=a-b",
             "bytes",
+            "bytes=+5-+6",
+            "bytes=-+3",
         ] {
             assert_eq!(range(spec, 10), None, "{spec}");
         }
+    }
+
+    #[test]
+    fn a_future_if_modified_since_is_ignored() {
+        let modified = SystemTime::now() - Duration::from_secs(60);
+        let future = Conditions {
+            if_modified_since: Some(httpdate::fmt_http_date(
+                SystemTime::now() + Duration::from_secs(3600),
+            )),
+            ..Conditions::default()
+        };
+        assert!(!not_modified(&future, "\"e\"", Some(modified)));
+        let past = Conditions {
+            if_modified_since: Some(httpdate::fmt_http_date(
+                SystemTime::now() - Duration::from_secs(1),
+            )),
+            ..Conditions::default()
+        };
+        assert!(not_modified(&past, "\"e\"", Some(modified)));
     }
 
     #[test]
