@@ -24,12 +24,14 @@ pub struct Registry {
 }
 
 /// What identifies one version of a file: a new rename gives a new inode,
-/// an edit in place a new mtime or length.
+/// an edit in place a new ctime (and usually mtime or length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     inode: u64,
     len: u64,
     mtime_ns: i128,
+    /// Every write changes it, and nobody can set it back (unlike mtime).
+    ctime_ns: i128,
 }
 
 impl Registry {
@@ -135,6 +137,7 @@ impl FileStamp {
             inode: meta.ino(),
             len: meta.len(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
 }
