@@ -313,13 +313,17 @@ fn read_part(file: &File, start: u64, len: u64) -> Option<Bytes> {
 }
 
 /// Changes with every edit, rename or replacement of the file.
+/// Changes with every edit (ctime, which nobody can set back), rename or
+/// replacement of the file.
 fn etag_of(meta: &Metadata) -> String {
     format!(
-        "\"{:x}-{:x}-{:x}{:08x}\"",
+        "\"{:x}-{:x}-{:x}{:08x}-{:x}{:08x}\"",
         meta.ino(),
         meta.len(),
         meta.mtime(),
-        meta.mtime_nsec()
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
     )
 }
 

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use warp::Filter;
 use warp::path::FullPath;
 
 use crate::Manifest;
-use crate::cache::CACHED_FILE_MAX;
+use crate::cache::{CACHED_FILE_MAX, Checked};
 use crate::login::{self, LoginContext};
 use crate::respond::{Answer, AnswerBody, Conditions, FileFacts};
 use crate::safe_path::{
@@ -307,27 +306,32 @@ fn answer_path(
         },
         false => None,
     };
-    let key = cache_key(page, &request, manifest.as_deref());
-    if let Some(key) = &key
-        && let Some(hit) = site.files().get(key, manifest.as_ref(), page.is_dir)
+    let cacheable = is_cacheable(&request, manifest.as_deref());
+    if cacheable
+        && let Some(hit) = site
+            .files()
+            .get(&page.root, &request.segments, manifest.as_ref())
     {
         return Answer::cached(method, &hit.facts, &hit.bytes, cond);
     }
     match resolve(page, manifest.as_deref(), &request) {
-        Resolved::File { file, meta, path } => {
-            match key.filter(|_| meta.len() <= CACHED_FILE_MAX) {
-                Some(key) => {
-                    let Some(bytes) = read_whole(&file, meta.len()) else {
-                        return Answer::changed_while_read();
-                    };
-                    let facts = FileFacts::of(&meta, &path);
-                    let answer = Answer::cached(method, &facts, &bytes, cond);
-                    site.files().put(key, &meta, manifest, facts, bytes);
-                    answer
-                }
-                None => Answer::file(method, file, &meta, &path, cond),
-            }
+        Resolved::File { file, meta, path } if cacheable && meta.len() <= CACHED_FILE_MAX => {
+            let Some(bytes) = read_whole(&file, meta.len()) else {
+                return Answer::changed_while_read();
+            };
+            let facts = FileFacts::of(&meta, &path);
+            let answer = Answer::cached(method, &facts, &bytes, cond);
+            let checked = Checked {
+                real: &path,
+                meta: &meta,
+                manifest,
+                facts,
+                bytes,
+            };
+            site.files().put(&page.root, &request.segments, checked);
+            answer
         }
+        Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
         Resolved::AddSlash => match asked_last {
             Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),
             None => Answer::not_found(),
@@ -337,19 +341,16 @@ fn answer_path(
     }
 }
 
-/// The path a cacheable request names: a file page's file, or a file of a
-/// folder that the manifest allows by name. Folders go the long way.
-fn cache_key(
-    page: &PageEntry,
-    request: &RequestPath,
-    manifest: Option<&Manifest>,
-) -> Option<PathBuf> {
+/// Whether a request can be answered from the cache: a file page's file,
+/// or a file of a folder that the manifest allows by name. Folders go the
+/// long way.
+fn is_cacheable(request: &RequestPath, manifest: Option<&Manifest>) -> bool {
     match manifest {
-        None => request.segments.is_empty().then(|| page.root.clone()),
+        None => request.segments.is_empty(),
         Some(manifest) => {
-            let rel = request.joined();
-            let file_like = !request.trailing_slash && !request.segments.is_empty();
-            (file_like && manifest.allows(&rel)).then(|| page.root.join(rel))
+            !request.trailing_slash
+                && !request.segments.is_empty()
+                && manifest.allows(&request.joined())
         }
     }
 }
