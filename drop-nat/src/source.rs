@@ -84,8 +84,12 @@ impl ExternalIpSource for HttpEchoSource {
 /// The HTTP client every echo source uses: no proxy, no redirects. Without
 /// a `timeout`, the caller bounds the time (the race's deadline does).
 pub(crate) fn echo_client(timeout: Option<Duration>) -> Result<reqwest::Client, NatError> {
+    // Asked over IPv4: a machine behind NAT44 with a global IPv6 address
+    // would otherwise look public whenever the IPv6 answer wins the race,
+    // and the human's side usually reaches it over IPv4.
     let builder = reqwest::Client::builder()
         .no_proxy()
+        .local_address(std::net::IpAddr::from([0, 0, 0, 0]))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("drop-nat/", env!("CARGO_PKG_VERSION")));
     let builder = match timeout {

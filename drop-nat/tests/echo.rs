@@ -165,3 +165,28 @@ async fn single_source_reports_an_error_status() {
         "{error}"
     );
 }
+
+/// The services are asked over IPv4, so a global IPv6 address cannot make
+/// a machine behind NAT44 look public: one reachable only over IPv6 is
+/// not reached.
+#[tokio::test]
+async fn services_are_asked_over_ipv4() {
+    let Ok(listener) = tokio::net::TcpListener::bind("[::1]:0").await else {
+        return; // no IPv6 loopback on this machine: nothing to tell apart
+    };
+    let v6_only = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\n203.0.113.7")
+                .await;
+        }
+    });
+    let verdict = detect(&config(&[&v6_only], Duration::from_millis(500))).await;
+    assert!(
+        matches!(verdict, Reachability::Unknown { .. }),
+        "{verdict:?}"
+    );
+}
