@@ -33,6 +33,18 @@ struct Saved {
 /// rather than a second URL for the same thing.
 pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(), CliError> {
     let (source, is_dir) = check_source(path)?;
+    // `/p/<id>/<name>/…` strips the name: a file or folder of that name at
+    // the top of the folder could no longer be reached by its own path.
+    if let Some(name) = details
+        .name
+        .as_deref()
+        .filter(|n| is_dir && source.join(n).exists())
+    {
+        return Err(CliError::NameShadowsFile {
+            name: name.to_owned(),
+            dir: source,
+        });
+    }
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
     let password_hash = generated
         .as_deref()

@@ -51,6 +51,14 @@ pub enum CliError {
         /// The name given.
         name: String,
     },
+    /// A `--name` equal to an entry at the top of the published folder.
+    #[error("name `{name}` is also the name of an entry in `{}`, which its URL would hide; choose another name", dir.display())]
+    NameShadowsFile {
+        /// The name.
+        name: String,
+        /// The folder.
+        dir: PathBuf,
+    },
     /// A `--name` already used by another page.
     #[error(
         "name `{name}` is already used by page {id}; choose another or `drop remove {name}` first"

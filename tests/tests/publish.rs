@@ -325,6 +325,15 @@ fn adding_a_source_again_returns_the_same_page() {
     assert_eq!(again["already_published"], true);
     assert_eq!(again["name"], "a");
     assert_eq!(again["description"], "notes");
+    env.write("site/docs/x.html", "x");
+    env.write("site/.drop-publish", "docs/**\n");
+    let site = env.work.path().join("site");
+    let out = env.run(&["add", site.to_str().unwrap(), "--name", "docs"]);
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("which its URL would hide")
+    );
     let other = env.write("b.txt", "b");
     let out = env.run(&["add", other.to_str().unwrap(), "--name", "a"]);
     assert!(
