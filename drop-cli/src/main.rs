@@ -35,7 +35,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the page server in the background.
+    /// Start the page server in the background, or a registered app.
     Start {
         /// An app to start (id, id prefix or name) instead of the server.
         app: Option<String>,
@@ -45,10 +45,10 @@ enum Command {
         /// Host or IP to put in URLs [default: the last one, or this machine's outward address].
         #[arg(long, conflicts_with = "app")]
         host: Option<String>,
-        /// Open a tunnel even with a public IP (remembered for later starts).
+        /// Open a tunnel even with a public IP (until the next `drop start`).
         #[arg(long, conflicts_with_all = ["app", "no_tunnel"])]
         tunnel: bool,
-        /// Never open a tunnel (remembered for later starts).
+        /// Never open a tunnel (until the next `drop start`).
         #[arg(long, conflicts_with = "app")]
         no_tunnel: bool,
     },
