@@ -52,7 +52,7 @@ enum Command {
         #[arg(long, conflicts_with = "app")]
         no_tunnel: bool,
     },
-    /// Stop the page server (apps keep running), or one app.
+    /// Stop the page server and its tunnels (apps keep running), or one app.
     Stop {
         /// An app to stop (id, id prefix or name) instead of the server.
         app: Option<String>,
@@ -68,13 +68,13 @@ enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Show the server's URL and every page.
+    /// Show the server's URL and every page and app.
     Status {
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
     },
-    /// Publish a file, or a folder that has a .drop-publish manifest.
+    /// Publish a file or a folder (with a .drop-publish manifest), or register an app (--run).
     Add {
         /// The file or folder.
         path: PathBuf,
@@ -112,7 +112,7 @@ enum Command {
         /// Id, id prefix or name.
         page: String,
     },
-    /// Remove pages whose file or folder is gone.
+    /// Stop and remove pages and apps whose file or folder is gone.
     Cleanup,
     /// Run the page server in the foreground (what `start` launches).
     #[command(hide = true)]
