@@ -243,19 +243,15 @@ fn logged_in(gate: &Gate, page: &PageEntry, ctx: &LoginContext, hash: &str) -> A
         SESSION_LIFETIME.as_secs(),
         if secure { "; Secure" } else { "" }
     );
-    let mut headers = HeaderMap::with_capacity(16);
-    headers.insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("cookie is ascii"),
-    );
-    let back = HeaderValue::from_str(&ctx.path).unwrap_or(HeaderValue::from_static("./"));
-    headers.insert(header::LOCATION, back);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Answer {
-        status: StatusCode::SEE_OTHER,
-        headers,
-        body: AnswerBody::Empty,
-    }
+    let back = if HeaderValue::from_str(&ctx.path).is_ok() {
+        ctx.path.as_str()
+    } else {
+        "./"
+    };
+    let mut answer = Answer::redirect_as(StatusCode::SEE_OTHER, back);
+    let cookie = HeaderValue::from_str(&cookie).expect("cookie is ascii");
+    answer.headers.insert(header::SET_COOKIE, cookie);
+    answer
 }
 
 /// A foreign `Origin` or `Sec-Fetch-Site: cross-site` is a login CSRF.

@@ -140,13 +140,18 @@ impl Answer {
 
     /// A permanent redirect to a relative location.
     pub fn redirect(location: &str) -> Self {
+        Answer::redirect_as(StatusCode::MOVED_PERMANENTLY, location)
+    }
+
+    /// A redirect with `status` to `location`, never cached.
+    pub(crate) fn redirect_as(status: StatusCode, location: &str) -> Self {
         let mut headers = HeaderMap::with_capacity(16);
         if let Ok(value) = HeaderValue::from_str(location) {
             headers.insert(header::LOCATION, value);
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Answer {
-            status: StatusCode::MOVED_PERMANENTLY,
+            status,
             headers,
             body: AnswerBody::Empty,
         }

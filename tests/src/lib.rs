@@ -99,13 +99,10 @@ impl DropEnv {
     /// Starts the server on a free loopback port and returns the port.
     pub fn start(&self) -> u16 {
         let out = self.ok(&["start", "--port", "0", "--host", "127.0.0.1", "--no-tunnel"]);
-        let url = out
-            .lines()
+        out.lines()
             .next()
-            .and_then(|l| l.strip_prefix("Server started: http://127.0.0.1:"))
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or_else(|| panic!("unexpected start output: {out}"));
-        url.parse().expect("port")
+            .and_then(started_port)
+            .unwrap_or_else(|| panic!("unexpected start output: {out}"))
     }
 
     /// Publishes `path` and returns the page's `(id, url path)`.
@@ -211,6 +208,12 @@ impl EchoServer {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
+}
+
+/// The port of a `Server started: http://HOST:PORT[ (…)]` line.
+pub fn started_port(line: &str) -> Option<u16> {
+    let url = line.trim().strip_prefix("Server started: http://")?;
+    url.split(' ').next()?.rsplit(':').next()?.parse().ok()
 }
 
 /// A port that was free a moment ago.

@@ -570,15 +570,7 @@ fn without_a_user_session_drop_on_path_starts_the_server_itself() {
         "{started:?}"
     );
     assert_eq!(lines.next(), Some(NO_SESSION_NOTE));
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = drop_tests::started_port(url).expect("a port");
     assert_eq!(get(port, "/robots.txt").status, 200);
     assert_eq!(
         stdout_of(&machine.drop_cmd("stop")).trim(),
@@ -618,16 +610,7 @@ fn with_a_user_session_start_and_stop_go_through_the_unit() {
     let started = machine.drop_cmd("start --port 0 --host 127.0.0.1 --no-tunnel");
     let text = stdout_of(&started);
     assert_eq!(text.lines().count(), 1, "no auto-restart note: {started:?}");
-    let port: u16 = text
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = drop_tests::started_port(&text).expect("a port");
     assert_eq!(get(port, "/robots.txt").status, 200);
     let unit_pid = std::fs::read_to_string(machine.tools.path().join("drop.service.pid")).unwrap();
     assert_eq!(

@@ -355,15 +355,7 @@ fn without_cloudflared_the_server_still_starts_locally() {
         "{out}"
     );
     assert!(p.env.server_pid().is_some_and(alive));
-    let port: u16 = lines[2]
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = drop_tests::started_port(lines[2]).expect("a port");
     assert_eq!(drop_tests::http::get(port, "/robots.txt").status, 200);
 }
 
