@@ -2,15 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use drop_core::manifest::MANIFEST_NAME;
-use drop_core::safe_path::is_never_served;
-use drop_core::{Manifest, generate_password, hash_password, new_page_id};
+use drop_core::auth::{generate_password, hash_password};
+use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
 use drop_registry::{Home, Pages, Record};
 use serde_json::Value;
 
-use crate::daemon::running_server;
 use crate::error::CliError;
 use crate::output::{PageRow, print_json};
+use crate::running::running_server;
 use crate::urls::Urls;
 
 /// What `drop add` may set on a page besides its source.
@@ -213,29 +212,21 @@ fn check_source(path: &Path) -> Result<(PathBuf, bool), CliError> {
     if !meta.is_dir() {
         return Err(CliError::NotPublishable { path: source });
     }
-    let manifest_path = source.join(MANIFEST_NAME);
-    let text = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CliError::NoManifest { dir: source });
-        }
-        Err(e) => {
-            return Err(CliError::io(format!("read `{}`", manifest_path.display()))(
-                e,
-            ));
-        }
+    let bad = |problem: String| CliError::BadManifest {
+        path: source.join(MANIFEST_NAME),
+        problem,
     };
-    let problem = match Manifest::parse(&text) {
-        Ok(manifest) if manifest.is_empty() => Some("lists no pattern".to_owned()),
-        Ok(_) => None,
-        Err(e) => Some(format!("does not parse: {e}")),
-    };
-    match problem {
-        Some(problem) => Err(CliError::BadManifest {
-            path: manifest_path,
-            problem,
-        }),
-        None => Ok((source, true)),
+    match Manifest::load(&source) {
+        Ok(manifest) if manifest.is_empty() => Err(bad("lists no pattern".into())),
+        Ok(_) => Ok((source, true)),
+        Err(ManifestError::Missing { .. }) => Err(CliError::NoManifest { dir: source }),
+        Err(ManifestError::Read { path, source }) => {
+            Err(CliError::io(format!("read `{}`", path.display()))(source))
+        }
+        Err(ManifestError::NotAFile { .. }) => Err(bad(
+            "is not a small regular file of its own (no symlink, at most 64 KiB)".into(),
+        )),
+        Err(e @ ManifestError::Pattern { .. }) => Err(bad(format!("does not parse: {e}"))),
     }
 }
 

@@ -3,22 +3,22 @@
 //! processes; without a daemon, `stop` ends the app itself.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use drop_core::apps::{self, AppStatus, StopOutcome};
-use drop_registry::{Home, Record, RegistryError};
+use drop_core::daemon::{ControlReply, ControlRequest};
+use drop_core::supervise::apps::log_tail;
+use drop_core::supervise::supervisor::app_log_path;
+use drop_core::supervise::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
+use drop_core::supervise::{AppStatus, ProcessId, StopOutcome, TunnelOutcome};
+use drop_registry::{Home, Record, RegistryError, TunnelPhase};
 
-use crate::control::{self, ControlRequest};
-use crate::daemon::{ensure_running, not_tunneled_line, running_server};
+use crate::control;
 use crate::error::CliError;
 use crate::nat;
-use crate::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
+use crate::running::running_server;
+use crate::server::{ensure_running, not_tunneled_line};
+use crate::settings::Settings;
 use crate::urls::Urls;
-
-/// How long `stop` gives an app between SIGTERM and SIGKILL when it ends
-/// the app itself.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// `drop start <app>`: when the server is tunneled (behind NAT) the app
 /// gets a tunnel of its own. Starts the server first when it is not running.
@@ -35,30 +35,39 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         id: id.clone(),
         env,
     };
-    let reply = control::send(home, &request)?;
-    if !reply.ok {
-        return Err(CliError::App(reply.error.unwrap_or_default()));
-    }
-    if reply.outcome.as_deref() == Some("already_running") {
-        let record = settled_record(home, &id, state.tunnel)?;
-        println!("App already running: {}", urls.app(&record));
-        return Ok(());
-    }
+    let tunnel = match control::send(home, &request)? {
+        ControlReply::Started { tunnel } => tunnel,
+        ControlReply::AlreadyRunning => {
+            let record = settled_record(home, &id, state.tunnel)?;
+            println!("App already running: {}", urls.app(&record));
+            return Ok(());
+        }
+        ControlReply::Failed { error } => return Err(CliError::App(error)),
+        other => return Err(unexpected(&other)),
+    };
     let (_, record) = find_app(home, &id)?;
-    if let Some(url) = reply.tunnel_url {
-        println!("App started: {url}");
-        println!("  (tunneled via cloudflared)");
-    } else if let Some(error) = reply.tunnel_error {
-        let tunnel_state = record.tunnel_state.as_deref().unwrap_or("down");
-        println!("{}", not_tunneled_line(tunnel_state, Some(&error)));
-        println!(
-            "App started: {} (local, not tunneled)",
-            urls.app_local(&record)
-        );
-    } else {
-        println!("App started: {}", urls.app_local(&record));
+    match tunnel {
+        Some(TunnelOutcome::Up { url }) => {
+            println!("App started: {url}");
+            println!("  (tunneled via cloudflared)");
+        }
+        Some(TunnelOutcome::Down { phase, error }) => {
+            println!("{}", not_tunneled_line(&phase, Some(&error)));
+            println!(
+                "App started: {} (local, not tunneled)",
+                urls.app_local(&record)
+            );
+        }
+        None => println!("App started: {}", urls.app_local(&record)),
     }
     Ok(())
+}
+
+/// A reply that does not answer the request asked.
+fn unexpected(reply: &ControlReply) -> CliError {
+    CliError::App(format!(
+        "the server answered {reply:?}, which does not fit the request"
+    ))
 }
 
 /// The app's record once its tunnel (opened by a new daemon that adopted
@@ -69,8 +78,8 @@ fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliEr
     loop {
         let (_, record) = find_app(home, id)?;
         // No state yet: the daemon may not have begun opening it; give it a moment.
-        let starting = match record.tunnel_state.as_deref() {
-            Some(state) => state == "starting",
+        let starting = match &record.tunnel_state {
+            Some(phase) => *phase == TunnelPhase::Starting,
             None => asked.elapsed() < Duration::from_secs(2),
         };
         if !tunneled || !starting || std::time::Instant::now() >= deadline {
@@ -97,18 +106,19 @@ pub fn stop(home: &Home, query: &str) -> Result<(), CliError> {
 pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError> {
     let state = home.load_server_state()?;
     if running_server(state.as_ref()).is_some() {
-        let reply = control::send(home, &ControlRequest::StopApp { id: id.to_owned() })?;
-        if !reply.ok {
-            return Err(CliError::App(reply.error.unwrap_or_default()));
-        }
-        return Ok(reply.outcome.as_deref() == Some("stopped"));
+        let request = ControlRequest::StopApp { id: id.to_owned() };
+        return match control::send(home, &request)? {
+            ControlReply::Stopped => Ok(true),
+            ControlReply::NotRunning => Ok(false),
+            ControlReply::Failed { error } => Err(CliError::App(error)),
+            other => Err(unexpected(&other)),
+        };
     }
-    let outcome = match (record.pid, record.pid_start_time) {
-        (Some(pid), Some(start)) => apps::stop_group(pid, start, STOP_GRACE),
-        _ => StopOutcome::NotRunning,
-    };
+    let grace = Settings::from_env()?.apps.stop_grace;
+    let outcome = ProcessId::recorded(record.pid, record.pid_start_time)
+        .map_or(StopOutcome::NotRunning, |app| app.terminate_group(grace));
     // No daemon: any tunnel process of this home is a leftover of one that was killed.
-    end_leftovers(home);
+    end_leftovers(home, &crate::tunnel_marker(home));
     home.registry().update(|pages| {
         if let Some(r) = pages.get_mut(id) {
             r.mark_ended(false, None);
@@ -121,8 +131,8 @@ pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError
 /// `drop logs <app> [-n N] [-f]`.
 pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
     let (id, _) = find_app(home, query)?;
-    let path = log_path(home, &id);
-    let tail = apps::log_tail(&path, lines);
+    let path = app_log_path(home, &id);
+    let tail = log_tail(&path, lines);
     if !tail.is_empty() {
         println!("{tail}");
     }
@@ -158,11 +168,6 @@ fn follow_log(path: &std::path::Path) -> Result<(), CliError> {
             return Ok(()); // stdout closed: the reader went away
         }
     }
-}
-
-/// An app's log file.
-pub fn log_path(home: &Home, id: &str) -> PathBuf {
-    home.logs_dir().join(format!("app-{id}.log"))
 }
 
 /// The app named by `query`, or an error saying it is not one.

@@ -93,9 +93,23 @@ pub enum CliError {
         /// What the user asked for.
         query: String,
     },
-    /// The daemon could not start or stop an app.
+    /// The daemon could not start or stop an app; its words.
     #[error("{0}")]
     App(String),
+    /// The daemon's control socket could not be used.
+    #[error(transparent)]
+    Control(#[from] drop_core::daemon::ControlError),
+    /// The daemon could not run.
+    #[error(transparent)]
+    Daemon(#[from] drop_core::daemon::DaemonError),
+    /// A `DROP_*` setting that is not a number.
+    #[error("{name} is `{value}`; set it to a whole number above 0, or unset it")]
+    BadSetting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
     #[error(transparent)]
     Nat(#[from] drop_nat::NatError),
@@ -109,12 +123,6 @@ pub enum CliError {
         secs: u64,
         /// The server's log.
         log: PathBuf,
-    },
-    /// Another server already holds this home.
-    #[error("another drop server is already running for `{}`", home.display())]
-    AlreadyServing {
-        /// The drop home.
-        home: PathBuf,
     },
     /// The port to serve on is taken.
     #[error(

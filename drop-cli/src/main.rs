@@ -1,26 +1,38 @@
-//! `drop`: one command turns a file or a folder into a URL.
+//! `drop`: one command turns a file, a folder or a web app into a URL.
+//!
+//! This binary reads argv, prints, decides exit codes and talks to systemd
+//! and to the daemon; what runs for long is drop-core's. This file is the
+//! composition root: the only place that names the real tunnel provider.
 
 mod add;
 mod apps;
 mod control;
-mod daemon;
 mod error;
 mod nat;
 mod output;
 mod pages;
+mod running;
 mod serve;
-mod supervisor;
+mod server;
+mod settings;
 mod systemd;
-mod tunnels;
 mod urls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use drop_core::daemon::DEFAULT_PORT;
 use drop_registry::Home;
+use drop_tunnel::{Cloudflared, CloudflaredConfig};
 
 use crate::error::CliError;
+use crate::settings::DEFAULT_BIND;
+
+/// How long a tunnel process gets between SIGTERM and SIGKILL when the
+/// daemon closes it.
+const TUNNEL_STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Share a file, a folder or a web app at a URL.
 #[derive(Debug, Parser)]
@@ -117,11 +129,11 @@ enum Command {
     /// Run the page server in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve {
-        #[arg(long, default_value_t = urls::DEFAULT_PORT)]
+        #[arg(long, default_value_t = DEFAULT_PORT)]
         port: u16,
         #[arg(long)]
         host: Option<String>,
-        #[arg(long, default_value = daemon::DEFAULT_BIND)]
+        #[arg(long, default_value = DEFAULT_BIND)]
         bind: String,
     },
 }
@@ -159,10 +171,10 @@ fn run(args: Args) -> Result<(), CliError> {
                 (_, true) => Some(false),
                 _ => None,
             };
-            daemon::start(&home, daemon::StartOptions { port, host, tunnel })
+            server::start(&home, server::StartOptions { port, host, tunnel })
         }
         Command::Stop { app: Some(app) } => apps::stop(&home, &app),
-        Command::Stop { app: None } => daemon::stop(&home),
+        Command::Stop { app: None } => server::stop(&home),
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
         Command::Status { json } => pages::status(&home, json),
         Command::Add {
@@ -189,6 +201,24 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Cleanup => pages::cleanup(&home),
         Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind),
     }
+}
+
+/// The tunnel provider of `home`'s daemon: cloudflared, found on `PATH` or
+/// in the home's `bin/`, its config and logs in the home's `logs/`. With it,
+/// the argument that marks its processes (see [`tunnel_marker`]).
+fn tunnel_provider(home: &Home) -> (Cloudflared, PathBuf) {
+    let mut config = CloudflaredConfig::new(home.logs_dir());
+    config.stop_grace = TUNNEL_STOP_GRACE;
+    config.home_binary = Some(home.root().join("bin").join("cloudflared"));
+    let cloudflared = Cloudflared::new(config);
+    let marker = cloudflared.config_file();
+    (cloudflared, marker)
+}
+
+/// The `--config` file every tunnel process of `home` carries: how
+/// leftovers of a killed daemon are found.
+fn tunnel_marker(home: &Home) -> PathBuf {
+    tunnel_provider(home).1
 }
 
 /// Rust ignores SIGPIPE, so `drop status | head -1` would panic on a

@@ -5,22 +5,19 @@
 use std::net::IpAddr;
 
 use drop_nat::{NatConfig, Reachability};
-use drop_registry::ServerState;
+use drop_registry::{ServerState, TunnelChoice, TunnelReason};
 
 use crate::error::CliError;
-
-/// The reason recorded when the machine has a public IP.
-pub const PUBLIC_REASON: &str = "public IP";
 
 /// What `start` decided.
 #[derive(Debug)]
 pub struct Decision {
     /// Tunnel the server and its apps.
     pub tunnel: bool,
-    /// `auto`, `on` or `off`: what to do at the next start without flags.
-    pub choice: &'static str,
-    /// Why, in words, for `status`.
-    pub reason: String,
+    /// What the user asked for.
+    pub choice: TunnelChoice,
+    /// Why, for `status`.
+    pub reason: TunnelReason,
     /// A line to print before the server starts.
     pub note: Option<String>,
     /// The machine's public address, when detection found one.
@@ -33,17 +30,25 @@ pub struct Decision {
 /// apps started later follow it until the next `drop start`.
 pub fn decide(flag: Option<bool>) -> Result<Decision, CliError> {
     match flag {
-        Some(true) => Ok(forced(true, "--tunnel")),
-        Some(false) => Ok(forced(false, "--no-tunnel")),
+        Some(true) => Ok(forced(true)),
+        Some(false) => Ok(forced(false)),
         None => detect(),
     }
 }
 
-fn forced(on: bool, reason: &str) -> Decision {
+fn forced(on: bool) -> Decision {
     Decision {
         tunnel: on,
-        choice: if on { "on" } else { "off" },
-        reason: reason.to_owned(),
+        choice: if on {
+            TunnelChoice::On
+        } else {
+            TunnelChoice::Off
+        },
+        reason: if on {
+            TunnelReason::Forced
+        } else {
+            TunnelReason::Declined
+        },
         note: on.then(|| "Starting tunnel...".to_owned()),
         public_ip: None,
     }
@@ -64,22 +69,22 @@ fn judge(verdict: &Reachability) -> Decision {
     match verdict {
         Reachability::BehindNat { .. } => Decision {
             tunnel: true,
-            choice: "auto",
-            reason: "behind NAT".into(),
+            choice: TunnelChoice::Auto,
+            reason: TunnelReason::BehindNat,
             note: Some("Detected NAT, starting tunnel...".into()),
             public_ip: None,
         },
         Reachability::Public { ip } => Decision {
             tunnel: false,
-            choice: "auto",
-            reason: PUBLIC_REASON.into(),
+            choice: TunnelChoice::Auto,
+            reason: TunnelReason::PublicIp,
             note: None,
             public_ip: Some(*ip),
         },
         Reachability::Unknown { reason } => Decision {
             tunnel: false,
-            choice: "auto",
-            reason: "external address unknown".into(),
+            choice: TunnelChoice::Auto,
+            reason: TunnelReason::AddressUnknown,
             note: Some(format!(
                 "External address unknown ({reason}): not tunneling. 'drop start --tunnel' forces a tunnel."
             )),
@@ -90,7 +95,7 @@ fn judge(verdict: &Reachability) -> Decision {
 
 /// The line `start <app>` prints before the app's tunnel opens.
 pub fn tunnel_note(state: &ServerState) -> &'static str {
-    if state.tunnel_reason.as_deref() == Some("behind NAT") {
+    if state.tunnel_reason == Some(TunnelReason::BehindNat) {
         "Detected NAT, starting tunnel..."
     } else {
         "Starting tunnel..."
@@ -104,10 +109,10 @@ mod tests {
     #[test]
     fn flags_force_the_decision() {
         let on = decide(Some(true)).unwrap();
-        assert!(on.tunnel && on.choice == "on");
+        assert!(on.tunnel && on.choice == TunnelChoice::On);
         assert_eq!(on.note.as_deref(), Some("Starting tunnel..."));
         let off = decide(Some(false)).unwrap();
-        assert!(!off.tunnel && off.choice == "off" && off.note.is_none());
+        assert!(!off.tunnel && off.choice == TunnelChoice::Off && off.note.is_none());
     }
 
     #[test]

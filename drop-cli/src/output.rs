@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use drop_registry::Record;
+use drop_registry::{Record, TunnelPhase};
 use serde_json::{Value, json};
 
-use drop_core::apps::AppStatus;
+use drop_core::supervise::AppStatus;
 
 use crate::urls::Urls;
 
@@ -55,9 +55,9 @@ impl<'a> PageRow<'a> {
     /// A running app's tunnel that is not up, as a tag: listings must show
     /// a rate limit or a failure, not only `--json`.
     fn tunnel_trouble(&self, status: AppStatus) -> Option<String> {
-        let state = self.record.tunnel_state.as_deref()?;
+        let phase = self.record.tunnel_state.as_ref()?;
         let running = matches!(status, AppStatus::Running { .. });
-        (running && state != "up").then(|| format!("[tunnel {}]", state.replace('_', " ")))
+        (running && *phase != TunnelPhase::Up).then(|| format!("[tunnel {}]", phase.words()))
     }
 
     fn access(&self) -> &'static str {

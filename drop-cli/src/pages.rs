@@ -4,9 +4,9 @@
 use drop_registry::{Home, Pages, Record, RegistryError, ServerState, TunnelState};
 use serde_json::json;
 
-use crate::daemon::running_server;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, print_json, render_rows};
+use crate::running::running_server;
 use crate::urls::Urls;
 
 /// `drop status [--json]`.
@@ -61,7 +61,7 @@ fn server_line(
         Some(t) => format!(
             "Server: {} (running; tunnel {}: {})",
             urls.local_base(),
-            t.state.replace('_', " "),
+            t.state.words(),
             t.error.as_deref().unwrap_or("starting")
         ),
         None => format!("Server: {} (running; tunnel not open)", urls.local_base()),

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use drop_registry::{Home, ServerState};
 
-use crate::daemon::{answers_http, launch_error, running_server};
 use crate::error::CliError;
+use crate::running::{answers_http, launch_error, running_server};
 
 /// The unit `install.sh` writes.
 const UNIT_NAME: &str = "drop.service";

@@ -5,10 +5,10 @@
 
 use std::net::IpAddr;
 
-use drop_registry::{Home, Record, RegistryError, ServerState, TunnelState};
+use drop_core::daemon::DEFAULT_PORT;
+use drop_registry::{Home, Record, RegistryError, ServerState, TunnelPhase, TunnelState};
 
-/// The port when none was ever chosen.
-pub const DEFAULT_PORT: u16 = 8080;
+use crate::running::running_server;
 
 /// The URLs of one drop home as things stand.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ impl Urls {
     /// keeps it runs: a `tunnel.json` left by a killed server is stale.
     pub fn load(home: &Home) -> Result<Self, RegistryError> {
         let state = home.load_server_state()?;
-        let running = crate::daemon::running_server(state.as_ref()).is_some();
+        let running = running_server(state.as_ref()).is_some();
         let tunnel = home.load_tunnel_state()?.filter(|_| running);
         Ok(Urls::new(state.as_ref(), tunnel.as_ref()))
     }
@@ -65,7 +65,7 @@ impl Urls {
     /// An app's URL: its own tunnel while that is up, else the server's
     /// host on the app's port.
     pub fn app(&self, record: &Record) -> String {
-        if record.tunnel_state.as_deref() == Some("up")
+        if record.tunnel_state == Some(TunnelPhase::Up)
             && let Some(url) = &record.tunnel_url
         {
             return url.clone();
@@ -124,10 +124,10 @@ mod tests {
         }
     }
 
-    fn tunnel(url: &str, state: &str) -> TunnelState {
+    fn tunnel(url: &str, state: TunnelPhase) -> TunnelState {
         TunnelState {
             url: url.into(),
-            state: state.into(),
+            state,
             ..TunnelState::default()
         }
     }
@@ -152,12 +152,12 @@ mod tests {
     fn pages_move_to_the_tunnel_only_while_it_is_up() {
         let s = state("192.168.1.50", 8080);
         let page = Record::static_page("/x".into(), false);
-        let up = tunnel("https://random-words.trycloudflare.com", "up");
+        let up = tunnel("https://random-words.trycloudflare.com", TunnelPhase::Up);
         assert_eq!(
             Urls::new(Some(&s), Some(&up)).page("def456", &page),
             "https://random-words.trycloudflare.com/p/def456/"
         );
-        let down = tunnel("", "down");
+        let down = tunnel("", TunnelPhase::Down);
         assert_eq!(
             Urls::new(Some(&s), Some(&down)).page("def456", &page),
             "http://192.168.1.50:8080/p/def456/"
@@ -170,7 +170,7 @@ mod tests {
         let mut app = Record::app("/x".into(), true, "serve".into(), 5000);
         assert_eq!(urls.app(&app), "http://203.0.113.5:5000/");
         app.tunnel_url = Some("https://other-random.trycloudflare.com".into());
-        app.tunnel_state = Some("up".into());
+        app.tunnel_state = Some(TunnelPhase::Up);
         assert_eq!(urls.app(&app), "https://other-random.trycloudflare.com");
         assert_eq!(
             Urls::new(Some(&state("::1", 8080)), None).app_local(&app),

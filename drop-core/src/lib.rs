@@ -1,45 +1,44 @@
-//! drop's domain: page ids, `.drop-publish` manifests, the safe-path
-//! resolver and the page server.
+//! drop's engine: everything the long-running drop does, as a library a
+//! test can run in-process.
 //!
-//! This crate decides what drop does with the records of `drop-registry`;
-//! it reads no argv and prints nothing to stdout. The page server
-//! ([`serve`]) takes its listener and a shutdown future from the caller, so
-//! tests and the `drop` daemon run the very same code.
+//! - [`page`]: page ids, `.drop-publish` manifests, the safe-path resolver
+//!   and the [`Catalog`](page::Catalog) of pages the server keeps in memory.
+//! - [`http`]: the page server ([`serve`](http::serve) over a
+//!   [`Site`](http::Site)): accept loop, routes, answers, file cache.
+//! - [`auth`]: passwords, signed sessions, login limits and the
+//!   [`Gate`](auth::Gate) of protected pages.
+//! - [`supervise`]: the one notion of a process drop started
+//!   ([`ProcessId`](supervise::ProcessId)), the app
+//!   [`Supervisor`](supervise::Supervisor) and the
+//!   [`TunnelKeeper`](supervise::TunnelKeeper).
+//! - [`daemon`]: the [`Daemon`](daemon::Daemon) that runs them together,
+//!   and its typed control protocol.
+//!
+//! It builds behaviour on the records of `drop-registry` and the tunnels of
+//! `drop-tunnel`; it reads no argv, prints nothing to stdout and decides no
+//! exit code. The outside world comes in through traits the caller fills:
+//! [`TunnelProvider`](drop_tunnel::TunnelProvider) for tunnels,
+//! [`AppRunner`](supervise::AppRunner) for app processes.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use drop_core::{ServerConfig, Site, serve};
+//! use drop_core::auth::SessionKey;
+//! use drop_core::http::{ServerConfig, Site, serve};
+//! use drop_core::page::Catalog;
 //! use drop_registry::Home;
 //! # async fn run() -> std::io::Result<()> {
 //! let home = Home::new("/tmp/drop-home");
-//! let key = drop_core::SessionKey::load_or_create(&home.session_key_path())?;
-//! let site = Arc::new(Site::new(home.registry(), key));
+//! let key = SessionKey::load_or_create(&home.session_key_path())?;
+//! let site = Arc::new(Site::new(Arc::new(Catalog::new(home.registry())), key));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! serve(listener, site, ServerConfig::default(), async { /* until ctrl-c */ }).await;
 //! # Ok(()) }
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod apps;
-pub mod cache;
-pub mod id;
-pub mod limiter;
-pub mod login;
-pub mod manifest;
-pub mod password;
-pub mod process;
-mod respond;
-pub mod safe_path;
-mod server;
-pub mod session;
-mod site;
-mod stall;
-
-pub use id::new_page_id;
-pub use manifest::{MANIFEST_NAME, Manifest, ManifestError};
-pub use password::{Verdict, generate_password, hash_password, verify_password};
-pub use respond::{Answer, AnswerBody, Conditions};
-pub use server::{PeerAddr, ServerConfig, bind_listener, serve};
-pub use session::SessionKey;
-pub use site::{PageEntry, Site};
+pub mod auth;
+pub mod daemon;
+pub mod http;
+pub mod page;
+pub mod supervise;

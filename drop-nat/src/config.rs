@@ -48,7 +48,7 @@ impl NatConfig {
     }
 
     /// Same as [`NatConfig::from_env`], reading variables through `lookup`.
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, NatError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, NatError> {
         let mut config = Self::default();
         let services = lookup(SERVICES_VAR).map(|list| parse_services(&list));
         if let Some(services) = services.transpose()?.filter(|s| !s.is_empty()) {

@@ -32,6 +32,7 @@ mod home;
 mod pages;
 mod record;
 mod server_state;
+mod states;
 mod store;
 mod time;
 
@@ -39,7 +40,8 @@ pub use atomic::write_atomic;
 pub use error::RegistryError;
 pub use home::Home;
 pub use pages::{Lookup, Pages};
-pub use record::{APP_KIND, Record, STATIC_KIND};
+pub use record::Record;
 pub use server_state::{ServerState, TunnelState};
+pub use states::{PageKind, TunnelChoice, TunnelPhase, TunnelReason};
 pub use store::{FileStamp, Registry};
 pub use time::{now_rfc3339, rfc3339};

@@ -5,39 +5,32 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-/// `type` of a web app that drop runs.
-pub const APP_KIND: &str = "app";
-/// `type` of a published file or folder.
-pub const STATIC_KIND: &str = "static";
+use crate::{PageKind, TunnelPhase};
 
 /// A published file, folder or app. Fields that this version does not know
 /// are kept in `extra` and written back, so drops of different versions can
 /// share one home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// `"app"` for apps; anything else is a static page.
-    #[serde(
-        rename = "type",
-        default = "static_kind",
-        deserialize_with = "string_or_null"
-    )]
-    pub kind: String,
+    /// An app, or else a static page.
+    #[serde(rename = "type", default, deserialize_with = "null_as_default")]
+    pub kind: PageKind,
     /// Absolute path of the published file, folder or app source.
     pub source: PathBuf,
     /// Whether `source` is a folder.
-    #[serde(default, deserialize_with = "bool_or_null")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub is_dir: bool,
     /// Optional slug, unique in the registry.
-    #[serde(default, deserialize_with = "string_or_null")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub name: String,
     /// Free text shown in listings.
-    #[serde(default, deserialize_with = "string_or_null")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub description: String,
     /// Empty for public pages; an argon2id PHC string or `sha256:<hex>`.
-    #[serde(default, deserialize_with = "string_or_null")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub password_hash: String,
     /// When the page was added, RFC 3339.
-    #[serde(default, deserialize_with = "string_or_null")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub created_at: String,
     /// The app's shell command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,9 +60,9 @@ pub struct Record {
     /// The tunnel process's start time, for identity checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_start_time: Option<u64>,
-    /// The app's tunnel: `starting`, `up`, `down`, `rate_limited` or `failed`.
+    /// Where the app's tunnel is in its life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_state: Option<String>,
+    pub tunnel_state: Option<TunnelPhase>,
     /// Why the app's tunnel is not up, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_error: Option<String>,
@@ -82,7 +75,7 @@ impl Record {
     /// A new public file or folder page created now.
     pub fn static_page(source: PathBuf, is_dir: bool) -> Self {
         Record {
-            kind: STATIC_KIND.to_owned(),
+            kind: PageKind::Static,
             source,
             is_dir,
             name: String::new(),
@@ -106,13 +99,13 @@ impl Record {
 
     /// Whether drop runs this page as an app rather than serving files.
     pub fn is_app(&self) -> bool {
-        self.kind == APP_KIND
+        self.kind == PageKind::App
     }
 
     /// A new stopped app that runs `run_cmd` and listens on `port`.
     pub fn app(source: PathBuf, is_dir: bool, run_cmd: String, port: u16) -> Self {
         Record {
-            kind: APP_KIND.to_owned(),
+            kind: PageKind::App,
             run_cmd: Some(run_cmd),
             port: Some(port),
             ..Record::static_page(source, is_dir)
@@ -150,17 +143,13 @@ impl Record {
     }
 }
 
-fn static_kind() -> String {
-    STATIC_KIND.to_owned()
-}
-
-/// The Python drop wrote `null` for empty strings in places.
-fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
-}
-
-fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<bool>::deserialize(d)?.unwrap_or_default())
+/// The Python drop wrote `null` for empty values in places.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -180,7 +169,7 @@ mod tests {
     fn reads_nulls_and_missing_fields_as_empty() {
         let json = r#"{"source":"/a","name":null,"password_hash":null,"port":null}"#;
         let record: Record = serde_json::from_str(json).unwrap();
-        assert_eq!(record.kind, STATIC_KIND);
+        assert_eq!(record.kind, PageKind::Static);
         assert!(record.name.is_empty() && !record.is_protected());
         assert_eq!(record.port, None);
     }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::{TunnelChoice, TunnelPhase, TunnelReason};
+
 /// The page server: who it is while it runs, and the address it serves on.
 /// The address stays after a stop, so URLs keep their host and port.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,12 +31,12 @@ pub struct ServerState {
     /// so a restarted daemon and apps started later behave the same.
     #[serde(default)]
     pub tunnel: bool,
-    /// What the user asked for: `auto` (tunnel behind NAT), `on` or `off`.
+    /// What the user asked for at the last `drop start`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_choice: Option<String>,
-    /// Why tunnels are on or off, in words (`behind NAT`, `--no-tunnel`…).
+    pub tunnel_choice: Option<TunnelChoice>,
+    /// Why tunnels are on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel_reason: Option<String>,
+    pub tunnel_reason: Option<TunnelReason>,
     /// Fields of other drop versions, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -59,7 +61,7 @@ impl ServerState {
 }
 
 /// The server's tunnel: the seed's `{"url", "pid"}`, plus its state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TunnelState {
     /// The public URL, `https://….trycloudflare.com`; empty while down.
     #[serde(default)]
@@ -70,9 +72,10 @@ pub struct TunnelState {
     /// The tunnel process's start time, for identity checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<u64>,
-    /// `starting`, `up`, `down`, `rate_limited` or `failed`.
+    /// Where the tunnel is in its life; the seed's file, which has no
+    /// state, is a tunnel that is up.
     #[serde(default = "up")]
-    pub state: String,
+    pub state: TunnelPhase,
     /// Why it is not up, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -81,13 +84,27 @@ pub struct TunnelState {
     pub extra: Map<String, Value>,
 }
 
-impl TunnelState {
-    /// Whether the tunnel is up, so its URL works.
-    pub fn is_up(&self) -> bool {
-        self.state == "up" && !self.url.is_empty()
+impl Default for TunnelState {
+    /// A tunnel being opened.
+    fn default() -> Self {
+        TunnelState {
+            url: String::new(),
+            pid: None,
+            start_time: None,
+            state: TunnelPhase::Starting,
+            error: None,
+            extra: Map::new(),
+        }
     }
 }
 
-fn up() -> String {
-    "up".to_owned()
+impl TunnelState {
+    /// Whether the tunnel is up, so its URL works.
+    pub fn is_up(&self) -> bool {
+        self.state == TunnelPhase::Up && !self.url.is_empty()
+    }
+}
+
+fn up() -> TunnelPhase {
+    TunnelPhase::Up
 }

@@ -1,5 +1,5 @@
 //! The cloudflared quick-tunnel provider: finds the binary, runs it the
-//! way `cloudflared-notes.md` recommends, and reports "up" only once the
+//! way cloudflared's own documentation recommends, and reports "up" only once the
 //! URL answers.
 
 use std::ffi::OsString;
@@ -18,6 +18,8 @@ use crate::parse::{self, Failure};
 use crate::process::CloudflaredProcess;
 use crate::{Tunnel, TunnelError, TunnelExit, TunnelProvider};
 
+/// The config file drop-tunnel writes for cloudflared, in the state dir.
+const CONFIG_FILE: &str = "cloudflared-empty.yml";
 /// How often a starting cloudflared is asked whether it is up.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -106,7 +108,15 @@ impl Cloudflared {
             .ok_or(TunnelError::NotFound)
     }
 
-    /// cloudflared's arguments, as the notes recommend: the origin on
+    /// The config file every cloudflared of this provider is given with
+    /// `--config`: a process running with it was started by a provider of
+    /// this state directory, which is how leftovers of a killed caller are
+    /// found.
+    pub fn config_file(&self) -> PathBuf {
+        self.config.state_dir.join(CONFIG_FILE)
+    }
+
+    /// cloudflared's arguments, as recommended: the origin on
     /// 127.0.0.1 rather than `localhost` (which it tries on `[::1]` first),
     /// no self-update, an empty config of ours so a user's `config.yml`
     /// cannot reroute the tunnel, metrics where we chose, and the log level
@@ -135,7 +145,7 @@ impl Cloudflared {
             path: dir.clone(),
             source,
         })?;
-        let config = dir.join("cloudflared-empty.yml");
+        let config = self.config_file();
         let log = dir.join(format!("cloudflared-{port}.log"));
         for path in [&config, &log] {
             private_file(path).map_err(|source| TunnelError::Write {

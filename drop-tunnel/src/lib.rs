@@ -38,6 +38,7 @@
 //! watchdog.stop().await;
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod backoff;

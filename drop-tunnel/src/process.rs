@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal};
 use tokio::process::Child;
 
 use crate::logfile::{self, TAIL_LINES};
@@ -76,7 +77,7 @@ impl CloudflaredProcess {
     async fn record_exit(&mut self, status: ExitStatus) {
         // The leader is gone; whatever it started in its group goes too,
         // now, while the group id cannot have been reused yet.
-        signal_group(self.pid, libc::SIGKILL);
+        signal_group(self.pid, Signal::KILL);
         self.exit = Some(TunnelExit {
             code: status.code(),
             log_tail: self.log_tail().await,
@@ -85,11 +86,11 @@ impl CloudflaredProcess {
 
     /// SIGTERM to the group, up to the grace period, then SIGKILL.
     async fn terminate(&mut self) {
-        signal_group(self.pid, libc::SIGTERM);
+        signal_group(self.pid, Signal::TERM);
         let status = match tokio::time::timeout(self.grace, self.child.wait()).await {
             Ok(status) => status,
             Err(_) => {
-                signal_group(self.pid, libc::SIGKILL);
+                signal_group(self.pid, Signal::KILL);
                 self.child.wait().await
             }
         };
@@ -139,25 +140,21 @@ impl Drop for CloudflaredProcess {
         // The backstop for a handle dropped without `close`: `kill_on_drop`
         // ends only the leader, so end the group too.
         if !self.closed && matches!(self.child.try_wait(), Ok(None)) {
-            signal_group(self.pid, libc::SIGKILL);
+            signal_group(self.pid, Signal::KILL);
         }
     }
 }
 
 /// Sends `signal` to every process in the group `pgid`. Returns whether
 /// any received it.
-#[allow(unsafe_code)]
-fn signal_group(pgid: u32, signal: i32) -> bool {
-    // 0 would mean our own group and 1 init's; -1 would mean every process.
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return false;
-    };
-    if pgid <= 1 {
-        return false;
-    }
-    // SAFETY: kill(2) touches no memory of ours; a negative pid names the
-    // process group, which we created with `process_group(0)`.
-    unsafe { libc::kill(-pgid, signal) == 0 }
+fn signal_group(pgid: u32, signal: Signal) -> bool {
+    // 0 would mean our own group, and 1 init's; the child leads a group of
+    // its own, made with `process_group(0)`.
+    i32::try_from(pgid)
+        .ok()
+        .filter(|&pgid| pgid > 1)
+        .and_then(Pid::from_raw)
+        .is_some_and(|pgid| rustix::process::kill_process_group(pgid, signal).is_ok())
 }
 
 #[cfg(test)]
@@ -166,8 +163,8 @@ mod tests {
 
     #[test]
     fn never_signals_our_own_group_or_everyone() {
-        assert!(!signal_group(0, 0));
-        assert!(!signal_group(1, 0));
-        assert!(!signal_group(u32::MAX, 0));
+        assert!(!signal_group(0, Signal::TERM));
+        assert!(!signal_group(1, Signal::TERM));
+        assert!(!signal_group(u32::MAX, Signal::TERM));
     }
 }

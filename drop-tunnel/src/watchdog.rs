@@ -82,6 +82,15 @@ impl DownReason {
         matches!(self, DownReason::OpenFailed(TunnelError::RateLimited))
     }
 
+    /// The last lines of the tunnel's log, when there are any.
+    pub fn log_tail(&self) -> Option<&str> {
+        match self {
+            DownReason::Exited(exit) => Some(&exit.log_tail),
+            DownReason::Unhealthy => None,
+            DownReason::OpenFailed(err) => err.log_tail(),
+        }
+    }
+
     fn is_permanent(&self) -> bool {
         matches!(self, DownReason::OpenFailed(err) if err.is_permanent())
     }

@@ -6,6 +6,8 @@
 pub mod http;
 pub mod tunnel;
 
+pub use drop_core::supervise::process::{ProcessId, Signal, group_members};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -143,6 +145,11 @@ impl DropEnv {
 impl DropEnv {
     /// The pids of the apps recorded as running in this home.
     pub fn app_pids(&self) -> Vec<u32> {
+        self.app_processes().iter().map(|p| p.pid).collect()
+    }
+
+    /// The apps recorded as running in this home.
+    pub fn app_processes(&self) -> Vec<ProcessId> {
         let Ok(text) = std::fs::read_to_string(self.home.path().join("pages.json")) else {
             return Vec::new();
         };
@@ -152,29 +159,25 @@ impl DropEnv {
         };
         map.values()
             .filter(|r| r["type"] == "app")
-            .filter_map(|r| r["pid"].as_u64().map(|p| p as u32))
+            .filter_map(|r| {
+                let pid = r["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+                ProcessId::recorded(pid, r["pid_start_time"].as_u64())
+            })
             .collect()
     }
 }
 
-/// Live (not zombie) processes whose process group is `pgid`.
-pub fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
-            let mut fields = after.split_whitespace();
-            let state = fields.next().unwrap_or("Z");
-            state != "Z" && fields.nth(1).and_then(|g| g.parse::<u32>().ok()) == Some(pgid)
-        })
-        .collect()
+/// Whether `pid` is a live process (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    ProcessId::of(pid).is_some()
+}
+
+/// Sends SIGKILL to `pid`, a process this test started or its drop
+/// recorded, if it still runs.
+pub fn kill(pid: u32) {
+    if let Some(process) = ProcessId::of(pid) {
+        process.signal(Signal::Kill);
+    }
 }
 
 /// A local stand-in for the public IP-echo services: every request gets
@@ -227,27 +230,15 @@ pub fn free_port() -> u16 {
 impl Drop for DropEnv {
     fn drop(&mut self) {
         let pid = self.server_pid();
-        let apps = self.app_pids();
+        let apps = self.app_processes();
         let _ = self.command(&["stop"]).output();
         // Backstops if `stop` itself is what broke: these are processes this
         // test's drop started and recorded.
-        if let Some(pid) = pid
-            && Path::new(&format!("/proc/{pid}")).exists()
-        {
-            kill(pid as i32);
+        if let Some(pid) = pid {
+            kill(pid);
         }
         for app in apps {
-            if !group_members(app).is_empty() {
-                kill(-(app as i32));
-            }
+            app.terminate_group(std::time::Duration::ZERO);
         }
-    }
-}
-
-#[allow(unsafe_code)]
-fn kill(pid: i32) {
-    // SAFETY: kill(2) touches no memory; callers pass pids their test started.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
     }
 }

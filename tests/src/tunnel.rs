@@ -31,13 +31,7 @@ pub fn fake_cloudflared_bin() -> PathBuf {
     bin
 }
 
-/// Whether `pid` is a live process (a zombie is not).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-        !matches!(state, Some(Some('Z' | 'X')))
-    })
-}
+pub use crate::alive;
 
 /// Waits up to `limit` for `pid` to be gone.
 pub fn gone_within(pid: u32, limit: Duration) -> bool {

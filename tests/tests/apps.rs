@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use drop_tests::http::get;
-use drop_tests::{DropEnv, free_port, group_members};
+use drop_tests::{DropEnv, alive, free_port, group_members};
 
 const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 
@@ -60,10 +60,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// add → start → a real GET on the app's port → stop → port closed and

@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use drop_tests::drop_bin;
 use drop_tests::http::get;
+use drop_tests::{alive, drop_bin, kill};
 use tempfile::TempDir;
 
 /// What the scripts run, found on the test's own `PATH`.
@@ -212,13 +212,7 @@ impl Drop for Machine {
         ];
         let _ = self.command(drop_bin()).arg("stop").output();
         for pid in pids.into_iter().flatten() {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                #[allow(unsafe_code)]
-                // SAFETY: kill(2) on a pid a server this test started recorded.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGKILL);
-                }
-            }
+            kill(pid);
         }
     }
 }
@@ -322,10 +316,6 @@ fn fake_cloudflared_tgz() -> Vec<u8> {
         .unwrap();
     assert!(status.success());
     std::fs::read(tgz).unwrap()
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -5,12 +5,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use drop_tests::DropEnv;
 use drop_tests::http::get;
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
+use drop_tests::{DropEnv, alive};
 
 /// `start` returns once the server answers; a second `start` says it already
 /// runs; `stop` ends the process; `status` follows along.

@@ -192,7 +192,8 @@ fn tampered_foreign_and_expired_cookies_open_nothing() {
     assert!(is_form(&request(port, "GET", &b, &[("Cookie", &foreign)])));
 
     // An expired session signed with the server's own key.
-    let key = drop_core::SessionKey::load_or_create(&env.home.path().join("session.key")).unwrap();
+    let key =
+        drop_core::auth::SessionKey::load_or_create(&env.home.path().join("session.key")).unwrap();
     let pages: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(env.home.path().join("pages.json")).unwrap())
             .unwrap();

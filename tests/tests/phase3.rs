@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use drop_tests::{DropEnv, EchoServer, free_port, group_members};
+use drop_tests::{DropEnv, EchoServer, alive, free_port, group_members, kill};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-cloudflared");
 const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
@@ -101,10 +101,6 @@ impl Phase3 {
 /// The line `start` adds when no systemd unit restarts the server.
 fn is_restart_note(line: &str) -> bool {
     line.starts_with("  (") && line.ends_with("auto-restart is off)")
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 fn is_quick_tunnel(url: &str) -> bool {
@@ -421,12 +417,4 @@ fn unknown_external_address_means_no_tunnel() {
     assert!(started.ends_with(" (local)"), "{text}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(p.spawned().is_empty());
-}
-
-#[allow(unsafe_code)]
-fn kill(pid: u32) {
-    // SAFETY: kill(2) on a cloudflared this test's drop started.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
-    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use drop_tests::kill;
 use drop_tests::tunnel::{FakeCloudflared, alive, local};
 use drop_tunnel::{BackoffPolicy, DownReason, TunnelError, TunnelEvent, Watchdog, WatchdogConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -21,14 +22,6 @@ async fn next_up(events: &mut UnboundedReceiver<TunnelEvent>) -> (String, u32) {
     match next(events).await {
         TunnelEvent::Up { url, pid } => (url, pid.expect("a pid")),
         other => panic!("expected up, got {other:?}"),
-    }
-}
-
-fn kill(pid: u32) {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) on the fake cloudflared this test started; no memory is touched.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
     }
 }
 

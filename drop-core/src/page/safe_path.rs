@@ -1,13 +1,16 @@
 //! Turns the raw path of a request into an open file inside a published
-//! folder, or a refusal. The rules of SECURITY.md §1: decode once, work on
-//! components, check what was opened (after symlinks), regular files only.
+//! folder, or a refusal. The rules of SECURITY.md ("Paths"): decode once,
+//! work on components, check what was opened (after symlinks), regular
+//! files only.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::Manifest;
+use rustix::fs::OFlags;
+
+use super::manifest::{MANIFEST_NAME, Manifest};
 
 /// A request path after `/p/<id>/`, decoded exactly once into plain segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +107,7 @@ pub fn is_never_served(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     (name == ".env" || name.starts_with(".env.")) && name != ".env.example"
         || name == ".envrc"
-        || name == crate::manifest::MANIFEST_NAME
+        || name == MANIFEST_NAME
         || name == ".git"
 }
 
@@ -233,10 +236,13 @@ fn open_inside(root: &Path, path: &Path) -> Option<Result<Opened, ()>> {
 /// becoming a controlling terminal; with `follow` false, a symlink as the
 /// last component is refused.
 fn open_checked(path: &Path, follow: bool) -> Result<(File, Metadata), ErrorKind> {
-    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let mut flags = OFlags::NONBLOCK | OFlags::NOCTTY;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
+        .custom_flags(flags.bits() as i32)
         .open(path)
         .map_err(|e| e.kind())?;
     let meta = file.metadata().map_err(|e| e.kind())?;

@@ -9,11 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use drop_registry::{FileStamp, Pages, Registry, RegistryError};
 
-use crate::Manifest;
-use crate::cache::FileCache;
-use crate::login::Gate;
-use crate::manifest::MANIFEST_NAME;
-use crate::session::SessionKey;
+use super::manifest::{MANIFEST_NAME, Manifest};
 
 /// What the server needs to know of one page.
 #[derive(Debug, Clone)]
@@ -41,13 +37,11 @@ impl PageEntry {
 
 /// Published pages as the server sees them.
 #[derive(Debug)]
-pub struct Site {
+pub struct Catalog {
     registry: Registry,
-    gate: Gate,
     snapshot: RwLock<Snapshot>,
     reload: Mutex<()>,
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
-    files: FileCache,
 }
 
 #[derive(Debug, Default)]
@@ -56,19 +50,17 @@ struct Snapshot {
     pages: HashMap<String, Arc<PageEntry>>,
 }
 
-impl Site {
-    /// A site over `registry`, loaded now, signing sessions with `key`.
-    pub fn new(registry: Registry, key: SessionKey) -> Self {
-        let site = Site {
+impl Catalog {
+    /// The pages of `registry`, loaded now.
+    pub fn new(registry: Registry) -> Self {
+        let catalog = Catalog {
             registry,
-            gate: Gate::new(key),
             snapshot: RwLock::default(),
             reload: Mutex::new(()),
             manifests: Mutex::default(),
-            files: FileCache::default(),
         };
-        site.refresh();
-        site
+        catalog.refresh();
+        catalog
     }
 
     /// The page with this id. An id the snapshot does not know triggers a
@@ -90,16 +82,6 @@ impl Site {
             .cloned()
     }
 
-    /// Small files kept between requests.
-    pub fn files(&self) -> &FileCache {
-        &self.files
-    }
-
-    /// What checks logins to protected pages.
-    pub fn gate(&self) -> &Gate {
-        &self.gate
-    }
-
     /// Replaces a page's password hash (a legacy hash after its first right
     /// login) if it is still `old`, and returns the hash now in force. When
     /// the upgrade cannot be stored, the session stays bound to `old`.
@@ -109,10 +91,10 @@ impl Site {
         old: &str,
         new: String,
     ) -> String {
-        let site = self.clone();
+        let catalog = self.clone();
         let (id, expected) = (id.to_owned(), old.to_owned());
         let stored = tokio::task::spawn_blocking(move || {
-            let result = site.registry.update(|pages| {
+            let result = catalog.registry.update(|pages| {
                 let not_found = || RegistryError::NotFound { query: id.clone() };
                 let record = pages.get_mut(&id).ok_or_else(not_found)?;
                 if record.password_hash == expected {
@@ -120,7 +102,7 @@ impl Site {
                 }
                 Ok::<_, RegistryError>(record.password_hash.clone())
             });
-            site.refresh();
+            catalog.refresh();
             result
         })
         .await;
@@ -146,18 +128,20 @@ impl Site {
             return Some(manifest.clone());
         }
         drop(cache);
-        let text = read_manifest(&path)?;
+        let loaded = Manifest::load(root);
         let mut cache = self.manifests.lock().expect("manifest cache lock");
-        let manifest = match Manifest::parse(&text) {
-            Ok(m) => Arc::new(m),
-            Err(e) => {
-                eprintln!("drop: ignoring {}: {e}", path.display());
-                cache.remove(&path);
-                return None;
+        match loaded {
+            Ok(manifest) => {
+                let manifest = Arc::new(manifest);
+                cache.insert(path, (stamp, manifest.clone()));
+                Some(manifest)
             }
-        };
-        cache.insert(path, (stamp, manifest.clone()));
-        Some(manifest)
+            Err(e) => {
+                eprintln!("drop: ignoring the manifest of {}: {e}", root.display());
+                cache.remove(&path);
+                None
+            }
+        }
     }
 
     /// Reloads the snapshot if `pages.json` changed since it was read (one
@@ -187,32 +171,6 @@ impl Site {
             }
         }
     }
-}
-
-/// Largest manifest read; a real one is a few lines.
-const MAX_MANIFEST: u64 = 64 * 1024;
-
-/// Reads a manifest that is a small regular file of its own: not a symlink,
-/// not a FIFO (which would block a server thread), not `/dev/zero`.
-fn read_manifest(path: &Path) -> Option<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_MANIFEST {
-        eprintln!(
-            "drop: ignoring {}: not a small regular file",
-            path.display()
-        );
-        return None;
-    }
-    let mut text = String::new();
-    file.take(MAX_MANIFEST).read_to_string(&mut text).ok()?;
-    Some(text)
 }
 
 fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {

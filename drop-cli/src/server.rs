@@ -1,41 +1,33 @@
-//! The page server's life: `start` decides whether to tunnel, launches
-//! `drop serve` detached and waits until it answers (and its tunnel is up);
-//! `stop` ends it after checking that the recorded pid is still the server.
+//! The page server's life, from the command line: `start` decides whether
+//! to tunnel, launches `drop serve` detached (or through drop.service) and
+//! waits until it answers (and its tunnel has a first outcome); `stop` ends
+//! it after checking that the recorded pid is still the server.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drop_core::process;
-use drop_registry::{Home, ServerState, TunnelState};
+use drop_core::daemon::{DEFAULT_PORT, forget_pid};
+use drop_core::supervise::ProcessId;
+use drop_core::supervise::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
+use drop_registry::{Home, ServerState, TunnelPhase, TunnelReason, TunnelState};
 
 use crate::error::CliError;
 use crate::nat;
+use crate::running::{answers_http, launch_error, running_server};
+use crate::settings::Settings;
 use crate::systemd;
-use crate::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
-use crate::urls::{DEFAULT_PORT, Urls};
+use crate::urls::Urls;
 
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long `stop` waits after SIGTERM before SIGKILL.
+/// How long `stop` gives the server after SIGTERM before SIGKILL: its own
+/// shutdown closes every tunnel, each with a grace period of its own.
 const STOP_GRACE: Duration = Duration::from_secs(15);
-/// The address bound when `DROP_BIND` is not set: every interface, so the
-/// human on another machine can reach the page.
-pub const DEFAULT_BIND: &str = "0.0.0.0";
-
-/// The saved state, if its pid is still the server that wrote it.
-pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
-    let state = state?;
-    match (state.pid, state.start_time) {
-        (Some(pid), Some(start)) if process::is_same_process(pid, start) => Some(state),
-        _ => None,
-    }
-}
 
 /// What `drop start` was asked for.
 #[derive(Debug, Default)]
@@ -127,7 +119,7 @@ fn prepare_and_launch(
         println!("{note}");
     }
     state.tunnel = decision.tunnel;
-    state.tunnel_choice = Some(decision.choice.to_owned());
+    state.tunnel_choice = Some(decision.choice.clone());
     state.tunnel_reason = Some(decision.reason.clone());
     if let Some(port) = options.port {
         state.port = port;
@@ -154,7 +146,7 @@ fn prepare_and_launch(
 fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     let urls = Urls::new(Some(state), None);
     if !state.tunnel {
-        let local = state.tunnel_reason.as_deref() != Some(nat::PUBLIC_REASON);
+        let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
         println!("Server started: {}{suffix}", urls.local_base());
         return Ok(());
@@ -183,7 +175,9 @@ fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
     let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT;
     loop {
         let tunnel = home.load_tunnel_state()?;
-        let decided = tunnel.as_ref().is_some_and(|t| t.state != "starting");
+        let decided = tunnel
+            .as_ref()
+            .is_some_and(|t| t.state != TunnelPhase::Starting);
         let state = home.load_server_state()?;
         if decided || running_server(state.as_ref()).is_none() || Instant::now() >= deadline {
             return Ok(tunnel);
@@ -200,11 +194,11 @@ fn tunnel_failure(home: &Home) -> Result<String, CliError> {
 
 /// The line for a tunnel that is not up: a failure retrying cannot mend
 /// (cloudflared missing) as it is, anything else with what drop does next.
-pub fn not_tunneled_line(state: &str, error: Option<&str>) -> String {
+pub fn not_tunneled_line(phase: &TunnelPhase, error: Option<&str>) -> String {
     let error = error.unwrap_or("the tunnel gave no answer in time");
-    match state {
-        "failed" => error.to_owned(),
-        "rate_limited" => format!(
+    match phase {
+        TunnelPhase::Failed => error.to_owned(),
+        TunnelPhase::RateLimited => format!(
             "Tunnel not up yet: {error}. drop keeps trying with backoff; 'drop status' shows the URL once it is up."
         ),
         _ => format!(
@@ -217,7 +211,7 @@ pub fn not_tunneled_line(state: &str, error: Option<&str>) -> String {
 /// reads the tunnel decision from `server.json`.
 fn launch(home: &Home, state: &ServerState) -> Result<Launched, CliError> {
     let (port, host) = (state.port, state.host.clone());
-    let bind = std::env::var("DROP_BIND").unwrap_or_else(|_| DEFAULT_BIND.to_owned());
+    let bind = Settings::from_env()?.bind;
     let log_path = home.logs_dir().join("server.log");
     let mut log = OpenOptions::new()
         .create(true)
@@ -272,15 +266,17 @@ struct Launched {
     note: Option<String>,
 }
 
-/// A new session: the server outlives the terminal and the command that started it.
+/// A new session: the server outlives the terminal and the command that
+/// started it. std offers `process_group` safely but no `setsid`, and the
+/// daemon cannot call it itself once it runs: a group leader may not.
 #[allow(unsafe_code)]
 fn detach(command: &mut Command) {
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // SAFETY: the closure runs in the forked child before exec; it only
+    // calls setsid(2), which is async-signal-safe, allocates nothing and
+    // touches no memory shared with the parent.
     unsafe {
         command.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::setsid()?;
             Ok(())
         });
     }
@@ -313,40 +309,6 @@ fn wait_until_serving(
     })
 }
 
-/// The server's own `Error:` line from its log, without the prefix `main` adds again.
-pub fn launch_error(log_path: &Path, log_start: u64) -> String {
-    let mut text = String::new();
-    if let Ok(mut log) = File::open(log_path) {
-        let _ = log.seek(SeekFrom::Start(log_start));
-        let _ = log.read_to_string(&mut text);
-    }
-    text.lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("Error: "))
-        .map_or_else(
-            || {
-                format!(
-                    "the server exited at once; see its log `{}`",
-                    log_path.display()
-                )
-            },
-            str::to_owned,
-        )
-}
-
-pub fn answers_http(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let request = b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    let mut head = [0u8; 12];
-    stream.write_all(request).is_ok()
-        && stream.read_exact(&mut head).is_ok()
-        && head.starts_with(b"HTTP/1.1 200")
-}
-
 /// `drop stop`.
 pub fn stop(home: &Home) -> Result<(), CliError> {
     if let Some(unit) = systemd::active_unit(home) {
@@ -354,20 +316,19 @@ pub fn stop(home: &Home) -> Result<(), CliError> {
         println!("Server stopped.");
         return Ok(());
     }
+    let marker = crate::tunnel_marker(home);
     let saved = home.load_server_state()?;
-    let Some(state) = running_server(saved.as_ref()).cloned() else {
+    let server = running_server(saved.as_ref())
+        .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
+    let Some(server) = server else {
         println!("Server is not running.");
-        report_leftovers(end_leftovers(home));
+        report_leftovers(end_leftovers(home, &marker));
         return Ok(());
     };
-    let (pid, start) = (
-        state.pid.unwrap_or_default(),
-        state.start_time.unwrap_or_default(),
-    );
-    process::terminate(pid, start, STOP_GRACE);
-    clear_pid(home, pid)?;
+    server.terminate_group(STOP_GRACE);
+    forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
-    report_leftovers(end_leftovers(home));
+    report_leftovers(end_leftovers(home, &marker));
     println!("Server stopped.");
     Ok(())
 }
@@ -376,16 +337,4 @@ fn report_leftovers(count: usize) {
     if count > 0 {
         println!("Ended {count} tunnel process(es) left by a server that was killed.");
     }
-}
-
-/// Forgets the server's pid, keeping its address for URLs.
-pub fn clear_pid(home: &Home, pid: u32) -> Result<(), CliError> {
-    if let Some(mut state) = home.load_server_state()?
-        && state.pid == Some(pid)
-    {
-        state.pid = None;
-        state.start_time = None;
-        home.save_server_state(&state)?;
-    }
-    Ok(())
 }

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::Manifest;
-use crate::respond::FileFacts;
+use super::answer::FileFacts;
+use crate::page::Manifest;
 
 /// Largest file kept.
 pub const CACHED_FILE_MAX: u64 = 64 * 1024;

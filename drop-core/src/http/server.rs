@@ -1,6 +1,7 @@
-//! The page server: warp routes the request, drop's own accept loop owns the
-//! connections (TCP_NODELAY, a header-read timeout, a connection cap and an
-//! accept loop that waits out fd exhaustion), which `warp::serve` lacks.
+//! The page server's connections: warp routes each request, drop's own
+//! accept loop owns the connections (TCP_NODELAY, a header-read timeout, a
+//! connection cap and an accept loop that waits out fd exhaustion), which
+//! `warp::serve` lacks.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
@@ -21,18 +22,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use warp::Filter;
-use warp::path::FullPath;
 
-use crate::Manifest;
-use crate::cache::{CACHED_FILE_MAX, Checked};
-use crate::login::{self, LoginContext};
-use crate::respond::{Answer, AnswerBody, Conditions, FileFacts};
-use crate::safe_path::{
-    RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
-};
-use crate::site::{PageEntry, Site};
-use crate::stall::StallGuard;
+use super::answer::{Answer, AnswerBody};
+use super::request::PeerAddr;
+use super::routes::routes;
+use super::site::Site;
+use super::stall::StallGuard;
+use crate::page::Catalog;
 
 /// Chunk size when streaming large files.
 const STREAM_CHUNK: usize = 64 * 1024;
@@ -73,10 +69,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// The peer of a connection, put in each request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
 /// A large file body waiting to be streamed; warp's public body type only
 /// holds bytes, so the file travels in the response's extensions.
 #[derive(Debug, Clone)]
@@ -106,7 +98,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let poller = tokio::spawn(poll_registry(site.clone()));
+    let poller = tokio::spawn(poll_registry(site.catalog().clone()));
     let service = warp::service(routes(site));
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -156,219 +148,14 @@ pub async fn serve(
 
 /// Picks up registry changes that nobody announced (an edit by hand, another
 /// drop version). drop's own commands ask the daemon to refresh at once.
-async fn poll_registry(site: Arc<Site>) {
+async fn poll_registry(catalog: Arc<Catalog>) {
     let mut ticks = tokio::time::interval(REGISTRY_POLL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let site = site.clone();
-        let _ = tokio::task::spawn_blocking(move || site.refresh()).await;
+        let catalog = catalog.clone();
+        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
     }
-}
-
-/// Every route of the page server. Each request ends in an [`Answer`]: no
-/// rejection escapes, so every response passes through [`finish`].
-fn routes(site: Arc<Site>) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
-    let robots = warp::path("robots.txt")
-        .and(warp::path::end())
-        .map(Answer::robots);
-    let login_css = warp::path!("_drop" / "login.css").map(Answer::login_css);
-    let pages = warp::path("p")
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(warp::header::headers_cloned())
-        .and(warp::ext::optional::<PeerAddr>())
-        .and(warp::body::stream())
-        .then(
-            move |method, path: FullPath, headers, peer: Option<PeerAddr>, body| {
-                let site = site.clone();
-                async move {
-                    let request = PageRequest {
-                        method,
-                        path: path.as_str().to_owned(),
-                        headers,
-                        peer: peer.map(|p| p.0),
-                    };
-                    answer_page(&site, &request, Box::pin(body)).await
-                }
-            },
-        );
-    let anything_else = warp::any().map(Answer::not_found);
-    robots
-        .or(login_css)
-        .unify()
-        .or(pages)
-        .unify()
-        .or(anything_else)
-        .unify()
-}
-
-/// What the page handler looks at.
-struct PageRequest {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    peer: Option<SocketAddr>,
-}
-
-impl PageRequest {
-    fn header(&self, name: header::HeaderName) -> Option<String> {
-        self.headers.get(name)?.to_str().ok().map(str::to_owned)
-    }
-
-    fn conditions(&self) -> Conditions {
-        Conditions {
-            if_none_match: self.header(header::IF_NONE_MATCH),
-            if_modified_since: self.header(header::IF_MODIFIED_SINCE),
-            range: self.header(header::RANGE),
-            if_range: self.header(header::IF_RANGE),
-        }
-    }
-
-    fn login_context(&self) -> LoginContext {
-        LoginContext {
-            path: self.path.clone(),
-            cookie: self.header(header::COOKIE),
-            origin: self.header(header::ORIGIN),
-            fetch_site: self.header(header::HeaderName::from_static("sec-fetch-site")),
-            host: self.header(header::HOST),
-            forwarded_proto: self.header(header::HeaderName::from_static("x-forwarded-proto")),
-            cf_connecting_ip: self.header(header::HeaderName::from_static("cf-connecting-ip")),
-            content_length: self
-                .header(header::CONTENT_LENGTH)
-                .and_then(|v| v.parse().ok()),
-            peer: self.peer,
-        }
-    }
-}
-
-/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`. On a
-/// protected page the session is checked before any path is resolved.
-async fn answer_page<S, B>(site: &Arc<Site>, req: &PageRequest, body: S) -> Answer
-where
-    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: bytes::Buf,
-{
-    let Some(rest) = req.path.strip_prefix("/p/") else {
-        return Answer::not_found();
-    };
-    let (id, tail) = match rest.split_once('/') {
-        Some((id, tail)) => (id, tail),
-        // Redirect whether or not the id exists, so this reveals nothing.
-        None if crate::id::is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
-        None => return Answer::not_found(),
-    };
-    let Some(page) = site.page(id).filter(|p| !p.is_app) else {
-        return Answer::not_found();
-    };
-    let readable = req.method == Method::GET || req.method == Method::HEAD;
-    if page.protected() {
-        let ctx = req.login_context();
-        if req.method == Method::POST {
-            return login::attempt(site, &page, &ctx, body).await;
-        }
-        if !readable {
-            return Answer::method_not_allowed();
-        }
-        if !site.gate().has_session(&page, &ctx) {
-            return site.gate().form(&page, StatusCode::OK, None);
-        }
-    } else if !readable {
-        return Answer::method_not_allowed();
-    }
-    let mut answer = answer_path(site, &page, &req.method, tail, &req.conditions());
-    if page.protected() {
-        answer
-            .headers
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    answer
-}
-
-fn answer_path(
-    site: &Site,
-    page: &PageEntry,
-    method: &Method,
-    tail: &str,
-    cond: &Conditions,
-) -> Answer {
-    let Some(mut request) = RequestPath::parse(tail) else {
-        return Answer::not_found();
-    };
-    let asked_last = request.segments.last().cloned();
-    if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
-        request.segments.remove(0);
-    }
-    let manifest = match page.is_dir {
-        true => match site.manifest(&page.root) {
-            Some(manifest) => Some(manifest),
-            None => return Answer::not_found(),
-        },
-        false => None,
-    };
-    let cacheable = is_cacheable(&request, manifest.as_deref());
-    if cacheable
-        && let Some(hit) = site
-            .files()
-            .get(&page.root, &request.segments, manifest.as_ref())
-    {
-        return Answer::cached(method, &hit.facts, &hit.bytes, cond);
-    }
-    match resolve(page, manifest.as_deref(), &request) {
-        Resolved::File { file, meta, path } if cacheable && meta.len() <= CACHED_FILE_MAX => {
-            let Some(bytes) = read_whole(&file, meta.len()) else {
-                return Answer::changed_while_read();
-            };
-            let facts = FileFacts::of(&meta, &path);
-            let answer = Answer::cached(method, &facts, &bytes, cond);
-            let checked = Checked {
-                real: &path,
-                meta: &meta,
-                manifest,
-                facts,
-                bytes,
-            };
-            site.files().put(&page.root, &request.segments, checked);
-            answer
-        }
-        Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
-        Resolved::AddSlash => match asked_last {
-            Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),
-            None => Answer::not_found(),
-        },
-        Resolved::Forbidden => Answer::forbidden(),
-        Resolved::NotFound => Answer::not_found(),
-    }
-}
-
-/// Whether a request can be answered from the cache: a file page's file,
-/// or a file of a folder that the manifest allows by name. Folders go the
-/// long way.
-fn is_cacheable(request: &RequestPath, manifest: Option<&Manifest>) -> bool {
-    match manifest {
-        None => request.segments.is_empty(),
-        Some(manifest) => {
-            !request.trailing_slash
-                && !request.segments.is_empty()
-                && manifest.allows(&request.joined())
-        }
-    }
-}
-
-fn resolve(page: &PageEntry, manifest: Option<&Manifest>, request: &RequestPath) -> Resolved {
-    match manifest {
-        Some(manifest) => resolve_in_folder(&page.root, manifest, request),
-        None if request.segments.is_empty() => resolve_file_page(&page.root),
-        None => Resolved::NotFound,
-    }
-}
-
-/// The whole of a small file, or `None` when it reads shorter than it claimed.
-fn read_whole(file: &std::fs::File, len: u64) -> Option<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; usize::try_from(len).ok()?];
-    file.read_exact_at(&mut buf, 0).ok()?;
-    Some(Bytes::from(buf))
 }
 
 impl warp::Reply for Answer {

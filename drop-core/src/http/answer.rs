@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
+use crate::auth::form;
+
 /// Files up to this size are read in one go; larger ones are streamed.
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
@@ -90,11 +92,7 @@ impl Answer {
 
     /// The login form's stylesheet.
     pub fn login_css() -> Self {
-        let mut answer = Answer::fixed(
-            StatusCode::OK,
-            crate::login::LOGIN_CSS,
-            "text/css; charset=utf-8",
-        );
+        let mut answer = Answer::fixed(StatusCode::OK, form::LOGIN_CSS, "text/css; charset=utf-8");
         answer.headers.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, max-age=3600"),
@@ -182,7 +180,27 @@ impl Answer {
         Answer::content(method, &facts, body, cond)
     }
 
-    /// A small file already in memory (see [`crate::cache`]).
+    /// The login form of a protected page, with `status` and an optional
+    /// message of drop's own.
+    pub fn login_form(status: StatusCode, token: &str, message: Option<&str>) -> Self {
+        let mut headers = HeaderMap::with_capacity(16);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(form::LOGIN_CSP),
+        );
+        Answer {
+            status,
+            headers,
+            body: AnswerBody::Bytes(form::login_page(token, message).into()),
+        }
+    }
+
+    /// A small file already in memory (see the file cache).
     pub fn cached(method: &Method, facts: &FileFacts, bytes: &Bytes, cond: &Conditions) -> Self {
         let body = if method == Method::HEAD {
             Content::None
@@ -310,14 +328,14 @@ impl FileFacts {
 }
 
 /// Reads a small part at once: for pages of a few KiB this is cheaper than
-/// handing the file to a blocking thread.
-fn read_part(file: &File, start: u64, len: u64) -> Option<Bytes> {
+/// handing the file to a blocking thread. `None` when the file reads
+/// shorter than it claimed.
+pub(super) fn read_part(file: &File, start: u64, len: u64) -> Option<Bytes> {
     let mut buf = vec![0u8; usize::try_from(len).ok()?];
     file.read_exact_at(&mut buf, start).ok()?;
     Some(Bytes::from(buf))
 }
 
-/// Changes with every edit, rename or replacement of the file.
 /// Changes with every edit (ctime, which nobody can set back), rename or
 /// replacement of the file.
 fn etag_of(meta: &Metadata) -> String {

@@ -1,0 +1,56 @@
+//! What the files of a drop home say about its server: whether it runs (the
+//! recorded pid is still the process that wrote it), whether it answers,
+//! and why it failed to start.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use drop_core::supervise::ProcessId;
+use drop_registry::ServerState;
+
+/// The saved state, if its pid is still the server that wrote it.
+pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
+    let state = state?;
+    ProcessId::recorded(state.pid, state.start_time)
+        .is_some_and(|id| id.is_alive())
+        .then_some(state)
+}
+
+/// Whether the page server on `port` of this machine answers HTTP.
+pub fn answers_http(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let request = b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut head = [0u8; 12];
+    stream.write_all(request).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// The server's own `Error:` line from its log (written after `log_start`),
+/// without the prefix `main` adds again.
+pub fn launch_error(log_path: &Path, log_start: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut log) = File::open(log_path) {
+        let _ = log.seek(SeekFrom::Start(log_start));
+        let _ = log.read_to_string(&mut text);
+    }
+    text.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("Error: "))
+        .map_or_else(
+            || {
+                format!(
+                    "the server exited at once; see its log `{}`",
+                    log_path.display()
+                )
+            },
+            str::to_owned,
+        )
+}

@@ -1,0 +1,128 @@
+//! drop's settings from the environment (`DROP_*`), read in one place, once
+//! per command that needs them, into the plain structs the engine takes.
+
+use std::time::Duration;
+
+use drop_core::http::ServerConfig;
+use drop_core::supervise::AppLimits;
+
+use crate::error::CliError;
+
+/// The address bound when `DROP_BIND` is not set: every interface, so the
+/// human on another machine can reach the page.
+pub const DEFAULT_BIND: &str = "0.0.0.0";
+
+/// Every setting the server and its apps take from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DROP_BIND`: the address the page server binds.
+    pub bind: String,
+    /// `DROP_WORKERS`: threads serving requests; `None` is one per core.
+    pub workers: Option<usize>,
+    /// `DROP_HEADER_TIMEOUT_MS`, `DROP_MAX_CONNECTIONS`,
+    /// `DROP_WRITE_STALL_TIMEOUT_MS`.
+    pub server: ServerConfig,
+    /// `DROP_APP_START_TIMEOUT_MS`, `DROP_STOP_GRACE_MS`.
+    pub apps: AppLimits,
+}
+
+impl Settings {
+    /// The settings of this process's environment.
+    pub fn from_env() -> Result<Self, CliError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings `lookup` gives; unset or blank means the default, and
+    /// a value that is not a positive number is an error naming it.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CliError> {
+        let number = |name: &'static str| -> Result<Option<u64>, CliError> {
+            let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+                return Ok(None);
+            };
+            match value.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(CliError::BadSetting { name, value }),
+            }
+        };
+        let millis = |name, default: Duration| -> Result<Duration, CliError> {
+            Ok(number(name)?.map_or(default, Duration::from_millis))
+        };
+        let server_defaults = ServerConfig::default();
+        let app_defaults = AppLimits::default();
+        Ok(Settings {
+            bind: lookup("DROP_BIND")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_BIND.to_owned()),
+            workers: number("DROP_WORKERS")?.map(|n| n as usize),
+            server: ServerConfig {
+                header_read_timeout: millis(
+                    "DROP_HEADER_TIMEOUT_MS",
+                    server_defaults.header_read_timeout,
+                )?,
+                max_connections: number("DROP_MAX_CONNECTIONS")?
+                    .map_or(server_defaults.max_connections, |n| n as usize),
+                write_stall_timeout: millis(
+                    "DROP_WRITE_STALL_TIMEOUT_MS",
+                    server_defaults.write_stall_timeout,
+                )?,
+                ..server_defaults
+            },
+            apps: AppLimits {
+                start_timeout: millis("DROP_APP_START_TIMEOUT_MS", app_defaults.start_timeout)?,
+                stop_grace: millis("DROP_STOP_GRACE_MS", app_defaults.stop_grace)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, CliError> {
+        Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn unset_variables_give_the_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind, DEFAULT_BIND);
+        assert_eq!(s.workers, None);
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.apps, AppLimits::default());
+    }
+
+    #[test]
+    fn variables_override_the_defaults() {
+        let s = settings(&[
+            ("DROP_BIND", "127.0.0.1"),
+            ("DROP_WORKERS", "1"),
+            ("DROP_HEADER_TIMEOUT_MS", "250"),
+            ("DROP_MAX_CONNECTIONS", "8"),
+            ("DROP_STOP_GRACE_MS", " 700 "),
+        ])
+        .unwrap();
+        assert_eq!(s.bind, "127.0.0.1");
+        assert_eq!(s.workers, Some(1));
+        assert_eq!(s.server.header_read_timeout, Duration::from_millis(250));
+        assert_eq!(s.server.max_connections, 8);
+        assert_eq!(s.apps.stop_grace, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_positive_number_is_named_in_the_error() {
+        for bad in ["abc", "0", "-5", "1.5"] {
+            let err = settings(&[("DROP_STOP_GRACE_MS", bad)]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "DROP_STOP_GRACE_MS is `{bad}`; set it to a whole number above 0, or unset it"
+                )
+            );
+        }
+    }
+}

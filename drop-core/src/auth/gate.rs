@@ -1,0 +1,348 @@
+//! The gate of protected pages: who has a session, and what a login attempt
+//! comes to. It decides; the HTTP layer reads the form and answers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::oneshot;
+
+use super::limiter::{Admission, LoginLimiter, client_of};
+use super::password::{Scratch, Verdict, verify_password_in};
+use super::session::{SESSION_LIFETIME, SessionKey};
+
+/// argon2id runs at once: each takes ~19 MiB and ~20 ms of a core. They run
+/// on threads of their own, so their memory is reused rather than left
+/// behind in the malloc arenas of many short-lived blocking threads.
+const HASHING_THREADS: usize = 2;
+/// Session cookies looked at per request; a browser sends one or two.
+const MAX_COOKIES_CHECKED: usize = 8;
+
+/// What checks logins: the cookie key, the rate limits, and the cap on
+/// concurrent argon2id runs.
+#[derive(Debug)]
+pub struct Gate {
+    key: SessionKey,
+    limiter: LoginLimiter,
+    hashing: HashPool,
+}
+
+/// The parts of a request that the gate looks at.
+#[derive(Debug, Default, Clone)]
+pub struct LoginRequest {
+    /// `Cookie`.
+    pub cookie: Option<String>,
+    /// `Origin`.
+    pub origin: Option<String>,
+    /// `Sec-Fetch-Site`.
+    pub fetch_site: Option<String>,
+    /// `Host`.
+    pub host: Option<String>,
+    /// `X-Forwarded-Proto`, trusted only from loopback.
+    pub forwarded_proto: Option<String>,
+    /// `CF-Connecting-IP`, trusted only from loopback.
+    pub cf_connecting_ip: Option<String>,
+    /// The TCP peer.
+    pub peer: Option<SocketAddr>,
+}
+
+/// What a login attempt comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The form's token is missing, expired or not this page's.
+    StaleForm,
+    /// The form has no password field.
+    NoPassword,
+    /// Too many attempts: refused without checking.
+    Limited {
+        /// When a new attempt can succeed.
+        retry_after: Duration,
+    },
+    /// The password is wrong.
+    Wrong,
+    /// The password is right.
+    Right {
+        /// A new hash to store in place of the page's legacy one.
+        rehashed: Option<String>,
+    },
+}
+
+impl Gate {
+    /// A gate signing with `key`.
+    pub fn new(key: SessionKey) -> Self {
+        Gate {
+            key,
+            limiter: LoginLimiter::default(),
+            hashing: HashPool::new(HASHING_THREADS),
+        }
+    }
+
+    /// Whether the request carries a live session for the page `id`
+    /// protected by `password_hash`.
+    pub fn has_session(&self, id: &str, password_hash: &str, req: &LoginRequest) -> bool {
+        let name = cookie_name(id);
+        let now = SystemTime::now();
+        cookie_values(req.cookie.as_deref(), &name)
+            .take(MAX_COOKIES_CHECKED)
+            .any(|value| self.key.accepts(id, password_hash, value, now))
+    }
+
+    /// A fresh token for the login form of the page `id`.
+    pub fn form_token(&self, id: &str) -> String {
+        self.key.form_token(id, SystemTime::now())
+    }
+
+    /// Whether a login POST comes from another site (login CSRF): a foreign
+    /// `Origin` or `Sec-Fetch-Site: cross-site`. Logged, clipped: the values
+    /// come from the client, and the log must not fill the disk.
+    pub fn is_cross_site(&self, id: &str, req: &LoginRequest) -> bool {
+        let cross = is_cross_site(req);
+        if cross {
+            eprintln!(
+                "drop: refused a cross-site login to page {id}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
+                clip(req.origin.as_deref()),
+                clip(req.fetch_site.as_deref()),
+                clip(req.host.as_deref())
+            );
+        }
+        cross
+    }
+
+    /// Checks a submitted login form (`token`, `password`) for the page
+    /// `id` protected by `password_hash`. Attempts are counted before the
+    /// password is checked, so parallel requests cannot slip past the limit.
+    pub async fn attempt(
+        &self,
+        id: &str,
+        password_hash: &str,
+        req: &LoginRequest,
+        token: Option<&str>,
+        password: Option<String>,
+    ) -> LoginOutcome {
+        let now = SystemTime::now();
+        if !token.is_some_and(|t| self.key.accepts_form_token(id, t, now)) {
+            return LoginOutcome::StaleForm;
+        }
+        let Some(password) = password else {
+            return LoginOutcome::NoPassword;
+        };
+        let client = self.client(req);
+        if let Admission::Limited { retry_after } = self.limiter.admit(id, client, Instant::now()) {
+            return LoginOutcome::Limited { retry_after };
+        }
+        match self.hashing.verify(password_hash, password).await {
+            Verdict::Wrong => LoginOutcome::Wrong,
+            verdict => {
+                self.limiter.succeeded(id, client);
+                LoginOutcome::Right {
+                    rehashed: match verdict {
+                        Verdict::RightRehashed(new) => Some(new),
+                        _ => None,
+                    },
+                }
+            }
+        }
+    }
+
+    /// The `Set-Cookie` value of a session for the page `id` under the
+    /// hash in force. `Secure` only when the request came through the
+    /// tunnel over HTTPS.
+    pub fn session_cookie(&self, id: &str, password_hash: &str, req: &LoginRequest) -> String {
+        let value = self.key.issue(id, password_hash, SystemTime::now());
+        let secure = req
+            .peer
+            .is_some_and(|p| p.ip().to_canonical().is_loopback())
+            && req
+                .forwarded_proto
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        format!(
+            "{}={value}; Path=/p/{id}/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            cookie_name(id),
+            SESSION_LIFETIME.as_secs(),
+            if secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// Who is logging in, for the rate limits.
+    fn client(&self, req: &LoginRequest) -> IpAddr {
+        req.peer
+            .map(|peer| client_of(peer, req.cf_connecting_ip.as_deref()))
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+}
+
+type HashJob = (String, String, oneshot::Sender<Verdict>);
+
+/// A fixed set of threads that verify passwords, fed through a queue.
+#[derive(Debug)]
+struct HashPool {
+    jobs: Mutex<mpsc::Sender<HashJob>>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Self {
+        let (sender, receiver) = mpsc::channel::<HashJob>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("drop-argon2-{n}"))
+                .spawn(move || {
+                    let mut scratch = Scratch::default();
+                    loop {
+                        let job = receiver.lock().expect("hash queue lock").recv();
+                        let Ok((stored, password, reply)) = job else {
+                            return;
+                        };
+                        let _ = reply.send(verify_password_in(&stored, &password, &mut scratch));
+                    }
+                })
+                .expect("spawn a hashing thread");
+        }
+        HashPool {
+            jobs: Mutex::new(sender),
+        }
+    }
+
+    async fn verify(&self, stored: &str, password: String) -> Verdict {
+        let (reply, verdict) = oneshot::channel();
+        let queued =
+            self.jobs
+                .lock()
+                .expect("hash queue lock")
+                .send((stored.to_owned(), password, reply));
+        if queued.is_err() {
+            return Verdict::Wrong;
+        }
+        verdict.await.unwrap_or(Verdict::Wrong)
+    }
+}
+
+/// A foreign `Origin` or `Sec-Fetch-Site: cross-site` is a login CSRF.
+/// `Origin: null` says nothing: browsers send it for every form POST from a
+/// page with `Referrer-Policy: no-referrer`, which drop's pages all carry;
+/// the form token still has to match.
+fn is_cross_site(req: &LoginRequest) -> bool {
+    if req
+        .fetch_site
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("cross-site"))
+    {
+        return true;
+    }
+    match (req.origin.as_deref().filter(|o| *o != "null"), &req.host) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+    }
+}
+
+/// The session cookie of a page; page ids are plain ASCII.
+fn cookie_name(id: &str) -> String {
+    format!("drop_{id}")
+}
+
+/// Every value of the cookie `name`: a browser may send several (from
+/// other paths), and any one that verifies opens the page.
+fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// At most 100 characters of a client-sent value, for the log.
+fn clip(value: Option<&str>) -> Option<String> {
+    value.map(|v| v.chars().take(100).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> Gate {
+        Gate::new(SessionKey::from_bytes([7; 32]))
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_every_time() {
+        let header = Some("a=1; drop_abc=xyz; drop_abcd=no; drop_abc=second");
+        let found: Vec<&str> = cookie_values(header, "drop_abc").collect();
+        assert_eq!(found, ["xyz", "second"]);
+        assert_eq!(cookie_values(header, "drop_ab").count(), 0);
+    }
+
+    #[test]
+    fn foreign_origins_and_cross_site_fetches_are_refused() {
+        let req = |origin: Option<&str>, site: Option<&str>| LoginRequest {
+            origin: origin.map(Into::into),
+            fetch_site: site.map(Into::into),
+            host: Some("x.trycloudflare.com".into()),
+            ..LoginRequest::default()
+        };
+        assert!(!is_cross_site(&req(None, None)));
+        assert!(!is_cross_site(&req(
+            Some("https://x.trycloudflare.com"),
+            Some("same-origin")
+        )));
+        assert!(is_cross_site(&req(Some("https://evil.example"), None)));
+        assert!(!is_cross_site(&req(Some("null"), Some("same-origin"))));
+        assert!(is_cross_site(&req(None, Some("cross-site"))));
+    }
+
+    #[tokio::test]
+    async fn a_right_password_opens_a_session_bound_to_its_page() {
+        let gate = gate();
+        let hash = super::super::password::hash_password("open sesame");
+        let req = LoginRequest {
+            peer: Some("127.0.0.1:5000".parse().unwrap()),
+            forwarded_proto: Some("https".into()),
+            ..LoginRequest::default()
+        };
+        let token = gate.form_token("page1");
+        let outcome = gate
+            .attempt(
+                "page1",
+                &hash,
+                &req,
+                Some(&token),
+                Some("open sesame".into()),
+            )
+            .await;
+        assert_eq!(outcome, LoginOutcome::Right { rehashed: None });
+        let cookie = gate.session_cookie("page1", &hash, &req);
+        assert!(cookie.starts_with("drop_page1="), "{cookie}");
+        assert!(cookie.ends_with("; Path=/p/page1/; Max-Age=900; HttpOnly; SameSite=Lax; Secure"));
+        let value = cookie.split(';').next().unwrap().to_owned();
+        let with_cookie = LoginRequest {
+            cookie: Some(value),
+            ..LoginRequest::default()
+        };
+        assert!(gate.has_session("page1", &hash, &with_cookie));
+        assert!(!gate.has_session("page2", &hash, &with_cookie));
+    }
+
+    #[tokio::test]
+    async fn forms_not_served_by_this_gate_are_refused_before_any_hashing() {
+        let gate = gate();
+        let req = LoginRequest::default();
+        let other = Gate::new(SessionKey::from_bytes([8; 32])).form_token("page1");
+        for token in [None, Some("1.ab"), Some(other.as_str())] {
+            let outcome = gate
+                .attempt("page1", "$argon2id$x", &req, token, Some("pw".into()))
+                .await;
+            assert_eq!(outcome, LoginOutcome::StaleForm, "{token:?}");
+        }
+        let token = gate.form_token("page1");
+        let outcome = gate
+            .attempt("page1", "$argon2id$x", &req, Some(&token), None)
+            .await;
+        assert_eq!(outcome, LoginOutcome::NoPassword);
+    }
+}

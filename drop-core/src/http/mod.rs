@@ -1,0 +1,16 @@
+//! The page server: `serve` answers `/p/<id>/…` from a [`Site`] on a
+//! listener the caller binds, until the caller's shutdown future completes.
+//! Paths are resolved by [`crate::page`], logins decided by
+//! [`crate::auth`]; this module speaks HTTP.
+
+mod answer;
+mod cache;
+mod login;
+mod request;
+mod routes;
+mod server;
+mod site;
+mod stall;
+
+pub use server::{ServerConfig, bind_listener, serve};
+pub use site::Site;

@@ -1,0 +1,49 @@
+//! What the page server reads of a request.
+
+use std::net::SocketAddr;
+
+use http::Method;
+use http::header::{self, HeaderMap};
+
+use super::answer::Conditions;
+use crate::auth::LoginRequest;
+
+/// The peer of a connection, put in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerAddr(pub(super) SocketAddr);
+
+/// What the page handler looks at.
+pub(super) struct PageRequest {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) headers: HeaderMap,
+    pub(super) peer: Option<SocketAddr>,
+}
+
+impl PageRequest {
+    pub(super) fn header(&self, name: header::HeaderName) -> Option<String> {
+        self.headers.get(name)?.to_str().ok().map(str::to_owned)
+    }
+
+    pub(super) fn conditions(&self) -> Conditions {
+        Conditions {
+            if_none_match: self.header(header::IF_NONE_MATCH),
+            if_modified_since: self.header(header::IF_MODIFIED_SINCE),
+            range: self.header(header::RANGE),
+            if_range: self.header(header::IF_RANGE),
+        }
+    }
+
+    /// What the gate of a protected page looks at.
+    pub(super) fn login_request(&self) -> LoginRequest {
+        LoginRequest {
+            cookie: self.header(header::COOKIE),
+            origin: self.header(header::ORIGIN),
+            fetch_site: self.header(header::HeaderName::from_static("sec-fetch-site")),
+            host: self.header(header::HOST),
+            forwarded_proto: self.header(header::HeaderName::from_static("x-forwarded-proto")),
+            cf_connecting_ip: self.header(header::HeaderName::from_static("cf-connecting-ip")),
+            peer: self.peer,
+        }
+    }
+}

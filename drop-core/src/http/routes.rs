@@ -1,0 +1,184 @@
+//! The routes of the page server: `robots.txt`, the login stylesheet and
+//! `/p/<id>/…`; everything else is the one 404. A protected page checks its
+//! session before any path is resolved.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode};
+use warp::Filter;
+use warp::path::FullPath;
+
+use super::answer::{Answer, Conditions, FileFacts, read_part};
+use super::cache::{CACHED_FILE_MAX, Checked};
+use super::login;
+use super::request::{PageRequest, PeerAddr};
+use super::site::Site;
+use crate::page::catalog::PageEntry;
+use crate::page::id::is_plausible_id;
+use crate::page::manifest::Manifest;
+use crate::page::safe_path::{
+    RequestPath, Resolved, encode_segment, resolve_file_page, resolve_in_folder,
+};
+
+/// Every route of the page server. Each request ends in an [`Answer`]: no
+/// rejection escapes, so every response gets the headers all answers carry.
+pub(super) fn routes(
+    site: Arc<Site>,
+) -> impl Filter<Extract = (Answer,), Error = Infallible> + Clone {
+    let robots = warp::path("robots.txt")
+        .and(warp::path::end())
+        .map(Answer::robots);
+    // auth::form::LOGIN_CSS_PATH
+    let login_css = warp::path!("_drop" / "login.css").map(Answer::login_css);
+    let pages = warp::path("p")
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::body::stream())
+        .then(
+            move |method, path: FullPath, headers, peer: Option<PeerAddr>, body| {
+                let site = site.clone();
+                async move {
+                    let request = PageRequest {
+                        method,
+                        path: path.as_str().to_owned(),
+                        headers,
+                        peer: peer.map(|p| p.0),
+                    };
+                    answer_page(&site, &request, Box::pin(body)).await
+                }
+            },
+        );
+    let anything_else = warp::any().map(Answer::not_found);
+    robots
+        .or(login_css)
+        .unify()
+        .or(pages)
+        .unify()
+        .or(anything_else)
+        .unify()
+}
+
+/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`. On a
+/// protected page the session is checked before any path is resolved.
+async fn answer_page<S, B>(site: &Arc<Site>, req: &PageRequest, body: S) -> Answer
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let Some(rest) = req.path.strip_prefix("/p/") else {
+        return Answer::not_found();
+    };
+    let (id, tail) = match rest.split_once('/') {
+        Some((id, tail)) => (id, tail),
+        // Redirect whether or not the id exists, so this reveals nothing.
+        None if is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
+        None => return Answer::not_found(),
+    };
+    let Some(page) = site.catalog().page(id).filter(|p| !p.is_app) else {
+        return Answer::not_found();
+    };
+    let readable = req.method == Method::GET || req.method == Method::HEAD;
+    if page.protected() {
+        if req.method == Method::POST {
+            return login::attempt(site, &page, req, body).await;
+        }
+        if !readable {
+            return Answer::method_not_allowed();
+        }
+        let gate = site.gate();
+        if !gate.has_session(&page.id, &page.password_hash, &req.login_request()) {
+            return Answer::login_form(StatusCode::OK, &gate.form_token(&page.id), None);
+        }
+    } else if !readable {
+        return Answer::method_not_allowed();
+    }
+    let mut answer = answer_path(site, &page, &req.method, tail, &req.conditions());
+    if page.protected() {
+        answer
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    answer
+}
+
+fn answer_path(
+    site: &Site,
+    page: &PageEntry,
+    method: &Method,
+    tail: &str,
+    cond: &Conditions,
+) -> Answer {
+    let Some(mut request) = RequestPath::parse(tail) else {
+        return Answer::not_found();
+    };
+    let asked_last = request.segments.last().cloned();
+    if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
+        request.segments.remove(0);
+    }
+    let manifest = match page.is_dir {
+        true => match site.catalog().manifest(&page.root) {
+            Some(manifest) => Some(manifest),
+            None => return Answer::not_found(),
+        },
+        false => None,
+    };
+    let cacheable = is_cacheable(&request, manifest.as_deref());
+    if cacheable
+        && let Some(hit) = site
+            .files()
+            .get(&page.root, &request.segments, manifest.as_ref())
+    {
+        return Answer::cached(method, &hit.facts, &hit.bytes, cond);
+    }
+    match resolve(page, manifest.as_deref(), &request) {
+        Resolved::File { file, meta, path } if cacheable && meta.len() <= CACHED_FILE_MAX => {
+            let Some(bytes) = read_part(&file, 0, meta.len()) else {
+                return Answer::changed_while_read();
+            };
+            let facts = FileFacts::of(&meta, &path);
+            let answer = Answer::cached(method, &facts, &bytes, cond);
+            let checked = Checked {
+                real: &path,
+                meta: &meta,
+                manifest,
+                facts,
+                bytes,
+            };
+            site.files().put(&page.root, &request.segments, checked);
+            answer
+        }
+        Resolved::File { file, meta, path } => Answer::file(method, file, &meta, &path, cond),
+        Resolved::AddSlash => match asked_last {
+            Some(last) => Answer::redirect(&format!("{}/", encode_segment(&last))),
+            None => Answer::not_found(),
+        },
+        Resolved::Forbidden => Answer::forbidden(),
+        Resolved::NotFound => Answer::not_found(),
+    }
+}
+
+/// Whether a request can be answered from the cache: a file page's file,
+/// or a file of a folder that the manifest allows by name. Folders go the
+/// long way.
+fn is_cacheable(request: &RequestPath, manifest: Option<&Manifest>) -> bool {
+    match manifest {
+        None => request.segments.is_empty(),
+        Some(manifest) => {
+            !request.trailing_slash
+                && !request.segments.is_empty()
+                && manifest.allows(&request.joined())
+        }
+    }
+}
+
+fn resolve(page: &PageEntry, manifest: Option<&Manifest>, request: &RequestPath) -> Resolved {
+    match manifest {
+        Some(manifest) => resolve_in_folder(&page.root, manifest, request),
+        None if request.segments.is_empty() => resolve_file_page(&page.root),
+        None => Resolved::NotFound,
+    }
+}

@@ -1,0 +1,29 @@
+//! How the daemon writes what it learns into the registry.
+
+use drop_registry::{Home, Record, RegistryError};
+
+/// Changes the record `id` under the registry lock, off the async threads
+/// (a `drop` command may hold the lock for a moment). A record that is gone
+/// is left gone; a failure is logged, as there is nobody else to tell.
+pub(crate) async fn update_record(
+    home: &Home,
+    id: &str,
+    what: &'static str,
+    change: impl FnOnce(&mut Record) + Send + 'static,
+) {
+    let (registry, id) = (home.registry(), id.to_owned());
+    let written = tokio::task::spawn_blocking(move || {
+        registry
+            .update(|pages| {
+                if let Some(record) = pages.get_mut(&id) {
+                    change(record);
+                }
+                Ok::<_, RegistryError>(())
+            })
+            .map_err(|e| (id, e))
+    })
+    .await;
+    if let Ok(Err((id, e))) = written {
+        eprintln!("drop: could not record {what} {id}: {e}");
+    }
+}

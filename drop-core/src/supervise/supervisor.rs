@@ -1,0 +1,450 @@
+//! The daemon's side of apps: it launches them, learns of each exit at once
+//! (its own children through `wait`, apps adopted from an earlier daemon by
+//! polling their identity), records every change in the registry, gives
+//! each running app its tunnel when apps are tunneled, and stops them on
+//! request. Apps outlive the daemon: they are never killed with it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drop_registry::{Home, Record, RegistryError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, working_dir};
+use super::process::{ProcessId, StopOutcome};
+use super::records::update_record;
+use super::tunnels::{TunnelKeeper, TunnelOutcome};
+
+/// How often an adopted app (not this daemon's child) is checked.
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
+/// How often a starting app's port is probed.
+const LISTEN_POLL: Duration = Duration::from_millis(50);
+/// Lines of the app's log put in a failure message.
+const TAIL_LINES: usize = 15;
+/// How long a stop waits for the app's end to be recorded.
+const END_RECORD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limits for apps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppLimits {
+    /// How long an app has to listen on its port.
+    pub start_timeout: Duration,
+    /// How long a stopped app has between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        AppLimits {
+            start_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What [`Supervisor::start_app`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// Launched, and it listens; with its tunnel's first outcome when apps
+    /// are tunneled.
+    Now(Option<TunnelOutcome>),
+    /// It was running already; nothing changed.
+    Already,
+}
+
+/// Why an app could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No record has this id.
+    #[error("no app has the id {id}")]
+    NoSuchApp {
+        /// The id asked for.
+        id: String,
+    },
+    /// The record is a page, not an app.
+    #[error("page {id} is not an app: add it with --run CMD --port N")]
+    NotAnApp {
+        /// The page's id.
+        id: String,
+    },
+    /// Something else listens on the app's port already.
+    #[error(
+        "port {port} is already in use by another process; stop it or give the app another port"
+    )]
+    PortInUse {
+        /// The app's port.
+        port: u16,
+    },
+    /// `sh` could not be started.
+    #[error("could not launch the app")]
+    Launch {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The app ended before it listened on its port.
+    #[error(
+        "app {id} exited with {} before listening on port {port}; last lines of `{}`:\n{}",
+        describe_code(*code), log.display(), indent(tail)
+    )]
+    ExitedBeforeListening {
+        /// The app.
+        id: String,
+        /// Its port.
+        port: u16,
+        /// How it ended.
+        code: Option<i32>,
+        /// Its log.
+        log: PathBuf,
+        /// The last lines of its log.
+        tail: String,
+    },
+    /// The app ran but never listened; it was stopped.
+    #[error(
+        "app {id} did not listen on port {port} within {} s and was stopped; last lines of `{}`:\n{}",
+        timeout.as_secs_f32(), log.display(), indent(tail)
+    )]
+    NotListening {
+        /// The app.
+        id: String,
+        /// Its port.
+        port: u16,
+        /// How long it was given.
+        timeout: Duration,
+        /// Its log.
+        log: PathBuf,
+        /// The last lines of its log.
+        tail: String,
+    },
+    /// The app ended right after it started listening.
+    #[error(
+        "app {id} exited with {} right after it started listening; last lines of `{}`:\n{}",
+        describe_code(*code), log.display(), indent(tail)
+    )]
+    ExitedAfterListening {
+        /// The app.
+        id: String,
+        /// How it ended.
+        code: Option<i32>,
+        /// Its log.
+        log: PathBuf,
+        /// The last lines of its log.
+        tail: String,
+    },
+    /// The registry could not be read.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Every app the daemon watches, by id.
+pub struct Supervisor {
+    home: Home,
+    limits: AppLimits,
+    runner: Arc<dyn AppRunner>,
+    tunnels: Arc<TunnelKeeper>,
+    /// Whether each running app gets a tunnel of its own.
+    tunneled: bool,
+    running: Mutex<HashMap<String, Arc<Watched>>>,
+    /// One start or stop of an app at a time: a second waits for the first.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// One running app.
+struct Watched {
+    id: ProcessId,
+    stopping: AtomicBool,
+    /// `Some(exit code)` once it ended (the inner `None`: code unknown).
+    ended: watch::Sender<Option<Option<i32>>>,
+}
+
+impl Supervisor {
+    /// A supervisor of the apps of `home`, launching them through `runner`
+    /// and, when `tunneled`, giving each its tunnel from `tunnels`.
+    pub fn new(
+        home: Home,
+        limits: AppLimits,
+        runner: Arc<dyn AppRunner>,
+        tunnels: Arc<TunnelKeeper>,
+        tunneled: bool,
+    ) -> Arc<Self> {
+        Arc::new(Supervisor {
+            home,
+            limits,
+            runner,
+            tunnels,
+            tunneled,
+            running: Mutex::default(),
+            turns: Mutex::default(),
+        })
+    }
+
+    /// Takes over apps a previous daemon started: live ones are watched
+    /// (and tunneled again when apps are tunneled), dead ones are recorded
+    /// as crashed.
+    pub async fn adopt(self: &Arc<Self>) {
+        let Ok(pages) = self.home.registry().load() else {
+            return;
+        };
+        for (id, record) in pages.iter().filter(|(_, r)| r.is_app() && r.pid.is_some()) {
+            let status = AppStatus::judged(record, |p| self.runner.is_running(p));
+            let (AppStatus::Running { .. }, Some(process)) = (
+                status,
+                ProcessId::recorded(record.pid, record.pid_start_time),
+            ) else {
+                self.record_end(id, None, true).await;
+                continue;
+            };
+            let watched = self.watch(id, process);
+            tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
+            eprintln!("drop: adopted app {id} (pid {})", process.pid);
+            if let (true, Some(port)) = (self.tunneled, record.port) {
+                let (supervisor, id) = (self.clone(), id.to_owned());
+                tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
+            }
+        }
+    }
+
+    /// Starts an app and waits until it listens on its port (and its tunnel
+    /// has a first outcome), or reports why not.
+    pub async fn start_app(
+        self: &Arc<Self>,
+        id: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<Started, AppError> {
+        let turn = self.turn(id);
+        let _turn = turn.lock().await;
+        let record = self.record(id)?;
+        if matches!(
+            AppStatus::judged(&record, |p| self.runner.is_running(p)),
+            AppStatus::Running { .. }
+        ) {
+            return Ok(Started::Already);
+        }
+        let (Some(command), Some(port)) = (record.run_cmd.clone(), record.port) else {
+            return Err(AppError::NotAnApp { id: id.to_owned() });
+        };
+        if self.runner.is_listening(port).await {
+            return Err(AppError::PortInUse { port });
+        }
+        let log = self.log_path(id);
+        let launch = AppLaunch {
+            command,
+            dir: working_dir(&record),
+            env,
+            log: log.clone(),
+        };
+        let app = self
+            .runner
+            .launch(&launch)
+            .map_err(|source| AppError::Launch { source })?;
+        let process = app.id();
+        eprintln!("drop: app {id} launched as pid {}", process.pid);
+        update_record(&self.home, id, "the state of app", move |r| {
+            r.mark_running(process.pid, process.start_time);
+        })
+        .await;
+        let watched = self.watch(id, process);
+        tokio::spawn(
+            self.clone()
+                .follow_child(id.to_owned(), watched.clone(), app),
+        );
+        self.wait_until_listening(id, port, &watched).await?;
+        let tunnel = match self.tunneled {
+            true => Some(self.tunnel_for(id, port, &watched).await),
+            false => None,
+        };
+        if let Some(code) = *watched.ended.borrow() {
+            return Err(AppError::ExitedAfterListening {
+                id: id.to_owned(),
+                code,
+                tail: log_tail(&log, TAIL_LINES),
+                log,
+            });
+        }
+        Ok(Started::Now(tunnel))
+    }
+
+    /// Opens an app's tunnel; if the app ended meanwhile, closes it again,
+    /// so no tunnel outlives its app.
+    async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> TunnelOutcome {
+        let outcome = self.tunnels.open_app(id, port).await;
+        if watched.ended.borrow().is_some() {
+            self.tunnels.close_app(id).await;
+        }
+        outcome
+    }
+
+    /// The turn of one app: starts and stops of it take turns.
+    fn turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().expect("turns lock");
+        turns.entry(id.to_owned()).or_default().clone()
+    }
+
+    async fn wait_until_listening(
+        &self,
+        id: &str,
+        port: u16,
+        watched: &Arc<Watched>,
+    ) -> Result<(), AppError> {
+        let mut ended = watched.ended.subscribe();
+        let deadline = Instant::now() + self.limits.start_timeout;
+        let log = self.log_path(id);
+        loop {
+            if let Some(code) = *ended.borrow() {
+                return Err(AppError::ExitedBeforeListening {
+                    id: id.to_owned(),
+                    port,
+                    code,
+                    tail: log_tail(&log, TAIL_LINES),
+                    log,
+                });
+            }
+            if self.runner.is_listening(port).await {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.stop_watched(watched).await;
+                return Err(AppError::NotListening {
+                    id: id.to_owned(),
+                    port,
+                    timeout: self.limits.start_timeout,
+                    tail: log_tail(&log, TAIL_LINES),
+                    log,
+                });
+            }
+            tokio::select! {
+                _ = ended.changed() => {}
+                () = tokio::time::sleep(LISTEN_POLL) => {}
+            }
+        }
+    }
+
+    /// Stops an app and its tunnel; `Ok(false)` when it was not running.
+    pub async fn stop_app(self: &Arc<Self>, id: &str) -> Result<bool, AppError> {
+        let turn = self.turn(id);
+        let _turn = turn.lock().await;
+        let watched = self.running.lock().expect("apps lock").get(id).cloned();
+        if let Some(watched) = watched {
+            self.stop_watched(&watched).await;
+            return Ok(true);
+        }
+        let record = self.record(id)?;
+        let outcome = match ProcessId::recorded(record.pid, record.pid_start_time) {
+            Some(process) => self.runner.end_group(process, self.limits.stop_grace).await,
+            None => StopOutcome::NotRunning,
+        };
+        self.tunnels.close_app(id).await;
+        self.record_end(id, None, false).await;
+        Ok(outcome == StopOutcome::Stopped)
+    }
+
+    /// Marks the app as being stopped, ends its group, and waits until its
+    /// end is recorded.
+    async fn stop_watched(&self, watched: &Arc<Watched>) {
+        watched.stopping.store(true, Ordering::SeqCst);
+        let mut ended = watched.ended.subscribe();
+        self.runner
+            .end_group(watched.id, self.limits.stop_grace)
+            .await;
+        let _ = tokio::time::timeout(END_RECORD_TIMEOUT, ended.wait_for(Option::is_some)).await;
+    }
+
+    fn watch(&self, id: &str, process: ProcessId) -> Arc<Watched> {
+        let watched = Arc::new(Watched {
+            id: process,
+            stopping: AtomicBool::new(false),
+            ended: watch::channel(None).0,
+        });
+        self.running
+            .lock()
+            .expect("apps lock")
+            .insert(id.to_owned(), watched.clone());
+        watched
+    }
+
+    /// Reaps this daemon's own child the moment it exits.
+    async fn follow_child(
+        self: Arc<Self>,
+        id: String,
+        watched: Arc<Watched>,
+        mut app: Box<dyn AppProcess>,
+    ) {
+        let code = app.wait().await;
+        self.ended(&id, &watched, code).await;
+    }
+
+    /// Polls an app an earlier daemon started: it is not our child.
+    async fn follow_adopted(self: Arc<Self>, id: String, watched: Arc<Watched>) {
+        while self.runner.is_running(watched.id) {
+            tokio::time::sleep(ADOPTED_POLL).await;
+        }
+        self.ended(&id, &watched, None).await;
+    }
+
+    /// An app's leader ended: end what is left of its group and its tunnel,
+    /// record how it ended, and wake whoever waits.
+    async fn ended(&self, id: &str, watched: &Arc<Watched>, code: Option<i32>) {
+        let asked = watched.stopping.load(Ordering::SeqCst);
+        if !asked {
+            // Whatever it left in its group goes too, at once.
+            self.runner.end_group(watched.id, Duration::ZERO).await;
+            eprintln!("drop: app {id} exited with {}", describe_code(code));
+        }
+        {
+            // A newer start of the same app may have replaced this entry.
+            let mut running = self.running.lock().expect("apps lock");
+            if running.get(id).is_some_and(|w| Arc::ptr_eq(w, watched)) {
+                running.remove(id);
+            }
+        }
+        self.tunnels.close_app(id).await;
+        self.record_end(id, code, !asked).await;
+        let _ = watched.ended.send(Some(code));
+    }
+
+    async fn record_end(&self, id: &str, code: Option<i32>, crashed: bool) {
+        update_record(&self.home, id, "the state of app", move |r| {
+            r.mark_ended(crashed, code);
+        })
+        .await;
+    }
+
+    fn record(&self, id: &str) -> Result<Record, AppError> {
+        let pages = self.home.registry().load()?;
+        let record = pages
+            .get(id)
+            .ok_or_else(|| AppError::NoSuchApp { id: id.to_owned() })?;
+        match record.is_app() {
+            true => Ok(record.clone()),
+            false => Err(AppError::NotAnApp { id: id.to_owned() }),
+        }
+    }
+
+    /// An app's log file.
+    fn log_path(&self, id: &str) -> PathBuf {
+        app_log_path(&self.home, id)
+    }
+}
+
+/// The log file of the app `id`.
+pub fn app_log_path(home: &Home, id: &str) -> PathBuf {
+    home.logs_dir().join(format!("app-{id}.log"))
+}
+
+fn describe_code(code: Option<i32>) -> String {
+    code.map_or("an unknown code".to_owned(), |c| format!("code {c}"))
+}
+
+fn indent(text: &str) -> String {
+    if text.is_empty() {
+        return "  (the log is empty)".to_owned();
+    }
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,298 @@
+//! The daemon's tunnels: the server's and one per running app, each kept
+//! alive by a drop-tunnel watchdog whose events are written where the
+//! README says (`tunnel.json`, the app's record). New tunnels are spaced
+//! out globally, so many dying at once do not trip the quick-tunnel
+//! service's rate limit themselves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drop_registry::{Home, Record, RegistryError, TunnelPhase, TunnelState};
+use drop_tunnel::{
+    DownReason, Tunnel, TunnelError, TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::process::{self, ProcessId};
+use super::records::update_record;
+
+/// Least time between two tunnel openings, across all tunnels.
+const OPEN_SPACING: Duration = Duration::from_secs(1);
+/// How long a start waits for a first answer from a new tunnel.
+pub const FIRST_OUTCOME_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long leftover tunnel processes get to end after SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// How a first attempt to open a tunnel went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TunnelOutcome {
+    /// Up at this URL.
+    Up {
+        /// The public URL.
+        url: String,
+    },
+    /// Not up. The watchdog keeps trying unless `phase` is
+    /// [`TunnelPhase::Failed`] (cloudflared missing…).
+    Down {
+        /// Where the tunnel is now.
+        phase: TunnelPhase,
+        /// Why, in one line.
+        error: String,
+    },
+}
+
+/// The tunnels of one daemon, opened through the provider it was given.
+pub struct TunnelKeeper {
+    home: Home,
+    provider: Arc<Paced>,
+    /// An argument every tunnel process of this home carries, by which
+    /// leftovers of a killed daemon are found.
+    marker: PathBuf,
+    server: Mutex<Option<Watchdog>>,
+    apps: Mutex<HashMap<String, Watchdog>>,
+}
+
+/// A provider that spaces out openings: one at a time, `OPEN_SPACING` apart.
+struct Paced {
+    inner: Arc<dyn TunnelProvider>,
+    next: Mutex<Instant>,
+}
+
+#[async_trait::async_trait]
+impl TunnelProvider for Paced {
+    async fn open(&self, local: SocketAddr) -> Result<Tunnel, TunnelError> {
+        {
+            let mut next = self.next.lock().await;
+            tokio::time::sleep_until(*next).await;
+            *next = Instant::now() + OPEN_SPACING;
+        }
+        self.inner.open(local).await
+    }
+}
+
+impl TunnelKeeper {
+    /// Tunnels of `home` opened by `provider`, whose processes carry
+    /// `--config <marker>` (see [`end_leftovers`]).
+    pub fn new(home: Home, provider: Arc<dyn TunnelProvider>, marker: PathBuf) -> Arc<Self> {
+        Arc::new(TunnelKeeper {
+            home,
+            provider: Arc::new(Paced {
+                inner: provider,
+                next: Mutex::new(Instant::now()),
+            }),
+            marker,
+            server: Mutex::new(None),
+            apps: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Ends tunnel processes a previous daemon left behind (it was killed
+    /// before it could close them), so no page ever has two.
+    pub async fn end_leftovers(&self) {
+        let (home, marker) = (self.home.clone(), self.marker.clone());
+        let _ = tokio::task::spawn_blocking(move || end_leftovers(&home, &marker)).await;
+    }
+
+    /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
+    pub async fn open_server(self: &Arc<Self>, port: u16) {
+        self.save_server(TunnelState::default()).await;
+        let (watchdog, events) = self.spawn(port);
+        *self.server.lock().await = Some(watchdog);
+        let keeper = self.clone();
+        tokio::spawn(async move { keeper.follow(events, None, None).await });
+    }
+
+    /// Opens an app's tunnel and waits for its first outcome.
+    pub async fn open_app(self: &Arc<Self>, id: &str, port: u16) -> TunnelOutcome {
+        update_record(&self.home, id, "the tunnel of app", |r| {
+            r.clear_tunnel();
+            r.tunnel_state = Some(TunnelPhase::Starting);
+        })
+        .await;
+        let (watchdog, events) = self.spawn(port);
+        if let Some(old) = self.apps.lock().await.insert(id.to_owned(), watchdog) {
+            old.stop().await;
+        }
+        let (first, outcome) = oneshot::channel();
+        let keeper = self.clone();
+        let app = id.to_owned();
+        tokio::spawn(async move { keeper.follow(events, Some(app), Some(first)).await });
+        tokio::time::timeout(FIRST_OUTCOME_TIMEOUT, outcome)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| TunnelOutcome::Down {
+                phase: TunnelPhase::Starting,
+                error: "the tunnel gave no answer in time".into(),
+            })
+    }
+
+    /// Closes an app's tunnel: no restart after this.
+    pub async fn close_app(&self, id: &str) {
+        let watchdog = self.apps.lock().await.remove(id);
+        if let Some(watchdog) = watchdog {
+            watchdog.stop().await;
+        }
+        update_record(&self.home, id, "the tunnel of app", Record::clear_tunnel).await;
+    }
+
+    /// Closes every tunnel (the daemon is stopping).
+    pub async fn close_all(&self) {
+        let server = self.server.lock().await.take();
+        let apps: Vec<(String, Watchdog)> = self.apps.lock().await.drain().collect();
+        // All at once: `drop stop` waits for the whole daemon, not one tunnel after another.
+        let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
+        let stops = server
+            .into_iter()
+            .chain(apps.into_iter().map(|(_, w)| w))
+            .map(Watchdog::stop);
+        futures_util::future::join_all(stops).await;
+        for id in ids {
+            update_record(&self.home, &id, "the tunnel of app", Record::clear_tunnel).await;
+        }
+        let home = self.home.clone();
+        let _ = tokio::task::spawn_blocking(move || home.clear_tunnel_state()).await;
+    }
+
+    fn spawn(&self, port: u16) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default())
+    }
+
+    /// Writes every event of one watchdog where it belongs; the first one
+    /// also goes to whoever waits for it.
+    async fn follow(
+        self: Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<TunnelEvent>,
+        app: Option<String>,
+        mut first: Option<oneshot::Sender<TunnelOutcome>>,
+    ) {
+        let whose = app
+            .as_deref()
+            .map_or("server".to_owned(), |id| format!("app {id}"));
+        while let Some(event) = events.recv().await {
+            let state = state_of(&event);
+            log_event(&whose, &event);
+            // Recorded before anyone is told, so what they read next agrees.
+            let outcome = outcome_of(&event, &state);
+            match &app {
+                None => self.save_server(state).await,
+                Some(id) => {
+                    update_record(&self.home, id, "the tunnel of app", move |r| {
+                        r.tunnel_url = Some(state.url).filter(|u| !u.is_empty());
+                        r.tunnel_pid = state.pid;
+                        r.tunnel_start_time = state.start_time;
+                        r.tunnel_state = Some(state.state);
+                        r.tunnel_error = state.error;
+                    })
+                    .await
+                }
+            }
+            if let Some(first) = first.take() {
+                let _ = first.send(outcome);
+            }
+        }
+    }
+
+    async fn save_server(&self, state: TunnelState) {
+        let home = self.home.clone();
+        let saved = tokio::task::spawn_blocking(move || home.save_tunnel_state(&state)).await;
+        if let Ok(Err(e)) = saved {
+            eprintln!("drop: could not record the server's tunnel: {e}");
+        }
+    }
+}
+
+/// The record of one watchdog event.
+fn state_of(event: &TunnelEvent) -> TunnelState {
+    match event {
+        TunnelEvent::Up { url, pid } => TunnelState {
+            url: url.clone(),
+            pid: *pid,
+            start_time: pid.and_then(ProcessId::of).map(|p| p.start_time),
+            state: TunnelPhase::Up,
+            ..TunnelState::default()
+        },
+        TunnelEvent::Down { reason, retry_in } => TunnelState {
+            state: match reason.is_rate_limited() {
+                true => TunnelPhase::RateLimited,
+                false => TunnelPhase::Down,
+            },
+            error: Some(format!(
+                "{reason}; retrying in {} s",
+                retry_in.as_secs().max(1)
+            )),
+            ..TunnelState::default()
+        },
+        TunnelEvent::GaveUp { reason } => TunnelState {
+            state: TunnelPhase::Failed,
+            error: Some(reason.to_string()),
+            ..TunnelState::default()
+        },
+    }
+}
+
+/// What an event tells whoever waits for a first outcome.
+fn outcome_of(event: &TunnelEvent, state: &TunnelState) -> TunnelOutcome {
+    match event {
+        TunnelEvent::Up { url, .. } => TunnelOutcome::Up { url: url.clone() },
+        TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => TunnelOutcome::Down {
+            phase: state.state.clone(),
+            error: reason.to_string(),
+        },
+    }
+}
+
+fn log_event(whose: &str, event: &TunnelEvent) {
+    let (line, reason) = match event {
+        TunnelEvent::Up { url, pid } => (
+            format!("tunnel up at {url} (pid {pid:?})"),
+            None::<&DownReason>,
+        ),
+        TunnelEvent::Down { reason, retry_in } => (
+            format!("tunnel down: {reason}; retrying in {retry_in:?}"),
+            Some(reason),
+        ),
+        TunnelEvent::GaveUp { reason } => (format!("tunnel given up: {reason}"), Some(reason)),
+    };
+    eprintln!("drop: {whose} {line}");
+    if let Some(tail) = reason
+        .and_then(DownReason::log_tail)
+        .filter(|t| !t.is_empty())
+    {
+        eprintln!("drop: its log ends with:\n{tail}");
+    }
+}
+
+/// Ends every tunnel process of this drop home that no daemon owns (found
+/// by `--config <marker>`, whether or not its pid was recorded), and
+/// forgets every recorded tunnel. Call it only when no daemon runs (a new
+/// daemon before it opens any, or a command after the daemon died): then
+/// every such process is a leftover. Returns how many were ended.
+pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
+    let strays = process::started_with("--config", marker);
+    for stray in &strays {
+        eprintln!(
+            "drop: ending tunnel process {}, left by a server that was killed",
+            stray.pid
+        );
+    }
+    process::terminate_groups(&strays, LEFTOVER_GRACE);
+    let _ = home.clear_tunnel_state();
+    let _ = home.registry().update(|pages| {
+        let ids: Vec<String> = pages.iter().map(|(id, _)| id.to_owned()).collect();
+        for id in ids {
+            if let Some(record) = pages.get_mut(&id) {
+                record.clear_tunnel();
+            }
+        }
+        Ok::<_, RegistryError>(())
+    });
+    strays.len()
+}
