@@ -3,13 +3,14 @@
 //! processes; without a daemon, `stop` ends the app itself.
 
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use drop_core::daemon::{ControlReply, ControlRequest};
-use drop_core::supervise::apps::log_tail;
-use drop_core::supervise::supervisor::app_log_path;
-use drop_core::supervise::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
-use drop_core::supervise::{AppStatus, ProcessId, StopOutcome, TunnelOutcome};
+use drop_core::supervise::{
+    AppStatus, FIRST_OUTCOME_TIMEOUT, ProcessId, StopOutcome, TunnelOutcome, app_log_path,
+    end_leftovers, log_tail,
+};
 use drop_registry::{Home, Record, RegistryError, TunnelPhase};
 
 use crate::control;
@@ -90,10 +91,10 @@ fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliEr
 }
 
 /// `drop stop <app>`.
-pub fn stop(home: &Home, query: &str) -> Result<(), CliError> {
+pub fn stop(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
     let label = label(&id, &record);
-    if stop_app(home, &id, &record)? {
+    if stop_app(home, &id, &record, tunnel_marker)? {
         println!("App stopped: {label}");
     } else {
         println!("App {label} is not running.");
@@ -101,9 +102,15 @@ pub fn stop(home: &Home, query: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Stops an app through the daemon, or by itself when no daemon runs.
-/// Returns whether anything was running.
-pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError> {
+/// Stops an app through the daemon, or by itself when no daemon runs (then
+/// ending leftover tunnel processes, found by `tunnel_marker`). Returns
+/// whether anything was running.
+pub fn stop_app(
+    home: &Home,
+    id: &str,
+    record: &Record,
+    tunnel_marker: &Path,
+) -> Result<bool, CliError> {
     let state = home.load_server_state()?;
     if running_server(state.as_ref()).is_some() {
         let request = ControlRequest::StopApp { id: id.to_owned() };
@@ -118,7 +125,7 @@ pub fn stop_app(home: &Home, id: &str, record: &Record) -> Result<bool, CliError
     let outcome = ProcessId::recorded(record.pid, record.pid_start_time)
         .map_or(StopOutcome::NotRunning, |app| app.terminate_group(grace));
     // No daemon: any tunnel process of this home is a leftover of one that was killed.
-    end_leftovers(home, &crate::tunnel_marker(home));
+    end_leftovers(home, tunnel_marker);
     home.registry().update(|pages| {
         if let Some(r) = pages.get_mut(id) {
             r.mark_ended(false, None);

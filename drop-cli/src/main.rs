@@ -20,10 +20,12 @@ mod urls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
+use drop_core::supervise::SystemRunner;
 use drop_registry::Home;
 use drop_tunnel::{Cloudflared, CloudflaredConfig};
 
@@ -173,8 +175,8 @@ fn run(args: Args) -> Result<(), CliError> {
             };
             server::start(&home, server::StartOptions { port, host, tunnel })
         }
-        Command::Stop { app: Some(app) } => apps::stop(&home, &app),
-        Command::Stop { app: None } => server::stop(&home),
+        Command::Stop { app: Some(app) } => apps::stop(&home, &app, &tunnel_marker(&home)),
+        Command::Stop { app: None } => server::stop(&home, &tunnel_marker(&home)),
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
         Command::Status { json } => pages::status(&home, json),
         Command::Add {
@@ -197,9 +199,17 @@ fn run(args: Args) -> Result<(), CliError> {
             }
         }
         Command::List { all, json } => pages::list(&home, all, json),
-        Command::Remove { page } => pages::remove(&home, &page),
-        Command::Cleanup => pages::cleanup(&home),
-        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind),
+        Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
+        Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
+        Command::Serve { port, host, bind } => {
+            let (provider, tunnel_marker) = tunnel_provider(&home);
+            let world = serve::World {
+                provider: Arc::new(provider),
+                tunnel_marker,
+                runner: Arc::new(SystemRunner),
+            };
+            serve::serve(&home, port, host, bind, world)
+        }
     }
 }
 

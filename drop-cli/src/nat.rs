@@ -116,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_map_to_the_seed_lines() {
+    fn verdicts_map_to_the_documented_lines() {
         let nat = judge(&Reachability::BehindNat {
             external: "203.0.113.7".parse().unwrap(),
             local: None,

@@ -105,7 +105,7 @@ impl<'a> PageRow<'a> {
     }
 }
 
-/// Rows as SPEC.md shows them: `  id  [tags]  URL (public)  description`,
+/// Rows as the README shows them: `  id  [tags]  URL (public)  description`,
 /// ids and tags padded to one width.
 pub fn render_rows(rows: &[PageRow<'_>]) -> String {
     let id_width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0);
@@ -153,7 +153,7 @@ mod tests {
         }
     }
 
-    /// The seed's `drop status` lines, byte for byte.
+    /// The README's `drop status` lines, byte for byte.
     #[test]
     fn rows_align_ids_and_tags_like_the_spec() {
         let app = Record::app("/".into(), true, "serve".into(), 5000);

@@ -1,6 +1,8 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
+use std::path::Path;
+
 use drop_registry::{Home, Pages, Record, RegistryError, ServerState, TunnelState};
 use serde_json::json;
 
@@ -58,12 +60,18 @@ fn server_line(
     match tunnel {
         _ if !tunneled => format!("Server: {} (running)", urls.local_base()),
         Some(t) if t.is_up() => format!("Server: {} (running, tunneled)", urls.base()),
-        Some(t) => format!(
-            "Server: {} (running; tunnel {}: {})",
-            urls.local_base(),
-            t.state.words(),
-            t.error.as_deref().unwrap_or("starting")
-        ),
+        Some(t) => match &t.error {
+            Some(error) => format!(
+                "Server: {} (running; tunnel {}: {error})",
+                urls.local_base(),
+                t.state.words(),
+            ),
+            None => format!(
+                "Server: {} (running; tunnel {})",
+                urls.local_base(),
+                t.state.words()
+            ),
+        },
         None => format!("Server: {} (running; tunnel not open)", urls.local_base()),
     }
 }
@@ -122,11 +130,11 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
 }
 
 /// `drop remove <id|prefix|name>`.
-pub fn remove(home: &Home, query: &str) -> Result<(), CliError> {
+pub fn remove(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliError> {
     let pages = home.registry().load()?;
     let found = pages.lookup(query)?;
     let (id, record) = (found.id.to_owned(), found.record.clone());
-    stop_if_app(home, &id, &record)?;
+    stop_if_app(home, &id, &record, tunnel_marker)?;
     home.registry().update(|pages| {
         pages.remove(&id);
         Ok::<_, CliError>(())
@@ -137,7 +145,7 @@ pub fn remove(home: &Home, query: &str) -> Result<(), CliError> {
 }
 
 /// `drop cleanup`: stops and removes pages and apps whose source is gone.
-pub fn cleanup(home: &Home) -> Result<(), CliError> {
+pub fn cleanup(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
     let pages = home.registry().load()?;
     let gone: Vec<(String, Record)> = pages
         .iter()
@@ -145,7 +153,7 @@ pub fn cleanup(home: &Home) -> Result<(), CliError> {
         .map(|(id, r)| (id.to_owned(), r.clone()))
         .collect();
     for (id, record) in &gone {
-        stop_if_app(home, id, record)?;
+        stop_if_app(home, id, record, tunnel_marker)?;
     }
     home.registry().update(|pages: &mut Pages| {
         for (id, _) in &gone {
@@ -167,9 +175,14 @@ pub fn cleanup(home: &Home) -> Result<(), CliError> {
 
 /// An app is stopped (and its tunnel closed) before its record goes, so no
 /// process is orphaned.
-fn stop_if_app(home: &Home, id: &str, record: &Record) -> Result<(), CliError> {
+fn stop_if_app(
+    home: &Home,
+    id: &str,
+    record: &Record,
+    tunnel_marker: &Path,
+) -> Result<(), CliError> {
     if record.is_app() && (record.pid.is_some() || record.tunnel_state.is_some()) {
-        crate::apps::stop_app(home, id, record)?;
+        crate::apps::stop_app(home, id, record, tunnel_marker)?;
     }
     Ok(())
 }

@@ -1,20 +1,38 @@
 //! `drop serve`: runs the daemon of one drop home in the foreground (what
 //! `drop start` launches, and what drop.service runs). It takes the server
-//! lock, binds the port, and hands the engine's daemon the real tunnel
-//! provider and app runner.
+//! lock, binds the port, and hands the engine's daemon the outside world
+//! that `main` built.
 
 use std::net::ToSocketAddrs;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use drop_core::daemon::{Daemon, DaemonConfig, ServerLock};
-use drop_core::supervise::SystemRunner;
+use drop_core::supervise::AppRunner;
 use drop_registry::Home;
+use drop_tunnel::TunnelProvider;
 
 use crate::error::CliError;
 use crate::settings::Settings;
 
+/// What the daemon reaches the outside world through.
+pub struct World {
+    /// Opens tunnels.
+    pub provider: Arc<dyn TunnelProvider>,
+    /// The argument every tunnel process of this home carries.
+    pub tunnel_marker: PathBuf,
+    /// Runs apps.
+    pub runner: Arc<dyn AppRunner>,
+}
+
 /// `drop serve --port N [--host H] [--bind ADDR]`.
-pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Result<(), CliError> {
+pub fn serve(
+    home: &Home,
+    port: u16,
+    host: Option<String>,
+    bind: String,
+    world: World,
+) -> Result<(), CliError> {
     let settings = Settings::from_env()?;
     raise_fd_limit();
     // Before binding: a second daemon is told the home is taken, not that
@@ -31,16 +49,15 @@ pub fn serve(home: &Home, port: u16, host: Option<String>, bind: String) -> Resu
         std::io::ErrorKind::AddrInUse => CliError::PortInUse { port },
         _ => CliError::io(format!("listen on {addr}"))(e),
     })?;
-    let (provider, tunnel_marker) = crate::tunnel_provider(home);
     let config = DaemonConfig {
         home: home.clone(),
         host,
         bind,
         server: settings.server.clone(),
         apps: settings.apps.clone(),
-        tunnel_marker,
+        tunnel_marker: world.tunnel_marker,
     };
-    let daemon = Daemon::new(config, Arc::new(provider), Arc::new(SystemRunner));
+    let daemon = Daemon::new(config, world.provider, world.runner);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = settings.workers {
         runtime.worker_threads(workers);

@@ -12,8 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drop_core::daemon::{DEFAULT_PORT, forget_pid};
-use drop_core::supervise::ProcessId;
-use drop_core::supervise::tunnels::{FIRST_OUTCOME_TIMEOUT, end_leftovers};
+use drop_core::supervise::{FIRST_OUTCOME_TIMEOUT, ProcessId, end_leftovers};
 use drop_registry::{Home, ServerState, TunnelPhase, TunnelReason, TunnelState};
 
 use crate::error::CliError;
@@ -310,25 +309,24 @@ fn wait_until_serving(
 }
 
 /// `drop stop`.
-pub fn stop(home: &Home) -> Result<(), CliError> {
+pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
     if let Some(unit) = systemd::active_unit(home) {
         unit.stop()?;
         println!("Server stopped.");
         return Ok(());
     }
-    let marker = crate::tunnel_marker(home);
     let saved = home.load_server_state()?;
     let server = running_server(saved.as_ref())
         .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
     let Some(server) = server else {
         println!("Server is not running.");
-        report_leftovers(end_leftovers(home, &marker));
+        report_leftovers(end_leftovers(home, tunnel_marker));
         return Ok(());
     };
     server.terminate_group(STOP_GRACE);
     forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
-    report_leftovers(end_leftovers(home, &marker));
+    report_leftovers(end_leftovers(home, tunnel_marker));
     println!("Server stopped.");
     Ok(())
 }

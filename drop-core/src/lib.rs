@@ -5,8 +5,8 @@
 //!   and the [`Catalog`](page::Catalog) of pages the server keeps in memory.
 //! - [`http`]: the page server ([`serve`](http::serve) over a
 //!   [`Site`](http::Site)): accept loop, routes, answers, file cache.
-//! - [`auth`]: passwords, signed sessions, login limits and the
-//!   [`Gate`](auth::Gate) of protected pages.
+//! - [`auth`]: passwords, signed sessions, login limits and the gate of
+//!   protected pages.
 //! - [`supervise`]: the one notion of a process drop started
 //!   ([`ProcessId`](supervise::ProcessId)), the app
 //!   [`Supervisor`](supervise::Supervisor) and the

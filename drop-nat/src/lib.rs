@@ -2,7 +2,7 @@
 //!
 //! `drop start` asks this before publishing: a public machine gets a direct
 //! URL, a machine behind NAT gets a tunnel, and when the answer is unknown
-//! (offline, every service failed) it says so. The rule is the seed's:
+//! (offline, every service failed) it says so. The rule is simple:
 //! the address the outside world sees is compared with this machine's own
 //! addresses; different means NAT.
 //!

@@ -35,7 +35,7 @@ impl Reachability {
     /// Applies the rule to the address the outside world saw.
     ///
     /// - Not one of this machine's addresses: [`Reachability::BehindNat`]
-    ///   (the seed's rule: external ≠ local → NAT).
+    ///   (external ≠ local → NAT).
     /// - One of them, and it [could be public](could_be_public):
     ///   [`Reachability::Public`].
     /// - One of them, but private, CGNAT, loopback or link-local:

@@ -126,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_tunnel_json_reads_as_up() {
+    fn a_tunnel_json_without_a_state_reads_as_up() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         std::fs::write(

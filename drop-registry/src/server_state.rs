@@ -60,7 +60,7 @@ impl ServerState {
     }
 }
 
-/// The server's tunnel: the seed's `{"url", "pid"}`, plus its state.
+/// The server's tunnel: the Python drop's `{"url", "pid"}`, plus its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TunnelState {
     /// The public URL, `https://….trycloudflare.com`; empty while down.
@@ -72,9 +72,9 @@ pub struct TunnelState {
     /// The tunnel process's start time, for identity checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<u64>,
-    /// Where the tunnel is in its life; the seed's file, which has no
+    /// Where the tunnel is in its life; the Python drop's file, which has no
     /// state, is a tunnel that is up.
-    #[serde(default = "up")]
+    #[serde(default = "up_by_default")]
     pub state: TunnelPhase,
     /// Why it is not up, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +105,6 @@ impl TunnelState {
     }
 }
 
-fn up() -> TunnelPhase {
+fn up_by_default() -> TunnelPhase {
     TunnelPhase::Up
 }

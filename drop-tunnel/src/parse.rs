@@ -1,7 +1,7 @@
 //! Reading cloudflared's output: the public URL, readiness and failures.
 //!
-//! Pure functions over lines of text, so the real transcripts in
-//! `cloudflared-notes.md` can be tested without a process.
+//! Pure functions over lines of text, so transcripts of the real
+//! cloudflared can be tested without a process.
 
 const SCHEME: &str = "https://";
 const DOMAIN: &str = ".trycloudflare.com";
@@ -106,7 +106,7 @@ fn is_label_byte(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    /// The 2026.x transcript from the notes, new box text.
+    /// A 2026.x transcript, new box text.
     const NEW_BOX: &str = "\
 2026-08-20T10:00:00Z INF Thank you for trying Cloudflare Tunnel. Doing so, without a Cloudflare account, is a quick way to experiment and try it out. However, be aware that these account-less Tunnels have no uptime guarantee, are subject to … by following: https://developers.cloudflare.com/cloudflare-one/connections/connect-apps
 2026-08-20T10:00:00Z INF Requesting new quick Tunnel on trycloudflare.com...
@@ -137,7 +137,7 @@ mod tests {
 ";
 
     /// Since 2026.5 a second box follows the URL box. Its exact wording is
-    /// not in the notes; what matters is that it is a box without our URL.
+    /// not from a real transcript; what matters is that it is a box without our URL.
     const PRECHECKS_BOX: &str = "\
 2026-08-20T10:00:05Z INF +--------------------------------------------------------------+
 2026-08-20T10:00:05Z INF |  CONNECTIVITY PRE-CHECKS                                     |

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
-use super::limiter::{Admission, LoginLimiter, client_of};
+use super::limiter::{Admission, LoginLimiter, client_of, through_tunnel};
 use super::password::{Scratch, Verdict, verify_password_in};
 use super::session::{SESSION_LIFETIME, SessionKey};
 
@@ -146,12 +146,10 @@ impl Gate {
 
     /// The `Set-Cookie` value of a session for the page `id` under the
     /// hash in force. `Secure` only when the request came through the
-    /// tunnel over HTTPS.
+    /// tunnel over HTTPS (a plain-HTTP visitor on the LAN must still log in).
     pub fn session_cookie(&self, id: &str, password_hash: &str, req: &LoginRequest) -> String {
         let value = self.key.issue(id, password_hash, SystemTime::now());
-        let secure = req
-            .peer
-            .is_some_and(|p| p.ip().to_canonical().is_loopback())
+        let secure = req.peer.is_some_and(through_tunnel)
             && req
                 .forwarded_proto
                 .as_deref()
@@ -326,6 +324,30 @@ mod tests {
         };
         assert!(gate.has_session("page1", &hash, &with_cookie));
         assert!(!gate.has_session("page2", &hash, &with_cookie));
+    }
+
+    #[test]
+    fn a_cookie_is_secure_only_through_the_tunnel_over_https() {
+        let gate = gate();
+        let cookie = |peer: &str, proto: Option<&str>| {
+            let req = LoginRequest {
+                peer: Some(peer.parse().unwrap()),
+                forwarded_proto: proto.map(Into::into),
+                ..LoginRequest::default()
+            };
+            gate.session_cookie("p", "h", &req).ends_with("; Secure")
+        };
+        assert!(cookie("127.0.0.1:9", Some("https")));
+        assert!(cookie("[::1]:9", Some("HTTPS")));
+        assert!(!cookie("127.0.0.1:9", None), "plain HTTP on this machine");
+        assert!(
+            !cookie("127.0.0.2:9", Some("https")),
+            "not where the tunnel connects from"
+        );
+        assert!(
+            !cookie("192.0.2.7:9", Some("https")),
+            "a forged header from the LAN"
+        );
     }
 
     #[tokio::test]

@@ -18,16 +18,23 @@ pub const PAGE_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// Most (page, client) keys remembered at once.
 pub const MAX_KEYS: usize = 100_000;
 
-/// Who is logging in, for rate limiting: `CF-Connecting-IP` when the TCP peer
-/// is exactly 127.0.0.1 or ::1 (cloudflared, which drop points at 127.0.0.1),
-/// else the peer. Never `X-Forwarded-For`. IPv6 counts per /64.
-pub fn client_of(peer: SocketAddr, cf_connecting_ip: Option<&str>) -> IpAddr {
+/// Whether a request came through the tunnel: its TCP peer is exactly
+/// 127.0.0.1 or ::1, where cloudflared connects from (drop points it at
+/// 127.0.0.1). Only then are the tunnel's headers (`CF-Connecting-IP`,
+/// `X-Forwarded-Proto`) believed.
+pub fn through_tunnel(peer: SocketAddr) -> bool {
     // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+    let ip = peer.ip().to_canonical();
+    ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+}
+
+/// Who is logging in, for rate limiting: `CF-Connecting-IP` when the
+/// request came [through the tunnel](through_tunnel), else the peer. Never
+/// `X-Forwarded-For`. IPv6 counts per /64.
+pub fn client_of(peer: SocketAddr, cf_connecting_ip: Option<&str>) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();
-    let via_tunnel =
-        peer_ip == IpAddr::from([127, 0, 0, 1]) || peer_ip == IpAddr::V6(Ipv6Addr::LOCALHOST);
     let ip = cf_connecting_ip
-        .filter(|_| via_tunnel)
+        .filter(|_| through_tunnel(peer))
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .map(|ip| ip.to_canonical())
         .unwrap_or(peer_ip);
@@ -141,13 +148,9 @@ impl LoginLimiter {
     }
 
     /// How many (page, client) keys are remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.state.lock().expect("limiter lock").clients.len()
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -1,13 +1,13 @@
 //! Protected pages: password hashes, signed sessions, login rate limits,
-//! the login page, and the gate that puts them together. Nothing here
-//! speaks HTTP: the page server asks the gate and answers.
+//! the login page, and the gate that puts them together for the page
+//! server. Nothing here speaks HTTP: the page server asks the gate and
+//! answers.
 
-pub mod form;
-pub mod gate;
-pub mod limiter;
-pub mod password;
-pub mod session;
+pub(crate) mod form;
+pub(crate) mod gate;
+pub(crate) mod limiter;
+mod password;
+mod session;
 
-pub use gate::{Gate, LoginOutcome, LoginRequest};
 pub use password::{Verdict, generate_password, hash_password, verify_password};
 pub use session::SessionKey;

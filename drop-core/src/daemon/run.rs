@@ -256,3 +256,210 @@ impl Answers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use drop_tunnel::MockTunnelProvider;
+
+    use super::*;
+    use crate::supervise::fakes::{APP, AppEnd, PORT, TestHome, fake_pid, verify};
+    use crate::supervise::{MockAppRunner, StopOutcome, app_log_path};
+
+    fn app_process() -> ProcessId {
+        ProcessId {
+            pid: fake_pid(1),
+            start_time: 77,
+        }
+    }
+
+    /// The daemon's answers for `t`'s home, its apps run by `runner`, no
+    /// tunnels.
+    fn answers(t: &TestHome, runner: &Arc<MockAppRunner>) -> Answers {
+        let mut provider = MockTunnelProvider::new();
+        provider.expect_open().never();
+        let tunnels = t.keeper(provider);
+        Answers {
+            catalog: Arc::new(Catalog::new(t.home.registry())),
+            supervisor: Supervisor::new(
+                t.home.clone(),
+                AppLimits::default(),
+                runner.clone(),
+                tunnels,
+                false,
+            ),
+        }
+    }
+
+    fn start(id: &str) -> ControlRequest {
+        ControlRequest::StartApp {
+            id: id.into(),
+            env: vec![("PATH".into(), "/usr/bin".into())],
+        }
+    }
+
+    fn stop(id: &str) -> ControlRequest {
+        ControlRequest::StopApp { id: id.into() }
+    }
+
+    fn failed(reply: ControlReply) -> String {
+        match reply {
+            ControlReply::Failed { error } => error,
+            other => panic!("not a failure: {other:?}"),
+        }
+    }
+
+    /// A reload re-reads `pages.json`: the catalog, which otherwise keeps
+    /// what it loaded, then sees changed and added pages.
+    #[tokio::test]
+    async fn reload_makes_the_catalog_see_the_registry_as_it_is_now() {
+        let t = TestHome::new();
+        t.add_page("page1", "old");
+        let runner = Arc::new(MockAppRunner::new());
+        let answers = answers(&t, &runner);
+        t.change("page1", |r| r.name = "new".into());
+        t.add_page("page2", "two");
+        assert_eq!(answers.catalog.page("page1").unwrap().name, "old");
+
+        assert_eq!(
+            answers.answer(ControlRequest::Reload).await,
+            ControlReply::Reloaded
+        );
+
+        assert_eq!(answers.catalog.page("page1").unwrap().name, "new");
+        assert_eq!(answers.catalog.page("page2").unwrap().name, "two");
+    }
+
+    /// Starts and stops are answered with what happened: started, already
+    /// running, stopped, not running.
+    #[tokio::test(start_paused = true)]
+    async fn start_and_stop_are_answered_with_what_happened() {
+        let t = TestHome::new();
+        t.add_app(APP, PORT);
+        let end = AppEnd::new();
+        let alive = Arc::new(AtomicBool::new(false));
+        let mut runner = MockAppRunner::new();
+        let (launched, ended) = (alive.clone(), end.clone());
+        runner.expect_launch().times(1).returning(move |_| {
+            launched.store(true, Ordering::SeqCst);
+            Ok(ended.process(app_process()))
+        });
+        let listening = alive.clone();
+        runner
+            .expect_is_listening()
+            .returning(move |_| listening.load(Ordering::SeqCst));
+        let running = alive.clone();
+        runner
+            .expect_is_running()
+            .withf(|id| *id == app_process())
+            .returning(move |_| running.load(Ordering::SeqCst));
+        let (stopped, ended) = (alive.clone(), end.clone());
+        runner
+            .expect_end_group()
+            .withf(|id, grace| *id == app_process() && *grace == AppLimits::default().stop_grace)
+            .times(1)
+            .returning(move |_, _| {
+                stopped.store(false, Ordering::SeqCst);
+                ended.exit(Some(143));
+                StopOutcome::Stopped
+            });
+        let runner = Arc::new(runner);
+        let answers = answers(&t, &runner);
+
+        assert_eq!(
+            answers.answer(start(APP)).await,
+            ControlReply::Started { tunnel: None }
+        );
+        assert_eq!(
+            answers.answer(start(APP)).await,
+            ControlReply::AlreadyRunning
+        );
+        assert_eq!(answers.answer(stop(APP)).await, ControlReply::Stopped);
+        assert_eq!(answers.answer(stop(APP)).await, ControlReply::NotRunning);
+
+        assert_eq!(t.record(APP).pid, None);
+        drop(answers);
+        verify(runner);
+    }
+
+    /// Requests that cannot be carried out are answered with the error's
+    /// whole message, causes included.
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_answered_with_their_message() {
+        let t = TestHome::new();
+        t.add_page("page1", "a page");
+        t.add_app(APP, PORT);
+        t.add_app("app2", PORT + 1);
+        let mut runner = MockAppRunner::new();
+        runner.expect_is_listening().returning(|port| port == PORT);
+        runner
+            .expect_launch()
+            .times(1)
+            .returning(|_| Err(std::io::Error::other("sh: not found")));
+        let runner = Arc::new(runner);
+        let answers = answers(&t, &runner);
+
+        assert_eq!(
+            failed(answers.answer(start("nope")).await),
+            "no app has the id nope"
+        );
+        assert_eq!(
+            failed(answers.answer(stop("nope")).await),
+            "no app has the id nope"
+        );
+        assert_eq!(
+            failed(answers.answer(start("page1")).await),
+            "page page1 is not an app: add it with --run CMD --port N"
+        );
+        assert_eq!(
+            failed(answers.answer(start(APP)).await),
+            "port 4321 is already in use by another process; stop it or give the app another port"
+        );
+        assert_eq!(
+            failed(answers.answer(start("app2")).await),
+            "could not launch the app: sh: not found"
+        );
+        assert_eq!(t.record("app2").pid, None);
+        drop(answers);
+        verify(runner);
+    }
+
+    /// A start that fails after launching says why, with the app's log.
+    #[tokio::test(start_paused = true)]
+    async fn an_app_that_exits_at_once_is_answered_with_its_log() {
+        let t = TestHome::new();
+        t.add_app(APP, PORT);
+        let end = AppEnd::new();
+        let mut runner = MockAppRunner::new();
+        let (home, ended) = (t.home.clone(), end.clone());
+        runner.expect_launch().times(1).returning(move |spec| {
+            assert_eq!(spec.log, app_log_path(&home, APP));
+            std::fs::write(&spec.log, "Error: address family not supported\n").unwrap();
+            ended.exit(Some(1));
+            Ok(ended.process(app_process()))
+        });
+        runner.expect_is_listening().return_const(false);
+        runner
+            .expect_end_group()
+            .withf(|_, grace| grace.is_zero())
+            .times(1)
+            .return_const(StopOutcome::NotRunning);
+        let runner = Arc::new(runner);
+        let answers = answers(&t, &runner);
+
+        let error = failed(answers.answer(start(APP)).await);
+
+        let log = t.home.logs_dir().join("app-app1.log");
+        assert_eq!(
+            error,
+            format!(
+                "app app1 exited with code 1 before listening on port 4321; last lines of `{}`:\n  Error: address family not supported",
+                log.display()
+            )
+        );
+        assert!(t.record(APP).crashed);
+        drop(answers);
+        verify(runner);
+    }
+}

@@ -14,7 +14,7 @@ use http::header::{self, HeaderValue};
 use super::answer::Answer;
 use super::request::PageRequest;
 use super::site::Site;
-use crate::auth::LoginOutcome;
+use crate::auth::gate::LoginOutcome;
 use crate::page::catalog::PageEntry;
 
 /// Largest login body read; a password is never near this.

@@ -6,7 +6,7 @@ use http::Method;
 use http::header::{self, HeaderMap};
 
 use super::answer::Conditions;
-use crate::auth::LoginRequest;
+use crate::auth::gate::LoginRequest;
 
 /// The peer of a connection, put in each request's extensions.
 #[derive(Debug, Clone, Copy)]

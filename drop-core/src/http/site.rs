@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::cache::FileCache;
-use crate::auth::{Gate, SessionKey};
+use crate::auth::SessionKey;
+use crate::auth::gate::Gate;
 use crate::page::Catalog;
 
 /// The pages a server serves, and what it keeps between requests.

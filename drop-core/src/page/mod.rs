@@ -2,12 +2,12 @@
 //! limit folders, the resolver that turns a request path into a file or a
 //! refusal, and the catalog of pages the server keeps in memory.
 
-pub mod catalog;
-pub mod id;
-pub mod manifest;
-pub mod safe_path;
+pub(crate) mod catalog;
+pub(crate) mod id;
+pub(crate) mod manifest;
+pub(crate) mod safe_path;
 
 pub use catalog::{Catalog, PageEntry};
-pub use id::new_page_id;
-pub use manifest::{MANIFEST_NAME, Manifest, ManifestError};
+pub use id::{PAGE_ID_LEN, new_page_id};
+pub use manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ManifestError};
 pub use safe_path::is_never_served;

@@ -2,13 +2,17 @@
 //! notion of a process drop started ([`ProcessId`]) that every stop goes
 //! through.
 
-pub mod apps;
+mod apps;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod process;
 mod records;
-pub mod supervisor;
-pub mod tunnels;
+mod supervisor;
+mod tunnels;
 
-pub use apps::{AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner};
+#[cfg(any(test, feature = "mocks"))]
+pub use apps::MockAppRunner;
+pub use apps::{AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, log_tail};
 pub use process::{ProcessId, Signal, StopOutcome};
-pub use supervisor::{AppError, AppLimits, Started, Supervisor};
-pub use tunnels::{TunnelKeeper, TunnelOutcome};
+pub use supervisor::{AppError, AppLimits, Started, Supervisor, app_log_path};
+pub use tunnels::{FIRST_OUTCOME_TIMEOUT, TunnelKeeper, TunnelOutcome, end_leftovers};

@@ -157,8 +157,24 @@ pub struct Supervisor {
 struct Watched {
     id: ProcessId,
     stopping: AtomicBool,
-    /// `Some(exit code)` once it ended (the inner `None`: code unknown).
+    /// Set the moment its leader is known to have ended, before its tunnel
+    /// is closed and its end recorded.
+    exited: AtomicBool,
+    /// `Some(exit code)` once its end is recorded (the inner `None`: code
+    /// unknown).
     ended: watch::Sender<Option<Option<i32>>>,
+}
+
+impl Watched {
+    /// Waits until its end is recorded (at most `END_RECORD_TIMEOUT`);
+    /// its exit code when known.
+    async fn recorded_end(&self) -> Option<i32> {
+        let mut ended = self.ended.subscribe();
+        match tokio::time::timeout(END_RECORD_TIMEOUT, ended.wait_for(Option::is_some)).await {
+            Ok(Ok(code)) => code.flatten(),
+            _ => None,
+        }
+    }
 }
 
 impl Supervisor {
@@ -257,7 +273,9 @@ impl Supervisor {
             true => Some(self.tunnel_for(id, port, &watched).await),
             false => None,
         };
-        if let Some(code) = *watched.ended.borrow() {
+        if watched.exited.load(Ordering::SeqCst) {
+            // Answer once its end is recorded, so the record agrees.
+            let code = watched.recorded_end().await;
             return Err(AppError::ExitedAfterListening {
                 id: id.to_owned(),
                 code,
@@ -272,7 +290,7 @@ impl Supervisor {
     /// so no tunnel outlives its app.
     async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> TunnelOutcome {
         let outcome = self.tunnels.open_app(id, port).await;
-        if watched.ended.borrow().is_some() {
+        if watched.exited.load(Ordering::SeqCst) {
             self.tunnels.close_app(id).await;
         }
         outcome
@@ -357,6 +375,7 @@ impl Supervisor {
         let watched = Arc::new(Watched {
             id: process,
             stopping: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
             ended: watch::channel(None).0,
         });
         self.running
@@ -388,6 +407,9 @@ impl Supervisor {
     /// An app's leader ended: end what is left of its group and its tunnel,
     /// record how it ended, and wake whoever waits.
     async fn ended(&self, id: &str, watched: &Arc<Watched>, code: Option<i32>) {
+        // First of all: closing its tunnel below wakes a start waiting for
+        // that tunnel, which must then know the app is gone.
+        watched.exited.store(true, Ordering::SeqCst);
         let asked = watched.stopping.load(Ordering::SeqCst);
         if !asked {
             // Whatever it left in its group goes too, at once.
@@ -403,7 +425,9 @@ impl Supervisor {
         }
         self.tunnels.close_app(id).await;
         self.record_end(id, code, !asked).await;
-        let _ = watched.ended.send(Some(code));
+        // `send_replace`: `send` keeps nothing when nobody is subscribed
+        // right now, and later readers must still see the end.
+        watched.ended.send_replace(Some(code));
     }
 
     async fn record_end(&self, id: &str, code: Option<i32>, crashed: bool) {
@@ -448,3 +472,6 @@ fn indent(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,6 +16,7 @@ use drop_tunnel::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::process::{self, ProcessId};
@@ -54,8 +55,23 @@ pub struct TunnelKeeper {
     /// An argument every tunnel process of this home carries, by which
     /// leftovers of a killed daemon are found.
     marker: PathBuf,
-    server: Mutex<Option<Watchdog>>,
-    apps: Mutex<HashMap<String, Watchdog>>,
+    server: Mutex<Option<Kept>>,
+    apps: Mutex<HashMap<String, Kept>>,
+}
+
+/// One kept tunnel: its watchdog, and the task that records its events.
+struct Kept {
+    watchdog: Watchdog,
+    follower: JoinHandle<()>,
+}
+
+impl Kept {
+    /// Stops the watchdog (its tunnel is closed), then waits until every
+    /// event it sent is recorded, so nothing is written after this returns.
+    async fn close(self) {
+        self.watchdog.stop().await;
+        let _ = self.follower.await;
+    }
 }
 
 /// A provider that spaces out openings: one at a time, `OPEN_SPACING` apart.
@@ -102,42 +118,45 @@ impl TunnelKeeper {
     /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
     pub async fn open_server(self: &Arc<Self>, port: u16) {
         self.save_server(TunnelState::default()).await;
-        let (watchdog, events) = self.spawn(port);
-        *self.server.lock().await = Some(watchdog);
-        let keeper = self.clone();
-        tokio::spawn(async move { keeper.follow(events, None, None).await });
+        let kept = self.keep(port, None, None);
+        let old = self.server.lock().await.replace(kept);
+        if let Some(old) = old {
+            old.close().await;
+        }
     }
 
-    /// Opens an app's tunnel and waits for its first outcome.
+    /// Opens an app's tunnel (closing one it had) and waits for its first
+    /// outcome.
     pub async fn open_app(self: &Arc<Self>, id: &str, port: u16) -> TunnelOutcome {
+        let old = self.apps.lock().await.remove(id);
+        if let Some(old) = old {
+            old.close().await;
+        }
         update_record(&self.home, id, "the tunnel of app", |r| {
             r.clear_tunnel();
             r.tunnel_state = Some(TunnelPhase::Starting);
         })
         .await;
-        let (watchdog, events) = self.spawn(port);
-        if let Some(old) = self.apps.lock().await.insert(id.to_owned(), watchdog) {
-            old.stop().await;
-        }
         let (first, outcome) = oneshot::channel();
-        let keeper = self.clone();
-        let app = id.to_owned();
-        tokio::spawn(async move { keeper.follow(events, Some(app), Some(first)).await });
-        tokio::time::timeout(FIRST_OUTCOME_TIMEOUT, outcome)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_else(|| TunnelOutcome::Down {
-                phase: TunnelPhase::Starting,
-                error: "the tunnel gave no answer in time".into(),
-            })
+        let kept = self.keep(port, Some(id.to_owned()), Some(first));
+        self.apps.lock().await.insert(id.to_owned(), kept);
+        let down = |error: &str| TunnelOutcome::Down {
+            phase: TunnelPhase::Starting,
+            error: error.to_owned(),
+        };
+        match tokio::time::timeout(FIRST_OUTCOME_TIMEOUT, outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => down("the tunnel was closed before it opened"),
+            Err(_) => down("the tunnel gave no answer in time"),
+        }
     }
 
-    /// Closes an app's tunnel: no restart after this.
+    /// Closes an app's tunnel: no restart after this, and nothing of it is
+    /// recorded after this returns.
     pub async fn close_app(&self, id: &str) {
-        let watchdog = self.apps.lock().await.remove(id);
-        if let Some(watchdog) = watchdog {
-            watchdog.stop().await;
+        let kept = self.apps.lock().await.remove(id);
+        if let Some(kept) = kept {
+            kept.close().await;
         }
         update_record(&self.home, id, "the tunnel of app", Record::clear_tunnel).await;
     }
@@ -145,14 +164,14 @@ impl TunnelKeeper {
     /// Closes every tunnel (the daemon is stopping).
     pub async fn close_all(&self) {
         let server = self.server.lock().await.take();
-        let apps: Vec<(String, Watchdog)> = self.apps.lock().await.drain().collect();
+        let apps: Vec<(String, Kept)> = self.apps.lock().await.drain().collect();
         // All at once: `drop stop` waits for the whole daemon, not one tunnel after another.
         let ids: Vec<String> = apps.iter().map(|(id, _)| id.clone()).collect();
-        let stops = server
+        let closes = server
             .into_iter()
-            .chain(apps.into_iter().map(|(_, w)| w))
-            .map(Watchdog::stop);
-        futures_util::future::join_all(stops).await;
+            .chain(apps.into_iter().map(|(_, kept)| kept))
+            .map(Kept::close);
+        futures_util::future::join_all(closes).await;
         for id in ids {
             update_record(&self.home, &id, "the tunnel of app", Record::clear_tunnel).await;
         }
@@ -160,9 +179,20 @@ impl TunnelKeeper {
         let _ = tokio::task::spawn_blocking(move || home.clear_tunnel_state()).await;
     }
 
-    fn spawn(&self, port: u16) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
+    /// Starts a watchdog for a tunnel to `port` and the task that records
+    /// its events (the server's when `app` is `None`).
+    fn keep(
+        self: &Arc<Self>,
+        port: u16,
+        app: Option<String>,
+        first: Option<oneshot::Sender<TunnelOutcome>>,
+    ) -> Kept {
         let local = SocketAddr::from(([127, 0, 0, 1], port));
-        Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default())
+        let (watchdog, events) =
+            Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default());
+        let keeper = self.clone();
+        let follower = tokio::spawn(async move { keeper.follow(events, app, first).await });
+        Kept { watchdog, follower }
     }
 
     /// Writes every event of one watchdog where it belongs; the first one
@@ -296,3 +326,6 @@ pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
     });
     strays.len()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! The tunnel keeper against scripted tunnels and a real drop home in a
+//! temp dir, on tokio's paused clock.
+
+use std::time::Duration;
+
+use drop_registry::TunnelPhase;
+use drop_tunnel::TunnelError;
+use tokio::time::Instant;
+
+use super::*;
+use crate::supervise::fakes::{APP, PORT, TestHome, Tunnels, eventually, fake_pid, no_network};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const SERVER_PORT: u16 = 8080;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The server's tunnel as `tunnel.json` says it now.
+fn server_state(t: &TestHome) -> Option<TunnelState> {
+    t.home.load_tunnel_state().expect("tunnel.json reads")
+}
+
+/// An app tunnel that comes up is answered `Up` with its URL, and the
+/// app's record says so.
+#[tokio::test(start_paused = true)]
+async fn an_app_tunnel_that_comes_up_is_recorded_up_with_its_url() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.always_up());
+
+    let outcome = keeper.open_app(APP, PORT).await;
+
+    let url = Tunnels::url(1);
+    assert_eq!(outcome, TunnelOutcome::Up { url: url.clone() });
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_url, Some(url));
+    assert_eq!(record.tunnel_pid, Some(fake_pid(1)));
+    assert_eq!(record.tunnel_start_time, None, "no such process to read");
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Up));
+    assert_eq!(record.tunnel_error, None);
+}
+
+/// The server's tunnel goes to `tunnel.json`: `starting` at once, then
+/// `up` with its URL and pid.
+#[tokio::test(start_paused = true)]
+async fn the_server_tunnel_is_written_to_tunnel_json() {
+    let t = TestHome::new();
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.always_up());
+
+    keeper.open_server(SERVER_PORT).await;
+    assert_eq!(
+        server_state(&t).map(|s| s.state),
+        Some(TunnelPhase::Starting)
+    );
+    eventually("the tunnel is up", secs(1), || {
+        server_state(&t).is_some_and(|s| s.is_up())
+    })
+    .await;
+
+    let state = server_state(&t).unwrap();
+    assert_eq!(state.url, Tunnels::url(1));
+    assert_eq!(state.pid, Some(fake_pid(1)));
+    assert_eq!(state.error, None);
+}
+
+/// Without network the first outcome is `down`, and the tunnel is tried
+/// again after 1, 2 then 4 s (each up to 10 % longer: jitter).
+#[tokio::test(start_paused = true)]
+async fn a_tunnel_without_network_is_down_and_retried_with_backoff() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|_| Err(no_network())));
+
+    let outcome = keeper.open_app(APP, PORT).await;
+
+    assert_eq!(
+        outcome,
+        TunnelOutcome::Down {
+            phase: TunnelPhase::Down,
+            error: no_network().to_string(),
+        }
+    );
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Down));
+    assert_eq!(record.tunnel_url, None);
+    let error = record.tunnel_error.unwrap();
+    assert!(
+        error.starts_with("no network: ") && error.ends_with("; retrying in 1 s"),
+        "{error}"
+    );
+    tokio::time::sleep(secs(10)).await;
+    assert_eq!(tunnels.opens(), 4, "at 0, 1, 3 and 7 s");
+    for (gap, base) in tunnels.gaps().into_iter().zip([1000, 2000, 4000]) {
+        assert!(
+            gap >= ms(base) && gap <= ms(base + base / 10 + 5),
+            "{gap:?} after a {base} ms backoff"
+        );
+    }
+}
+
+/// A rate limit is recorded as such, and the next opening waits at least
+/// a minute.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_tunnel_waits_a_minute_before_the_next_opening() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|_| Err(TunnelError::RateLimited)));
+
+    let outcome = keeper.open_app(APP, PORT).await;
+
+    assert!(
+        matches!(
+            outcome,
+            TunnelOutcome::Down {
+                phase: TunnelPhase::RateLimited,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(t.record(APP).tunnel_state, Some(TunnelPhase::RateLimited));
+    tokio::time::sleep(secs(59)).await;
+    assert_eq!(tunnels.opens(), 1, "nothing within the minute");
+    tokio::time::sleep(secs(11)).await;
+    assert_eq!(tunnels.opens(), 2);
+    let gap = tunnels.gaps()[0];
+    assert!(gap >= secs(60) && gap <= secs(66) + ms(5), "{gap:?}");
+}
+
+/// A missing cloudflared fails the tunnel for good: no retry.
+#[tokio::test(start_paused = true)]
+async fn a_missing_cloudflared_fails_the_tunnel_without_retrying() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|_| Err(TunnelError::NotFound)));
+
+    let outcome = keeper.open_app(APP, PORT).await;
+
+    assert_eq!(
+        outcome,
+        TunnelOutcome::Down {
+            phase: TunnelPhase::Failed,
+            error: TunnelError::NotFound.to_string(),
+        }
+    );
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Failed));
+    assert_eq!(
+        record.tunnel_error.as_deref(),
+        Some("cloudflared not found. Run ./install.sh")
+    );
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(tunnels.opens(), 1);
+}
+
+/// A tunnel whose process dies is recorded down, closed, and replaced by a
+/// new one whose URL is recorded.
+#[tokio::test(start_paused = true)]
+async fn a_tunnel_that_dies_is_replaced_and_the_new_url_recorded() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|n| Ok((n == 1).then_some(secs(30)))));
+    let opened = Instant::now();
+
+    let outcome = keeper.open_app(APP, PORT).await;
+    assert_eq!(
+        outcome,
+        TunnelOutcome::Up {
+            url: Tunnels::url(1)
+        }
+    );
+
+    tokio::time::sleep_until(opened + ms(30_500)).await;
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Down));
+    assert_eq!(record.tunnel_url, None);
+    let error = record.tunnel_error.unwrap();
+    assert!(error.starts_with("the tunnel process ended"), "{error}");
+    assert_eq!(tunnels.closes(), 1, "the dead one is closed");
+
+    eventually("the new tunnel is recorded", secs(2), || {
+        t.record(APP).tunnel_url == Some(Tunnels::url(2))
+    })
+    .await;
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Up));
+    assert_eq!(record.tunnel_pid, Some(fake_pid(2)));
+    assert_eq!(record.tunnel_error, None);
+    assert_eq!(tunnels.opens(), 2);
+}
+
+/// Closing an app's tunnel while it waits to retry stops it for good and
+/// forgets it in the record.
+#[tokio::test(start_paused = true)]
+async fn closing_an_app_tunnel_during_its_backoff_opens_nothing_more() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|_| Err(no_network())));
+    keeper.open_app(APP, PORT).await;
+
+    keeper.close_app(APP).await;
+    tokio::time::sleep(HOUR).await;
+
+    assert_eq!(tunnels.opens(), 1);
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, None);
+    assert_eq!(record.tunnel_error, None);
+}
+
+/// Closing every tunnel closes their processes, removes `tunnel.json` and
+/// clears the apps' records.
+#[tokio::test(start_paused = true)]
+async fn closing_all_tunnels_clears_tunnel_json_and_the_records() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    t.add_app("app2", PORT + 1);
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.always_up());
+    keeper.open_server(SERVER_PORT).await;
+    keeper.open_app(APP, PORT).await;
+    keeper.open_app("app2", PORT + 1).await;
+    assert!(server_state(&t).unwrap().is_up());
+    assert!(t.record("app2").tunnel_url.is_some());
+
+    keeper.close_all().await;
+
+    assert_eq!(server_state(&t), None);
+    for id in [APP, "app2"] {
+        let record = t.record(id);
+        assert_eq!(record.tunnel_url, None, "{id}");
+        assert_eq!(record.tunnel_pid, None, "{id}");
+        assert_eq!(record.tunnel_state, None, "{id}");
+    }
+    assert_eq!(tunnels.closes(), 3);
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(tunnels.opens(), 3, "nothing reopens");
+}
+
+/// Openings are at least a second apart across every tunnel of the
+/// daemon, even when several fail and retry together.
+#[tokio::test(start_paused = true)]
+async fn openings_across_tunnels_are_a_second_apart() {
+    let t = TestHome::new();
+    let ids = ["a1", "a2", "a3"];
+    for (i, id) in (0u16..).zip(ids) {
+        t.add_app(id, PORT + i);
+    }
+    let tunnels = Tunnels::new();
+    let keeper = t.keeper(tunnels.provider(|_| Err(no_network())));
+
+    keeper.open_server(SERVER_PORT).await;
+    let outcomes =
+        futures_util::future::join_all(ids.iter().map(|id| keeper.open_app(id, PORT))).await;
+    tokio::time::sleep(secs(60)).await;
+
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, TunnelOutcome::Down { .. }))
+    );
+    let gaps = tunnels.gaps();
+    assert!(gaps.len() >= 12, "four tunnels retrying: {gaps:?}");
+    assert!(gaps.iter().all(|gap| *gap >= secs(1)), "{gaps:?}");
+}
+
+/// Leftovers: with no process carrying the marker, nothing is ended, and
+/// every recorded tunnel is forgotten.
+#[tokio::test]
+async fn ending_leftovers_forgets_every_recorded_tunnel() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    t.change(APP, |r| {
+        r.tunnel_url = Some(Tunnels::url(1));
+        r.tunnel_pid = Some(fake_pid(1));
+        r.tunnel_state = Some(TunnelPhase::Up);
+    });
+    t.home
+        .save_tunnel_state(&TunnelState {
+            url: Tunnels::url(2),
+            pid: Some(fake_pid(2)),
+            state: TunnelPhase::Up,
+            ..TunnelState::default()
+        })
+        .unwrap();
+
+    assert_eq!(end_leftovers(&t.home, &t.marker()), 0);
+
+    assert_eq!(server_state(&t), None);
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_url, None);
+    assert_eq!(record.tunnel_state, None);
+}
