@@ -12,6 +12,9 @@
 #   bash benches/serve.sh                 # 10 s per wrk run
 #   DURATION=5 bash benches/serve.sh      # shorter runs
 #   DROP_WORKERS=1 bash benches/serve.sh  # drop on one thread, like nginx's one worker
+#   BASELINE_DROP=/path/to/other/drop bash benches/serve.sh
+#                                         # also another drop build (e.g. the
+#                                         # previous commit's), in the same runs
 #
 # Needs: cargo, python3; installs wrk and nginx with apt-get when missing.
 # Everything it starts (drop server, nginx) is stopped on exit, and its temp
@@ -49,10 +52,19 @@ DROP="$root/target/release/drop"
 tmp="$(mktemp -d)"
 nginx_pid=""
 drop_started=0
+baseline_started=0
+BASELINE_DROP="${BASELINE_DROP:-}"
+if [[ -n $BASELINE_DROP && ! -x $BASELINE_DROP ]]; then
+    echo "error: BASELINE_DROP=$BASELINE_DROP is not an executable" >&2
+    exit 1
+fi
 cleanup() {
     local rc=$?
     if ((drop_started)); then
         DROP_HOME="$tmp/home" "$DROP" stop >/dev/null 2>&1 || true
+    fi
+    if ((baseline_started)); then
+        DROP_HOME="$tmp/baseline-home" "$BASELINE_DROP" stop >/dev/null 2>&1 || true
     fi
     if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
         kill "$nginx_pid" 2>/dev/null || true
@@ -76,13 +88,26 @@ open(sys.argv[1], "w").write(head + body + tail)
 PY
 
 # --- drop --------------------------------------------------------------------
-start_out="$(DROP_HOME="$tmp/home" DROP_BIND=127.0.0.1 "$DROP" start --port 0 --host 127.0.0.1 --no-tunnel)"
+# start_drop BINARY HOME: starts a drop server there, publishes the page,
+# prints its URL.
+start_drop() {
+    local bin=$1 home=$2 out base
+    out="$(DROP_HOME="$home" DROP_BIND=127.0.0.1 "$bin" start --port 0 --host 127.0.0.1 --no-tunnel)"
+    echo "$out" >&2
+    base="$(sed -n 's/^Server started: //p' <<<"$out")"
+    [[ -n $base ]] || { echo "error: could not read drop's address from: $out" >&2; return 1; }
+    DROP_HOME="$home" "$bin" add "$tmp/site/index.html" --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
+}
 drop_started=1
-echo "$start_out" >&2
-drop_base="$(sed -n 's/^Server started: //p' <<<"$start_out")"
-[[ -n $drop_base ]] || { echo "error: could not read drop's address from: $start_out" >&2; exit 1; }
-add_json="$(DROP_HOME="$tmp/home" "$DROP" add "$tmp/site/index.html" --json)"
-drop_url="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])' <<<"$add_json")"
+drop_url="$(start_drop "$DROP" "$tmp/home")"
+servers=(drop)
+if [[ -n $BASELINE_DROP ]]; then
+    baseline_started=1
+    baseline_url="$(start_drop "$BASELINE_DROP" "$tmp/baseline-home")"
+    servers+=(baseline)
+fi
+servers+=(nginx)
 
 # --- nginx -------------------------------------------------------------------
 nginx_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -133,10 +158,10 @@ for _ in $(seq 1 100); do
 done
 ((nginx_up)) || { echo "error: nginx did not start listening on $nginx_port" >&2; exit 1; }
 # Both must answer 200 with exactly the page.
-python3 - "$drop_url" "$nginx_url" "$tmp/site/index.html" <<'PY'
+python3 - "$tmp/site/index.html" "$drop_url" "$nginx_url" ${BASELINE_DROP:+"$baseline_url"} <<'PY'
 import sys, urllib.request
-want = open(sys.argv[3], "rb").read()
-for url in sys.argv[1:3]:
+want = open(sys.argv[1], "rb").read()
+for url in sys.argv[2:]:
     with urllib.request.urlopen(url, timeout=5) as r:
         body = r.read()
         if r.status != 200 or body != want:
@@ -169,9 +194,12 @@ results=()
 for conns in 1 50; do
     threads=1
     ((conns > 1)) && threads=2
-    for server in drop nginx; do
-        url=$drop_url
-        [[ $server == nginx ]] && url=$nginx_url
+    for server in "${servers[@]}"; do
+        case $server in
+            drop) url=$drop_url ;;
+            baseline) url=$baseline_url ;;
+            nginx) url=$nginx_url ;;
+        esac
         out="$tmp/wrk-$server-$conns.txt"
         echo "wrk -t$threads -c$conns -d${DURATION}s --latency $url" >&2
         wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$url" >"$out"
@@ -193,10 +221,17 @@ rows = {}
 for line in sys.argv[1:]:
     conns, server, rps, p99, errs = line.split()
     rows.setdefault(int(conns), {})[server] = (float(rps), p99, int(errs))
-print(f"{'conns':>5}  {'drop req/s':>11}  {'drop p99':>9}  {'nginx req/s':>11}  {'nginx p99':>9}  {'drop/nginx':>10}  {'errors d/n':>10}")
+names = [s for s in ("drop", "baseline", "nginx") if any(s in r for r in rows.values())]
+head = f"{'conns':>5}" + "".join(f"  {n + ' req/s':>14}  {n + ' p99':>12}" for n in names)
+head += f"  {'drop/nginx':>10}" + (f"  {'drop/baseline':>13}" if "baseline" in names else "")
+print(head + f"  {'errors':>8}")
 for conns in sorted(rows):
-    d, n = rows[conns]["drop"], rows[conns]["nginx"]
-    print(f"{conns:>5}  {d[0]:>11.0f}  {d[1]:>9}  {n[0]:>11.0f}  {n[1]:>9}  {d[0] / n[0]:>10.2f}  {f'{d[2]}/{n[2]}':>10}")
+    r = rows[conns]
+    line = f"{conns:>5}" + "".join(f"  {r[n][0]:>14.0f}  {r[n][1]:>12}" for n in names)
+    line += f"  {r['drop'][0] / r['nginx'][0]:>10.2f}"
+    if "baseline" in names:
+        line += f"  {r['drop'][0] / r['baseline'][0]:>13.2f}"
+    print(line + f"  {'/'.join(str(r[n][2]) for n in names):>8}")
 PY
 echo "drop workers: ${DROP_WORKERS:-one per core}; nginx: 1 worker"
 echo "goal: drop >= 0.8 x nginx"

@@ -1,9 +1,12 @@
 //! Helpers for end-to-end tests of the real `drop` binary: a throwaway drop
 //! home, the binary run inside it, and a raw HTTP/1.1 client that sends paths
-//! exactly as written; plus what the tunnel tests need around the fake
+//! exactly as written, with [`login`] on top; the page server run
+//! in-process ([`engine`]); plus what the tunnel tests need around the fake
 //! `cloudflared` this package builds.
 
+pub mod engine;
 pub mod http;
+pub mod login;
 pub mod tunnel;
 
 pub use drop_core::supervise::process::{ProcessId, Signal, group_members};

@@ -118,7 +118,7 @@ fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T
     }
 }
 
-/// Behind NAT: the seed's three lines, `tunnel.json` with the URL and a live
+/// Behind NAT: the README's three lines, `tunnel.json` with the URL and a live
 /// pid, and page URLs built on the tunnel.
 #[test]
 fn behind_nat_start_tunnels_the_server() {

@@ -1,5 +1,5 @@
-//! A fake `cloudflared` that behaves like the real one as
-//! `cloudflared-notes.md` describes it (§1, §3, §4, §5), without a network:
+//! A fake `cloudflared` that behaves like the real one (ARCHITECTURE.md,
+//! "cloudflared, as drop relies on it"), without a network:
 //! the same arguments, the same lines on stderr with the URL box, a
 //! metrics server with `/quicktunnel` and `/ready` on `--metrics`, and a
 //! graceful exit on SIGTERM or SIGINT. It forwards nothing: its URL is for
@@ -23,7 +23,7 @@
 //!   only in the log).
 //! - `FAKE_CLOUDFLARED_OLD_BOX=1`: the box text from before 2021.8.4.
 //! - `FAKE_CLOUDFLARED_PRECHECKS=1`: the connectivity pre-checks box of
-//!   2026.5+ after registering (its wording is made up; the notes have none).
+//!   2026.5+ after registering (its wording is made up: no transcript of it was at hand).
 //! - `FAKE_CLOUDFLARED_IGNORE_TERM=1`: log the signal but keep running, so
 //!   only SIGKILL ends it.
 //! - `FAKE_CLOUDFLARED_CHILD=1`: start a `sleep` child in its process group,

@@ -1,0 +1,593 @@
+//! The page server in-process, over public pages: files and folders, HEAD,
+//! ranges, conditional requests, methods, the headers of every answer, and
+//! the limits that keep slow clients from holding it (SECURITY.md §1, §3).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use drop_core::http::ServerConfig;
+use drop_tests::engine::PageServer;
+use drop_tests::http::{Response, get, request, request_from};
+use drop_tests::login::LOCAL;
+
+const NOT_FOUND: &str = "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
+const METHOD_NOT_ALLOWED: &str =
+    "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
+const ROBOTS: &str = "User-agent: *\nDisallow: /\n";
+const DIGITS: &str = "0123456789";
+
+/// A server with one public ten-byte file; returns its URL path.
+fn digits() -> (PageServer, String) {
+    let server = PageServer::start();
+    let path = server.publish(&server.write("digits.txt", DIGITS)).path;
+    (server, path)
+}
+
+/// A response's status, headers and body, without the `Date` header.
+fn without_date(res: Response) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let headers = res
+        .headers
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+        .collect();
+    (res.status, headers, res.body)
+}
+
+/// A published file is served with its content type, and an edit shows on
+/// the very next request, even one of the same length in the same second.
+#[test]
+fn a_published_file_is_served_with_its_type_and_edits_show_at_once() {
+    let server = PageServer::start();
+    let port = server.port();
+    let file = server.write("report.html", "<h1>v1</h1>");
+    let path = server.publish(&file).path;
+    let res = get(port, &path);
+    assert_eq!((res.status, res.text().as_str()), (200, "<h1>v1</h1>"));
+    assert_eq!(res.header("content-type"), Some("text/html; charset=utf-8"));
+    std::fs::write(&file, "<h1>v2, longer</h1>").unwrap();
+    assert_eq!(get(port, &path).text(), "<h1>v2, longer</h1>");
+    std::fs::write(&file, "<h1>v3, longer</h1>").unwrap();
+    assert_eq!(get(port, &path).text(), "<h1>v3, longer</h1>");
+
+    let data = server.publish(&server.write("data.json", "{\"a\":1}")).path;
+    assert_eq!(
+        get(port, &data).header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+}
+
+/// A page written to the registry while the server runs is served on the
+/// next request, with no reload asked for.
+#[test]
+fn a_page_published_while_serving_is_served_on_the_next_request() {
+    let server = PageServer::start();
+    let port = server.port();
+    assert_eq!(get(port, "/robots.txt").status, 200);
+    for i in 0..5 {
+        let file = server.write(&format!("f{i}.txt"), &format!("file {i}"));
+        let res = get(port, &server.publish(&file).path);
+        assert_eq!((res.status, res.text()), (200, format!("file {i}")));
+    }
+}
+
+/// Only what `.drop-publish` lists is served; the rest is the one 404.
+#[test]
+fn a_folder_serves_only_what_its_manifest_lists() {
+    let server = PageServer::start();
+    let port = server.port();
+    server.write("site/index.html", "<p>home</p>");
+    server.write("site/style.css", "p{}");
+    server.write("site/assets/logo.svg", "<svg/>");
+    server.write("site/notes.md", "private notes");
+    server.write("site/drafts/x.html", "draft");
+    server.write(
+        "site/.drop-publish",
+        "# public part\nindex.html\n*.css\nassets/**\n",
+    );
+    let root = server.publish(&server.work.path().join("site")).path;
+
+    let home = get(port, &root);
+    assert_eq!((home.status, home.text().as_str()), (200, "<p>home</p>"));
+    assert_eq!(
+        get(port, &format!("{root}style.css")).header("content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    let logo = get(port, &format!("{root}assets/logo.svg"));
+    assert_eq!((logo.status, logo.text().as_str()), (200, "<svg/>"));
+    for hidden in ["notes.md", "drafts/x.html", ".drop-publish", "missing.css"] {
+        let res = get(port, &format!("{root}{hidden}"));
+        assert_eq!(
+            (res.status, res.text().as_str()),
+            (404, NOT_FOUND),
+            "{hidden}"
+        );
+    }
+}
+
+/// A folder whose manifest disappears serves nothing, not even its index.
+#[test]
+fn a_folder_whose_manifest_is_removed_serves_nothing() {
+    let server = PageServer::start();
+    let port = server.port();
+    server.write("site/index.html", "home");
+    let manifest = server.write("site/.drop-publish", "index.html\n");
+    let root = server.publish(&server.work.path().join("site")).path;
+    assert_eq!(get(port, &root).text(), "home");
+    std::fs::remove_file(manifest).unwrap();
+    let res = get(port, &root);
+    assert_eq!((res.status, res.text().as_str()), (404, NOT_FOUND));
+}
+
+/// `/`, `/p/` and other paths outside a page get the one 404, which names
+/// no page.
+#[test]
+fn root_and_unknown_paths_reveal_no_page_id() {
+    let server = PageServer::start();
+    let port = server.port();
+    let id = server.publish(&server.write("a.txt", "a")).id;
+    for path in ["/", "/p/", "/p", "/index.html", "/favicon.ico", "/p//"] {
+        let res = get(port, path);
+        assert_eq!(
+            (res.status, res.text().as_str()),
+            (404, NOT_FOUND),
+            "{path}"
+        );
+        assert!(!res.text().contains(&id), "{path} leaks the id");
+    }
+}
+
+/// `/robots.txt` tells every crawler to keep out.
+#[test]
+fn robots_txt_disallows_everything() {
+    let server = PageServer::start();
+    let robots = get(server.port(), "/robots.txt");
+    assert_eq!((robots.status, robots.text().as_str()), (200, ROBOTS));
+    assert_eq!(
+        robots.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+}
+
+/// Every kind of answer carries Referrer-Policy, nosniff and X-Robots-Tag
+/// and no Server header; public files are `private, no-cache`, everything
+/// else of drop's own `no-store`.
+#[test]
+fn every_response_carries_the_security_headers() {
+    let server = PageServer::start();
+    let port = server.port();
+    let file = server.publish(&server.write("a.txt", "abc")).path;
+    server.write("site/sub/x.txt", "x");
+    server.write("site/.drop-publish", "sub/**\n");
+    let site = server.publish(&server.work.path().join("site")).path;
+    let etag = get(port, &file).header("etag").unwrap().to_owned();
+    let public = "private, no-cache";
+    let cases = [
+        ("file", request(port, "GET", &file, &[]), public),
+        ("HEAD", request(port, "HEAD", &file, &[]), public),
+        (
+            "range",
+            request(port, "GET", &file, &[("Range", "bytes=0-0")]),
+            public,
+        ),
+        (
+            "not modified",
+            request(port, "GET", &file, &[("If-None-Match", &etag)]),
+            public,
+        ),
+        (
+            "unsatisfiable",
+            request(port, "GET", &file, &[("Range", "bytes=9-")]),
+            public,
+        ),
+        ("missing page", get(port, "/p/nope/x"), "no-store"),
+        (
+            "missing file",
+            get(port, &format!("{site}nope")),
+            "no-store",
+        ),
+        ("folder", get(port, &format!("{site}sub/")), "no-store"),
+        ("redirect", get(port, &format!("{site}sub")), "no-store"),
+        ("method", request(port, "DELETE", &file, &[]), "no-store"),
+        ("root", get(port, "/"), "no-store"),
+        ("robots", get(port, "/robots.txt"), "no-store"),
+        (
+            "login css",
+            get(port, "/_drop/login.css"),
+            "private, max-age=3600",
+        ),
+    ];
+    let expected = [
+        200, 200, 206, 304, 416, 404, 404, 403, 301, 405, 404, 200, 200,
+    ];
+    for ((what, res, cache), status) in cases.iter().zip(expected) {
+        assert_eq!(res.status, status, "{what}");
+        assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{what}");
+        assert_eq!(
+            res.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            res.header("x-robots-tag"),
+            Some("noindex, nofollow"),
+            "{what}"
+        );
+        assert_eq!(res.header("cache-control"), Some(*cache), "{what}");
+        assert_eq!(res.header("server"), None, "{what}");
+    }
+}
+
+/// HEAD answers exactly the headers GET does, with no body: for a small
+/// file, a streamed one, a range and a 404; a redirect's differ only by the
+/// `Content-Length: 0` of its empty body, which RFC 9110 §9.3.2 lets HEAD
+/// omit.
+#[test]
+fn head_answers_the_headers_of_get_without_a_body() {
+    let server = PageServer::start();
+    let port = server.port();
+    let small = server.publish(&server.write("small.txt", DIGITS)).path;
+    let big = server
+        .publish(&server.write("big.txt", &"b".repeat(600 * 1024)))
+        .path;
+    let range = [("Range", "bytes=2-4")];
+    for (path, headers) in [
+        (small.as_str(), &[][..]),
+        (&big, &[]),
+        (&big, &range),
+        ("/p/nope/x", &[]),
+    ] {
+        let (get_status, get_headers, get_body) = without_date(request(port, "GET", path, headers));
+        let (head_status, head_headers, head_body) =
+            without_date(request(port, "HEAD", path, headers));
+        assert_eq!(head_status, get_status, "{path}");
+        assert_eq!(head_headers, get_headers, "{path}");
+        assert!(!get_body.is_empty(), "{path}");
+        assert!(head_body.is_empty(), "{path}: HEAD sent a body");
+    }
+    let head = request(port, "HEAD", &small, &[]);
+    assert_eq!(head.header("content-length"), Some("10"));
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+
+    let bare_id = small.trim_end_matches('/');
+    let no_length = |res: Response| {
+        let (status, headers, body) = without_date(res);
+        let headers: Vec<_> = headers
+            .into_iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+            .collect();
+        (status, headers, body)
+    };
+    assert_eq!(
+        no_length(request(port, "HEAD", bare_id, &[])),
+        no_length(get(port, bare_id))
+    );
+}
+
+/// One byte range gets 206 with exactly those bytes and their Content-Range.
+#[test]
+fn a_single_range_gets_206_with_its_content_range() {
+    let (server, path) = digits();
+    let port = server.port();
+    for (range, body, content_range) in [
+        ("bytes=2-4", "234", "bytes 2-4/10"),
+        ("bytes=0-0", "0", "bytes 0-0/10"),
+        ("bytes=7-", "789", "bytes 7-9/10"),
+        ("bytes=-3", "789", "bytes 7-9/10"),
+        ("bytes=5-999", "56789", "bytes 5-9/10"),
+        ("bytes=-30", DIGITS, "bytes 0-9/10"),
+    ] {
+        let res = request(port, "GET", &path, &[("Range", range)]);
+        assert_eq!((res.status, res.text().as_str()), (206, body), "{range}");
+        assert_eq!(res.header("content-range"), Some(content_range), "{range}");
+        let len = body.len().to_string();
+        assert_eq!(res.header("content-length"), Some(len.as_str()), "{range}");
+    }
+}
+
+/// A range that starts past the end gets 416, no body, and
+/// `Content-Range: bytes */<size>`.
+#[test]
+fn an_unsatisfiable_range_gets_416_with_the_size() {
+    let (server, path) = digits();
+    for range in ["bytes=999999-", "bytes=10-12", "bytes=-0"] {
+        let res = request(server.port(), "GET", &path, &[("Range", range)]);
+        assert_eq!(res.status, 416, "{range}");
+        assert_eq!(res.header("content-range"), Some("bytes */10"), "{range}");
+        assert!(res.body.is_empty(), "{range}");
+    }
+}
+
+/// Several ranges, another unit or a backwards range get the whole file
+/// with 200, as RFC 9110 allows.
+#[test]
+fn several_ranges_or_odd_ranges_get_the_whole_file() {
+    let (server, path) = digits();
+    for range in ["bytes=0-1,3-4", "bytes=0-0, 5-5", "items=0-1", "bytes=5-2"] {
+        let res = request(server.port(), "GET", &path, &[("Range", range)]);
+        assert_eq!((res.status, res.text().as_str()), (200, DIGITS), "{range}");
+        assert_eq!(res.header("content-range"), None, "{range}");
+    }
+}
+
+/// `If-Range` with the current ETag or date gets the range; with a stale
+/// one, the whole file.
+#[test]
+fn if_range_gets_the_range_only_while_the_file_is_unchanged() {
+    let (server, path) = digits();
+    let port = server.port();
+    let full = get(port, &path);
+    let etag = full.header("etag").unwrap();
+    let date = full.header("last-modified").unwrap();
+    for (if_range, status, body) in [
+        (etag, 206, "01"),
+        (date, 206, "01"),
+        ("\"old\"", 200, DIGITS),
+        ("Mon, 01 Jan 2001 00:00:00 GMT", 200, DIGITS),
+    ] {
+        let headers = [("Range", "bytes=0-1"), ("If-Range", if_range)];
+        let res = request(port, "GET", &path, &headers);
+        assert_eq!(
+            (res.status, res.text().as_str()),
+            (status, body),
+            "{if_range}"
+        );
+    }
+}
+
+/// `If-None-Match` with the file's ETag (strong, weak, in a list, or `*`)
+/// gets 304 with no body; another ETag gets the file.
+#[test]
+fn a_matching_etag_gets_304_without_a_body() {
+    let (server, path) = digits();
+    let port = server.port();
+    let etag = get(port, &path).header("etag").unwrap().to_owned();
+    let weak = format!("W/{etag}");
+    let listed = format!("\"other\", {etag}");
+    for tag in [etag.as_str(), &weak, &listed, "*"] {
+        let res = request(port, "GET", &path, &[("If-None-Match", tag)]);
+        assert_eq!((res.status, res.body.len()), (304, 0), "{tag}");
+        assert_eq!(res.header("etag"), Some(etag.as_str()), "{tag}");
+    }
+    let other = request(port, "GET", &path, &[("If-None-Match", "\"other\"")]);
+    assert_eq!((other.status, other.text().as_str()), (200, DIGITS));
+}
+
+/// An edit changes the ETag, so the old one gets the new bytes.
+#[test]
+fn an_edit_changes_the_etag() {
+    let server = PageServer::start();
+    let port = server.port();
+    let file = server.write("a.txt", "one");
+    let path = server.publish(&file).path;
+    let etag = get(port, &path).header("etag").unwrap().to_owned();
+    std::fs::write(&file, "two").unwrap();
+    let res = request(port, "GET", &path, &[("If-None-Match", &etag)]);
+    assert_eq!((res.status, res.text().as_str()), (200, "two"));
+    assert_ne!(res.header("etag"), Some(etag.as_str()));
+}
+
+/// `If-Modified-Since` at or after the file's date gets 304; an older date
+/// gets the file.
+#[test]
+fn if_modified_since_gets_304_unless_the_file_is_newer() {
+    let (server, path) = digits();
+    let port = server.port();
+    let modified = get(port, &path).header("last-modified").unwrap().to_owned();
+    let res = request(port, "GET", &path, &[("If-Modified-Since", &modified)]);
+    assert_eq!((res.status, res.body.len()), (304, 0));
+    let old = "Mon, 01 Jan 2001 00:00:00 GMT";
+    let res = request(port, "GET", &path, &[("If-Modified-Since", old)]);
+    assert_eq!((res.status, res.text().as_str()), (200, DIGITS));
+}
+
+/// A date in the future is not a valid `If-Modified-Since`: it is ignored
+/// and the file sent.
+#[test]
+fn a_future_if_modified_since_is_ignored() {
+    let (server, path) = digits();
+    let future = "Fri, 01 Jan 2100 00:00:00 GMT";
+    let res = request(
+        server.port(),
+        "GET",
+        &path,
+        &[("If-Modified-Since", future)],
+    );
+    assert_eq!((res.status, res.text().as_str()), (200, DIGITS));
+}
+
+/// When both are sent, a non-matching `If-None-Match` wins over a matching
+/// `If-Modified-Since` (RFC 9110 §13.2.2).
+#[test]
+fn if_none_match_wins_over_if_modified_since() {
+    let (server, path) = digits();
+    let port = server.port();
+    let modified = get(port, &path).header("last-modified").unwrap().to_owned();
+    let headers = [
+        ("If-None-Match", "\"other\""),
+        ("If-Modified-Since", modified.as_str()),
+    ];
+    let res = request(port, "GET", &path, &headers);
+    assert_eq!((res.status, res.text().as_str()), (200, DIGITS));
+}
+
+/// Anything but GET and HEAD on a public page gets 405 with
+/// `Allow: GET, HEAD`, and changes nothing.
+#[test]
+fn writing_methods_on_a_public_page_get_405() {
+    let server = PageServer::start();
+    let port = server.port();
+    let file = server.write("a.txt", "original");
+    let path = server.publish(&file).path;
+    for method in ["POST", "PUT", "DELETE", "PATCH", "TRACE", "OPTIONS"] {
+        let res = request_from(LOCAL, port, method, &path, &[], b"overwritten");
+        assert_eq!(
+            (res.status, res.text().as_str()),
+            (405, METHOD_NOT_ALLOWED),
+            "{method}"
+        );
+        assert_eq!(res.header("allow"), Some("GET, HEAD"), "{method}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
+    assert_eq!(get(port, &path).text(), "original");
+}
+
+/// A large file streams whole and in ranges.
+#[test]
+fn large_files_stream_completely() {
+    let server = PageServer::start();
+    let port = server.port();
+    let content: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect::<String>()
+        .repeat(5);
+    let path = server.publish(&server.write("big.txt", &content)).path;
+    let res = get(port, &path);
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body.len(), content.len());
+    assert!(res.body == content.as_bytes());
+    let tail = request(port, "GET", &path, &[("Range", "bytes=-300000")]);
+    assert_eq!(tail.status, 206);
+    assert!(tail.body == content.as_bytes()[content.len() - 300_000..]);
+    let middle = request(port, "GET", &path, &[("Range", "bytes=400000-699999")]);
+    assert_eq!(middle.status, 206);
+    assert!(middle.body == content.as_bytes()[400_000..700_000]);
+}
+
+/// The slug URL and the bare id URL reach the page, and paths without
+/// their slash are redirected with a relative `Location`.
+#[test]
+fn slugs_bare_ids_and_folders_redirect_relatively() {
+    let server = PageServer::start();
+    let port = server.port();
+    server.write("docs/index.html", "docs home");
+    server.write("docs/guide/index.html", "guide");
+    server.write("docs/.drop-publish", "**/*.html\nindex.html\n");
+    let page = server.publish_named(&server.work.path().join("docs"), "docs");
+    let (id, path) = (page.id, page.path);
+    assert_eq!(path, format!("/p/{id}/docs/"));
+    assert_eq!(get(port, &path).text(), "docs home");
+    assert_eq!(get(port, &format!("/p/{id}/")).text(), "docs home");
+    assert_eq!(get(port, &format!("/p/{id}/docs/guide/")).text(), "guide");
+    assert_eq!(get(port, &format!("/p/{id}/guide/")).text(), "guide");
+    for (asked, location) in [
+        (format!("/p/{id}"), format!("{id}/")),
+        (format!("/p/{id}/docs"), "docs/".into()),
+        (format!("{path}guide"), "guide/".into()),
+    ] {
+        let res = get(port, &asked);
+        assert_eq!(res.status, 301, "{asked}");
+        assert_eq!(res.header("location"), Some(location.as_str()), "{asked}");
+        assert!(res.body.is_empty(), "{asked}");
+    }
+}
+
+/// When `pages.json` stops parsing, the server keeps serving the pages it
+/// loaded last, even after a request that makes it reload.
+#[test]
+fn the_server_keeps_the_last_good_registry() {
+    let server = PageServer::start();
+    let port = server.port();
+    let path = server.publish(&server.write("a.txt", "still here")).path;
+    assert_eq!(get(port, &path).status, 200);
+    std::fs::write(server.home().registry().path(), "{broken").unwrap();
+    // An unknown id makes the server read the registry again.
+    assert_eq!(get(port, "/p/zzzzzzzzzzzzzzzzzzzz/").status, 404);
+    let res = get(port, &path);
+    assert_eq!((res.status, res.text().as_str()), (200, "still here"));
+}
+
+/// Clients that ask for a large file and never read it are cut off once
+/// they stall, so they cannot hold every connection slot; meanwhile a
+/// fresh client is served.
+#[test]
+fn clients_that_never_read_do_not_hold_the_server() {
+    use socket2::{Domain, Socket, Type};
+    let server = PageServer::with_config(ServerConfig {
+        max_connections: 2,
+        write_stall_timeout: Duration::from_millis(1000),
+        ..ServerConfig::default()
+    });
+    let port = server.port();
+    let path = server
+        .publish(&server.write("big.bin", &"x".repeat(32 * 1024 * 1024)))
+        .path;
+    let stalled: Vec<Socket> = (0..2)
+        .map(|_| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket
+                .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+                .unwrap();
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            socket.send(request.as_bytes()).unwrap();
+            socket
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert_eq!(get(port, "/robots.txt").status, 200);
+    let waited = started.elapsed();
+    println!("a fresh request beside two stalled readers took {waited:?}");
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    drop(stalled);
+}
+
+/// A slowloris client (one header byte every 300 ms) is cut off by the
+/// header timeout while fresh clients are served.
+#[test]
+fn slowloris_is_cut_off_while_others_are_served() {
+    let server = PageServer::with_config(ServerConfig {
+        header_read_timeout: Duration::from_millis(2000),
+        ..ServerConfig::default()
+    });
+    let port = server.port();
+    let path = server.publish(&server.write("a.txt", "fresh")).path;
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_nonblocking(true).unwrap();
+    let opened = Instant::now();
+    let header = b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut closed_after = None;
+    for byte in header.iter().chain(std::iter::repeat(&b'a')).take(40) {
+        if slow.write_all(&[*byte]).is_err() || server_hung_up(&mut slow) {
+            closed_after = Some(opened.elapsed());
+            break;
+        }
+        // A fresh client is answered while the slow one dawdles.
+        assert_eq!(get(port, &path).text(), "fresh");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed_after = closed_after.expect("the slow connection was never closed");
+    assert!(
+        closed_after >= Duration::from_millis(1900),
+        "closed too early: {closed_after:?}"
+    );
+    assert!(
+        closed_after < Duration::from_secs(6),
+        "closed only after {closed_after:?}"
+    );
+}
+
+/// Whether the server closed (or answered and closed) the connection.
+fn server_hung_up(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    match stream.read(&mut buf) {
+        // 0: closed; more: an error answer (such as 408) before the close.
+        Ok(0 | 1..) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Once its shutdown signal fires, the server stops accepting: the port
+/// refuses connections.
+#[test]
+fn shutdown_stops_the_server_and_frees_its_port() {
+    let server = PageServer::start();
+    let port = server.port();
+    assert_eq!(get(port, "/robots.txt").status, 200);
+    drop(server);
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still accepts"
+    );
+}
