@@ -28,7 +28,7 @@ use super::request::PeerAddr;
 use super::routes::routes;
 use super::site::Site;
 use super::stall::StallGuard;
-use crate::page::Catalog;
+use crate::page::follow_registry;
 
 /// Chunk size when streaming large files.
 const STREAM_CHUNK: usize = 64 * 1024;
@@ -41,8 +41,6 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// Largest request head a connection buffers (hyper's default is ~400 KiB,
 /// which 2,048 connections would turn into 800 MiB).
 const MAX_HEADER_BUFFER: usize = 16 * 1024;
-/// How often the registry is checked for changes made by other writers.
-const REGISTRY_POLL: Duration = Duration::from_millis(500);
 
 /// Limits of the page server.
 #[derive(Debug, Clone)]
@@ -98,7 +96,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let poller = tokio::spawn(poll_registry(site.catalog().clone()));
+    let follower = tokio::spawn(follow_registry(site.catalog().clone()));
     let service = warp::service(routes(site));
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
@@ -142,20 +140,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    poller.abort();
+    follower.abort();
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
-}
-
-/// Picks up registry changes that nobody announced (an edit by hand, another
-/// drop version). drop's own commands ask the daemon to refresh at once.
-async fn poll_registry(catalog: Arc<Catalog>) {
-    let mut ticks = tokio::time::interval(REGISTRY_POLL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let catalog = catalog.clone();
-        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
-    }
 }
 
 impl warp::Reply for Answer {

@@ -73,6 +73,16 @@ impl Catalog {
         self.cached(id)
     }
 
+    /// The `pages.json` this catalog reads.
+    pub fn registry_path(&self) -> &Path {
+        self.registry.path()
+    }
+
+    /// Whether the snapshot holds `id`, without refreshing it.
+    pub fn knows(&self, id: &str) -> bool {
+        self.cached(id).is_some()
+    }
+
     fn cached(&self, id: &str) -> Option<Arc<PageEntry>> {
         self.snapshot
             .read()
