@@ -54,9 +54,7 @@ fn watch_folder_of(
     let folder = path.parent().map(ToOwned::to_owned).unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = match event {
-            Ok(event) => {
-                !matches!(event.kind, EventKind::Access(_)) && event.paths.contains(&path)
-            }
+            Ok(event) => !matches!(event.kind, EventKind::Access(_)) && event.paths.contains(&path),
             // Overflow or a watch error: look, to be safe.
             Err(_) => true,
         };
