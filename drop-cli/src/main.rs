@@ -26,8 +26,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
 use drop_core::supervise::SystemRunner;
-use drop_registry::Home;
-use drop_tunnel::{Cloudflared, CloudflaredConfig};
+use drop_registry::{Home, TunnelProtocol};
+use drop_tunnel::{Cloudflared, CloudflaredConfig, Protocol};
 
 use crate::error::CliError;
 use crate::settings::DEFAULT_BIND;
@@ -222,15 +222,7 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
         Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
-        Command::Serve { port, host, bind } => {
-            let (provider, tunnel_marker) = tunnel_provider(&home);
-            let world = serve::World {
-                provider: Arc::new(provider),
-                tunnel_marker,
-                runner: Arc::new(SystemRunner),
-            };
-            serve::serve(&home, port, host, bind, world)
-        }
+        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)),
     }
 }
 
@@ -244,22 +236,43 @@ fn print_notices(home: &Home) {
     }
 }
 
-/// The tunnel provider of `home`'s daemon: cloudflared, found on `PATH` or
-/// in the home's `bin/`, its config and logs in the home's `logs/`. With it,
-/// the argument that marks its processes (see [`tunnel_marker`]).
-fn tunnel_provider(home: &Home) -> (Cloudflared, PathBuf) {
+/// What the daemon of `home` reaches the outside world through: cloudflared
+/// for tunnels (over HTTP/2 from the start on a network where QUIC was
+/// found blocked), `sh` for apps.
+fn world(home: &Home) -> serve::World {
+    let network = drop_nat::outward_ip().map(|ip| ip.to_string());
+    let mut config = cloudflared_config(home);
+    let notes = home.load_network_notes().unwrap_or_default();
+    let noted = network
+        .as_ref()
+        .and_then(|n| notes.get(n))
+        .and_then(|note| note.tunnel_protocol.clone());
+    if noted == Some(TunnelProtocol::Http2) {
+        config.protocol = Some(Protocol::Http2);
+    }
+    let cloudflared = Cloudflared::new(config);
+    serve::World {
+        tunnel_marker: cloudflared.config_file(),
+        provider: Arc::new(cloudflared),
+        runner: Arc::new(SystemRunner),
+        network,
+    }
+}
+
+/// cloudflared as drop runs it: found on `PATH` or in the home's `bin/`
+/// (where install.sh puts it), its config and logs in the home's `logs/`.
+fn cloudflared_config(home: &Home) -> CloudflaredConfig {
     let mut config = CloudflaredConfig::new(home.logs_dir());
     config.stop_grace = TUNNEL_STOP_GRACE;
-    config.home_binary = Some(home.root().join("bin").join("cloudflared"));
-    let cloudflared = Cloudflared::new(config);
-    let marker = cloudflared.config_file();
-    (cloudflared, marker)
+    config.fallback_paths = vec![home.root().join("bin").join("cloudflared")];
+    config.not_found_hint = Some("Run ./install.sh".into());
+    config
 }
 
 /// The `--config` file every tunnel process of `home` carries: how
 /// leftovers of a killed daemon are found.
 fn tunnel_marker(home: &Home) -> PathBuf {
-    tunnel_provider(home).1
+    Cloudflared::new(cloudflared_config(home)).config_file()
 }
 
 /// Rust ignores SIGPIPE, so `drop status | head -1` would panic on a

@@ -97,6 +97,7 @@ impl<'a> PageRow<'a> {
             });
             doc["tunnel"] = json!({
                 "url": r.tunnel_url,
+                "protocol": r.tunnel_protocol,
                 "pid": r.tunnel_pid,
                 "state": r.tunnel_state,
                 "error": r.tunnel_error,

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use drop_core::supervise::LegacyServer;
-use drop_registry::{Home, Pages, Record, RegistryError, ServerState, TunnelState};
+use drop_registry::{
+    Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -84,7 +86,16 @@ fn server_line(
     let tunneled = state.is_some_and(|s| s.tunnel);
     match tunnel {
         _ if !tunneled => format!("Server: {} (running)", urls.local_base()),
-        Some(t) if t.is_up() => format!("Server: {} (running, tunneled)", urls.base()),
+        Some(t) if t.is_up() => format!(
+            "Server: {} (running, tunneled{})",
+            urls.base(),
+            over_http2(t)
+        ),
+        Some(t) if t.state == TunnelPhase::Reconnecting => format!(
+            "Server: {} (running, tunneled; reconnecting to the edge, the URL stays{})",
+            urls.base(),
+            over_http2(t)
+        ),
         Some(t) => match &t.error {
             Some(error) => format!(
                 "Server: {} (running; tunnel {}: {error})",
@@ -101,6 +112,15 @@ fn server_line(
     }
 }
 
+/// How a tunnel over HTTP/2 is said: drop chose it because QUIC is
+/// blocked here.
+fn over_http2(tunnel: &TunnelState) -> &'static str {
+    match tunnel.protocol {
+        Some(TunnelProtocol::Http2) => " over HTTP/2: UDP port 7844 is blocked on this network",
+        _ => "",
+    }
+}
+
 fn server_json(
     state: Option<&ServerState>,
     tunnel: Option<&TunnelState>,
@@ -110,7 +130,8 @@ fn server_json(
     let tunnel_json = state.filter(|s| s.tunnel && running).map(|s| {
         json!({
             "reason": s.tunnel_reason,
-            "url": tunnel.filter(|t| t.is_up()).map(|t| t.url.clone()),
+            "url": tunnel.and_then(TunnelState::current_url),
+            "protocol": tunnel.and_then(|t| t.protocol.clone()),
             "pid": tunnel.and_then(|t| t.pid),
             "state": tunnel.map_or("not_open", |t| t.state.as_str()),
             "error": tunnel.and_then(|t| t.error.clone()),

@@ -23,6 +23,8 @@ pub struct World {
     pub tunnel_marker: PathBuf,
     /// Runs apps.
     pub runner: Arc<dyn AppRunner>,
+    /// The network this machine is on (see [`DaemonConfig::network`]).
+    pub network: Option<String>,
 }
 
 /// `drop serve --port N [--host H] [--bind ADDR]`.
@@ -56,6 +58,7 @@ pub fn serve(
         server: settings.server.clone(),
         apps: settings.apps.clone(),
         tunnel_marker: world.tunnel_marker,
+        network: world.network,
     };
     let daemon = Daemon::new(config, world.provider, world.runner);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use drop_core::daemon::DEFAULT_PORT;
-use drop_registry::{Home, Record, RegistryError, ServerState, TunnelPhase, TunnelState};
+use drop_registry::{Home, Record, RegistryError, ServerState, TunnelState};
 
 use crate::running::running_server;
 
@@ -21,8 +21,8 @@ impl Urls {
     /// From a server state and the server's tunnel, if any.
     pub fn new(state: Option<&ServerState>, tunnel: Option<&TunnelState>) -> Self {
         let tunnel_base = tunnel
-            .filter(|t| t.is_up())
-            .map(|t| t.url.trim_end_matches('/').to_owned());
+            .and_then(TunnelState::current_url)
+            .map(|url| url.trim_end_matches('/').to_owned());
         Urls {
             local_base: local_base(state),
             tunnel_base,
@@ -75,15 +75,13 @@ impl Urls {
         }
     }
 
-    /// An app's URL: its own tunnel while that is up, else the server's
+    /// An app's URL: its own tunnel's while it has one, else the server's
     /// host on the app's port.
     pub fn app(&self, record: &Record) -> String {
-        if record.tunnel_state == Some(TunnelPhase::Up)
-            && let Some(url) = &record.tunnel_url
-        {
-            return url.clone();
+        match record.current_tunnel_url() {
+            Some(url) => url.to_owned(),
+            None => self.app_local(record),
         }
-        self.app_local(record)
     }
 
     /// An app's own address, `http://HOST:PORT/`.
@@ -139,6 +137,7 @@ fn bracket_ipv6(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drop_registry::TunnelPhase;
 
     fn state(host: &str, port: u16) -> ServerState {
         ServerState {

@@ -1,5 +1,6 @@
 //! drop's on-disk state: the page registry (`pages.json`), the server's tunnel
-//! (`tunnel.json`) and the server state (`server.json`), all in one drop home.
+//! (`tunnel.json`), the server state (`server.json`) and what was learned of
+//! networks (`networks.json`), all in one drop home.
 //!
 //! Every change to `pages.json` is a read-modify-write under an exclusive
 //! lock on `pages.json.lock` (never the data file itself, whose inode the
@@ -30,6 +31,7 @@ mod atomic;
 mod error;
 mod home;
 mod legacy;
+mod networks;
 mod pages;
 mod record;
 mod server_state;
@@ -41,9 +43,10 @@ pub use atomic::write_atomic;
 pub use error::RegistryError;
 pub use home::Home;
 pub use legacy::LegacyFiles;
+pub use networks::{NetworkNote, NetworkNotes};
 pub use pages::{Lookup, Pages};
 pub use record::Record;
 pub use server_state::{ServerState, TunnelState};
-pub use states::{PageKind, TunnelChoice, TunnelPhase, TunnelReason};
+pub use states::{PageKind, TunnelChoice, TunnelPhase, TunnelProtocol, TunnelReason};
 pub use store::{FileStamp, Registry};
 pub use time::{now_rfc3339, parse_rfc3339, rfc3339};

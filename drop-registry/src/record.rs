@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{PageKind, TunnelPhase};
+use crate::{PageKind, TunnelPhase, TunnelProtocol, TunnelState};
 
 /// A published file, folder or app. Fields that this version does not know
 /// are kept in `extra` and written back, so drops of different versions can
@@ -66,6 +66,9 @@ pub struct Record {
     /// Why the app's tunnel is not up, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_error: Option<String>,
+    /// How the app's tunnel reaches the edge, while it has a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_protocol: Option<TunnelProtocol>,
     /// Fields written by other versions of drop, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -93,6 +96,7 @@ impl Record {
             tunnel_start_time: None,
             tunnel_state: None,
             tunnel_error: None,
+            tunnel_protocol: None,
             extra: Map::new(),
         }
     }
@@ -135,6 +139,40 @@ impl Record {
         self.tunnel_start_time = None;
         self.tunnel_state = None;
         self.tunnel_error = None;
+        self.tunnel_protocol = None;
+    }
+
+    /// The app's tunnel as a [`TunnelState`], when one is recorded.
+    pub fn tunnel(&self) -> Option<TunnelState> {
+        let state = self.tunnel_state.clone()?;
+        Some(TunnelState {
+            url: self.tunnel_url.clone().unwrap_or_default(),
+            pid: self.tunnel_pid,
+            start_time: self.tunnel_start_time,
+            state,
+            error: self.tunnel_error.clone(),
+            protocol: self.tunnel_protocol.clone(),
+            ..TunnelState::default()
+        })
+    }
+
+    /// Records the app's tunnel.
+    pub fn set_tunnel(&mut self, tunnel: TunnelState) {
+        self.tunnel_url = Some(tunnel.url).filter(|u| !u.is_empty());
+        self.tunnel_pid = tunnel.pid;
+        self.tunnel_start_time = tunnel.start_time;
+        self.tunnel_state = Some(tunnel.state);
+        self.tunnel_error = tunnel.error;
+        self.tunnel_protocol = tunnel.protocol;
+    }
+
+    /// The app's tunnel URL to hand out: while its tunnel is up, or
+    /// reconnecting with that URL.
+    pub fn current_tunnel_url(&self) -> Option<&str> {
+        self.tunnel_state
+            .as_ref()
+            .filter(|phase| phase.holds_url())
+            .and(self.tunnel_url.as_deref())
     }
 
     /// The folder an app runs in: its source folder, or the folder of its

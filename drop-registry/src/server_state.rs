@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{TunnelChoice, TunnelPhase, TunnelReason};
+use crate::{TunnelChoice, TunnelPhase, TunnelProtocol, TunnelReason};
 
 /// The page server: who it is while it runs, and the address it serves on.
 /// The address stays after a stop, so URLs keep their host and port.
@@ -79,6 +79,9 @@ pub struct TunnelState {
     /// Why it is not up, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How it reaches the edge, while it has a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<TunnelProtocol>,
     /// Fields of other drop versions, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -93,6 +96,7 @@ impl Default for TunnelState {
             start_time: None,
             state: TunnelPhase::Starting,
             error: None,
+            protocol: None,
             extra: Map::new(),
         }
     }
@@ -102,6 +106,11 @@ impl TunnelState {
     /// Whether the tunnel is up, so its URL works.
     pub fn is_up(&self) -> bool {
         self.state == TunnelPhase::Up && !self.url.is_empty()
+    }
+
+    /// The URL to hand out: while up, and while reconnecting with it.
+    pub fn current_url(&self) -> Option<&str> {
+        (self.state.holds_url() && !self.url.is_empty()).then_some(self.url.as_str())
     }
 }
 

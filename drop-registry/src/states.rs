@@ -81,6 +81,9 @@ string_enum! {
         Starting => "starting",
         /// Up: its URL works.
         Up => "up",
+        /// Its process runs but lost its edge connection, and is
+        /// reconnecting by itself: the URL stays and works again soon.
+        Reconnecting => "reconnecting",
         /// Down or not opened; being retried.
         Down => "down",
         /// Refused by the quick-tunnel service for asking too often; being
@@ -88,6 +91,16 @@ string_enum! {
         RateLimited => "rate_limited",
         /// Given up: retrying cannot help (cloudflared is missing…).
         Failed => "failed",
+    }
+}
+
+string_enum! {
+    /// How a tunnel reaches Cloudflare's edge.
+    pub enum TunnelProtocol {
+        /// QUIC over UDP port 7844, cloudflared's choice.
+        Quic => "quic",
+        /// HTTP/2 over TCP, where UDP is blocked.
+        Http2 => "http2",
     }
 }
 
@@ -123,6 +136,12 @@ impl TunnelPhase {
     /// Its name for people: `rate limited` rather than `rate_limited`.
     pub fn words(&self) -> String {
         self.as_str().replace('_', " ")
+    }
+
+    /// Whether a tunnel in this phase has a URL to hand out: up, or
+    /// reconnecting to the edge with the same URL.
+    pub fn holds_url(&self) -> bool {
+        matches!(self, TunnelPhase::Up | TunnelPhase::Reconnecting)
     }
 }
 

@@ -20,6 +20,9 @@ async fn main() -> ExitCode {
     };
     let mut config = CloudflaredConfig::new(std::env::temp_dir().join("drop-tunnel-expose"));
     config.binary = args.next().map(PathBuf::from);
+    config.not_found_hint = Some("install cloudflared or give its path".into());
+    // If this program is killed, its tunnel goes with it (Linux).
+    config.die_with_parent = true;
 
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let (watchdog, mut events) =
@@ -40,10 +43,16 @@ async fn main() -> ExitCode {
 
 fn print_event(event: &TunnelEvent) {
     match event {
-        TunnelEvent::Up { url, pid } => println!("up: {url} (pid {pid:?})"),
+        TunnelEvent::Opening { attempt } => println!("opening (attempt {attempt})..."),
+        TunnelEvent::Up {
+            url, pid, protocol, ..
+        } => println!("up: {url} (pid {pid:?}, {protocol:?})"),
+        TunnelEvent::Reconnecting { url } => println!("reconnecting; {url} stays"),
         TunnelEvent::Down { reason, retry_in } => {
             println!("down: {reason}; retrying in {retry_in:.1?}")
         }
         TunnelEvent::GaveUp { reason } => println!("gave up: {reason}"),
+        // Events a newer drop-tunnel may add.
+        _ => {}
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// cap 5 min, reset after 10 min up) but start at 1 s, and wait at least
 /// 60 s after a rate limit, doubling to 30 min.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BackoffPolicy {
     /// The first delay after a failure.
     pub initial: Duration,
@@ -58,8 +59,8 @@ impl Backoff {
         )
     }
 
-    /// A backoff whose jitter is the same for the same seed (for tests).
-    pub fn with_seed(policy: BackoffPolicy, seed: u64) -> Self {
+    /// A backoff whose jitter is the same for the same seed.
+    pub(crate) fn with_seed(policy: BackoffPolicy, seed: u64) -> Self {
         Backoff {
             policy,
             failures: 0,

@@ -3,6 +3,8 @@
 //! Pure functions over lines of text, so transcripts of the real
 //! cloudflared can be tested without a process.
 
+use std::net::SocketAddr;
+
 const SCHEME: &str = "https://";
 const DOMAIN: &str = ".trycloudflare.com";
 
@@ -38,6 +40,29 @@ pub(crate) fn is_registered(line: &str) -> bool {
     line.contains("Registered tunnel connection")
 }
 
+/// The address of the metrics server, from `Starting metrics server on
+/// 127.0.0.1:PORT/metrics` (cloudflared picks the port for `127.0.0.1:0`).
+pub(crate) fn metrics_address(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("Starting metrics server on ")?;
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches("/metrics")
+        .parse()
+        .ok()
+}
+
+/// Whether `line` is a failed QUIC dial to the edge: what cloudflared logs,
+/// again and again, where UDP port 7844 is blocked.
+pub(crate) fn is_quic_dial_failure(line: &str) -> bool {
+    line.contains("Failed to dial a quic connection")
+}
+
+/// Whether `line` is a row of the connectivity pre-checks table saying UDP
+/// (QUIC) fails: `|  UDP Connectivity  region1…  FAIL  QUIC connection failed  |`.
+pub(crate) fn prechecks_udp_failed(line: &str) -> bool {
+    line.contains("UDP Connectivity") && line.split_whitespace().any(|word| word == "FAIL")
+}
+
 /// A failure cloudflared explains in its log before it exits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -48,6 +73,12 @@ pub(crate) enum Failure {
         /// cloudflared's explanation.
         detail: String,
     },
+    /// cloudflared refused a flag or its value (it then prints its help on
+    /// stdout and exits 0).
+    Usage {
+        /// What it refused.
+        detail: String,
+    },
 }
 
 /// The failure a log describes, if any; a rate limit wins over the rest
@@ -56,7 +87,19 @@ pub(crate) fn failure(log: &str) -> Option<Failure> {
     if log.lines().any(is_rate_limit) {
         return Some(Failure::RateLimited);
     }
-    log.lines().find_map(no_network)
+    log.lines()
+        .find_map(usage)
+        .or_else(|| log.lines().find_map(no_network))
+}
+
+/// `Incorrect Usage. flag provided but not defined: -x` (a command with
+/// subcommands) or `Incorrect Usage: …` (one without).
+fn usage(line: &str) -> Option<Failure> {
+    let rest = line.trim().strip_prefix("Incorrect Usage")?;
+    let detail = rest.trim_start_matches(['.', ':']).trim();
+    Some(Failure::Usage {
+        detail: detail.to_owned(),
+    })
 }
 
 fn is_rate_limit(line: &str) -> bool {
@@ -295,6 +338,51 @@ failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of
         assert_eq!(
             failure("failed to parse quick Tunnel ID: invalid UUID length: 0"),
             None
+        );
+    }
+
+    #[test]
+    fn the_metrics_address_is_read_from_its_line() {
+        let line = "2026-12-02T06:40:13Z INF Starting metrics server on 127.0.0.1:37817/metrics";
+        assert_eq!(
+            metrics_address(line),
+            Some("127.0.0.1:37817".parse().unwrap())
+        );
+        assert_eq!(
+            metrics_address("INF Starting metrics server on nonsense"),
+            None
+        );
+        assert_eq!(metrics_address("INF Version 2026.8.2"), None);
+    }
+
+    #[test]
+    fn a_failing_udp_row_of_the_prechecks_means_quic_is_blocked() {
+        let fail = "2026-12-02T06:40:13Z INF |  UDP Connectivity  region1.v2.argotunnel.com  FAIL    QUIC connection failed                  |";
+        let pass = "2026-12-02T06:40:13Z INF |  UDP Connectivity  region1.v2.argotunnel.com  PASS    QUIC connection successful    |";
+        let tcp = "2026-12-02T06:40:13Z INF |  TCP Connectivity  region1.v2.argotunnel.com  FAIL    HTTP/2 connection is blocked or unreachable  |";
+        assert!(prechecks_udp_failed(fail));
+        assert!(!prechecks_udp_failed(pass));
+        assert!(!prechecks_udp_failed(tcp));
+        assert!(is_quic_dial_failure(
+            "ERR Failed to dial a quic connection error=\"failed to dial to edge with quic: timeout: no recent network activity\" connIndex=0"
+        ));
+    }
+
+    #[test]
+    fn incorrect_usage_means_refused_arguments() {
+        assert_eq!(
+            failure(
+                "Incorrect Usage. flag provided but not defined: -bogus\n\nNAME:\n   cloudflared tunnel"
+            ),
+            Some(Failure::Usage {
+                detail: "flag provided but not defined: -bogus".into()
+            })
+        );
+        assert_eq!(
+            failure("Incorrect Usage: invalid value \"x\" for flag -grace-period: parse error"),
+            Some(Failure::Usage {
+                detail: "invalid value \"x\" for flag -grace-period: parse error".into()
+            })
         );
     }
 }

@@ -18,7 +18,8 @@ pub(crate) struct CloudflaredProcess {
     /// Also the process group id: it was spawned with `process_group(0)`.
     pid: u32,
     log: PathBuf,
-    metrics: Metrics,
+    /// Its metrics server, once its log has said where.
+    metrics: Option<Metrics>,
     /// Whether the metrics server ever answered. Without one there is no
     /// way to ask for health, and a live process is the best sign there is.
     metrics_seen: bool,
@@ -28,18 +29,12 @@ pub(crate) struct CloudflaredProcess {
 }
 
 impl CloudflaredProcess {
-    pub(crate) fn new(
-        child: Child,
-        pid: u32,
-        log: PathBuf,
-        metrics: Metrics,
-        grace: Duration,
-    ) -> Self {
+    pub(crate) fn new(child: Child, pid: u32, log: PathBuf, grace: Duration) -> Self {
         CloudflaredProcess {
             child,
             pid,
             log,
-            metrics,
+            metrics: None,
             metrics_seen: false,
             grace,
             exit: None,
@@ -51,8 +46,18 @@ impl CloudflaredProcess {
         self.pid
     }
 
-    pub(crate) fn metrics(&self) -> Metrics {
+    pub(crate) fn metrics(&self) -> Option<Metrics> {
         self.metrics
+    }
+
+    /// Where its metrics server is, as its log said.
+    pub(crate) fn set_metrics(&mut self, metrics: Metrics) {
+        self.metrics = Some(metrics);
+    }
+
+    /// Its log file.
+    pub(crate) fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// Records that the metrics server answered, so health can be asked.
@@ -119,10 +124,10 @@ impl TunnelProcess for CloudflaredProcess {
     }
 
     async fn healthy(&self) -> bool {
-        if !self.metrics_seen {
-            return true;
+        match self.metrics.filter(|_| self.metrics_seen) {
+            Some(metrics) => metrics.ready().await == Some(true),
+            None => true,
         }
-        self.metrics.ready().await == Some(true)
     }
 
     async fn close(&mut self) {

@@ -51,6 +51,32 @@ pub struct TunnelExit {
     pub log_tail: String,
 }
 
+/// How a tunnel reaches Cloudflare's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// QUIC over UDP port 7844: cloudflared's choice for quick tunnels.
+    Quic,
+    /// HTTP/2 over TCP port 7844: the way out where UDP is blocked.
+    Http2,
+}
+
+impl Protocol {
+    /// The value of cloudflared's `--protocol`: `quic` or `http2`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Quic => "quic",
+            Protocol::Http2 => "http2",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An open tunnel: its public URL, and the process that keeps it open.
 ///
 /// Dropping it without [`close`](Tunnel::close) still kills the process
@@ -58,6 +84,7 @@ pub struct TunnelExit {
 pub struct Tunnel {
     url: String,
     pid: Option<u32>,
+    protocol: Option<Protocol>,
     process: Box<dyn TunnelProcess>,
 }
 
@@ -66,6 +93,7 @@ impl std::fmt::Debug for Tunnel {
         f.debug_struct("Tunnel")
             .field("url", &self.url)
             .field("pid", &self.pid)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -77,8 +105,15 @@ impl Tunnel {
         Tunnel {
             url: url.into(),
             pid,
+            protocol: None,
             process,
         }
+    }
+
+    /// The same tunnel, saying how it reaches the edge.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
     }
 
     /// The public URL, e.g. `https://a-b-c-d.trycloudflare.com`.
@@ -89,6 +124,11 @@ impl Tunnel {
     /// The id of the process that keeps the tunnel open.
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// How it reaches the edge, when the provider says.
+    pub fn protocol(&self) -> Option<Protocol> {
+        self.protocol
     }
 
     /// Waits until the tunnel ends by itself. Cancel-safe.

@@ -1,5 +1,11 @@
 //! The watchdog: keeps one tunnel open, reopening it with backoff, and
 //! reports every change.
+//!
+//! A tunnel whose process runs but has lost its edge connection is first
+//! left to reconnect by itself (cloudflared does, keeping its URL): the
+//! watchdog reports [`TunnelEvent::Reconnecting`] and replaces the tunnel,
+//! which gives it a new URL, only when it stays unhealthy for
+//! [`WatchdogConfig::replace_after`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,18 +15,22 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::{Backoff, BackoffPolicy, Tunnel, TunnelError, TunnelExit, TunnelProvider};
+use crate::{Backoff, BackoffPolicy, Protocol, Tunnel, TunnelError, TunnelExit, TunnelProvider};
 
-/// How the watchdog watches.
+/// How the watchdog watches. Build it with [`WatchdogConfig::default`] and
+/// change the fields you need.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct WatchdogConfig {
     /// The delays between attempts.
     pub backoff: BackoffPolicy,
     /// How often a live tunnel is asked whether it can carry traffic.
     pub health_interval: Duration,
-    /// How many failed health checks in a row count as down; a single one
-    /// may be a reconnect in progress.
-    pub unhealthy_after: u32,
+    /// How long a live tunnel may stay without an edge connection before it
+    /// is replaced (with a new URL). cloudflared reconnects by itself with
+    /// a backoff of up to about half a minute; this leaves it room for a
+    /// few tries.
+    pub replace_after: Duration,
     /// Give up after this many failures in a row; `None` never gives up
     /// (unless the failure is permanent, such as a missing binary).
     pub max_failures: Option<u32>,
@@ -31,7 +41,7 @@ impl Default for WatchdogConfig {
         WatchdogConfig {
             backoff: BackoffPolicy::default(),
             health_interval: Duration::from_secs(10),
-            unhealthy_after: 3,
+            replace_after: Duration::from_secs(120),
             max_failures: None,
         }
     }
@@ -39,13 +49,30 @@ impl Default for WatchdogConfig {
 
 /// What happened to the watched tunnel.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TunnelEvent {
-    /// A tunnel is up at `url`. Each reopening brings a new URL.
+    /// A tunnel is being opened (`attempt` counts from 1 since the last
+    /// tunnel that came up); opening can take half a minute.
+    Opening {
+        /// Which attempt in a row this is.
+        attempt: u32,
+    },
+    /// A tunnel is up at `url`. Each reopening brings a new URL; after
+    /// [`TunnelEvent::Reconnecting`] it is the same URL again.
+    #[non_exhaustive]
     Up {
         /// The public URL.
         url: String,
         /// The process that keeps it open.
         pid: Option<u32>,
+        /// How it reaches the edge, when the provider says.
+        protocol: Option<Protocol>,
+    },
+    /// The tunnel's process runs but has lost its edge connection; it is
+    /// reconnecting by itself and keeps `url`.
+    Reconnecting {
+        /// The URL it keeps.
+        url: String,
     },
     /// The tunnel is down, or could not be opened; the next attempt comes
     /// after `retry_in`.
@@ -64,13 +91,14 @@ pub enum TunnelEvent {
 
 /// Why a tunnel is down.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DownReason {
     /// The tunnel process ended.
     #[error("the tunnel process ended ({})", crate::error::describe_code(.0.code))]
     Exited(TunnelExit),
-    /// The process runs but its health checks failed: no edge connection.
-    #[error("the tunnel process runs but has no connection to the edge")]
-    Unhealthy,
+    /// The process ran without an edge connection for too long.
+    #[error("the tunnel process ran without a connection to the edge for {0:?}")]
+    Unhealthy(Duration),
     /// A new tunnel could not be opened.
     #[error(transparent)]
     OpenFailed(TunnelError),
@@ -86,12 +114,13 @@ impl DownReason {
     pub fn log_tail(&self) -> Option<&str> {
         match self {
             DownReason::Exited(exit) => Some(&exit.log_tail),
-            DownReason::Unhealthy => None,
+            DownReason::Unhealthy(_) => None,
             DownReason::OpenFailed(err) => err.log_tail(),
         }
     }
 
-    fn is_permanent(&self) -> bool {
+    /// Whether no retry can mend it (see [`TunnelError::is_permanent`]).
+    pub fn is_permanent(&self) -> bool {
         matches!(self, DownReason::OpenFailed(err) if err.is_permanent())
     }
 }
@@ -100,12 +129,14 @@ impl DownReason {
 #[derive(Debug)]
 pub struct Watchdog {
     stop: watch::Sender<bool>,
+    url: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
 }
 
 impl Watchdog {
     /// Starts keeping a tunnel to `local` open through `provider`, and
-    /// returns the watchdog with the stream of its events.
+    /// returns the watchdog with the stream of its events. Must be called
+    /// within a Tokio runtime.
     ///
     /// Events are few (one per open or failure), so the channel is
     /// unbounded; nobody reading them does not stall the watchdog.
@@ -115,6 +146,7 @@ impl Watchdog {
         config: WatchdogConfig,
     ) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
         let (stop, stop_rx) = watch::channel(false);
+        let (url, url_rx) = watch::channel(None);
         let (events, events_rx) = mpsc::unbounded_channel();
         let keeper = Keeper {
             backoff: Backoff::new(config.backoff.clone()),
@@ -122,10 +154,22 @@ impl Watchdog {
             local,
             config,
             events,
+            url,
             stop: stop_rx,
         };
         let task = tokio::spawn(keeper.run());
-        (Watchdog { stop, task }, events_rx)
+        let watchdog = Watchdog {
+            stop,
+            url: url_rx,
+            task,
+        };
+        (watchdog, events_rx)
+    }
+
+    /// The URL of the tunnel now, while one is up (also while it
+    /// reconnects); `None` between tunnels.
+    pub fn current_url(&self) -> Option<String> {
+        self.url.borrow().clone()
     }
 
     /// Stops reopening, closes the current tunnel and waits until its
@@ -148,21 +192,28 @@ struct Keeper<P> {
     config: WatchdogConfig,
     backoff: Backoff,
     events: mpsc::UnboundedSender<TunnelEvent>,
+    url: watch::Sender<Option<String>>,
     stop: watch::Receiver<bool>,
 }
 
 impl<P: TunnelProvider> Keeper<P> {
     async fn run(mut self) {
+        let mut attempt = 0;
         loop {
+            attempt += 1;
+            self.emit(TunnelEvent::Opening { attempt });
             let Some(opened) = until_stopped(&mut self.stop, self.provider.open(self.local)).await
             else {
                 return;
             };
             let (reason, up_for) = match opened {
-                Ok(tunnel) => match self.supervise(tunnel).await {
-                    Some(down) => down,
-                    None => return,
-                },
+                Ok(tunnel) => {
+                    attempt = 0;
+                    match self.supervise(tunnel).await {
+                        Some(down) => down,
+                        None => return,
+                    }
+                }
                 Err(err) => (DownReason::OpenFailed(err), Duration::ZERO),
             };
             if up_for >= self.config.backoff.reset_after {
@@ -182,14 +233,19 @@ impl<P: TunnelProvider> Keeper<P> {
     /// after how long) or the watchdog stops (`None`). Closes it either way.
     async fn supervise(&mut self, mut tunnel: Tunnel) -> Option<(DownReason, Duration)> {
         let since = Instant::now();
-        self.emit(TunnelEvent::Up {
-            url: tunnel.url().to_owned(),
-            pid: tunnel.pid(),
-        });
-        let watched = watch_tunnel(&mut tunnel, &self.config);
-        let reason = until_stopped(&mut self.stop, watched).await;
+        self.url.send_replace(Some(tunnel.url().to_owned()));
+        self.emit(up_event(&tunnel));
+        let Keeper {
+            config,
+            events,
+            stop,
+            ..
+        } = self;
+        let watched = watch_tunnel(&mut tunnel, config, events);
+        let reason = until_stopped(stop, watched).await;
         // Even a dead process may have left something in its group.
         tunnel.close().await;
+        self.url.send_replace(None);
         reason.map(|reason| (reason, since.elapsed()))
     }
 
@@ -208,29 +264,55 @@ impl<P: TunnelProvider> Keeper<P> {
     }
 
     fn emit(&self, event: TunnelEvent) {
-        // A caller that stopped listening still wants the tunnel kept up.
-        let _ = self.events.send(event);
+        emit(&self.events, event);
     }
 }
 
-/// Waits until the tunnel ends, or fails enough health checks in a row.
-async fn watch_tunnel(tunnel: &mut Tunnel, config: &WatchdogConfig) -> DownReason {
+fn up_event(tunnel: &Tunnel) -> TunnelEvent {
+    TunnelEvent::Up {
+        url: tunnel.url().to_owned(),
+        pid: tunnel.pid(),
+        protocol: tunnel.protocol(),
+    }
+}
+
+fn emit(events: &mpsc::UnboundedSender<TunnelEvent>, event: TunnelEvent) {
+    // A caller that stopped listening still wants the tunnel kept up.
+    let _ = events.send(event);
+}
+
+/// Waits until the tunnel ends, or stays unhealthy for `replace_after`.
+/// A lost connection is reported once as reconnecting, its return as up.
+async fn watch_tunnel(
+    tunnel: &mut Tunnel,
+    config: &WatchdogConfig,
+    events: &mpsc::UnboundedSender<TunnelEvent>,
+) -> DownReason {
     let first = Instant::now() + config.health_interval;
     let mut checks = tokio::time::interval_at(first, config.health_interval);
     checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut failed = 0;
+    let mut unhealthy_since: Option<Instant> = None;
     loop {
         tokio::select! {
             exit = tunnel.wait() => return DownReason::Exited(exit),
             _ = checks.tick() => {}
         }
-        if tunnel.healthy().await {
-            failed = 0;
-        } else {
-            failed += 1;
-            if failed >= config.unhealthy_after {
-                return DownReason::Unhealthy;
+        let healthy = tunnel.healthy().await;
+        match (healthy, unhealthy_since) {
+            (true, None) => {}
+            (true, Some(_)) => {
+                unhealthy_since = None;
+                emit(events, up_event(tunnel));
             }
+            (false, None) => {
+                unhealthy_since = Some(Instant::now());
+                let url = tunnel.url().to_owned();
+                emit(events, TunnelEvent::Reconnecting { url });
+            }
+            (false, Some(since)) if since.elapsed() >= config.replace_after => {
+                return DownReason::Unhealthy(since.elapsed());
+            }
+            (false, Some(_)) => {}
         }
     }
 }
@@ -324,13 +406,9 @@ mod tests {
     }
 
     fn config() -> WatchdogConfig {
-        WatchdogConfig {
-            backoff: BackoffPolicy {
-                jitter: 0.0,
-                ..BackoffPolicy::default()
-            },
-            ..WatchdogConfig::default()
-        }
+        let mut config = WatchdogConfig::default();
+        config.backoff.jitter = 0.0;
+        config
     }
 
     fn failing_provider(script: &Script, error: fn() -> TunnelError) -> MockTunnelProvider {
@@ -349,8 +427,14 @@ mod tests {
         }
     }
 
+    /// The next event that is not an `Opening`.
     async fn next(events: &mut mpsc::UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
-        events.recv().await.expect("the watchdog reports")
+        loop {
+            match events.recv().await.expect("the watchdog reports") {
+                TunnelEvent::Opening { .. } => continue,
+                event => return event,
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -429,7 +513,10 @@ mod tests {
             1,
             "the dead one is closed"
         );
-        let TunnelEvent::Up { url: second, pid } = next(&mut events).await else {
+        let TunnelEvent::Up {
+            url: second, pid, ..
+        } = next(&mut events).await
+        else {
             panic!("then up again");
         };
         assert_ne!(first, second);
@@ -444,7 +531,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_live_tunnel_failing_its_health_checks_counts_as_down() {
+    async fn a_lost_connection_is_left_to_reconnect_before_the_tunnel_is_replaced() {
         let script = Script::new();
         let shared = script.clone();
         let mut provider = MockTunnelProvider::new();
@@ -453,16 +540,75 @@ mod tests {
             Ok(shared.tunnel(n, None))
         });
         let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
-        assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
+        let TunnelEvent::Up { url, .. } = next(&mut events).await else {
+            panic!("up");
+        };
+        assert_eq!(watchdog.current_url().as_deref(), Some(url.as_str()));
         tokio::time::sleep(Duration::from_secs(25)).await;
         let opened_at = *script.opens.lock().unwrap().last().unwrap();
+
+        // Lost at 25 s, seen at the 30 s check, back by the 40 s one.
         script.healthy.store(false, Ordering::SeqCst);
+        let TunnelEvent::Reconnecting { url: kept } = next(&mut events).await else {
+            panic!("reconnecting");
+        };
+        assert_eq!(kept, url);
+        assert_eq!((Instant::now() - opened_at).as_secs(), 30);
+        assert_eq!(watchdog.current_url().as_deref(), Some(url.as_str()));
+        script.healthy.store(true, Ordering::SeqCst);
+        let TunnelEvent::Up { url: again, .. } = next(&mut events).await else {
+            panic!("up again");
+        };
+        assert_eq!(again, url, "the same URL: cloudflared reconnected");
+        assert_eq!(script.opens.lock().unwrap().len(), 1);
+
+        // Lost for good: replaced once it has been unhealthy for two minutes.
+        script.healthy.store(false, Ordering::SeqCst);
+        let lost_at = Instant::now();
+        assert!(matches!(
+            next(&mut events).await,
+            TunnelEvent::Reconnecting { .. }
+        ));
         let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
             panic!("down");
         };
-        assert!(matches!(reason, DownReason::Unhealthy));
-        // Checks at 30, 40 and 50 s fail; the third in a row is down.
-        assert_eq!((Instant::now() - opened_at).as_secs(), 50);
+        assert!(matches!(reason, DownReason::Unhealthy(_)), "{reason:?}");
+        assert_eq!((Instant::now() - lost_at).as_secs(), 130);
+        script.healthy.store(true, Ordering::SeqCst);
+        let TunnelEvent::Up { url: new, .. } = next(&mut events).await else {
+            panic!("replaced");
+        };
+        assert_ne!(new, url);
+        watchdog.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_is_announced_and_the_url_is_known_only_while_up() {
+        let script = Script::new();
+        let shared = script.clone();
+        let mut provider = MockTunnelProvider::new();
+        provider
+            .expect_open()
+            .returning(move |_| match shared.record_open() {
+                1 => Err(no_network()),
+                n => Ok(shared.tunnel(n, Some(Duration::from_secs(5)))),
+            });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let event = events.recv().await.unwrap();
+            seen.push(match event {
+                TunnelEvent::Opening { attempt } => format!("opening {attempt}"),
+                TunnelEvent::Up { .. } => {
+                    assert!(watchdog.current_url().is_some());
+                    "up".into()
+                }
+                TunnelEvent::Down { .. } => "down".into(),
+                other => panic!("unexpected {other:?}"),
+            });
+        }
+        assert_eq!(seen, ["opening 1", "down", "opening 2", "up", "down"]);
+        assert_eq!(watchdog.current_url(), None, "between tunnels");
         watchdog.stop().await;
     }
 
@@ -494,14 +640,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn gives_up_at_once_when_the_binary_is_missing() {
         let script = Script::new();
-        let provider = failing_provider(&script, || TunnelError::NotFound);
+        let provider = failing_provider(&script, || TunnelError::NotFound {
+            searched: Vec::new(),
+            hint: None,
+        });
         let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
         let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
             panic!("gave up");
         };
-        assert_eq!(
-            reason.to_string(),
-            "cloudflared not found. Run ./install.sh"
+        assert!(reason.is_permanent());
+        assert!(
+            reason.to_string().starts_with("cloudflared not found"),
+            "{reason}"
         );
         assert!(events.recv().await.is_none());
         assert!(watchdog.is_finished());
@@ -511,10 +661,8 @@ mod tests {
     async fn gives_up_after_the_allowed_failures_in_a_row() {
         let script = Script::new();
         let provider = failing_provider(&script, no_network);
-        let config = WatchdogConfig {
-            max_failures: Some(3),
-            ..config()
-        };
+        let mut config = config();
+        config.max_failures = Some(3);
         let (_watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config);
         assert!(matches!(next(&mut events).await, TunnelEvent::Down { .. }));
         assert!(matches!(next(&mut events).await, TunnelEvent::Down { .. }));

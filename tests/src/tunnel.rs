@@ -45,6 +45,23 @@ pub fn gone_within(pid: u32, limit: Duration) -> bool {
     true
 }
 
+/// The newest `cloudflared-<pid>.log` in `dir`: each tunnel process has a
+/// log of its own.
+pub fn newest_log(dir: &Path) -> String {
+    let newest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("cloudflared-") && name.ends_with(".log")
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    newest
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+        .unwrap_or_default()
+}
+
 /// One test's fake cloudflared: its knobs, state directory and records.
 pub struct FakeCloudflared {
     pub dir: TempDir,
@@ -75,15 +92,13 @@ impl FakeCloudflared {
     pub fn config(&self) -> CloudflaredConfig {
         let mut env: Vec<_> = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         env.push(("FAKE_CLOUDFLARED_RECORD".into(), self.record_path().into()));
-        CloudflaredConfig {
-            binary: Some(fake_cloudflared_bin()),
-            search_path: Some("".into()),
-            home_binary: None,
-            start_timeout: Duration::from_secs(10),
-            stop_grace: Duration::from_secs(2),
-            env,
-            ..CloudflaredConfig::new(self.state_dir())
-        }
+        let mut config = CloudflaredConfig::new(self.state_dir());
+        config.binary = Some(fake_cloudflared_bin());
+        config.search_path = Some("".into());
+        config.start_timeout = Duration::from_secs(10);
+        config.stop_grace = Duration::from_secs(2);
+        config.env = env;
+        config
     }
 
     pub fn provider(&self) -> Cloudflared {
@@ -94,10 +109,9 @@ impl FakeCloudflared {
         self.dir.path().join("state")
     }
 
-    /// The log of the tunnel to [`LOCAL`].
+    /// The log of the newest tunnel process (`cloudflared-<pid>.log`).
     pub fn log(&self) -> String {
-        let path = self.state_dir().join("cloudflared-8080.log");
-        std::fs::read_to_string(path).unwrap_or_default()
+        newest_log(&self.state_dir())
     }
 
     fn record_path(&self) -> PathBuf {
@@ -123,6 +137,23 @@ impl FakeCloudflared {
                     .collect()
             })
             .collect()
+    }
+
+    /// The URL the fake process `pid` printed.
+    pub fn url_of(&self, pid: u32) -> Option<String> {
+        self.records()
+            .iter()
+            .find(|r| r["pid"] == pid && r.get("url").is_some())
+            .and_then(|r| r["url"].as_str().map(str::to_owned))
+    }
+
+    /// How the fake process `pid` ended by itself or by a signal it
+    /// handled: its exit code (`-9`: killed by a second signal).
+    pub fn exit_of(&self, pid: u32) -> Option<i64> {
+        self.records()
+            .iter()
+            .find(|r| r["pid"] == pid && r.get("exit").is_some())
+            .and_then(|r| r["exit"].as_i64())
     }
 
     /// The URLs the fake printed, oldest first.

@@ -76,6 +76,24 @@ impl Phase3 {
         self.env.json(&add)["id"].as_str().unwrap().to_owned()
     }
 
+    /// Every line the fake recorded, oldest first.
+    fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The arguments of every cloudflared the fake ran, oldest first.
+    fn started_args(&self) -> Vec<Vec<String>> {
+        self.records()
+            .iter()
+            .filter_map(|r| r["args"].as_array().cloned())
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .collect()
+    }
+
     /// Every cloudflared the fake ran, by pid.
     fn spawned(&self) -> Vec<u32> {
         std::fs::read_to_string(&self.record)
@@ -361,7 +379,14 @@ fn without_cloudflared_the_server_still_starts_locally() {
     let out = p.start(&["--host", "127.0.0.1"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "Detected NAT, starting tunnel...");
-    assert_eq!(lines[1], "cloudflared not found. Run ./install.sh");
+    assert_eq!(
+        lines[1],
+        format!(
+            "cloudflared not found. Run ./install.sh (looked on PATH, then at {})",
+            p.env.home.path().join("bin/cloudflared").display()
+        ),
+        "where drop looked, so the user can check"
+    );
     assert!(
         lines[2].starts_with("Server started: http://127.0.0.1:")
             && lines[2].ends_with(" (local, not tunneled)"),
@@ -434,4 +459,108 @@ fn unknown_external_address_means_no_tunnel() {
     assert!(started.ends_with(" (local)"), "{text}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(p.spawned().is_empty());
+}
+
+/// `TUNNEL_*` variables in the user's environment (a named tunnel, the
+/// hello-world page, JSON logs, another protocol) do not reach cloudflared:
+/// the tunnel is still a quick tunnel to drop's own port.
+#[test]
+fn the_users_tunnel_variables_cannot_take_the_tunnel_over() {
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[
+            ("TUNNEL_NAME", "my-named-tunnel"),
+            ("TUNNEL_HELLO_WORLD", "true"),
+            ("TUNNEL_LOG_OUTPUT", "json"),
+            ("TUNNEL_TRANSPORT_PROTOCOL", "http2"),
+            ("TUNNEL_GRACE_PERIOD", "not-a-duration"),
+        ],
+    );
+    let out = p.start(&["--host", "127.0.0.1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[1].starts_with("Server started: https://") && is_quick_tunnel(&lines[1][16..]),
+        "{out}"
+    );
+    let port = p.env.json(&["status", "--json"])["server"]["port"]
+        .as_u64()
+        .unwrap();
+    let records = p.records();
+    let started: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r.get("args").is_some()).collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "one start, not a named tunnel that failed"
+    );
+    assert_eq!(
+        started[0]["tunnel_env"],
+        serde_json::json!([]),
+        "none reached it"
+    );
+    let origin = records.iter().find_map(|r| r["origin"].as_str()).unwrap();
+    assert_eq!(
+        origin,
+        format!("http://127.0.0.1:{port}"),
+        "drop's port, not hello-world"
+    );
+}
+
+/// Where UDP is blocked, the tunnel comes up over HTTP/2, `status` says
+/// so, and the next server on this network starts with HTTP/2 at once.
+#[test]
+fn blocked_udp_tunnels_over_http2_and_is_remembered_for_this_network() {
+    let p = Phase3::new(NAT_ADDRESS, true, &[("FAKE_CLOUDFLARED_UDP", "blocked")]);
+    let out = p.start(&["--host", "127.0.0.1"]);
+    assert!(out.contains("(tunneled via cloudflared)"), "{out}");
+    let status = p.env.ok(&["status"]);
+    let server_line = status.lines().next().unwrap();
+    assert!(
+        server_line
+            .ends_with("(running, tunneled over HTTP/2: UDP port 7844 is blocked on this network)"),
+        "{status}"
+    );
+    let doc = p.env.json(&["status", "--json"]);
+    assert_eq!(doc["server"]["tunnel"]["protocol"], "http2");
+    let args = p.started_args();
+    assert_eq!(args.len(), 2, "QUIC first, then HTTP/2: {args:?}");
+    assert!(args[1].ends_with(&["--protocol".into(), "http2".into()]));
+    let notes = std::fs::read_to_string(p.env.home.path().join("networks.json")).unwrap();
+    let notes: serde_json::Value = serde_json::from_str(&notes).unwrap();
+    let noted: Vec<&serde_json::Value> = notes.as_object().unwrap().values().collect();
+    assert_eq!(noted.len(), 1, "{notes}");
+    assert_eq!(noted[0]["tunnel_protocol"], "http2");
+
+    p.env.ok(&["stop"]);
+    p.start(&["--host", "127.0.0.1"]);
+    let args = p.started_args();
+    assert_eq!(args.len(), 3, "no QUIC try on a network known to block it");
+    assert!(args[2].ends_with(&["--protocol".into(), "http2".into()]));
+}
+
+/// `drop stop` lets cloudflared drain for the grace period drop gives it
+/// (a fake that honours `--grace-period`, 30 s when none is given), which
+/// ends before drop's SIGKILL: a graceful exit, quickly, nothing left.
+#[test]
+fn stop_lets_tunnels_drain_gracefully_without_waiting_thirty_seconds() {
+    let p = Phase3::behind_nat();
+    p.start(&["--host", "127.0.0.1"]);
+    let tunnel_pid = p.tunnel_json().unwrap()["pid"].as_u64().unwrap() as u32;
+    let stopping = Instant::now();
+    p.env.ok(&["stop"]);
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    let exit = p
+        .records()
+        .into_iter()
+        .find(|r| r["pid"] == tunnel_pid && r.get("exit").is_some())
+        .expect("the tunnel recorded how it ended");
+    assert_eq!(
+        exit["exit"], 0,
+        "drained and exited by itself, not killed: {exit}"
+    );
+    for pid in p.spawned() {
+        assert!(!alive(pid), "cloudflared {pid} survived");
+    }
 }

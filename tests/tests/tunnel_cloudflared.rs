@@ -1,11 +1,12 @@
 //! The cloudflared provider against the fake: how it runs cloudflared, when
-//! it calls a tunnel up, each typed failure, and that closing leaves nothing.
+//! it calls a tunnel up, each typed failure, the fallback to HTTP/2, and
+//! that closing leaves nothing.
 
 use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
-use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, local};
-use drop_tunnel::{Cloudflared, CloudflaredConfig, TunnelError, TunnelProvider};
+use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
+use drop_tunnel::{Cloudflared, Protocol, TunnelError, TunnelProvider};
 
 /// A failure must be reported long before the start deadline.
 const FAST: Duration = Duration::from_secs(2);
@@ -17,19 +18,23 @@ fn is_quick_tunnel_url(url: &str) -> bool {
 }
 
 /// The tunnel comes up with the fake's URL, cloudflared ran with the flags
-/// the notes recommend, and `close` ends it gracefully, twice without harm.
+/// drop means (a fake that refuses unknown flags took them all), a config
+/// of our own that parses, a metrics port of its choosing, and `close` ends
+/// it gracefully, twice without harm.
 #[tokio::test]
 async fn opens_with_the_recommended_flags_and_closes_gracefully() {
     let fake = FakeCloudflared::new();
-    let mut tunnel = fake.provider().open(local()).await.expect("tunnel up");
+    let provider = fake.provider();
+    let mut tunnel = provider.open(local()).await.expect("tunnel up");
 
     assert!(is_quick_tunnel_url(tunnel.url()), "{}", tunnel.url());
     assert_eq!(fake.urls(), [tunnel.url()]);
+    assert_eq!(tunnel.protocol(), Some(Protocol::Quic));
     let pid = tunnel.pid().expect("a pid");
     assert!(alive(pid));
 
     let args = &fake.starts()[0];
-    let config = fake.state_dir().join("cloudflared-empty.yml");
+    let config = provider.config_file();
     assert_eq!(
         &args[..5],
         [
@@ -42,21 +47,29 @@ async fn opens_with_the_recommended_flags_and_closes_gracefully() {
     );
     assert_eq!(args[5], config.to_str().unwrap());
     assert_eq!(
-        std::fs::read(&config).unwrap(),
-        b"",
-        "an empty config of our own"
+        &args[6..10],
+        ["--metrics", "127.0.0.1:0", "--loglevel", "info"]
     );
-    assert_eq!(args[6], "--metrics");
+    assert_eq!(
+        &args[10..],
+        ["--grace-period", "1000ms"],
+        "2 s to stop, less 1 s"
+    );
+    let log = fake.log();
+    assert!(!log.contains("was empty"), "the config parses: {log}");
+    assert!(!log.contains("Cannot determine default configuration path"));
     assert!(
-        args[7].starts_with("127.0.0.1:"),
-        "metrics on loopback: {}",
-        args[7]
+        log.contains("Settings: map[config:") && log.contains("protocol:quic"),
+        "{log}"
     );
     assert!(
-        fake.log().contains("Registered tunnel connection"),
+        log.contains("Registered tunnel connection"),
         "up means registered"
     );
-    assert!(tunnel.healthy().await);
+    assert!(
+        tunnel.healthy().await,
+        "health from the metrics port it logged"
+    );
 
     tunnel.close().await;
     assert!(!alive(pid), "closed means gone");
@@ -111,13 +124,12 @@ async fn reads_the_url_from_the_old_box() {
     tunnel.close().await;
 }
 
-/// The 2026.5 pre-checks box, which names `api.trycloudflare.com`, is not
-/// taken for the URL box.
+/// The connectivity pre-checks box of 2026.5+ is not taken for the URL box.
 #[tokio::test]
 async fn the_prechecks_box_does_not_change_the_url() {
     let fake = FakeCloudflared::new()
         .env("FAKE_CLOUDFLARED_NO_METRICS", "1")
-        .env("FAKE_CLOUDFLARED_PRECHECKS", "1");
+        .env("FAKE_CLOUDFLARED_PRECHECKS_MS", "100");
     let mut tunnel = fake.provider().open(local()).await.expect("tunnel up");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(fake.log().contains("CONNECTIVITY PRE-CHECKS"));
@@ -189,10 +201,9 @@ async fn dying_before_registering_is_an_early_exit() {
 #[tokio::test]
 async fn a_hung_start_gives_no_url_at_the_deadline() {
     let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "hang");
-    let provider = Cloudflared::new(CloudflaredConfig {
-        start_timeout: Duration::from_millis(800),
-        ..fake.config()
-    });
+    let mut config = fake.config();
+    config.start_timeout = Duration::from_millis(800);
+    let provider = Cloudflared::new(config);
     let started = Instant::now();
     let err = provider.open(local()).await.unwrap_err();
     let TunnelError::NoUrl { log_tail, .. } = &err else {
@@ -206,55 +217,224 @@ async fn a_hung_start_gives_no_url_at_the_deadline() {
     fake.assert_no_process_left();
 }
 
-/// A URL that never registers (UDP blocked) is not up: a distinct error
-/// that names the URL.
+/// The quick-tunnel request gives up after its own timeout, as the real
+/// one does after 15 s: no network, reported at once.
+#[tokio::test]
+async fn a_request_that_times_out_is_no_network() {
+    let fake = FakeCloudflared::new()
+        .env("FAKE_CLOUDFLARED_MODE", "hang")
+        .env("FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS", "300");
+    let started = Instant::now();
+    let err = fake.provider().open(local()).await.unwrap_err();
+    let TunnelError::NoNetwork { detail } = &err else {
+        panic!("no network, got {err:?}");
+    };
+    assert!(
+        detail.contains("timeout awaiting response headers"),
+        "{detail}"
+    );
+    assert!(started.elapsed() < FAST);
+}
+
+/// A URL whose process reaches the edge by no protocol is not up: a
+/// distinct error that names the URL.
 #[tokio::test]
 async fn a_url_without_a_connection_is_not_ready_at_the_deadline() {
-    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "quic-retry");
-    let provider = Cloudflared::new(CloudflaredConfig {
-        start_timeout: Duration::from_millis(800),
-        ..fake.config()
-    });
-    let err = provider.open(local()).await.unwrap_err();
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "no-edge");
+    let mut config = fake.config();
+    config.start_timeout = Duration::from_millis(800);
+    config.protocol = Some(Protocol::Http2);
+    let err = Cloudflared::new(config).open(local()).await.unwrap_err();
     let TunnelError::NotReady { url, log_tail, .. } = &err else {
         panic!("not ready, got {err:?}");
     };
     assert_eq!(fake.urls(), [url.as_str()]);
+    assert!(log_tail.contains("Tunnel server stopped"), "{log_tail}");
     assert!(
-        log_tail.contains("Failed to dial a quic connection"),
-        "{log_tail}"
+        fake.log()
+            .contains("Unable to establish connection with Cloudflare edge")
     );
     fake.assert_no_process_left();
 }
 
-/// No binary anywhere: the error tells the user to run the installer.
+/// Where UDP is blocked, QUIC never connects: the open falls back to
+/// `--protocol http2` at once (not after the start deadline), and later
+/// opens of the same provider start there.
 #[tokio::test]
-async fn a_missing_binary_says_to_run_the_installer() {
-    let fake = FakeCloudflared::new();
-    let provider = Cloudflared::new(CloudflaredConfig {
-        binary: Some(fake.dir.path().join("nope")),
-        home_binary: Some(fake.dir.path().join("bin/cloudflared")),
-        ..fake.config()
-    });
-    let err = provider.open(local()).await.unwrap_err();
-    assert!(matches!(err, TunnelError::NotFound));
-    assert_eq!(err.to_string(), "cloudflared not found. Run ./install.sh");
+async fn blocked_udp_falls_back_to_http2_and_stays_there() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_UDP", "blocked");
+    let provider = fake.provider();
+    let started = Instant::now();
+    let mut tunnel = provider.open(local()).await.expect("tunnel up over HTTP/2");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(tunnel.protocol(), Some(Protocol::Http2));
+    let starts = fake.starts();
+    assert_eq!(starts.len(), 2, "one QUIC try, one HTTP/2");
+    assert!(!starts[0].contains(&"--protocol".to_owned()));
+    assert!(starts[1].ends_with(&["--protocol".to_owned(), "http2".to_owned()]));
+    assert_eq!(
+        fake.urls()[1],
+        tunnel.url(),
+        "the URL of the process that came up"
+    );
+    tunnel.close().await;
+
+    assert_eq!(provider.protocol_now(), Protocol::Http2);
+    let mut again = provider.open(local()).await.expect("up");
+    assert_eq!(fake.starts().len(), 3, "straight to HTTP/2");
+    assert_eq!(again.protocol(), Some(Protocol::Http2));
+    again.close().await;
+    fake.assert_no_process_left();
 }
 
-/// `cloudflared` on the search path is found, and so is the home binary.
+/// Asked for QUIC only, a blocked UDP port is an error that says so.
 #[tokio::test]
-async fn finds_cloudflared_on_the_path_then_in_the_home() {
+async fn quic_only_reports_blocked_udp() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_UDP", "blocked");
+    let mut config = fake.config();
+    config.protocol = Some(Protocol::Quic);
+    config.start_timeout = Duration::from_millis(1500);
+    let err = Cloudflared::new(config).open(local()).await.unwrap_err();
+    assert!(matches!(err, TunnelError::UdpBlocked { .. }), "{err:?}");
+    assert!(err.to_string().contains("UDP port 7844"), "{err}");
+    assert_eq!(fake.starts().len(), 1);
+    fake.assert_no_process_left();
+}
+
+/// A flag cloudflared does not know (a misspelling, or a version too old)
+/// is refused the way urfave/cli does, on stdout with exit 0: a permanent
+/// error, reported at once, not a tunnel that never comes.
+#[tokio::test]
+async fn a_flag_cloudflared_does_not_know_is_refused_for_good() {
+    let fake = FakeCloudflared::new();
+    let mut config = fake.config();
+    config.extra_args = vec!["--no-autoupdates".into()];
+    let started = Instant::now();
+    let err = Cloudflared::new(config).open(local()).await.unwrap_err();
+    let TunnelError::Usage { detail } = &err else {
+        panic!("usage, got {err:?}");
+    };
+    assert_eq!(detail, "flag provided but not defined: -no-autoupdates");
+    assert!(err.is_permanent());
+    assert!(started.elapsed() < FAST);
+}
+
+/// Two tunnels to the same port each report their own process's URL.
+#[tokio::test]
+async fn two_tunnels_to_one_port_each_know_their_own_url() {
+    let fake = FakeCloudflared::new();
+    let provider = fake.provider();
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(provider.open(local()), provider.open(local()));
+        let (mut a, mut b) = (a.expect("first up"), b.expect("second up"));
+        assert_ne!(a.url(), b.url());
+        for tunnel in [&a, &b] {
+            assert_eq!(
+                fake.url_of(tunnel.pid().unwrap()).as_deref(),
+                Some(tunnel.url()),
+                "a tunnel reports the URL its own process printed"
+            );
+        }
+        a.close().await;
+        b.close().await;
+    }
+    fake.assert_no_process_left();
+}
+
+/// cloudflared drains for its grace period after SIGTERM; it is told to
+/// finish a second before the SIGKILL backstop, so `close` ends it
+/// gracefully and never waits cloudflared's default 30 s.
+#[tokio::test]
+async fn close_lets_cloudflared_drain_within_our_grace_period() {
+    let fake = FakeCloudflared::new();
+    let mut tunnel = fake.provider().open(local()).await.expect("tunnel up");
+    let pid = tunnel.pid().unwrap();
+    let started = Instant::now();
+    tunnel.close().await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "it drained: {took:?}");
+    assert!(
+        took < Duration::from_millis(1900),
+        "before SIGKILL: {took:?}"
+    );
+    assert_eq!(fake.exit_of(pid), Some(0), "a graceful exit, not a kill");
+    let log = fake.log();
+    assert!(log.contains("Unregistered tunnel connection"), "{log}");
+    assert!(log.contains("Tunnel server stopped"), "{log}");
+}
+
+/// With `die_with_parent`, a tunnel whose owner vanished without closing it
+/// (here: the thread that opened it ended, and the handle was forgotten)
+/// ends too; without it, the process lives on.
+#[test]
+fn die_with_parent_ends_a_tunnel_whose_opener_is_gone() {
+    let fake = FakeCloudflared::new();
+    let open_and_forget = |die_with_parent: bool| {
+        let mut config = fake.config();
+        config.die_with_parent = die_with_parent;
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let tunnel = Cloudflared::new(config).open(local()).await.unwrap();
+                let pid = tunnel.pid().unwrap();
+                std::mem::forget(tunnel);
+                pid
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    let orphan = open_and_forget(false);
+    let tied = open_and_forget(true);
+    assert!(
+        gone_within(tied, Duration::from_secs(2)),
+        "it went with its opener"
+    );
+    assert!(alive(orphan), "without the option it outlives its opener");
+    drop_tests::kill(orphan);
+    assert!(gone_within(orphan, Duration::from_secs(2)));
+}
+
+/// No binary anywhere: the error says where drop-tunnel looked and what
+/// the caller says to do.
+#[tokio::test]
+async fn a_missing_binary_says_where_it_looked_and_what_to_do() {
+    let fake = FakeCloudflared::new();
+    let mut config = fake.config();
+    config.binary = Some(fake.dir.path().join("nope"));
+    config.fallback_paths = vec![fake.dir.path().join("bin/cloudflared")];
+    config.not_found_hint = Some("Run ./install.sh".into());
+    let err = Cloudflared::new(config).open(local()).await.unwrap_err();
+    assert!(matches!(err, TunnelError::NotFound { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cloudflared not found. Run ./install.sh (looked on PATH, then at {})",
+            fake.dir.path().join("bin/cloudflared").display()
+        )
+    );
+}
+
+/// `cloudflared` on the search path is found, and so is a fallback binary.
+#[tokio::test]
+async fn finds_cloudflared_on_the_path_then_in_the_fallbacks() {
     let fake = FakeCloudflared::new();
     let bin_dir = fake.dir.path().join("bin");
     std::fs::create_dir(&bin_dir).unwrap();
     let link = bin_dir.join("cloudflared");
     symlink(fake_cloudflared_bin(), &link).unwrap();
 
-    let on_path = CloudflaredConfig {
-        binary: None,
-        search_path: Some(std::env::join_paths([fake.dir.path().join("empty"), bin_dir]).unwrap()),
-        ..fake.config()
-    };
+    let mut on_path = fake.config();
+    on_path.binary = None;
+    on_path.search_path =
+        Some(std::env::join_paths([fake.dir.path().join("empty"), bin_dir]).unwrap());
     assert_eq!(
         Cloudflared::new(on_path.clone()).find_binary().unwrap(),
         link
@@ -265,11 +445,9 @@ async fn finds_cloudflared_on_the_path_then_in_the_home() {
         .expect("tunnel up");
     tunnel.close().await;
 
-    let at_home = CloudflaredConfig {
-        binary: None,
-        home_binary: Some(link.clone()),
-        ..fake.config()
-    };
+    let mut at_home = fake.config();
+    at_home.binary = None;
+    at_home.fallback_paths = vec![link.clone()];
     assert_eq!(Cloudflared::new(at_home).find_binary().unwrap(), link);
 }
 
@@ -280,10 +458,9 @@ async fn close_kills_what_ignores_sigterm_and_what_it_started() {
     let fake = FakeCloudflared::new()
         .env("FAKE_CLOUDFLARED_IGNORE_TERM", "1")
         .env("FAKE_CLOUDFLARED_CHILD", "1");
-    let provider = Cloudflared::new(CloudflaredConfig {
-        stop_grace: Duration::from_millis(300),
-        ..fake.config()
-    });
+    let mut config = fake.config();
+    config.stop_grace = Duration::from_millis(300);
+    let provider = Cloudflared::new(config);
     let mut tunnel = provider.open(local()).await.expect("tunnel up");
     assert_eq!(fake.pids().len(), 2, "the fake and its child");
     let started = Instant::now();

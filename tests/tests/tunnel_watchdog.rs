@@ -5,22 +5,28 @@ use std::time::{Duration, Instant};
 
 use drop_tests::kill;
 use drop_tests::tunnel::{FakeCloudflared, alive, local};
-use drop_tunnel::{BackoffPolicy, DownReason, TunnelError, TunnelEvent, Watchdog, WatchdogConfig};
+use drop_tunnel::{DownReason, TunnelError, TunnelEvent, Watchdog, WatchdogConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Longer than any event should take to come.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// The next event but `Opening`, which comes before every attempt.
 async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
-    tokio::time::timeout(PATIENCE, events.recv())
-        .await
-        .expect("an event in time")
-        .expect("the watchdog runs")
+    loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the watchdog runs");
+        if !matches!(event, TunnelEvent::Opening { .. }) {
+            return event;
+        }
+    }
 }
 
 async fn next_up(events: &mut UnboundedReceiver<TunnelEvent>) -> (String, u32) {
     match next(events).await {
-        TunnelEvent::Up { url, pid } => (url, pid.expect("a pid")),
+        TunnelEvent::Up { url, pid, .. } => (url, pid.expect("a pid")),
         other => panic!("expected up, got {other:?}"),
     }
 }
@@ -69,14 +75,9 @@ async fn a_killed_tunnel_is_back_with_a_new_url_within_two_seconds() {
 #[tokio::test]
 async fn a_fake_that_keeps_failing_is_retried_with_growing_delays() {
     let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "uuid");
-    let config = WatchdogConfig {
-        backoff: BackoffPolicy {
-            initial: Duration::from_millis(100),
-            jitter: 0.0,
-            ..BackoffPolicy::default()
-        },
-        ..WatchdogConfig::default()
-    };
+    let mut config = WatchdogConfig::default();
+    config.backoff.initial = Duration::from_millis(100);
+    config.backoff.jitter = 0.0;
     let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
     let mut delays = Vec::new();
     let mut seen = Vec::new();
@@ -134,22 +135,50 @@ async fn a_rate_limit_backs_off_far_longer_than_a_crash() {
     assert_eq!(limited.starts().len(), 1);
 }
 
-/// A live cloudflared that lost its edge connection is down too, and is
-/// replaced.
+/// A dropped edge connection that cloudflared restores keeps its URL: the
+/// watchdog says it is reconnecting, then up again, and opens nothing new.
+#[tokio::test]
+async fn a_dropped_connection_that_comes_back_keeps_the_url() {
+    let fake = FakeCloudflared::new()
+        .env("FAKE_CLOUDFLARED_DROP_AFTER_MS", "300")
+        .env("FAKE_CLOUDFLARED_RECONNECT_MS", "1200");
+    let mut config = WatchdogConfig::default();
+    config.health_interval = Duration::from_millis(100);
+    config.replace_after = Duration::from_secs(5);
+    let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
+    let (url, pid) = next_up(&mut events).await;
+    let TunnelEvent::Reconnecting { url: kept } = next(&mut events).await else {
+        panic!("reconnecting");
+    };
+    assert_eq!(kept, url);
+    assert_eq!(watchdog.current_url().as_deref(), Some(url.as_str()));
+    let (again, same_pid) = next_up(&mut events).await;
+    assert_eq!(again, url, "cloudflared kept the hostname");
+    assert_eq!(same_pid, pid);
+    assert_eq!(fake.starts().len(), 1, "no new tunnel, no new URL");
+    assert!(fake.log().matches("Registered tunnel connection").count() >= 2);
+    watchdog.stop().await;
+    fake.assert_no_process_left();
+}
+
+/// A live cloudflared that lost its edge connection for good is replaced
+/// once it has been unhealthy past the reconnect allowance.
 #[tokio::test]
 async fn a_tunnel_without_a_connection_is_replaced() {
     let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_UNREADY_AFTER_MS", "200");
-    let config = WatchdogConfig {
-        health_interval: Duration::from_millis(100),
-        unhealthy_after: 2,
-        ..WatchdogConfig::default()
-    };
+    let mut config = WatchdogConfig::default();
+    config.health_interval = Duration::from_millis(100);
+    config.replace_after = Duration::from_millis(300);
     let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
     let (first_url, first_pid) = next_up(&mut events).await;
+    assert!(matches!(
+        next(&mut events).await,
+        TunnelEvent::Reconnecting { .. }
+    ));
     let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
         panic!("down");
     };
-    assert!(matches!(reason, DownReason::Unhealthy), "{reason:?}");
+    assert!(matches!(reason, DownReason::Unhealthy(_)), "{reason:?}");
     assert!(!alive(first_pid), "the unhealthy process is ended");
     let (second_url, _) = next_up(&mut events).await;
     assert_ne!(first_url, second_url);
@@ -157,7 +186,7 @@ async fn a_tunnel_without_a_connection_is_replaced() {
     fake.assert_no_process_left();
 }
 
-/// Without cloudflared the watchdog gives up at once with the install hint.
+/// Without cloudflared the watchdog gives up at once.
 #[tokio::test]
 async fn without_cloudflared_the_watchdog_gives_up() {
     let fake = FakeCloudflared::new();
@@ -168,9 +197,10 @@ async fn without_cloudflared_the_watchdog_gives_up() {
     let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
         panic!("gave up");
     };
-    assert_eq!(
-        reason.to_string(),
-        "cloudflared not found. Run ./install.sh"
+    assert!(reason.is_permanent());
+    assert!(
+        reason.to_string().starts_with("cloudflared not found"),
+        "{reason}"
     );
     watchdog.stop().await;
 }

@@ -38,6 +38,9 @@ pub struct DaemonConfig {
     /// An argument every tunnel process of this home carries (cloudflared's
     /// `--config` file), by which leftovers of a killed daemon are found.
     pub tunnel_marker: PathBuf,
+    /// The network this machine is on (the address it goes out from), under
+    /// which what is learned of it is noted: that QUIC is blocked there.
+    pub network: Option<String>,
 }
 
 /// Why the daemon could not run.
@@ -154,6 +157,7 @@ impl Daemon {
             home.clone(),
             self.provider.clone(),
             self.config.tunnel_marker.clone(),
+            self.config.network.clone(),
         );
         tunnels.end_leftovers().await;
         if state.tunnel {

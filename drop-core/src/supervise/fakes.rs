@@ -87,7 +87,7 @@ impl TestHome {
 
     /// A tunnel keeper of this home opening tunnels through `provider`.
     pub(crate) fn keeper(&self, provider: MockTunnelProvider) -> Arc<TunnelKeeper> {
-        TunnelKeeper::new(self.home.clone(), Arc::new(provider), self.marker())
+        TunnelKeeper::new(self.home.clone(), Arc::new(provider), self.marker(), None)
     }
 }
 

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_registry::{Home, Record, RegistryError, TunnelPhase, TunnelState};
+use drop_registry::{Home, Record, RegistryError, TunnelPhase, TunnelProtocol, TunnelState};
 use drop_tunnel::{
-    DownReason, Tunnel, TunnelError, TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
+    DownReason, Protocol, Tunnel, TunnelError, TunnelEvent, TunnelProvider, Watchdog,
+    WatchdogConfig,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -55,6 +56,9 @@ pub struct TunnelKeeper {
     /// An argument every tunnel process of this home carries, by which
     /// leftovers of a killed daemon are found.
     marker: PathBuf,
+    /// The network this machine is on, under which what is learned of it
+    /// (QUIC blocked) is noted.
+    network: Option<String>,
     server: Mutex<Option<Kept>>,
     apps: Mutex<HashMap<String, Kept>>,
 }
@@ -94,8 +98,13 @@ impl TunnelProvider for Paced {
 
 impl TunnelKeeper {
     /// Tunnels of `home` opened by `provider`, whose processes carry
-    /// `--config <marker>` (see [`end_leftovers`]).
-    pub fn new(home: Home, provider: Arc<dyn TunnelProvider>, marker: PathBuf) -> Arc<Self> {
+    /// `--config <marker>` (see [`end_leftovers`]), on `network`.
+    pub fn new(
+        home: Home,
+        provider: Arc<dyn TunnelProvider>,
+        marker: PathBuf,
+        network: Option<String>,
+    ) -> Arc<Self> {
         Arc::new(TunnelKeeper {
             home,
             provider: Arc::new(Paced {
@@ -103,6 +112,7 @@ impl TunnelKeeper {
                 next: Mutex::new(Instant::now()),
             }),
             marker,
+            network,
             server: Mutex::new(None),
             apps: Mutex::new(HashMap::new()),
         })
@@ -195,8 +205,8 @@ impl TunnelKeeper {
         Kept { watchdog, follower }
     }
 
-    /// Writes every event of one watchdog where it belongs; the first one
-    /// also goes to whoever waits for it.
+    /// Writes every event of one watchdog where it belongs; the first
+    /// outcome also goes to whoever waits for it.
     async fn follow(
         self: Arc<Self>,
         mut events: mpsc::UnboundedReceiver<TunnelEvent>,
@@ -207,89 +217,178 @@ impl TunnelKeeper {
             .as_deref()
             .map_or("server".to_owned(), |id| format!("app {id}"));
         while let Some(event) = events.recv().await {
-            let state = state_of(&event);
             log_event(&whose, &event);
+            let Some(change) = Change::of(&event) else {
+                continue;
+            };
             // Recorded before anyone is told, so what they read next agrees.
-            let outcome = outcome_of(&event, &state);
             match &app {
-                None => self.save_server(state).await,
+                None => self.change_server(change.clone()).await,
                 Some(id) => {
+                    let change = change.clone();
                     update_record(&self.home, id, "the tunnel of app", move |r| {
-                        r.tunnel_url = Some(state.url).filter(|u| !u.is_empty());
-                        r.tunnel_pid = state.pid;
-                        r.tunnel_start_time = state.start_time;
-                        r.tunnel_state = Some(state.state);
-                        r.tunnel_error = state.error;
+                        r.set_tunnel(change.applied_to(r.tunnel().unwrap_or_default()));
                     })
                     .await
                 }
             }
-            if let Some(first) = first.take() {
+            if let TunnelEvent::Up {
+                protocol: Some(Protocol::Http2),
+                ..
+            } = &event
+            {
+                self.note_http2().await;
+            }
+            if let Some(outcome) = outcome_of(&event, &change)
+                && let Some(first) = first.take()
+            {
                 let _ = first.send(outcome);
             }
         }
     }
 
-    async fn save_server(&self, state: TunnelState) {
+    async fn change_server(&self, change: Change) {
         let home = self.home.clone();
-        let saved = tokio::task::spawn_blocking(move || home.save_tunnel_state(&state)).await;
+        let saved = tokio::task::spawn_blocking(move || {
+            let now = home.load_tunnel_state()?.unwrap_or_default();
+            home.save_tunnel_state(&change.applied_to(now))
+        })
+        .await;
         if let Ok(Err(e)) = saved {
             eprintln!("drop: could not record the server's tunnel: {e}");
         }
     }
-}
 
-/// The record of one watchdog event.
-fn state_of(event: &TunnelEvent) -> TunnelState {
-    match event {
-        TunnelEvent::Up { url, pid } => TunnelState {
-            url: url.clone(),
-            pid: *pid,
-            start_time: pid.and_then(ProcessId::of).map(|p| p.start_time),
-            state: TunnelPhase::Up,
-            ..TunnelState::default()
-        },
-        TunnelEvent::Down { reason, retry_in } => TunnelState {
-            state: match reason.is_rate_limited() {
-                true => TunnelPhase::RateLimited,
-                false => TunnelPhase::Down,
-            },
-            error: Some(format!(
-                "{reason}; retrying in {} s",
-                retry_in.as_secs().max(1)
-            )),
-            ..TunnelState::default()
-        },
-        TunnelEvent::GaveUp { reason } => TunnelState {
-            state: TunnelPhase::Failed,
-            error: Some(reason.to_string()),
-            ..TunnelState::default()
-        },
+    async fn save_server(&self, state: TunnelState) {
+        self.change_server(Change::Set(state)).await;
+    }
+
+    /// Remembers that tunnels on this network go over HTTP/2 (QUIC was
+    /// found blocked), so the next daemon here starts with it.
+    async fn note_http2(&self) {
+        let Some(network) = self.network.clone() else {
+            return;
+        };
+        let home = self.home.clone();
+        let noted = tokio::task::spawn_blocking(move || {
+            home.note_network_protocol(&network, TunnelProtocol::Http2)
+        })
+        .await;
+        if let Ok(Err(e)) = noted {
+            eprintln!("drop: could not note that this network needs HTTP/2 tunnels: {e}");
+        }
     }
 }
 
-/// What an event tells whoever waits for a first outcome.
-fn outcome_of(event: &TunnelEvent, state: &TunnelState) -> TunnelOutcome {
+/// What one watchdog event changes in a tunnel's record.
+#[derive(Debug, Clone)]
+enum Change {
+    /// The record becomes this.
+    Set(TunnelState),
+    /// It lost its edge connection and reconnects, keeping its URL.
+    Reconnecting,
+}
+
+impl Change {
+    /// The change an event makes; `None` for events that change nothing
+    /// recorded (a new attempt keeps the last failure on show).
+    fn of(event: &TunnelEvent) -> Option<Change> {
+        let set = |state| Some(Change::Set(state));
+        match event {
+            TunnelEvent::Up {
+                url, pid, protocol, ..
+            } => set(TunnelState {
+                url: url.clone(),
+                pid: *pid,
+                start_time: pid.and_then(ProcessId::of).map(|p| p.start_time),
+                state: TunnelPhase::Up,
+                protocol: protocol.map(protocol_of),
+                ..TunnelState::default()
+            }),
+            TunnelEvent::Reconnecting { .. } => Some(Change::Reconnecting),
+            TunnelEvent::Down { reason, retry_in } => set(TunnelState {
+                state: match reason.is_rate_limited() {
+                    true => TunnelPhase::RateLimited,
+                    false => TunnelPhase::Down,
+                },
+                error: Some(format!(
+                    "{reason}; retrying in {} s",
+                    retry_in.as_secs().max(1)
+                )),
+                ..TunnelState::default()
+            }),
+            TunnelEvent::GaveUp { reason } => set(TunnelState {
+                state: TunnelPhase::Failed,
+                error: Some(reason.to_string()),
+                ..TunnelState::default()
+            }),
+            _ => None,
+        }
+    }
+
+    fn applied_to(self, now: TunnelState) -> TunnelState {
+        match self {
+            Change::Set(state) => state,
+            Change::Reconnecting => TunnelState {
+                state: TunnelPhase::Reconnecting,
+                error: Some(
+                    "lost its connection to the edge; cloudflared is reconnecting and keeps the URL"
+                        .into(),
+                ),
+                ..now
+            },
+        }
+    }
+}
+
+fn protocol_of(protocol: Protocol) -> TunnelProtocol {
+    match protocol {
+        Protocol::Http2 => TunnelProtocol::Http2,
+        _ => TunnelProtocol::Quic,
+    }
+}
+
+/// What an event tells whoever waits for a tunnel's first outcome: `None`
+/// until there is one.
+fn outcome_of(event: &TunnelEvent, change: &Change) -> Option<TunnelOutcome> {
+    let phase = match change {
+        Change::Set(state) => state.state.clone(),
+        Change::Reconnecting => return None,
+    };
     match event {
-        TunnelEvent::Up { url, .. } => TunnelOutcome::Up { url: url.clone() },
-        TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => TunnelOutcome::Down {
-            phase: state.state.clone(),
-            error: reason.to_string(),
-        },
+        TunnelEvent::Up { url, .. } => Some(TunnelOutcome::Up { url: url.clone() }),
+        TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => {
+            Some(TunnelOutcome::Down {
+                phase,
+                error: reason.to_string(),
+            })
+        }
+        _ => None,
     }
 }
 
 fn log_event(whose: &str, event: &TunnelEvent) {
     let (line, reason) = match event {
-        TunnelEvent::Up { url, pid } => (
-            format!("tunnel up at {url} (pid {pid:?})"),
-            None::<&DownReason>,
+        TunnelEvent::Opening { attempt } => (format!("tunnel opening (attempt {attempt})"), None),
+        TunnelEvent::Up {
+            url, pid, protocol, ..
+        } => (
+            format!(
+                "tunnel up at {url} (pid {pid:?}, {})",
+                protocol.map_or("protocol unknown".into(), |p| p.to_string())
+            ),
+            None,
+        ),
+        TunnelEvent::Reconnecting { url } => (
+            format!("tunnel lost its edge connection; cloudflared reconnects, {url} stays"),
+            None,
         ),
         TunnelEvent::Down { reason, retry_in } => (
             format!("tunnel down: {reason}; retrying in {retry_in:?}"),
             Some(reason),
         ),
         TunnelEvent::GaveUp { reason } => (format!("tunnel given up: {reason}"), Some(reason)),
+        other => (format!("tunnel event {other:?}"), None::<&DownReason>),
     };
     eprintln!("drop: {whose} {line}");
     if let Some(tail) = reason

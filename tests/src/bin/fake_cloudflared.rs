@@ -1,42 +1,74 @@
-//! A fake `cloudflared` that behaves like the real one (ARCHITECTURE.md,
-//! "cloudflared, as drop relies on it"), without a network:
-//! the same arguments, the same lines on stderr with the URL box, a
-//! metrics server with `/quicktunnel` and `/ready` on `--metrics`, and a
-//! graceful exit on SIGTERM or SIGINT. It forwards nothing: its URL is for
-//! parsing and bookkeeping only.
+//! A fake `cloudflared` that behaves like the real one for quick tunnels
+//! (ARCHITECTURE.md, "cloudflared, as drop relies on it"), without a
+//! network. What it follows, from cloudflared's own source (2026.8 line):
+//! - flags as urfave/cli parses them (`cmd/cloudflared/tunnel/cmd.go`): an
+//!   unknown flag or a bad value prints `Incorrect Usage. …` and the help on
+//!   stdout and exits 0 (`linux_service.go` drops the error); every flag is
+//!   also read from its `TUNNEL_*` variable, a command-line value winning;
+//!   a variable whose value does not parse ends it silently with exit 0;
+//! - `TUNNEL_NAME` makes it a named tunnel (which needs a certificate),
+//!   `TUNNEL_HELLO_WORLD` / `TUNNEL_BASTION` replace the `--url` origin
+//!   (`ingress/ingress.go`), `TUNNEL_LOG_OUTPUT=json` turns the log into
+//!   JSON, `--loglevel warn` hides the URL box (`cliutil/logger.go`);
+//! - `--config`: a missing file is fatal, an empty one logs `ERR
+//!   Configuration file … was empty` (`config/configuration.go`);
+//! - the quick-tunnel request gives up after 15 s (`quick_tunnel.go`); the
+//!   URL box, the `Settings: map[…]` line, the metrics server on
+//!   `--metrics` (`127.0.0.1:0`: a port of its choosing, logged) with
+//!   `/quicktunnel` and `/ready` (`metrics/`);
+//! - QUIC by default, `--protocol http2` on request; with UDP blocked QUIC
+//!   dials fail forever with a growing backoff, and the connectivity
+//!   pre-checks table (`prechecks/result.go`, `cliutil.LogTable`) says so;
+//! - a dropped edge connection is restored with the same hostname
+//!   (`supervisor/`, `retry/`);
+//! - SIGTERM/SIGINT after the tunnel starts: a graceful shutdown that waits
+//!   up to `--grace-period` (default 30 s) while connected; a second signal
+//!   kills at once (`tunnel/signal.go`, `cmd.go:waitToShutdown`). Before
+//!   that, the default disposition: killed at once, no log.
+//!
+//! It forwards nothing: its URL is for parsing and bookkeeping only.
 //!
 //! Knobs, all environment variables:
 //! - `FAKE_CLOUDFLARED_MODE`: `ok` (default); `rate-limit` (the 429
 //!   unmarshal lines, exit 1); `no-network` (`failed to request quick
 //!   Tunnel … no such host`, exit 1); `uuid` (`invalid UUID length: 0`,
-//!   exit 1); `hang` (never gets past the quick-tunnel request, so no URL);
-//!   `quic-retry` (prints a URL, never registers, retries forever).
+//!   exit 1); `hang` (the quick-tunnel request never answers: it gives up
+//!   after 15 s, or `FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS`); `no-edge`
+//!   (prints a URL, reaches the edge by no protocol, retries forever).
+//! - `FAKE_CLOUDFLARED_UDP=blocked`: QUIC cannot reach the edge; HTTP/2 can.
 //! - `FAKE_CLOUDFLARED_REQUEST_MS`: how long the quick-tunnel request takes
 //!   (default 100).
 //! - `FAKE_CLOUDFLARED_REGISTER_DELAY_MS`: from the URL box to
 //!   `Registered tunnel connection` (default 300; the real one takes ~1 s).
+//! - `FAKE_CLOUDFLARED_PRECHECKS_MS`: when the pre-checks table comes, after
+//!   start-up (default 500; the real one ~6 s).
 //! - `FAKE_CLOUDFLARED_EXIT_AFTER_SECS`: exit this long after starting
 //!   (fractions allowed), with `FAKE_CLOUDFLARED_EXIT_CODE` (default 1).
+//! - `FAKE_CLOUDFLARED_DROP_AFTER_MS`: this long after registering, the edge
+//!   connection drops; it is back after `FAKE_CLOUDFLARED_RECONNECT_MS`
+//!   (default 1000), same hostname, new connection id.
 //! - `FAKE_CLOUDFLARED_UNREADY_AFTER_MS`: this long after registering, lose
 //!   the edge connection for good: `/ready` answers 503, the process lives.
 //! - `FAKE_CLOUDFLARED_NO_METRICS=1`: no metrics server (the URL is then
 //!   only in the log).
 //! - `FAKE_CLOUDFLARED_OLD_BOX=1`: the box text from before 2021.8.4.
-//! - `FAKE_CLOUDFLARED_PRECHECKS=1`: the connectivity pre-checks box of
-//!   2026.5+ after registering (its wording is made up: no transcript of it was at hand).
 //! - `FAKE_CLOUDFLARED_IGNORE_TERM=1`: log the signal but keep running, so
 //!   only SIGKILL ends it.
 //! - `FAKE_CLOUDFLARED_CHILD=1`: start a `sleep` child in its process group,
 //!   as if cloudflared had started something.
 //! - `FAKE_CLOUDFLARED_RECORD=path`: append JSON lines to `path`:
-//!   `{"pid":…,"args":[…]}` at start, `{"pid":…,"child":…}`, `{"pid":…,"url":…}`.
+//!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start, `{"pid":…,"origin":…}`,
+//!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…}`,
+//!   `{"pid":…,"exit":…,"after_ms":…}` when it ends by itself or by signal.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,7 +79,26 @@ const DISCLAIMER: &str = "Thank you for trying Cloudflare Tunnel. Doing so, with
 const NEW_HEADING: &str =
     "Your quick Tunnel has been created! Visit it at (it may take some time to be reachable):";
 const OLD_HEADING: &str = "Your Quick Tunnel has been created! Visit it at:";
+const NO_CONFIG: &str = "Cannot determine default configuration path. No file [config.yml config.yaml] in [~/.cloudflared ~/.cloudflare-warp ~/cloudflare-warp /etc/cloudflared /usr/local/etc/cloudflared]";
+const HELP: &str = "NAME:
+   cloudflared tunnel - Use Cloudflare Tunnel to expose private services to the Internet or to Cloudflare connected private users.
+
+USAGE:
+   cloudflared tunnel command [command options]  
+
+COMMANDS:
+   login      Generate a configuration file with your login details
+   create     Create a new tunnel with given name
+   run        Proxy a local web server by running the given tunnel
+   help, h    Shows a list of commands or help for one command
+
+OPTIONS:
+   --config value    Specifies a config file in YAML format.
+   --url URL         Connect to the local webserver at URL. (default: \"http://localhost:8080\") [$TUNNEL_URL]
+   --help, -h        show help
+";
 const EDGE_IP: &str = "198.41.192.107";
+const REGIONS: [&str; 2] = ["region1.v2.argotunnel.com", "region2.v2.argotunnel.com"];
 const WORDS: [&str; 32] = [
     "seasonal",
     "deck",
@@ -83,14 +134,131 @@ const WORDS: [&str; 32] = [
     "velvet",
 ];
 
-/// The flags of `cloudflared tunnel` this fake understands.
-#[derive(Debug, Default)]
-struct Flags {
-    url: Option<String>,
-    metrics: Option<String>,
+/// A flag of `cloudflared tunnel`: its names, its variable, its kind.
+struct FlagSpec {
+    names: &'static [&'static str],
+    env: Option<&'static str>,
+    kind: Kind,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Text,
+    Bool,
+    Duration,
+}
+
+/// The flags this fake knows, as cloudflared defines them.
+const FLAGS: &[FlagSpec] = &[
+    FlagSpec {
+        names: &["url"],
+        env: Some("TUNNEL_URL"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["hello-world"],
+        env: Some("TUNNEL_HELLO_WORLD"),
+        kind: Kind::Bool,
+    },
+    FlagSpec {
+        names: &["bastion"],
+        env: Some("TUNNEL_BASTION"),
+        kind: Kind::Bool,
+    },
+    FlagSpec {
+        names: &["name", "n"],
+        env: Some("TUNNEL_NAME"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["protocol", "p"],
+        env: Some("TUNNEL_TRANSPORT_PROTOCOL"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["grace-period"],
+        env: Some("TUNNEL_GRACE_PERIOD"),
+        kind: Kind::Duration,
+    },
+    FlagSpec {
+        names: &["metrics"],
+        env: Some("TUNNEL_METRICS"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["config"],
+        env: None,
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["loglevel"],
+        env: Some("TUNNEL_LOGLEVEL"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["logfile"],
+        env: Some("TUNNEL_LOGFILE"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["output"],
+        env: Some("TUNNEL_LOG_OUTPUT"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["no-autoupdate"],
+        env: Some("NO_AUTOUPDATE"),
+        kind: Kind::Bool,
+    },
+    FlagSpec {
+        names: &["no-prechecks"],
+        env: Some("TUNNEL_NO_PRECHECKS"),
+        kind: Kind::Bool,
+    },
+    FlagSpec {
+        names: &["edge-ip-version"],
+        env: Some("TUNNEL_EDGE_IP_VERSION"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["origincert"],
+        env: Some("TUNNEL_ORIGIN_CERT"),
+        kind: Kind::Text,
+    },
+];
+
+/// The flags in force: from the command line (with the name used there),
+/// then from the environment.
+#[derive(Debug, Default)]
+struct Flags {
+    /// Canonical name → value, command line and environment.
+    values: BTreeMap<&'static str, String>,
+    /// `Settings: map[…]` entries: what the command line set, as typed.
+    settings: BTreeMap<String, String>,
+}
+
+impl Flags {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    fn is_true(&self, name: &str) -> bool {
+        self.get(name).and_then(parse_bool) == Some(true)
+    }
+}
+
+/// What the log looks like: zerolog's console writer, or JSON.
+struct Logger {
+    json: bool,
+    /// 0 debug, 1 info, 2 warn, 3 error.
+    threshold: u8,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
 fn main() -> ExitCode {
+    STARTED.get_or_init(Instant::now);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if matches!(
         args.first().map(String::as_str),
@@ -99,8 +267,144 @@ fn main() -> ExitCode {
         println!("{VERSION_LINE}");
         return ExitCode::SUCCESS;
     }
-    record(&serde_json::json!({ "pid": std::process::id(), "args": args }));
-    let Some(flags) = parse_flags(&args) else {
+    let tunnel_env: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains("TUNNEL_"))
+        .collect();
+    record(
+        &serde_json::json!({ "pid": std::process::id(), "args": args, "tunnel_env": tunnel_env }),
+    );
+    let flags = match parse_command_line(&args) {
+        Ok(flags) => flags,
+        Err(Usage(message)) => {
+            // urfave/cli's usage error, on stdout; the exit code is lost.
+            println!("Incorrect Usage. {message}\n\n{HELP}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let Some(flags) = with_environment(flags) else {
+        // A variable that does not parse: urfave/cli returns the error and
+        // cloudflared's entry point discards it. Nothing is printed.
+        return ExitCode::SUCCESS;
+    };
+    let level = flags.get("loglevel").unwrap_or("info");
+    let _ = LOGGER.set(Logger {
+        json: flags.get("output") == Some("json"),
+        threshold: match level {
+            "debug" => 0,
+            "warn" => 2,
+            "error" | "fatal" => 3,
+            _ => 1,
+        },
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let code = runtime.block_on(run(flags));
+    record_exit(i32::from(code));
+    ExitCode::from(code)
+}
+
+struct Usage(String);
+
+/// `tunnel` followed by flags: `--flag value`, `--flag=value`, `-f value`;
+/// booleans take no value (or `=value`).
+fn parse_command_line(args: &[String]) -> Result<Flags, Usage> {
+    let mut rest = args.iter();
+    if rest.next().map(String::as_str) != Some("tunnel") {
+        return Err(Usage("this fake knows only `cloudflared tunnel`".into()));
+    }
+    let mut flags = Flags::default();
+    while let Some(arg) = rest.next() {
+        let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(Usage(format!("this fake takes no argument `{arg}`")));
+        };
+        let (name, inline) = match stripped.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (stripped, None),
+        };
+        let Some(spec) = FLAGS.iter().find(|f| f.names.contains(&name)) else {
+            return Err(Usage(format!("flag provided but not defined: -{name}")));
+        };
+        let value = match (spec.kind, inline) {
+            (Kind::Bool, None) => "true".to_owned(),
+            (_, Some(value)) => value,
+            (_, None) => rest
+                .next()
+                .cloned()
+                .ok_or_else(|| Usage(format!("flag needs an argument: -{name}")))?,
+        };
+        let shown = check_value(spec, &value).ok_or_else(|| {
+            Usage(match spec.kind {
+                Kind::Bool => format!("invalid boolean value \"{value}\" for -{name}: parse error"),
+                _ => format!("invalid value \"{value}\" for flag -{name}: parse error"),
+            })
+        })?;
+        flags.values.insert(spec.names[0], value);
+        for alias in spec.names {
+            flags.settings.insert((*alias).to_owned(), shown.clone());
+        }
+    }
+    Ok(flags)
+}
+
+/// The value's String form if it parses for its kind.
+fn check_value(spec: &FlagSpec, value: &str) -> Option<String> {
+    match spec.kind {
+        Kind::Text => Some(value.to_owned()),
+        Kind::Bool => parse_bool(value).map(|b| b.to_string()),
+        Kind::Duration => parse_duration(value).map(go_duration),
+    }
+}
+
+/// Flags from their variables where the command line did not set them.
+/// `None` when a variable's value does not parse.
+fn with_environment(mut flags: Flags) -> Option<Flags> {
+    for spec in FLAGS {
+        let Some(var) = spec.env else {
+            continue;
+        };
+        if flags.values.contains_key(spec.names[0]) {
+            continue;
+        }
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        // Empty booleans and durations are ignored; an empty string counts as set.
+        if value.is_empty() && spec.kind != Kind::Text {
+            continue;
+        }
+        check_value(spec, &value)?;
+        flags.values.insert(spec.names[0], value);
+    }
+    Some(flags)
+}
+
+async fn run(flags: Flags) -> u8 {
+    let config_loaded = match read_config(&flags) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Some(grace) = flags.get("grace-period").and_then(parse_duration)
+        && grace > Duration::from_secs(180)
+    {
+        log(
+            "ERR",
+            "Couldn't start tunnel error=\"grace-period must be equal or less than 3m0s\"",
+        );
+        return bare("grace-period must be equal or less than 3m0s");
+    }
+    if flags.get("name").is_some_and(|n| !n.is_empty()) {
+        return named_tunnel_without_certificate();
+    }
+    let origin = if flags.is_true("hello-world") {
+        "hello-world".to_owned()
+    } else if flags.is_true("bastion") {
+        "bastion".to_owned()
+    } else if let Some(url) = flags.get("url") {
+        url.to_owned()
+    } else {
         eprintln!(
             "You did not specify any valid additional argument to the cloudflared tunnel command."
         );
@@ -108,44 +412,9 @@ fn main() -> ExitCode {
         eprintln!(
             "If you are trying to run a Quick Tunnel then you need to explicitly pass the --url flag."
         );
-        return ExitCode::from(1);
+        return 1;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    ExitCode::from(runtime.block_on(run(flags)))
-}
-
-/// `tunnel` followed by flags, `--url` among them; `--flag value` or `--flag=value`.
-fn parse_flags(args: &[String]) -> Option<Flags> {
-    let mut rest = args.iter();
-    if rest.next()? != "tunnel" {
-        return None;
-    }
-    let mut flags = Flags::default();
-    while let Some(arg) = rest.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let takes_value =
-            ["--url", "--metrics", "--config", "--loglevel", "--protocol"].contains(&name);
-        let value = if takes_value {
-            inline.or_else(|| rest.next().cloned())
-        } else {
-            None
-        };
-        match name {
-            "--url" => flags.url = value,
-            "--metrics" => flags.metrics = value,
-            _ => {}
-        }
-    }
-    flags.url.is_some().then_some(flags)
-}
-
-async fn run(flags: Flags) -> u8 {
+    record(&serde_json::json!({ "pid": std::process::id(), "origin": origin }));
     if knob("FAKE_CLOUDFLARED_CHILD").is_some() {
         start_child();
     }
@@ -155,8 +424,19 @@ async fn run(flags: Flags) -> u8 {
     }
     log("INF", DISCLAIMER);
     log("INF", "Requesting new quick Tunnel on trycloudflare.com...");
-    sleep_ms(knob_ms("FAKE_CLOUDFLARED_REQUEST_MS", 100)).await;
     let mode = knob("FAKE_CLOUDFLARED_MODE").unwrap_or_else(|| "ok".into());
+    let request = Duration::from_millis(match mode.as_str() {
+        "hang" => u64::MAX / 4,
+        _ => knob_ms("FAKE_CLOUDFLARED_REQUEST_MS", 100),
+    });
+    let timeout = Duration::from_millis(knob_ms("FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS", 15_000));
+    if request >= timeout {
+        tokio::time::sleep(timeout).await;
+        return bare(
+            "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": net/http: timeout awaiting response headers (Client.Timeout exceeded while awaiting headers)",
+        );
+    }
+    tokio::time::sleep(request).await;
     match mode.as_str() {
         "rate-limit" => {
             log(
@@ -171,12 +451,36 @@ async fn run(flags: Flags) -> u8 {
             "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.53:53: no such host",
         ),
         "uuid" => bare("failed to parse quick Tunnel ID: invalid UUID length: 0"),
-        // Still inside the request: no signal handler yet, as in the real
-        // one, so SIGTERM kills at once.
-        "hang" => std::future::pending().await,
-        "quic-retry" => tunnel(&flags, false).await,
-        _ => tunnel(&flags, true).await,
+        _ => tunnel(&flags, &origin, config_loaded, mode == "no-edge").await,
     }
+}
+
+/// Reads `--config`: `Ok(true)` when a non-empty file was loaded. A missing
+/// file ends it (exit 1); an empty one is logged and ignored.
+fn read_config(flags: &Flags) -> Result<bool, u8> {
+    let Some(path) = flags.get("config") else {
+        return Ok(false);
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Err(bare(&format!("open {path}: no such file or directory")));
+    };
+    let content = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if !content {
+        log("ERR", &format!("Configuration file {path} was empty"));
+    }
+    Ok(content)
+}
+
+/// `--name`/`TUNNEL_NAME` with no `cert.pem` on this machine.
+fn named_tunnel_without_certificate() -> u8 {
+    let line = "Cannot determine default origin certificate path. No file cert.pem in [~/.cloudflared ~/.cloudflare-warp ~/cloudflare-warp /etc/cloudflared /usr/local/etc/cloudflared]. You need to specify the origin certificate path by specifying the origincert option in the configuration file, or set TUNNEL_ORIGIN_CERT environment variable originCertPath=";
+    log("ERR", line);
+    log("ERR", line);
+    bare(
+        "failed to create tunnel: couldn't create client to talk to Cloudflare Tunnel backend: Error locating origin cert: client didn't specify origincert path",
+    )
 }
 
 /// What the metrics server serves.
@@ -184,11 +488,29 @@ struct State {
     hostname: String,
     connector: String,
     ready: AtomicBool,
+    /// Whether an edge connection was ever registered (for the shutdown).
+    connected: AtomicBool,
 }
 
-/// The tunnel exists: print the box, serve metrics, register (or retry
-/// forever), and wait for a signal.
-async fn tunnel(flags: &Flags, registers: bool) -> u8 {
+/// How this process reaches the edge.
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Quic,
+    Http2,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Quic => "quic",
+            Transport::Http2 => "http2",
+        }
+    }
+}
+
+/// The tunnel exists: print the box, serve metrics, connect (or retry
+/// forever), run the pre-checks, and wait for a signal.
+async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool) -> u8 {
     let hostname = random_hostname();
     let url = format!("https://{hostname}");
     let heading = if knob("FAKE_CLOUDFLARED_OLD_BOX").is_some() {
@@ -196,109 +518,332 @@ async fn tunnel(flags: &Flags, registers: bool) -> u8 {
     } else {
         NEW_HEADING
     };
-    print_box(&[heading, &url]);
-    record(&serde_json::json!({ "pid": std::process::id(), "url": url }));
+    log_table(&[heading, &url], None);
+    let transport = match flags.get("protocol") {
+        Some("http2") => Transport::Http2,
+        _ => Transport::Quic,
+    };
+    record(&serde_json::json!({
+        "pid": std::process::id(), "url": url, "protocol": transport.name(),
+    }));
     let state = Arc::new(State {
         hostname,
         connector: uuid(),
         ready: AtomicBool::new(false),
+        connected: AtomicBool::new(false),
     });
-    print_settings(flags, &state);
+    print_start_lines(flags, &state, config_loaded, transport, origin);
     if knob("FAKE_CLOUDFLARED_NO_METRICS").is_none() {
-        let Some(listener) = bind_metrics(flags.metrics.as_deref()).await else {
+        let requested = flags.get("metrics").unwrap_or("localhost:0");
+        let Some(listener) = bind_metrics(requested).await else {
+            let why = format!(
+                "failed to bind to address ({requested}): listen tcp {requested}: bind: address already in use"
+            );
             log(
                 "ERR",
-                "Error opening metrics server listener error=\"listen tcp: address already in use\"",
+                &format!("Error opening metrics server listener error=\"{why}\""),
             );
-            return 1;
+            return bare(&format!("Error opening metrics server listener: {why}"));
         };
         let addr = listener.local_addr().expect("bound address");
         log("INF", &format!("Starting metrics server on {addr}/metrics"));
         tokio::spawn(serve_metrics(listener, state.clone()));
     }
-    log(
-        "INF",
-        &format!(
-            "Tunnel connection curve preferences: [X25519MLKEM768 CurveP256] connIndex=0 event=0 ip={EDGE_IP}"
-        ),
-    );
+    let udp_blocked = knob("FAKE_CLOUDFLARED_UDP").as_deref() == Some("blocked");
+    let blocked = no_edge || (udp_blocked && transport == Transport::Quic);
+    if !flags.is_true("no-prechecks") {
+        let transports_fail = (udp_blocked || no_edge, no_edge);
+        tokio::spawn(prechecks(transports_fail, transport));
+    }
     let timeline = async {
-        if registers {
-            connect(&state).await
-        } else {
+        if !blocked {
+            connect(&state, transport).await
+        } else if transport == Transport::Quic {
             retry_quic_forever().await
+        } else {
+            retry_http2_forever().await
         }
     };
     tokio::select! {
         _ = timeline => unreachable!("the timeline never ends"),
-        code = until_signalled(&state) => code,
+        code = until_signalled(&state, flags) => code,
     }
 }
 
-fn print_settings(flags: &Flags, state: &State) {
-    let url = flags.url.as_deref().unwrap_or_default();
-    for line in [
-        "Cannot determine default configuration path. No file [config.yml config.yaml] in [~/.cloudflared ~/.cloudflare-warp ~/cloudflare-warp /etc/cloudflared /usr/local/etc/cloudflared]".to_owned(),
-        "Version 2026.8.2 (Checksum 4f1c9a0e5b7d)".to_owned(),
-        "GOOS: linux, GOVersion: go1.24.6, GoArch: amd64".to_owned(),
-        format!("Settings: map[ha-connections:1 no-autoupdate:true protocol:quic url:{url}]"),
-        format!("Generated Connector ID: {}", state.connector),
-        "Initial protocol quic".to_owned(),
-        "ICMP proxy will use 10.0.0.5 as source for IPv4".to_owned(),
-    ] {
-        log("INF", &line);
+/// The lines between the box and the first connection, in cloudflared's order.
+fn print_start_lines(
+    flags: &Flags,
+    state: &State,
+    config_loaded: bool,
+    transport: Transport,
+    origin: &str,
+) {
+    if !config_loaded {
+        log("INF", NO_CONFIG);
     }
-}
-
-/// Registers after the delay; then maybe the pre-checks box, maybe a lost
-/// connection. Never ends.
-async fn connect(state: &State) {
-    sleep_ms(knob_ms("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", 300)).await;
     log(
         "INF",
-        &format!(
-            "Registered tunnel connection connIndex=0 connection={} event=0 ip={EDGE_IP} location=sjc08 protocol=quic",
-            uuid()
-        ),
+        "Version 2026.8.2 (Checksum 4f1c9a0e5b7d3c2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a)",
     );
+    log("INF", "GOOS: linux, GOVersion: go1.26.4, GoArch: amd64");
+    let mut settings = flags.settings.clone();
+    settings.insert("ha-connections".into(), "1".into());
+    settings
+        .entry("protocol".into())
+        .or_insert_with(|| transport.name().into());
+    let map: Vec<String> = settings.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    log("INF", &format!("Settings: map[{}]", map.join(" ")));
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, v)| format!("{k}={v}").contains("TUNNEL_"))
+        .collect();
+    env.sort();
+    if !env.is_empty() {
+        let entries: Vec<String> = env.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        log(
+            "INF",
+            &format!("Environmental variables map[{}]", entries.join(" ")),
+        );
+    }
+    log(
+        "INF",
+        &format!("Generated Connector ID: {}", state.connector),
+    );
+    log("INF", &format!("Initial protocol {}", transport.name()));
+    if origin == "hello-world" {
+        log("INF", "Starting Hello World server at 127.0.0.1:41789");
+    }
+    log("INF", "ICMP proxy will use 10.0.0.5 as source for IPv4");
+    log(
+        "INF",
+        "ICMP proxy will use fe80::1 in zone eth0 as source for IPv6",
+    );
+}
+
+fn curve_line() -> String {
+    format!(
+        "Tunnel connection curve preferences: [X25519MLKEM768 CurveID(65074) CurveP256] connIndex=0 event=0 ip={EDGE_IP}"
+    )
+}
+
+fn registered_line(transport: Transport) -> String {
+    format!(
+        "Registered tunnel connection connIndex=0 connection={} event=0 ip={EDGE_IP} location=sjc08 protocol={}",
+        uuid(),
+        transport.name()
+    )
+}
+
+/// Registers after the delay; then maybe a connection that drops and comes
+/// back, or one lost for good. Never ends.
+async fn connect(state: &State, transport: Transport) {
+    log("INF", &curve_line());
+    sleep_ms(knob_ms("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", 300)).await;
+    log("INF", &registered_line(transport));
     state.ready.store(true, Ordering::SeqCst);
-    if knob("FAKE_CLOUDFLARED_PRECHECKS").is_some() {
-        sleep_ms(100).await;
-        print_box(&[
-            "CONNECTIVITY PRE-CHECKS",
-            "https://api.trycloudflare.com/tunnel ........ reachable",
-            "region1.v2.argotunnel.com:7844 (UDP) ......... reachable",
-        ]);
+    state.connected.store(true, Ordering::SeqCst);
+    if let Some(ms) = knob("FAKE_CLOUDFLARED_DROP_AFTER_MS").and_then(|s| s.parse().ok()) {
+        sleep_ms(ms).await;
+        state.ready.store(false, Ordering::SeqCst);
+        let fields = format!("connIndex=0 event=0 ip={EDGE_IP}");
+        log(
+            "ERR",
+            &format!(
+                "failed to accept incoming stream requests error=\"failed to accept QUIC stream: timeout: no recent network activity\" {fields}"
+            ),
+        );
+        log(
+            "ERR",
+            &format!(
+                "failed to serve tunnel connection error=\"accept stream listener encountered a failure while serving\" {fields}"
+            ),
+        );
+        log(
+            "ERR",
+            &format!(
+                "Serve tunnel error error=\"accept stream listener encountered a failure while serving\" {fields}"
+            ),
+        );
+        log("INF", &format!("Retrying connection in up to 1s {fields}"));
+        sleep_ms(knob_ms("FAKE_CLOUDFLARED_RECONNECT_MS", 1000)).await;
+        log("INF", &curve_line());
+        log("INF", &registered_line(transport));
+        state.ready.store(true, Ordering::SeqCst);
     }
     if let Some(ms) = knob("FAKE_CLOUDFLARED_UNREADY_AFTER_MS").and_then(|s| s.parse().ok()) {
         sleep_ms(ms).await;
         state.ready.store(false, Ordering::SeqCst);
-        log("ERR", "Connection terminated connIndex=0");
         retry_quic_forever().await;
     }
     std::future::pending().await
 }
 
-/// What cloudflared does when UDP 7844 is blocked: retry, forever.
+/// What cloudflared does when QUIC cannot reach the edge: retry, forever,
+/// with the backoff it logs (`up to 2s, 4s … 1m4s`).
 async fn retry_quic_forever() {
+    let mut ceiling = 2u64;
     loop {
         log(
             "ERR",
-            "Failed to dial a quic connection error=\"failed to dial to edge with quic: timeout: no recent network activity\" connIndex=0 event=0 ip=198.41.192.107",
+            &format!(
+                "Failed to dial a quic connection error=\"failed to dial to edge with quic: timeout: no recent network activity\" connIndex=0 event=0 ip={EDGE_IP}"
+            ),
         );
         log(
             "INF",
-            "Retrying connection in up to 2s connIndex=0 event=0 ip=198.41.192.107",
+            &format!(
+                "Retrying connection in up to {} connIndex=0 event=0 ip={EDGE_IP}",
+                go_duration(Duration::from_secs(ceiling))
+            ),
         );
-        sleep_ms(1000).await;
+        sleep_ms(500).await;
+        ceiling = (ceiling * 2).min(64);
     }
 }
 
-/// Waits for SIGTERM or SIGINT and shuts down gracefully (exit 0), unless
-/// told to ignore them.
-async fn until_signalled(state: &State) -> u8 {
+/// The same over HTTP/2, where TCP 7844 is blocked too.
+async fn retry_http2_forever() {
+    let mut ceiling = 2u64;
+    loop {
+        log(
+            "ERR",
+            &format!(
+                "Unable to establish connection with Cloudflare edge error=\"DialContext error: dial tcp {EDGE_IP}:7844: i/o timeout\" connIndex=0 event=0 ip={EDGE_IP}"
+            ),
+        );
+        log(
+            "INF",
+            &format!(
+                "Retrying connection in up to {} connIndex=0 event=0 ip={EDGE_IP}",
+                go_duration(Duration::from_secs(ceiling))
+            ),
+        );
+        sleep_ms(500).await;
+        ceiling = (ceiling * 2).min(64);
+    }
+}
+
+/// The connectivity pre-checks table, when its probes are done. `fails`:
+/// (UDP fails, TCP fails).
+async fn prechecks(fails: (bool, bool), transport: Transport) {
+    sleep_ms(knob_ms("FAKE_CLOUDFLARED_PRECHECKS_MS", 500)).await;
+    let (udp_fails, tcp_fails) = fails;
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    for region in REGIONS {
+        rows.push([
+            "DNS Resolution".into(),
+            region.into(),
+            "PASS".into(),
+            "DNS Resolved successfully".into(),
+        ]);
+    }
+    for region in REGIONS {
+        rows.push(match udp_fails {
+            true => [
+                "UDP Connectivity".into(),
+                region.into(),
+                "FAIL".into(),
+                "QUIC connection failed".into(),
+            ],
+            false => [
+                "UDP Connectivity".into(),
+                region.into(),
+                "PASS".into(),
+                "QUIC connection successful".into(),
+            ],
+        });
+    }
+    for region in REGIONS {
+        rows.push(match tcp_fails {
+            true => [
+                "TCP Connectivity".into(),
+                region.into(),
+                "FAIL".into(),
+                "HTTP/2 connection is blocked or unreachable".into(),
+            ],
+            false => [
+                "TCP Connectivity".into(),
+                region.into(),
+                "PASS".into(),
+                "HTTP/2 connection successful".into(),
+            ],
+        });
+    }
+    rows.push([
+        "Cloudflare API".into(),
+        "api.cloudflare.com:443".into(),
+        "PASS".into(),
+        "API is reachable".into(),
+    ]);
+    let mut lines = tabulate(
+        &[["COMPONENT", "TARGET", "STATUS", "DETAILS"].map(String::from)],
+        &rows,
+    );
+    let hard = udp_fails && tcp_fails;
+    let prefix = if hard { "ERROR" } else { "WARNING" };
+    for _ in REGIONS.iter().filter(|_| udp_fails) {
+        lines.push(format!(
+            "{prefix}: Allow outbound QUIC traffic on port 7844 or use HTTP2."
+        ));
+    }
+    for _ in REGIONS.iter().filter(|_| tcp_fails) {
+        lines.push(format!("{prefix}: Allow outbound TCP on port 7844."));
+    }
+    lines.push(String::new());
+    lines.push(match (hard, udp_fails || tcp_fails) {
+        (true, _) => "SUMMARY: Environment has critical failures. cloudflared may not be able to establish a tunnel.".into(),
+        (false, true) => "SUMMARY: Environment ready with degraded transport. cloudflared will proceed using 'http2'.".into(),
+        (false, false) => format!("SUMMARY: Environment is healthy. cloudflared will use '{}' as primary protocol.", transport.name()),
+    });
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    log_table(&refs, Some("CONNECTIVITY PRE-CHECKS"));
+    let run_id = uuid();
+    for [component, target, status, details] in &rows {
+        log(
+            "INF",
+            &format!(
+                "precheck component=\"{component}\" details=\"{details}\" run_id={run_id} status={} target={target}",
+                status.to_lowercase()
+            ),
+        );
+    }
+    let suggested = if udp_fails { "http2" } else { transport.name() };
+    log(
+        "INF",
+        &format!(
+            "precheck complete hard_fail={hard} run_id={run_id} suggested_protocol={suggested}"
+        ),
+    );
+}
+
+/// Go's tabwriter with padding 2: every column but the last padded to its
+/// widest cell plus two spaces.
+fn tabulate(head: &[[String; 4]], rows: &[[String; 4]]) -> Vec<String> {
+    let all: Vec<&[String; 4]> = head.iter().chain(rows).collect();
+    let widths: Vec<usize> = (0..3)
+        .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0) + 2)
+        .collect();
+    all.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (c, width) in widths.iter().enumerate() {
+                line.push_str(&format!("{:<width$}", r[c]));
+            }
+            line.push_str(&r[3]);
+            line
+        })
+        .collect()
+}
+
+/// Waits for SIGTERM or SIGINT and shuts down gracefully (exit 0): while
+/// connected, it waits out the grace period; a second signal kills it at
+/// once. Unless told to ignore signals.
+async fn until_signalled(state: &State, flags: &Flags) -> u8 {
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let grace = flags
+        .get("grace-period")
+        .and_then(parse_duration)
+        .unwrap_or(Duration::from_secs(30));
     loop {
         let name = tokio::select! {
             _ = term.recv() => "terminated",
@@ -311,11 +856,28 @@ async fn until_signalled(state: &State) -> u8 {
         if knob("FAKE_CLOUDFLARED_IGNORE_TERM").is_some() {
             continue;
         }
-        if state.ready.swap(false, Ordering::SeqCst) {
+        if state.connected.load(Ordering::SeqCst) {
+            state.ready.store(false, Ordering::SeqCst);
             log(
                 "INF",
                 &format!("Unregistered tunnel connection connIndex=0 event=0 ip={EDGE_IP}"),
             );
+            let second = async {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                () = second => {
+                    record_exit(-9);
+                    let me = rustix::process::Pid::from_raw(std::process::id() as i32).expect("a pid");
+                    let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+                }
+            }
+            log("ERR", "Connection terminated connIndex=0");
+            log("ERR", "no more connections active and exiting");
         }
         log("INF", "Tunnel server stopped");
         log("INF", "Metrics server stopped");
@@ -323,17 +885,19 @@ async fn until_signalled(state: &State) -> u8 {
     }
 }
 
-/// `--metrics` if given, else the real default: 20241–20245, then any port.
-async fn bind_metrics(requested: Option<&str>) -> Option<TcpListener> {
-    if let Some(addr) = requested {
-        return TcpListener::bind(addr).await.ok();
-    }
-    for port in (20241..=20245).chain([0]) {
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
-            return Some(listener);
+/// `--metrics`: `localhost:0` (the default) tries 20241–20245, then any
+/// port; anything else is bound as it is.
+async fn bind_metrics(requested: &str) -> Option<TcpListener> {
+    if requested == "localhost:0" {
+        for port in (20241..=20245).chain([0]) {
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+                return Some(listener);
+            }
         }
+        return None;
     }
-    None
+    let addr: SocketAddr = requested.parse().ok()?;
+    TcpListener::bind(addr).await.ok()
 }
 
 async fn serve_metrics(listener: TcpListener, state: Arc<State>) {
@@ -394,6 +958,7 @@ async fn exit_after(delay: Duration) {
     bare(&format!(
         "fake cloudflared: exiting with code {code} as FAKE_CLOUDFLARED_EXIT_AFTER_SECS asks"
     ));
+    record_exit(code);
     std::process::exit(code);
 }
 
@@ -409,11 +974,28 @@ fn start_child() {
     record(&serde_json::json!({ "pid": std::process::id(), "child": child.id() }));
 }
 
-/// The four (or more) INF lines of cloudflared's `asciiBox`, padding 2.
-fn print_box(rows: &[&str]) {
-    let width = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+/// cloudflared's `LogTable`: a box of INF lines, padding 2, an optional
+/// centred title under its own border.
+fn log_table(rows: &[&str], title: Option<&str>) {
+    let width = rows
+        .iter()
+        .copied()
+        .chain(title)
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0);
     let border = format!("+{}+", "-".repeat(width + 4));
     log("INF", &border);
+    if let Some(title) = title {
+        let inner = width + 4;
+        let left = (inner - title.chars().count()) / 2;
+        let right = inner - title.chars().count() - left;
+        log(
+            "INF",
+            &format!("|{}{title}{}|", " ".repeat(left), " ".repeat(right)),
+        );
+        log("INF", &border);
+    }
     for row in rows {
         let pad = width - row.chars().count();
         log("INF", &format!("|  {row}{}  |", " ".repeat(pad)));
@@ -421,9 +1003,31 @@ fn print_box(rows: &[&str]) {
     log("INF", &border);
 }
 
-/// A log line as zerolog's console writer prints it without a TTY.
+/// A log line as zerolog writes it without a TTY: console or JSON.
 fn log(level: &str, message: &str) {
-    eprintln!("{} {level} {message}", drop_registry::now_rfc3339());
+    let logger = LOGGER.get();
+    let rank = match level {
+        "DBG" => 0,
+        "INF" => 1,
+        "WRN" => 2,
+        _ => 3,
+    };
+    if logger.is_some_and(|l| rank < l.threshold) {
+        return;
+    }
+    let time = drop_registry::now_rfc3339();
+    if logger.is_some_and(|l| l.json) {
+        let name = match level {
+            "DBG" => "debug",
+            "INF" => "info",
+            "WRN" => "warn",
+            _ => "error",
+        };
+        let line = serde_json::json!({ "level": name, "message": message, "time": time });
+        eprintln!("{line}");
+    } else {
+        eprintln!("{time} {level} {message}");
+    }
 }
 
 /// An error as cloudflared prints it before exiting: no timestamp, exit 1.
@@ -441,7 +1045,16 @@ fn record(value: &serde_json::Value) {
         .append(true)
         .open(path)
         .expect("record file");
-    writeln!(file, "{value}").expect("record written");
+    // One write of the whole line: fakes running at once share the file,
+    // and appends of separate pieces could interleave.
+    let line = format!("{value}\n");
+    file.write_all(line.as_bytes()).expect("record written");
+}
+
+/// Records how and when this process ended (`-9`: killed by a second signal).
+fn record_exit(code: i32) {
+    let after = STARTED.get().map_or(0, |s| s.elapsed().as_millis() as u64);
+    record(&serde_json::json!({ "pid": std::process::id(), "exit": code, "after_ms": after }));
 }
 
 fn knob(name: &str) -> Option<String> {
@@ -454,6 +1067,62 @@ fn knob_ms(name: &str, default: u64) -> u64 {
 
 async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `time.ParseDuration` for what callers pass: a sequence of numbers
+/// with units `ms`, `s`, `m`, `h` (`1m30s`, `2500ms`, `0`).
+fn parse_duration(value: &str) -> Option<Duration> {
+    if value == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = value;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let (unit, seconds) = [("ms", 0.001), ("h", 3600.0), ("m", 60.0), ("s", 1.0)]
+            .into_iter()
+            .find(|(unit, _)| rest.starts_with(unit))?;
+        total += number * seconds;
+        rest = &rest[unit.len()..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Go's `Duration.String()` for whole milliseconds: `2s`, `1.5s`, `1m4s`, `0s`.
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (minutes, rest_ms) = (ms / 60_000, ms % 60_000);
+    let seconds = if rest_ms % 1000 == 0 {
+        format!("{}s", rest_ms / 1000)
+    } else {
+        format!("{}s", rest_ms as f64 / 1000.0)
+    };
+    match minutes {
+        0 => seconds,
+        m => format!("{m}m{seconds}"),
+    }
 }
 
 /// `<w1>-<w2>-<w3>-<w4>.trycloudflare.com`, as the quick-tunnel service picks.

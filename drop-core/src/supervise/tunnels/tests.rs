@@ -143,7 +143,11 @@ async fn a_missing_cloudflared_fails_the_tunnel_without_retrying() {
     let t = TestHome::new();
     t.add_app(APP, PORT);
     let tunnels = Tunnels::new();
-    let keeper = t.keeper(tunnels.provider(|_| Err(TunnelError::NotFound)));
+    let not_found = || TunnelError::NotFound {
+        searched: Vec::new(),
+        hint: Some("Run ./install.sh".into()),
+    };
+    let keeper = t.keeper(tunnels.provider(move |_| Err(not_found())));
 
     let outcome = keeper.open_app(APP, PORT).await;
 
@@ -151,14 +155,14 @@ async fn a_missing_cloudflared_fails_the_tunnel_without_retrying() {
         outcome,
         TunnelOutcome::Down {
             phase: TunnelPhase::Failed,
-            error: TunnelError::NotFound.to_string(),
+            error: not_found().to_string(),
         }
     );
     let record = t.record(APP);
     assert_eq!(record.tunnel_state, Some(TunnelPhase::Failed));
     assert_eq!(
         record.tunnel_error.as_deref(),
-        Some("cloudflared not found. Run ./install.sh")
+        Some("cloudflared not found. Run ./install.sh (looked on PATH)")
     );
     tokio::time::sleep(HOUR).await;
     assert_eq!(tunnels.opens(), 1);
