@@ -108,6 +108,12 @@ then open a new shell (or run: . "$HOME/.cargo/env") and run ./install.sh again.
 EOF
         exit 1
     fi
+    if ! "$cargo" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1 && ! rustup show active-toolchain >/dev/null 2>&1; then
+            die "rustup has no Rust toolchain set: run 'rustup default stable', then ./install.sh again"
+        fi
+        die "'$cargo --version' fails; repair the Rust toolchain (with rustup: 'rustup default stable'), then run ./install.sh again"
+    fi
     if ! command -v cc >/dev/null 2>&1; then
         cat >&2 <<'EOF'
 Error: a C compiler (cc) is needed to build drop (its TLS library has C parts) and is not on PATH.
@@ -143,7 +149,7 @@ install_drop() {
     version=$("$dest" --version) || die "the installed $dest does not run"
     say "  ($version)"
     case ":$PATH:" in
-        *":$BIN_DIR:"*) ;;
+        *":$BIN_DIR:"*) ON_PATH=1 ;;
         *)
             say "warning: $BIN_DIR is not on PATH. Add it, for example:"
             say "  echo 'export PATH=\"$BIN_DIR:\$PATH\"' >> ~/.bashrc   # or ~/.zshrc, then open a new shell"
@@ -283,7 +289,8 @@ download_cloudflared() {
 
 cloudflared_by_hand() {
     local asset=$1 dest=$DATA_DIR/bin/cloudflared
-    say "  drop works without it, but cannot open tunnels from behind NAT. To install it by hand:"
+    say "  drop works without it, but cannot open tunnels from behind NAT."
+    say "  drop looks for cloudflared on PATH, then at $dest. To install it by hand:"
     if [[ -n $asset ]]; then
         say "    download $CLOUDFLARED_URL/$asset"
         [[ $asset == *.tgz ]] && say "    and unpack the 'cloudflared' inside it"
@@ -326,6 +333,8 @@ install_cloudflared() {
     fi
 }
 
+ON_PATH=""
+
 main() {
     # drop keeps its folders owner-only; create them so before anything else.
     (umask 077 && mkdir -p "$DATA_DIR/logs")
@@ -337,7 +346,12 @@ main() {
     install_unit
     install_cloudflared
     say ""
-    say "Done. Try: drop start && drop add <file>"
+    if [[ -n $ON_PATH ]]; then
+        say "Done. Try: drop start && drop add <file>"
+    else
+        # Not on PATH yet: a bare `drop` would not be found.
+        say "Done. Try: $BIN_DIR/drop start && $BIN_DIR/drop add <file>"
+    fi
 }
 
 main

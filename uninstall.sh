@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Undoes install.sh: stops drop's server, removes the drop command, the
+# Undoes install.sh: stops drop's server and every app it runs, removes the drop command, the
 # agent skill and the systemd user unit. Keeps ~/.drop (pages, logs and the
 # cloudflared install.sh downloaded). Running it again changes nothing.
 set -euo pipefail
@@ -8,7 +8,8 @@ usage() {
     cat <<'EOF'
 Usage: ./uninstall.sh
 
-Stops the drop server, then removes what ./install.sh put in place:
+Stops the drop server and every app it runs (once drop is gone nothing
+could stop them), then removes what ./install.sh put in place:
   ~/.local/bin/drop, ~/.claude/skills/drop/SKILL.md and, when present,
   ~/.config/systemd/user/drop.service.
 Keeps ~/.drop: your pages, logs and ~/.drop/bin/cloudflared. Delete that
@@ -37,9 +38,12 @@ user_systemd() {
         systemctl --user show-environment >/dev/null 2>&1
 }
 
-# `drop stop` knows whether the server runs under the unit or on its own.
+# `drop stop` knows whether the server runs under the unit or on its own;
+# `--all` stops the apps first, so none is left serving with no drop to
+# stop it (it names each one).
 if [[ -x $BIN ]]; then
-    "$BIN" stop || say "warning: 'drop stop' failed; stop the server yourself if it still runs"
+    "$BIN" stop --all ||
+        say "warning: 'drop stop --all' failed (see above); stop what it names yourself if it still runs"
 fi
 
 if [[ -f $UNIT_FILE ]]; then

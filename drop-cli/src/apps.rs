@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::{
-    AppStatus, FIRST_OUTCOME_TIMEOUT, ProcessId, StopOutcome, TunnelOutcome, app_log_path,
-    end_leftovers, log_tail,
+    AppError, AppStatus, FIRST_OUTCOME_TIMEOUT, StopOutcome, TunnelOutcome, app_log_path,
+    end_leftovers, log_tail, process_to_stop,
 };
 use drop_registry::{Home, Record, RegistryError, TunnelPhase};
 
 use crate::control;
 use crate::error::CliError;
 use crate::nat;
+use crate::output::label;
 use crate::running::running_server;
 use crate::server::{ensure_running, not_tunneled_line};
 use crate::settings::Settings;
@@ -25,6 +26,8 @@ use crate::urls::Urls;
 /// gets a tunnel of its own. Starts the server first when it is not running.
 pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
+    // Read first: a bad setting stops the command before anything starts.
+    let given = Settings::from_env()?.apps_given;
     let (state, launched) = ensure_running(home)?;
     let urls = Urls::new(Some(&state), None);
     let running = matches!(AppStatus::of(&record), AppStatus::Running { .. });
@@ -35,6 +38,8 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     let request = ControlRequest::StartApp {
         id: id.clone(),
         env,
+        start_timeout_ms: given.start_timeout_ms(),
+        stop_grace_ms: given.stop_grace_ms(),
     };
     let tunnel = match control::send(home, &request)? {
         ControlReply::Started { tunnel } => tunnel,
@@ -111,9 +116,13 @@ pub fn stop_app(
     record: &Record,
     tunnel_marker: &Path,
 ) -> Result<bool, CliError> {
+    let settings = Settings::from_env()?;
     let state = home.load_server_state()?;
     if running_server(state.as_ref()).is_some() {
-        let request = ControlRequest::StopApp { id: id.to_owned() };
+        let request = ControlRequest::StopApp {
+            id: id.to_owned(),
+            stop_grace_ms: settings.apps_given.stop_grace_ms(),
+        };
         return match control::send(home, &request)? {
             ControlReply::Stopped => Ok(true),
             ControlReply::NotRunning => Ok(false),
@@ -121,9 +130,12 @@ pub fn stop_app(
             other => Err(unexpected(&other)),
         };
     }
-    let grace = Settings::from_env()?.apps.stop_grace;
-    let outcome = ProcessId::recorded(record.pid, record.pid_start_time)
-        .map_or(StopOutcome::NotRunning, |app| app.terminate_group(grace));
+    let grace = settings.apps.stop_grace;
+    let outcome = match process_to_stop(record) {
+        Ok(Some(app)) => app.terminate_group(grace),
+        Ok(None) => StopOutcome::NotRunning,
+        Err(pid) => return Err(old_process(id, pid, record)),
+    };
     // No daemon: any tunnel process of this home is a leftover of one that was killed.
     end_leftovers(home, tunnel_marker);
     home.registry().update(|pages| {
@@ -135,18 +147,50 @@ pub fn stop_app(
     Ok(outcome == StopOutcome::Stopped)
 }
 
+/// Why the app whose old process (the Python drop's, not provably the app)
+/// lives on is left alone, as the daemon would say it.
+fn old_process(id: &str, pid: u32, record: &Record) -> CliError {
+    let port = record
+        .port
+        .filter(|&port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let error = AppError::OldProcess {
+        id: id.to_owned(),
+        pid,
+        port,
+    };
+    CliError::App(error.to_string())
+}
+
 /// `drop logs <app> [-n N] [-f]`.
 pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
-    let (id, _) = find_app(home, query)?;
+    let (id, record) = find_app(home, query)?;
     let path = app_log_path(home, &id);
+    if !path.exists() && !follow {
+        println!("{}", never_ran(&id, &record));
+        return Ok(());
+    }
     let tail = log_tail(&path, lines);
     if !tail.is_empty() {
         println!("{tail}");
+    } else if !follow {
+        println!("App {} has written no output yet.", label(&id, &record));
     }
     if follow {
         follow_log(&path)?;
     }
     Ok(())
+}
+
+/// What `logs` says of an app that has no log: this drop never ran it (the
+/// Python drop kept no output).
+fn never_ran(id: &str, record: &Record) -> String {
+    let label = label(id, record);
+    match AppStatus::of(record) {
+        AppStatus::Running { pid } | AppStatus::Unverified { pid } => format!(
+            "No output: app {label} runs as pid {pid}, started by an earlier drop that kept no log; 'drop stop {label}' then 'drop start {label}' to have one"
+        ),
+        _ => format!("No output: app {label} has never run. Start it with 'drop start {label}'."),
+    }
 }
 
 /// Prints what is appended to the log, until interrupted.
@@ -189,10 +233,22 @@ fn find_app(home: &Home, query: &str) -> Result<(String, Record), CliError> {
     Ok((found.id.to_owned(), found.record.clone()))
 }
 
-fn label(id: &str, record: &Record) -> String {
-    if record.name.is_empty() {
-        id.to_owned()
-    } else {
-        record.name.clone()
+/// `--all`: every app that runs, through the daemon while it runs. Returns
+/// what could not be stopped.
+pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<Vec<String>, CliError> {
+    let pages = home.registry().load()?;
+    let mut failures = Vec::new();
+    for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
+        if !matches!(
+            AppStatus::of(record),
+            AppStatus::Running { .. } | AppStatus::Unverified { .. }
+        ) {
+            continue;
+        }
+        match stop_app(home, id, record, tunnel_marker) {
+            Ok(_) => println!("App stopped: {}", label(id, record)),
+            Err(e) => failures.push(e.to_string()),
+        }
     }
+    Ok(failures)
 }

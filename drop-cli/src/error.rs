@@ -132,6 +132,17 @@ pub enum CliError {
         /// The port.
         port: u16,
     },
+    /// The Python drop's server still serves this home.
+    #[error(
+        "the Python drop's server (pid {pid}) still serves this home{}: run 'drop stop' to stop it (this drop checks that the pid is that server), then 'drop start'",
+        port.map_or(String::new(), |p| format!(" on port {p}"))
+    )]
+    LegacyServer {
+        /// Its pid (from `server.pid`).
+        pid: u32,
+        /// Its port, when its command line tells.
+        port: Option<u16>,
+    },
     /// Any other I/O failure, with what was being done.
     #[error("could not {action}")]
     Io {

@@ -66,10 +66,13 @@ enum Command {
         #[arg(long, conflicts_with = "app")]
         no_tunnel: bool,
     },
-    /// Stop the page server and its tunnels (apps keep running), or one app.
+    /// Stop the page server and its tunnels (apps keep running unless --all), or one app.
     Stop {
         /// An app to stop (id, id prefix or name) instead of the server.
         app: Option<String>,
+        /// Stop every running app too.
+        #[arg(long, conflicts_with = "app")]
+        all: bool,
     },
     /// Show an app's output.
     Logs {
@@ -143,7 +146,13 @@ enum Command {
 fn main() -> ExitCode {
     restore_sigpipe();
     let args = Args::parse();
-    match run(args) {
+    let home = Home::new(args.home.clone().unwrap_or_else(default_home));
+    let serving = matches!(args.command, Command::Serve { .. });
+    let result = run(args);
+    if !serving {
+        print_notices(&home);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("Error: {err}");
@@ -175,8 +184,20 @@ fn run(args: Args) -> Result<(), CliError> {
             };
             server::start(&home, server::StartOptions { port, host, tunnel })
         }
-        Command::Stop { app: Some(app) } => apps::stop(&home, &app, &tunnel_marker(&home)),
-        Command::Stop { app: None } => server::stop(&home, &tunnel_marker(&home)),
+        Command::Stop { app: Some(app), .. } => apps::stop(&home, &app, &tunnel_marker(&home)),
+        Command::Stop { app: None, all } => {
+            let marker = tunnel_marker(&home);
+            // Apps first, while the daemon that watches them still runs.
+            let failures = match all {
+                true => apps::stop_every_app(&home, &marker)?,
+                false => Vec::new(),
+            };
+            server::stop(&home, &marker)?;
+            match failures.is_empty() {
+                true => Ok(()),
+                false => Err(CliError::App(failures.join("\n"))),
+            }
+        }
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
         Command::Status { json } => pages::status(&home, json),
         Command::Add {
@@ -202,6 +223,16 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
         Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
         Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)),
+    }
+}
+
+/// What the daemon left for the user (a password hash it upgraded…), said
+/// once, on stderr so that `--json` output stays one document.
+fn print_notices(home: &Home) {
+    if let Ok(notices) = home.registry().take_notices() {
+        for notice in notices {
+            eprintln!("Note: {notice}");
+        }
     }
 }
 

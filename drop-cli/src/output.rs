@@ -40,6 +40,7 @@ impl<'a> PageRow<'a> {
                 AppStatus::Crashed {
                     exit_code: Some(code),
                 } => format!("[crashed (exit {code})]"),
+                AppStatus::Unverified { pid } => format!("[old process {pid}, left alone]"),
                 other => format!("[{}]", other.word()),
             });
             if let Some(tunnel) = self.tunnel_trouble(status) {
@@ -87,7 +88,7 @@ impl<'a> PageRow<'a> {
             doc["run_cmd"] = json!(r.run_cmd);
             doc["port"] = json!(r.port);
             doc["pid"] = json!(match status {
-                AppStatus::Running { pid } => Some(pid),
+                AppStatus::Running { pid } | AppStatus::Unverified { pid } => Some(pid),
                 _ => None,
             });
             doc["exit_code"] = json!(match status {
@@ -106,15 +107,20 @@ impl<'a> PageRow<'a> {
     }
 }
 
-/// Rows as the README shows them: `  id  [tags]  URL (public)  description`,
-/// ids and tags padded to one width.
+/// Rows as the README shows them: `  id  name  [tags]  URL (public)
+/// description`, ids, names and tags padded to one width; the name column
+/// is there when some page has a name.
 pub fn render_rows(rows: &[PageRow<'_>]) -> String {
     let id_width = rows.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let name_width = rows.iter().map(|r| r.record.name.len()).max().unwrap_or(0);
     let tags: Vec<String> = rows.iter().map(PageRow::tags).collect();
     let tag_width = tags.iter().map(String::len).max().unwrap_or(0);
     let mut out = String::new();
     for (row, tags) in rows.iter().zip(&tags) {
         out.push_str(&format!("  {:<id_width$}  ", row.id));
+        if name_width > 0 {
+            out.push_str(&format!("{:<name_width$}  ", row.record.name));
+        }
         if tag_width > 0 {
             out.push_str(&format!("{tags:<tag_width$}  "));
         }
@@ -125,6 +131,15 @@ pub fn render_rows(rows: &[PageRow<'_>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// How messages name a page: by its name when it has one, else its id.
+pub fn label(id: &str, record: &Record) -> String {
+    if record.name.is_empty() {
+        id.to_owned()
+    } else {
+        record.name.clone()
+    }
 }
 
 /// Prints a JSON document on stdout.
@@ -193,6 +208,42 @@ mod tests {
             render_rows(&rows),
             "  a  [app] [crashed (exit 3)]  u (public)\n"
         );
+    }
+
+    /// Names are shown for every page and app that has one, in a column
+    /// of their own: an app's URL does not carry it.
+    #[test]
+    fn rows_show_each_name_in_a_column_of_its_own() {
+        let mut app = Record::app("/".into(), true, "serve".into(), 5000);
+        app.name = "api".into();
+        let mut page = Record::static_page("/".into(), true);
+        page.name = "report".into();
+        let plain = Record::static_page("/".into(), false);
+        let rows = vec![
+            row("a1", &app, "http://h:5000/", Some(AppStatus::Stopped)),
+            row("b2", &page, "http://h:8080/p/b2/report/", None),
+            row("c3", &plain, "http://h:8080/p/c3/", None),
+        ];
+        assert_eq!(
+            render_rows(&rows),
+            "  a1  api     [app] [stopped]  http://h:5000/ (public)\n  \
+             b2  report                   http://h:8080/p/b2/report/ (public)\n  \
+             c3                           http://h:8080/p/c3/ (public)\n"
+        );
+    }
+
+    /// A live pid of the Python drop that is not provably the app is shown
+    /// as left alone, with its pid.
+    #[test]
+    fn an_unverified_old_process_shows_its_pid() {
+        let app = Record::app("/".into(), true, "serve".into(), 5000);
+        let rows = vec![row("a", &app, "u", Some(AppStatus::Unverified { pid: 42 }))];
+        assert_eq!(
+            render_rows(&rows),
+            "  a  [app] [old process 42, left alone]  u (public)\n"
+        );
+        assert_eq!(rows[0].to_json()["pid"], 42);
+        assert_eq!(rows[0].to_json()["status"], "unverified");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use drop_core::supervise::LegacyServer;
 use drop_registry::{
     Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
 };
@@ -11,12 +12,15 @@ use serde_json::json;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, print_json, render_rows};
 use crate::running::running_server;
-use crate::urls::Urls;
+use crate::urls::{Urls, legacy_state};
 
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
-    let state = home.load_server_state()?;
+    let state = home
+        .load_server_state()?
+        .or_else(|| home.legacy_files().any().then(|| legacy_state(home)));
     let running = running_server(state.as_ref()).is_some();
+    let legacy = (!running).then(|| LegacyServer::find(home)).flatten();
     let tunnel = home.load_tunnel_state()?.filter(|_| running);
     let urls = Urls::new(state.as_ref(), tunnel.as_ref());
     let pages = home.registry().load()?;
@@ -25,16 +29,24 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         .map(|(id, r)| PageRow::new(&urls, id, r))
         .collect();
     if json {
+        let mut server = server_json(state.as_ref(), tunnel.as_ref(), running, &urls);
+        server["legacy_server"] = json!(legacy.map(|old| json!({
+            "pid": old.id.pid,
+            "port": old.port,
+        })));
         print_json(&json!({
-            "server": server_json(state.as_ref(), tunnel.as_ref(), running, &urls),
+            "server": server,
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
-    println!(
-        "{}",
-        server_line(state.as_ref(), tunnel.as_ref(), running, &urls)
-    );
+    match legacy {
+        Some(old) => println!("{}", legacy_server_line(&old, &urls)),
+        None => println!(
+            "{}",
+            server_line(state.as_ref(), tunnel.as_ref(), running, &urls)
+        ),
+    }
     println!();
     if rows.is_empty() {
         println!("Pages: none (publish one with 'drop add <path>')");
@@ -43,6 +55,19 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         print!("{}", render_rows(&rows));
     }
     Ok(())
+}
+
+/// The Python drop's server, still serving the home.
+fn legacy_server_line(old: &LegacyServer, urls: &Urls) -> String {
+    let base = urls.local_base();
+    let url = match old.port {
+        Some(port) => format!("{}:{port}", base.rsplit_once(':').map_or(base, |(h, _)| h)),
+        None => base.to_owned(),
+    };
+    format!(
+        "Server: {url} (running: the Python drop's server, pid {}; 'drop stop' stops it, then 'drop start' serves the same pages with this drop)",
+        old.id.pid
+    )
 }
 
 /// `Server: URL (running, tunneled)` and its variants.
@@ -119,7 +144,7 @@ fn server_json(
         "tunneled": urls.tunneled(),
         "pid": if running { state.and_then(|s| s.pid) } else { None },
         "port": state.map(|s| s.port),
-        "host": state.and_then(|s| s.host.clone()),
+        "host": urls.host(),
         "tunnel": tunnel_json,
         "tunnel_reason": state.and_then(|s| s.tunnel_reason.clone()),
     })

@@ -11,16 +11,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drop_core::daemon::{DEFAULT_PORT, forget_pid};
-use drop_core::supervise::{FIRST_OUTCOME_TIMEOUT, ProcessId, end_leftovers};
-use drop_registry::{Home, ServerState, TunnelPhase, TunnelReason, TunnelState};
+use drop_core::daemon::forget_pid;
+use drop_core::supervise::{
+    AppStatus, FIRST_OUTCOME_TIMEOUT, LegacyServer, ProcessId, end_leftovers,
+};
+use drop_registry::{Home, ServerState, TunnelChoice, TunnelPhase, TunnelReason, TunnelState};
 
 use crate::error::CliError;
 use crate::nat;
+use crate::output::label;
 use crate::running::{answers_http, launch_error, running_server};
 use crate::settings::Settings;
 use crate::systemd;
-use crate::urls::Urls;
+use crate::urls::{Urls, legacy_state};
 
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -42,6 +45,9 @@ pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
     home.ensure()?;
     let _one_start = StartLock::take(home)?;
     let saved = home.load_server_state()?;
+    if running_server(saved.as_ref()).is_none() {
+        before_launch(home)?;
+    }
     if running_server(saved.as_ref()).is_some() {
         println!("Server already running: {}", Urls::load(home)?.base());
         if options.port.is_some() || options.host.is_some() || options.tunnel.is_some() {
@@ -62,11 +68,36 @@ pub fn ensure_running(home: &Home) -> Result<(ServerState, bool), CliError> {
     if let Some(state) = running_server(saved.as_ref()) {
         return Ok((state.clone(), false));
     }
-    launch_and_report(home, saved, StartOptions::default())?;
+    before_launch(home)?;
+    // The last `--tunnel`/`--no-tunnel` holds; after a plain start, detect again.
+    let tunnel = match saved.as_ref().and_then(|s| s.tunnel_choice.as_ref()) {
+        Some(TunnelChoice::On) => Some(true),
+        Some(TunnelChoice::Off) => Some(false),
+        _ => None,
+    };
+    let options = StartOptions {
+        tunnel,
+        ..StartOptions::default()
+    };
+    launch_and_report(home, saved, options)?;
     let state = home
         .load_server_state()?
         .ok_or_else(|| CliError::ServerFailed("the server left no state".into()))?;
     Ok((state, true))
+}
+
+/// What must hold before a server is launched: a registry that parses (a
+/// server of a broken one would serve nothing), and no Python drop server
+/// on the home.
+fn before_launch(home: &Home) -> Result<(), CliError> {
+    home.registry().load()?;
+    match LegacyServer::find(home) {
+        Some(old) => Err(CliError::LegacyServer {
+            pid: old.id.pid,
+            port: old.port,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn launch_and_report(
@@ -74,12 +105,37 @@ fn launch_and_report(
     saved: Option<ServerState>,
     options: StartOptions,
 ) -> Result<(), CliError> {
+    let any_port = options.port == Some(0);
+    let before = previous_base(home, saved.as_ref());
     let launched = prepare_and_launch(home, saved, options)?;
     report_start(home, &launched.state)?;
     if let Some(note) = launched.note {
         println!("{note}");
     }
+    let after = Urls::new(Some(&launched.state), None)
+        .local_base()
+        .to_owned();
+    let pages = home.registry().load()?;
+    if let Some(before) = before.filter(|b| *b != after && !any_port && !pages.is_empty()) {
+        println!(
+            "Note: page URLs changed from {before} to {after}; links handed out before no longer work (start with --host and --port to keep the old ones)."
+        );
+    }
     Ok(())
+}
+
+/// Where pages were before this start: the address in `server.json`, or,
+/// in a home the Python drop used, its `host` and `port` files.
+fn previous_base(home: &Home, saved: Option<&ServerState>) -> Option<String> {
+    if let Some(state) = saved {
+        return Some(Urls::new(Some(state), None).local_base().to_owned());
+    }
+    let legacy = home.legacy_files();
+    legacy.any().then(|| {
+        Urls::new(Some(&legacy_state(home)), None)
+            .local_base()
+            .to_owned()
+    })
 }
 
 /// Serialises `drop start`s of one home: a second one waits, then finds the
@@ -89,8 +145,15 @@ struct StartLock(File);
 impl StartLock {
     fn take(home: &Home) -> Result<Self, CliError> {
         let path = home.root().join("start.lock");
-        let file =
-            File::create(&path).map_err(CliError::io(format!("create `{}`", path.display())))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(CliError::io(format!("create `{}`", path.display())))?;
+        // Owner-only whatever the umask, or an older drop, made of it.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
         // Held at most for one start: the server's own start timeout and
         // its tunnel's first outcome.
         fs2::FileExt::lock_exclusive(&file)
@@ -112,7 +175,7 @@ fn prepare_and_launch(
     saved: Option<ServerState>,
     options: StartOptions,
 ) -> Result<Launched, CliError> {
-    let mut state = saved.unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
+    let mut state = saved.unwrap_or_else(|| legacy_state(home));
     let decision = nat::decide(options.tunnel)?;
     if let Some(note) = &decision.note {
         println!("{note}");
@@ -308,26 +371,78 @@ fn wait_until_serving(
     })
 }
 
-/// `drop stop`.
+/// `drop stop`: the server and every tunnel, and the Python drop's server
+/// if it still serves the home; then how many apps keep running.
 pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
+    let legacy = stop_legacy_server(home);
+    if !stop_own_server(home, tunnel_marker)? && !legacy {
+        println!("Server is not running.");
+    }
+    report_running_apps(home)
+}
+
+/// Stops this drop's server; whether one ran.
+fn stop_own_server(home: &Home, tunnel_marker: &Path) -> Result<bool, CliError> {
     if let Some(unit) = systemd::active_unit(home) {
         unit.stop()?;
         println!("Server stopped.");
-        return Ok(());
+        return Ok(true);
     }
     let saved = home.load_server_state()?;
     let server = running_server(saved.as_ref())
         .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
     let Some(server) = server else {
-        println!("Server is not running.");
         report_leftovers(end_leftovers(home, tunnel_marker));
-        return Ok(());
+        return Ok(false);
     };
     server.terminate_group(STOP_GRACE);
     forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
     report_leftovers(end_leftovers(home, tunnel_marker));
     println!("Server stopped.");
+    Ok(true)
+}
+
+/// Stops the Python drop's server of this home, once its pid is shown to
+/// be that server; whether one ran.
+fn stop_legacy_server(home: &Home) -> bool {
+    let Some(old) = LegacyServer::find(home) else {
+        return false;
+    };
+    old.id.terminate_group(STOP_GRACE);
+    home.forget_legacy_server_pid();
+    let port = old.port.map_or(String::new(), |p| format!(", port {p}"));
+    println!(
+        "Stopped the Python drop's server (pid {}{port}).",
+        old.id.pid
+    );
+    true
+}
+
+/// Says which apps keep running once the server is stopped.
+fn report_running_apps(home: &Home) -> Result<(), CliError> {
+    let pages = home.registry().load()?;
+    let running: Vec<String> = pages
+        .iter()
+        .filter(|(_, r)| r.is_app())
+        .filter(|(_, r)| {
+            matches!(
+                AppStatus::of(r),
+                AppStatus::Running { .. } | AppStatus::Unverified { .. }
+            )
+        })
+        .map(|(id, r)| label(id, r))
+        .collect();
+    if !running.is_empty() {
+        let (count, verb) = match running.len() {
+            1 => ("1 app".to_owned(), "keeps"),
+            n => (format!("{n} apps"), "keep"),
+        };
+        println!(
+            "{count} {verb} running: {}. 'drop stop --all' stops apps too; the next 'drop start' adopts them.",
+            running.join(", ")
+        );
+    }
     Ok(())
 }
 

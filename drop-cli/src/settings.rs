@@ -24,6 +24,30 @@ pub struct Settings {
     pub server: ServerConfig,
     /// `DROP_APP_START_TIMEOUT_MS`, `DROP_STOP_GRACE_MS`.
     pub apps: AppLimits,
+    /// The app limits this command was given (set variables only): a
+    /// running daemon applies them to this command's request.
+    pub apps_given: AppOverrides,
+}
+
+/// App limits a command was given, to hand to the daemon with its request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppOverrides {
+    /// `DROP_APP_START_TIMEOUT_MS`, when set.
+    pub start_timeout: Option<Duration>,
+    /// `DROP_STOP_GRACE_MS`, when set.
+    pub stop_grace: Option<Duration>,
+}
+
+impl AppOverrides {
+    /// Milliseconds, as the control protocol carries them.
+    pub fn start_timeout_ms(&self) -> Option<u64> {
+        self.start_timeout.map(|d| d.as_millis() as u64)
+    }
+
+    /// Milliseconds, as the control protocol carries them.
+    pub fn stop_grace_ms(&self) -> Option<u64> {
+        self.stop_grace.map(|d| d.as_millis() as u64)
+    }
 }
 
 impl Settings {
@@ -46,6 +70,13 @@ impl Settings {
         };
         let millis = |name, default: Duration| -> Result<Duration, CliError> {
             Ok(number(name)?.map_or(default, Duration::from_millis))
+        };
+        let given = |name| -> Result<Option<Duration>, CliError> {
+            Ok(number(name)?.map(Duration::from_millis))
+        };
+        let apps_given = AppOverrides {
+            start_timeout: given("DROP_APP_START_TIMEOUT_MS")?,
+            stop_grace: given("DROP_STOP_GRACE_MS")?,
         };
         let server_defaults = ServerConfig::default();
         let app_defaults = AppLimits::default();
@@ -71,6 +102,7 @@ impl Settings {
                 start_timeout: millis("DROP_APP_START_TIMEOUT_MS", app_defaults.start_timeout)?,
                 stop_grace: millis("DROP_STOP_GRACE_MS", app_defaults.stop_grace)?,
             },
+            apps_given,
         })
     }
 }
@@ -111,6 +143,11 @@ mod tests {
         assert_eq!(s.server.header_read_timeout, Duration::from_millis(250));
         assert_eq!(s.server.max_connections, 8);
         assert_eq!(s.apps.stop_grace, Duration::from_millis(700));
+        assert_eq!(s.apps_given.stop_grace_ms(), Some(700));
+        assert_eq!(
+            s.apps_given.start_timeout, None,
+            "unset: the daemon's own holds"
+        );
     }
 
     #[test]

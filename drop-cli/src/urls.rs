@@ -32,7 +32,10 @@ impl Urls {
     /// From the files of `home`. A tunnel counts only while the server that
     /// keeps it runs: a `tunnel.json` left by a killed server is stale.
     pub fn load(home: &Home) -> Result<Self, RegistryError> {
-        let state = home.load_server_state()?;
+        // A home only the Python drop used: the address of its URLs.
+        let state = home
+            .load_server_state()?
+            .or_else(|| home.legacy_files().any().then(|| legacy_state(home)));
         let running = running_server(state.as_ref()).is_some();
         let tunnel = home.load_tunnel_state()?.filter(|_| running);
         Ok(Urls::new(state.as_ref(), tunnel.as_ref()))
@@ -46,6 +49,16 @@ impl Urls {
     /// The server's own address, `http://HOST:PORT`.
     pub fn local_base(&self) -> &str {
         &self.local_base
+    }
+
+    /// The host in local URLs (the chosen one, else this machine's outward
+    /// address), without brackets.
+    pub fn host(&self) -> String {
+        let base = self.local_base.trim_start_matches("http://");
+        let host = base.rsplit_once(':').map_or(base, |(host, _)| host);
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned()
     }
 
     /// Whether pages are reached through the server's tunnel.
@@ -87,6 +100,16 @@ impl Urls {
         } else {
             self.page(id, record)
         }
+    }
+}
+
+/// The state a first start begins from: in a home the Python drop used,
+/// its port and host, so the URLs it handed out keep working.
+pub fn legacy_state(home: &Home) -> ServerState {
+    let legacy = home.legacy_files();
+    ServerState {
+        host: legacy.host,
+        ..ServerState::new(legacy.port.unwrap_or(DEFAULT_PORT))
     }
 }
 
@@ -140,6 +163,11 @@ mod tests {
         assert_eq!(
             Urls::new(Some(&state("::1", 80)), None).base(),
             "http://[::1]:80"
+        );
+        assert_eq!(Urls::new(Some(&state("::1", 80)), None).host(), "::1");
+        assert_eq!(
+            Urls::new(Some(&state("example.org", 80)), None).host(),
+            "example.org"
         );
         assert_eq!(
             Urls::new(Some(&state("example.org", 8080)), None).base(),

@@ -4,8 +4,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::legacy::LEGACY_SERVER_PID;
 use crate::store::read_json;
-use crate::{Registry, RegistryError, ServerState, TunnelState, write_atomic};
+use crate::{LegacyFiles, Registry, RegistryError, ServerState, TunnelState, write_atomic};
 
 /// Owner-only mode for drop's folders.
 const OWNER_ONLY_DIR: u32 = 0o700;
@@ -72,6 +73,16 @@ impl Home {
     /// `tunnel.json`: the server's tunnel.
     pub fn tunnel_state_path(&self) -> PathBuf {
         self.root.join("tunnel.json")
+    }
+
+    /// What the Python drop's own files (`host`, `port`, `server.pid`) say.
+    pub fn legacy_files(&self) -> LegacyFiles {
+        LegacyFiles::read(&self.root)
+    }
+
+    /// Forgets the Python drop's server pid, once that server is stopped.
+    pub fn forget_legacy_server_pid(&self) {
+        let _ = fs::remove_file(self.root.join(LEGACY_SERVER_PID));
     }
 
     /// The saved server state, if any.

@@ -175,6 +175,18 @@ impl Record {
             .and(self.tunnel_url.as_deref())
     }
 
+    /// The folder an app runs in: its source folder, or the folder of its
+    /// source file.
+    pub fn working_dir(&self) -> PathBuf {
+        if self.is_dir {
+            self.source.clone()
+        } else {
+            self.source
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), std::path::Path::to_path_buf)
+        }
+    }
+
     /// Whether a password guards this page.
     pub fn is_protected(&self) -> bool {
         !self.password_hash.is_empty()

@@ -80,6 +80,7 @@ impl Registry {
         E: From<RegistryError>,
     {
         let lock = self.lock()?;
+        self.remove_stale_temps();
         let before = self.load()?;
         let mut pages = before.clone();
         let out = change(&mut pages)?;
@@ -89,6 +90,63 @@ impl Registry {
         }
         fs2::FileExt::unlock(&lock).ok();
         Ok(out)
+    }
+
+    /// Removes the temp files of writers that died mid-write (a killed
+    /// `drop add`): each is a whole copy of the registry, hashes included.
+    /// Only a holder of the lock writes one, so under the lock every one
+    /// that exists is stale.
+    fn remove_stale_temps(&self) {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!(".{name}.tmp-");
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Leaves a note for the user, shown once by the next `drop` command
+    /// (see [`Registry::take_notices`]): what the daemon did that the user
+    /// should know of, such as a password hash it upgraded.
+    pub fn add_notice(&self, text: &str) -> Result<(), RegistryError> {
+        let lock = self.lock()?;
+        let path = self.notices_path();
+        let mut notices = fs::read_to_string(&path).unwrap_or_default();
+        notices.push_str(&text.replace('\n', " "));
+        notices.push('\n');
+        write_atomic(&path, notices.as_bytes())?;
+        fs2::FileExt::unlock(&lock).ok();
+        Ok(())
+    }
+
+    /// The notices left since the last call, oldest first; each is handed
+    /// out once.
+    pub fn take_notices(&self) -> Result<Vec<String>, RegistryError> {
+        let path = self.notices_path();
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let lock = self.lock()?;
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => return Err(RegistryError::Write { path, source }),
+        }
+        fs2::FileExt::unlock(&lock).ok();
+        Ok(text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn notices_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_owned();
+        name.push(".notices");
+        self.path.with_file_name(name)
     }
 
     fn lock(&self) -> Result<File, RegistryError> {
@@ -253,6 +311,44 @@ mod tests {
             assert_eq!(fs::read(&a).unwrap(), bytes);
             assert_eq!(fs::read(reg.path()).unwrap(), bytes, "never rewritten");
         }
+    }
+
+    /// A writer killed mid-write leaves `.pages.json.tmp-*`, a whole copy
+    /// of the registry with its hashes: the next writer removes it under
+    /// the lock, and nothing else.
+    #[test]
+    fn temp_files_of_a_killed_writer_are_removed_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let stale = dir.path().join(".pages.json.tmp-4242-0");
+        fs::write(&stale, b"{\"id\": {\"password_hash\": \"sha256:00\"}}").unwrap();
+        let other = dir.path().join(".server.json.tmp-4242-0");
+        fs::write(&other, b"{}").unwrap();
+        reg.update(|p| {
+            p.insert("id1".into(), Record::static_page("/a".into(), false));
+            Ok::<_, RegistryError>(())
+        })
+        .unwrap();
+        assert!(!stale.exists(), "the registry's stale temp file is gone");
+        assert!(other.exists(), "other files are left alone");
+    }
+
+    /// Notices are kept owner-only and handed out once, in order.
+    #[test]
+    fn notices_are_handed_out_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        assert!(reg.take_notices().unwrap().is_empty());
+        reg.add_notice("first").unwrap();
+        reg.add_notice("second\nline").unwrap();
+        let mode = fs::metadata(reg.notices_path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(reg.take_notices().unwrap(), vec!["first", "second line"]);
+        assert!(reg.take_notices().unwrap().is_empty());
     }
 
     #[test]

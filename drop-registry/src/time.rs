@@ -20,6 +20,55 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// Reads an RFC 3339 time as drops write it: this drop's
+/// `2026-02-03T10:00:00Z`, and the Python drop's
+/// `2026-02-03T10:00:00.123456+00:00` (fractions and offsets). `None` for
+/// anything else.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    let (date, rest) = text.split_once(['T', 't', ' '])?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let clock_end = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
+    let (clock, zone) = rest.split_at(clock_end);
+    let mut hms = clock.splitn(3, ':');
+    let hour: i64 = hms.next()?.parse().ok()?;
+    let minute: i64 = hms.next()?.parse().ok()?;
+    let seconds: f64 = hms.next().unwrap_or("0").parse().ok()?;
+    let offset = match zone {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60;
+    if !valid || !(0.0..61.0).contains(&seconds) {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    let whole = days * 86_400 + hour * 3600 + minute * 60 - offset;
+    let secs = u64::try_from(whole).ok()?;
+    Some(
+        UNIX_EPOCH
+            + std::time::Duration::from_secs(secs)
+            + std::time::Duration::from_secs_f64(seconds),
+    )
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -46,5 +95,21 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-02-03T10:00:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn reads_the_times_both_drops_write() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_770_112_800);
+        assert_eq!(parse_rfc3339("2026-02-03T10:00:00Z"), Some(t));
+        let python = parse_rfc3339("2026-02-03T10:00:00.250000+00:00").unwrap();
+        assert_eq!(python, t + Duration::from_millis(250));
+        assert_eq!(parse_rfc3339("2026-02-03T12:30:00+02:30"), Some(t));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+        );
+        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-02-03"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

@@ -2,11 +2,13 @@
 //! home, the binary run inside it, and a raw HTTP/1.1 client that sends paths
 //! exactly as written, with [`login`] on top; the page server run
 //! in-process ([`engine`]); plus what the tunnel tests need around the fake
-//! `cloudflared` this package builds.
+//! `cloudflared` this package builds; and the Python drop 0.2 installed in
+//! a venv for upgrade tests ([`python_drop`]).
 
 pub mod engine;
 pub mod http;
 pub mod login;
+pub mod python_drop;
 pub mod tunnel;
 
 pub use drop_core::supervise::process::{ProcessId, Signal, group_members};

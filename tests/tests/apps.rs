@@ -327,7 +327,10 @@ fn a_new_daemon_adopts_running_apps() {
     let id = add_app(&env, "steady", &format!("exec {TEST_APP} {port}"), port);
     env.ok(&["start", "steady"]);
     let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
-    assert_eq!(env.ok(&["stop"]).trim(), "Server stopped.");
+    assert_eq!(
+        env.ok(&["stop"]).trim(),
+        "Server stopped.\n1 app keeps running: steady. 'drop stop --all' stops apps too; the next 'drop start' adopts them."
+    );
     assert_eq!(get(port, "/").status, 200, "the app outlives the daemon");
     assert_eq!(entry(&env, &id)["status"], "running");
     env.start();

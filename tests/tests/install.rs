@@ -23,6 +23,7 @@ const TOOLS: &[&str] = &[
     "mv", "rm", "rmdir", "sed", "seq", "setsid", "sleep", "tar", "tr", "uname",
 ];
 const FAKE_CLOUDFLARED: &str = env!("CARGO_BIN_EXE_fake-cloudflared");
+const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 const NO_SESSION_NOTE: &str = "  (no systemd user session: auto-restart is off)";
 
 /// How `systemctl` behaves on the fake machine.
@@ -398,6 +399,24 @@ fn install_without_network_installs_drop_and_explains_cloudflared() {
     assert!(out.contains("cloudflared: could not download it"), "{out}");
     assert!(out.contains("To install it by hand:"), "{out}");
     assert!(out.contains("/cloudflared-linux-amd64"), "{out}");
+    let dest = machine.path(".drop/bin/cloudflared");
+    assert!(
+        out.contains(&format!(
+            "drop looks for cloudflared on PATH, then at {}.",
+            dest.display()
+        )),
+        "{out}"
+    );
+    // `~/.local/bin` is not on this machine's PATH: the last line must not
+    // suggest a bare `drop`.
+    let bin = machine.path(".local/bin");
+    assert_eq!(
+        out.trim_end().lines().last().unwrap(),
+        format!(
+            "Done. Try: {0}/drop start && {0}/drop add <file>",
+            bin.display()
+        )
+    );
     let left: Vec<_> = std::fs::read_dir(machine.path(".drop/bin"))
         .unwrap()
         .collect();
@@ -482,6 +501,55 @@ fn install_without_cargo_says_how_to_get_it() {
     );
     assert!(err.contains("https://sh.rustup.rs"), "{err}");
     assert!(!machine.path(".local/bin/drop").exists());
+}
+
+/// rustup installed but no toolchain chosen: cargo does not run, and install
+/// says the one command that fixes it (not `rustup update`).
+#[test]
+fn install_with_rustup_but_no_toolchain_says_rustup_default_stable() {
+    let machine = Machine::new(Systemd::NoSession);
+    let no_default = b"#!/bin/sh\necho 'error: rustup could not choose a version of cargo to run, because one was not specified explicitly, and no default is configured.' >&2\nexit 1\n";
+    write_executable(&machine.tools.path().join("cargo"), no_default);
+    write_executable(&machine.tools.path().join("rustup"), no_default);
+    let out = machine.command(repo().join("install.sh")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run 'rustup default stable'"), "{err}");
+    assert!(!err.contains("rustup update"), "{err}");
+    assert!(!machine.path(".local/bin/drop").exists());
+}
+
+/// Uninstall stops every app as well as the server: with drop gone, nothing
+/// could stop an app left serving. It names each app it stops.
+#[test]
+fn uninstall_stops_every_app_it_would_otherwise_orphan() {
+    let machine = Machine::new(Systemd::NoSession)
+        .env("DROP_CLOUDFLARED_URL", &Downloads::offline())
+        .env("DROP_INSTALL_OS", "linux")
+        .env("DROP_INSTALL_ARCH", "amd64");
+    machine.script_ok("install.sh");
+    // drop runs apps with `sh -c`.
+    std::os::unix::fs::symlink(which("sh").unwrap(), machine.tools.path().join("sh")).unwrap();
+    let app_dir = machine.path("api");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    let port = drop_tests::free_port();
+    let add = format!(
+        "add {} --run 'exec {TEST_APP} {port}' --port {port} --name api",
+        app_dir.display()
+    );
+    assert!(machine.drop_cmd(&add).status.success());
+    let started = machine.drop_cmd("start --port 0 --host 127.0.0.1 --no-tunnel");
+    assert!(started.status.success(), "{started:?}");
+    let app = machine.drop_cmd("start api");
+    assert!(app.status.success(), "{app:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    let out = machine.script_ok("uninstall.sh");
+    assert!(out.contains("App stopped: api"), "{out}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the app is left serving"
+    );
 }
 
 /// With cargo but no C compiler (which the TLS library needs), install

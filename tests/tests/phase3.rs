@@ -217,6 +217,23 @@ fn no_tunnel_flag_stays_local_behind_nat() {
     assert_eq!(p.spawned().len(), 1);
 }
 
+/// `drop start <app>` with the server down starts it with the last
+/// `--no-tunnel`: behind NAT it neither detects again nor opens a tunnel
+/// the user declined.
+#[test]
+fn an_app_start_that_starts_the_server_keeps_the_last_no_tunnel() {
+    let p = Phase3::behind_nat();
+    p.start(&["--no-tunnel", "--host", "127.0.0.1"]);
+    p.add_app("web");
+    p.env.ok(&["stop"]);
+    let out = p.env.ok(&["start", "web"]);
+    assert!(!out.contains("Detected NAT"), "{out}");
+    assert!(out.lines().next().unwrap().ends_with(" (local)"), "{out}");
+    assert!(out.contains("App started: http://127.0.0.1:"), "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.spawned().is_empty(), "no cloudflared ran");
+}
+
 /// After the daemon is killed, `drop stop` ends the tunnel processes it
 /// left, and listings stop showing their dead URLs.
 #[test]

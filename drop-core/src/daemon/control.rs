@@ -35,11 +35,21 @@ pub enum ControlRequest {
         id: String,
         /// The environment to run it with.
         env: Vec<(String, String)>,
+        /// How long the app may take to listen, when the asking command
+        /// was given it (else the daemon's own setting holds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_timeout_ms: Option<u64>,
+        /// Between SIGTERM and SIGKILL if it must be stopped, likewise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_grace_ms: Option<u64>,
     },
     /// Stop an app.
     StopApp {
         /// The app's full id.
         id: String,
+        /// Between SIGTERM and SIGKILL, when the asking command was given it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_grace_ms: Option<u64>,
     },
 }
 
@@ -252,7 +262,7 @@ mod tests {
         let running = tokio::spawn(server.run(
             |request| async move {
                 match request {
-                    ControlRequest::StopApp { id } if id == "abc" => ControlReply::Stopped,
+                    ControlRequest::StopApp { id, .. } if id == "abc" => ControlReply::Stopped,
                     _ => ControlReply::NotRunning,
                 }
             },
@@ -266,7 +276,10 @@ mod tests {
                 super::request(&path, &request, Duration::from_secs(5)).unwrap()
             })
         };
-        let stop_abc = ControlRequest::StopApp { id: "abc".into() };
+        let stop_abc = ControlRequest::StopApp {
+            id: "abc".into(),
+            stop_grace_ms: None,
+        };
         assert_eq!(ask(stop_abc).await.unwrap(), ControlReply::Stopped);
         assert_eq!(
             ask(ControlRequest::Reload).await.unwrap(),

@@ -138,6 +138,9 @@ impl Daemon {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), DaemonError> {
         let home = self.config.home.clone();
+        // A registry that does not parse would leave a server serving
+        // nothing: refuse, naming the file (a copy of it is kept).
+        home.registry().load()?;
         let port = listener
             .local_addr()
             .map_err(DaemonError::io("read the bound address"))?
@@ -245,20 +248,36 @@ impl Answers {
                 let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
                 ControlReply::Reloaded
             }
-            ControlRequest::StartApp { id, env } => {
-                match self.supervisor.start_app(&id, env).await {
+            ControlRequest::StartApp {
+                id,
+                env,
+                start_timeout_ms,
+                stop_grace_ms,
+            } => {
+                let limits = self
+                    .supervisor
+                    .limits()
+                    .overridden(millis(start_timeout_ms), millis(stop_grace_ms));
+                match self.supervisor.start_app_with(&id, env, &limits).await {
                     Ok(Started::Now(tunnel)) => ControlReply::Started { tunnel },
                     Ok(Started::Already) => ControlReply::AlreadyRunning,
                     Err(e) => ControlReply::failed(&e),
                 }
             }
-            ControlRequest::StopApp { id } => match self.supervisor.stop_app(&id).await {
-                Ok(true) => ControlReply::Stopped,
-                Ok(false) => ControlReply::NotRunning,
-                Err(e) => ControlReply::failed(&e),
-            },
+            ControlRequest::StopApp { id, stop_grace_ms } => {
+                let grace = millis(stop_grace_ms).unwrap_or(self.supervisor.limits().stop_grace);
+                match self.supervisor.stop_app_with(&id, grace).await {
+                    Ok(true) => ControlReply::Stopped,
+                    Ok(false) => ControlReply::NotRunning,
+                    Err(e) => ControlReply::failed(&e),
+                }
+            }
         }
     }
+}
+
+fn millis(ms: Option<u64>) -> Option<std::time::Duration> {
+    ms.map(std::time::Duration::from_millis)
 }
 
 #[cfg(test)]
@@ -300,11 +319,16 @@ mod tests {
         ControlRequest::StartApp {
             id: id.into(),
             env: vec![("PATH".into(), "/usr/bin".into())],
+            start_timeout_ms: None,
+            stop_grace_ms: None,
         }
     }
 
     fn stop(id: &str) -> ControlRequest {
-        ControlRequest::StopApp { id: id.into() }
+        ControlRequest::StopApp {
+            id: id.into(),
+            stop_grace_ms: None,
+        }
     }
 
     fn failed(reply: ControlReply) -> String {
@@ -463,6 +487,55 @@ mod tests {
             )
         );
         assert!(t.record(APP).crashed);
+        drop(answers);
+        verify(runner);
+    }
+
+    /// `DROP_APP_START_TIMEOUT_MS` and `DROP_STOP_GRACE_MS` given to the
+    /// command that asks (carried in its request) hold for that request,
+    /// whatever the daemon was started with.
+    #[tokio::test(start_paused = true)]
+    async fn a_start_takes_the_limits_of_the_command_that_asked() {
+        let t = TestHome::new();
+        t.add_app(APP, PORT);
+        let end = AppEnd::new();
+        let mut runner = MockAppRunner::new();
+        let ended = end.clone();
+        runner
+            .expect_launch()
+            .times(1)
+            .returning(move |_| Ok(ended.process(app_process())));
+        runner.expect_is_listening().return_const(false);
+        runner.expect_is_running().return_const(true);
+        let ended = end.clone();
+        runner
+            .expect_end_group()
+            .withf(|_, grace| *grace == std::time::Duration::from_millis(700))
+            .times(1)
+            .returning(move |_, _| {
+                ended.exit(Some(143));
+                StopOutcome::Stopped
+            });
+        let runner = Arc::new(runner);
+        let answers = answers(&t, &runner);
+        let started = tokio::time::Instant::now();
+
+        let error = failed(
+            answers
+                .answer(ControlRequest::StartApp {
+                    id: APP.into(),
+                    env: Vec::new(),
+                    start_timeout_ms: Some(1500),
+                    stop_grace_ms: Some(700),
+                })
+                .await,
+        );
+
+        assert!(
+            error.contains("did not listen on port 4321 within 1.5 s"),
+            "{error}"
+        );
+        assert!(started.elapsed() < AppLimits::default().start_timeout);
         drop(answers);
         verify(runner);
     }

@@ -6,10 +6,12 @@
 mod answer;
 mod cache;
 mod login;
+mod parse_errors;
 mod request;
 mod routes;
 mod server;
 mod site;
+mod slots;
 mod stall;
 
 pub use server::{ServerConfig, bind_listener, serve};

@@ -24,11 +24,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::answer::{Answer, AnswerBody};
+use super::parse_errors::ParseErrorHeaders;
 use super::request::PeerAddr;
 use super::routes::routes;
 use super::site::Site;
+use super::slots::{Slot, Slots};
 use super::stall::StallGuard;
-use crate::page::Catalog;
+use crate::page::follow_registry;
 
 /// Chunk size when streaming large files.
 const STREAM_CHUNK: usize = 64 * 1024;
@@ -41,8 +43,6 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// Largest request head a connection buffers (hyper's default is ~400 KiB,
 /// which 2,048 connections would turn into 800 MiB).
 const MAX_HEADER_BUFFER: usize = 16 * 1024;
-/// How often the registry is checked for changes made by other writers.
-const REGISTRY_POLL: Duration = Duration::from_millis(500);
 
 /// Limits of the page server.
 #[derive(Debug, Clone)]
@@ -98,16 +98,13 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let poller = tokio::spawn(poll_registry(site.catalog().clone()));
+    let follower = tokio::spawn(follow_registry(site.catalog().clone()));
     let service = warp::service(routes(site));
     let permits = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Arc::new(Slots::default());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -119,42 +116,135 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = service.clone();
-        let handler = service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(PeerAddr(peer));
-            let mut service = service.clone();
-            async move {
-                let response = tower_service::Service::call(&mut service, req).await?;
-                Ok::<_, Infallible>(finish(response))
+        // Every slot taken: the connection idle for longest makes room, so
+        // a visitor does not wait behind sockets that send nothing.
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                slots.evict_oldest_idle();
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
             }
-        });
-        let stream = StallGuard::new(stream, config.write_stall_timeout);
+        };
+        let _ = stream.set_nodelay(true);
+        let (slot_id, slot) = slots.open();
+        let handler = handler(service.clone(), peer, slots.clone(), slot.clone());
+        let stream = ParseErrorHeaders::new(StallGuard::new(stream, config.write_stall_timeout));
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(MAX_HEADER_BUFFER)
             .serve_connection(TokioIo::new(stream), handler);
         let connection = graceful.watch(connection);
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = slot.evicted() => {}
+            }
+            slots.close(slot_id);
             drop(permit);
         });
     }
     drop(listener);
-    poller.abort();
+    follower.abort();
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
 }
 
-/// Picks up registry changes that nobody announced (an edit by hand, another
-/// drop version). drop's own commands ask the daemon to refresh at once.
-async fn poll_registry(catalog: Arc<Catalog>) {
-    let mut ticks = tokio::time::interval(REGISTRY_POLL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let catalog = catalog.clone();
-        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+/// The service of one connection: marks the connection busy while it
+/// answers, refuses requests without exactly one `Host`, and hands the rest
+/// to warp's routes.
+fn handler<S>(
+    service: S,
+    peer: SocketAddr,
+    slots: Arc<Slots>,
+    slot: Arc<Slot>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ServerBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ServerBody>, Infallible>> + Send,
+> + Clone
+where
+    S: tower_service::Service<
+            Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(PeerAddr(peer));
+        let mut service = service.clone();
+        let (slots, slot) = (slots.clone(), slot.clone());
+        async move {
+            slots.busy(&slot);
+            let response = match host_refusal(&req) {
+                Some(refusal) => warp::Reply::into_response(refusal),
+                None => tower_service::Service::call(&mut service, req).await?,
+            };
+            // Idle again once the whole response is out (its body dropped).
+            let idle = IdleWhenDone(slots, slot);
+            Ok::<_, Infallible>(finish(response, idle))
+        }
+    })
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with
+/// more than one, is answered 400.
+fn host_refusal<B>(req: &Request<B>) -> Option<Answer> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    let missing = hosts == 0 && req.version() == http::Version::HTTP_11;
+    (missing || hosts > 1).then(|| {
+        let mut answer = Answer::fixed_text(
+            http::StatusCode::BAD_REQUEST,
+            "Bad request: send exactly one Host header.\n",
+        );
+        answer
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        answer
+    })
+}
+
+/// A response body that carries the mark of its connection's slot, so the
+/// connection is idle again once the body is done; sizes pass through, so
+/// hyper still sends `Content-Length`.
+struct UntilDone {
+    body: ServerBody,
+    _idle: IdleWhenDone,
+}
+
+impl http_body::Body for UntilDone {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Marks the connection idle when dropped with the response body.
+struct IdleWhenDone(Arc<Slots>, Arc<Slot>);
+
+impl Drop for IdleWhenDone {
+    fn drop(&mut self) {
+        self.0.idle(&self.1);
     }
 }
 
@@ -177,8 +267,8 @@ impl warp::Reply for Answer {
 }
 
 /// Adds the headers every answer carries and swaps in a streamed body for
-/// large files.
-fn finish(response: warp::reply::Response) -> Response<ServerBody> {
+/// large files; `idle` goes with the body.
+fn finish(response: warp::reply::Response, idle: IdleWhenDone) -> Response<ServerBody> {
     let (mut parts, body) = response.into_parts();
     let headers = &mut parts.headers;
     headers.insert(
@@ -204,6 +294,7 @@ fn finish(response: warp::reply::Response) -> Response<ServerBody> {
         Some((file, start, len)) => file_stream(file, start, len),
         None => body.map_err(BoxError::from).boxed_unsync(),
     };
+    let body = UntilDone { body, _idle: idle }.boxed_unsync();
     Response::from_parts(parts, body)
 }
 

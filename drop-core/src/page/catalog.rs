@@ -11,6 +11,9 @@ use drop_registry::{FileStamp, Pages, Registry, RegistryError};
 
 use super::manifest::{MANIFEST_NAME, Manifest};
 
+/// How the Python drop's unsalted password hashes begin.
+const LEGACY_HASH_PREFIX: &str = "sha256:";
+
 /// What the server needs to know of one page.
 #[derive(Debug, Clone)]
 pub struct PageEntry {
@@ -73,6 +76,16 @@ impl Catalog {
         self.cached(id)
     }
 
+    /// The `pages.json` this catalog reads.
+    pub fn registry_path(&self) -> &Path {
+        self.registry.path()
+    }
+
+    /// Whether the snapshot holds `id`, without refreshing it.
+    pub fn knows(&self, id: &str) -> bool {
+        self.cached(id).is_some()
+    }
+
     fn cached(&self, id: &str) -> Option<Arc<PageEntry>> {
         self.snapshot
             .read()
@@ -102,6 +115,18 @@ impl Catalog {
                 }
                 Ok::<_, RegistryError>(record.password_hash.clone())
             });
+            if let Ok(hash) = &result
+                && *hash != expected
+                && expected.starts_with(LEGACY_HASH_PREFIX)
+            {
+                let label = match catalog.page(&id) {
+                    Some(page) if !page.name.is_empty() => format!("{id} ({})", page.name),
+                    _ => id.clone(),
+                };
+                let _ = catalog.registry.add_notice(&format!(
+                    "the password of page {label} was upgraded from the Python drop's unsalted sha256 hash to argon2id at its first login; the Python drop can no longer check it (this drop can). Set it again with the Python drop, if you go back, to use it there."
+                ));
+            }
             catalog.refresh();
             result
         })

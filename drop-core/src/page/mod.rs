@@ -6,8 +6,10 @@ pub(crate) mod catalog;
 pub(crate) mod id;
 pub(crate) mod manifest;
 pub(crate) mod safe_path;
+pub(crate) mod watch;
 
 pub use catalog::{Catalog, PageEntry};
 pub use id::{PAGE_ID_LEN, new_page_id};
 pub use manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ManifestError};
 pub use safe_path::is_never_served;
+pub use watch::follow_registry;

@@ -101,14 +101,54 @@ fn decode_segment(raw: &str) -> Option<String> {
 }
 
 /// Names that are never served, whatever the manifest says: environment
-/// files (but `.env.example`), the manifest itself, and git metadata.
+/// files (but `.env.example`), the manifest itself, and git metadata, and
+/// the backups and swap files editors leave of them (`.env~`, `#.env#`,
+/// `.#.env`, `..env.swp`, `.envrc.bak`…), which hold the same secrets.
 /// Compared case-insensitively, on every component of the real path.
 pub fn is_never_served(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
+    let mut name = name.to_ascii_lowercase();
+    // Each round takes off one layer of editor decoration.
+    for _ in 0..4 {
+        if is_private(&name) {
+            return true;
+        }
+        match editor_copy_of(&name) {
+            Some(original) => name = original.to_owned(),
+            None => return false,
+        }
+    }
+    false
+}
+
+fn is_private(name: &str) -> bool {
     (name == ".env" || name.starts_with(".env.")) && name != ".env.example"
         || name == ".envrc"
         || name == MANIFEST_NAME
         || name == ".git"
+}
+
+/// The name an editor's backup, autosave, lock or swap file `name` is a
+/// copy of, if it is one.
+fn editor_copy_of(name: &str) -> Option<&str> {
+    if let Some(original) = name.strip_suffix('~') {
+        return Some(original); // emacs, nano, vim backups
+    }
+    if let Some(original) = name.strip_prefix(".#") {
+        return Some(original); // emacs locks
+    }
+    if let Some(original) = name.strip_prefix('#').and_then(|n| n.strip_suffix('#')) {
+        return Some(original); // emacs autosaves
+    }
+    let swap = name.len() > 5
+        && name.starts_with('.')
+        && name.is_char_boundary(name.len() - 4)
+        && name[name.len() - 4..].starts_with(".sw");
+    if swap {
+        return Some(&name[1..name.len() - 4]); // vim: .NAME.swp, .swo…
+    }
+    [".bak", ".orig", ".old", ".save", ".tmp", ".swp"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
 }
 
 /// Resolves a request inside a published folder. `root` must be canonical.
@@ -360,6 +400,42 @@ mod tests {
             assert!(is_never_served(name), "{name}");
         }
         for name in [".env.example", "env", "a.env", ".envrc2x", "index.html"] {
+            assert!(!is_never_served(name), "{name}");
+        }
+    }
+
+    /// Editors leave copies of the files they edit: backups, autosaves,
+    /// locks and swap files of a never-served name are never served either.
+    #[test]
+    fn editor_backups_and_swap_files_of_blocked_names_are_never_served() {
+        for name in [
+            ".env~",
+            ".ENV~",
+            ".envrc~",
+            "#.env#",
+            ".#.env",
+            "..env.swp",
+            "..env.swo",
+            "..envrc.swx",
+            ".envrc.bak",
+            ".envrc.orig",
+            ".drop-publish~",
+            "..drop-publish.swp",
+            ".git.bak",
+            ".env.example~",
+        ] {
+            assert!(is_never_served(name), "{name}");
+        }
+        for name in [
+            "index.html~",
+            "#notes#",
+            ".#page.html",
+            ".app.js.swp",
+            "a.bak",
+            "~",
+            "#",
+            ".sw",
+        ] {
             assert!(!is_never_served(name), "{name}");
         }
     }

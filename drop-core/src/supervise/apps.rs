@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use drop_registry::Record;
 
+use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 
 /// How long a probe of an app's port waits for a connection.
@@ -155,6 +156,12 @@ pub enum AppStatus {
         /// The exit code, when known (128 + n for signal n).
         exit_code: Option<i32>,
     },
+    /// The Python drop recorded it as `pid`, which is alive but cannot be
+    /// shown to be the app: drop neither signals nor forgets it.
+    Unverified {
+        /// The recorded pid.
+        pid: u32,
+    },
 }
 
 impl AppStatus {
@@ -165,12 +172,18 @@ impl AppStatus {
 
     /// The status of an app record, asking `is_running` whether its
     /// recorded process still runs. A recorded process that is gone (or
-    /// whose pid now names another process) crashed unseen.
+    /// whose pid now names another process) crashed unseen. A pid without a
+    /// start time is the Python drop's: 0 is stopped, and a live one counts
+    /// as the app only when provably it (see [`LegacyApp`]).
     pub fn judged(record: &Record, is_running: impl Fn(ProcessId) -> bool) -> Self {
         match ProcessId::recorded(record.pid, record.pid_start_time) {
             Some(id) if is_running(id) => AppStatus::Running { pid: id.pid },
             Some(_) => AppStatus::Crashed { exit_code: None },
-            None if record.pid.is_some() => AppStatus::Crashed { exit_code: None },
+            None if record.pid.is_some_and(|pid| pid != 0) => match LegacyApp::judge(record) {
+                LegacyApp::Proven(id) => AppStatus::Running { pid: id.pid },
+                LegacyApp::Unproven { pid } => AppStatus::Unverified { pid },
+                LegacyApp::Gone | LegacyApp::NeverStarted => AppStatus::Crashed { exit_code: None },
+            },
             None if record.crashed => AppStatus::Crashed {
                 exit_code: record.exit_code,
             },
@@ -184,7 +197,23 @@ impl AppStatus {
             AppStatus::Running { .. } => "running",
             AppStatus::Stopped => "stopped",
             AppStatus::Crashed { .. } => "crashed",
+            AppStatus::Unverified { .. } => "unverified",
         }
+    }
+}
+
+/// The process to end to stop the app of `record`: the one this drop
+/// recorded, or one the Python drop recorded that is provably the app.
+/// `Err(pid)` for a live Python-drop pid that is not provably the app,
+/// which must be neither signalled nor forgotten.
+pub fn process_to_stop(record: &Record) -> Result<Option<ProcessId>, u32> {
+    if let Some(id) = ProcessId::recorded(record.pid, record.pid_start_time) {
+        return Ok(Some(id));
+    }
+    match LegacyApp::judge(record) {
+        LegacyApp::Proven(id) => Ok(Some(id)),
+        LegacyApp::Unproven { pid } => Err(pid),
+        LegacyApp::Gone | LegacyApp::NeverStarted => Ok(None),
     }
 }
 
@@ -200,18 +229,6 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The folder an app runs in: its source folder, or the folder of its source file.
-pub fn working_dir(record: &Record) -> PathBuf {
-    if record.is_dir {
-        record.source.clone()
-    } else {
-        record
-            .source
-            .parent()
-            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
-    }
 }
 
 #[cfg(test)]
@@ -238,6 +255,18 @@ mod tests {
         );
         app.mark_ended(false, Some(3));
         assert_eq!(AppStatus::of(&app), AppStatus::Stopped);
+    }
+
+    /// The Python drop writes `"pid": 0` for an app it never started: that
+    /// app is stopped, not crashed.
+    #[test]
+    fn a_python_drop_app_with_pid_0_is_stopped() {
+        let app: Record = serde_json::from_str(
+            r#"{"type": "app", "source": "/x", "is_dir": true, "run_cmd": "serve", "port": 9, "pid": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(AppStatus::of(&app), AppStatus::Stopped);
+        assert_eq!(process_to_stop(&app), Ok(None));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod apps;
 #[cfg(test)]
 pub(crate) mod fakes;
+pub mod legacy;
 pub mod process;
 mod records;
 mod supervisor;
@@ -12,7 +13,10 @@ mod tunnels;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use apps::MockAppRunner;
-pub use apps::{AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, log_tail};
+pub use apps::{
+    AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, log_tail, process_to_stop,
+};
+pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
 pub use supervisor::{AppError, AppLimits, Started, Supervisor, app_log_path};
 pub use tunnels::{FIRST_OUTCOME_TIMEOUT, TunnelKeeper, TunnelOutcome, end_leftovers};

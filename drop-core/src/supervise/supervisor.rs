@@ -14,7 +14,8 @@ use drop_registry::{Home, Record, RegistryError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, working_dir};
+use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, process_to_stop};
+use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 use super::records::update_record;
 use super::tunnels::{TunnelKeeper, TunnelOutcome};
@@ -42,6 +43,20 @@ impl Default for AppLimits {
         AppLimits {
             start_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AppLimits {
+    /// These limits, with what a command gave instead.
+    pub fn overridden(
+        &self,
+        start_timeout: Option<Duration>,
+        stop_grace: Option<Duration>,
+    ) -> Self {
+        AppLimits {
+            start_timeout: start_timeout.unwrap_or(self.start_timeout),
+            stop_grace: stop_grace.unwrap_or(self.stop_grace),
         }
     }
 }
@@ -78,6 +93,20 @@ pub enum AppError {
     PortInUse {
         /// The app's port.
         port: u16,
+    },
+    /// The Python drop's process of this app lives on, and cannot be shown
+    /// to be the app: drop leaves it alone.
+    #[error(
+        "the app's old process (pid {pid}) {}; it was started by an earlier drop and cannot be shown to be this app, so drop leaves it alone: end it with `kill {pid}` (or `kill -- -{pid}` for its whole process group), then run 'drop start {id}'",
+        match port { Some(port) => format!("still holds port {port}"), None => "still runs".to_owned() }
+    )]
+    OldProcess {
+        /// The app.
+        id: String,
+        /// The old process.
+        pid: u32,
+        /// The app's port, when something listens on it.
+        port: Option<u16>,
     },
     /// `sh` could not be started.
     #[error("could not launch the app")]
@@ -206,6 +235,10 @@ impl Supervisor {
             return;
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app() && r.pid.is_some()) {
+            if record.pid_start_time.is_none() {
+                self.adopt_legacy(id, record).await;
+                continue;
+            }
             let status = AppStatus::judged(record, |p| self.runner.is_running(p));
             let (AppStatus::Running { .. }, Some(process)) = (
                 status,
@@ -224,6 +257,43 @@ impl Supervisor {
         }
     }
 
+    /// The limits the daemon was started with.
+    pub fn limits(&self) -> &AppLimits {
+        &self.limits
+    }
+
+    /// An app the Python drop recorded by pid alone: pid 0 is stopped, a
+    /// live process that provably is the app is watched from now on (with
+    /// its start time recorded), a gone one crashed, and any other live
+    /// process under that pid is left alone and left recorded.
+    async fn adopt_legacy(self: &Arc<Self>, id: &str, record: &Record) {
+        match LegacyApp::judge(record) {
+            LegacyApp::NeverStarted => self.record_end(id, None, false).await,
+            LegacyApp::Gone => self.record_end(id, None, true).await,
+            LegacyApp::Unproven { pid } => {
+                eprintln!(
+                    "drop: app {id}: pid {pid} lives but is not provably the app; left alone"
+                );
+            }
+            LegacyApp::Proven(process) => {
+                update_record(&self.home, id, "the state of app", move |r| {
+                    r.mark_running(process.pid, process.start_time);
+                })
+                .await;
+                let watched = self.watch(id, process);
+                tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
+                eprintln!(
+                    "drop: adopted app {id} of an earlier drop (pid {})",
+                    process.pid
+                );
+                if let (true, Some(port)) = (self.tunneled, record.port) {
+                    let (supervisor, id) = (self.clone(), id.to_owned());
+                    tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
+                }
+            }
+        }
+    }
+
     /// Starts an app and waits until it listens on its port (and its tunnel
     /// has a first outcome), or reports why not.
     pub async fn start_app(
@@ -231,14 +301,24 @@ impl Supervisor {
         id: &str,
         env: Vec<(String, String)>,
     ) -> Result<Started, AppError> {
+        let limits = self.limits.clone();
+        self.start_app_with(id, env, &limits).await
+    }
+
+    /// [`Supervisor::start_app`] with the limits of the command that asked.
+    pub async fn start_app_with(
+        self: &Arc<Self>,
+        id: &str,
+        env: Vec<(String, String)>,
+        limits: &AppLimits,
+    ) -> Result<Started, AppError> {
         let turn = self.turn(id);
         let _turn = turn.lock().await;
         let record = self.record(id)?;
-        if matches!(
-            AppStatus::judged(&record, |p| self.runner.is_running(p)),
-            AppStatus::Running { .. }
-        ) {
-            return Ok(Started::Already);
+        match AppStatus::judged(&record, |p| self.runner.is_running(p)) {
+            AppStatus::Running { .. } => return Ok(Started::Already),
+            AppStatus::Unverified { pid } => return Err(self.old_process(id, pid, &record).await),
+            _ => {}
         }
         let (Some(command), Some(port)) = (record.run_cmd.clone(), record.port) else {
             return Err(AppError::NotAnApp { id: id.to_owned() });
@@ -249,7 +329,7 @@ impl Supervisor {
         let log = self.log_path(id);
         let launch = AppLaunch {
             command,
-            dir: working_dir(&record),
+            dir: record.working_dir(),
             env,
             log: log.clone(),
         };
@@ -268,7 +348,8 @@ impl Supervisor {
             self.clone()
                 .follow_child(id.to_owned(), watched.clone(), app),
         );
-        self.wait_until_listening(id, port, &watched).await?;
+        self.wait_until_listening(id, port, &watched, limits)
+            .await?;
         let tunnel = match self.tunneled {
             true => Some(self.tunnel_for(id, port, &watched).await),
             false => None,
@@ -307,9 +388,10 @@ impl Supervisor {
         id: &str,
         port: u16,
         watched: &Arc<Watched>,
+        limits: &AppLimits,
     ) -> Result<(), AppError> {
         let mut ended = watched.ended.subscribe();
-        let deadline = Instant::now() + self.limits.start_timeout;
+        let deadline = Instant::now() + limits.start_timeout;
         let log = self.log_path(id);
         loop {
             if let Some(code) = *ended.borrow() {
@@ -325,11 +407,11 @@ impl Supervisor {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                self.stop_watched(watched).await;
+                self.stop_watched(watched, limits.stop_grace).await;
                 return Err(AppError::NotListening {
                     id: id.to_owned(),
                     port,
-                    timeout: self.limits.start_timeout,
+                    timeout: limits.start_timeout,
                     tail: log_tail(&log, TAIL_LINES),
                     log,
                 });
@@ -343,31 +425,53 @@ impl Supervisor {
 
     /// Stops an app and its tunnel; `Ok(false)` when it was not running.
     pub async fn stop_app(self: &Arc<Self>, id: &str) -> Result<bool, AppError> {
+        self.stop_app_with(id, self.limits.stop_grace).await
+    }
+
+    /// [`Supervisor::stop_app`] with the grace period of the command that
+    /// asked.
+    pub async fn stop_app_with(
+        self: &Arc<Self>,
+        id: &str,
+        grace: Duration,
+    ) -> Result<bool, AppError> {
         let turn = self.turn(id);
         let _turn = turn.lock().await;
         let watched = self.running.lock().expect("apps lock").get(id).cloned();
         if let Some(watched) = watched {
-            self.stop_watched(&watched).await;
+            self.stop_watched(&watched, grace).await;
             return Ok(true);
         }
         let record = self.record(id)?;
-        let outcome = match ProcessId::recorded(record.pid, record.pid_start_time) {
-            Some(process) => self.runner.end_group(process, self.limits.stop_grace).await,
-            None => StopOutcome::NotRunning,
+        let outcome = match process_to_stop(&record) {
+            Ok(Some(process)) => self.runner.end_group(process, grace).await,
+            Ok(None) => StopOutcome::NotRunning,
+            Err(pid) => return Err(self.old_process(id, pid, &record).await),
         };
         self.tunnels.close_app(id).await;
         self.record_end(id, None, false).await;
         Ok(outcome == StopOutcome::Stopped)
     }
 
+    /// Why an app whose old process lives on cannot be started or stopped.
+    async fn old_process(&self, id: &str, pid: u32, record: &Record) -> AppError {
+        let port = match record.port {
+            Some(port) if self.runner.is_listening(port).await => Some(port),
+            _ => None,
+        };
+        AppError::OldProcess {
+            id: id.to_owned(),
+            pid,
+            port,
+        }
+    }
+
     /// Marks the app as being stopped, ends its group, and waits until its
     /// end is recorded.
-    async fn stop_watched(&self, watched: &Arc<Watched>) {
+    async fn stop_watched(&self, watched: &Arc<Watched>, grace: Duration) {
         watched.stopping.store(true, Ordering::SeqCst);
         let mut ended = watched.ended.subscribe();
-        self.runner
-            .end_group(watched.id, self.limits.stop_grace)
-            .await;
+        self.runner.end_group(watched.id, grace).await;
         let _ = tokio::time::timeout(END_RECORD_TIMEOUT, ended.wait_for(Option::is_some)).await;
     }
 

@@ -1,0 +1,98 @@
+//! Follows `pages.json` with the operating system's file notifications
+//! (inotify on Linux), so that the catalog sees writers that do not ask the
+//! daemon to reload (an edit by hand, another drop version) without the
+//! daemon waking up to poll. A slow poll is kept only as a fallback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::catalog::Catalog;
+
+/// How often the registry is checked while notifications work: a safety
+/// net for events the kernel dropped (a queue overflow), not the way
+/// changes are seen.
+pub const SAFETY_POLL: Duration = Duration::from_secs(60);
+/// How often it is checked when notifications cannot be had.
+pub const FALLBACK_POLL: Duration = Duration::from_secs(2);
+
+/// Refreshes `catalog` whenever its `pages.json` is replaced or changed,
+/// until the task is aborted.
+pub async fn follow_registry(catalog: Arc<Catalog>) {
+    let (tx, mut changed) = mpsc::channel::<()>(1);
+    let watcher = watch_folder_of(&catalog, tx);
+    let poll = match &watcher {
+        Ok(_) => SAFETY_POLL,
+        Err(e) => {
+            eprintln!(
+                "drop: cannot watch the registry ({e}); checking it every {} s instead",
+                FALLBACK_POLL.as_secs()
+            );
+            FALLBACK_POLL
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = changed.recv() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+        let catalog = catalog.clone();
+        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+    }
+}
+
+/// Watches the folder of `pages.json` (the file itself is replaced by a
+/// rename, so a watch on it would end with the first write) and signals
+/// `tx` for events that name it.
+fn watch_folder_of(
+    catalog: &Catalog,
+    tx: mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let path = catalog.registry_path().to_owned();
+    let folder = path.parent().map(ToOwned::to_owned).unwrap_or_default();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match event {
+            Ok(event) => !matches!(event.kind, EventKind::Access(_)) && event.paths.contains(&path),
+            // Overflow or a watch error: look, to be safe.
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel already has a refresh pending.
+            let _ = tx.try_send(());
+        }
+    })?;
+    watcher.watch(&folder, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drop_registry::{Record, RegistryError};
+
+    /// A page another writer adds is in the catalog within moments, long
+    /// before the safety poll.
+    #[tokio::test]
+    async fn a_change_by_another_writer_is_seen_without_polling() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = drop_registry::Registry::at(dir.path().join("pages.json"));
+        let catalog = Arc::new(Catalog::new(registry.clone()));
+        let follower = tokio::spawn(follow_registry(catalog.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        registry
+            .update(|p| {
+                p.insert("page1".into(), Record::static_page("/a".into(), false));
+                Ok::<_, RegistryError>(())
+            })
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        // `cached_ids` does not refresh by itself, unlike `page`.
+        while !catalog.knows("page1") {
+            assert!(tokio::time::Instant::now() < deadline, "change not seen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        follower.abort();
+    }
+}
