@@ -31,7 +31,7 @@ struct Saved {
 /// that page (updating its name, description or password when given)
 /// rather than a second URL for the same thing.
 pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(), CliError> {
-    let (source, is_dir) = check_source(path)?;
+    let (source, is_dir) = check_source(home, path)?;
     // `/p/<id>/<name>/…` strips the name: a file or folder of that name at
     // the top of the folder could no longer be reached by its own path.
     if let Some(name) = details
@@ -49,6 +49,9 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
         .as_deref()
         .or(details.password.as_deref())
         .map(hash_password);
+    // Read before anything is written: a state file that does not parse
+    // stops the command with nothing changed, rather than after the page.
+    let where_ = Whereabouts::load(home)?;
     let saved = upsert(
         home,
         &details,
@@ -61,7 +64,7 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             }
         },
     )?;
-    report(home, &saved, generated.as_deref(), json)
+    report(&where_, &saved, generated.as_deref(), json)
 }
 
 /// Registers an app (stopped): `drop start <id>` runs `run` in the source's
@@ -81,10 +84,11 @@ pub fn add_app(
     if port == 0 {
         return Err(CliError::BadAppPort);
     }
-    let source = std::fs::canonicalize(path).map_err(|_| CliError::NoSuchPath {
-        path: path.to_owned(),
-    })?;
+    let source = canonical_source(path)?;
     let is_dir = source.is_dir();
+    // Read before anything is written: a state file that does not parse
+    // stops the command with nothing changed, rather than after the page.
+    let where_ = Whereabouts::load(home)?;
     let saved = upsert(
         home,
         &details,
@@ -105,7 +109,7 @@ pub fn add_app(
             record.port = Some(port);
         },
     )?;
-    report(home, &saved, None, json)
+    report(&where_, &saved, None, json)
 }
 
 /// Adds a record, or updates the one `same` finds, under the registry lock.
@@ -159,11 +163,30 @@ fn upsert(
     Ok(saved)
 }
 
-fn report(home: &Home, saved: &Saved, generated: Option<&str>, json: bool) -> Result<(), CliError> {
-    let state = home.load_server_state()?;
-    let running = running_server(state.as_ref()).is_some();
-    let urls = Urls::load(home)?;
-    let row = PageRow::new(&urls, &saved.id, &saved.record);
+/// Where pages are reached, and whether the server runs, as `add` reports.
+struct Whereabouts {
+    urls: Urls,
+    running: bool,
+}
+
+impl Whereabouts {
+    fn load(home: &Home) -> Result<Self, CliError> {
+        let state = home.load_server_state()?;
+        Ok(Whereabouts {
+            running: running_server(state.as_ref()).is_some(),
+            urls: Urls::load(home)?,
+        })
+    }
+}
+
+fn report(
+    where_: &Whereabouts,
+    saved: &Saved,
+    generated: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let (urls, running) = (&where_.urls, where_.running);
+    let row = PageRow::new(urls, &saved.id, &saved.record);
     if json {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
@@ -193,10 +216,15 @@ fn report(home: &Home, saved: &Saved, generated: Option<&str>, json: bool) -> Re
 }
 
 /// The canonical source and whether it is a folder, or why it cannot be published.
-fn check_source(path: &Path) -> Result<(PathBuf, bool), CliError> {
-    let source = std::fs::canonicalize(path).map_err(|_| CliError::NoSuchPath {
-        path: path.to_owned(),
-    })?;
+fn check_source(home: &Home, path: &Path) -> Result<(PathBuf, bool), CliError> {
+    let source = canonical_source(path)?;
+    let home_root = std::fs::canonicalize(home.root()).unwrap_or_else(|_| home.root().into());
+    if source.starts_with(&home_root) {
+        return Err(CliError::InDropHome {
+            path: source,
+            home: home_root,
+        });
+    }
     let name = source
         .file_name()
         .and_then(|n| n.to_str())
@@ -227,6 +255,17 @@ fn check_source(path: &Path) -> Result<(PathBuf, bool), CliError> {
             "is not a small regular file of its own (no symlink, at most 64 KiB)".into(),
         )),
         Err(e @ ManifestError::Pattern { .. }) => Err(bad(format!("does not parse: {e}"))),
+    }
+}
+
+/// The absolute, canonical path of a source, which the registry can hold.
+fn canonical_source(path: &Path) -> Result<PathBuf, CliError> {
+    let source = std::fs::canonicalize(path).map_err(|_| CliError::NoSuchPath {
+        path: path.to_owned(),
+    })?;
+    match source.to_str() {
+        Some(_) => Ok(source),
+        None => Err(CliError::NotUtf8 { path: source }),
     }
 }
 

@@ -34,7 +34,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     if state.tunnel && !running && !launched {
         println!("{}", nat::tunnel_note(&state));
     }
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = app_environment();
     let request = ControlRequest::StartApp {
         id: id.clone(),
         env,
@@ -69,8 +69,25 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// This command's environment for the app. The control protocol is JSON,
+/// so a variable that is not UTF-8 cannot travel: it is left out, and said.
+fn app_environment() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(
+            |(key, value)| match (key.into_string(), value.into_string()) {
+                (Ok(key), Ok(value)) => Some((key, value)),
+                (key, _) => {
+                    let name = key.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                    eprintln!("Note: {name} is not valid UTF-8 and is not passed to the app");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
 /// A reply that does not answer the request asked.
-fn unexpected(reply: &ControlReply) -> CliError {
+pub fn unexpected(reply: &ControlReply) -> CliError {
     CliError::App(format!(
         "the server answered {reply:?}, which does not fit the request"
     ))

@@ -37,6 +37,20 @@ pub enum CliError {
         /// The file.
         path: PathBuf,
     },
+    /// Something inside the drop home: its registry, key and logs.
+    #[error("`{}` is inside drop's own folder `{}` (the registry, the session key, logs), which is never published; publish something else", path.display(), home.display())]
+    InDropHome {
+        /// What was asked for.
+        path: PathBuf,
+        /// The drop home.
+        home: PathBuf,
+    },
+    /// A path the registry (JSON) cannot hold.
+    #[error("`{}` is not valid UTF-8; rename it, or publish a folder above it", path.display())]
+    NotUtf8 {
+        /// The path.
+        path: PathBuf,
+    },
     /// Neither a regular file nor a folder.
     #[error("`{}` is neither a file nor a folder", path.display())]
     NotPublishable {
@@ -103,12 +117,14 @@ pub enum CliError {
     #[error(transparent)]
     Daemon(#[from] drop_core::daemon::DaemonError),
     /// A `DROP_*` setting that is not a number.
-    #[error("{name} is `{value}`; set it to a whole number above 0, or unset it")]
+    #[error("{name} is `{value}`; set it to a whole number from 1 to {max}, or unset it")]
     BadSetting {
         /// The variable.
         name: &'static str,
         /// Its value.
         value: String,
+        /// The largest value it takes.
+        max: u64,
     },
     /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
     #[error(transparent)]

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
     Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, print_json, render_rows};
 use crate::running::running_server;
+use crate::settings::Settings;
 use crate::urls::{Urls, legacy_state};
 
 /// `drop status [--json]`.
@@ -180,11 +182,7 @@ pub fn remove(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliE
     let pages = home.registry().load()?;
     let found = pages.lookup(query)?;
     let (id, record) = (found.id.to_owned(), found.record.clone());
-    stop_if_app(home, &id, &record, tunnel_marker)?;
-    home.registry().update(|pages| {
-        pages.remove(&id);
-        Ok::<_, CliError>(())
-    })?;
+    remove_record(home, &id, &record, tunnel_marker)?;
     crate::control::announce_registry_change(home);
     println!("Removed: {id} ({})", record.source.display());
     Ok(())
@@ -199,14 +197,8 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
         .map(|(id, r)| (id.to_owned(), r.clone()))
         .collect();
     for (id, record) in &gone {
-        stop_if_app(home, id, record, tunnel_marker)?;
+        remove_record(home, id, record, tunnel_marker)?;
     }
-    home.registry().update(|pages: &mut Pages| {
-        for (id, _) in &gone {
-            pages.remove(id);
-        }
-        Ok::<_, RegistryError>(())
-    })?;
     crate::control::announce_registry_change(home);
     if gone.is_empty() {
         println!("Nothing to clean up: every page's source exists.");
@@ -219,16 +211,32 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// An app is stopped (and its tunnel closed) before its record goes, so no
-/// process is orphaned.
-fn stop_if_app(
+/// Removes a record; an app is stopped first (and its tunnel closed), so
+/// no process is orphaned. With a daemon running, it does both in the
+/// app's turn, so a `drop start` at the same moment cannot slip in between.
+fn remove_record(
     home: &Home,
     id: &str,
     record: &Record,
     tunnel_marker: &Path,
 ) -> Result<(), CliError> {
+    if record.is_app() && running_server(home.load_server_state()?.as_ref()).is_some() {
+        let request = ControlRequest::RemoveApp {
+            id: id.to_owned(),
+            stop_grace_ms: Settings::from_env()?.apps_given.stop_grace_ms(),
+        };
+        return match crate::control::send(home, &request)? {
+            ControlReply::Removed { .. } => Ok(()),
+            ControlReply::Failed { error } => Err(CliError::App(error)),
+            other => Err(crate::apps::unexpected(&other)),
+        };
+    }
     if record.is_app() && (record.pid.is_some() || record.tunnel_state.is_some()) {
         crate::apps::stop_app(home, id, record, tunnel_marker)?;
     }
+    home.registry().update(|pages: &mut Pages| {
+        pages.remove(id);
+        Ok::<_, RegistryError>(())
+    })?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,9 +19,12 @@ pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
         .then_some(state)
 }
 
-/// Whether the page server on `port` of this machine answers HTTP.
-pub fn answers_http(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+/// Whether the page server of `state` answers HTTP, asked where it binds
+/// (on loopback when it binds every address).
+pub fn answers_http(state: &ServerState) -> bool {
+    let Some(addr) = probe_address(&state.bind, state.port) else {
+        return false;
+    };
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -31,6 +34,20 @@ pub fn answers_http(port: u16) -> bool {
     stream.write_all(request).is_ok()
         && stream.read_exact(&mut head).is_ok()
         && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Where to reach a server bound to `bind` (an address or a host name) on
+/// `port` from this machine.
+fn probe_address(bind: &str, port: u16) -> Option<SocketAddr> {
+    let ip = match bind.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        Ok(ip) => ip,
+        // No address recorded (an older drop): it bound every address.
+        Err(_) if bind.is_empty() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Err(_) => return (bind, port).to_socket_addrs().ok()?.next(),
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// The server's own `Error:` line from its log (written after `log_start`),
@@ -53,4 +70,20 @@ pub fn launch_error(log_path: &Path, log_start: u64) -> String {
             },
             str::to_owned,
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_is_asked_where_it_binds() {
+        let at = |bind: &str| probe_address(bind, 8080).map(|a| a.to_string());
+        assert_eq!(at("0.0.0.0").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(at("").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(at("::").as_deref(), Some("[::1]:8080"));
+        assert_eq!(at("127.0.0.2").as_deref(), Some("127.0.0.2:8080"));
+        assert_eq!(at("::1").as_deref(), Some("[::1]:8080"));
+        assert_eq!(at("localhost").map(|a| a.ends_with(":8080")), Some(true));
+    }
 }

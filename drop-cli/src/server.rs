@@ -214,6 +214,11 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
         return Ok(());
     }
     let tunnel = wait_for_tunnel(home)?;
+    if running_server(home.load_server_state()?.as_ref()).is_none() {
+        return Err(CliError::ServerFailed(
+            "the server stopped while its tunnel was opening (a 'drop stop', or see its log, logs/server.log in the drop home)".into(),
+        ));
+    }
     match tunnel.filter(TunnelState::is_up) {
         Some(up) => {
             println!("Server started: {}", up.url);
@@ -359,12 +364,17 @@ fn wait_until_serving(
         }
         let state = home.load_server_state()?;
         if let Some(state) = state.filter(|s| s.pid == Some(child.id()))
-            && answers_http(state.port)
+            && answers_http(&state)
         {
             return Ok(state);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Not left running where nothing knows of it: it is our own child.
+    if let Some(server) = ProcessId::of(child.id()) {
+        server.terminate_group(Duration::from_secs(2));
+    }
+    let _ = child.wait();
     Err(CliError::ServerTimeout {
         secs: START_TIMEOUT.as_secs(),
         log: log_path.to_owned(),

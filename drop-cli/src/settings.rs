@@ -12,6 +12,13 @@ use crate::error::CliError;
 /// human on another machine can reach the page.
 pub const DEFAULT_BIND: &str = "0.0.0.0";
 
+/// The longest time a `*_MS` setting may give: a day.
+const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
+/// The most connections `DROP_MAX_CONNECTIONS` may allow.
+const MAX_COUNT: u64 = 1_000_000;
+/// The most threads `DROP_WORKERS` may ask for.
+const MAX_WORKERS: u64 = 1024;
+
 /// Every setting the server and its apps take from the environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -57,22 +64,24 @@ impl Settings {
     }
 
     /// The settings `lookup` gives; unset or blank means the default, and
-    /// a value that is not a positive number is an error naming it.
+    /// a value that is not a whole number in its range is an error naming
+    /// it.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CliError> {
-        let number = |name: &'static str| -> Result<Option<u64>, CliError> {
+        let bounded = |name: &'static str, max: u64| -> Result<Option<u64>, CliError> {
             let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
                 return Ok(None);
             };
             match value.trim().parse::<u64>() {
-                Ok(n) if n > 0 => Ok(Some(n)),
-                _ => Err(CliError::BadSetting { name, value }),
+                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(CliError::BadSetting { name, value, max }),
             }
         };
+        let number = |name: &'static str| bounded(name, MAX_COUNT);
         let millis = |name, default: Duration| -> Result<Duration, CliError> {
-            Ok(number(name)?.map_or(default, Duration::from_millis))
+            Ok(bounded(name, MAX_MILLIS)?.map_or(default, Duration::from_millis))
         };
         let given = |name| -> Result<Option<Duration>, CliError> {
-            Ok(number(name)?.map(Duration::from_millis))
+            Ok(bounded(name, MAX_MILLIS)?.map(Duration::from_millis))
         };
         let apps_given = AppOverrides {
             start_timeout: given("DROP_APP_START_TIMEOUT_MS")?,
@@ -84,7 +93,7 @@ impl Settings {
             bind: lookup("DROP_BIND")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_BIND.to_owned()),
-            workers: number("DROP_WORKERS")?.map(|n| n as usize),
+            workers: bounded("DROP_WORKERS", MAX_WORKERS)?.map(|n| n as usize),
             server: ServerConfig {
                 header_read_timeout: millis(
                     "DROP_HEADER_TIMEOUT_MS",
@@ -151,15 +160,19 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_is_not_a_positive_number_is_named_in_the_error() {
-        for bad in ["abc", "0", "-5", "1.5"] {
+    fn a_value_out_of_its_range_is_named_in_the_error() {
+        for bad in ["abc", "0", "-5", "1.5", "86400001", "18446744073709551615"] {
             let err = settings(&[("DROP_STOP_GRACE_MS", bad)]).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "DROP_STOP_GRACE_MS is `{bad}`; set it to a whole number above 0, or unset it"
+                    "DROP_STOP_GRACE_MS is `{bad}`; set it to a whole number from 1 to 86400000, or unset it"
                 )
             );
         }
+        let huge = settings(&[("DROP_MAX_CONNECTIONS", "18446744073709551615")]).unwrap_err();
+        assert!(huge.to_string().contains("from 1 to 1000000"), "{huge}");
+        let threads = settings(&[("DROP_WORKERS", "100000")]).unwrap_err();
+        assert!(threads.to_string().contains("from 1 to 1024"), "{threads}");
     }
 }

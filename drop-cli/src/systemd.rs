@@ -89,7 +89,7 @@ impl Unit {
         while Instant::now() < deadline {
             let state = home.load_server_state()?;
             if let Some(state) = running_server(state.as_ref())
-                && answers_http(state.port)
+                && answers_http(state)
             {
                 return Ok(state.clone());
             }

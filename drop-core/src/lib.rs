@@ -40,5 +40,6 @@
 pub mod auth;
 pub mod daemon;
 pub mod http;
+mod log;
 pub mod page;
 pub mod supervise;

@@ -44,8 +44,9 @@ impl PageServer {
 
     /// A server with these limits.
     pub fn with_config(config: ServerConfig) -> Self {
+        // In a folder of its own, so a test may publish the folder above it.
         let home_dir = tempfile::tempdir().expect("temp home");
-        let home = Home::new(home_dir.path());
+        let home = Home::new(home_dir.path().join("drop-home"));
         home.ensure().expect("create the drop home");
         let key = SessionKey::load_or_create(&home.session_key_path()).expect("session key");
         let site = Arc::new(Site::new(Arc::new(Catalog::new(home.registry())), key));

@@ -212,3 +212,52 @@ fn symlinks_inside_the_folder_are_served() {
         "A-PUBLIC"
     );
 }
+
+/// A published file replaced by a symlink (to a secret elsewhere) is not
+/// followed, also after the server reloads its pages.
+#[test]
+fn a_published_file_swapped_for_a_symlink_stays_unserved_after_a_reload() {
+    let server = PageServer::start();
+    let report = server.write("site/report.html", "REPORT");
+    let secret = server.write("elsewhere/secret.txt", "OUTSIDE-SECRET");
+    let page = server.publish(&report);
+    assert_eq!(
+        request(server.port(), "GET", &page.path, &[]).text(),
+        "REPORT"
+    );
+    std::fs::remove_file(&report).unwrap();
+    symlink(&secret, &report).unwrap();
+    // Any change to the registry makes the server reload every page.
+    server.publish(&server.write("other.txt", "other"));
+    let answer = request(server.port(), "GET", &page.path, &[]);
+    assert_eq!(answer.status, 404);
+    assert!(!answer.text().contains("OUTSIDE-SECRET"));
+}
+
+/// drop's own files (the registry with every page id and password hash,
+/// the key that signs sessions) are never served, even from a folder
+/// whose manifest lists everything.
+#[test]
+fn the_drop_home_is_never_served_from_a_folder_above_it() {
+    let server = PageServer::start();
+    let home = server.home().root().to_owned();
+    let above = home.parent().unwrap().to_owned();
+    std::fs::write(above.join(".drop-publish"), "**\n").unwrap();
+    std::fs::write(above.join("fine.txt"), "FINE").unwrap();
+    let page = server.publish(&above);
+    let name = home.file_name().unwrap().to_str().unwrap();
+    assert_eq!(
+        request(server.port(), "GET", &format!("{}fine.txt", page.path), &[]).text(),
+        "FINE"
+    );
+    for own in ["pages.json", "session.key"] {
+        let answer = request(
+            server.port(),
+            "GET",
+            &format!("{}{name}/{own}", page.path),
+            &[],
+        );
+        assert_eq!(answer.status, 404, "{own}");
+        assert_eq!(answer.text(), NOT_FOUND);
+    }
+}

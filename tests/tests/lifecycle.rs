@@ -45,6 +45,24 @@ fn start_twice_then_stop() {
     assert_eq!(env.json(&["status", "--json"])["server"]["running"], false);
 }
 
+/// A server bound to another loopback address (`DROP_BIND`) is found there:
+/// `start` waits for it and reports it, `stop` ends it.
+#[test]
+fn a_server_bound_to_another_address_is_found_there() {
+    let env = DropEnv::new().env("DROP_BIND", "127.0.0.2");
+    let out = env.ok(&["start", "--port", "0", "--host", "127.0.0.2", "--no-tunnel"]);
+    let port = drop_tests::started_port(out.lines().next().unwrap()).expect("a port");
+    let pid = env.server_pid().expect("pid recorded");
+    assert!(TcpStream::connect(("127.0.0.2", port)).is_ok());
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "it binds 127.0.0.2 only, so start had to ask there"
+    );
+    assert_eq!(env.json(&["status", "--json"])["server"]["running"], true);
+    assert_eq!(env.ok(&["stop"]).trim(), "Server stopped.");
+    assert!(!alive(pid));
+}
+
 /// The server keeps running after the command that started it exits, with
 /// its output in a log file rather than the caller's pipes.
 #[test]

@@ -55,6 +55,26 @@ fn env_files_cannot_be_published() {
     );
 }
 
+/// drop's own files (the session key that signs every login, the registry
+/// with every secret id) are refused at `add` time, and nothing is written.
+#[test]
+fn drops_own_files_cannot_be_published() {
+    let env = DropEnv::new();
+    env.ok(&["add", env.write("first.txt", "x").to_str().unwrap()]);
+    let before = std::fs::read(env.home.path().join("pages.json")).unwrap();
+    std::fs::write(env.home.path().join("session.key"), [7u8; 32]).unwrap();
+    for own in ["session.key", "pages.json", "logs"] {
+        let path = env.home.path().join(own);
+        let out = env.run(&["add", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{own}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.starts_with("Error: `"), "{err}");
+        assert!(err.contains("is inside drop's own folder"), "{err}");
+    }
+    let after = std::fs::read(env.home.path().join("pages.json")).unwrap();
+    assert_eq!(before, after, "the registry is untouched");
+}
+
 /// `drop add --name` prints the slug URL, and the running server opens it.
 #[test]
 fn add_with_a_name_prints_the_slug_url_that_opens_the_page() {

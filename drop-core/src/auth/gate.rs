@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use super::limiter::{Admission, LoginLimiter, client_of, through_tunnel};
 use super::password::{Scratch, Verdict, verify_password_in};
 use super::session::{SESSION_LIFETIME, SessionKey};
+use crate::log::Throttle;
 
 /// argon2id runs at once: each takes ~19 MiB and ~20 ms of a core. They run
 /// on threads of their own, so their memory is reused rather than left
@@ -25,6 +26,7 @@ pub struct Gate {
     key: SessionKey,
     limiter: LoginLimiter,
     hashing: HashPool,
+    warnings: Throttle,
 }
 
 /// The parts of a request that the gate looks at.
@@ -74,6 +76,7 @@ impl Gate {
             key,
             limiter: LoginLimiter::default(),
             hashing: HashPool::new(HASHING_THREADS),
+            warnings: Throttle::default(),
         }
     }
 
@@ -94,15 +97,19 @@ impl Gate {
 
     /// Whether a login POST comes from another site (login CSRF): a foreign
     /// `Origin` or `Sec-Fetch-Site: cross-site`. Logged, clipped: the values
-    /// come from the client, and the log must not fill the disk.
+    /// come from the client, and the log must not fill the disk: at most one
+    /// line a minute per page.
     pub fn is_cross_site(&self, id: &str, req: &LoginRequest) -> bool {
         let cross = is_cross_site(req);
         if cross {
-            eprintln!(
-                "drop: refused a cross-site login to page {id}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
-                clip(req.origin.as_deref()),
-                clip(req.fetch_site.as_deref()),
-                clip(req.host.as_deref())
+            self.warnings.line(
+                id,
+                format_args!(
+                    "refused a cross-site login to page {id}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
+                    clip(req.origin.as_deref()),
+                    clip(req.fetch_site.as_deref()),
+                    clip(req.host.as_deref())
+                ),
             );
         }
         cross

@@ -30,26 +30,26 @@ impl std::fmt::Debug for SessionKey {
 
 impl SessionKey {
     /// Reads the key at `path`, creating it (0600) with fresh random bytes
-    /// the first time. A file of the wrong size is an error, not replaced.
+    /// the first time. It is written whole to a temporary file first and
+    /// then linked into place, so a crash or a full disk never leaves half
+    /// a key. A file of the wrong size is an error that says what to do,
+    /// never silently replaced.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut file) => {
-                let mut key = [0u8; KEY_LEN];
-                getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-                file.write_all(&key)?;
-                file.sync_all()?;
-                Ok(SessionKey(key))
-            }
+        match std::fs::File::open(path) {
+            Ok(file) => return read_key(file, path),
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let written = write_new(&tmp, &key).and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match written {
+            Ok(()) => Ok(SessionKey(key)),
+            // Another process made it first: theirs is the key.
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let mut key = [0u8; KEY_LEN];
-                std::fs::File::open(path)?.read_exact(&mut key)?;
-                Ok(SessionKey(key))
+                read_key(std::fs::File::open(path)?, path)
             }
             Err(e) => Err(e),
         }
@@ -132,6 +132,35 @@ impl SessionKey {
     }
 }
 
+/// The key in `file`, which must be exactly a key's length.
+fn read_key(mut file: std::fs::File, path: &Path) -> std::io::Result<SessionKey> {
+    let len = file.metadata()?.len();
+    if len != KEY_LEN as u64 {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!(
+                "`{}` is {len} bytes, not a session key ({KEY_LEN} bytes): remove it and start again (visitors of protected pages then log in again)",
+                path.display()
+            ),
+        ));
+    }
+    let mut key = [0u8; KEY_LEN];
+    file.read_exact(&mut key)?;
+    Ok(SessionKey(key))
+}
+
+/// Writes `bytes` to a new owner-only file and makes them durable.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Changes whenever the stored hash changes (password change or rehash).
 fn hash_version(password_hash: &str) -> String {
     hex(&Sha256::digest(password_hash.as_bytes())[..8])
@@ -209,6 +238,22 @@ mod tests {
         assert!(!key().accepts_form_token("page2", &token, now));
         assert!(!key().accepts_form_token("page1", &token, now + Duration::from_secs(3601)));
         assert!(!key().accepts_form_token("page1", "123.abcd", now));
+    }
+
+    #[test]
+    fn a_key_file_of_the_wrong_size_is_an_error_that_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session.key");
+        std::fs::write(&path, [1u8; 5]).unwrap();
+        let err = SessionKey::load_or_create(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("is 5 bytes, not a session key"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("remove it"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), [1u8; 5], "never replaced");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file left");
     }
 
     #[test]

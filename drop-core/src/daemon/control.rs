@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
+use crate::log::log;
 use crate::supervise::TunnelOutcome;
 
 /// How long the daemon waits for a request line.
@@ -51,6 +52,15 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_grace_ms: Option<u64>,
     },
+    /// Stop an app and remove its record, in one turn: a start asked
+    /// meanwhile finds no app rather than launching one nobody records.
+    RemoveApp {
+        /// The app's full id.
+        id: String,
+        /// Between SIGTERM and SIGKILL, when the asking command was given it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_grace_ms: Option<u64>,
+    },
 }
 
 /// The daemon's answer.
@@ -71,6 +81,11 @@ pub enum ControlReply {
     Stopped,
     /// The app was not running.
     NotRunning,
+    /// The app's record is gone; `stopped` says whether it was running.
+    Removed {
+        /// Whether it was running and was stopped first.
+        stopped: bool,
+    },
     /// The request was not carried out.
     Failed {
         /// Why, for the user: the error and its causes.
@@ -114,6 +129,12 @@ pub enum ControlError {
         #[source]
         source: serde_json::Error,
     },
+    /// The daemon closed the connection without a reply: it stopped (or
+    /// died) while on the request.
+    #[error(
+        "the server stopped before it answered; see its log, logs/server.log in the drop home, and run 'drop start' again"
+    )]
+    NoReply,
 }
 
 /// Sends one request to the daemon listening on `socket` and waits up to
@@ -141,6 +162,9 @@ pub fn request(
     BufReader::new(stream)
         .read_line(&mut reply)
         .map_err(io("read from"))?;
+    if reply.is_empty() {
+        return Err(ControlError::NoReply);
+    }
     serde_json::from_str(&reply).map_err(|source| ControlError::Unreadable { source })
 }
 
@@ -184,7 +208,7 @@ impl ControlServer {
             let answer = answer.clone();
             tokio::spawn(async move {
                 if let Err(e) = serve_one(stream, answer).await {
-                    eprintln!("drop: control request failed: {e}");
+                    log!("control request failed: {e}");
                 }
             });
         }

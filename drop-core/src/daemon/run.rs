@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use super::control::{ControlReply, ControlRequest, ControlServer};
 use crate::auth::SessionKey;
 use crate::http::{ServerConfig, Site, serve};
+use crate::log::log;
 use crate::page::Catalog;
 use crate::supervise::{AppLimits, AppRunner, ProcessId, Started, Supervisor, TunnelKeeper};
 
@@ -146,7 +147,7 @@ impl Daemon {
             .map_err(DaemonError::io("read the bound address"))?
             .port();
         let state = self.record_serving(port)?;
-        eprintln!("drop: serving {} on port {port}", home.root().display());
+        log!("serving {} on port {port}", home.root().display());
         let key_path = home.session_key_path();
         let key = SessionKey::load_or_create(&key_path).map_err(DaemonError::io(format!(
             "read or create the session key `{}`",
@@ -194,7 +195,7 @@ impl Daemon {
         let _ = control.await;
         tunnels.close_all().await;
         forget_pid(&home, ProcessId::current().pid)?;
-        eprintln!("drop: server stopped");
+        log!("server stopped");
         drop(lock);
         Ok(())
     }
@@ -269,6 +270,17 @@ impl Answers {
                 match self.supervisor.stop_app_with(&id, grace).await {
                     Ok(true) => ControlReply::Stopped,
                     Ok(false) => ControlReply::NotRunning,
+                    Err(e) => ControlReply::failed(&e),
+                }
+            }
+            ControlRequest::RemoveApp { id, stop_grace_ms } => {
+                let grace = millis(stop_grace_ms).unwrap_or(self.supervisor.limits().stop_grace);
+                match self.supervisor.remove_app(&id, grace).await {
+                    Ok(stopped) => {
+                        let catalog = self.catalog.clone();
+                        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+                        ControlReply::Removed { stopped }
+                    }
                     Err(e) => ControlReply::failed(&e),
                 }
             }
@@ -411,6 +423,56 @@ mod tests {
         verify(runner);
     }
 
+    /// Removing a running app stops it and removes its record in its turn:
+    /// a start asked at the same moment waits, then finds no app, so
+    /// nothing runs that no record knows.
+    #[tokio::test(start_paused = true)]
+    async fn removing_a_running_app_leaves_nothing_a_racing_start_could_orphan() {
+        let t = TestHome::new();
+        t.add_app(APP, PORT);
+        let end = AppEnd::new();
+        let alive = Arc::new(AtomicBool::new(false));
+        let mut runner = MockAppRunner::new();
+        let (launched, ended) = (alive.clone(), end.clone());
+        runner.expect_launch().times(1).returning(move |_| {
+            launched.store(true, Ordering::SeqCst);
+            Ok(ended.process(app_process()))
+        });
+        let listening = alive.clone();
+        runner
+            .expect_is_listening()
+            .returning(move |_| listening.load(Ordering::SeqCst));
+        let running = alive.clone();
+        runner
+            .expect_is_running()
+            .returning(move |_| running.load(Ordering::SeqCst));
+        let (stopped, ended) = (alive.clone(), end.clone());
+        runner.expect_end_group().times(1).returning(move |_, _| {
+            stopped.store(false, Ordering::SeqCst);
+            ended.exit(Some(143));
+            StopOutcome::Stopped
+        });
+        let runner = Arc::new(runner);
+        let answers = answers(&t, &runner);
+        assert_eq!(
+            answers.answer(start(APP)).await,
+            ControlReply::Started { tunnel: None }
+        );
+
+        let remove = ControlRequest::RemoveApp {
+            id: APP.into(),
+            stop_grace_ms: None,
+        };
+        let (removed, restarted) = tokio::join!(answers.answer(remove), answers.answer(start(APP)));
+
+        assert_eq!(removed, ControlReply::Removed { stopped: true });
+        assert_eq!(failed(restarted), format!("no app has the id {APP}"));
+        assert!(t.home.registry().load().unwrap().get(APP).is_none());
+        assert!(!alive.load(Ordering::SeqCst), "nothing left running");
+        drop(answers);
+        verify(runner);
+    }
+
     /// Requests that cannot be carried out are answered with the error's
     /// whole message, causes included.
     #[tokio::test(start_paused = true)]
@@ -468,11 +530,7 @@ mod tests {
             Ok(ended.process(app_process()))
         });
         runner.expect_is_listening().return_const(false);
-        runner
-            .expect_end_group()
-            .withf(|_, grace| grace.is_zero())
-            .times(1)
-            .return_const(StopOutcome::NotRunning);
+        runner.expect_end_leftovers().times(1).return_const(());
         let runner = Arc::new(runner);
         let answers = answers(&t, &runner);
 

@@ -135,6 +135,9 @@ fn answer_path(
         return Answer::cached(method, &hit.facts, &hit.bytes, cond);
     }
     match resolve(page, manifest.as_deref(), &request) {
+        // drop's own files (the registry, the session key, logs): never,
+        // whatever was published.
+        Resolved::File { path, .. } if site.catalog().is_drops_own(&path) => Answer::not_found(),
         Resolved::File { file, meta, path } if cacheable && meta.len() <= CACHED_FILE_MAX => {
             let Some(bytes) = read_part(&file, 0, meta.len()) else {
                 return Answer::changed_while_read();

@@ -30,6 +30,7 @@ use super::routes::routes;
 use super::site::Site;
 use super::slots::{Slot, Slots};
 use super::stall::StallGuard;
+use crate::log::log;
 use crate::page::follow_registry;
 
 /// Chunk size when streaming large files.
@@ -109,7 +110,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    eprintln!("drop: accept failed, pausing: {e}");
+                    log!("accept failed, pausing: {e}");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use drop_registry::{FileStamp, Pages, Registry, RegistryError};
 
 use super::manifest::{MANIFEST_NAME, Manifest};
+use crate::log::{Throttle, log};
 
 /// How the Python drop's unsalted password hashes begin.
 const LEGACY_HASH_PREFIX: &str = "sha256:";
@@ -42,9 +43,13 @@ impl PageEntry {
 #[derive(Debug)]
 pub struct Catalog {
     registry: Registry,
+    /// The drop home, canonical: nothing in it is ever served.
+    home: PathBuf,
     snapshot: RwLock<Snapshot>,
     reload: Mutex<()>,
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
+    /// Warnings a visitor can repeat (a broken manifest asked for again).
+    warnings: Throttle,
 }
 
 #[derive(Debug, Default)]
@@ -56,11 +61,18 @@ struct Snapshot {
 impl Catalog {
     /// The pages of `registry`, loaded now.
     pub fn new(registry: Registry) -> Self {
+        let home = registry
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let catalog = Catalog {
+            home: std::fs::canonicalize(&home).unwrap_or(home),
             registry,
             snapshot: RwLock::default(),
             reload: Mutex::new(()),
             manifests: Mutex::default(),
+            warnings: Throttle::default(),
         };
         catalog.refresh();
         catalog
@@ -134,7 +146,7 @@ impl Catalog {
         match stored {
             Ok(Ok(hash)) => hash,
             Ok(Err(e)) => {
-                eprintln!("drop: could not store the upgraded password hash: {e}");
+                log!("could not store the upgraded password hash: {e}");
                 old.to_owned()
             }
             Err(_) => old.to_owned(),
@@ -162,11 +174,21 @@ impl Catalog {
                 Some(manifest)
             }
             Err(e) => {
-                eprintln!("drop: ignoring the manifest of {}: {e}", root.display());
+                let key = root.to_string_lossy();
+                self.warnings.line(
+                    &key,
+                    format_args!("ignoring the manifest of {}: {e}", root.display()),
+                );
                 cache.remove(&path);
                 None
             }
         }
+    }
+
+    /// Whether `real` (a path after every symlink) is one of drop's own
+    /// files, which are never served.
+    pub fn is_drops_own(&self, real: &Path) -> bool {
+        is_in_home(&self.home, real)
     }
 
     /// Reloads the snapshot if `pages.json` changed since it was read (one
@@ -191,19 +213,25 @@ impl Catalog {
                 };
             }
             Err(e) => {
-                eprintln!("drop: keeping the pages loaded before: {e}");
+                log!("keeping the pages loaded before: {e}");
                 self.snapshot.write().expect("snapshot lock").stamp = now;
             }
         }
     }
 }
 
+/// Whether `real` (a path after every symlink) is one of drop's own files:
+/// the registry, the session key, logs. Never served, whatever a manifest
+/// or a page says.
+pub fn is_in_home(home: &Path, real: &Path) -> bool {
+    real.starts_with(home)
+}
+
 fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
     pages
         .iter()
         .map(|(id, record)| {
-            let root =
-                std::fs::canonicalize(&record.source).unwrap_or_else(|_| record.source.clone());
+            let root = root_of(&record.source);
             let entry = PageEntry {
                 id: id.to_owned(),
                 name: record.name.clone(),
@@ -215,4 +243,17 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
             (id.to_owned(), Arc::new(entry))
         })
         .collect()
+}
+
+/// A page's root: its folders made canonical, its own name kept as it was
+/// published. A file or folder replaced by a symlink since is then caught
+/// where it is opened (no symlink as the last component of a file page; a
+/// folder's files must lie inside the root), rather than followed here.
+fn root_of(source: &Path) -> PathBuf {
+    match (source.parent(), source.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .unwrap_or_else(|_| parent.to_path_buf())
+            .join(name),
+        _ => source.to_path_buf(),
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use drop_registry::Record;
 
 use super::legacy::LegacyApp;
-use super::process::{ProcessId, StopOutcome};
+use super::process::{self, ProcessId, StopOutcome};
 
 /// How long a probe of an app's port waits for a connection.
 const LISTEN_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -52,6 +52,11 @@ pub trait AppRunner: Send + Sync {
 
     /// Ends the app's process group: SIGTERM, `grace`, then SIGKILL.
     async fn end_group(&self, id: ProcessId, grace: Duration) -> StopOutcome;
+
+    /// Kills what is left of the process group of `leader`, whose end was
+    /// just seen (reaped, or found gone by polling): the group id cannot
+    /// have been reused while its members live.
+    async fn end_leftovers(&self, leader: ProcessId);
 }
 
 /// A launched app that its launcher can wait for.
@@ -116,6 +121,10 @@ impl AppRunner for SystemRunner {
         tokio::task::spawn_blocking(move || id.terminate_group(grace))
             .await
             .unwrap_or(StopOutcome::NotRunning)
+    }
+
+    async fn end_leftovers(&self, leader: ProcessId) {
+        let _ = tokio::task::spawn_blocking(move || process::end_leftovers(leader.pid)).await;
     }
 }
 

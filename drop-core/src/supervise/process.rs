@@ -130,9 +130,10 @@ impl ProcessId {
 
     /// Ends this process and, when it leads a process group, the whole
     /// group: SIGTERM, up to `grace` for everything to exit, then SIGKILL.
-    /// A pid that now names another process is left alone; a group whose
-    /// leader is gone but whose members live on is still ended (its id
-    /// cannot be reused while they live).
+    /// A pid that now names another process is left alone, and so is a
+    /// group whose recorded leader is gone: its id may have been reused by
+    /// a group of someone else's since (see [`end_leftovers`] for a leader
+    /// whose end was just seen).
     pub fn terminate_group(&self, grace: Duration) -> StopOutcome {
         terminate_groups(&[*self], grace)[0]
     }
@@ -174,7 +175,6 @@ impl Target {
             Some(stat) if stat.start_time != id.start_time => Err(StopOutcome::PidReused),
             Some(stat) if stat.pgid != id.pid => Ok(Target::Process(*id)),
             Some(_) => Ok(Target::Group(id.pid)),
-            None if has_live_members(id.pid) => Ok(Target::Group(id.pid)),
             None => Err(StopOutcome::NotRunning),
         }
     }
@@ -196,6 +196,16 @@ impl Target {
             Target::Group(pgid) => has_live_members(*pgid),
             Target::Process(id) => id.is_alive(),
         }
+    }
+}
+
+/// Kills what is left of the group `pgid` once its leader's end was just
+/// seen (reaped by its parent, or found gone by a poll): while a member
+/// lives the group id cannot be reused, so these are the leader's.
+pub fn end_leftovers(pgid: u32) {
+    if has_live_members(pgid) {
+        signal_group(pgid, Signal::Kill);
+        wait_until_gone(&[Target::Group(pgid)], KILL_WAIT);
     }
 }
 
@@ -360,6 +370,29 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         reaper.join().unwrap().unwrap();
         assert!(!has_live_members(id.pid), "nothing of the group is left");
+    }
+
+    /// A recorded leader that is gone leaves its group alone: the group id
+    /// may belong to someone else by now. Only a leader whose end was just
+    /// seen has its leftovers ended.
+    #[test]
+    fn a_group_whose_leader_is_gone_is_ended_only_as_leftovers() {
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30 & exit 0"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let id = ProcessId::of(leader.id()).unwrap();
+        leader.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(group_members(id.pid).len(), 2, "the two sleeps live on");
+        assert_eq!(
+            id.terminate_group(Duration::from_millis(100)),
+            StopOutcome::NotRunning
+        );
+        assert_eq!(group_members(id.pid).len(), 2, "left alone");
+        end_leftovers(id.pid);
+        assert!(group_members(id.pid).is_empty());
     }
 
     #[test]

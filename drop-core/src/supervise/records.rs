@@ -1,5 +1,6 @@
 //! How the daemon writes what it learns into the registry.
 
+use crate::log::log;
 use drop_registry::{Home, Record, RegistryError};
 
 /// Changes the record `id` under the registry lock, off the async threads
@@ -24,6 +25,6 @@ pub(crate) async fn update_record(
     })
     .await;
     if let Ok(Err((id, e))) = written {
-        eprintln!("drop: could not record {what} {id}: {e}");
+        log!("could not record {what} {id}: {e}");
     }
 }

@@ -19,6 +19,7 @@ use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 use super::records::update_record;
 use super::tunnels::{TunnelKeeper, TunnelOutcome};
+use crate::log::log;
 
 /// How often an adopted app (not this daemon's child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
@@ -249,7 +250,7 @@ impl Supervisor {
             };
             let watched = self.watch(id, process);
             tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
-            eprintln!("drop: adopted app {id} (pid {})", process.pid);
+            log!("adopted app {id} (pid {})", process.pid);
             if let (true, Some(port)) = (self.tunneled, record.port) {
                 let (supervisor, id) = (self.clone(), id.to_owned());
                 tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
@@ -271,9 +272,7 @@ impl Supervisor {
             LegacyApp::NeverStarted => self.record_end(id, None, false).await,
             LegacyApp::Gone => self.record_end(id, None, true).await,
             LegacyApp::Unproven { pid } => {
-                eprintln!(
-                    "drop: app {id}: pid {pid} lives but is not provably the app; left alone"
-                );
+                log!("app {id}: pid {pid} lives but is not provably the app; left alone");
             }
             LegacyApp::Proven(process) => {
                 update_record(&self.home, id, "the state of app", move |r| {
@@ -282,10 +281,7 @@ impl Supervisor {
                 .await;
                 let watched = self.watch(id, process);
                 tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
-                eprintln!(
-                    "drop: adopted app {id} of an earlier drop (pid {})",
-                    process.pid
-                );
+                log!("adopted app {id} of an earlier drop (pid {})", process.pid);
                 if let (true, Some(port)) = (self.tunneled, record.port) {
                     let (supervisor, id) = (self.clone(), id.to_owned());
                     tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
@@ -338,7 +334,7 @@ impl Supervisor {
             .launch(&launch)
             .map_err(|source| AppError::Launch { source })?;
         let process = app.id();
-        eprintln!("drop: app {id} launched as pid {}", process.pid);
+        log!("app {id} launched as pid {}", process.pid);
         update_record(&self.home, id, "the state of app", move |r| {
             r.mark_running(process.pid, process.start_time);
         })
@@ -437,6 +433,30 @@ impl Supervisor {
     ) -> Result<bool, AppError> {
         let turn = self.turn(id);
         let _turn = turn.lock().await;
+        self.stop_in_turn(id, grace).await
+    }
+
+    /// Stops an app and removes its record, in its turn: a start asked
+    /// meanwhile waits, then finds no app, so nothing runs unrecorded.
+    /// Whether it was running.
+    pub async fn remove_app(self: &Arc<Self>, id: &str, grace: Duration) -> Result<bool, AppError> {
+        let turn = self.turn(id);
+        let _turn = turn.lock().await;
+        let stopped = self.stop_in_turn(id, grace).await?;
+        let (registry, gone) = (self.home.registry(), id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            registry.update(|pages| {
+                pages.remove(&gone);
+                Ok::<_, RegistryError>(())
+            })
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        Ok(stopped)
+    }
+
+    /// The body of a stop, with the app's turn held.
+    async fn stop_in_turn(&self, id: &str, grace: Duration) -> Result<bool, AppError> {
         let watched = self.running.lock().expect("apps lock").get(id).cloned();
         if let Some(watched) = watched {
             self.stop_watched(&watched, grace).await;
@@ -517,8 +537,8 @@ impl Supervisor {
         let asked = watched.stopping.load(Ordering::SeqCst);
         if !asked {
             // Whatever it left in its group goes too, at once.
-            self.runner.end_group(watched.id, Duration::ZERO).await;
-            eprintln!("drop: app {id} exited with {}", describe_code(code));
+            self.runner.end_leftovers(watched.id).await;
+            log!("app {id} exited with {}", describe_code(code));
         }
         {
             // A newer start of the same app may have replaced this entry.

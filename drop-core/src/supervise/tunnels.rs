@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::process::{self, ProcessId};
 use super::records::update_record;
+use crate::log::log;
 
 /// Least time between two tunnel openings, across all tunnels.
 const OPEN_SPACING: Duration = Duration::from_secs(1);
@@ -255,7 +256,7 @@ impl TunnelKeeper {
         })
         .await;
         if let Ok(Err(e)) = saved {
-            eprintln!("drop: could not record the server's tunnel: {e}");
+            log!("could not record the server's tunnel: {e}");
         }
     }
 
@@ -275,7 +276,7 @@ impl TunnelKeeper {
         })
         .await;
         if let Ok(Err(e)) = noted {
-            eprintln!("drop: could not note that this network needs HTTP/2 tunnels: {e}");
+            log!("could not note that this network needs HTTP/2 tunnels: {e}");
         }
     }
 }
@@ -390,12 +391,12 @@ fn log_event(whose: &str, event: &TunnelEvent) {
         TunnelEvent::GaveUp { reason } => (format!("tunnel given up: {reason}"), Some(reason)),
         other => (format!("tunnel event {other:?}"), None::<&DownReason>),
     };
-    eprintln!("drop: {whose} {line}");
+    log!("{whose} {line}");
     if let Some(tail) = reason
         .and_then(DownReason::log_tail)
         .filter(|t| !t.is_empty())
     {
-        eprintln!("drop: its log ends with:\n{tail}");
+        log!("its log ends with:\n{tail}");
     }
 }
 
@@ -407,8 +408,8 @@ fn log_event(whose: &str, event: &TunnelEvent) {
 pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
     let strays = process::started_with("--config", marker);
     for stray in &strays {
-        eprintln!(
-            "drop: ending tunnel process {}, left by a server that was killed",
+        log!(
+            "ending tunnel process {}, left by a server that was killed",
             stray.pid
         );
     }

@@ -1,0 +1,90 @@
+//! The daemon's log: standard error, which `drop start` points at
+//! `logs/server.log`. Writing it never fails loudly: on a full disk a line
+//! is lost, never the daemon (`eprintln!` would panic). Lines a visitor can
+//! cause (a refused cross-site login, a broken manifest asked for again and
+//! again) go through a [`Throttle`], so nobody can fill the disk with them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Writes one line, prefixed `drop: `, to standard error; a failed write
+/// is dropped.
+pub(crate) fn line(args: fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "drop: {args}");
+}
+
+/// Logs a line (see [`line`]).
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::log::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use log;
+
+/// How often a line of one kind and key is written at most.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+/// Most keys remembered; past it the memory starts over.
+const THROTTLE_KEYS: usize = 10_000;
+
+/// Writes a line of a given key at most once per minute, and says how many
+/// were left out since.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl Throttle {
+    /// Logs `args` unless a line with `key` was logged in the last minute.
+    pub(crate) fn line(&self, key: &str, args: fmt::Arguments<'_>) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().expect("throttle lock");
+        if seen.len() >= THROTTLE_KEYS && !seen.contains_key(key) {
+            seen.clear();
+        }
+        match seen.get_mut(key) {
+            Some((at, dropped)) if now.duration_since(*at) < THROTTLE_WINDOW => {
+                *dropped += 1;
+            }
+            Some((at, dropped)) => {
+                let left_out = std::mem::take(dropped);
+                *at = now;
+                drop(seen);
+                match left_out {
+                    0 => line(args),
+                    n => line(format_args!("{args} ({n} more like it left out)")),
+                }
+            }
+            None => {
+                seen.insert(key.to_owned(), (now, 0));
+                drop(seen);
+                line(args);
+            }
+        }
+    }
+
+    /// How many lines of `key` were left out since it was last written.
+    #[cfg(test)]
+    fn dropped(&self, key: &str) -> u64 {
+        self.seen.lock().unwrap().get(key).map_or(0, |(_, n)| *n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_line_is_written_once_a_minute_and_counted() {
+        let throttle = Throttle::default();
+        for _ in 0..1000 {
+            throttle.line("page-a", format_args!("refused a cross-site login"));
+        }
+        assert_eq!(throttle.dropped("page-a"), 999);
+        throttle.line("page-b", format_args!("another page is its own key"));
+        assert_eq!(throttle.dropped("page-b"), 0);
+    }
+}
