@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use drop_core::auth::{generate_password, hash_password};
 use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
+use drop_core::supervise::AppStatus;
 use drop_registry::{Home, Pages, Record};
 use serde_json::Value;
 
@@ -25,6 +26,8 @@ struct Saved {
     id: String,
     record: Record,
     reused: bool,
+    /// The name it had, when this `add` gave it another.
+    renamed_from: Option<String>,
 }
 
 /// Publishes `path`. Adding a source that is already published returns
@@ -69,15 +72,16 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
 
 /// Registers an app (stopped): `drop start <id>` runs `run` in the source's
 /// folder and expects it to listen on `port`. Registering the same source
-/// again updates its command and port.
+/// again updates its command and port; while it runs, only with `restart`,
+/// which stops it first and starts it again after.
 pub fn add_app(
     home: &Home,
     path: &Path,
     details: Details,
-    run: String,
-    port: u16,
+    app: AppCommand,
     json: bool,
 ) -> Result<(), CliError> {
+    let AppCommand { run, port, restart } = app;
     if details.password.is_some() {
         return Err(CliError::PasswordOnApp);
     }
@@ -89,27 +93,91 @@ pub fn add_app(
     // Read before anything is written: a state file that does not parse
     // stops the command with nothing changed, rather than after the page.
     let where_ = Whereabouts::load(home)?;
+    let same = |r: &Record| r.is_app() && r.source == source;
+    let pages = home.registry().load()?;
+    let changed_while_running = pages
+        .iter()
+        .find(|(_, r)| same(r))
+        .and_then(|(id, r)| Some((id.to_owned(), running_change(id, r, &run, port)?)));
+    let restarted = match changed_while_running {
+        Some((_, change)) if !restart => return Err(change),
+        Some((id, _)) => {
+            let record = pages.get(&id).expect("found above").clone();
+            crate::apps::stop_app(home, &id, &record, &crate::tunnel_marker(home))?;
+            Some(id)
+        }
+        None => None,
+    };
     let saved = upsert(
         home,
         &details,
-        |r| r.is_app() && r.source == source,
+        same,
         || Record::app(source.clone(), is_dir, run.clone(), port),
-        |pages, id| match pages
-            .iter()
-            .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
-        {
-            Some((other, _)) => Err(CliError::PortTaken {
-                port,
-                id: other.to_owned(),
-            }),
-            None => Ok(()),
+        |pages, id| {
+            if let Some((other, _)) = pages
+                .iter()
+                .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
+            {
+                return Err(CliError::PortTaken {
+                    port,
+                    id: other.to_owned(),
+                });
+            }
+            // Started by someone else since it was read above.
+            match pages
+                .get(id)
+                .and_then(|r| running_change(id, r, &run, port))
+            {
+                Some(change) => Err(change),
+                None => Ok(()),
+            }
         },
         |record| {
             record.run_cmd = Some(run.clone());
             record.port = Some(port);
         },
     )?;
-    report(&where_, &saved, None, json)
+    report(&where_, &saved, None, json)?;
+    match restarted {
+        Some(id) => crate::apps::start(home, &id),
+        None => Ok(()),
+    }
+}
+
+/// What `drop add --run CMD --port N` asks of an app.
+pub struct AppCommand {
+    /// The shell command.
+    pub run: String,
+    /// The port it listens on.
+    pub port: u16,
+    /// Apply a change to a running app by restarting it.
+    pub restart: bool,
+}
+
+/// The refusal to change a running app's command or port, when `record`
+/// runs and `run`/`port` differ from what it runs with.
+fn running_change(id: &str, record: &Record, run: &str, port: u16) -> Option<CliError> {
+    let runs = matches!(
+        AppStatus::of(record),
+        AppStatus::Running { .. } | AppStatus::Unverified { .. }
+    );
+    let (old_run, old_port) = (record.run_cmd.as_deref(), record.port);
+    let (running, asked) = match (old_port != Some(port), old_run != Some(run)) {
+        (true, _) => (
+            format!("port {}", old_port.unwrap_or_default()),
+            format!("port {port}"),
+        ),
+        (false, true) => (
+            format!("the command `{}`", old_run.unwrap_or_default()),
+            format!("`{run}`"),
+        ),
+        (false, false) => return None,
+    };
+    runs.then(|| CliError::RunningAppChange {
+        label: crate::output::label(id, record),
+        running,
+        asked,
+    })
 }
 
 /// Adds a record, or updates the one `same` finds, under the registry lock.
@@ -146,6 +214,11 @@ fn upsert(
             pages.insert(id.clone(), new());
         }
         let record = pages.get_mut(&id).expect("present");
+        let renamed_from = details
+            .name
+            .as_ref()
+            .filter(|name| reused && !record.name.is_empty() && **name != record.name)
+            .map(|_| record.name.clone());
         if let Some(name) = &details.name {
             record.name.clone_from(name);
         }
@@ -157,6 +230,7 @@ fn upsert(
             id,
             record: record.clone(),
             reused,
+            renamed_from,
         })
     })?;
     crate::control::announce_registry_change(home);
@@ -194,15 +268,36 @@ fn report(
         if let Some(password) = generated {
             doc["password"] = Value::String(password.to_owned());
         }
+        if let Some(old) = &saved.renamed_from {
+            doc["renamed_from"] = Value::String(old.clone());
+        }
         print_json(&doc);
         return Ok(());
     }
+    let renamed = saved.renamed_from.as_ref().map(|old| {
+        format!(
+            "  (renamed from `{old}`: URLs with `{old}` no longer open and '{old}' no longer finds it; share this URL)"
+        )
+    });
+    let reach_note = row.reach.note();
     if saved.record.is_app() {
         println!("App registered: {}", row.url);
+        if let Some(note) = reach_note {
+            println!("{note}");
+        }
+        if let Some(renamed) = renamed {
+            println!("{renamed}");
+        }
         println!("Run 'drop start {}'", saved.id);
         return Ok(());
     }
     println!("Published: {}", row.url);
+    if let Some(note) = reach_note {
+        println!("{note}");
+    }
+    if let Some(renamed) = renamed {
+        println!("{renamed}");
+    }
     if let Some(password) = generated {
         println!("Password: {password}");
     }

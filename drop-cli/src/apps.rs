@@ -69,7 +69,12 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
                 urls.app_local(&record)
             );
         }
-        None => println!("App started: {}", urls.app_local(&record)),
+        None => {
+            println!("App started: {}", urls.app_local(&record));
+            if let Some(note) = urls.reach().note() {
+                println!("{note}");
+            }
+        }
     }
     Ok(())
 }

@@ -99,6 +99,19 @@ pub enum CliError {
         /// The app that has it.
         id: String,
     },
+    /// Re-adding a running app with another command or port: its record
+    /// would no longer say what runs.
+    #[error(
+        "app {label} is running with {running}; changing it to {asked} now would make its URL lie. Stop it first ('drop stop {label}'), or add it again with --restart to apply the change (drop stops the app and starts it again)"
+    )]
+    RunningAppChange {
+        /// The app's name or id.
+        label: String,
+        /// What runs now (`port 5055`, `the command `…``).
+        running: String,
+        /// What was asked.
+        asked: String,
+    },
     /// An app command on something that is not an app.
     #[error(
         "`{query}` is a page, not an app; apps are added with `drop add <path> --run CMD --port N`"

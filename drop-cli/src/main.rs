@@ -107,6 +107,10 @@ enum Command {
         /// The port the app listens on (needs --run).
         #[arg(long, value_name = "N", requires = "run")]
         port: Option<u16>,
+        /// Apply a new command or port to a running app: stop it, then
+        /// start it again.
+        #[arg(long, requires = "run", conflicts_with = "json")]
+        restart: bool,
         /// Protect the page: with PASS, that password; alone, a generated one
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
@@ -206,6 +210,7 @@ fn run(args: Args) -> Result<(), CliError> {
             description,
             run,
             port,
+            restart,
             password,
             json,
         } => {
@@ -215,7 +220,10 @@ fn run(args: Args) -> Result<(), CliError> {
                 password,
             };
             match (run, port) {
-                (Some(run), Some(port)) => add::add_app(&home, &path, details, run, port, json),
+                (Some(run), Some(port)) => {
+                    let app = add::AppCommand { run, port, restart };
+                    add::add_app(&home, &path, details, app, json)
+                }
                 _ => add::add(&home, &path, details, json),
             }
         }

@@ -7,13 +7,15 @@ use serde_json::{Value, json};
 
 use drop_core::supervise::AppStatus;
 
-use crate::urls::Urls;
+use crate::urls::{Reach, Urls};
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
     pub id: &'a str,
     pub record: &'a Record,
     pub url: String,
+    /// Who can open `url`.
+    pub reach: Reach,
     pub source_exists: bool,
     /// For apps: what the app is doing now.
     pub app_status: Option<AppStatus>,
@@ -27,6 +29,7 @@ impl<'a> PageRow<'a> {
             id,
             record,
             url,
+            reach: urls.reach_of(record),
             source_exists: record.source.exists(),
             app_status,
         }
@@ -49,6 +52,9 @@ impl<'a> PageRow<'a> {
         }
         if !self.source_exists {
             tags.push("[source missing]".to_owned());
+        }
+        if let Some(tag) = self.reach.tag() {
+            tags.push(tag.to_owned());
         }
         tags.join(" ")
     }
@@ -74,6 +80,7 @@ impl<'a> PageRow<'a> {
         let mut doc = json!({
             "id": self.id,
             "url": self.url,
+            "reach": self.reach.as_str(),
             "type": r.kind,
             "name": r.name,
             "description": r.description,
@@ -166,6 +173,7 @@ mod tests {
             id,
             record,
             url: url.into(),
+            reach: Reach::Tunnel,
             source_exists: true,
             app_status: app,
         }

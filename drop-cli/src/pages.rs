@@ -14,7 +14,7 @@ use crate::error::CliError;
 use crate::output::{PageRow, is_under, print_json, render_rows};
 use crate::running::running_server;
 use crate::settings::Settings;
-use crate::urls::{Urls, legacy_state};
+use crate::urls::{Reach, Urls, legacy_state};
 
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
@@ -87,6 +87,10 @@ fn server_line(
     }
     let tunneled = state.is_some_and(|s| s.tunnel);
     match tunnel {
+        _ if !tunneled && urls.reach() == Reach::LocalNetwork => format!(
+            "Server: {} (running; local network only: 'drop start --tunnel' gives a public URL)",
+            urls.local_base()
+        ),
         _ if !tunneled => format!("Server: {} (running)", urls.local_base()),
         Some(t) if t.is_up() => format!(
             "Server: {} (running, tunneled{})",
@@ -155,6 +159,7 @@ fn server_json(
     json!({
         "running": running,
         "url": urls.base(),
+        "reach": urls.reach().as_str(),
         "local_url": urls.local_base(),
         "tunneled": urls.tunneled(),
         "pid": if running { state.and_then(|s| s.pid) } else { None },

@@ -211,6 +211,9 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
         let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
         println!("Server started: {}{suffix}", urls.local_base());
+        if let Some(note) = urls.reach().note() {
+            println!("{note}");
+        }
         return Ok(());
     }
     let tunnel = wait_for_tunnel(home)?;

@@ -10,6 +10,56 @@ use drop_registry::{Home, Record, RegistryError, ServerState, TunnelState};
 
 use crate::running::running_server;
 
+/// Who can open a URL, as `--json` says it (`reach`) and text notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// A public address (or a host name the user chose): anyone.
+    Public,
+    /// A tunnel URL: anyone.
+    Tunnel,
+    /// A private address (home or office network, CGNAT, link-local):
+    /// only machines on the same network.
+    LocalNetwork,
+    /// A loopback address: only this machine.
+    ThisMachine,
+}
+
+impl Reach {
+    /// Who can open a URL whose host is `host` and that is not a tunnel's.
+    pub fn of_host(host: &str) -> Self {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_loopback() => Reach::ThisMachine,
+            Ok(ip) if !drop_nat::could_be_public(ip) => Reach::LocalNetwork,
+            _ if host.eq_ignore_ascii_case("localhost") => Reach::ThisMachine,
+            _ => Reach::Public,
+        }
+    }
+
+    /// Its name in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Public => "public",
+            Reach::Tunnel => "tunnel",
+            Reach::LocalNetwork => "local-network",
+            Reach::ThisMachine => "this-machine",
+        }
+    }
+
+    /// The line under a URL that opens only on this machine's network
+    /// (a loopback URL was asked for by name, and says so itself).
+    pub fn note(self) -> Option<&'static str> {
+        (self == Reach::LocalNetwork).then_some(
+            "  (local network only: it opens only on a machine on this network; 'drop start --tunnel' gives a public URL)",
+        )
+    }
+
+    /// The tag in listings of a URL that opens only on this machine's network.
+    pub fn tag(self) -> Option<&'static str> {
+        (self == Reach::LocalNetwork).then_some("[local network]")
+    }
+}
+
 /// The URLs of one drop home as things stand.
 #[derive(Debug, Clone)]
 pub struct Urls {
@@ -93,6 +143,23 @@ impl Urls {
         format!("{host}:{}/", record.port.unwrap_or_default())
     }
 
+    /// Who can open the server's URL (and static pages').
+    pub fn reach(&self) -> Reach {
+        match self.tunneled() {
+            true => Reach::Tunnel,
+            false => Reach::of_host(&self.host()),
+        }
+    }
+
+    /// Who can open the URL of a record.
+    pub fn reach_of(&self, record: &Record) -> Reach {
+        match record.is_app() && record.current_tunnel_url().is_none() {
+            true => Reach::of_host(&self.host()),
+            false if record.is_app() => Reach::Tunnel,
+            false => self.reach(),
+        }
+    }
+
     /// The URL of any record.
     pub fn of(&self, id: &str, record: &Record) -> String {
         if record.is_app() {
@@ -137,6 +204,21 @@ fn bracket_ipv6(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reach_says_who_can_open_a_url() {
+        assert_eq!(Reach::of_host("8.8.8.8"), Reach::Public);
+        assert_eq!(Reach::of_host("drop.example.com"), Reach::Public);
+        assert_eq!(Reach::of_host("192.168.1.50"), Reach::LocalNetwork);
+        assert_eq!(Reach::of_host("10.0.0.7"), Reach::LocalNetwork);
+        assert_eq!(Reach::of_host("100.64.0.1"), Reach::LocalNetwork, "CGNAT");
+        assert_eq!(Reach::of_host("[fd00::1]"), Reach::LocalNetwork);
+        assert_eq!(Reach::of_host("127.0.0.1"), Reach::ThisMachine);
+        assert_eq!(Reach::of_host("[::1]"), Reach::ThisMachine);
+        assert_eq!(Reach::of_host("localhost"), Reach::ThisMachine);
+        assert_eq!(Reach::LocalNetwork.tag(), Some("[local network]"));
+        assert_eq!(Reach::Public.note(), None);
+    }
     use drop_registry::TunnelPhase;
 
     fn state(host: &str, port: u16) -> ServerState {

@@ -472,3 +472,75 @@ fn remove_and_cleanup_stop_running_apps() {
     assert!(env.ok(&["cleanup"]).contains(&b));
     assert!(group_members(pb).is_empty() && !port_open(p2));
 }
+
+/// A running app's record never lies: re-adding it with another port is
+/// refused with what to do, and nothing changes; `--restart` applies the
+/// change, and the new URL is the one that answers.
+#[test]
+fn a_running_apps_port_changes_only_with_restart() {
+    let env = app_env();
+    let (old, new) = (free_port(), free_port());
+    let dir = env.work.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = add_app(&env, "svc", &format!("exec {TEST_APP} {old}"), old);
+    env.ok(&["start", "svc"]);
+    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+
+    let command = format!("exec {TEST_APP} {new}");
+    let new_arg = new.to_string();
+    let again = [
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &command,
+        "--port",
+        &new_arg,
+    ];
+    let refused = env.run(&again);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "Error: app svc is running with port {old}; changing it to port {new} now would make its URL lie. Stop it first ('drop stop svc'), or add it again with --restart to apply the change (drop stops the app and starts it again)"
+        )
+    );
+    let listed = entry(&env, &id);
+    assert_eq!(listed["port"], old, "the record is unchanged");
+    assert_eq!(listed["pid"], pid);
+    assert!(alive(pid));
+
+    let mut restart = again.to_vec();
+    restart.push("--restart");
+    let out = env.ok(&restart);
+    assert!(
+        out.contains(&format!("App started: http://127.0.0.1:{new}/")),
+        "{out}"
+    );
+    wait_until("the old process is gone", || !alive(pid));
+    assert!(!port_open(old));
+    assert_eq!(get(new, "/").status, 200);
+    let listed = entry(&env, &id);
+    assert_eq!(listed["port"], new);
+    assert_eq!(listed["status"], "running");
+}
+
+/// Renaming a page says the new URL, and that the old name is gone.
+#[test]
+fn renaming_says_the_old_name_no_longer_works() {
+    let env = app_env();
+    let file = env.write("r.html", "r");
+    env.ok(&["add", file.to_str().unwrap(), "--name", "first"]);
+    let out = env.ok(&["add", file.to_str().unwrap(), "--name", "second"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("Published: http://127.0.0.1:") && lines[0].ends_with("/second/"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1],
+        "  (renamed from `first`: URLs with `first` no longer open and 'first' no longer finds it; share this URL)"
+    );
+    let doc = env.json(&["add", file.to_str().unwrap(), "--name", "third", "--json"]);
+    assert_eq!(doc["renamed_from"], "second");
+}

@@ -744,3 +744,45 @@ fn an_edge_answering_530_keeps_the_tunnel_verifying() {
     assert!(out.contains(&format!("Server started: {url}\n")), "{out}");
     assert!(!out.contains("not confirmed"), "{out}");
 }
+
+/// The README's point about app URLs: on a public-IP server an app's URL is
+/// `http://IP:PORT/`, so an app listening on 127.0.0.1 alone (flask's
+/// default) cannot be opened by anyone else. It fails to start with the
+/// fix, leaving nothing running; through a tunnel the same app starts.
+#[test]
+fn an_app_on_loopback_only_fails_on_a_public_ip_and_starts_through_a_tunnel() {
+    let ip = drop_nat::outward_ip()
+        .expect("this machine has an outward address")
+        .to_string();
+    let p = Phase3::new(&ip, true, &[]);
+    p.start(&[]);
+    let id = p.add_app("flaskish");
+
+    let out = p.env.run(&["start", "flaskish"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: app {id} listens only on 127.0.0.1 (this machine alone)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("http://{ip}:")), "{stderr}");
+    assert!(stderr.contains("--host 0.0.0.0"), "{stderr}");
+    assert!(stderr.contains("'drop start --tunnel'"), "{stderr}");
+    let record = p.record_of(&id);
+    assert_eq!(record["pid"], serde_json::Value::Null, "stopped: {record}");
+    assert_eq!(
+        p.env.json(&["status", "--json"])["pages"][0]["status"],
+        "stopped"
+    );
+
+    p.env.ok(&["stop"]);
+    p.start(&["--tunnel"]);
+    let out = p.env.ok(&["start", "flaskish"]);
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("App started: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(is_quick_tunnel(url), "{out}");
+}

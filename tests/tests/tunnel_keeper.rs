@@ -52,7 +52,10 @@ async fn every_restart_of_an_app_tunnel_records_its_own_new_url() {
     let keeper = TunnelKeeper::new(home.clone(), Arc::new(provider), marker, None, links);
     let mut seen = Vec::new();
     for round in 0..20 {
-        let TunnelOutcome::Up { url } = keeper.open_app("app1", app.port).await else {
+        let TunnelOutcome::Up { url } = keeper
+            .open_app("app1", ([127, 0, 0, 1], app.port).into())
+            .await
+        else {
             panic!("round {round}: not up");
         };
         assert!(record_verified(&home), "round {round}");

@@ -18,7 +18,7 @@ use crate::http::{ServerConfig, Site, serve};
 use crate::log::log;
 use crate::page::Catalog;
 use crate::supervise::{
-    AppLimits, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
+    AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
 };
 
 /// The port recorded when none was ever chosen.
@@ -109,6 +109,17 @@ impl ServerLock {
     }
 }
 
+/// The host in app URLs, as the commands build them: the one chosen, else
+/// this machine's outward address, else loopback.
+fn url_host(state: &ServerState, config: &DaemonConfig) -> String {
+    state
+        .host
+        .clone()
+        .or_else(|| config.host.clone())
+        .or_else(|| config.network.clone())
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
 /// One drop home's daemon.
 pub struct Daemon {
     config: DaemonConfig,
@@ -177,7 +188,7 @@ impl Daemon {
             self.config.apps.clone(),
             self.runner.clone(),
             tunnels.clone(),
-            state.tunnel,
+            AppReach::new(state.tunnel, &url_host(&state, &self.config)),
         );
         supervisor.adopt().await;
         let control = ControlServer::bind(&home.control_socket_path()).map_err(DaemonError::io(
@@ -330,7 +341,7 @@ mod tests {
                 AppLimits::default(),
                 runner.clone(),
                 tunnels,
-                false,
+                AppReach::ThisMachine,
             ),
         }
     }

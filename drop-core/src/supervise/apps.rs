@@ -50,6 +50,9 @@ pub trait AppRunner: Send + Sync {
     /// Whether something accepts connections on `port` of this machine.
     async fn is_listening(&self, port: u16) -> bool;
 
+    /// The addresses `port` is listened on (see [`super::sockets`]).
+    fn listeners(&self, port: u16) -> Vec<std::net::SocketAddr>;
+
     /// Ends the app's process group: SIGTERM, `grace`, then SIGKILL.
     async fn end_group(&self, id: ProcessId, grace: Duration) -> StopOutcome;
 
@@ -115,6 +118,10 @@ impl AppRunner for SystemRunner {
             }
         }
         false
+    }
+
+    fn listeners(&self, port: u16) -> Vec<std::net::SocketAddr> {
+        super::sockets::listeners(port)
     }
 
     async fn end_group(&self, id: ProcessId, grace: Duration) -> StopOutcome {

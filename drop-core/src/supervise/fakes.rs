@@ -185,6 +185,7 @@ impl AppProcess for FakeApp {
 #[derive(Clone, Default)]
 pub(crate) struct Tunnels {
     opens: Arc<Mutex<Vec<Instant>>>,
+    locals: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     closes: Arc<AtomicUsize>,
 }
 
@@ -205,6 +206,7 @@ impl Tunnels {
         let mut provider = MockTunnelProvider::new();
         provider.expect_open().returning(move |local| {
             assert!(local.ip().is_loopback(), "tunnels expose local ports");
+            tunnels.locals.lock().expect("locals lock").push(local);
             let n = {
                 let mut opens = tunnels.opens.lock().expect("opens lock");
                 opens.push(Instant::now());
@@ -237,6 +239,11 @@ impl Tunnels {
     /// How many openings were asked for.
     pub(crate) fn opens(&self) -> usize {
         self.opens.lock().expect("opens lock").len()
+    }
+
+    /// The local address of each opening.
+    pub(crate) fn locals(&self) -> Vec<std::net::SocketAddr> {
+        self.locals.lock().expect("locals lock").clone()
     }
 
     /// When each opening was asked for.

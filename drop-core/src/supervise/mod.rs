@@ -8,6 +8,7 @@ pub(crate) mod fakes;
 pub mod legacy;
 pub mod process;
 mod records;
+pub mod sockets;
 mod supervisor;
 mod tunnels;
 pub mod verify;
@@ -19,7 +20,7 @@ pub use apps::{
 };
 pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
-pub use supervisor::{AppError, AppLimits, Started, Supervisor, app_log_path};
+pub use supervisor::{AppError, AppLimits, AppReach, Started, Supervisor, app_log_path};
 pub use tunnels::{FIRST_OUTCOME_TIMEOUT, TunnelKeeper, TunnelOutcome, end_leftovers};
 #[cfg(any(test, feature = "mocks"))]
 pub use verify::MockLinkChecker;

@@ -18,6 +18,7 @@ use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, process
 use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 use super::records::update_record;
+use super::sockets;
 use super::tunnels::{TunnelKeeper, TunnelOutcome};
 use crate::log::log;
 
@@ -58,6 +59,41 @@ impl AppLimits {
         AppLimits {
             start_timeout: start_timeout.unwrap_or(self.start_timeout),
             stop_grace: stop_grace.unwrap_or(self.stop_grace),
+        }
+    }
+}
+
+/// How the humans reach apps, which decides what an app must listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppReach {
+    /// Each app gets a tunnel of its own, which reaches it on this machine:
+    /// listening on loopback is enough.
+    Tunnel,
+    /// App URLs name a loopback address (`--host 127.0.0.1`): whoever
+    /// opens them is on this machine.
+    ThisMachine,
+    /// App URLs are `http://host:PORT/` for other machines: an app that
+    /// listens only on loopback cannot be reached by them.
+    Direct {
+        /// The host in app URLs.
+        host: String,
+    },
+}
+
+impl AppReach {
+    /// How apps are reached when `tunneled`, or else at URLs naming `host`.
+    pub fn new(tunneled: bool, host: &str) -> Self {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match (tunneled, loopback) {
+            (true, _) => AppReach::Tunnel,
+            (false, true) => AppReach::ThisMachine,
+            (false, false) => AppReach::Direct {
+                host: host.to_owned(),
+            },
         }
     }
 }
@@ -165,9 +201,30 @@ pub enum AppError {
         /// The last lines of its log.
         tail: String,
     },
+    /// The app listens only on loopback, and its URL is for other
+    /// machines; it was stopped.
+    #[error(
+        "app {id} listens only on {} (this machine alone), so its URL http://{host}:{port}/ would not open for anyone else; it was stopped. Make its command listen on every address (for example `--host 0.0.0.0` for flask, `--bind 0.0.0.0` for gunicorn, `--host` for vite), or reach it through a tunnel with 'drop start --tunnel', then run 'drop start {id}'",
+        list_addresses(listeners)
+    )]
+    LoopbackOnly {
+        /// The app.
+        id: String,
+        /// The host in its URL.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Where it listens.
+        listeners: Vec<std::net::SocketAddr>,
+    },
     /// The registry could not be read.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+fn list_addresses(listeners: &[std::net::SocketAddr]) -> String {
+    let names: Vec<String> = listeners.iter().map(|a| a.ip().to_string()).collect();
+    names.join(" and ")
 }
 
 /// Every app the daemon watches, by id.
@@ -176,8 +233,8 @@ pub struct Supervisor {
     limits: AppLimits,
     runner: Arc<dyn AppRunner>,
     tunnels: Arc<TunnelKeeper>,
-    /// Whether each running app gets a tunnel of its own.
-    tunneled: bool,
+    /// How apps are reached: through a tunnel each, or directly.
+    reach: AppReach,
     running: Mutex<HashMap<String, Arc<Watched>>>,
     /// One start or stop of an app at a time: a second waits for the first.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -209,20 +266,21 @@ impl Watched {
 
 impl Supervisor {
     /// A supervisor of the apps of `home`, launching them through `runner`
-    /// and, when `tunneled`, giving each its tunnel from `tunnels`.
+    /// and, when they are reached through tunnels, giving each its tunnel
+    /// from `tunnels`.
     pub fn new(
         home: Home,
         limits: AppLimits,
         runner: Arc<dyn AppRunner>,
         tunnels: Arc<TunnelKeeper>,
-        tunneled: bool,
+        reach: AppReach,
     ) -> Arc<Self> {
         Arc::new(Supervisor {
             home,
             limits,
             runner,
             tunnels,
-            tunneled,
+            reach,
             running: Mutex::default(),
             turns: Mutex::default(),
         })
@@ -251,7 +309,7 @@ impl Supervisor {
             let watched = self.watch(id, process);
             tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
             log!("adopted app {id} (pid {})", process.pid);
-            if let (true, Some(port)) = (self.tunneled, record.port) {
+            if let (AppReach::Tunnel, Some(port)) = (&self.reach, record.port) {
                 let (supervisor, id) = (self.clone(), id.to_owned());
                 tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
             }
@@ -282,7 +340,7 @@ impl Supervisor {
                 let watched = self.watch(id, process);
                 tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
                 log!("adopted app {id} of an earlier drop (pid {})", process.pid);
-                if let (true, Some(port)) = (self.tunneled, record.port) {
+                if let (AppReach::Tunnel, Some(port)) = (&self.reach, record.port) {
                     let (supervisor, id) = (self.clone(), id.to_owned());
                     tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
                 }
@@ -346,9 +404,22 @@ impl Supervisor {
         );
         self.wait_until_listening(id, port, &watched, limits)
             .await?;
-        let tunnel = match self.tunneled {
-            true => Some(self.tunnel_for(id, port, &watched).await),
-            false => None,
+        if let AppReach::Direct { host } = &self.reach {
+            let listeners = self.runner.listeners(port);
+            if sockets::loopback_only(&listeners) {
+                log!("app {id} listens only on loopback; stopped, its URL is for other machines");
+                self.stop_watched(&watched, limits.stop_grace).await;
+                return Err(AppError::LoopbackOnly {
+                    id: id.to_owned(),
+                    host: host.clone(),
+                    port,
+                    listeners,
+                });
+            }
+        }
+        let tunnel = match self.reach {
+            AppReach::Tunnel => Some(self.tunnel_for(id, port, &watched).await),
+            _ => None,
         };
         if watched.exited.load(Ordering::SeqCst) {
             // Answer once its end is recorded, so the record agrees.
@@ -366,7 +437,8 @@ impl Supervisor {
     /// Opens an app's tunnel; if the app ended meanwhile, closes it again,
     /// so no tunnel outlives its app.
     async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> TunnelOutcome {
-        let outcome = self.tunnels.open_app(id, port).await;
+        let local = sockets::local_target(&self.runner.listeners(port), port);
+        let outcome = self.tunnels.open_app(id, local).await;
         if watched.exited.load(Ordering::SeqCst) {
             self.tunnels.close_app(id).await;
         }

@@ -149,17 +149,17 @@ impl TunnelKeeper {
     /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
     pub async fn open_server(self: &Arc<Self>, port: u16) {
         self.save_server(TunnelState::default()).await;
-        let kept = self.keep(port, None, None);
+        let kept = self.keep(SocketAddr::from(([127, 0, 0, 1], port)), None, None);
         let old = self.server.lock().await.replace(kept);
         if let Some(old) = old {
             old.close().await;
         }
     }
 
-    /// Opens an app's tunnel (closing one it had) and waits for its first
-    /// outcome: up and confirmed, up but not confirmed within the bound, or
-    /// down.
-    pub async fn open_app(self: &Arc<Self>, id: &str, port: u16) -> TunnelOutcome {
+    /// Opens an app's tunnel to `local` (closing one it had) and waits for
+    /// its first outcome: up and confirmed, up but not confirmed within the
+    /// bound, or down.
+    pub async fn open_app(self: &Arc<Self>, id: &str, local: SocketAddr) -> TunnelOutcome {
         let old = self.apps.lock().await.remove(id);
         if let Some(old) = old {
             old.close().await;
@@ -170,7 +170,7 @@ impl TunnelKeeper {
         })
         .await;
         let (first, outcome) = oneshot::channel();
-        let kept = self.keep(port, Some(id.to_owned()), Some(first));
+        let kept = self.keep(local, Some(id.to_owned()), Some(first));
         self.apps.lock().await.insert(id.to_owned(), kept);
         let down = |error: &str| TunnelOutcome::Down {
             phase: TunnelPhase::Starting,
@@ -212,15 +212,14 @@ impl TunnelKeeper {
         let _ = tokio::task::spawn_blocking(move || home.clear_tunnel_state()).await;
     }
 
-    /// Starts a watchdog for a tunnel to `port` and the task that records
+    /// Starts a watchdog for a tunnel to `local` and the task that records
     /// its events (the server's when `app` is `None`).
     fn keep(
         self: &Arc<Self>,
-        port: u16,
+        local: SocketAddr,
         app: Option<String>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> Kept {
-        let local = SocketAddr::from(([127, 0, 0, 1], port));
         let (watchdog, events) =
             Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default());
         let keeper = self.clone();

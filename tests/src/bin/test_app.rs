@@ -1,7 +1,8 @@
-//! A tiny web app for drop's app tests: `test-app PORT [--exit-after SECS]`.
-//! Prints a line when it listens, answers every request with
-//! `hello from test-app on PORT`, and with `--exit-after` exits with code 7
-//! after that many seconds, as a crashing app would.
+//! A tiny web app for drop's app tests:
+//! `test-app PORT [--bind ADDR] [--exit-after SECS]`. Listens on ADDR
+//! (127.0.0.1 unless told), prints a line when it listens, answers every
+//! request with `hello from test-app on PORT`, and with `--exit-after`
+//! exits with code 7 after that many seconds, as a crashing app would.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -25,7 +26,12 @@ fn main() {
             std::process::exit(7);
         });
     }
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the app port");
+    let bind = args
+        .iter()
+        .position(|a| a == "--bind")
+        .and_then(|i| args.get(i + 1))
+        .map_or("127.0.0.1", String::as_str);
+    let listener = TcpListener::bind((bind, port)).expect("bind the app port");
     println!("test-app: listening on {port}");
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {

@@ -2,6 +2,7 @@
 //! app processes), scripted tunnels and a real registry in a temp dir, on
 //! tokio's paused clock.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +51,15 @@ impl Launched {
 /// `end` says, and that listens on [`PORT`] `listens_after` its launch
 /// (never when `None`).
 fn runner_for(end: &AppEnd, listens_after: Option<Duration>) -> (MockAppRunner, Launched) {
+    runner_listening_on(end, listens_after, &[Ipv4Addr::UNSPECIFIED.into()])
+}
+
+/// [`runner_for`] an app that listens on `addresses`.
+fn runner_listening_on(
+    end: &AppEnd,
+    listens_after: Option<Duration>,
+    addresses: &[IpAddr],
+) -> (MockAppRunner, Launched) {
     let launched = Launched::default();
     let mut runner = MockAppRunner::new();
     let (end, seen) = (end.clone(), launched.clone());
@@ -65,7 +75,21 @@ fn runner_for(end: &AppEnd, listens_after: Option<Duration>) -> (MockAppRunner, 
             let at = seen.0.lock().unwrap().as_ref().map(|(at, _)| *at);
             matches!((at, listens_after), (Some(at), Some(after)) if Instant::now() >= at + after)
         });
+    let addresses = addresses.to_vec();
+    runner.expect_listeners().returning(move |port| {
+        addresses
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect()
+    });
     (runner, launched)
+}
+
+/// The app's port is listened on at every address.
+fn expect_listening_everywhere(runner: &mut MockAppRunner) {
+    runner
+        .expect_listeners()
+        .returning(|port| vec![SocketAddr::from(([0, 0, 0, 0], port))]);
 }
 
 /// Expects the stop of an app: `end_group` with the configured grace, once,
@@ -104,7 +128,11 @@ fn supervisor(
     tunnels: Arc<TunnelKeeper>,
     tunneled: bool,
 ) -> Arc<Supervisor> {
-    Supervisor::new(t.home.clone(), LIMITS, runner.clone(), tunnels, tunneled)
+    let reach = match tunneled {
+        true => AppReach::Tunnel,
+        false => AppReach::ThisMachine,
+    };
+    Supervisor::new(t.home.clone(), LIMITS, runner.clone(), tunnels, reach)
 }
 
 fn env() -> Vec<(String, String)> {
@@ -209,6 +237,7 @@ async fn an_app_that_exits_before_listening_is_reported_and_recorded_crashed() {
     let end = AppEnd::new();
     let (mut runner, _) = runner_for(&end, None);
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     let runner = Arc::new(runner);
     let supervisor = supervisor(&t, &runner, no_tunnels(&t), false);
     end.exit_after(ms(100), Some(3));
@@ -285,6 +314,7 @@ async fn a_running_app_that_crashes_is_recorded_and_its_tunnel_closed() {
     let end = AppEnd::new();
     let (mut runner, _) = runner_for(&end, Some(Duration::ZERO));
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     let runner = Arc::new(runner);
     let tunnels = Tunnels::new();
     let supervisor = supervisor(&t, &runner, t.keeper(tunnels.always_up()), true);
@@ -389,6 +419,7 @@ async fn an_adopted_app_is_watched_until_it_ends() {
         .withf(|id| *id == app_process())
         .returning(move |_| running.load(Ordering::SeqCst));
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     runner.expect_launch().never();
     let runner = Arc::new(runner);
     let supervisor = supervisor(&t, &runner, no_tunnels(&t), false);
@@ -460,6 +491,7 @@ async fn an_adopted_app_gets_a_tunnel_that_closes_with_it() {
         .expect_is_running()
         .returning(move |_| running.load(Ordering::SeqCst));
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     let runner = Arc::new(runner);
     let tunnels = Tunnels::new();
     let supervisor = supervisor(&t, &runner, t.keeper(tunnels.always_up()), true);
@@ -498,6 +530,7 @@ async fn an_app_that_dies_as_it_is_adopted_keeps_no_tunnel() {
         .expect_is_running()
         .returning(move |_| counted.fetch_add(1, Ordering::SeqCst) == 0);
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     let runner = Arc::new(runner);
     let tunnels = Tunnels::new();
     let supervisor = supervisor(&t, &runner, t.keeper(tunnels.always_up()), true);
@@ -576,6 +609,7 @@ async fn an_app_that_exits_while_its_tunnel_opens_keeps_no_tunnel() {
     let end = AppEnd::new();
     let (mut runner, _) = runner_for(&end, Some(Duration::ZERO));
     expect_cleanup_after_crash(&mut runner);
+    expect_listening_everywhere(&mut runner);
     let runner = Arc::new(runner);
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.always_up());
@@ -671,5 +705,77 @@ fn failure_messages_show_the_log_tail_indented() {
         error.to_string(),
         "app app1 exited with an unknown code right after it started listening; \
          last lines of `/l`:\n  (the log is empty)"
+    );
+}
+
+/// With URLs for other machines, an app that listens only on loopback is
+/// stopped and refused with the fix, not reported started at a URL that
+/// refuses connections.
+#[tokio::test(start_paused = true)]
+async fn an_app_on_loopback_only_is_refused_when_its_url_is_for_other_machines() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let end = AppEnd::new();
+    let loopback = [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+    let (mut runner, _) = runner_listening_on(&end, Some(Duration::ZERO), &loopback);
+    expect_stop(&mut runner, &end);
+    let runner = Arc::new(runner);
+    let reach = AppReach::new(false, "203.0.113.7");
+    let supervisor = Supervisor::new(
+        t.home.clone(),
+        LIMITS,
+        runner.clone(),
+        no_tunnels(&t),
+        reach,
+    );
+
+    let error = supervisor.start_app(APP, env()).await.unwrap_err();
+
+    let AppError::LoopbackOnly { host, port, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!((host.as_str(), *port), ("203.0.113.7", PORT));
+    let message = error.to_string();
+    assert!(
+        message.contains("listens only on 127.0.0.1 and ::1"),
+        "{message}"
+    );
+    assert!(message.contains("http://203.0.113.7:4321/"), "{message}");
+    assert!(message.contains("--host 0.0.0.0"), "{message}");
+    assert!(message.contains("drop start --tunnel"), "{message}");
+    let record = t.record(APP);
+    assert_eq!(record.pid, None, "stopped");
+    assert!(!record.crashed);
+    drop(supervisor);
+    verify(runner);
+}
+
+/// The same app is fine when its URL names loopback, or through a tunnel;
+/// an app listening on IPv6 loopback alone gets a tunnel to `[::1]`.
+#[tokio::test(start_paused = true)]
+async fn a_tunnel_reaches_an_app_where_it_listens() {
+    assert_eq!(AppReach::new(false, "127.0.0.1"), AppReach::ThisMachine);
+    assert_eq!(AppReach::new(false, "[::1]"), AppReach::ThisMachine);
+    assert_eq!(AppReach::new(false, "localhost"), AppReach::ThisMachine);
+    assert_eq!(AppReach::new(true, "203.0.113.7"), AppReach::Tunnel);
+
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let end = AppEnd::new();
+    let (runner, _) =
+        runner_listening_on(&end, Some(Duration::ZERO), &[Ipv6Addr::LOCALHOST.into()]);
+    let runner = Arc::new(runner);
+    let tunnels = Tunnels::new();
+    let supervisor = supervisor(&t, &runner, t.keeper(tunnels.always_up()), true);
+
+    let started = supervisor.start_app(APP, env()).await.unwrap();
+
+    assert!(
+        matches!(started, Started::Now(Some(TunnelOutcome::Up { .. }))),
+        "{started:?}"
+    );
+    assert_eq!(
+        tunnels.locals(),
+        [SocketAddr::from((Ipv6Addr::LOCALHOST, PORT))]
     );
 }

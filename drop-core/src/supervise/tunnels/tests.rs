@@ -38,7 +38,7 @@ async fn an_app_tunnel_that_comes_up_is_recorded_up_with_its_url() {
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.always_up());
 
-    let outcome = keeper.open_app(APP, PORT).await;
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
 
     let url = Tunnels::url(1);
     assert_eq!(outcome, TunnelOutcome::Up { url: url.clone() });
@@ -83,7 +83,7 @@ async fn a_tunnel_without_network_is_down_and_retried_with_backoff() {
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.provider(|_| Err(no_network())));
 
-    let outcome = keeper.open_app(APP, PORT).await;
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
 
     assert_eq!(
         outcome,
@@ -119,7 +119,7 @@ async fn a_rate_limited_tunnel_waits_a_minute_before_the_next_opening() {
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.provider(|_| Err(TunnelError::RateLimited)));
 
-    let outcome = keeper.open_app(APP, PORT).await;
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
 
     assert!(
         matches!(
@@ -152,7 +152,7 @@ async fn a_missing_cloudflared_fails_the_tunnel_without_retrying() {
     };
     let keeper = t.keeper(tunnels.provider(move |_| Err(not_found())));
 
-    let outcome = keeper.open_app(APP, PORT).await;
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
 
     assert_eq!(
         outcome,
@@ -181,7 +181,7 @@ async fn a_tunnel_that_dies_is_replaced_and_the_new_url_recorded() {
     let keeper = t.keeper(tunnels.provider(|n| Ok((n == 1).then_some(secs(30)))));
     let opened = Instant::now();
 
-    let outcome = keeper.open_app(APP, PORT).await;
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
     assert_eq!(
         outcome,
         TunnelOutcome::Up {
@@ -218,7 +218,7 @@ async fn closing_an_app_tunnel_during_its_backoff_opens_nothing_more() {
     t.add_app(APP, PORT);
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.provider(|_| Err(no_network())));
-    keeper.open_app(APP, PORT).await;
+    keeper.open_app(APP, app_local(PORT)).await;
 
     keeper.close_app(APP).await;
     tokio::time::sleep(HOUR).await;
@@ -239,8 +239,8 @@ async fn closing_all_tunnels_clears_tunnel_json_and_the_records() {
     let tunnels = Tunnels::new();
     let keeper = t.keeper(tunnels.always_up());
     keeper.open_server(SERVER_PORT).await;
-    keeper.open_app(APP, PORT).await;
-    keeper.open_app("app2", PORT + 1).await;
+    keeper.open_app(APP, app_local(PORT)).await;
+    keeper.open_app("app2", app_local(PORT + 1)).await;
     assert!(server_state(&t).unwrap().is_up());
     assert!(t.record("app2").tunnel_url.is_some());
 
@@ -272,7 +272,8 @@ async fn openings_across_tunnels_are_a_second_apart() {
 
     keeper.open_server(SERVER_PORT).await;
     let outcomes =
-        futures_util::future::join_all(ids.iter().map(|id| keeper.open_app(id, PORT))).await;
+        futures_util::future::join_all(ids.iter().map(|id| keeper.open_app(id, app_local(PORT))))
+            .await;
     tokio::time::sleep(secs(60)).await;
 
     assert!(
@@ -336,7 +337,7 @@ async fn a_url_is_handed_out_only_once_it_works_from_outside() {
 
     let opening = tokio::spawn({
         let keeper = keeper.clone();
-        async move { keeper.open_app(APP, PORT).await }
+        async move { keeper.open_app(APP, app_local(PORT)).await }
     });
     eventually("the tunnel is verifying", secs(2), || {
         t.record(APP).tunnel_state == Some(TunnelPhase::Verifying)
@@ -396,7 +397,7 @@ async fn past_the_bound_a_url_is_handed_out_unconfirmed_and_still_checked() {
 
     let opening = tokio::spawn({
         let keeper = keeper.clone();
-        async move { keeper.open_app(APP, PORT).await }
+        async move { keeper.open_app(APP, app_local(PORT)).await }
     });
     tokio::time::sleep(BOUND - secs(2)).await;
     assert_eq!(t.record(APP).tunnel_state, Some(TunnelPhase::Verifying));
@@ -475,7 +476,7 @@ async fn a_replaced_tunnel_is_verified_again() {
     );
     let opened = Instant::now();
     assert!(matches!(
-        keeper.open_app(APP, PORT).await,
+        keeper.open_app(APP, app_local(PORT)).await,
         TunnelOutcome::Up { .. }
     ));
 
@@ -512,7 +513,7 @@ async fn a_url_that_stops_working_is_marked_unconfirmed() {
     let outside = Outside::new();
     let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
     assert!(matches!(
-        keeper.open_app(APP, PORT).await,
+        keeper.open_app(APP, app_local(PORT)).await,
         TunnelOutcome::Up { .. }
     ));
 
@@ -525,4 +526,9 @@ async fn a_url_that_stops_working_is_marked_unconfirmed() {
     let error = record.tunnel_error.unwrap();
     assert!(error.contains("later check failed"), "{error}");
     assert!(record.tunnel_verified_at.is_some(), "when it last worked");
+}
+
+/// Where an app listening on loopback at `port` is reached.
+fn app_local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
