@@ -60,7 +60,9 @@
 
 mod backoff;
 mod cloudflared;
+mod config;
 mod error;
+mod launch;
 mod logfile;
 mod metrics;
 mod parse;
@@ -69,7 +71,8 @@ mod provider;
 mod watchdog;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use cloudflared::{Cloudflared, CloudflaredConfig};
+pub use cloudflared::Cloudflared;
+pub use config::CloudflaredConfig;
 pub use error::TunnelError;
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::{MockTunnelProcess, MockTunnelProvider};
