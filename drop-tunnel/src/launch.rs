@@ -163,6 +163,62 @@ fn spawn_logged(
     Ok(CloudflaredProcess::new(child, pid, log, config.stop_grace))
 }
 
+/// What a short cloudflared command printed, and how it ended.
+#[derive(Debug)]
+pub(crate) struct CommandOutput {
+    /// The exit code; `None` when a signal ended it.
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+/// Runs a cloudflared command that ends by itself (`tunnel list`, …) with
+/// the same clean environment, in its own process group, and reads all it
+/// prints. Past `timeout` its group is killed and the command counts as
+/// unanswered.
+pub(crate) async fn run_to_end(
+    config: &CloudflaredConfig,
+    binary: &Path,
+    args: Vec<OsString>,
+    timeout: Duration,
+) -> Result<Option<CommandOutput>, TunnelError> {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    clean_environment(&mut command, config);
+    let child = start(config, command).map_err(|source| TunnelError::Spawn {
+        path: binary.to_owned(),
+        source,
+    })?;
+    let pgid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) => Ok(Some(CommandOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })),
+        Ok(Err(source)) => Err(TunnelError::Spawn {
+            path: binary.to_owned(),
+            source,
+        }),
+        Err(_) => {
+            // The child was dropped with the future, which killed it;
+            // whatever it started goes with its group.
+            if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1)
+                && let Some(pgid) = rustix::process::Pid::from_raw(pgid)
+            {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+            Ok(None)
+        }
+    }
+}
+
 /// Removes from `command` every variable of ours that cloudflared would
 /// read, then adds the caller's chosen ones.
 fn clean_environment(command: &mut Command, config: &CloudflaredConfig) {
@@ -417,5 +473,34 @@ mod tests {
             "the oldest go"
         );
         assert_eq!(left.len(), 3 + LOGS_KEPT, "{left:?}");
+    }
+
+    /// A command's output is read whole, and one that hangs is killed at
+    /// its deadline.
+    #[tokio::test]
+    async fn short_commands_are_read_whole_or_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let sh = PathBuf::from("/bin/sh");
+        let args = |script: &str| vec![OsString::from("-c"), script.into()];
+        let output = run_to_end(
+            &config,
+            &sh,
+            args("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap()
+        .expect("it ended");
+        assert_eq!(
+            (output.code, output.stdout.as_str(), output.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+        let started = std::time::Instant::now();
+        let hung = run_to_end(&config, &sh, args("sleep 30"), Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert!(hung.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
