@@ -11,14 +11,14 @@ use drop_core::supervise::{
     AppError, AppStatus, FIRST_OUTCOME_TIMEOUT, StopOutcome, TunnelOutcome, app_log_path,
     end_leftovers, log_tail, process_to_stop,
 };
-use drop_registry::{Home, Record, RegistryError, TunnelPhase};
+use drop_registry::{Home, Record, RegistryError};
 
 use crate::control;
 use crate::error::CliError;
 use crate::nat;
 use crate::output::label;
 use crate::running::running_server;
-use crate::server::{ensure_running, not_tunneled_line};
+use crate::server::{ensure_running, not_tunneled_line, unconfirmed_line};
 use crate::settings::Settings;
 use crate::urls::Urls;
 
@@ -56,6 +56,11 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         Some(TunnelOutcome::Up { url }) => {
             println!("App started: {url}");
             println!("  (tunneled via cloudflared)");
+        }
+        Some(TunnelOutcome::Unconfirmed { url, error }) => {
+            println!("App started: {url}");
+            println!("  (tunneled via cloudflared)");
+            println!("{}", unconfirmed_line(&error));
         }
         Some(TunnelOutcome::Down { phase, error }) => {
             println!("{}", not_tunneled_line(&phase, Some(&error)));
@@ -97,12 +102,12 @@ pub fn unexpected(reply: &ControlReply) -> CliError {
 /// it) has a first outcome, so the URL printed is the one that works.
 fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliError> {
     let asked = std::time::Instant::now();
-    let deadline = asked + FIRST_OUTCOME_TIMEOUT;
+    let deadline = asked + FIRST_OUTCOME_TIMEOUT + Settings::from_env()?.verify_bound;
     loop {
         let (_, record) = find_app(home, id)?;
         // No state yet: the daemon may not have begun opening it; give it a moment.
         let starting = match &record.tunnel_state {
-            Some(phase) => *phase == TunnelPhase::Starting,
+            Some(phase) => phase.undecided(),
             None => asked.elapsed() < Duration::from_secs(2),
         };
         if !tunneled || !starting || std::time::Instant::now() >= deadline {

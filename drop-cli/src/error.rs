@@ -126,6 +126,16 @@ pub enum CliError {
         /// The largest value it takes.
         max: u64,
     },
+    /// A `DROP_*` setting that is not a list of URLs, or not one URL.
+    #[error("{name} is `{value}`; {expected}, or unset it")]
+    BadUrlSetting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it takes.
+        expected: &'static str,
+    },
     /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
     #[error(transparent)]
     Nat(#[from] drop_nat::NatError),

@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
-use drop_core::supervise::SystemRunner;
+use drop_core::supervise::{PublicChecker, SystemRunner};
 use drop_registry::{Home, TunnelProtocol};
 use drop_tunnel::{Cloudflared, CloudflaredConfig, Protocol};
 
 use crate::error::CliError;
-use crate::settings::DEFAULT_BIND;
+use crate::settings::{DEFAULT_BIND, Settings};
 
 /// How long a tunnel process gets between SIGTERM and SIGKILL when the
 /// daemon closes it.
@@ -222,7 +222,7 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
         Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
-        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)),
+        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)?),
     }
 }
 
@@ -238,8 +238,9 @@ fn print_notices(home: &Home) {
 
 /// What the daemon of `home` reaches the outside world through: cloudflared
 /// for tunnels (over HTTP/2 from the start on a network where QUIC was
-/// found blocked), `sh` for apps.
-fn world(home: &Home) -> serve::World {
+/// found blocked), `sh` for apps, public DNS-over-HTTPS and the edge for
+/// checking tunnel URLs (or where `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE` say).
+fn world(home: &Home) -> Result<serve::World, CliError> {
     let network = drop_nat::outward_ip().map(|ip| ip.to_string());
     let mut config = cloudflared_config(home);
     let notes = home.load_network_notes().unwrap_or_default();
@@ -251,12 +252,13 @@ fn world(home: &Home) -> serve::World {
         config.protocol = Some(Protocol::Http2);
     }
     let cloudflared = Cloudflared::new(config);
-    serve::World {
+    Ok(serve::World {
         tunnel_marker: cloudflared.config_file(),
         provider: Arc::new(cloudflared),
         runner: Arc::new(SystemRunner),
         network,
-    }
+        links: Arc::new(PublicChecker::new(Settings::from_env()?.links)),
+    })
 }
 
 /// cloudflared as drop runs it: found on `PATH` or in the home's `bin/`

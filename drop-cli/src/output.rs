@@ -96,11 +96,13 @@ impl<'a> PageRow<'a> {
                 _ => None,
             });
             doc["tunnel"] = json!({
-                "url": r.tunnel_url,
+                // Withheld while it is checked from outside.
+                "url": r.current_tunnel_url(),
                 "protocol": r.tunnel_protocol,
                 "pid": r.tunnel_pid,
                 "state": r.tunnel_state,
                 "error": r.tunnel_error,
+                "verified_at": r.tunnel_verified_at,
             });
         }
         doc

@@ -93,6 +93,18 @@ fn server_line(
             urls.base(),
             over_http2(t)
         ),
+        Some(t) if t.state == TunnelPhase::Unconfirmed => format!(
+            "Server: {} (running, tunneled{}; {})",
+            urls.base(),
+            over_http2(t),
+            t.error
+                .as_deref()
+                .unwrap_or("not confirmed from outside yet"),
+        ),
+        Some(t) if t.state == TunnelPhase::Verifying => format!(
+            "Server: {} (running; tunnel verifying: its new URL is checked from outside before it is handed out)",
+            urls.local_base(),
+        ),
         Some(t) if t.state == TunnelPhase::Reconnecting => format!(
             "Server: {} (running, tunneled; reconnecting to the edge, the URL stays{})",
             urls.base(),
@@ -137,6 +149,7 @@ fn server_json(
             "pid": tunnel.and_then(|t| t.pid),
             "state": tunnel.map_or("not_open", |t| t.state.as_str()),
             "error": tunnel.and_then(|t| t.error.clone()),
+            "verified_at": tunnel.and_then(|t| t.verified_at.clone()),
         })
     });
     json!({

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drop_core::daemon::{Daemon, DaemonConfig, ServerLock};
-use drop_core::supervise::AppRunner;
+use drop_core::supervise::{AppRunner, LinkCheck, LinkChecker};
 use drop_registry::Home;
 use drop_tunnel::TunnelProvider;
 
@@ -25,6 +25,8 @@ pub struct World {
     pub runner: Arc<dyn AppRunner>,
     /// The network this machine is on (see [`DaemonConfig::network`]).
     pub network: Option<String>,
+    /// Checks tunnel URLs from outside.
+    pub links: Arc<dyn LinkChecker>,
 }
 
 /// `drop serve --port N [--host H] [--bind ADDR]`.
@@ -60,7 +62,13 @@ pub fn serve(
         tunnel_marker: world.tunnel_marker,
         network: world.network,
     };
-    let daemon = Daemon::new(config, world.provider, world.runner);
+    let links = LinkCheck {
+        checker: world.links,
+        probes: Arc::default(),
+        bound: settings.verify_bound,
+        dns_settle: settings.dns_settle,
+    };
+    let daemon = Daemon::new(config, world.provider, world.runner, links);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = settings.workers {
         runtime.worker_threads(workers);

@@ -219,10 +219,16 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
             "the server stopped while its tunnel was opening (a 'drop stop', or see its log, logs/server.log in the drop home)".into(),
         ));
     }
-    match tunnel.filter(TunnelState::is_up) {
+    match tunnel.filter(|t| t.current_url().is_some()) {
         Some(up) => {
             println!("Server started: {}", up.url);
             println!("  (tunneled via cloudflared)");
+            if !up.is_up() {
+                println!(
+                    "{}",
+                    unconfirmed_line(up.error.as_deref().unwrap_or_default())
+                );
+            }
         }
         None => {
             let why = tunnel_failure(home)?;
@@ -236,15 +242,14 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Waits until the daemon's first attempt at the server's tunnel is decided
-/// (or the server is gone: a `drop stop` may have come in between).
+/// Waits until the daemon's first attempt at the server's tunnel is decided:
+/// its URL confirmed from outside, handed out unconfirmed past the bound,
+/// or down (or the server is gone: a `drop stop` may have come in between).
 fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
-    let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT;
+    let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT + Settings::from_env()?.verify_bound;
     loop {
         let tunnel = home.load_tunnel_state()?;
-        let decided = tunnel
-            .as_ref()
-            .is_some_and(|t| t.state != TunnelPhase::Starting);
+        let decided = tunnel.as_ref().is_some_and(|t| !t.state.undecided());
         let state = home.load_server_state()?;
         if decided || running_server(state.as_ref()).is_none() || Instant::now() >= deadline {
             return Ok(tunnel);
@@ -257,6 +262,15 @@ fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
 fn tunnel_failure(home: &Home) -> Result<String, CliError> {
     let tunnel = home.load_tunnel_state()?.unwrap_or_default();
     Ok(not_tunneled_line(&tunnel.state, tunnel.error.as_deref()))
+}
+
+/// The note under a tunnel URL that was not seen to work from outside
+/// within the bound: what the last check found, and that checks go on.
+pub fn unconfirmed_line(error: &str) -> String {
+    let error = error.trim_start_matches("not confirmed from outside yet: ");
+    format!(
+        "Note: this link is not confirmed to work from outside yet ({error}). drop keeps checking; 'drop status' says when it is, and 'drop doctor' tells what is wrong if it does not open."
+    )
 }
 
 /// The line for a tunnel that is not up: a failure retrying cannot mend

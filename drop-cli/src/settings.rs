@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use drop_core::http::ServerConfig;
-use drop_core::supervise::AppLimits;
+use drop_core::supervise::verify::DNS_SETTLE;
+use drop_core::supervise::{AppLimits, LinkConfig};
 
 use crate::error::CliError;
 
@@ -34,7 +35,19 @@ pub struct Settings {
     /// The app limits this command was given (set variables only): a
     /// running daemon applies them to this command's request.
     pub apps_given: AppOverrides,
+    /// `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE`: where tunnel URLs are checked
+    /// from outside.
+    pub links: LinkConfig,
+    /// `DROP_TUNNEL_VERIFY_TIMEOUT_MS`: how long a start waits for a tunnel
+    /// URL to be confirmed before it prints it with a note.
+    pub verify_bound: Duration,
+    /// `DROP_TUNNEL_DNS_SETTLE_MS`: how long after a tunnel comes up public
+    /// DNS is first asked about its hostname.
+    pub dns_settle: Duration,
 }
+
+/// How long a start waits for a tunnel URL to be seen working from outside.
+pub const DEFAULT_VERIFY_BOUND: Duration = Duration::from_secs(30);
 
 /// App limits a command was given, to hand to the daemon with its request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,6 +102,7 @@ impl Settings {
         };
         let server_defaults = ServerConfig::default();
         let app_defaults = AppLimits::default();
+        let links = link_config(&lookup)?;
         Ok(Settings {
             bind: lookup("DROP_BIND")
                 .filter(|v| !v.trim().is_empty())
@@ -112,8 +126,46 @@ impl Settings {
                 stop_grace: millis("DROP_STOP_GRACE_MS", app_defaults.stop_grace)?,
             },
             apps_given,
+            links,
+            verify_bound: millis("DROP_TUNNEL_VERIFY_TIMEOUT_MS", DEFAULT_VERIFY_BOUND)?,
+            dns_settle: millis("DROP_TUNNEL_DNS_SETTLE_MS", DNS_SETTLE)?,
         })
     }
+}
+
+/// `DROP_DOH_URLS` (a comma-separated list of DNS-over-HTTPS JSON
+/// endpoints) and `DROP_TUNNEL_EDGE` (one `http://host:port`); unset or
+/// blank means the public resolvers and the real edge.
+fn link_config(lookup: &impl Fn(&str) -> Option<String>) -> Result<LinkConfig, CliError> {
+    let is_url = |u: &str| {
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"));
+        rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
+    };
+    let mut config = LinkConfig::default();
+    if let Some(value) = lookup("DROP_DOH_URLS").filter(|v| !v.trim().is_empty()) {
+        let urls: Vec<String> = value.split(',').map(|u| u.trim().to_owned()).collect();
+        if !urls.iter().all(|u| is_url(u)) {
+            return Err(CliError::BadUrlSetting {
+                name: "DROP_DOH_URLS",
+                value,
+                expected: "give comma-separated http(s) URLs of DNS-over-HTTPS JSON endpoints",
+            });
+        }
+        config.doh_urls = urls;
+    }
+    if let Some(value) = lookup("DROP_TUNNEL_EDGE").filter(|v| !v.trim().is_empty()) {
+        if !is_url(value.trim()) || value.contains(',') {
+            return Err(CliError::BadUrlSetting {
+                name: "DROP_TUNNEL_EDGE",
+                value,
+                expected: "give one http(s)://host:port URL",
+            });
+        }
+        config.edge = Some(value.trim().to_owned());
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -174,5 +226,50 @@ mod tests {
         assert!(huge.to_string().contains("from 1 to 1000000"), "{huge}");
         let threads = settings(&[("DROP_WORKERS", "100000")]).unwrap_err();
         assert!(threads.to_string().contains("from 1 to 1024"), "{threads}");
+    }
+
+    #[test]
+    fn link_checks_go_where_the_settings_say() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.links, LinkConfig::default());
+        assert_eq!(s.verify_bound, DEFAULT_VERIFY_BOUND);
+        assert_eq!(s.dns_settle, DNS_SETTLE);
+        let s = settings(&[
+            (
+                "DROP_DOH_URLS",
+                "http://127.0.0.1:1/dns-query, https://dns.example/resolve",
+            ),
+            ("DROP_TUNNEL_EDGE", "http://127.0.0.1:2"),
+            ("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "1500"),
+            ("DROP_TUNNEL_DNS_SETTLE_MS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.dns_settle, Duration::from_millis(1));
+        assert_eq!(
+            s.links.doh_urls,
+            [
+                "http://127.0.0.1:1/dns-query",
+                "https://dns.example/resolve"
+            ]
+        );
+        assert_eq!(s.links.edge.as_deref(), Some("http://127.0.0.1:2"));
+        assert_eq!(s.verify_bound, Duration::from_millis(1500));
+    }
+
+    /// A list that names no resolver is an error, never a silent fall back
+    /// to the public ones.
+    #[test]
+    fn link_settings_that_are_not_urls_are_refused() {
+        for bad in [",", "dns.google", "http://a, ", "ftp://x"] {
+            let err = settings(&[("DROP_DOH_URLS", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("DROP_DOH_URLS is"), "{err}");
+        }
+        for bad in ["127.0.0.1:9", "http://a,http://b", "http://"] {
+            let err = settings(&[("DROP_TUNNEL_EDGE", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("one http(s)://host:port URL"),
+                "{err}"
+            );
+        }
     }
 }

@@ -69,6 +69,9 @@ pub struct Record {
     /// How the app's tunnel reaches the edge, while it has a URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_protocol: Option<TunnelProtocol>,
+    /// When the app's tunnel URL was last seen to work from outside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_verified_at: Option<String>,
     /// Fields written by other versions of drop, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -97,6 +100,7 @@ impl Record {
             tunnel_state: None,
             tunnel_error: None,
             tunnel_protocol: None,
+            tunnel_verified_at: None,
             extra: Map::new(),
         }
     }
@@ -140,6 +144,7 @@ impl Record {
         self.tunnel_state = None;
         self.tunnel_error = None;
         self.tunnel_protocol = None;
+        self.tunnel_verified_at = None;
     }
 
     /// The app's tunnel as a [`TunnelState`], when one is recorded.
@@ -152,6 +157,7 @@ impl Record {
             state,
             error: self.tunnel_error.clone(),
             protocol: self.tunnel_protocol.clone(),
+            verified_at: self.tunnel_verified_at.clone(),
             ..TunnelState::default()
         })
     }
@@ -164,6 +170,7 @@ impl Record {
         self.tunnel_state = Some(tunnel.state);
         self.tunnel_error = tunnel.error;
         self.tunnel_protocol = tunnel.protocol;
+        self.tunnel_verified_at = tunnel.verified_at;
     }
 
     /// The app's tunnel URL to hand out: while its tunnel is up, or

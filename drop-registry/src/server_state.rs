@@ -82,6 +82,9 @@ pub struct TunnelState {
     /// How it reaches the edge, while it has a URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<TunnelProtocol>,
+    /// When its URL was last seen to work from outside, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
     /// Fields of other drop versions, kept.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -97,6 +100,7 @@ impl Default for TunnelState {
             state: TunnelPhase::Starting,
             error: None,
             protocol: None,
+            verified_at: None,
             extra: Map::new(),
         }
     }

@@ -79,8 +79,15 @@ string_enum! {
     pub enum TunnelPhase {
         /// Opening; no outcome yet.
         Starting => "starting",
-        /// Up: its URL works.
+        /// Open, and being checked from outside (public DNS, then a
+        /// request through the edge) before its URL is handed out.
+        Verifying => "verifying",
+        /// Up: its URL was seen to work from outside.
         Up => "up",
+        /// Up, but its URL was not seen to work from outside within the
+        /// bound (or stopped working): handed out with that note while the
+        /// checks go on.
+        Unconfirmed => "unconfirmed",
         /// Its process runs but lost its edge connection, and is
         /// reconnecting by itself: the URL stays and works again soon.
         Reconnecting => "reconnecting",
@@ -138,10 +145,19 @@ impl TunnelPhase {
         self.as_str().replace('_', " ")
     }
 
-    /// Whether a tunnel in this phase has a URL to hand out: up, or
-    /// reconnecting to the edge with the same URL.
+    /// Whether a tunnel in this phase has a URL to hand out: up, up but
+    /// unconfirmed (with a note), or reconnecting to the edge with the
+    /// same URL. A URL still being verified is not handed out.
     pub fn holds_url(&self) -> bool {
-        matches!(self, TunnelPhase::Up | TunnelPhase::Reconnecting)
+        matches!(
+            self,
+            TunnelPhase::Up | TunnelPhase::Unconfirmed | TunnelPhase::Reconnecting
+        )
+    }
+
+    /// Whether a start still waits for this tunnel's first outcome.
+    pub fn undecided(&self) -> bool {
+        matches!(self, TunnelPhase::Starting | TunnelPhase::Verifying)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use drop_core::auth::{SessionKey, hash_password};
-use drop_core::http::{ServerConfig, Site, bind_listener, serve};
+use drop_core::http::{Probes, ServerConfig, Site, bind_listener, serve};
 use drop_core::page::{Catalog, MANIFEST_NAME, new_page_id};
 use drop_registry::{Home, Record, RegistryError};
 use tempfile::TempDir;
@@ -29,6 +29,7 @@ pub struct Page {
 pub struct PageServer {
     home: Home,
     port: u16,
+    probes: Arc<Probes>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Where the test writes the files it publishes.
@@ -49,7 +50,9 @@ impl PageServer {
         let home = Home::new(home_dir.path().join("drop-home"));
         home.ensure().expect("create the drop home");
         let key = SessionKey::load_or_create(&home.session_key_path()).expect("session key");
-        let site = Arc::new(Site::new(Arc::new(Catalog::new(home.registry())), key));
+        let probes = Arc::new(Probes::default());
+        let catalog = Arc::new(Catalog::new(home.registry()));
+        let site = Arc::new(Site::with_probes(catalog, key, probes.clone()));
         // Bound before the thread starts: connections queue until it accepts.
         let listener =
             bind_listener(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind a loopback port");
@@ -76,6 +79,7 @@ impl PageServer {
         PageServer {
             home,
             port,
+            probes,
             shutdown: Some(shutdown),
             thread: Some(thread),
             work: tempfile::tempdir().expect("temp work dir"),
@@ -86,6 +90,11 @@ impl PageServer {
     /// The loopback port it serves on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The nonces it answers on its tunnel probe path, as the daemon issues them.
+    pub fn probes(&self) -> &Probes {
+        &self.probes
     }
 
     /// Its drop home.

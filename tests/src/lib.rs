@@ -2,9 +2,11 @@
 //! home, the binary run inside it, and a raw HTTP/1.1 client that sends paths
 //! exactly as written, with [`login`] on top; the page server run
 //! in-process ([`engine`]); plus what the tunnel tests need around the fake
-//! `cloudflared` this package builds; and the Python drop 0.2 installed in
-//! a venv for upgrade tests ([`python_drop`]).
+//! `cloudflared` this package builds, with stand-ins for public DNS and
+//! Cloudflare's edge ([`dns`]); and the Python drop 0.2 installed in a venv
+//! for upgrade tests ([`python_drop`]).
 
+pub mod dns;
 pub mod engine;
 pub mod http;
 pub mod login;
@@ -72,9 +74,12 @@ impl DropEnv {
             .env("DROP_HOME", self.home.path())
             .env("DROP_BIND", "127.0.0.1")
             .env_remove("DROP_HEADER_TIMEOUT_MS")
-            // Never the internet: NAT detection asks a closed local port
-            // unless a test points it at its own echo server.
-            .env("DROP_IP_ECHO_URLS", "http://127.0.0.1:9/");
+            // Never the internet: NAT detection and tunnel URL checks ask a
+            // closed local port unless a test points them at its own
+            // stand-ins (`dns`).
+            .env("DROP_IP_ECHO_URLS", "http://127.0.0.1:9/")
+            .env("DROP_DOH_URLS", "http://127.0.0.1:9/dns-query")
+            .env("DROP_TUNNEL_EDGE", "http://127.0.0.1:9");
         for (k, v) in &self.envs {
             command.env(k, v);
         }

@@ -125,7 +125,8 @@ impl FakeCloudflared {
         newest_log(&self.state_dir())
     }
 
-    fn record_path(&self) -> PathBuf {
+    /// The file the fake records its processes in (`FAKE_CLOUDFLARED_RECORD`).
+    pub fn record_path(&self) -> PathBuf {
         self.dir.path().join("record.jsonl")
     }
 

@@ -137,6 +137,36 @@ fn root_and_unknown_paths_reveal_no_page_id() {
     }
 }
 
+/// The daemon's tunnel probe path answers `drop` for a nonce the daemon
+/// issued and the one 404 for anything else (a guess, a page id, the bare
+/// prefix), so it tells an outsider nothing.
+#[test]
+fn the_tunnel_probe_answers_only_issued_nonces() {
+    let server = PageServer::start();
+    let port = server.port();
+    let id = server.publish(&server.write("a.txt", "a")).id;
+    let nonce = server.probes().issue();
+
+    let probe = get(port, &format!("/_drop/probe/{nonce}"));
+    assert_eq!((probe.status, probe.text().as_str()), (200, "drop\n"));
+    assert_eq!(probe.header("cache-control"), Some("no-store"));
+    let guess = "a".repeat(nonce.len());
+    for path in [
+        format!("/_drop/probe/{guess}"),
+        format!("/_drop/probe/{id}"),
+        format!("/_drop/probe/{nonce}x"),
+        "/_drop/probe/".to_owned(),
+        "/_drop/probe".to_owned(),
+    ] {
+        let res = get(port, &path);
+        assert_eq!(
+            (res.status, res.text().as_str()),
+            (404, NOT_FOUND),
+            "{path}"
+        );
+    }
+}
+
 /// `/robots.txt` tells every crawler to keep out.
 #[test]
 fn robots_txt_disallows_everything() {

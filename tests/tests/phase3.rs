@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use drop_tests::dns::{Edge, FakeRecords, PublicDns};
 use drop_tests::{DropEnv, EchoServer, alive, free_port, group_members, kill};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-cloudflared");
@@ -11,13 +12,16 @@ const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 const NAT_ADDRESS: &str = "203.0.113.7";
 
 /// A drop home with the fake cloudflared first on PATH (unless `with_fake`
-/// is false), the IP echo answering `echo`, and a record of every
-/// cloudflared the fake ran.
+/// is false), the IP echo answering `echo`, a record of every cloudflared
+/// the fake ran, and public DNS (publishing at once unless told otherwise)
+/// and an edge that know the fake's tunnels.
 struct Phase3 {
     env: DropEnv,
     _echo: EchoServer,
     _bin: tempfile::TempDir,
     record: std::path::PathBuf,
+    dns: PublicDns,
+    edge: Edge,
 }
 
 impl Phase3 {
@@ -29,11 +33,18 @@ impl Phase3 {
         let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.path().display());
         let echo = EchoServer::start(echo);
         let record = bin.path().join("spawns.jsonl");
+        let fakes = FakeRecords::new(std::slice::from_ref(&record));
+        let dns = PublicDns::start(fakes.clone(), Duration::ZERO);
+        let edge = Edge::start(fakes);
         let mut env = DropEnv::new()
             .env("PATH", &path)
             .env("DROP_IP_ECHO_URLS", &echo.url())
             .env("FAKE_CLOUDFLARED_RECORD", record.to_str().unwrap())
-            .env("DROP_STOP_GRACE_MS", "1000");
+            .env("DROP_STOP_GRACE_MS", "1000")
+            .env("DROP_DOH_URLS", &dns.url())
+            .env("DROP_TUNNEL_EDGE", &edge.url())
+            // These resolvers serve this test alone: no cache to spare.
+            .env("DROP_TUNNEL_DNS_SETTLE_MS", "1");
         for (k, v) in knobs {
             env = env.env(k, v);
         }
@@ -42,6 +53,8 @@ impl Phase3 {
             _echo: echo,
             _bin: bin,
             record,
+            dns,
+            edge,
         }
     }
 
@@ -323,14 +336,32 @@ fn killed_tunnels_come_back_with_new_urls() {
     p.env.ok(&["start", &id]);
 
     let old = p.tunnel_json().unwrap();
+    // The new URL reaches public DNS 2 s after it is printed: until then
+    // it is checked, not handed out.
+    p.dns.set_delay(Some(Duration::from_secs(2)));
     let killed = Instant::now();
     kill(old["pid"].as_u64().unwrap() as u32);
+    let verifying = wait_for("the new tunnel checked", Duration::from_secs(10), || {
+        let now = p.tunnel_json()?;
+        (now["state"] == "verifying" && now["url"] != old["url"])
+            .then(|| now["url"].as_str().unwrap().to_owned())
+    });
+    let status = p.env.ok(&["status"]);
+    assert!(
+        !status.contains(&verifying),
+        "handed out unchecked: {status}"
+    );
+    assert!(
+        !status.contains(old["url"].as_str().unwrap()),
+        "the dead URL: {status}"
+    );
     let new_url = wait_for("a new server tunnel", Duration::from_secs(10), || {
         let now = p.tunnel_json()?;
         (now["state"] == "up" && now["url"] != old["url"])
             .then(|| now["url"].as_str().unwrap().to_owned())
     });
     println!("server tunnel replaced in {:?}", killed.elapsed());
+    assert_eq!(new_url, verifying);
     assert!(
         p.env
             .ok(&["status"])
@@ -340,6 +371,15 @@ fn killed_tunnels_come_back_with_new_urls() {
     let old_app = p.record_of(&id);
     let killed = Instant::now();
     kill(old_app["tunnel_pid"].as_u64().unwrap() as u32);
+    wait_for(
+        "the new app tunnel checked",
+        Duration::from_secs(10),
+        || {
+            let now = p.record_of(&id);
+            (now["tunnel_state"] == "verifying" && now["tunnel_url"] != old_app["tunnel_url"])
+                .then_some(())
+        },
+    );
     let new_app_url = wait_for("a new app tunnel", Duration::from_secs(10), || {
         let now = p.record_of(&id);
         (now["tunnel_state"] == "up" && now["tunnel_url"] != old_app["tunnel_url"])
@@ -563,4 +603,144 @@ fn stop_lets_tunnels_drain_gracefully_without_waiting_thirty_seconds() {
     for pid in p.spawned() {
         assert!(!alive(pid), "cloudflared {pid} survived");
     }
+}
+
+/// The milliseconds since the epoch, as the fake records `at_ms`.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The time the fake printed `url`, ms since the epoch.
+fn printed_at(p: &Phase3, url: &str) -> u64 {
+    p.records()
+        .iter()
+        .find(|r| r["url"] == url)
+        .and_then(|r| r["at_ms"].as_u64())
+        .expect("the fake printed the URL")
+}
+
+/// The tunnel URL is printed only once public DNS knows its hostname and a
+/// probe through the edge reached this daemon: with DNS publishing 3 s
+/// after cloudflared prints the URL, `start` answers after those 3 s, with
+/// the URL `up` and verified. Without a settling time DNS is asked until
+/// it knows the name; with drop's default one it is asked once, after the
+/// record was published, so no resolver ever caches "no such name".
+#[test]
+fn the_url_is_printed_only_once_public_dns_publishes_it() {
+    for (settle_ms, questions) in [("1", 2..=20), ("5000", 1..=1)] {
+        let p = Phase3::new(
+            NAT_ADDRESS,
+            true,
+            &[("DROP_TUNNEL_DNS_SETTLE_MS", settle_ms)],
+        );
+        p.dns.set_delay(Some(Duration::from_secs(3)));
+        let started = now_ms();
+        let out = p.start(&[]);
+        let answered = now_ms();
+
+        let lines: Vec<&str> = out.lines().collect();
+        let url = lines[1].strip_prefix("Server started: ").unwrap();
+        assert!(is_quick_tunnel(url), "{out}");
+        assert_eq!(lines[2], "  (tunneled via cloudflared)");
+        assert!(!out.contains("not confirmed"), "{out}");
+        let printed = printed_at(&p, url);
+        assert!(
+            answered >= printed + 3000,
+            "answered {} ms after cloudflared printed the URL",
+            answered - printed
+        );
+        assert!(
+            questions.contains(&p.dns.queries()),
+            "settling {settle_ms} ms: {} questions to DNS",
+            p.dns.queries()
+        );
+        let tunnel = p.tunnel_json().unwrap();
+        assert_eq!(tunnel["state"], "up");
+        assert!(tunnel["verified_at"].is_string(), "{tunnel}");
+        let status = p.env.json(&["status", "--json"]);
+        assert_eq!(status["server"]["tunnel"]["state"], "up");
+        assert_eq!(status["server"]["tunnel"]["url"], url);
+        assert!(status["server"]["tunnel"]["verified_at"].is_string());
+        // For the closing note: what the checks cost on top of the DNS delay.
+        println!(
+            "settling {settle_ms} ms: start to verified URL {} ms; cloudflared printed the URL at {} ms; after publication {} ms",
+            answered - started,
+            printed - started,
+            answered.saturating_sub(printed + 3000)
+        );
+    }
+}
+
+/// A hostname that never resolves: past the bound the URL is printed with
+/// the note that it is not confirmed, `start` succeeds, and the daemon
+/// keeps checking (the phase is `unconfirmed`; once DNS knows the name, it
+/// is `up`).
+#[test]
+fn a_url_that_never_resolves_is_printed_with_a_note_and_checked_on() {
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "2000")],
+    );
+    p.dns.set_delay(None);
+    let out = p.start(&[]);
+
+    let lines: Vec<&str> = out.lines().collect();
+    let url = lines[1].strip_prefix("Server started: ").unwrap();
+    assert!(is_quick_tunnel(url), "{out}");
+    let note = lines[3];
+    assert!(
+        note.starts_with("Note: this link is not confirmed to work from outside yet (")
+            && note.contains("does not resolve at public DNS yet")
+            && note.contains("drop keeps checking"),
+        "{out}"
+    );
+    let tunnel = p.tunnel_json().unwrap();
+    assert_eq!(tunnel["state"], "unconfirmed");
+    let status = p.env.ok(&["status"]);
+    assert!(
+        status.starts_with(&format!("Server: {url} (running, tunneled; not confirmed")),
+        "{status}"
+    );
+
+    p.dns.set_delay(Some(Duration::ZERO));
+    wait_for("the URL confirmed", Duration::from_secs(15), || {
+        (p.tunnel_json()?["state"] == "up").then_some(())
+    });
+}
+
+/// An edge that answers 530 (no tunnel connected there) keeps the phase at
+/// `verifying`, the URL withheld and `start` waiting; once the edge reaches
+/// the daemon, `start` prints the URL.
+#[test]
+fn an_edge_answering_530_keeps_the_tunnel_verifying() {
+    let p = Phase3::behind_nat();
+    p.edge.refuse(true);
+    let mut start = p
+        .env
+        .command(&["start", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = wait_for("the tunnel verifying", Duration::from_secs(10), || {
+        let now = p.tunnel_json()?;
+        (now["state"] == "verifying").then(|| now["url"].as_str().unwrap().to_owned())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(p.tunnel_json().unwrap()["state"], "verifying");
+    assert!(start.try_wait().unwrap().is_none(), "start still waits");
+    let status = p.env.json(&["status", "--json"]);
+    assert_eq!(status["server"]["tunnel"]["state"], "verifying");
+    assert_eq!(status["server"]["tunnel"]["url"], serde_json::Value::Null);
+    assert!(!p.env.ok(&["status"]).contains(&url));
+
+    p.edge.refuse(false);
+    let out = start.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.contains(&format!("Server started: {url}\n")), "{out}");
+    assert!(!out.contains("not confirmed"), "{out}");
 }

@@ -17,7 +17,9 @@ use crate::auth::SessionKey;
 use crate::http::{ServerConfig, Site, serve};
 use crate::log::log;
 use crate::page::Catalog;
-use crate::supervise::{AppLimits, AppRunner, ProcessId, Started, Supervisor, TunnelKeeper};
+use crate::supervise::{
+    AppLimits, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
+};
 
 /// The port recorded when none was ever chosen.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -112,19 +114,24 @@ pub struct Daemon {
     config: DaemonConfig,
     provider: Arc<dyn TunnelProvider>,
     runner: Arc<dyn AppRunner>,
+    links: LinkCheck,
 }
 
 impl Daemon {
-    /// A daemon that opens tunnels with `provider` and runs apps with `runner`.
+    /// A daemon that opens tunnels with `provider`, checks their URLs from
+    /// outside with `links` (its page server answers the probes), and runs
+    /// apps with `runner`.
     pub fn new(
         config: DaemonConfig,
         provider: Arc<dyn TunnelProvider>,
         runner: Arc<dyn AppRunner>,
+        links: LinkCheck,
     ) -> Self {
         Daemon {
             config,
             provider,
             runner,
+            links,
         }
     }
 
@@ -159,6 +166,7 @@ impl Daemon {
             self.provider.clone(),
             self.config.tunnel_marker.clone(),
             self.config.network.clone(),
+            self.links.clone(),
         );
         tunnels.end_leftovers().await;
         if state.tunnel {
@@ -189,7 +197,7 @@ impl Daemon {
                 let _ = control_stopped.await;
             },
         ));
-        let site = Arc::new(Site::new(catalog, key));
+        let site = Arc::new(Site::with_probes(catalog, key, self.links.probes.clone()));
         serve(listener, site, self.config.server.clone(), shutdown).await;
         let _ = stop_control.send(());
         let _ = control.await;

@@ -131,6 +131,16 @@ impl Answer {
         answer
     }
 
+    /// The answer to the daemon's probe of its own tunnel, for a nonce it
+    /// issued: it tells nothing but that this is that daemon.
+    pub fn probe() -> Self {
+        Answer::fixed(
+            StatusCode::OK,
+            super::probe::PROBE_ANSWER,
+            "text/plain; charset=utf-8",
+        )
+    }
+
     /// `robots.txt`: nothing here is for search engines.
     pub fn robots() -> Self {
         Answer::fixed(StatusCode::OK, ROBOTS_BODY, "text/plain; charset=utf-8")

@@ -7,6 +7,7 @@ mod answer;
 mod cache;
 mod login;
 mod parse_errors;
+pub mod probe;
 mod request;
 mod routes;
 mod server;
@@ -14,5 +15,6 @@ mod site;
 mod slots;
 mod stall;
 
+pub use probe::Probes;
 pub use server::{ServerConfig, bind_listener, serve};
 pub use site::Site;

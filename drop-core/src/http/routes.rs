@@ -32,6 +32,14 @@ pub(super) fn routes(
         .map(Answer::robots);
     // auth::form::LOGIN_CSS_PATH
     let login_css = warp::path!("_drop" / "login.css").map(Answer::login_css);
+    // probe::PROBE_PREFIX: the daemon checking its own tunnel.
+    let prober = site.clone();
+    let probe = warp::path!("_drop" / "probe" / String)
+        .and(warp::get())
+        .map(move |nonce: String| match prober.probes().accepts(&nonce) {
+            true => Answer::probe(),
+            false => Answer::not_found(),
+        });
     let pages = warp::path("p")
         .and(warp::method())
         .and(warp::path::full())
@@ -55,6 +63,8 @@ pub(super) fn routes(
     let anything_else = warp::any().map(Answer::not_found);
     robots
         .or(login_css)
+        .unify()
+        .or(probe)
         .unify()
         .or(pages)
         .unify()

@@ -1,9 +1,11 @@
 //! What one page server serves from: the catalog of pages, the gate of
-//! protected ones, and the small files kept in memory.
+//! protected ones, the small files kept in memory, and the nonces of the
+//! daemon's own tunnel probes.
 
 use std::sync::Arc;
 
 use super::cache::FileCache;
+use super::probe::Probes;
 use crate::auth::SessionKey;
 use crate::auth::gate::Gate;
 use crate::page::Catalog;
@@ -14,16 +16,29 @@ pub struct Site {
     catalog: Arc<Catalog>,
     gate: Gate,
     files: FileCache,
+    probes: Arc<Probes>,
 }
 
 impl Site {
     /// A site over `catalog`, signing sessions with `key`.
     pub fn new(catalog: Arc<Catalog>, key: SessionKey) -> Self {
+        Self::with_probes(catalog, key, Arc::default())
+    }
+
+    /// A site that also answers the daemon's tunnel probes with the
+    /// nonces in `probes`.
+    pub fn with_probes(catalog: Arc<Catalog>, key: SessionKey, probes: Arc<Probes>) -> Self {
         Site {
             catalog,
             gate: Gate::new(key),
             files: FileCache::default(),
+            probes,
         }
+    }
+
+    /// The nonces of the daemon's own tunnel probes.
+    pub(crate) fn probes(&self) -> &Probes {
+        &self.probes
     }
 
     /// The pages.

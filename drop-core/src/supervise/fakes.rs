@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::apps::{AppProcess, MockAppRunner};
 use super::process::ProcessId;
 use super::tunnels::TunnelKeeper;
+use super::verify::{DNS_SETTLE, LinkCheck, LinkChecker, LinkError, Origin, Probes};
 
 /// The id of the app most tests run.
 pub(crate) const APP: &str = "app1";
@@ -85,9 +86,25 @@ impl TestHome {
         self.dir.path().join("cloudflared-marker.yml")
     }
 
-    /// A tunnel keeper of this home opening tunnels through `provider`.
+    /// A tunnel keeper of this home opening tunnels through `provider`,
+    /// whose URLs all work from outside at once.
     pub(crate) fn keeper(&self, provider: MockTunnelProvider) -> Arc<TunnelKeeper> {
-        TunnelKeeper::new(self.home.clone(), Arc::new(provider), self.marker(), None)
+        self.keeper_seen_by(provider, &Outside::new())
+    }
+
+    /// A tunnel keeper whose URLs work from outside as `outside` says.
+    pub(crate) fn keeper_seen_by(
+        &self,
+        provider: MockTunnelProvider,
+        outside: &Outside,
+    ) -> Arc<TunnelKeeper> {
+        TunnelKeeper::new(
+            self.home.clone(),
+            Arc::new(provider),
+            self.marker(),
+            None,
+            outside.links(),
+        )
     }
 }
 
@@ -271,5 +288,90 @@ impl TunnelProcess for ScriptedTunnel {
 pub(crate) fn no_network() -> TunnelError {
     TunnelError::NoNetwork {
         detail: "no such host".into(),
+    }
+}
+
+/// The outside world as link checks see it, scripted: every tunnel URL
+/// reaches its origin through the edge and resolves at public DNS unless
+/// the test says otherwise (`NotPublished`: the edge works, DNS does not
+/// know the name; any other failure: the edge fails).
+#[derive(Clone)]
+pub(crate) struct Outside {
+    failure: Arc<Mutex<Option<LinkError>>>,
+    checks: Arc<Mutex<Vec<(String, Origin, Instant)>>>,
+    dns_questions: Arc<Mutex<Vec<(String, Instant)>>>,
+    probes: Arc<Probes>,
+}
+
+/// How long [`Outside::links`] waits before handing out an unconfirmed URL.
+pub(crate) const BOUND: Duration = Duration::from_secs(30);
+
+impl Outside {
+    pub(crate) fn new() -> Self {
+        Outside {
+            failure: Arc::default(),
+            checks: Arc::default(),
+            dns_questions: Arc::default(),
+            probes: Arc::default(),
+        }
+    }
+
+    /// From now on every check fails with `failure` (`None`: succeeds).
+    pub(crate) fn fail_with(&self, failure: Option<LinkError>) {
+        *self.failure.lock().expect("failure lock") = failure;
+    }
+
+    /// The nonces the daemon's page server would accept.
+    pub(crate) fn probes(&self) -> &Probes {
+        &self.probes
+    }
+
+    /// Every request through the edge so far: the URL, what it expected
+    /// behind it, and when.
+    pub(crate) fn checks(&self) -> Vec<(String, Origin, Instant)> {
+        self.checks.lock().expect("checks lock").clone()
+    }
+
+    /// Every question to public DNS so far: the hostname, and when.
+    pub(crate) fn dns_questions(&self) -> Vec<(String, Instant)> {
+        self.dns_questions.lock().expect("questions lock").clone()
+    }
+
+    /// Link checks through this outside world, with a [`BOUND`] of 30 s.
+    pub(crate) fn links(&self) -> LinkCheck {
+        LinkCheck {
+            checker: Arc::new(self.clone()),
+            probes: self.probes.clone(),
+            bound: BOUND,
+            dns_settle: DNS_SETTLE,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LinkChecker for Outside {
+    async fn resolve(&self, host: &str) -> Result<Vec<std::net::IpAddr>, LinkError> {
+        assert!(
+            host.ends_with(".trycloudflare.com"),
+            "a tunnel host: {host}"
+        );
+        let asked = (host.to_owned(), Instant::now());
+        self.dns_questions
+            .lock()
+            .expect("questions lock")
+            .push(asked);
+        match self.failure.lock().expect("failure lock").clone() {
+            Some(e @ LinkError::NotPublished { .. }) => Err(e),
+            _ => Ok(vec![std::net::Ipv4Addr::new(104, 16, 0, 1).into()]),
+        }
+    }
+
+    async fn reach(&self, url: &str, origin: &Origin) -> Result<(), LinkError> {
+        let reached = (url.to_owned(), origin.clone(), Instant::now());
+        self.checks.lock().expect("checks lock").push(reached);
+        match self.failure.lock().expect("failure lock").clone() {
+            Some(LinkError::NotPublished { .. }) | None => Ok(()),
+            Some(e) => Err(e),
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod process;
 mod records;
 mod supervisor;
 mod tunnels;
+pub mod verify;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use apps::MockAppRunner;
@@ -20,3 +21,6 @@ pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
 pub use supervisor::{AppError, AppLimits, Started, Supervisor, app_log_path};
 pub use tunnels::{FIRST_OUTCOME_TIMEOUT, TunnelKeeper, TunnelOutcome, end_leftovers};
+#[cfg(any(test, feature = "mocks"))]
+pub use verify::MockLinkChecker;
+pub use verify::{LinkCheck, LinkChecker, LinkConfig, LinkError, Origin, Probes, PublicChecker};

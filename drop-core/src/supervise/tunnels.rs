@@ -1,12 +1,17 @@
 //! The daemon's tunnels: the server's and one per running app, each kept
 //! alive by a drop-tunnel watchdog whose events are written where the
-//! README says (`tunnel.json`, the app's record). New tunnels are spaced
-//! out globally, so many dying at once do not trip the quick-tunnel
-//! service's rate limit themselves.
+//! README says (`tunnel.json`, the app's record). A new URL is recorded as
+//! `verifying` and handed out only once it is seen to work from outside
+//! (public DNS, then the edge: [`super::verify`]), or past the bound with
+//! the note that it is not confirmed yet. New tunnels are spaced out
+//! globally, so many dying at once do not trip the quick-tunnel service's
+//! rate limit themselves.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,11 +27,13 @@ use tokio::time::Instant;
 
 use super::process::{self, ProcessId};
 use super::records::update_record;
+use super::verify::{self, Confirmation, LinkCheck, LinkError, Origin, Verdict};
 use crate::log::log;
 
 /// Least time between two tunnel openings, across all tunnels.
 const OPEN_SPACING: Duration = Duration::from_secs(1);
-/// How long a start waits for a first answer from a new tunnel.
+/// How long a start waits for a new tunnel to come up (its URL is then
+/// checked from outside, for up to the verification bound on top).
 pub const FIRST_OUTCOME_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long leftover tunnel processes get to end after SIGTERM.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
@@ -35,10 +42,18 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum TunnelOutcome {
-    /// Up at this URL.
+    /// Up at this URL, seen to work from outside.
     Up {
         /// The public URL.
         url: String,
+    },
+    /// Up at this URL, but not seen to work from outside within the bound;
+    /// the daemon keeps checking.
+    Unconfirmed {
+        /// The public URL.
+        url: String,
+        /// What the last check found, in one line.
+        error: String,
     },
     /// Not up. The watchdog keeps trying unless `phase` is
     /// [`TunnelPhase::Failed`] (cloudflared missing…).
@@ -60,6 +75,8 @@ pub struct TunnelKeeper {
     /// The network this machine is on, under which what is learned of it
     /// (QUIC blocked) is noted.
     network: Option<String>,
+    /// How new URLs are checked from outside.
+    links: LinkCheck,
     server: Mutex<Option<Kept>>,
     apps: Mutex<HashMap<String, Kept>>,
 }
@@ -99,12 +116,14 @@ impl TunnelProvider for Paced {
 
 impl TunnelKeeper {
     /// Tunnels of `home` opened by `provider`, whose processes carry
-    /// `--config <marker>` (see [`end_leftovers`]), on `network`.
+    /// `--config <marker>` (see [`end_leftovers`]), on `network`, their
+    /// URLs checked by `links`.
     pub fn new(
         home: Home,
         provider: Arc<dyn TunnelProvider>,
         marker: PathBuf,
         network: Option<String>,
+        links: LinkCheck,
     ) -> Arc<Self> {
         Arc::new(TunnelKeeper {
             home,
@@ -114,6 +133,7 @@ impl TunnelKeeper {
             }),
             marker,
             network,
+            links,
             server: Mutex::new(None),
             apps: Mutex::new(HashMap::new()),
         })
@@ -137,7 +157,8 @@ impl TunnelKeeper {
     }
 
     /// Opens an app's tunnel (closing one it had) and waits for its first
-    /// outcome.
+    /// outcome: up and confirmed, up but not confirmed within the bound, or
+    /// down.
     pub async fn open_app(self: &Arc<Self>, id: &str, port: u16) -> TunnelOutcome {
         let old = self.apps.lock().await.remove(id);
         if let Some(old) = old {
@@ -155,7 +176,8 @@ impl TunnelKeeper {
             phase: TunnelPhase::Starting,
             error: error.to_owned(),
         };
-        match tokio::time::timeout(FIRST_OUTCOME_TIMEOUT, outcome).await {
+        let wait = FIRST_OUTCOME_TIMEOUT + self.links.bound;
+        match tokio::time::timeout(wait, outcome).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => down("the tunnel was closed before it opened"),
             Err(_) => down("the tunnel gave no answer in time"),
@@ -206,7 +228,8 @@ impl TunnelKeeper {
         Kept { watchdog, follower }
     }
 
-    /// Writes every event of one watchdog where it belongs; the first
+    /// Writes every event of one watchdog where it belongs, and checks
+    /// each new URL from outside before it is recorded as up; the first
     /// outcome also goes to whoever waits for it.
     async fn follow(
         self: Arc<Self>,
@@ -217,33 +240,88 @@ impl TunnelKeeper {
         let whose = app
             .as_deref()
             .map_or("server".to_owned(), |id| format!("app {id}"));
-        while let Some(event) = events.recv().await {
-            log_event(&whose, &event);
-            let Some(change) = Change::of(&event) else {
-                continue;
+        let mut confirmation: Option<Confirmation> = None;
+        let mut check: Option<Check> = None;
+        loop {
+            let (change, outcome) = tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    log_event(&whose, &event);
+                    if let TunnelEvent::Up { protocol: Some(Protocol::Http2), .. } = &event {
+                        self.note_http2().await;
+                    }
+                    match &event {
+                        TunnelEvent::Up { url, .. } => {
+                            let started = Confirmation::new(url.clone(), Instant::now());
+                            check = Some(self.check(&started, app.is_none()));
+                            confirmation = Some(started);
+                        }
+                        TunnelEvent::Down { .. } | TunnelEvent::GaveUp { .. } => {
+                            (confirmation, check) = (None, None);
+                        }
+                        _ => {}
+                    }
+                    let Some(change) = Change::of(&event) else { continue };
+                    let outcome = outcome_of(&event, &change);
+                    (change, outcome)
+                }
+                result = until_checked(&mut check) => {
+                    let Some(checking) = confirmation.as_mut() else { continue };
+                    let verdict = checking.after(result, Instant::now(), self.links.bound);
+                    check = Some(self.check(checking, app.is_none()));
+                    let Some(verdict) = verdict else { continue };
+                    let url = checking.url().to_owned();
+                    log_verdict(&whose, &url, &verdict);
+                    let outcome = match &verdict {
+                        Verdict::Confirmed | Verdict::Rechecked => {
+                            Some(TunnelOutcome::Up { url: url.clone() })
+                        }
+                        Verdict::Unconfirmed(e) => Some(TunnelOutcome::Unconfirmed {
+                            url: url.clone(),
+                            error: e.to_string(),
+                        }),
+                        Verdict::Lost(_) => None,
+                    };
+                    (Change::Checked { url, verdict }, outcome)
+                }
             };
             // Recorded before anyone is told, so what they read next agrees.
-            match &app {
-                None => self.change_server(change.clone()).await,
-                Some(id) => {
-                    let change = change.clone();
-                    update_record(&self.home, id, "the tunnel of app", move |r| {
-                        r.set_tunnel(change.applied_to(r.tunnel().unwrap_or_default()));
-                    })
-                    .await
-                }
-            }
-            if let TunnelEvent::Up {
-                protocol: Some(Protocol::Http2),
-                ..
-            } = &event
-            {
-                self.note_http2().await;
-            }
-            if let Some(outcome) = outcome_of(&event, &change)
+            self.apply(&app, change).await;
+            if let Some(outcome) = outcome
                 && let Some(first) = first.take()
             {
                 let _ = first.send(outcome);
+            }
+        }
+    }
+
+    /// The next check of `confirmation`'s URL, when it is due.
+    fn check(&self, confirmation: &Confirmation, daemon: bool) -> Check {
+        let (checker, probes) = (self.links.checker.clone(), self.links.probes.clone());
+        let url = confirmation.url().to_owned();
+        let due = confirmation.next_check();
+        let dns_from = confirmation.since() + self.links.dns_settle;
+        Box::pin(async move {
+            tokio::time::sleep_until(due).await;
+            let origin = match daemon {
+                true => Origin::Daemon {
+                    nonce: probes.issue(),
+                },
+                false => Origin::App,
+            };
+            verify::check(checker.as_ref(), &url, &origin, dns_from).await
+        })
+    }
+
+    /// Records `change` for the server's tunnel or `app`'s.
+    async fn apply(&self, app: &Option<String>, change: Change) {
+        match app {
+            None => self.change_server(change).await,
+            Some(id) => {
+                update_record(&self.home, id, "the tunnel of app", move |r| {
+                    r.set_tunnel(change.applied_to(r.tunnel().unwrap_or_default()));
+                })
+                .await
             }
         }
     }
@@ -281,13 +359,32 @@ impl TunnelKeeper {
     }
 }
 
-/// What one watchdog event changes in a tunnel's record.
+/// One check of a URL from outside, waiting for its time.
+type Check = Pin<Box<dyn Future<Output = Result<(), LinkError>> + Send>>;
+
+/// The result of the pending check; never, while there is none.
+async fn until_checked(check: &mut Option<Check>) -> Result<(), LinkError> {
+    match check {
+        Some(check) => check.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What one watchdog event or check changes in a tunnel's record.
 #[derive(Debug, Clone)]
 enum Change {
     /// The record becomes this.
     Set(TunnelState),
     /// It lost its edge connection and reconnects, keeping its URL.
     Reconnecting,
+    /// `url` was checked from outside (ignored if the record moved on to
+    /// another URL meanwhile).
+    Checked {
+        /// The URL checked.
+        url: String,
+        /// What the check changed.
+        verdict: Verdict,
+    },
 }
 
 impl Change {
@@ -302,7 +399,8 @@ impl Change {
                 url: url.clone(),
                 pid: *pid,
                 start_time: pid.and_then(ProcessId::of).map(|p| p.start_time),
-                state: TunnelPhase::Up,
+                // Handed out once it is seen to work from outside.
+                state: TunnelPhase::Verifying,
                 protocol: protocol.map(protocol_of),
                 ..TunnelState::default()
             }),
@@ -330,6 +428,27 @@ impl Change {
     fn applied_to(self, now: TunnelState) -> TunnelState {
         match self {
             Change::Set(state) => state,
+            Change::Checked { url, .. } if url != now.url => now,
+            Change::Checked { verdict, .. } => match verdict {
+                Verdict::Confirmed | Verdict::Rechecked => TunnelState {
+                    state: TunnelPhase::Up,
+                    error: None,
+                    verified_at: Some(drop_registry::now_rfc3339()),
+                    ..now
+                },
+                Verdict::Unconfirmed(e) => TunnelState {
+                    state: TunnelPhase::Unconfirmed,
+                    error: Some(format!("not confirmed from outside yet: {e}")),
+                    ..now
+                },
+                Verdict::Lost(e) => TunnelState {
+                    state: TunnelPhase::Unconfirmed,
+                    error: Some(format!("worked, but a later check failed: {e}")),
+                    ..now
+                },
+            },
+            // Its URL was never handed out: it stays unhanded until checked.
+            Change::Reconnecting if now.state == TunnelPhase::Verifying => now,
             Change::Reconnecting => TunnelState {
                 state: TunnelPhase::Reconnecting,
                 error: Some(
@@ -354,10 +473,9 @@ fn protocol_of(protocol: Protocol) -> TunnelProtocol {
 fn outcome_of(event: &TunnelEvent, change: &Change) -> Option<TunnelOutcome> {
     let phase = match change {
         Change::Set(state) => state.state.clone(),
-        Change::Reconnecting => return None,
+        _ => return None,
     };
     match event {
-        TunnelEvent::Up { url, .. } => Some(TunnelOutcome::Up { url: url.clone() }),
         TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => {
             Some(TunnelOutcome::Down {
                 phase,
@@ -365,6 +483,17 @@ fn outcome_of(event: &TunnelEvent, change: &Change) -> Option<TunnelOutcome> {
             })
         }
         _ => None,
+    }
+}
+
+fn log_verdict(whose: &str, url: &str, verdict: &Verdict) {
+    match verdict {
+        Verdict::Confirmed => log!("{whose} tunnel {url} works from outside"),
+        Verdict::Rechecked => {}
+        Verdict::Unconfirmed(e) => {
+            log!("{whose} tunnel {url} handed out unconfirmed: {e}; still checking")
+        }
+        Verdict::Lost(e) => log!("{whose} tunnel {url} stopped working from outside: {e}"),
     }
 }
 

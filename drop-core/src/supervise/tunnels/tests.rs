@@ -8,7 +8,10 @@ use drop_tunnel::TunnelError;
 use tokio::time::Instant;
 
 use super::*;
-use crate::supervise::fakes::{APP, PORT, TestHome, Tunnels, eventually, fake_pid, no_network};
+use crate::supervise::fakes::{
+    APP, BOUND, Outside, PORT, TestHome, Tunnels, eventually, fake_pid, no_network,
+};
+use crate::supervise::verify::{DNS_SETTLE, LinkError, Origin};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const SERVER_PORT: u16 = 8080;
@@ -60,7 +63,7 @@ async fn the_server_tunnel_is_written_to_tunnel_json() {
         server_state(&t).map(|s| s.state),
         Some(TunnelPhase::Starting)
     );
-    eventually("the tunnel is up", secs(1), || {
+    eventually("the tunnel is up", DNS_SETTLE + secs(1), || {
         server_state(&t).is_some_and(|s| s.is_up())
     })
     .await;
@@ -194,12 +197,14 @@ async fn a_tunnel_that_dies_is_replaced_and_the_new_url_recorded() {
     assert!(error.starts_with("the tunnel process ended"), "{error}");
     assert_eq!(tunnels.closes(), 1, "the dead one is closed");
 
-    eventually("the new tunnel is recorded", secs(2), || {
-        t.record(APP).tunnel_url == Some(Tunnels::url(2))
-    })
+    eventually(
+        "the new tunnel is recorded up",
+        DNS_SETTLE + secs(2),
+        || t.record(APP).tunnel_state == Some(TunnelPhase::Up),
+    )
     .await;
     let record = t.record(APP);
-    assert_eq!(record.tunnel_state, Some(TunnelPhase::Up));
+    assert_eq!(record.tunnel_url, Some(Tunnels::url(2)));
     assert_eq!(record.tunnel_pid, Some(fake_pid(2)));
     assert_eq!(record.tunnel_error, None);
     assert_eq!(tunnels.opens(), 2);
@@ -306,4 +311,218 @@ async fn ending_leftovers_forgets_every_recorded_tunnel() {
     let record = t.record(APP);
     assert_eq!(record.tunnel_url, None);
     assert_eq!(record.tunnel_state, None);
+}
+
+fn not_published(n: usize) -> LinkError {
+    LinkError::NotPublished {
+        host: verify::host_of(&Tunnels::url(n)).to_owned(),
+    }
+}
+
+/// A URL public DNS does not know yet is recorded `verifying` and not
+/// handed out; public DNS is first asked only once the edge reaches the
+/// origin and the tunnel has settled (an earlier question would cache "no
+/// such name" for everyone), then about once a second; when DNS knows the
+/// name, it is `up`, with when it was seen to work, and only then is the
+/// start answered.
+#[tokio::test(start_paused = true)]
+async fn a_url_is_handed_out_only_once_it_works_from_outside() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    outside.fail_with(Some(not_published(1)));
+    let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
+
+    let opening = tokio::spawn({
+        let keeper = keeper.clone();
+        async move { keeper.open_app(APP, PORT).await }
+    });
+    eventually("the tunnel is verifying", secs(2), || {
+        t.record(APP).tunnel_state == Some(TunnelPhase::Verifying)
+    })
+    .await;
+    let up = Instant::now();
+    tokio::time::sleep(DNS_SETTLE - secs(1)).await;
+    assert_eq!(outside.checks().len(), 1, "the edge asked at once");
+    assert!(outside.dns_questions().is_empty(), "DNS not asked yet");
+    tokio::time::sleep(secs(4)).await;
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Verifying));
+    assert_eq!(record.current_tunnel_url(), None, "not handed out");
+    assert!(!opening.is_finished(), "the start still waits");
+    let questions = outside.dns_questions();
+    assert!(
+        (3..=5).contains(&questions.len()),
+        "about one a second: {questions:?}"
+    );
+    assert!(
+        questions
+            .iter()
+            .all(|(_, at)| *at >= up + DNS_SETTLE - ms(20))
+    );
+
+    outside.fail_with(None);
+    let outcome = opening.await.unwrap();
+
+    assert_eq!(
+        outcome,
+        TunnelOutcome::Up {
+            url: Tunnels::url(1)
+        }
+    );
+    assert!(Instant::now() - up < secs(10), "answered at the next check");
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Up));
+    assert_eq!(record.current_tunnel_url(), Some(Tunnels::url(1).as_str()));
+    assert!(record.tunnel_verified_at.is_some());
+    assert_eq!(record.tunnel_error, None);
+}
+
+/// An edge that answers "tunnel not connected" (530) keeps the tunnel
+/// `verifying` until the bound; then the URL is handed out as
+/// `unconfirmed` with what the check found, and the checks go on: once it
+/// works, it is `up`.
+#[tokio::test(start_paused = true)]
+async fn past_the_bound_a_url_is_handed_out_unconfirmed_and_still_checked() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let host = verify::host_of(&Tunnels::url(1)).to_owned();
+    outside.fail_with(Some(LinkError::EdgeNotConnected { host, status: 530 }));
+    let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
+    let opened = Instant::now();
+
+    let opening = tokio::spawn({
+        let keeper = keeper.clone();
+        async move { keeper.open_app(APP, PORT).await }
+    });
+    tokio::time::sleep(BOUND - secs(2)).await;
+    assert_eq!(t.record(APP).tunnel_state, Some(TunnelPhase::Verifying));
+
+    let outcome = opening.await.unwrap();
+    let TunnelOutcome::Unconfirmed { url, error } = outcome else {
+        panic!("not unconfirmed: {outcome:?}");
+    };
+    assert_eq!(url, Tunnels::url(1));
+    assert!(error.contains("530"), "{error}");
+    let waited = Instant::now() - opened;
+    assert!(waited >= BOUND && waited < BOUND + secs(3), "{waited:?}");
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Unconfirmed));
+    assert_eq!(
+        record.current_tunnel_url(),
+        Some(url.as_str()),
+        "handed out"
+    );
+    assert!(record.tunnel_error.unwrap().contains("not confirmed"));
+    assert_eq!(record.tunnel_verified_at, None);
+
+    outside.fail_with(None);
+    tokio::time::sleep(secs(11)).await;
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Up));
+    assert!(record.tunnel_verified_at.is_some());
+}
+
+/// The server's tunnel is checked with a probe only this daemon answers:
+/// a nonce its page server accepts, a fresh one each check.
+#[tokio::test(start_paused = true)]
+async fn the_server_tunnel_is_probed_with_nonces_the_daemon_issued() {
+    let t = TestHome::new();
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
+
+    keeper.open_server(SERVER_PORT).await;
+    eventually("the tunnel is up", DNS_SETTLE + secs(1), || {
+        server_state(&t).is_some_and(|s| s.is_up())
+    })
+    .await;
+    assert!(server_state(&t).unwrap().verified_at.is_some());
+    // Rechecked every five minutes, each time with a new nonce.
+    tokio::time::sleep(secs(5 * 60 + 1)).await;
+
+    let nonces: Vec<String> = outside
+        .checks()
+        .into_iter()
+        .map(|(url, origin, _)| {
+            assert_eq!(url, Tunnels::url(1));
+            match origin {
+                Origin::Daemon { nonce } => nonce,
+                Origin::App => panic!("the server's tunnel checked as an app's"),
+            }
+        })
+        .collect();
+    assert_eq!(nonces.len(), 2, "{nonces:?}");
+    assert_ne!(nonces[0], nonces[1]);
+    assert!(nonces.iter().all(|n| outside.probes().accepts(n)));
+}
+
+/// A tunnel that was replaced (its process died) does not hand out the new
+/// URL before it is checked in turn; an old check's verdict never
+/// confirms the new URL.
+#[tokio::test(start_paused = true)]
+async fn a_replaced_tunnel_is_verified_again() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let keeper = t.keeper_seen_by(
+        tunnels.provider(|n| Ok((n == 1).then_some(secs(30)))),
+        &outside,
+    );
+    let opened = Instant::now();
+    assert!(matches!(
+        keeper.open_app(APP, PORT).await,
+        TunnelOutcome::Up { .. }
+    ));
+
+    outside.fail_with(Some(not_published(2)));
+    tokio::time::sleep_until(opened + secs(31)).await;
+    eventually("the new tunnel is recorded", secs(3), || {
+        t.record(APP).tunnel_url == Some(Tunnels::url(2))
+    })
+    .await;
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Verifying));
+    assert_eq!(record.current_tunnel_url(), None);
+    assert_eq!(
+        record.tunnel_verified_at, None,
+        "the old URL's check is gone"
+    );
+
+    outside.fail_with(None);
+    eventually("the new URL is confirmed", DNS_SETTLE + secs(2), || {
+        t.record(APP).tunnel_state == Some(TunnelPhase::Up)
+    })
+    .await;
+    let checked: Vec<String> = outside.checks().into_iter().map(|(url, ..)| url).collect();
+    assert_eq!(checked.last(), Some(&Tunnels::url(2)));
+}
+
+/// A URL that worked and then fails a recheck is still handed out, as
+/// `unconfirmed` with what failed.
+#[tokio::test(start_paused = true)]
+async fn a_url_that_stops_working_is_marked_unconfirmed() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
+    assert!(matches!(
+        keeper.open_app(APP, PORT).await,
+        TunnelOutcome::Up { .. }
+    ));
+
+    outside.fail_with(Some(not_published(1)));
+    tokio::time::sleep(secs(5 * 60 + 1)).await;
+
+    let record = t.record(APP);
+    assert_eq!(record.tunnel_state, Some(TunnelPhase::Unconfirmed));
+    assert_eq!(record.current_tunnel_url(), Some(Tunnels::url(1).as_str()));
+    let error = record.tunnel_error.unwrap();
+    assert!(error.contains("later check failed"), "{error}");
+    assert!(record.tunnel_verified_at.is_some(), "when it last worked");
 }

@@ -68,7 +68,7 @@
 //!   refused registrations (default 200; the real one backs off from 1 s).
 //! - `FAKE_CLOUDFLARED_RECORD=path`: append JSON lines to `path`:
 //!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start, `{"pid":…,"origin":…}`,
-//!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…}`,
+//!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…,"at_ms":…}`,
 //!   `{"pid":…,"tunnel":…,"ingress":[…]}` and `{"pid":…,"connected":…}` for
 //!   a named tunnel, `{"pid":…,"exit":…,"after_ms":…}` when it ends by
 //!   itself or by signal.
@@ -296,7 +296,7 @@ fn main() -> ExitCode {
     }
     let tunnel_env: Vec<String> = std::env::vars()
         .map(|(k, _)| k)
-        .filter(|k| k.contains("TUNNEL_"))
+        .filter(|k| k.starts_with("TUNNEL_"))
         .collect();
     record(
         &serde_json::json!({ "pid": std::process::id(), "args": args, "tunnel_env": tunnel_env }),
@@ -655,8 +655,11 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
         Some("http2") => Transport::Http2,
         _ => Transport::Quic,
     };
+    let at_ms = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     record(&serde_json::json!({
-        "pid": std::process::id(), "url": url, "protocol": transport.name(),
+        "pid": std::process::id(), "url": url, "protocol": transport.name(), "at_ms": at_ms,
     }));
     let state = Arc::new(State {
         hostname,
