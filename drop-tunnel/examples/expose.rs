@@ -1,21 +1,39 @@
 //! Exposes a local port through a cloudflared quick tunnel and prints each
-//! URL as the watchdog reports it, until Ctrl-C.
+//! URL as the watchdog reports it, until Ctrl-C. With `--named HOSTNAME`,
+//! through a named tunnel at that hostname instead (after a one-time
+//! `cloudflared tunnel login`): the tunnel is created (or found again) and
+//! the hostname routed to it first.
 //!
 //! ```sh
 //! cargo run -p drop-tunnel --example expose -- 8080 [path/to/cloudflared]
+//! cargo run -p drop-tunnel --example expose -- 8080 --named app.example.com
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use drop_tunnel::{Cloudflared, CloudflaredConfig, TunnelEvent, Watchdog, WatchdogConfig};
+use drop_tunnel::{
+    CertificateSearch, Cloudflared, CloudflaredConfig, NamedTunnels, TunnelError, TunnelEvent,
+    Watchdog, WatchdogConfig,
+};
+
+const USAGE: &str = "usage: expose PORT [CLOUDFLARED] [--named HOSTNAME]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let named = match args.iter().position(|a| a == "--named") {
+        Some(at) if at + 1 < args.len() => Some(args.drain(at..=at + 1).nth(1).unwrap()),
+        Some(_) => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let mut args = args.into_iter();
     let Some(port) = args.next().and_then(|p| p.parse::<u16>().ok()) else {
-        eprintln!("usage: expose PORT [CLOUDFLARED]");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
     let mut config = CloudflaredConfig::new(std::env::temp_dir().join("drop-tunnel-expose"));
@@ -25,8 +43,21 @@ async fn main() -> ExitCode {
     config.die_with_parent = true;
 
     let local = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let (watchdog, mut events) =
-        Watchdog::spawn(Cloudflared::new(config), local, WatchdogConfig::default());
+    let spawned = match named {
+        None => Ok(Watchdog::spawn(
+            Cloudflared::new(config),
+            local,
+            WatchdogConfig::default(),
+        )),
+        Some(hostname) => named_watchdog(config, &hostname, local).await,
+    };
+    let (watchdog, mut events) = match spawned {
+        Ok(spawned) => spawned,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("exposing {local}; Ctrl-C to stop");
     let code = loop {
         tokio::select! {
@@ -39,6 +70,23 @@ async fn main() -> ExitCode {
     };
     watchdog.stop().await;
     code
+}
+
+/// A watchdog running a named tunnel for `hostname`, set up first: the
+/// tunnel `expose-<hostname>` created or found, the hostname routed to it.
+async fn named_watchdog(
+    config: CloudflaredConfig,
+    hostname: &str,
+    local: SocketAddr,
+) -> Result<(Watchdog, tokio::sync::mpsc::UnboundedReceiver<TunnelEvent>), TunnelError> {
+    let tunnels = NamedTunnels::new(config, CertificateSearch::for_this_user());
+    let name = format!("expose-{}", hostname.replace(['.', '*'], "-"));
+    let tunnel = tunnels.create(&name).await?;
+    println!("tunnel {} ({})", tunnel.name(), tunnel.id());
+    let routed = tunnels.route_dns(&tunnel, hostname).await?;
+    println!("{hostname}: {routed:?}");
+    let provider = tunnels.provider(tunnel, hostname)?;
+    Ok(Watchdog::spawn(provider, local, WatchdogConfig::default()))
 }
 
 fn print_event(event: &TunnelEvent) {

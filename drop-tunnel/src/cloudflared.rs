@@ -8,22 +8,20 @@
 //! 7844) is blocked, an open falls back to `--protocol http2` by itself,
 //! and later opens of the same provider start there.
 
-use std::ffi::{OsStr, OsString};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio::time::Instant;
 
+use crate::launch::{self, Launcher};
 use crate::logfile::LogFollower;
 use crate::metrics::Metrics;
 use crate::parse::{self, Failure};
 use crate::process::CloudflaredProcess;
-use crate::{Protocol, Tunnel, TunnelError, TunnelExit, TunnelProvider};
+use crate::{CloudflaredConfig, Protocol, Tunnel, TunnelError, TunnelExit, TunnelProvider};
 
 /// The config file written for cloudflared, in the state dir.
 const CONFIG_FILE: &str = "cloudflared.yml";
@@ -38,97 +36,13 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Failed QUIC dials, with no connection registered, that show UDP is
 /// blocked (the pre-checks table may say so first).
 const QUIC_FAILURES_FOR_BLOCKED: usize = 2;
-/// Dead tunnels' logs kept in the state dir, for whoever investigates.
-const LOGS_KEPT: usize = 8;
-/// Environment variables cloudflared reads as flags, or that change how it
-/// runs, besides every `TUNNEL_*` and `QUIC_GO_*` one: from the caller's
-/// environment, any of them could turn the quick tunnel into something else
-/// (a named tunnel, the hello-world page, JSON logs…).
-const CLOUDFLARED_VARIABLES: &[&str] = &[
-    "NO_AUTOUPDATE",
-    "NO_TLS_VERIFY",
-    "LOCAL_SSH_PORT",
-    "SSH_IDLE_TIMEOUT",
-    "SSH_MAX_TIMEOUT",
-    "BUCKET_ID",
-    "REGION_ID",
-    "SECRET_ID",
-    "ACCESS_CLIENT_ID",
-    "SESSION_TOKEN_ID",
-    "S3_URL",
-    "HOST_KEY_PATH",
-    "DIAL_EDGE_TIMEOUT",
-    "STDIN_CONTROL",
-    "QLOGDIR",
-];
-
-/// Where and how to run cloudflared. Build it with
-/// [`CloudflaredConfig::new`] and change the fields you need.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CloudflaredConfig {
-    /// A binary to use before any other, if it exists.
-    pub binary: Option<PathBuf>,
-    /// The `PATH` to search for `cloudflared`; `None` means this process's.
-    pub search_path: Option<OsString>,
-    /// Where to look after the search path, in order (where your installer
-    /// puts it, for example).
-    pub fallback_paths: Vec<PathBuf>,
-    /// What [`TunnelError::NotFound`] tells the user to do.
-    pub not_found_hint: Option<String>,
-    /// A directory of the caller's for cloudflared's config file and its
-    /// logs.
-    pub state_dir: PathBuf,
-    /// How long cloudflared may take to print a URL and register a
-    /// connection. The quick-tunnel request alone may take 15 s.
-    pub start_timeout: Duration,
-    /// How long cloudflared may take to end after SIGTERM before SIGKILL.
-    /// It is told to finish its graceful shutdown a second before that.
-    pub stop_grace: Duration,
-    /// How to reach the edge. `None`: QUIC, cloudflared's choice, falling
-    /// back to HTTP/2 when UDP port 7844 turns out blocked.
-    pub protocol: Option<Protocol>,
-    /// Linux: end cloudflared (SIGKILL) if the thread that started it dies,
-    /// so a killed caller does not leave the port public. drop-tunnel
-    /// starts it from the task that calls [`TunnelProvider::open`], that is
-    /// from a Tokio worker thread, which lives as long as the runtime. No
-    /// effect on other systems.
-    pub die_with_parent: bool,
-    /// More arguments after drop-tunnel's own.
-    pub extra_args: Vec<OsString>,
-    /// More environment variables for cloudflared, set after the ones
-    /// cloudflared would read from the caller's environment are removed.
-    pub env: Vec<(OsString, OsString)>,
-}
-
-impl CloudflaredConfig {
-    /// The defaults, keeping files in `state_dir`: cloudflared from `PATH`,
-    /// QUIC with a fallback to HTTP/2, 30 s to come up, 5 s to stop.
-    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        CloudflaredConfig {
-            binary: None,
-            search_path: None,
-            fallback_paths: Vec::new(),
-            not_found_hint: None,
-            state_dir: state_dir.into(),
-            start_timeout: Duration::from_secs(30),
-            stop_grace: Duration::from_secs(5),
-            protocol: None,
-            die_with_parent: false,
-            extra_args: Vec::new(),
-            env: Vec::new(),
-        }
-    }
-}
-
 /// Opens cloudflared quick tunnels (`https://<words>.trycloudflare.com`).
 #[derive(Debug)]
 pub struct Cloudflared {
     config: CloudflaredConfig,
     /// Set once QUIC was found blocked: later opens go straight to HTTP/2.
     http2_learned: AtomicBool,
-    /// Numbers each open's log file until its process id is known.
-    opens: AtomicU64,
+    launcher: Launcher,
 }
 
 #[async_trait::async_trait]
@@ -153,7 +67,7 @@ impl Cloudflared {
         Cloudflared {
             config,
             http2_learned: AtomicBool::new(false),
-            opens: AtomicU64::new(0),
+            launcher: Launcher::default(),
         }
     }
 
@@ -161,18 +75,7 @@ impl Cloudflared {
     /// search path, else the fallback paths; the first that is an
     /// executable file.
     pub fn find_binary(&self) -> Result<PathBuf, TunnelError> {
-        let search_path = (self.config.search_path.clone())
-            .or_else(|| std::env::var_os("PATH"))
-            .unwrap_or_default();
-        let on_path = std::env::split_paths(&search_path).map(|dir| dir.join("cloudflared"));
-        (self.config.binary.iter().cloned())
-            .chain(on_path)
-            .chain(self.config.fallback_paths.iter().cloned())
-            .find(|path| is_executable(path))
-            .ok_or_else(|| TunnelError::NotFound {
-                searched: self.config.fallback_paths.clone(),
-                hint: self.config.not_found_hint.clone(),
-            })
+        launch::find_binary(&self.config)
     }
 
     /// The config file every cloudflared of this provider is given with
@@ -204,13 +107,8 @@ impl Cloudflared {
         local: SocketAddr,
         protocol: Protocol,
     ) -> Result<Tunnel, TunnelError> {
-        let starting_log = self.starting_log()?;
-        let mut command = Command::new(binary);
-        command.args(self.args(local, protocol));
-        let spawned = self.spawn(command, binary, &starting_log);
-        let process = spawned.inspect_err(|_| {
-            let _ = std::fs::remove_file(&starting_log);
-        })?;
+        let args = self.args(local, protocol);
+        let process = self.launcher.spawn(&self.config, binary, args)?;
         let tunnel = self.wait_until_up(process, protocol).await?;
         Ok(tunnel.with_protocol(protocol))
     }
@@ -222,14 +120,10 @@ impl Cloudflared {
     /// that ends before our SIGKILL, and the log level that prints the URL
     /// box and the `Registered` line.
     fn args(&self, local: SocketAddr, protocol: Protocol) -> Vec<OsString> {
-        let grace = self
-            .config
-            .stop_grace
-            .saturating_sub(Duration::from_secs(1));
         let mut args: Vec<OsString> = vec![
             "tunnel".into(),
             "--url".into(),
-            format!("http://{}", origin(local)).into(),
+            format!("http://{}", launch::origin(local)).into(),
             "--no-autoupdate".into(),
             "--config".into(),
             self.config_file().into(),
@@ -238,7 +132,7 @@ impl Cloudflared {
             "--loglevel".into(),
             "info".into(),
             "--grace-period".into(),
-            format!("{}ms", grace.as_millis()).into(),
+            launch::grace_period(&self.config),
         ];
         // cloudflared picks QUIC for quick tunnels when nothing is said.
         if self.config.protocol.is_some() || protocol != Protocol::Quic {
@@ -250,86 +144,7 @@ impl Cloudflared {
 
     /// Writes the config file (owner-only) and makes the state dir.
     fn write_config(&self) -> Result<(), TunnelError> {
-        let dir = &self.config.state_dir;
-        std::fs::create_dir_all(dir).map_err(|source| TunnelError::Write {
-            path: dir.clone(),
-            source,
-        })?;
-        let path = self.config_file();
-        write_private(&path, CONFIG_TEXT.as_bytes())
-            .map_err(|source| TunnelError::Write { path, source })
-    }
-
-    /// A new, private log file for the next process; renamed after its pid
-    /// once it runs.
-    fn starting_log(&self) -> Result<PathBuf, TunnelError> {
-        let n = self.opens.fetch_add(1, Ordering::SeqCst);
-        let name = format!("cloudflared-starting-{}-{n}.log", std::process::id());
-        let path = self.config.state_dir.join(name);
-        write_private(&path, b"").map_err(|source| TunnelError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(path)
-    }
-
-    /// Starts cloudflared in its own process group with a clean
-    /// environment, its output in `log` (a file outlives us, where a pipe
-    /// would close with us and kill it), then names the log after it.
-    fn spawn(
-        &self,
-        mut command: Command,
-        binary: &Path,
-        log: &Path,
-    ) -> Result<CloudflaredProcess, TunnelError> {
-        let spawn_error = |source| TunnelError::Spawn {
-            path: binary.to_owned(),
-            source,
-        };
-        let stderr = std::fs::OpenOptions::new()
-            .append(true)
-            .open(log)
-            .map_err(spawn_error)?;
-        let stdout = stderr.try_clone().map_err(spawn_error)?;
-        for (name, _) in std::env::vars_os().filter(|(name, _)| read_by_cloudflared(name)) {
-            command.env_remove(name);
-        }
-        command
-            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = self.start(command).map_err(spawn_error)?;
-        let pid = child.id().expect("a just-spawned child has a pid");
-        let named = self.config.state_dir.join(format!("cloudflared-{pid}.log"));
-        let log = match std::fs::rename(log, &named) {
-            Ok(()) => named,
-            Err(_) => log.to_owned(),
-        };
-        prune_logs(&self.config.state_dir, &log);
-        Ok(CloudflaredProcess::new(
-            child,
-            pid,
-            log,
-            self.config.stop_grace,
-        ))
-    }
-
-    #[cfg(target_os = "linux")]
-    fn start(&self, command: Command) -> std::io::Result<tokio::process::Child> {
-        if self.config.die_with_parent {
-            ur_taking_me_with_you::spawn_dying_with_parent_async(command)
-        } else {
-            let mut command = command;
-            command.spawn()
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn start(&self, mut command: Command) -> std::io::Result<tokio::process::Child> {
-        command.spawn()
+        launch::write_config(&self.config, CONFIG_FILE, CONFIG_TEXT).map(|_| ())
     }
 
     /// Watches the starting process until it is up, fails, or the deadline
@@ -483,78 +298,10 @@ fn exit_error(exit: TunnelExit) -> TunnelError {
     }
 }
 
-/// Whether cloudflared would read this variable of the caller's
-/// environment as one of its flags or settings.
-fn read_by_cloudflared(name: &OsStr) -> bool {
-    let Some(name) = name.to_str() else {
-        return false;
-    };
-    name.starts_with("TUNNEL_")
-        || name.starts_with("QUIC_GO_")
-        || CLOUDFLARED_VARIABLES.contains(&name)
-}
-
-/// Removes the logs of tunnels that ended, but the newest few.
-fn prune_logs(dir: &Path, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut dead: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            let pid: u32 = path
-                .file_name()?
-                .to_str()?
-                .strip_prefix("cloudflared-")?
-                .strip_suffix(".log")?
-                .parse()
-                .ok()?;
-            let alive = rustix::process::Pid::from_raw(pid as i32)
-                .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
-            let modified = entry.metadata().ok()?.modified().ok()?;
-            (!alive && path != keep).then_some((modified, path))
-        })
-        .collect();
-    dead.sort();
-    let excess = dead.len().saturating_sub(LOGS_KEPT);
-    for (_, path) in dead.into_iter().take(excess) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-/// The address cloudflared should forward to: loopback when `local` is a
-/// wildcard, since cloudflared runs on this machine.
-fn origin(local: SocketAddr) -> SocketAddr {
-    let ip = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, local.port())
-}
-
-/// Writes `bytes` to `path`, readable by its owner only whatever the umask.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)
-}
-
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn config_in(dir: &Path) -> CloudflaredConfig {
         let mut config = CloudflaredConfig::new(dir);
@@ -562,66 +309,8 @@ mod tests {
         config
     }
 
-    fn executable(path: &Path) -> PathBuf {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path.to_owned()
-    }
-
     fn strings(args: &[OsString]) -> Vec<&str> {
         args.iter().map(|a| a.to_str().unwrap()).collect()
-    }
-
-    #[test]
-    fn nothing_anywhere_is_not_found_with_the_places_and_the_hint() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = config_in(dir.path());
-        config.binary = Some(dir.path().join("missing"));
-        config.fallback_paths = vec![dir.path().join("also-missing")];
-        config.not_found_hint = Some("Run ./install.sh".into());
-        let err = Cloudflared::new(config).find_binary().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "cloudflared not found. Run ./install.sh (looked on PATH, then at {})",
-                dir.path().join("also-missing").display()
-            )
-        );
-        assert!(err.is_permanent());
-    }
-
-    #[test]
-    fn the_explicit_binary_comes_first_then_path_then_the_fallbacks() {
-        let dir = tempfile::tempdir().unwrap();
-        let explicit = executable(&dir.path().join("explicit/cf"));
-        let on_path = executable(&dir.path().join("path/cloudflared"));
-        let fallback = executable(&dir.path().join("home/cloudflared"));
-        let mut config = config_in(dir.path());
-        config.binary = Some(explicit.clone());
-        config.search_path =
-            Some(std::env::join_paths([dir.path().join("none"), dir.path().join("path")]).unwrap());
-        config.fallback_paths = vec![dir.path().join("nowhere"), fallback.clone()];
-        assert_eq!(
-            Cloudflared::new(config.clone()).find_binary().unwrap(),
-            explicit
-        );
-        config.binary = None;
-        assert_eq!(
-            Cloudflared::new(config.clone()).find_binary().unwrap(),
-            on_path
-        );
-        config.search_path = Some(OsString::new());
-        assert_eq!(Cloudflared::new(config).find_binary().unwrap(), fallback);
-    }
-
-    #[test]
-    fn a_file_that_cannot_run_is_not_a_binary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cloudflared");
-        std::fs::write(&path, "").unwrap();
-        assert!(!is_executable(&path));
-        assert!(!is_executable(dir.path()));
     }
 
     #[test]
@@ -670,12 +359,6 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_origin_keeps_its_brackets() {
-        let local: SocketAddr = "[::]:9000".parse().unwrap();
-        assert_eq!(format!("http://{}", origin(local)), "http://[::1]:9000");
-    }
-
-    #[test]
     fn the_config_parses_and_the_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
@@ -691,72 +374,11 @@ mod tests {
             ["no-autoupdate: true"],
             "not empty: cloudflared logs an ERR for that"
         );
-        let log = provider.starting_log().unwrap();
-        for path in [provider.config_file(), log] {
-            let mode = std::fs::metadata(path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn the_callers_tunnel_settings_never_reach_cloudflared() {
-        for name in [
-            "TUNNEL_NAME",
-            "TUNNEL_HELLO_WORLD",
-            "TUNNEL_TRANSPORT_PROTOCOL",
-            "TUNNEL_LOG_OUTPUT",
-            "NO_AUTOUPDATE",
-            "QUIC_GO_DISABLE_GSO",
-            "STDIN_CONTROL",
-        ] {
-            assert!(read_by_cloudflared(OsStr::new(name)), "{name}");
-        }
-        for name in ["PATH", "HOME", "DROP_HOME", "TUNNELS", "MY_TUNNEL_NAME"] {
-            assert!(!read_by_cloudflared(OsStr::new(name)), "{name}");
-        }
-    }
-
-    #[test]
-    fn only_a_few_logs_of_ended_tunnels_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        // Pids above the kernel's limit: processes that cannot be running.
-        for n in 0..12u32 {
-            std::fs::write(
-                dir.path()
-                    .join(format!("cloudflared-{}.log", 4_200_000 + n)),
-                "x",
-            )
-            .unwrap();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let me = std::process::id();
-        let live = dir.path().join(format!("cloudflared-{me}.log"));
-        std::fs::write(&live, "mine").unwrap();
-        std::fs::write(dir.path().join("unrelated.log"), "x").unwrap();
-        let keep = dir.path().join("cloudflared-4200000.log");
-        prune_logs(dir.path(), &keep);
-        let left: Vec<String> = std::fs::read_dir(dir.path())
+        let mode = std::fs::metadata(provider.config_file())
             .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(
-            left.contains(&format!("cloudflared-{me}.log")),
-            "a live process's log stays"
-        );
-        assert!(
-            left.contains(&"cloudflared-4200000.log".to_owned()),
-            "the one asked to keep"
-        );
-        assert!(left.contains(&"unrelated.log".to_owned()));
-        assert!(
-            left.contains(&"cloudflared-4200011.log".to_owned()),
-            "the newest stay"
-        );
-        assert!(
-            !left.contains(&"cloudflared-4200001.log".to_owned()),
-            "the oldest go"
-        );
-        assert_eq!(left.len(), 3 + LOGS_KEPT, "{left:?}");
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

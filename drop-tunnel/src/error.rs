@@ -1,4 +1,5 @@
-//! The crate's one error type: why a tunnel could not be opened.
+//! The crate's one error type: why a tunnel could not be opened, or a
+//! named tunnel set up.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,15 +94,143 @@ pub enum TunnelError {
         #[source]
         source: std::io::Error,
     },
+    /// No login certificate (`cert.pem`) where cloudflared looks: this
+    /// machine never ran `cloudflared tunnel login`.
+    #[error(
+        "not logged in to Cloudflare: no cert.pem {}; run `cloudflared tunnel login`, which opens a browser once to pick the domain",
+        places_of(.searched)
+    )]
+    NotLoggedIn {
+        /// The certificate paths looked at, in order.
+        searched: Vec<PathBuf>,
+    },
+    /// The login certificate is there but cloudflared cannot use it: not a
+    /// certificate, from before tunnels had accounts, or revoked.
+    #[error(
+        "the Cloudflare login certificate {} cannot be used ({detail}); move it away and run `cloudflared tunnel login` again",
+        path.display()
+    )]
+    CertificateRejected {
+        /// The certificate.
+        path: PathBuf,
+        /// cloudflared's own words.
+        detail: String,
+    },
+    /// The hostname is not in the domain (zone) the login certificate is
+    /// for: cloudflared then adds a record for `<hostname>.<zone>` instead.
+    #[error(
+        "{hostname} is not in {zone}, the domain of the Cloudflare login: cloudflared added the DNS record {added} instead (delete it in the Cloudflare dashboard); use a hostname ending in .{zone}, or run `cloudflared tunnel login` again and pick the domain of {hostname}"
+    )]
+    OutsideZone {
+        /// The hostname asked for.
+        hostname: String,
+        /// The record cloudflared added.
+        added: String,
+        /// The certificate's domain, as the added record shows it.
+        zone: String,
+    },
+    /// DNS already has an A, AAAA or CNAME record for the hostname that
+    /// does not point at this tunnel (another tunnel's, or a server's).
+    #[error(
+        "DNS already has a record for {hostname} that points elsewhere (cloudflared: {detail}); delete it in the Cloudflare dashboard, or replace it with this tunnel"
+    )]
+    DnsRecordExists {
+        /// The hostname.
+        hostname: String,
+        /// cloudflared's own words.
+        detail: String,
+    },
+    /// The edge refuses the tunnel: it was deleted (from the dashboard, or
+    /// with `cloudflared tunnel delete`) or its credentials are no longer
+    /// its own.
+    #[error(
+        "Cloudflare refuses tunnel {id} ({detail}): it was deleted, perhaps from the Cloudflare dashboard, or its credentials are no longer valid; set the tunnel up again"
+    )]
+    TunnelDeleted {
+        /// The tunnel's id.
+        id: String,
+        /// cloudflared's own words, e.g. `Unauthorized: Failed to get tunnel`.
+        detail: String,
+        /// The last lines of its log.
+        log_tail: String,
+    },
+    /// The tunnel's credentials file, written where it was created, is
+    /// not on this machine.
+    #[error(
+        "the credentials of tunnel {id} are missing ({}); set the tunnel up again on this machine, which fetches them with `cloudflared tunnel token`, or delete the tunnel (`cloudflared tunnel delete {id}`) and set it up anew",
+        path.display()
+    )]
+    CredentialsMissing {
+        /// The tunnel's id.
+        id: String,
+        /// Where they should be.
+        path: PathBuf,
+    },
+    /// The tunnel's credentials file is not one: not JSON, or the login
+    /// certificate given in its place.
+    #[error(
+        "the credentials file {} of tunnel {id} is not valid ({detail}); delete it and set the tunnel up again",
+        path.display()
+    )]
+    CredentialsInvalid {
+        /// The tunnel's id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A hostname or a service cloudflared would refuse, or two routes for
+    /// one hostname.
+    #[error("cloudflared would refuse the route {route:?}: {reason}")]
+    InvalidRoute {
+        /// The hostname or service.
+        route: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// cloudflared could not reach Cloudflare's API (or got no answer in
+    /// time) to manage a named tunnel.
+    #[error(
+        "cloudflared could not reach Cloudflare's API ({detail}); check the network and try again"
+    )]
+    ApiUnreachable {
+        /// cloudflared's own words.
+        detail: String,
+    },
+    /// A command managing named tunnels failed for another reason.
+    #[error("`cloudflared tunnel {command}` failed ({detail})")]
+    CommandFailed {
+        /// The subcommand, e.g. `create`.
+        command: String,
+        /// The exit code; `None` when a signal ended it.
+        code: Option<i32>,
+        /// cloudflared's last words.
+        detail: String,
+    },
 }
 
 impl TunnelError {
     /// Whether retrying cannot help until someone changes the machine:
     /// cloudflared is missing, cannot run here (another architecture, not
     /// executable), or refuses the arguments it is given.
+    ///
+    /// For named tunnels, also: no login, a certificate cloudflared
+    /// rejects, a hostname outside its domain or already taken, a deleted
+    /// tunnel, missing or invalid credentials, a route cloudflared would
+    /// refuse.
     pub fn is_permanent(&self) -> bool {
         match self {
-            TunnelError::NotFound { .. } | TunnelError::Usage { .. } => true,
+            TunnelError::NotFound { .. }
+            | TunnelError::Usage { .. }
+            | TunnelError::NotLoggedIn { .. }
+            | TunnelError::CertificateRejected { .. }
+            | TunnelError::OutsideZone { .. }
+            | TunnelError::DnsRecordExists { .. }
+            | TunnelError::TunnelDeleted { .. }
+            | TunnelError::CredentialsMissing { .. }
+            | TunnelError::CredentialsInvalid { .. }
+            | TunnelError::InvalidRoute { .. } => true,
             TunnelError::Spawn { source, .. } => matches!(
                 source
                     .raw_os_error()
@@ -119,7 +248,8 @@ impl TunnelError {
             TunnelError::ExitedEarly { log_tail, .. }
             | TunnelError::NoUrl { log_tail, .. }
             | TunnelError::NotReady { log_tail, .. }
-            | TunnelError::UdpBlocked { log_tail } => Some(log_tail),
+            | TunnelError::UdpBlocked { log_tail }
+            | TunnelError::TunnelDeleted { log_tail, .. } => Some(log_tail),
             _ => None,
         }
     }
@@ -134,6 +264,17 @@ pub(crate) fn describe_code(code: Option<i32>) -> String {
 
 fn hint_of(hint: &Option<String>) -> String {
     hint.as_deref().map_or(String::new(), |h| format!(". {h}"))
+}
+
+fn places_of(searched: &[PathBuf]) -> String {
+    match searched {
+        [] => "(no place to look was given)".to_owned(),
+        [one] => format!("at {}", one.display()),
+        many => {
+            let places: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+            format!("in any of {}", places.join(", "))
+        }
+    }
 }
 
 fn searched_of(searched: &[PathBuf]) -> String {
@@ -203,5 +344,53 @@ mod tests {
             detail: "flag provided but not defined: -x".into(),
         };
         assert!(usage.is_permanent());
+    }
+
+    /// Each failure of a named tunnel says what to do about it, in one
+    /// line.
+    #[test]
+    fn named_tunnel_failures_say_how_to_fix_them() {
+        let not_logged_in = TunnelError::NotLoggedIn {
+            searched: vec![
+                "/h/.cloudflared/cert.pem".into(),
+                "/etc/cloudflared/cert.pem".into(),
+            ],
+        };
+        assert_eq!(
+            not_logged_in.to_string(),
+            "not logged in to Cloudflare: no cert.pem in any of /h/.cloudflared/cert.pem, /etc/cloudflared/cert.pem; run `cloudflared tunnel login`, which opens a browser once to pick the domain"
+        );
+        let outside = TunnelError::OutsideZone {
+            hostname: "drop.other.org".into(),
+            added: "drop.other.org.example.com".into(),
+            zone: "example.com".into(),
+        };
+        let message = outside.to_string();
+        assert!(
+            message.contains("use a hostname ending in .example.com"),
+            "{message}"
+        );
+        assert!(
+            message.contains("delete it in the Cloudflare dashboard"),
+            "{message}"
+        );
+        let deleted = TunnelError::TunnelDeleted {
+            id: "6ff42ae2-765d-4adf-8112-31c55c1551ef".into(),
+            detail: "Unauthorized: Failed to get tunnel".into(),
+            log_tail: "ERR Register tunnel error from server side".into(),
+        };
+        assert!(deleted.to_string().ends_with("set the tunnel up again"));
+        assert_eq!(
+            deleted.log_tail(),
+            Some("ERR Register tunnel error from server side")
+        );
+        for err in [not_logged_in, outside, deleted] {
+            assert!(!err.to_string().contains('\n'), "{err}");
+            assert!(err.is_permanent(), "{err}");
+        }
+        let offline = TunnelError::ApiUnreachable {
+            detail: "dial tcp: lookup api.cloudflare.com: no such host".into(),
+        };
+        assert!(!offline.is_permanent(), "the network comes back");
     }
 }

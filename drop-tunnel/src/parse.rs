@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use crate::Protocol;
+
 const SCHEME: &str = "https://";
 const DOMAIN: &str = ".trycloudflare.com";
 
@@ -38,6 +40,30 @@ pub(crate) fn quick_tunnel_hostname(body: &str) -> Option<String> {
 /// URL answers.
 pub(crate) fn is_registered(line: &str) -> bool {
     line.contains("Registered tunnel connection")
+}
+
+/// The protocol of a `Registered tunnel connection … protocol=quic` line.
+pub(crate) fn registered_protocol(line: &str) -> Option<Protocol> {
+    let (_, rest) = line.split_once("Registered tunnel connection")?;
+    let value = rest
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("protocol="))?;
+    match value {
+        "quic" => Some(Protocol::Quic),
+        "http2" => Some(Protocol::Http2),
+        _ => None,
+    }
+}
+
+/// The edge's refusal of a named tunnel at registration, from `Register
+/// tunnel error from server side error="Unauthorized: Failed to get
+/// tunnel"`: what the edge said. Only refusals (`Unauthorized`): a deleted
+/// tunnel, or credentials that are not its own.
+pub(crate) fn edge_refusal(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("Register tunnel error from server side")?;
+    let (_, quoted) = rest.split_once("error=\"")?;
+    let said = quoted.split('"').next()?;
+    said.contains("Unauthorized").then(|| said.to_owned())
 }
 
 /// The address of the metrics server, from `Starting metrics server on
@@ -384,5 +410,31 @@ failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of
                 detail: "invalid value \"x\" for flag -grace-period: parse error".into()
             })
         );
+    }
+
+    /// The protocol of a registration is read from its line.
+    #[test]
+    fn a_registration_says_its_protocol() {
+        let line = "2026-08-20T10:00:03Z INF Registered tunnel connection connIndex=0 connection=2f9c event=0 ip=198.41.192.107 location=sjc08 protocol=http2";
+        assert_eq!(registered_protocol(line), Some(Protocol::Http2));
+        assert_eq!(
+            registered_protocol("INF Registered tunnel connection connIndex=0"),
+            None
+        );
+    }
+
+    /// The edge's refusal of a tunnel is read with its words; other
+    /// registration errors are not refusals.
+    #[test]
+    fn the_edges_refusal_is_read_with_its_words() {
+        let refused = "2024-09-11T21:31:15Z ERR Register tunnel error from server side error=\"Unauthorized: Failed to get tunnel\" connIndex=0 event=0 ip=198.41.192.77";
+        assert_eq!(
+            edge_refusal(refused).as_deref(),
+            Some("Unauthorized: Failed to get tunnel")
+        );
+        let other =
+            "ERR Register tunnel error from server side error=\"duplicate connection\" connIndex=0";
+        assert_eq!(edge_refusal(other), None);
+        assert_eq!(edge_refusal("INF Registered tunnel connection"), None);
     }
 }

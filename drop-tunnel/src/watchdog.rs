@@ -6,6 +6,10 @@
 //! watchdog reports [`TunnelEvent::Reconnecting`] and replaces the tunnel,
 //! which gives it a new URL, only when it stays unhealthy for
 //! [`WatchdogConfig::replace_after`].
+//!
+//! [`Watchdog::reopen`] replaces a healthy tunnel on request, once the
+//! provider's configuration changed (a named tunnel's ingress rules): the
+//! new tunnel is opened first and the old one closed once it is up.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -129,6 +133,8 @@ impl DownReason {
 #[derive(Debug)]
 pub struct Watchdog {
     stop: watch::Sender<bool>,
+    /// Counts the calls to [`Watchdog::reopen`].
+    reopen: watch::Sender<u64>,
     url: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
 }
@@ -146,6 +152,7 @@ impl Watchdog {
         config: WatchdogConfig,
     ) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
         let (stop, stop_rx) = watch::channel(false);
+        let (reopen, reopen_rx) = watch::channel(0);
         let (url, url_rx) = watch::channel(None);
         let (events, events_rx) = mpsc::unbounded_channel();
         let keeper = Keeper {
@@ -156,10 +163,12 @@ impl Watchdog {
             events,
             url,
             stop: stop_rx,
+            reopen: reopen_rx,
         };
         let task = tokio::spawn(keeper.run());
         let watchdog = Watchdog {
             stop,
+            reopen,
             url: url_rx,
             task,
         };
@@ -170,6 +179,23 @@ impl Watchdog {
     /// reconnects); `None` between tunnels.
     pub fn current_url(&self) -> Option<String> {
         self.url.borrow().clone()
+    }
+
+    /// Replaces the tunnel with a new one from the provider, which reads
+    /// its configuration again (for a named tunnel: new ingress rules, the
+    /// same URL). The new tunnel is opened while the old one still serves,
+    /// and the old one is closed once the new one is up: events
+    /// [`TunnelEvent::Opening`], then [`TunnelEvent::Up`] with the new
+    /// process. If the new one cannot be opened, the old one is closed too
+    /// and the watchdog carries on as after any failure (down, backoff,
+    /// retries), so the new configuration is what comes up next.
+    ///
+    /// Between tunnels (while one opens, or during a pause) nothing is
+    /// interrupted: the next tunnel to come up has been opened with the
+    /// configuration of the time, and one whose opening began before this
+    /// call is replaced as soon as it is up. Returns at once.
+    pub fn reopen(&self) {
+        self.reopen.send_modify(|calls| *calls += 1);
     }
 
     /// Stops reopening, closes the current tunnel and waits until its
@@ -194,6 +220,15 @@ struct Keeper<P> {
     events: mpsc::UnboundedSender<TunnelEvent>,
     url: watch::Sender<Option<String>>,
     stop: watch::Receiver<bool>,
+    reopen: watch::Receiver<u64>,
+}
+
+/// How watching a live tunnel ended.
+enum Watched {
+    /// It went down.
+    Down(DownReason),
+    /// [`Watchdog::reopen`] asked for a new one.
+    Reopen,
 }
 
 impl<P: TunnelProvider> Keeper<P> {
@@ -202,6 +237,9 @@ impl<P: TunnelProvider> Keeper<P> {
         loop {
             attempt += 1;
             self.emit(TunnelEvent::Opening { attempt });
+            // What was asked before this open is in it; what is asked
+            // while it opens replaces it once up.
+            self.reopen.borrow_and_update();
             let Some(opened) = until_stopped(&mut self.stop, self.provider.open(self.local)).await
             else {
                 return;
@@ -230,23 +268,47 @@ impl<P: TunnelProvider> Keeper<P> {
     }
 
     /// Reports `tunnel` up and watches it until it goes down (why, and
-    /// after how long) or the watchdog stops (`None`). Closes it either way.
+    /// after how long) or the watchdog stops (`None`), replacing it when
+    /// asked to. Closes it either way.
     async fn supervise(&mut self, mut tunnel: Tunnel) -> Option<(DownReason, Duration)> {
         let since = Instant::now();
-        self.url.send_replace(Some(tunnel.url().to_owned()));
-        self.emit(up_event(&tunnel));
-        let Keeper {
-            config,
-            events,
-            stop,
-            ..
-        } = self;
-        let watched = watch_tunnel(&mut tunnel, config, events);
-        let reason = until_stopped(stop, watched).await;
-        // Even a dead process may have left something in its group.
-        tunnel.close().await;
-        self.url.send_replace(None);
-        reason.map(|reason| (reason, since.elapsed()))
+        loop {
+            self.url.send_replace(Some(tunnel.url().to_owned()));
+            self.emit(up_event(&tunnel));
+            let Keeper {
+                config,
+                events,
+                stop,
+                reopen,
+                ..
+            } = self;
+            let watched = watch_tunnel(&mut tunnel, config, events, reopen);
+            let reason = match until_stopped(stop, watched).await {
+                Some(Watched::Reopen) => match self.open_replacement().await {
+                    Some(Ok(new)) => {
+                        let mut old = std::mem::replace(&mut tunnel, new);
+                        old.close().await;
+                        continue;
+                    }
+                    Some(Err(err)) => Some(DownReason::OpenFailed(err)),
+                    None => None,
+                },
+                Some(Watched::Down(reason)) => Some(reason),
+                None => None,
+            };
+            // Even a dead process may have left something in its group.
+            tunnel.close().await;
+            self.url.send_replace(None);
+            return reason.map(|reason| (reason, since.elapsed()));
+        }
+    }
+
+    /// Opens the replacement of the live tunnel, which keeps serving
+    /// meanwhile; `None` if the watchdog stops first.
+    async fn open_replacement(&mut self) -> Option<Result<Tunnel, TunnelError>> {
+        self.emit(TunnelEvent::Opening { attempt: 1 });
+        self.reopen.borrow_and_update();
+        until_stopped(&mut self.stop, self.provider.open(self.local)).await
     }
 
     /// Reports the failure; returns the wait before the next attempt, or
@@ -281,20 +343,23 @@ fn emit(events: &mpsc::UnboundedSender<TunnelEvent>, event: TunnelEvent) {
     let _ = events.send(event);
 }
 
-/// Waits until the tunnel ends, or stays unhealthy for `replace_after`.
-/// A lost connection is reported once as reconnecting, its return as up.
+/// Waits until the tunnel ends, stays unhealthy for `replace_after`, or a
+/// reopen is asked for. A lost connection is reported once as
+/// reconnecting, its return as up.
 async fn watch_tunnel(
     tunnel: &mut Tunnel,
     config: &WatchdogConfig,
     events: &mpsc::UnboundedSender<TunnelEvent>,
-) -> DownReason {
+    reopen: &mut watch::Receiver<u64>,
+) -> Watched {
     let first = Instant::now() + config.health_interval;
     let mut checks = tokio::time::interval_at(first, config.health_interval);
     checks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut unhealthy_since: Option<Instant> = None;
     loop {
         tokio::select! {
-            exit = tunnel.wait() => return DownReason::Exited(exit),
+            exit = tunnel.wait() => return Watched::Down(DownReason::Exited(exit)),
+            () = asked(reopen) => return Watched::Reopen,
             _ = checks.tick() => {}
         }
         let healthy = tunnel.healthy().await;
@@ -310,10 +375,18 @@ async fn watch_tunnel(
                 emit(events, TunnelEvent::Reconnecting { url });
             }
             (false, Some(since)) if since.elapsed() >= config.replace_after => {
-                return DownReason::Unhealthy(since.elapsed());
+                return Watched::Down(DownReason::Unhealthy(since.elapsed()));
             }
             (false, Some(_)) => {}
         }
+    }
+}
+
+/// Waits for a call to [`Watchdog::reopen`] not seen yet; forever once the
+/// watchdog is gone (its stop signal ends the wait then).
+async fn asked(reopen: &mut watch::Receiver<u64>) {
+    if reopen.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -688,5 +761,149 @@ mod tests {
         drop(watchdog);
         assert!(events.recv().await.is_none(), "the task ends");
         assert_eq!(script.closes.load(Ordering::SeqCst), 1);
+    }
+
+    /// A provider whose opens take `delay`, each giving the next scripted
+    /// tunnel (never dying), and failing where `fails` says.
+    struct SlowProvider {
+        script: Script,
+        delay: Duration,
+        fails: fn(usize) -> bool,
+        /// How many tunnels were closed when each open began.
+        closed_at_open: Arc<Mutex<Vec<usize>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl TunnelProvider for SlowProvider {
+        async fn open(&self, _local: SocketAddr) -> Result<Tunnel, TunnelError> {
+            let closed = self.script.closes.load(Ordering::SeqCst);
+            self.closed_at_open.lock().unwrap().push(closed);
+            let n = self.script.record_open();
+            tokio::time::sleep(self.delay).await;
+            match (self.fails)(n) {
+                true => Err(no_network()),
+                false => Ok(self.script.tunnel(n, None)),
+            }
+        }
+    }
+
+    fn slow(script: &Script, delay: Duration, fails: fn(usize) -> bool) -> SlowProvider {
+        SlowProvider {
+            script: script.clone(),
+            delay,
+            fails,
+            closed_at_open: Arc::default(),
+        }
+    }
+
+    /// A reopen opens the new tunnel while the old one still serves, and
+    /// closes the old one once the new one is up.
+    #[tokio::test(start_paused = true)]
+    async fn a_reopen_opens_the_new_tunnel_before_closing_the_old_one() {
+        let script = Script::new();
+        let provider = slow(&script, Duration::from_secs(2), |_| false);
+        let closed_at_open = provider.closed_at_open.clone();
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let TunnelEvent::Up { pid: first, .. } = next(&mut events).await else {
+            panic!("up");
+        };
+        watchdog.reopen();
+        assert!(matches!(
+            events.recv().await,
+            Some(TunnelEvent::Opening { attempt: 1 })
+        ));
+        let TunnelEvent::Up { pid: second, .. } = next(&mut events).await else {
+            panic!("up again");
+        };
+        assert_eq!((first, second), (Some(1001), Some(1002)));
+        assert_eq!(
+            *closed_at_open.lock().unwrap(),
+            [0, 0],
+            "the old one served while the new one opened"
+        );
+        assert_eq!(
+            script.closes.load(Ordering::SeqCst),
+            1,
+            "then it was closed"
+        );
+        assert_eq!(
+            watchdog.current_url().as_deref(),
+            Some("https://tunnel-2.trycloudflare.com")
+        );
+        watchdog.stop().await;
+        assert_eq!(script.closes.load(Ordering::SeqCst), 2);
+    }
+
+    /// A reopen asked while a tunnel is opening replaces that tunnel as
+    /// soon as it is up: it may have been opened with the old
+    /// configuration.
+    #[tokio::test(start_paused = true)]
+    async fn a_reopen_asked_while_opening_replaces_the_tunnel_once_up() {
+        let script = Script::new();
+        let provider = slow(&script, Duration::from_secs(5), |_| false);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        watchdog.reopen();
+        assert!(matches!(
+            next(&mut events).await,
+            TunnelEvent::Up {
+                pid: Some(1001),
+                ..
+            }
+        ));
+        assert!(matches!(
+            next(&mut events).await,
+            TunnelEvent::Up {
+                pid: Some(1002),
+                ..
+            }
+        ));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(script.opens.lock().unwrap().len(), 2, "once, not again");
+        watchdog.stop().await;
+    }
+
+    /// A replacement that cannot be opened takes the old tunnel down with
+    /// it, and the watchdog carries on with its backoff.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_replacement_closes_the_old_tunnel_and_retries_with_backoff() {
+        let script = Script::new();
+        let provider = slow(&script, Duration::ZERO, |n| n == 2);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
+        watchdog.reopen();
+        let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+            panic!("down");
+        };
+        assert!(matches!(
+            reason,
+            DownReason::OpenFailed(TunnelError::NoNetwork { .. })
+        ));
+        assert_eq!(retry_in, Duration::from_secs(1));
+        assert_eq!(script.closes.load(Ordering::SeqCst), 1);
+        assert_eq!(watchdog.current_url(), None);
+        assert!(matches!(
+            next(&mut events).await,
+            TunnelEvent::Up {
+                pid: Some(1003),
+                ..
+            }
+        ));
+        watchdog.stop().await;
+    }
+
+    /// Between tunnels a reopen interrupts nothing: the pause is kept, and
+    /// the tunnel that comes up next is not replaced again.
+    #[tokio::test(start_paused = true)]
+    async fn a_reopen_between_tunnels_keeps_the_pause_and_opens_once() {
+        let script = Script::new();
+        let provider = slow(&script, Duration::ZERO, |n| n == 1);
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        assert!(matches!(next(&mut events).await, TunnelEvent::Down { .. }));
+        watchdog.reopen();
+        assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(script.gaps(), [1], "after the pause, and only once");
+        watchdog.stop().await;
     }
 }

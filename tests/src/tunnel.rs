@@ -1,13 +1,24 @@
 //! Helpers for tests of `drop-tunnel` against the fake cloudflared: a temp
 //! directory for its state and records, its knobs, and the processes it
-//! started.
+//! started; for named tunnels, a home with a login certificate and the
+//! fake's Cloudflare account (its zone, tunnels and DNS records), which a
+//! test can change as the dashboard would.
 
+use std::io::{Read, Seek, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use drop_tunnel::{Cloudflared, CloudflaredConfig};
+use base64::Engine;
+use drop_tunnel::{CertificateSearch, Cloudflared, CloudflaredConfig, NamedTunnels};
 use tempfile::TempDir;
+
+/// The zone id in the certificates [`FakeCloudflared::logged_in`] writes.
+pub const ZONE_ID: &str = "7b0a4d77dfb881c1a3b7d61ea9443e19";
+/// The account id in them.
+pub const ACCOUNT_ID: &str = "abcdabcdabcdabcd1234567890abcdef";
+/// The API token in them.
+pub const API_TOKEN: &str = "test-service-key";
 
 /// The origin the tunnels point at; the fake forwards nothing, so nothing
 /// needs to listen there.
@@ -164,6 +175,39 @@ impl FakeCloudflared {
             .collect()
     }
 
+    /// The ingress rules the fake process `pid` was started with, as
+    /// (hostname, service); the catch-all rule's hostname is `""`.
+    pub fn ingress_of(&self, pid: u32) -> Vec<(String, String)> {
+        let records = self.records();
+        let Some(record) = records
+            .iter()
+            .find(|r| r["pid"] == pid && r.get("ingress").is_some())
+        else {
+            return Vec::new();
+        };
+        record["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|rule| {
+                let text = |key: &str| rule[key].as_str().unwrap_or_default().to_owned();
+                (text("hostname"), text("service"))
+            })
+            .collect()
+    }
+
+    /// The subcommand each start ran (`create`, `list`, `route`, `run`…),
+    /// `None` for a quick tunnel.
+    pub fn subcommands(&self) -> Vec<Option<String>> {
+        self.starts()
+            .iter()
+            .map(|args| {
+                let known = ["create", "list", "route", "run", "delete", "token", "login"];
+                args.iter().find(|a| known.contains(&a.as_str())).cloned()
+            })
+            .collect()
+    }
+
     /// Every process the fake ran: itself at each start, and its children.
     pub fn pids(&self) -> Vec<u32> {
         let records = self.records();
@@ -194,4 +238,143 @@ impl FakeCloudflared {
             );
         }
     }
+}
+
+/// Named tunnels: the fake logged in to a Cloudflare account.
+impl FakeCloudflared {
+    /// The fake logged in to an account whose domain is `zone`: `HOME`
+    /// for cloudflared holds `~/.cloudflared/cert.pem` (its zone id,
+    /// account id and API token), and the account (`FAKE_CLOUDFLARED_ACCOUNT`)
+    /// knows the zone by name.
+    pub fn logged_in(zone: &str) -> Self {
+        let fake = FakeCloudflared::new();
+        let home = fake.home();
+        let account = fake.dir.path().join("account");
+        let fake = fake
+            .env("HOME", home.to_str().expect("a UTF-8 temp path"))
+            .env(
+                "FAKE_CLOUDFLARED_ACCOUNT",
+                account.to_str().expect("a UTF-8 temp path"),
+            );
+        fake.write_certificate(&certificate_text(ZONE_ID, ACCOUNT_ID, API_TOKEN));
+        fake.edit_account(|account| {
+            *account = serde_json::json!({
+                "account_id": ACCOUNT_ID,
+                "api_token": API_TOKEN,
+                "zones": { ZONE_ID: zone },
+            });
+        });
+        fake
+    }
+
+    /// The home cloudflared sees (`HOME`).
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Where `cloudflared tunnel login` would have put the certificate.
+    pub fn certificate(&self) -> PathBuf {
+        self.home().join(".cloudflared/cert.pem")
+    }
+
+    /// Writes `text` as the login certificate.
+    pub fn write_certificate(&self, text: &str) {
+        let path = self.certificate();
+        std::fs::create_dir_all(path.parent().unwrap()).expect("~/.cloudflared");
+        std::fs::write(path, text).expect("cert.pem written");
+    }
+
+    /// Management of named tunnels with this fake, finding the certificate
+    /// where cloudflared would in its home.
+    pub fn named_tunnels(&self) -> NamedTunnels {
+        let search = CertificateSearch::cloudflared_defaults(Some(&self.home()));
+        NamedTunnels::new(self.config(), search)
+    }
+
+    /// The account as the fake's API holds it.
+    pub fn account(&self) -> serde_json::Value {
+        let mut seen = serde_json::Value::Null;
+        self.edit_account(|account| seen = account.clone());
+        seen
+    }
+
+    /// Changes the account under the lock the fakes take.
+    pub fn edit_account(&self, change: impl FnOnce(&mut serde_json::Value)) {
+        let dir = self.dir.path().join("account");
+        std::fs::create_dir_all(&dir).expect("account folder");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("account.json"))
+            .expect("account file");
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("lock");
+        let mut text = String::new();
+        file.read_to_string(&mut text).expect("account read");
+        let mut account = serde_json::from_str(&text).unwrap_or(serde_json::json!({}));
+        change(&mut account);
+        let text = serde_json::to_string_pretty(&account).expect("JSON");
+        file.set_len(0).expect("truncated");
+        file.rewind().expect("rewound");
+        file.write_all(text.as_bytes()).expect("written");
+    }
+
+    /// Deletes tunnel `id` as the Cloudflare dashboard would: the account
+    /// no longer has it; its credentials stay on this machine.
+    pub fn delete_in_dashboard(&self, id: &str) {
+        self.edit_account(|account| {
+            for tunnel in account["tunnels"].as_array_mut().into_iter().flatten() {
+                if tunnel["id"] == id {
+                    tunnel["deleted_at"] = serde_json::json!("2026-08-20T12:00:00Z");
+                }
+            }
+        });
+    }
+
+    /// Adds a DNS record to the account, as the dashboard would.
+    pub fn add_dns_record(&self, name: &str, kind: &str, content: &str) {
+        self.edit_account(|account| {
+            if !account["dns"].is_array() {
+                account["dns"] = serde_json::json!([]);
+            }
+            let record = serde_json::json!({ "name": name, "type": kind, "content": content });
+            account["dns"].as_array_mut().unwrap().push(record);
+        });
+    }
+
+    /// The account's DNS records, as (name, type, content).
+    pub fn dns_records(&self) -> Vec<(String, String, String)> {
+        let account = self.account();
+        account["dns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+                (text("name"), text("type"), text("content"))
+            })
+            .collect()
+    }
+}
+
+/// A login certificate as `cloudflared tunnel login` writes it: a PEM
+/// block `ARGO TUNNEL TOKEN` holding the JSON of its zone id, account id
+/// and API token.
+pub fn certificate_text(zone_id: &str, account_id: &str, api_token: &str) -> String {
+    let token = serde_json::json!({
+        "zoneID": zone_id,
+        "accountID": account_id,
+        "apiToken": api_token,
+    });
+    let encoded = base64::engine::general_purpose::STANDARD.encode(token.to_string());
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN ARGO TUNNEL TOKEN-----\n{}\n-----END ARGO TUNNEL TOKEN-----\n",
+        lines.join("\n")
+    )
 }

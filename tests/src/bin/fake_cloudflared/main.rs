@@ -1,6 +1,9 @@
 //! A fake `cloudflared` that behaves like the real one for quick tunnels
-//! (ARCHITECTURE.md, "cloudflared, as drop relies on it"), without a
-//! network. What it follows, from cloudflared's own source (2026.8 line):
+//! and named tunnels (ARCHITECTURE.md, "cloudflared, as drop relies on
+//! it"), without a network. Named tunnels (`tunnel create`, `list`,
+//! `route dns`, `run`, `delete`, `token`) are in `manage.rs` and
+//! `named_run.rs`, their account and login certificate in `account.rs`.
+//! What it follows, from cloudflared's own source (2026.8 line):
 //! - flags as urfave/cli parses them (`cmd/cloudflared/tunnel/cmd.go`): an
 //!   unknown flag or a bad value prints `Incorrect Usage. …` and the help on
 //!   stdout and exits 0 (`linux_service.go` drops the error); every flag is
@@ -56,10 +59,23 @@
 //!   only SIGKILL ends it.
 //! - `FAKE_CLOUDFLARED_CHILD=1`: start a `sleep` child in its process group,
 //!   as if cloudflared had started something.
+//! - `FAKE_CLOUDFLARED_ACCOUNT=dir`: the Cloudflare account of named
+//!   tunnels, `dir/account.json` (default `~/.fake-cloudflare-account`):
+//!   its zones, tunnels and DNS records, shared by every fake process
+//!   (`account.rs` says its shape). The login certificate is the test's
+//!   `cert.pem`, found where cloudflared looks (`HOME` decides `~`).
+//! - `FAKE_CLOUDFLARED_RETRY_MS`: the pause between a named tunnel's
+//!   refused registrations (default 200; the real one backs off from 1 s).
 //! - `FAKE_CLOUDFLARED_RECORD=path`: append JSON lines to `path`:
 //!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start, `{"pid":…,"origin":…}`,
 //!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…,"at_ms":…}`,
-//!   `{"pid":…,"exit":…,"after_ms":…}` when it ends by itself or by signal.
+//!   `{"pid":…,"tunnel":…,"ingress":[…]}` and `{"pid":…,"connected":…}` for
+//!   a named tunnel, `{"pid":…,"exit":…,"after_ms":…}` when it ends by
+//!   itself or by signal.
+
+mod account;
+mod manage;
+mod named_run;
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -225,14 +241,21 @@ const FLAGS: &[FlagSpec] = &[
         env: Some("TUNNEL_ORIGIN_CERT"),
         kind: Kind::Text,
     },
+    FlagSpec {
+        names: &["credentials-file", "cred-file"],
+        env: Some("TUNNEL_CRED_FILE"),
+        kind: Kind::Text,
+    },
 ];
 
 /// The flags in force: from the command line (with the name used there),
 /// then from the environment.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Flags {
     /// Canonical name → value, command line and environment.
     values: BTreeMap<&'static str, String>,
+    /// The canonical names the command line set.
+    on_command_line: std::collections::BTreeSet<&'static str>,
     /// `Settings: map[…]` entries: what the command line set, as typed.
     settings: BTreeMap<String, String>,
 }
@@ -240,6 +263,10 @@ struct Flags {
 impl Flags {
     fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
+    }
+
+    fn on_command_line(&self, name: &str) -> bool {
+        self.on_command_line.contains(name)
     }
 
     fn is_true(&self, name: &str) -> bool {
@@ -274,15 +301,27 @@ fn main() -> ExitCode {
     record(
         &serde_json::json!({ "pid": std::process::id(), "args": args, "tunnel_env": tunnel_env }),
     );
-    let flags = match parse_command_line(&args) {
-        Ok(flags) => flags,
-        Err(Usage(message)) => {
+    let Invocation { flags, subcommand } = match parse_command_line(&args) {
+        Ok(invocation) => invocation,
+        Err(Usage { message, command }) => {
             // urfave/cli's usage error, on stdout; the exit code is lost.
-            println!("Incorrect Usage. {message}\n\n{HELP}");
+            match command {
+                None => println!("Incorrect Usage. {message}\n\n{HELP}"),
+                Some(command) => println!(
+                    "Incorrect Usage: {message}\n\nNAME:\n   cloudflared tunnel {command}\n\nUSAGE:\n   cloudflared tunnel [tunnel command options] {command} [subcommand options]"
+                ),
+            }
             return ExitCode::SUCCESS;
         }
     };
-    let Some(flags) = with_environment(flags) else {
+    let environment = with_environment(flags, FLAGS).and_then(|flags| match subcommand {
+        Some(mut sub) => {
+            sub.flags = with_environment(sub.flags, sub.specs)?;
+            Some((flags, Some(sub)))
+        }
+        None => Some((flags, None)),
+    });
+    let Some((flags, subcommand)) = environment else {
         // A variable that does not parse: urfave/cli returns the error and
         // cloudflared's entry point discards it. Nothing is printed.
         return ExitCode::SUCCESS;
@@ -301,31 +340,122 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
-    let code = runtime.block_on(run(flags));
+    let code = match subcommand {
+        None => runtime.block_on(run(flags)),
+        Some(sub) => match named_run::read_config_file(&flags) {
+            Err(code) => code,
+            Ok(config) => {
+                let flags = config.applied_to(flags);
+                match sub.name {
+                    "run" => runtime.block_on(named_run::run(&flags, &sub, config)),
+                    _ => manage::run(&flags, &sub),
+                }
+            }
+        },
+    };
     record_exit(i32::from(code));
     ExitCode::from(code)
 }
 
-struct Usage(String);
+/// A refused command line: what urfave/cli says, and the subcommand whose
+/// help follows (`None`: `tunnel`'s).
+struct Usage {
+    message: String,
+    command: Option<&'static str>,
+}
 
-/// `tunnel` followed by flags: `--flag value`, `--flag=value`, `-f value`;
-/// booleans take no value (or `=value`).
-fn parse_command_line(args: &[String]) -> Result<Flags, Usage> {
+impl Usage {
+    fn of_tunnel(message: String) -> Self {
+        Usage {
+            message,
+            command: None,
+        }
+    }
+}
+
+/// A command line: `tunnel`'s flags, and the subcommand named after them.
+struct Invocation {
+    flags: Flags,
+    subcommand: Option<Subcommand>,
+}
+
+/// A subcommand of `tunnel` (`create`, `route dns`, `run`…): its flags,
+/// which go before its arguments, and its arguments.
+struct Subcommand {
+    name: &'static str,
+    specs: &'static [FlagSpec],
+    flags: Flags,
+    args: Vec<String>,
+}
+
+/// `tunnel` followed by flags (`--flag value`, `--flag=value`, `-f value`;
+/// booleans take no value, or `=value`), then maybe a subcommand with its
+/// own flags and arguments. As in urfave/cli, flags end at the first
+/// argument that is not one.
+fn parse_command_line(args: &[String]) -> Result<Invocation, Usage> {
     let mut rest = args.iter();
     if rest.next().map(String::as_str) != Some("tunnel") {
-        return Err(Usage("this fake knows only `cloudflared tunnel`".into()));
+        return Err(Usage::of_tunnel(
+            "this fake knows only `cloudflared tunnel`".into(),
+        ));
     }
+    let rest: Vec<String> = rest.cloned().collect();
+    let (flags, rest) = parse_flags(&rest, FLAGS).map_err(Usage::of_tunnel)?;
+    let Some(word) = rest.first() else {
+        return Ok(Invocation {
+            flags,
+            subcommand: None,
+        });
+    };
+    let (name, after) = match (word.as_str(), rest.get(1).map(String::as_str)) {
+        ("route", Some("dns")) => ("route dns", &rest[2..]),
+        ("route", _) => {
+            let message = "this fake knows only `tunnel route dns`".to_owned();
+            return Err(Usage::of_tunnel(message));
+        }
+        (word, _) => match manage::SUBCOMMANDS.iter().find(|(name, _)| *name == word) {
+            Some((name, _)) => (*name, &rest[1..]),
+            None => {
+                let message = format!("this fake takes no argument `{word}`");
+                return Err(Usage::of_tunnel(message));
+            }
+        },
+    };
+    let specs = manage::flags_of(name);
+    let (sub_flags, args) = parse_flags(after, specs).map_err(|message| Usage {
+        message,
+        command: Some(name),
+    })?;
+    Ok(Invocation {
+        flags,
+        subcommand: Some(Subcommand {
+            name,
+            specs,
+            flags: sub_flags,
+            args,
+        }),
+    })
+}
+
+/// Flags of `specs` from the start of `args`, and the arguments after them.
+fn parse_flags(args: &[String], specs: &[FlagSpec]) -> Result<(Flags, Vec<String>), String> {
     let mut flags = Flags::default();
+    let mut rest = args.iter();
     while let Some(arg) = rest.next() {
+        if arg == "--" {
+            return Ok((flags, rest.cloned().collect()));
+        }
         let Some(stripped) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            return Err(Usage(format!("this fake takes no argument `{arg}`")));
+            let mut positional = vec![arg.clone()];
+            positional.extend(rest.cloned());
+            return Ok((flags, positional));
         };
         let (name, inline) = match stripped.split_once('=') {
             Some((name, value)) => (name, Some(value.to_owned())),
             None => (stripped, None),
         };
-        let Some(spec) = FLAGS.iter().find(|f| f.names.contains(&name)) else {
-            return Err(Usage(format!("flag provided but not defined: -{name}")));
+        let Some(spec) = specs.iter().find(|f| f.names.contains(&name)) else {
+            return Err(format!("flag provided but not defined: -{name}"));
         };
         let value = match (spec.kind, inline) {
             (Kind::Bool, None) => "true".to_owned(),
@@ -333,20 +463,19 @@ fn parse_command_line(args: &[String]) -> Result<Flags, Usage> {
             (_, None) => rest
                 .next()
                 .cloned()
-                .ok_or_else(|| Usage(format!("flag needs an argument: -{name}")))?,
+                .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
         };
-        let shown = check_value(spec, &value).ok_or_else(|| {
-            Usage(match spec.kind {
-                Kind::Bool => format!("invalid boolean value \"{value}\" for -{name}: parse error"),
-                _ => format!("invalid value \"{value}\" for flag -{name}: parse error"),
-            })
+        let shown = check_value(spec, &value).ok_or_else(|| match spec.kind {
+            Kind::Bool => format!("invalid boolean value \"{value}\" for -{name}: parse error"),
+            _ => format!("invalid value \"{value}\" for flag -{name}: parse error"),
         })?;
         flags.values.insert(spec.names[0], value);
+        flags.on_command_line.insert(spec.names[0]);
         for alias in spec.names {
             flags.settings.insert((*alias).to_owned(), shown.clone());
         }
     }
-    Ok(flags)
+    Ok((flags, Vec::new()))
 }
 
 /// The value's String form if it parses for its kind.
@@ -360,8 +489,8 @@ fn check_value(spec: &FlagSpec, value: &str) -> Option<String> {
 
 /// Flags from their variables where the command line did not set them.
 /// `None` when a variable's value does not parse.
-fn with_environment(mut flags: Flags) -> Option<Flags> {
-    for spec in FLAGS {
+fn with_environment(mut flags: Flags, specs: &[FlagSpec]) -> Option<Flags> {
+    for spec in specs {
         let Some(var) = spec.env else {
             continue;
         };
@@ -485,8 +614,11 @@ fn named_tunnel_without_certificate() -> u8 {
 
 /// What the metrics server serves.
 struct State {
+    /// The quick tunnel's hostname; empty for a named tunnel.
     hostname: String,
     connector: String,
+    /// What `/config` serves: the ingress rules of a named tunnel.
+    config: Option<String>,
     ready: AtomicBool,
     /// Whether an edge connection was ever registered (for the shutdown).
     connected: AtomicBool,
@@ -532,6 +664,7 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
     let state = Arc::new(State {
         hostname,
         connector: uuid(),
+        config: None,
         ready: AtomicBool::new(false),
         connected: AtomicBool::new(false),
     });
@@ -949,6 +1082,7 @@ fn route(path: &str, state: &State) -> (&'static str, String) {
             ),
         ),
         "/healthcheck" => ("200 OK", "OK\n".to_owned()),
+        "/config" if state.config.is_some() => ("200 OK", state.config.clone().unwrap_or_default()),
         _ => ("404 Not Found", "404 page not found\n".to_owned()),
     }
 }
