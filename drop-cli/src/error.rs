@@ -112,6 +112,14 @@ pub enum CliError {
         /// What was asked.
         asked: String,
     },
+    /// `drop doctor` found the link broken.
+    #[error("the link does not work: {check}; fix: {fix}")]
+    LinkBroken {
+        /// The first failed check, in one line.
+        check: String,
+        /// Its fix.
+        fix: String,
+    },
     /// An app command on something that is not an app.
     #[error(
         "`{query}` is a page, not an app; apps are added with `drop add <path> --run CMD --port N`"

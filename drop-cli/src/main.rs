@@ -7,6 +7,7 @@
 mod add;
 mod apps;
 mod control;
+mod doctor;
 mod error;
 mod nat;
 mod output;
@@ -84,6 +85,15 @@ enum Command {
         /// Keep printing new output until interrupted.
         #[arg(short = 'f', long)]
         follow: bool,
+    },
+    /// Check everything between the human and a page or app (or the
+    /// server), one line each with the fix; exit 0 only when the link works.
+    Doctor {
+        /// The page or app (id, id prefix or name); the server when left out.
+        page: Option<String>,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the server's URL and every page and app.
     Status {
@@ -204,6 +214,7 @@ fn run(args: Args) -> Result<(), CliError> {
         }
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
         Command::Status { json } => pages::status(&home, json),
+        Command::Doctor { page, json } => doctor::doctor(&home, page.as_deref(), json),
         Command::Add {
             path,
             name,

@@ -16,6 +16,7 @@ use tokio::net::UnixListener;
 
 use crate::log::log;
 use crate::supervise::TunnelOutcome;
+use crate::supervise::verify::LinkReport;
 
 /// How long the daemon waits for a request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,6 +53,13 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_grace_ms: Option<u64>,
     },
+    /// Check a tunnel URL from outside now: the server's (`id` is `None`)
+    /// or an app's.
+    CheckLink {
+        /// The app's full id, or none for the server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// Stop an app and remove its record, in one turn: a start asked
     /// meanwhile finds no app rather than launching one nobody records.
     RemoveApp {
@@ -85,6 +93,11 @@ pub enum ControlReply {
     Removed {
         /// Whether it was running and was stopped first.
         stopped: bool,
+    },
+    /// What checking a tunnel URL found.
+    LinkChecked {
+        /// Step by step.
+        report: LinkReport,
     },
     /// The request was not carried out.
     Failed {

@@ -17,6 +17,7 @@ use crate::auth::SessionKey;
 use crate::http::{ServerConfig, Site, serve};
 use crate::log::log;
 use crate::page::Catalog;
+use crate::supervise::verify::{self, LinkReport, Origin};
 use crate::supervise::{
     AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
 };
@@ -196,8 +197,10 @@ impl Daemon {
         ))?;
         let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
         let answers = Answers {
+            home: home.clone(),
             catalog: catalog.clone(),
             supervisor,
+            links: self.links.clone(),
         };
         let control = tokio::spawn(control.run(
             move |request| {
@@ -255,8 +258,10 @@ pub fn forget_pid(home: &Home, pid: u32) -> Result<(), RegistryError> {
 /// What the daemon answers on its control socket.
 #[derive(Clone)]
 pub(crate) struct Answers {
+    pub(crate) home: Home,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) supervisor: Arc<Supervisor>,
+    pub(crate) links: LinkCheck,
 }
 
 impl Answers {
@@ -292,6 +297,10 @@ impl Answers {
                     Err(e) => ControlReply::failed(&e),
                 }
             }
+            ControlRequest::CheckLink { id } => match self.check_link(id).await {
+                Ok(report) => ControlReply::LinkChecked { report },
+                Err(error) => ControlReply::Failed { error },
+            },
             ControlRequest::RemoveApp { id, stop_grace_ms } => {
                 let grace = millis(stop_grace_ms).unwrap_or(self.supervisor.limits().stop_grace);
                 match self.supervisor.remove_app(&id, grace).await {
@@ -307,6 +316,39 @@ impl Answers {
     }
 }
 
+impl Answers {
+    /// Checks the server's tunnel URL (`id` is `None`) or an app's from
+    /// outside, now: what `drop doctor` shows.
+    async fn check_link(&self, id: Option<String>) -> Result<LinkReport, String> {
+        let home = self.home.clone();
+        let recorded = tokio::task::spawn_blocking(move || -> Result<_, RegistryError> {
+            Ok(match &id {
+                None => home.load_tunnel_state()?.map(|t| t.url),
+                Some(id) => home
+                    .registry()
+                    .load()?
+                    .get(id)
+                    .and_then(|r| r.tunnel_url.clone()),
+            }
+            .filter(|url| !url.is_empty())
+            .map(|url| (url, id.is_none())))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let Some((url, daemon)) = recorded else {
+            return Err("no tunnel URL is recorded to check".into());
+        };
+        let origin = match daemon {
+            true => Origin::Daemon {
+                nonce: self.links.probes.issue(),
+            },
+            false => Origin::App,
+        };
+        Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin).await)
+    }
+}
+
 fn millis(ms: Option<u64>) -> Option<std::time::Duration> {
     ms.map(std::time::Duration::from_millis)
 }
@@ -318,7 +360,9 @@ mod tests {
     use drop_tunnel::MockTunnelProvider;
 
     use super::*;
+    use crate::supervise::fakes::Outside;
     use crate::supervise::fakes::{APP, AppEnd, PORT, TestHome, fake_pid, verify};
+    use crate::supervise::verify::{LinkError, StepResult};
     use crate::supervise::{MockAppRunner, StopOutcome, app_log_path};
 
     fn app_process() -> ProcessId {
@@ -331,10 +375,17 @@ mod tests {
     /// The daemon's answers for `t`'s home, its apps run by `runner`, no
     /// tunnels.
     fn answers(t: &TestHome, runner: &Arc<MockAppRunner>) -> Answers {
+        answers_seen_by(t, runner, &Outside::new())
+    }
+
+    /// [`answers`] whose link checks see `outside`.
+    fn answers_seen_by(t: &TestHome, runner: &Arc<MockAppRunner>, outside: &Outside) -> Answers {
         let mut provider = MockTunnelProvider::new();
         provider.expect_open().never();
         let tunnels = t.keeper(provider);
         Answers {
+            home: t.home.clone(),
+            links: outside.links(),
             catalog: Arc::new(Catalog::new(t.home.registry())),
             supervisor: Supervisor::new(
                 t.home.clone(),
@@ -615,5 +666,66 @@ mod tests {
         assert!(started.elapsed() < AppLimits::default().start_timeout);
         drop(answers);
         verify(runner);
+    }
+
+    /// `drop doctor`'s question: the server's tunnel URL checked now, step
+    /// by step, with a nonce the page server accepts; public DNS is not
+    /// asked while the edge does not reach the daemon.
+    #[tokio::test]
+    async fn a_link_check_reports_each_step() {
+        let t = TestHome::new();
+        let runner = Arc::new(MockAppRunner::new());
+        let outside = Outside::new();
+        let answers = answers_seen_by(&t, &runner, &outside);
+        let reply = answers.answer(ControlRequest::CheckLink { id: None }).await;
+        assert_eq!(
+            reply,
+            ControlReply::Failed {
+                error: "no tunnel URL is recorded to check".into()
+            }
+        );
+        let url = "https://tunnel-1.trycloudflare.com".to_owned();
+        t.home
+            .save_tunnel_state(&drop_registry::TunnelState {
+                url: url.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+
+        outside.fail_with(Some(LinkError::NotPublished {
+            host: "tunnel-1.trycloudflare.com".into(),
+        }));
+        let ControlReply::LinkChecked { report } =
+            answers.answer(ControlRequest::CheckLink { id: None }).await
+        else {
+            panic!("no report");
+        };
+        assert_eq!(report.url, url);
+        assert_eq!(report.edge, StepResult::Passed);
+        assert_eq!(
+            report.dns,
+            StepResult::Failed {
+                error: "tunnel-1.trycloudflare.com does not resolve at public DNS yet".into()
+            }
+        );
+        let (_, origin, _) = outside.checks().pop().unwrap();
+        let Origin::Daemon { nonce } = origin else {
+            panic!("the server's link is probed at the daemon");
+        };
+        assert!(outside.probes().accepts(&nonce));
+
+        outside.fail_with(Some(LinkError::EdgeNotConnected {
+            host: "tunnel-1.trycloudflare.com".into(),
+            status: 530,
+        }));
+        let questions = outside.dns_questions().len();
+        let ControlReply::LinkChecked { report } =
+            answers.answer(ControlRequest::CheckLink { id: None }).await
+        else {
+            panic!("no report");
+        };
+        assert!(matches!(report.edge, StepResult::Failed { .. }));
+        assert!(matches!(report.dns, StepResult::NotAsked { .. }));
+        assert_eq!(outside.dns_questions().len(), questions, "DNS not asked");
     }
 }

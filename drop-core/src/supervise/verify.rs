@@ -132,6 +132,62 @@ pub async fn check(
     checker.resolve(host_of(url)).await.map(drop)
 }
 
+/// What one step of checking a URL found, for `drop doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StepResult {
+    /// It passed.
+    Passed,
+    /// It failed.
+    Failed {
+        /// Why, in one line.
+        error: String,
+    },
+    /// It was not tried.
+    NotAsked {
+        /// Why not.
+        why: String,
+    },
+}
+
+/// Every step of checking a URL from outside, each tried even when a step
+/// before failed (but public DNS only once the edge reaches the origin).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinkReport {
+    /// The URL checked.
+    pub url: String,
+    /// A request through the edge.
+    pub edge: StepResult,
+    /// Public DNS for its hostname.
+    pub dns: StepResult,
+}
+
+/// Checks `url` now, step by step, for a report rather than a verdict.
+pub async fn diagnose(checker: &dyn LinkChecker, url: &str, origin: &Origin) -> LinkReport {
+    let failed = |e: LinkError| StepResult::Failed {
+        error: e.to_string(),
+    };
+    let edge = match checker.reach(url, origin).await {
+        Ok(()) => StepResult::Passed,
+        Err(e) => failed(e),
+    };
+    let dns = match edge {
+        // Asking now could make resolvers remember "no such name".
+        StepResult::Failed { .. } => StepResult::NotAsked {
+            why: "the edge does not reach drop yet, so the name may not exist yet".into(),
+        },
+        _ => match checker.resolve(host_of(url)).await {
+            Ok(_) => StepResult::Passed,
+            Err(e) => failed(e),
+        },
+    };
+    LinkReport {
+        url: url.to_owned(),
+        edge,
+        dns,
+    }
+}
+
 /// The zone above `host`: `trycloudflare.com` for `a-b.trycloudflare.com`.
 fn parent_of(host: &str) -> Option<&str> {
     let (_, parent) = host.split_once('.')?;
