@@ -157,6 +157,9 @@ pub enum CliError {
         /// What it takes.
         expected: &'static str,
     },
+    /// The named tunnel could not be set up or used.
+    #[error(transparent)]
+    Tunnel(#[from] drop_tunnel::TunnelError),
     /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
     #[error(transparent)]
     Nat(#[from] drop_nat::NatError),

@@ -17,6 +17,7 @@ mod serve;
 mod server;
 mod settings;
 mod systemd;
+mod tunnel;
 mod urls;
 
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
-use drop_core::supervise::{PublicChecker, SystemRunner};
+use drop_core::supervise::{PublicChecker, SystemRunner, TunnelSource};
 use drop_registry::{Home, TunnelProtocol};
 use drop_tunnel::{Cloudflared, CloudflaredConfig, Protocol};
 
@@ -46,6 +47,32 @@ struct Args {
     /// Directory holding the registry and logs [default: ~/.drop].
     #[arg(long, env = "DROP_HOME", global = true)]
     home: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum TunnelCommand {
+    /// Create (once) a named tunnel in the Cloudflare account of
+    /// `cloudflared tunnel login`, route HOSTNAME to it, and serve through
+    /// it from the next start.
+    Setup {
+        /// The hostname pages are served on, in the login's domain.
+        #[arg(long)]
+        hostname: String,
+        /// The tunnel's name in the account.
+        #[arg(long, default_value = tunnel::DEFAULT_TUNNEL_NAME)]
+        name: String,
+        /// Point HOSTNAME at this tunnel even if DNS has another record for it.
+        #[arg(long)]
+        replace_dns: bool,
+    },
+    /// Which tunnel drop uses, and the named tunnel's details.
+    Status {
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back to quick tunnels (the named tunnel stays in the account).
+    Reset,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +172,11 @@ enum Command {
     },
     /// Stop and remove pages and apps whose file or folder is gone.
     Cleanup,
+    /// Stable links on your own domain: a named Cloudflare tunnel.
+    Tunnel {
+        #[command(subcommand)]
+        command: TunnelCommand,
+    },
     /// Run the page server in the foreground (what `start` launches).
     #[command(hide = true)]
     Serve {
@@ -241,6 +273,21 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
         Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
+        Command::Tunnel { command } => match command {
+            TunnelCommand::Setup {
+                hostname,
+                name,
+                replace_dns,
+            } => tunnel::setup(
+                &home,
+                cloudflared_config(&home),
+                &hostname,
+                &name,
+                replace_dns,
+            ),
+            TunnelCommand::Status { json } => tunnel::status(&home, json),
+            TunnelCommand::Reset => tunnel::reset(&home),
+        },
         Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)?),
     }
 }
@@ -256,8 +303,9 @@ fn print_notices(home: &Home) {
 }
 
 /// What the daemon of `home` reaches the outside world through: cloudflared
-/// for tunnels (over HTTP/2 from the start on a network where QUIC was
-/// found blocked), `sh` for apps, public DNS-over-HTTPS and the edge for
+/// for tunnels (the user's named tunnel when one is set up, else quick
+/// tunnels; over HTTP/2 from the start on a network where QUIC was found
+/// blocked), `sh` for apps, public DNS-over-HTTPS and the edge for
 /// checking tunnel URLs (or where `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE` say).
 fn world(home: &Home) -> Result<serve::World, CliError> {
     let network = drop_nat::outward_ip().map(|ip| ip.to_string());
@@ -270,10 +318,13 @@ fn world(home: &Home) -> Result<serve::World, CliError> {
     if noted == Some(TunnelProtocol::Http2) {
         config.protocol = Some(Protocol::Http2);
     }
-    let cloudflared = Cloudflared::new(config);
+    let tunnels = match tunnel::named_world(home, config.clone())? {
+        Some(named) => TunnelSource::Named(named),
+        None => TunnelSource::Quick(Arc::new(Cloudflared::new(config))),
+    };
     Ok(serve::World {
-        tunnel_marker: cloudflared.config_file(),
-        provider: Arc::new(cloudflared),
+        tunnel_marker: tunnel_marker(home),
+        tunnels,
         runner: Arc::new(SystemRunner),
         network,
         links: Arc::new(PublicChecker::new(Settings::from_env()?.links)),
@@ -290,10 +341,10 @@ fn cloudflared_config(home: &Home) -> CloudflaredConfig {
     config
 }
 
-/// The `--config` file every tunnel process of `home` carries: how
-/// leftovers of a killed daemon are found.
+/// The folder of the `--config` file every tunnel process of `home`
+/// carries, quick or named: how leftovers of a killed daemon are found.
 fn tunnel_marker(home: &Home) -> PathBuf {
-    Cloudflared::new(cloudflared_config(home)).config_file()
+    cloudflared_config(home).state_dir
 }
 
 /// Rust ignores SIGPIPE, so `drop status | head -1` would panic on a

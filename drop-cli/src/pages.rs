@@ -36,6 +36,10 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
             "pid": old.id.pid,
             "port": old.port,
         })));
+        if server["tunnel"].is_object() {
+            let named = home.load_named_tunnel()?.is_some();
+            server["tunnel"]["kind"] = json!(if named { "named" } else { "quick" });
+        }
         print_json(&json!({
             "server": server,
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),

@@ -8,17 +8,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drop_core::daemon::{Daemon, DaemonConfig, ServerLock};
-use drop_core::supervise::{AppRunner, LinkCheck, LinkChecker};
+use drop_core::supervise::{AppRunner, LinkCheck, LinkChecker, TunnelSource};
 use drop_registry::Home;
-use drop_tunnel::TunnelProvider;
 
 use crate::error::CliError;
 use crate::settings::Settings;
 
 /// What the daemon reaches the outside world through.
 pub struct World {
-    /// Opens tunnels.
-    pub provider: Arc<dyn TunnelProvider>,
+    /// Where tunnels come from: quick tunnels, or the user's named tunnel.
+    pub tunnels: TunnelSource,
     /// The argument every tunnel process of this home carries.
     pub tunnel_marker: PathBuf,
     /// Runs apps.
@@ -68,7 +67,7 @@ pub fn serve(
         bound: settings.verify_bound,
         dns_settle: settings.dns_settle,
     };
-    let daemon = Daemon::new(config, world.provider, world.runner, links);
+    let daemon = Daemon::new(config, world.tunnels, world.runner, links);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = settings.workers {
         runtime.worker_threads(workers);

@@ -6,7 +6,8 @@
 //! answers 530 as Cloudflare does when no tunnel is connected.
 //!
 //! Both read the fake's record files (`FAKE_CLOUDFLARED_RECORD`), where it
-//! notes each URL it printed and the origin it serves.
+//! notes each URL it printed and the origin it serves, or for a named
+//! tunnel its ingress rules and when it connected.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,10 +48,9 @@ impl FakeRecords {
         self.paths.lock().unwrap().push(path);
     }
 
-    /// The tunnel with this hostname, if a fake opened one.
-    pub fn find(&self, host: &str) -> Option<Opened> {
-        let lines: Vec<serde_json::Value> = self
-            .paths
+    /// Every line of every record file, oldest first within each file.
+    fn lines(&self) -> Vec<serde_json::Value> {
+        self.paths
             .lock()
             .unwrap()
             .iter()
@@ -61,22 +61,50 @@ impl FakeRecords {
                     .filter_map(|l| serde_json::from_str(l).ok())
                     .collect::<Vec<serde_json::Value>>()
             })
-            .collect();
-        let url = lines.iter().rev().find(|r| {
+            .collect()
+    }
+
+    /// The tunnel serving this hostname, if a fake opened one: the quick
+    /// tunnel that printed it, or the newest named tunnel whose ingress
+    /// routes it and that connected (its origin is that rule's service).
+    pub fn find(&self, host: &str) -> Option<Opened> {
+        let lines = self.lines();
+        let connected = |pid: &serde_json::Value| {
+            lines
+                .iter()
+                .find(|r| r["pid"] == *pid && r.get("connected").is_some())
+                .and_then(|r| r["at_ms"].as_u64())
+        };
+        let quick = lines.iter().rev().find(|r| {
             r["url"]
                 .as_str()
                 .is_some_and(|u| u.trim_start_matches("https://") == host)
-        })?;
-        let pid = url["pid"].as_u64()? as u32;
-        let origin = lines
-            .iter()
-            .find(|r| r["pid"] == pid && r.get("origin").is_some())
-            .and_then(|r| r["origin"].as_str().map(str::to_owned));
-        Some(Opened {
-            host: host.to_owned(),
-            pid,
-            at_ms: url["at_ms"].as_u64().unwrap_or(0),
-            origin,
+        });
+        if let Some(url) = quick {
+            let pid = url["pid"].as_u64()? as u32;
+            let origin = lines
+                .iter()
+                .find(|r| r["pid"] == pid && r.get("origin").is_some())
+                .and_then(|r| r["origin"].as_str().map(str::to_owned));
+            return Some(Opened {
+                host: host.to_owned(),
+                pid,
+                at_ms: url["at_ms"].as_u64().unwrap_or(0),
+                origin,
+            });
+        }
+        lines.iter().rev().find_map(|r| {
+            let rule = r["ingress"]
+                .as_array()?
+                .iter()
+                .find(|rule| rule["hostname"] == host)?;
+            let at_ms = connected(&r["pid"])?;
+            Some(Opened {
+                host: host.to_owned(),
+                pid: r["pid"].as_u64()? as u32,
+                at_ms,
+                origin: rule["service"].as_str().map(str::to_owned),
+            })
         })
     }
 }

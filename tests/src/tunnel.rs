@@ -247,23 +247,10 @@ impl FakeCloudflared {
     /// account id and API token), and the account (`FAKE_CLOUDFLARED_ACCOUNT`)
     /// knows the zone by name.
     pub fn logged_in(zone: &str) -> Self {
-        let fake = FakeCloudflared::new();
-        let home = fake.home();
-        let account = fake.dir.path().join("account");
-        let fake = fake
-            .env("HOME", home.to_str().expect("a UTF-8 temp path"))
-            .env(
-                "FAKE_CLOUDFLARED_ACCOUNT",
-                account.to_str().expect("a UTF-8 temp path"),
-            );
-        fake.write_certificate(&certificate_text(ZONE_ID, ACCOUNT_ID, API_TOKEN));
-        fake.edit_account(|account| {
-            *account = serde_json::json!({
-                "account_id": ACCOUNT_ID,
-                "api_token": API_TOKEN,
-                "zones": { ZONE_ID: zone },
-            });
-        });
+        let mut fake = FakeCloudflared::new();
+        for (key, value) in log_in(fake.dir.path(), zone) {
+            fake = fake.env(key, &value);
+        }
         fake
     }
 
@@ -300,24 +287,7 @@ impl FakeCloudflared {
 
     /// Changes the account under the lock the fakes take.
     pub fn edit_account(&self, change: impl FnOnce(&mut serde_json::Value)) {
-        let dir = self.dir.path().join("account");
-        std::fs::create_dir_all(&dir).expect("account folder");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("account.json"))
-            .expect("account file");
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("lock");
-        let mut text = String::new();
-        file.read_to_string(&mut text).expect("account read");
-        let mut account = serde_json::from_str(&text).unwrap_or(serde_json::json!({}));
-        change(&mut account);
-        let text = serde_json::to_string_pretty(&account).expect("JSON");
-        file.set_len(0).expect("truncated");
-        file.rewind().expect("rewound");
-        file.write_all(text.as_bytes()).expect("written");
+        edit_account(self.dir.path(), change);
     }
 
     /// Deletes tunnel `id` as the Cloudflare dashboard would: the account
@@ -377,4 +347,54 @@ pub fn certificate_text(zone_id: &str, account_id: &str, api_token: &str) -> Str
         "-----BEGIN ARGO TUNNEL TOKEN-----\n{}\n-----END ARGO TUNNEL TOKEN-----\n",
         lines.join("\n")
     )
+}
+
+/// Logs the fakes in under `root`, to an account whose domain is `zone`:
+/// `<root>/home/.cloudflared/cert.pem` (its zone id, account id and API
+/// token) and the account in `<root>/account`. Returns the variables that
+/// point cloudflared there (`HOME`, `FAKE_CLOUDFLARED_ACCOUNT`).
+pub fn log_in(root: &Path, zone: &str) -> Vec<(&'static str, String)> {
+    let home = root.join("home");
+    let certificate = home.join(".cloudflared/cert.pem");
+    std::fs::create_dir_all(certificate.parent().unwrap()).expect("~/.cloudflared");
+    std::fs::write(
+        &certificate,
+        certificate_text(ZONE_ID, ACCOUNT_ID, API_TOKEN),
+    )
+    .expect("cert.pem written");
+    edit_account(root, |account| {
+        *account = serde_json::json!({
+            "account_id": ACCOUNT_ID,
+            "api_token": API_TOKEN,
+            "zones": { ZONE_ID: zone },
+        });
+    });
+    let text = |p: &Path| p.to_str().expect("a UTF-8 temp path").to_owned();
+    vec![
+        ("HOME", text(&home)),
+        ("FAKE_CLOUDFLARED_ACCOUNT", text(&root.join("account"))),
+    ]
+}
+
+/// Changes the fake account under `<root>/account`, under the lock the
+/// fakes take.
+pub fn edit_account(root: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+    let dir = root.join("account");
+    std::fs::create_dir_all(&dir).expect("account folder");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("account.json"))
+        .expect("account file");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("lock");
+    let mut text = String::new();
+    file.read_to_string(&mut text).expect("account read");
+    let mut account = serde_json::from_str(&text).unwrap_or(serde_json::json!({}));
+    change(&mut account);
+    let text = serde_json::to_string_pretty(&account).expect("JSON");
+    file.set_len(0).expect("truncated");
+    file.rewind().expect("rewound");
+    file.write_all(text.as_bytes()).expect("written");
 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drop_core::supervise::{LinkCheck, LinkConfig, PublicChecker, TunnelKeeper, TunnelOutcome};
+use drop_core::supervise::{
+    LinkCheck, LinkConfig, PublicChecker, TunnelKeeper, TunnelOutcome, TunnelSource,
+};
 use drop_registry::{Home, Record, RegistryError, TunnelPhase};
 use drop_tests::EchoServer;
 use drop_tests::dns::{Edge, FakeRecords, PublicDns};
@@ -48,8 +50,9 @@ async fn every_restart_of_an_app_tunnel_records_its_own_new_url() {
     // No drain on close: twenty restarts in seconds, not minutes.
     config.stop_grace = Duration::from_secs(1);
     let provider = Cloudflared::new(config);
-    let marker = provider.config_file();
-    let keeper = TunnelKeeper::new(home.clone(), Arc::new(provider), marker, None, links);
+    let marker = provider.config_file().parent().unwrap().to_owned();
+    let source = TunnelSource::Quick(Arc::new(provider));
+    let keeper = TunnelKeeper::new(home.clone(), source, marker, None, links);
     let mut seen = Vec::new();
     for round in 0..20 {
         let TunnelOutcome::Up { url } = keeper

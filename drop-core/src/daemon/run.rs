@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use drop_registry::{Home, RegistryError, ServerState};
-use drop_tunnel::TunnelProvider;
 use tokio::net::TcpListener;
 
 use super::control::{ControlReply, ControlRequest, ControlServer};
@@ -20,6 +19,7 @@ use crate::page::Catalog;
 use crate::supervise::verify::{self, LinkReport, Origin};
 use crate::supervise::{
     AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
+    TunnelSource,
 };
 
 /// The port recorded when none was ever chosen.
@@ -39,8 +39,9 @@ pub struct DaemonConfig {
     pub server: ServerConfig,
     /// Limits of apps.
     pub apps: AppLimits,
-    /// An argument every tunnel process of this home carries (cloudflared's
-    /// `--config` file), by which leftovers of a killed daemon are found.
+    /// The folder of the `--config` file every tunnel process of this home
+    /// carries (quick or named), by which leftovers of a killed daemon are
+    /// found.
     pub tunnel_marker: PathBuf,
     /// The network this machine is on (the address it goes out from), under
     /// which what is learned of it is noted: that QUIC is blocked there.
@@ -124,24 +125,24 @@ fn url_host(state: &ServerState, config: &DaemonConfig) -> String {
 /// One drop home's daemon.
 pub struct Daemon {
     config: DaemonConfig,
-    provider: Arc<dyn TunnelProvider>,
+    tunnels: TunnelSource,
     runner: Arc<dyn AppRunner>,
     links: LinkCheck,
 }
 
 impl Daemon {
-    /// A daemon that opens tunnels with `provider`, checks their URLs from
+    /// A daemon that opens tunnels from `tunnels`, checks their URLs from
     /// outside with `links` (its page server answers the probes), and runs
     /// apps with `runner`.
     pub fn new(
         config: DaemonConfig,
-        provider: Arc<dyn TunnelProvider>,
+        tunnels: TunnelSource,
         runner: Arc<dyn AppRunner>,
         links: LinkCheck,
     ) -> Self {
         Daemon {
             config,
-            provider,
+            tunnels,
             runner,
             links,
         }
@@ -175,7 +176,7 @@ impl Daemon {
         let catalog = Arc::new(Catalog::new(home.registry()));
         let tunnels = TunnelKeeper::new(
             home.clone(),
-            self.provider.clone(),
+            self.tunnels.clone(),
             self.config.tunnel_marker.clone(),
             self.config.network.clone(),
             self.links.clone(),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::apps::{AppProcess, MockAppRunner};
 use super::process::ProcessId;
-use super::tunnels::TunnelKeeper;
+use super::tunnels::{TunnelKeeper, TunnelSource};
 use super::verify::{DNS_SETTLE, LinkCheck, LinkChecker, LinkError, Origin, Probes};
 
 /// The id of the app most tests run.
@@ -81,9 +81,10 @@ impl TestHome {
         pages.get(id).expect("the record exists").clone()
     }
 
-    /// A tunnel marker no real process carries.
+    /// A tunnel marker (the folder of `--config` files) no real process
+    /// carries.
     pub(crate) fn marker(&self) -> PathBuf {
-        self.dir.path().join("cloudflared-marker.yml")
+        self.dir.path().join("tunnel-configs")
     }
 
     /// A tunnel keeper of this home opening tunnels through `provider`,
@@ -100,7 +101,7 @@ impl TestHome {
     ) -> Arc<TunnelKeeper> {
         TunnelKeeper::new(
             self.home.clone(),
-            Arc::new(provider),
+            TunnelSource::Quick(Arc::new(provider)),
             self.marker(),
             None,
             outside.links(),

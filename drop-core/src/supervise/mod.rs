@@ -21,7 +21,9 @@ pub use apps::{
 pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
 pub use supervisor::{AppError, AppLimits, AppReach, Started, Supervisor, app_log_path};
-pub use tunnels::{FIRST_OUTCOME_TIMEOUT, TunnelKeeper, TunnelOutcome, end_leftovers};
+pub use tunnels::{
+    FIRST_OUTCOME_TIMEOUT, NamedWorld, TunnelKeeper, TunnelOutcome, TunnelSource, end_leftovers,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use verify::MockLinkChecker;
 pub use verify::{LinkCheck, LinkChecker, LinkConfig, LinkError, Origin, Probes, PublicChecker};

@@ -6,6 +6,7 @@
 //! 22) and never signals a pid whose start time differs. Ending is always
 //! the same: SIGTERM to the process group, a grace period, then SIGKILL.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -266,16 +267,19 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Live processes that were started with `flag value` among their
-/// arguments: how drop finds processes of its own whose pids it lost.
-pub fn started_with(flag: &str, value: &Path) -> Vec<ProcessId> {
-    let value = value.as_os_str().as_encoded_bytes();
+/// Live processes that were started with `flag FILE` among their
+/// arguments, FILE directly in `dir`: how drop finds processes of its own
+/// whose pids it lost (cloudflared's `--config` files live in a folder of
+/// drop's).
+pub fn started_with_file_in(flag: &str, dir: &Path) -> Vec<ProcessId> {
     live_pids()
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
                 let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-                args.windows(2)
-                    .any(|w| w[0] == flag.as_bytes() && w[1] == value)
+                args.windows(2).any(|w| {
+                    let file = Path::new(std::ffi::OsStr::from_bytes(w[1]));
+                    w[0] == flag.as_bytes() && file.parent() == Some(dir)
+                })
             })
         })
         .filter_map(ProcessId::of)

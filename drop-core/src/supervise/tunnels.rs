@@ -7,7 +7,7 @@
 //! globally, so many dying at once do not trip the quick-tunnel service's
 //! rate limit themselves.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use drop_registry::{Home, Record, RegistryError, TunnelPhase, TunnelProtocol, TunnelState};
 use drop_tunnel::{
-    DownReason, Protocol, Tunnel, TunnelError, TunnelEvent, TunnelProvider, Watchdog,
-    WatchdogConfig,
+    DownReason, NamedCloudflared, NamedRoute, NamedTunnels, Protocol, Tunnel, TunnelError,
+    TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -69,21 +69,58 @@ pub enum TunnelOutcome {
 pub struct TunnelKeeper {
     home: Home,
     provider: Arc<Paced>,
-    /// An argument every tunnel process of this home carries, by which
-    /// leftovers of a killed daemon are found.
+    /// The folder of the `--config` file every tunnel process of this home
+    /// carries, by which leftovers of a killed daemon are found.
     marker: PathBuf,
     /// The network this machine is on, under which what is learned of it
     /// (QUIC blocked) is noted.
     network: Option<String>,
     /// How new URLs are checked from outside.
     links: LinkCheck,
+    /// The user's named tunnel, when one is set up: the server's tunnel
+    /// runs it, and apps are routes of it rather than tunnels of their own.
+    named: Option<NamedWorld>,
     server: Mutex<Option<Kept>>,
     apps: Mutex<HashMap<String, Kept>>,
+    /// The apps routed through the named tunnel, and where their followers
+    /// hear of it.
+    routes: std::sync::Mutex<BTreeMap<String, Route>>,
+    /// What was last seen of the server's tunnel (for a route added later).
+    server_seen: std::sync::Mutex<Option<Seen>>,
 }
 
-/// One kept tunnel: its watchdog, and the task that records its events.
+/// Where the daemon's tunnels come from.
+#[derive(Clone)]
+pub enum TunnelSource {
+    /// A tunnel of its own for the server and for each app (quick tunnels).
+    Quick(Arc<dyn TunnelProvider>),
+    /// The user's named tunnel: the server's tunnel runs it, and each app
+    /// is a route of it with a hostname of its own that never changes.
+    Named(NamedWorld),
+}
+
+/// A named tunnel as the daemon runs it: the provider the server's tunnel
+/// is opened with (whose routes give apps their hostnames), and the
+/// management that routes a new app's hostname in DNS.
+#[derive(Clone)]
+pub struct NamedWorld {
+    /// Runs the tunnel; also the keeper's provider.
+    pub provider: Arc<NamedCloudflared>,
+    /// Routes hostnames to it.
+    pub manage: Arc<NamedTunnels>,
+}
+
+/// One app routed through the named tunnel.
+struct Route {
+    route: NamedRoute,
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+/// One kept tunnel: its watchdog (none for a route of the named tunnel),
+/// and the tasks that record its events.
 struct Kept {
-    watchdog: Watchdog,
+    watchdog: Option<Watchdog>,
+    pump: Option<JoinHandle<()>>,
     follower: JoinHandle<()>,
 }
 
@@ -91,7 +128,12 @@ impl Kept {
     /// Stops the watchdog (its tunnel is closed), then waits until every
     /// event it sent is recorded, so nothing is written after this returns.
     async fn close(self) {
-        self.watchdog.stop().await;
+        if let Some(watchdog) = self.watchdog {
+            watchdog.stop().await;
+        }
+        if let Some(pump) = self.pump {
+            let _ = pump.await;
+        }
         let _ = self.follower.await;
     }
 }
@@ -115,15 +157,34 @@ impl TunnelProvider for Paced {
 }
 
 impl TunnelKeeper {
-    /// Tunnels of `home` opened by `provider`, whose processes carry
-    /// `--config <marker>` (see [`end_leftovers`]), on `network`, their
-    /// URLs checked by `links`.
+    /// Tunnels of `home` from `source`, whose processes carry a
+    /// `--config` file in the folder `marker` (see [`end_leftovers`]), on
+    /// `network`, their URLs checked by `links`.
     pub fn new(
+        home: Home,
+        source: TunnelSource,
+        marker: PathBuf,
+        network: Option<String>,
+        links: LinkCheck,
+    ) -> Arc<Self> {
+        match source {
+            TunnelSource::Quick(provider) => {
+                Self::build(home, provider, marker, network, links, None)
+            }
+            TunnelSource::Named(named) => {
+                let provider = named.provider.clone();
+                Self::build(home, provider, marker, network, links, Some(named))
+            }
+        }
+    }
+
+    fn build(
         home: Home,
         provider: Arc<dyn TunnelProvider>,
         marker: PathBuf,
         network: Option<String>,
         links: LinkCheck,
+        named: Option<NamedWorld>,
     ) -> Arc<Self> {
         Arc::new(TunnelKeeper {
             home,
@@ -134,8 +195,11 @@ impl TunnelKeeper {
             marker,
             network,
             links,
+            named,
             server: Mutex::new(None),
             apps: Mutex::new(HashMap::new()),
+            routes: std::sync::Mutex::default(),
+            server_seen: std::sync::Mutex::default(),
         })
     }
 
@@ -160,17 +224,20 @@ impl TunnelKeeper {
     /// its first outcome: up and confirmed, up but not confirmed within the
     /// bound, or down.
     pub async fn open_app(self: &Arc<Self>, id: &str, local: SocketAddr) -> TunnelOutcome {
-        let old = self.apps.lock().await.remove(id);
-        if let Some(old) = old {
-            old.close().await;
-        }
+        self.close_app_tunnel(id).await;
         update_record(&self.home, id, "the tunnel of app", |r| {
             r.clear_tunnel();
             r.tunnel_state = Some(TunnelPhase::Starting);
         })
         .await;
         let (first, outcome) = oneshot::channel();
-        let kept = self.keep(local, Some(id.to_owned()), Some(first));
+        let kept = match &self.named {
+            None => self.keep(local, Some(id.to_owned()), Some(first)),
+            Some(named) => match self.route_app(named, id, local, first).await {
+                Ok(kept) => kept,
+                Err(failed) => return failed,
+            },
+        };
         self.apps.lock().await.insert(id.to_owned(), kept);
         let down = |error: &str| TunnelOutcome::Down {
             phase: TunnelPhase::Starting,
@@ -187,15 +254,131 @@ impl TunnelKeeper {
     /// Closes an app's tunnel: no restart after this, and nothing of it is
     /// recorded after this returns.
     pub async fn close_app(&self, id: &str) {
+        self.close_app_tunnel(id).await;
+        update_record(&self.home, id, "the tunnel of app", Record::clear_tunnel).await;
+    }
+
+    /// Closes an app's own tunnel, or takes its route off the named tunnel.
+    async fn close_app_tunnel(&self, id: &str) {
+        let routed = self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .remove(id)
+            .is_some();
+        if routed {
+            self.reroute().await;
+        }
         let kept = self.apps.lock().await.remove(id);
         if let Some(kept) = kept {
             kept.close().await;
         }
-        update_record(&self.home, id, "the tunnel of app", Record::clear_tunnel).await;
+    }
+
+    /// Routes app `id` (listening at `local`) through the named tunnel: its
+    /// hostname (kept from before, else made from its name and routed in
+    /// DNS), the route added to the tunnel's ingress (the tunnel restarts
+    /// with it, every URL staying), and a follower that checks its URL.
+    async fn route_app(
+        self: &Arc<Self>,
+        named: &NamedWorld,
+        id: &str,
+        local: SocketAddr,
+        first: oneshot::Sender<TunnelOutcome>,
+    ) -> Result<Kept, TunnelOutcome> {
+        let failed = |error: String| TunnelOutcome::Down {
+            phase: TunnelPhase::Failed,
+            error,
+        };
+        let hostname = self.app_hostname(named, id).await.map_err(failed)?;
+        let route = NamedRoute::to_local(&hostname, local).map_err(|e| failed(e.to_string()))?;
+        let (seen, heard) = mpsc::unbounded_channel();
+        let keeper = self.clone();
+        let app = Some(id.to_owned());
+        let follower = tokio::spawn(async move { keeper.follow(heard, app, Some(first)).await });
+        // Where the named tunnel is now: down at once, or the Up of its
+        // restart with the new route to come.
+        let now = self.server_seen.lock().expect("server seen lock").clone();
+        if let Some(now) = now.filter(|now| now.up.is_none()) {
+            let _ = seen.send(now.for_route(&hostname));
+        }
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .insert(id.to_owned(), Route { route, seen });
+        self.reroute().await;
+        Ok(Kept {
+            watchdog: None,
+            pump: None,
+            follower,
+        })
+    }
+
+    /// The hostname of app `id` on the named tunnel: the one it was given
+    /// before, else a new one under the tunnel's zone, routed in DNS and
+    /// recorded so it never changes.
+    async fn app_hostname(&self, named: &NamedWorld, id: &str) -> Result<String, String> {
+        let (home, app) = (self.home.clone(), id.to_owned());
+        let (setup, name) = tokio::task::spawn_blocking(move || {
+            let setup = home.load_named_tunnel()?;
+            let name = home.registry().load()?.get(&app).map(|r| r.name.clone());
+            Ok::<_, RegistryError>((setup, name.unwrap_or_default()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let Some(mut setup) = setup else {
+            return Err(
+                "the named tunnel is no longer set up: run 'drop stop' then 'drop start'".into(),
+            );
+        };
+        if let Some(hostname) = setup.app_hostnames.get(id) {
+            return Ok(hostname.clone());
+        }
+        let taken: Vec<&String> = setup.app_hostnames.values().collect();
+        let hostname = app_hostname(&setup.hostname, id, &name, &taken);
+        named
+            .manage
+            .route_dns(named.provider.tunnel(), &hostname)
+            .await
+            .map_err(|e| format!("could not route {hostname} to the named tunnel: {e}"))?;
+        setup.app_hostnames.insert(id.to_owned(), hostname.clone());
+        let home = self.home.clone();
+        tokio::task::spawn_blocking(move || home.save_named_tunnel(&setup))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        log!("app {id} routed at {hostname} on the named tunnel");
+        Ok(hostname)
+    }
+
+    /// Gives the named tunnel the routes of the apps routed now; it
+    /// restarts with them (the new process first, so every URL stays).
+    async fn reroute(&self) {
+        let Some(named) = &self.named else {
+            return;
+        };
+        let routes: Vec<NamedRoute> = self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .values()
+            .map(|r| r.route.clone())
+            .collect();
+        if let Err(e) = named.provider.set_routes(routes) {
+            log!("could not give the named tunnel its routes: {e}");
+            return;
+        }
+        if let Some(server) = self.server.lock().await.as_ref()
+            && let Some(watchdog) = &server.watchdog
+        {
+            watchdog.reopen();
+        }
     }
 
     /// Closes every tunnel (the daemon is stopping).
     pub async fn close_all(&self) {
+        self.routes.lock().expect("routes lock").clear();
         let server = self.server.lock().await.take();
         let apps: Vec<(String, Kept)> = self.apps.lock().await.drain().collect();
         // All at once: `drop stop` waits for the whole daemon, not one tunnel after another.
@@ -222,9 +405,50 @@ impl TunnelKeeper {
     ) -> Kept {
         let (watchdog, events) =
             Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default());
+        let (seen, heard) = mpsc::unbounded_channel();
         let keeper = self.clone();
-        let follower = tokio::spawn(async move { keeper.follow(events, app, first).await });
-        Kept { watchdog, follower }
+        let server = app.is_none();
+        let whose = app
+            .as_deref()
+            .map_or("server".to_owned(), |id| format!("app {id}"));
+        let pump = tokio::spawn(keeper.clone().pump(events, whose, seen, server));
+        let follower = tokio::spawn(async move { keeper.follow(heard, app, first).await });
+        Kept {
+            watchdog: Some(watchdog),
+            pump: Some(pump),
+            follower,
+        }
+    }
+
+    /// Logs each event of one watchdog and passes what it means on to its
+    /// follower; the server's also to every app routed through it.
+    async fn pump(
+        self: Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<TunnelEvent>,
+        whose: String,
+        follower: mpsc::UnboundedSender<Seen>,
+        server: bool,
+    ) {
+        while let Some(event) = events.recv().await {
+            log_event(&whose, &event);
+            if let TunnelEvent::Up {
+                protocol: Some(Protocol::Http2),
+                ..
+            } = &event
+            {
+                self.note_http2().await;
+            }
+            let Some(seen) = Seen::of(&event) else {
+                continue;
+            };
+            if server {
+                *self.server_seen.lock().expect("server seen lock") = Some(seen.clone());
+                for route in self.routes.lock().expect("routes lock").values() {
+                    let _ = route.seen.send(seen.for_route(route.route.hostname()));
+                }
+            }
+            let _ = follower.send(seen);
+        }
     }
 
     /// Writes every event of one watchdog where it belongs, and checks
@@ -232,7 +456,7 @@ impl TunnelKeeper {
     /// outcome also goes to whoever waits for it.
     async fn follow(
         self: Arc<Self>,
-        mut events: mpsc::UnboundedReceiver<TunnelEvent>,
+        mut heard: mpsc::UnboundedReceiver<Seen>,
         app: Option<String>,
         mut first: Option<oneshot::Sender<TunnelOutcome>>,
     ) {
@@ -243,26 +467,17 @@ impl TunnelKeeper {
         let mut check: Option<Check> = None;
         loop {
             let (change, outcome) = tokio::select! {
-                event = events.recv() => {
-                    let Some(event) = event else { break };
-                    log_event(&whose, &event);
-                    if let TunnelEvent::Up { protocol: Some(Protocol::Http2), .. } = &event {
-                        self.note_http2().await;
+                seen = heard.recv() => {
+                    let Some(seen) = seen else { break };
+                    if let Some(url) = &seen.up {
+                        let started = Confirmation::new(url.clone(), Instant::now());
+                        check = Some(self.check(&started, app.is_none()));
+                        confirmation = Some(started);
                     }
-                    match &event {
-                        TunnelEvent::Up { url, .. } => {
-                            let started = Confirmation::new(url.clone(), Instant::now());
-                            check = Some(self.check(&started, app.is_none()));
-                            confirmation = Some(started);
-                        }
-                        TunnelEvent::Down { .. } | TunnelEvent::GaveUp { .. } => {
-                            (confirmation, check) = (None, None);
-                        }
-                        _ => {}
+                    if seen.gone {
+                        (confirmation, check) = (None, None);
                     }
-                    let Some(change) = Change::of(&event) else { continue };
-                    let outcome = outcome_of(&event, &change);
-                    (change, outcome)
+                    (seen.change, seen.outcome)
                 }
                 result = until_checked(&mut check) => {
                     let Some(checking) = confirmation.as_mut() else { continue };
@@ -467,22 +682,93 @@ fn protocol_of(protocol: Protocol) -> TunnelProtocol {
     }
 }
 
-/// What an event tells whoever waits for a tunnel's first outcome: `None`
-/// until there is one.
-fn outcome_of(event: &TunnelEvent, change: &Change) -> Option<TunnelOutcome> {
-    let phase = match change {
-        Change::Set(state) => state.state.clone(),
-        _ => return None,
-    };
-    match event {
-        TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => {
-            Some(TunnelOutcome::Down {
-                phase,
-                error: reason.to_string(),
-            })
-        }
-        _ => None,
+/// What one watchdog event means for a tunnel's follower.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// What it changes in the record.
+    change: Change,
+    /// What it tells whoever waits for the first outcome (a failure).
+    outcome: Option<TunnelOutcome>,
+    /// A URL that came up, to check from outside.
+    up: Option<String>,
+    /// The tunnel is down: stop checking.
+    gone: bool,
+}
+
+impl Seen {
+    /// What `event` means; `None` for events that change nothing recorded.
+    fn of(event: &TunnelEvent) -> Option<Seen> {
+        let change = Change::of(event)?;
+        let (outcome, up, gone) = match event {
+            TunnelEvent::Up { url, .. } => (None, Some(url.clone()), false),
+            TunnelEvent::Down { reason, .. } | TunnelEvent::GaveUp { reason } => {
+                let phase = match &change {
+                    Change::Set(state) => state.state.clone(),
+                    _ => TunnelPhase::Down,
+                };
+                let error = reason.to_string();
+                (Some(TunnelOutcome::Down { phase, error }), None, true)
+            }
+            _ => (None, None, false),
+        };
+        Some(Seen {
+            change,
+            outcome,
+            up,
+            gone,
+        })
     }
+
+    /// The same for an app routed through this (named) tunnel at
+    /// `hostname`: its URL is `https://<hostname>`.
+    fn for_route(&self, hostname: &str) -> Seen {
+        let url = format!("https://{hostname}");
+        let change = match &self.change {
+            Change::Set(state) if !state.url.is_empty() => Change::Set(TunnelState {
+                url: url.clone(),
+                ..state.clone()
+            }),
+            other => other.clone(),
+        };
+        Seen {
+            change,
+            outcome: self.outcome.clone(),
+            up: self.up.as_ref().map(|_| url),
+            gone: self.gone,
+        }
+    }
+}
+
+/// An app's hostname under the named tunnel's `main` hostname, one label
+/// below the same zone (Cloudflare's free certificate covers
+/// `*.example.com`, not `*.drop.example.com`): `<label>-drop.example.com`
+/// for `drop.example.com`, `<label>.example.com` for `example.com`. The
+/// label is the app's name made DNS-safe, else its id's start; not one of
+/// `taken`.
+fn app_hostname(main: &str, id: &str, name: &str, taken: &[&String]) -> String {
+    let clean = |text: &str| -> String {
+        let label: String = text
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() {
+                true => c.to_ascii_lowercase(),
+                false => '-',
+            })
+            .collect();
+        label.trim_matches('-').chars().take(40).collect()
+    };
+    let label = match clean(name) {
+        label if !label.is_empty() => label,
+        _ => clean(&id[..id.len().min(8)]),
+    };
+    let build = |label: &str| match main.split_once('.') {
+        Some((first, zone)) if zone.contains('.') => format!("{label}-{first}.{zone}"),
+        _ => format!("{label}.{main}"),
+    };
+    let mut hostname = build(&label);
+    if taken.iter().any(|t| **t == hostname) {
+        hostname = build(&format!("{label}-{}", clean(&id[..id.len().min(6)])));
+    }
+    hostname
 }
 
 fn log_verdict(whose: &str, url: &str, verdict: &Verdict) {
@@ -529,12 +815,12 @@ fn log_event(whose: &str, event: &TunnelEvent) {
 }
 
 /// Ends every tunnel process of this drop home that no daemon owns (found
-/// by `--config <marker>`, whether or not its pid was recorded), and
-/// forgets every recorded tunnel. Call it only when no daemon runs (a new
+/// by a `--config` file in the folder `marker`, whether or not its pid was
+/// recorded), and forgets every recorded tunnel. Call it only when no daemon runs (a new
 /// daemon before it opens any, or a command after the daemon died): then
 /// every such process is a leftover. Returns how many were ended.
 pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
-    let strays = process::started_with("--config", marker);
+    let strays = process::started_with_file_in("--config", marker);
     for stray in &strays {
         log!(
             "ending tunnel process {}, left by a server that was killed",

@@ -24,6 +24,8 @@ pub struct Phase3 {
     pub record: std::path::PathBuf,
     pub dns: PublicDns,
     pub edge: Edge,
+    /// The fake Cloudflare account's folder, when logged in.
+    pub account: Option<tempfile::TempDir>,
 }
 
 impl Phase3 {
@@ -57,7 +59,35 @@ impl Phase3 {
             record,
             dns,
             edge,
+            account: None,
         }
+    }
+
+    /// Behind NAT, with the fakes logged in to a Cloudflare account whose
+    /// domain is `zone` (under this world's own folder).
+    pub fn logged_in(zone: &str, knobs: &[(&str, &str)]) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let login = drop_tests::tunnel::log_in(root.path(), zone);
+        let mut all: Vec<(&str, &str)> = login.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(knobs);
+        let mut world = Phase3::new(NAT_ADDRESS, true, &all);
+        world.account = Some(root);
+        world
+    }
+
+    /// Changes the fake Cloudflare account (as its dashboard would).
+    pub fn edit_account(&self, change: impl FnOnce(&mut serde_json::Value)) {
+        let root = self.account.as_ref().expect("a logged-in world");
+        drop_tests::tunnel::edit_account(root.path(), change);
+    }
+
+    /// Opens `url` (`https://host/path`) as the human would: through the
+    /// edge, which finds the tunnel by the hostname.
+    pub fn open(&self, url: &str) -> drop_tests::http::Response {
+        let rest = url.strip_prefix("https://").expect("an https URL");
+        let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+        let raw = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        drop_tests::http::send_raw(self.edge.port, raw.as_bytes())
     }
 
     pub fn behind_nat() -> Self {

@@ -69,7 +69,7 @@
 //! - `FAKE_CLOUDFLARED_RECORD=path`: append JSON lines to `path`:
 //!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start, `{"pid":…,"origin":…}`,
 //!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…,"at_ms":…}`,
-//!   `{"pid":…,"tunnel":…,"ingress":[…]}` and `{"pid":…,"connected":…}` for
+//!   `{"pid":…,"tunnel":…,"ingress":[…]}` and `{"pid":…,"connected":…,"at_ms":…}` for
 //!   a named tunnel, `{"pid":…,"exit":…,"after_ms":…}` when it ends by
 //!   itself or by signal.
 
@@ -655,11 +655,8 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
         Some("http2") => Transport::Http2,
         _ => Transport::Quic,
     };
-    let at_ms = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     record(&serde_json::json!({
-        "pid": std::process::id(), "url": url, "protocol": transport.name(), "at_ms": at_ms,
+        "pid": std::process::id(), "url": url, "protocol": transport.name(), "at_ms": now_ms(),
     }));
     let state = Arc::new(State {
         hostname,
@@ -1287,4 +1284,11 @@ fn random() -> u64 {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::hash::RandomState::new().hash_one((n, SystemTime::now()))
+}
+
+/// Milliseconds since the epoch, as records note when something happened.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -488,7 +488,9 @@ async fn connect(state: &State, credentials: &Value, protocol: &str, udp_blocked
         if index == 0 {
             state.ready.store(true, Ordering::SeqCst);
             state.connected.store(true, Ordering::SeqCst);
-            record(&json!({ "pid": std::process::id(), "connected": transport.name() }));
+            record(&json!({
+                "pid": std::process::id(), "connected": transport.name(), "at_ms": super::now_ms(),
+            }));
         }
     }
     loop {

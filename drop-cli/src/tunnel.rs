@@ -1,0 +1,199 @@
+//! `drop tunnel setup|status|reset`: the user's own named Cloudflare tunnel,
+//! for links that outlive restarts. Setup uses the `cloudflared tunnel
+//! login` certificate to create the tunnel (once), route the hostname to it
+//! and record both in `named_tunnel.json`; from then on the daemon runs it
+//! instead of quick tunnels (see `named_world`).
+
+use std::sync::Arc;
+
+use drop_core::supervise::NamedWorld;
+use drop_registry::{Home, NamedTunnelSetup};
+use drop_tunnel::{
+    CertificateSearch, CloudflaredConfig, DnsRoute, NamedTunnel, NamedTunnels, TunnelError,
+};
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::output::print_json;
+use crate::running::running_server;
+
+/// The tunnel's name in the account when `--name` is not given.
+pub const DEFAULT_TUNNEL_NAME: &str = "drop";
+
+/// Where the login certificate is: `TUNNEL_ORIGIN_CERT` when set (as
+/// cloudflared reads it), else where cloudflared looks in this user's home.
+pub fn certificate_search() -> CertificateSearch {
+    match std::env::var_os("TUNNEL_ORIGIN_CERT").filter(|v| !v.is_empty()) {
+        Some(path) => CertificateSearch::at(path),
+        None => CertificateSearch::for_this_user(),
+    }
+}
+
+/// The named tunnel the daemon of `home` runs, when one is set up.
+pub fn named_world(home: &Home, config: CloudflaredConfig) -> Result<Option<NamedWorld>, CliError> {
+    let Some(setup) = home.load_named_tunnel()? else {
+        return Ok(None);
+    };
+    let manage = NamedTunnels::new(config, certificate_search());
+    let tunnel = NamedTunnel::new(
+        setup.tunnel_id.clone(),
+        setup.tunnel_name.clone(),
+        setup.credentials_file.clone(),
+    );
+    let provider = manage.provider(tunnel, &setup.hostname)?;
+    Ok(Some(NamedWorld {
+        provider: Arc::new(provider),
+        manage: Arc::new(manage),
+    }))
+}
+
+/// `drop tunnel setup --hostname H [--name N] [--replace-dns]`: creates the
+/// tunnel if the account has none of that name, routes `hostname` to it,
+/// and records it. Running it again changes nothing that is already right.
+pub fn setup(
+    home: &Home,
+    config: CloudflaredConfig,
+    hostname: &str,
+    name: &str,
+    replace_dns: bool,
+) -> Result<(), CliError> {
+    let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    let manage = NamedTunnels::new(config, certificate_search());
+    // Before any command: a missing login is said plainly, with its fix.
+    manage.login_certificate()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::io("start the async runtime"))?;
+    let (tunnel, route) = runtime.block_on(async {
+        let tunnel = manage.create(name).await?;
+        let route = match replace_dns {
+            true => manage.replace_dns(&tunnel, &hostname).await?,
+            false => manage.route_dns(&tunnel, &hostname).await?,
+        };
+        Ok::<_, TunnelError>((tunnel, route))
+    })?;
+    let before = home.load_named_tunnel()?;
+    let same = before.as_ref().is_some_and(|b| {
+        b.tunnel_id == tunnel.id()
+            && b.hostname == hostname
+            && b.credentials_file == tunnel.credentials_file()
+    });
+    if same && route == DnsRoute::AlreadyRouted {
+        println!(
+            "Named tunnel \"{}\" is already set up for https://{hostname}: nothing changed.",
+            tunnel.name()
+        );
+        return Ok(());
+    }
+    // Apps keep their hostnames while the tunnel and its domain stay.
+    let app_hostnames = before
+        .filter(|b| b.tunnel_id == tunnel.id() && b.hostname == hostname)
+        .map(|b| b.app_hostnames)
+        .unwrap_or_default();
+    home.save_named_tunnel(&NamedTunnelSetup {
+        tunnel_id: tunnel.id().to_owned(),
+        tunnel_name: tunnel.name().to_owned(),
+        credentials_file: tunnel.credentials_file().to_owned(),
+        hostname: hostname.clone(),
+        app_hostnames,
+        set_up_at: drop_registry::now_rfc3339(),
+        extra: Default::default(),
+    })?;
+    println!(
+        "Named tunnel \"{}\" ({}) is set up: pages will be at https://{hostname}/p/<id>/, and each app at a hostname of its own beside it.",
+        tunnel.name(),
+        tunnel.id()
+    );
+    match route {
+        DnsRoute::AlreadyRouted => println!("  (DNS: {hostname} already routes to it)"),
+        _ => println!("  (DNS: {hostname} now routes to it)"),
+    }
+    let running = running_server(home.load_server_state()?.as_ref()).is_some();
+    if running {
+        println!("Run 'drop stop' then 'drop start' to serve through it.");
+    }
+    println!("  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')");
+    Ok(())
+}
+
+/// `drop tunnel status [--json]`: which kind of tunnel drop uses, and the
+/// named tunnel's details.
+pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
+    let setup = home.load_named_tunnel()?;
+    let state = home.load_tunnel_state()?;
+    let running = running_server(home.load_server_state()?.as_ref()).is_some();
+    let now = state
+        .filter(|_| running)
+        .map(|t| t.state.as_str().to_owned());
+    let Some(setup) = setup else {
+        if json {
+            print_json(&json!({ "kind": "quick", "state": now }));
+        } else {
+            println!(
+                "Tunnel: quick tunnels (a new https://….trycloudflare.com URL at each start); 'drop tunnel setup --hostname <name on your domain>' gives links that stay"
+            );
+        }
+        return Ok(());
+    };
+    let present = setup.credentials_file.is_file();
+    if json {
+        let apps: serde_json::Map<String, serde_json::Value> = setup
+            .app_hostnames
+            .iter()
+            .map(|(id, host)| (id.clone(), json!(format!("https://{host}"))))
+            .collect();
+        print_json(&json!({
+            "kind": "named",
+            "tunnel_id": setup.tunnel_id,
+            "tunnel_name": setup.tunnel_name,
+            "url": format!("https://{}", setup.hostname),
+            "credentials_file": setup.credentials_file,
+            "credentials_present": present,
+            "apps": apps,
+            "state": now,
+        }));
+        return Ok(());
+    }
+    println!(
+        "Tunnel: named \"{}\" ({}) at https://{}",
+        setup.tunnel_name, setup.tunnel_id, setup.hostname
+    );
+    let credentials = setup.credentials_file.display();
+    match present {
+        true => println!("  credentials: {credentials}"),
+        false => println!(
+            "  credentials: {credentials} is missing: run 'drop tunnel setup --hostname {}' again to fetch them",
+            setup.hostname
+        ),
+    }
+    for (id, host) in &setup.app_hostnames {
+        println!("  app {id}: https://{host}");
+    }
+    match now {
+        Some(now) => println!("  now: {}", now.replace('_', " ")),
+        None => println!("  now: not running (the server is stopped, or not tunneled)"),
+    }
+    Ok(())
+}
+
+/// `drop tunnel reset`: back to quick tunnels from the next start. The
+/// tunnel stays in the Cloudflare account; the note says how to delete it.
+pub fn reset(home: &Home) -> Result<(), CliError> {
+    let setup = home.load_named_tunnel()?;
+    if !home.clear_named_tunnel()? {
+        println!("No named tunnel is set up: drop uses quick tunnels.");
+        return Ok(());
+    }
+    println!("Back to quick tunnels from the next 'drop start'.");
+    if running_server(home.load_server_state()?.as_ref()).is_some() {
+        println!("Run 'drop stop' then 'drop start' to switch now.");
+    }
+    if let Some(setup) = setup {
+        println!(
+            "  (the tunnel \"{}\" stays in your Cloudflare account: `cloudflared tunnel delete {}` deletes it, and its DNS records are in the dashboard)",
+            setup.tunnel_name, setup.tunnel_name
+        );
+    }
+    Ok(())
+}

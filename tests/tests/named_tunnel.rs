@@ -1,0 +1,279 @@
+//! Stable links through the user's own named tunnel, end to end: the real
+//! `drop`, the fake cloudflared logged in to a fake Cloudflare account, and
+//! local stand-ins for public DNS and the edge.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Phase3, is_quick_tunnel, wait_for};
+use drop_tests::kill;
+
+const ZONE: &str = "example.com";
+const HOSTNAME: &str = "drop.example.com";
+
+fn set_up(p: &Phase3) -> String {
+    p.env.ok(&["tunnel", "setup", "--hostname", HOSTNAME])
+}
+
+/// The URL `start` printed for the server.
+fn started_url(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Server started: "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned()
+}
+
+/// The URL `start <app>` printed.
+fn app_url(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("App started: "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned()
+}
+
+/// What `status --json` says every page's URL is, by id.
+fn urls(p: &Phase3) -> Vec<(String, String)> {
+    let status = p.env.json(&["status", "--json"]);
+    status["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|page| {
+            let id = page["id"].as_str().unwrap().to_owned();
+            (id, page["url"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+/// Waits until the server's tunnel and every running app's are `up`.
+fn all_up(p: &Phase3, apps: &[&str]) {
+    wait_for("every tunnel up", Duration::from_secs(20), || {
+        let server = p.tunnel_json()?["state"] == "up";
+        let apps = apps
+            .iter()
+            .all(|id| p.record_of(id)["tunnel_state"] == "up");
+        (server && apps).then_some(())
+    });
+}
+
+/// Setup, a page and two apps on stable hostnames; the URLs survive a
+/// killed cloudflared, `drop stop` + `drop start`, and a daemon crash; a
+/// second app leaves the first one's URL alone; and each URL opens through
+/// the edge to the right origin.
+#[test]
+fn named_tunnel_urls_stay_the_same_across_every_restart() {
+    let p = Phase3::logged_in(ZONE, &[]);
+    // For the closing note: a quick tunnel's start in the same run.
+    let started = std::time::Instant::now();
+    let out = p.start(&[]);
+    let quick = started.elapsed();
+    assert!(is_quick_tunnel(&started_url(&out)), "{out}");
+    p.env.ok(&["stop"]);
+    let out = set_up(&p);
+    assert!(
+        out.starts_with("Named tunnel \"drop\" (") && out.contains("is set up"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("(DNS: {HOSTNAME} now routes to it)")),
+        "{out}"
+    );
+    let again = set_up(&p);
+    assert_eq!(
+        again,
+        format!(
+            "Named tunnel \"drop\" is already set up for https://{HOSTNAME}: nothing changed.\n"
+        )
+    );
+
+    let started = std::time::Instant::now();
+    let out = p.start(&[]);
+    println!(
+        "start to verified URL: named tunnel {:?}, quick tunnel {quick:?}",
+        started.elapsed()
+    );
+    assert_eq!(started_url(&out), format!("https://{HOSTNAME}"), "{out}");
+    let (page, path) = p.env.add(&p.env.write("report.html", "the report"), &[]);
+    let page_url = format!("https://{HOSTNAME}{path}");
+    let api = p.add_app("api");
+    let api_url = app_url(&p.env.ok(&["start", "api"]));
+    assert_eq!(api_url, format!("https://api-drop.{ZONE}"));
+    all_up(&p, &[&api]);
+    assert_eq!(p.open(&page_url).text(), "the report");
+    assert!(p.open(&api_url).text().starts_with("hello from test-app"));
+    let tunnel = p.env.json(&["status", "--json"])["server"]["tunnel"].clone();
+    assert_eq!(tunnel["kind"], "named");
+    let before = urls(&p);
+    assert!(
+        before.contains(&(page.clone(), page_url.clone())),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&(api.clone(), api_url.clone())),
+        "{before:?}"
+    );
+
+    // cloudflared killed: the watchdog brings the same tunnel back.
+    let pid = p.tunnel_json().unwrap()["pid"].as_u64().unwrap() as u32;
+    kill(pid);
+    wait_for("a new cloudflared", Duration::from_secs(20), || {
+        let now = p.tunnel_json()?;
+        (now["pid"] != pid && now["state"] == "up").then_some(())
+    });
+    all_up(&p, &[&api]);
+    assert_eq!(urls(&p), before, "after cloudflared was killed");
+
+    // A second app: the first keeps its URL.
+    let web = p.add_app("web");
+    let web_url = app_url(&p.env.ok(&["start", "web"]));
+    assert_eq!(web_url, format!("https://web-drop.{ZONE}"));
+    all_up(&p, &[&api, &web]);
+    assert!(p.open(&api_url).text().starts_with("hello from test-app"));
+    assert!(p.open(&web_url).text().starts_with("hello from test-app"));
+    let before = urls(&p);
+
+    // drop stop + drop start: apps keep running and come back on their URLs.
+    p.env.ok(&["stop"]);
+    let out = p.start(&[]);
+    assert_eq!(started_url(&out), format!("https://{HOSTNAME}"));
+    all_up(&p, &[&api, &web]);
+    assert_eq!(urls(&p), before, "after drop stop and drop start");
+
+    // A daemon crash: the next start ends its cloudflared and serves the same URLs.
+    kill(p.env.server_pid().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let out = p.start(&[]);
+    assert_eq!(started_url(&out), format!("https://{HOSTNAME}"));
+    all_up(&p, &[&api, &web]);
+    assert_eq!(urls(&p), before, "after a daemon crash");
+    assert_eq!(p.open(&page_url).text(), "the report");
+    // One cloudflared for everything, once the ones it replaced drained.
+    wait_for("one cloudflared", Duration::from_secs(10), || {
+        let live = p
+            .spawned()
+            .into_iter()
+            .filter(|&pid| drop_tests::alive(pid));
+        (live.count() == 1).then_some(())
+    });
+}
+
+/// `drop tunnel status` says which tunnel drop uses; `reset` goes back to
+/// quick tunnels.
+#[test]
+fn status_and_reset() {
+    let p = Phase3::logged_in(ZONE, &[]);
+    let quick = p.env.json(&["tunnel", "status", "--json"]);
+    assert_eq!(quick["kind"], "quick");
+    set_up(&p);
+    let named = p.env.json(&["tunnel", "status", "--json"]);
+    assert_eq!(named["kind"], "named");
+    assert_eq!(named["tunnel_name"], "drop");
+    assert_eq!(named["url"], format!("https://{HOSTNAME}"));
+    assert_eq!(named["credentials_present"], true);
+    let text = p.env.ok(&["tunnel", "status"]);
+    assert!(text.starts_with("Tunnel: named \"drop\" ("), "{text}");
+
+    let out = p.env.ok(&["tunnel", "reset"]);
+    assert!(out.starts_with("Back to quick tunnels"), "{out}");
+    assert!(out.contains("cloudflared tunnel delete drop"), "{out}");
+    assert!(!p.env.home.path().join("named_tunnel.json").exists());
+    let out = p.start(&[]);
+    assert!(is_quick_tunnel(&started_url(&out)), "{out}");
+}
+
+/// The errors a user meets at setup, each with its fix and a non-zero
+/// exit, leaving quick tunnels working.
+#[test]
+fn setup_errors_say_what_to_do_and_leave_quick_tunnels_working() {
+    // Never logged in.
+    let p = Phase3::behind_nat();
+    let out = p.env.run(&["tunnel", "setup", "--hostname", HOSTNAME]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("Error: not logged in to Cloudflare: no cert.pem")
+            && stderr.contains("run `cloudflared tunnel login`, which opens a browser once"),
+        "{stderr}"
+    );
+    assert!(!p.env.home.path().join("named_tunnel.json").exists());
+    assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
+
+    // A hostname outside the login's domain.
+    let p = Phase3::logged_in(ZONE, &[]);
+    let out = p
+        .env
+        .run(&["tunnel", "setup", "--hostname", "drop.other.org"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("Error: drop.other.org is not in example.com"),
+        "{stderr}"
+    );
+    assert!(!p.env.home.path().join("named_tunnel.json").exists());
+
+    // DNS already points elsewhere: refused, then replaced on request.
+    p.edit_account(|account| {
+        account["dns"] = serde_json::json!([
+            { "name": HOSTNAME, "type": "A", "content": "192.0.2.10" }
+        ]);
+    });
+    let out = p.env.run(&["tunnel", "setup", "--hostname", HOSTNAME]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("Error: DNS already has a record for {HOSTNAME}")),
+        "{stderr}"
+    );
+    assert!(!p.env.home.path().join("named_tunnel.json").exists());
+    assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
+    p.env.ok(&["stop"]);
+    let out = p
+        .env
+        .ok(&["tunnel", "setup", "--hostname", HOSTNAME, "--replace-dns"]);
+    assert!(out.contains("is set up"), "{out}");
+}
+
+/// A tunnel deleted from the dashboard, and one whose credentials are
+/// gone: `start` says why it is not tunneled and how to fix it, serves
+/// locally, and `drop tunnel reset` brings quick tunnels back.
+#[test]
+fn a_deleted_tunnel_or_lost_credentials_are_told_at_start() {
+    let p = Phase3::logged_in(ZONE, &[("FAKE_CLOUDFLARED_RETRY_MS", "50")]);
+    set_up(&p);
+    let id = p.env.json(&["tunnel", "status", "--json"])["tunnel_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.edit_account(|account| {
+        for tunnel in account["tunnels"].as_array_mut().unwrap() {
+            if tunnel["id"] == id {
+                tunnel["deleted_at"] = serde_json::json!("2026-12-01T12:00:00Z");
+            }
+        }
+    });
+    let out = p.start(&[]);
+    assert!(
+        out.contains("it was deleted, perhaps from the Cloudflare dashboard"),
+        "{out}"
+    );
+    assert!(out.contains("(local, not tunneled)"), "{out}");
+    p.env.ok(&["stop"]);
+
+    let credentials = p.env.json(&["tunnel", "status", "--json"])["credentials_file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(&credentials).unwrap();
+    let status = p.env.ok(&["tunnel", "status"]);
+    assert!(status.contains("is missing"), "{status}");
+    let out = p.start(&[]);
+    assert!(
+        out.contains(&format!("the credentials of tunnel {id} are missing")),
+        "{out}"
+    );
+    p.env.ok(&["stop"]);
+
+    p.env.ok(&["tunnel", "reset"]);
+    assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
+}
