@@ -102,6 +102,13 @@ pub fn add_app(
     let restarted = match changed_while_running {
         Some((_, change)) if !restart => return Err(change),
         Some((id, _)) => {
+            // What the write below would refuse, refused before the app is
+            // stopped, so a refused change leaves it running.
+            port_free_for(&pages, &id, port)?;
+            if let Some(name) = &details.name {
+                check_name(name)?;
+                name_free_for(&pages, &id, name)?;
+            }
             let record = pages.get(&id).expect("found above").clone();
             crate::apps::stop_app(home, &id, &record, &crate::tunnel_marker(home))?;
             Some(id)
@@ -114,15 +121,7 @@ pub fn add_app(
         same,
         || Record::app(source.clone(), is_dir, run.clone(), port),
         |pages, id| {
-            if let Some((other, _)) = pages
-                .iter()
-                .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
-            {
-                return Err(CliError::PortTaken {
-                    port,
-                    id: other.to_owned(),
-                });
-            }
+            port_free_for(pages, id, port)?;
             // Started by someone else since it was read above.
             match pages
                 .get(id)
@@ -141,6 +140,31 @@ pub fn add_app(
     match restarted {
         Some(id) => crate::apps::start(home, &id),
         None => Ok(()),
+    }
+}
+
+/// Refuses `port` for app `id` when another app has it.
+fn port_free_for(pages: &Pages, id: &str, port: u16) -> Result<(), CliError> {
+    match pages
+        .iter()
+        .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
+    {
+        Some((other, _)) => Err(CliError::PortTaken {
+            port,
+            id: other.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses `name` for page `id` when another page has it.
+fn name_free_for(pages: &Pages, id: &str, name: &str) -> Result<(), CliError> {
+    match pages.by_name(name) {
+        Some(owner) if owner.id != id => Err(CliError::NameTaken {
+            name: name.to_owned(),
+            id: owner.id.to_owned(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -200,14 +224,8 @@ fn upsert(
             .map(|(id, _)| id.to_owned());
         let reused = existing.is_some();
         let id = existing.unwrap_or_else(|| unused_id(|id| pages.contains(id)));
-        if let Some(name) = &details.name
-            && let Some(owner) = pages.by_name(name)
-            && owner.id != id
-        {
-            return Err(CliError::NameTaken {
-                name: name.clone(),
-                id: owner.id.to_owned(),
-            });
+        if let Some(name) = &details.name {
+            name_free_for(pages, &id, name)?;
         }
         check(pages, &id)?;
         if !reused {
@@ -274,12 +292,13 @@ fn report(
         print_json(&doc);
         return Ok(());
     }
-    let renamed = saved.renamed_from.as_ref().map(|old| {
-        format!(
+    let renamed = saved.renamed_from.as_ref().map(|old| match saved.record.is_app() {
+        true => format!("  (renamed from `{old}`: commands no longer find it by '{old}')"),
+        false => format!(
             "  (renamed from `{old}`: URLs with `{old}` no longer open and '{old}' no longer finds it; share this URL)"
-        )
+        ),
     });
-    let reach_note = row.reach.note();
+    let reach_note = urls.reach_note(row.reach);
     if saved.record.is_app() {
         println!("App registered: {}", row.url);
         if let Some(note) = reach_note {

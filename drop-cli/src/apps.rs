@@ -71,7 +71,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         }
         None => {
             println!("App started: {}", urls.app_local(&record));
-            if let Some(note) = urls.reach().note() {
+            if let Some(note) = urls.reach_note(urls.reach()) {
                 println!("{note}");
             }
         }

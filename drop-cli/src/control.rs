@@ -17,10 +17,19 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends one request to the daemon of `home` and waits for its reply.
 pub fn send(home: &Home, request: &ControlRequest) -> Result<ControlReply, CliError> {
+    send_within(home, request, REPLY_TIMEOUT)
+}
+
+/// [`send`], waiting at most `timeout` for the reply.
+pub fn send_within(
+    home: &Home,
+    request: &ControlRequest,
+    timeout: Duration,
+) -> Result<ControlReply, CliError> {
     Ok(control::request(
         &home.control_socket_path(),
         request,
-        REPLY_TIMEOUT,
+        timeout,
     )?)
 }
 

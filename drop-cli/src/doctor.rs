@@ -21,6 +21,9 @@ use crate::urls::{Reach, Urls};
 
 /// How many lines of a log a failed check shows.
 const LOG_LINES: usize = 5;
+/// How long the daemon may take to check a URL from outside (two requests
+/// of at most 5 s each, and some slack).
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +100,12 @@ pub fn doctor(home: &Home, query: Option<&str>, json: bool) -> Result<(), CliErr
             "link",
             "not checked: the server does not run",
         )),
-        (true, false) => checks.push(direct_reach(&urls, found.as_ref())),
+        (true, false) => {
+            if let Some(state) = &state {
+                check_server_listens(state, &urls, &mut checks);
+            }
+            checks.push(direct_reach(&urls, found.as_ref()));
+        }
         (true, true) => check_tunnel(home, app, &mut checks)?,
     }
     let url = found
@@ -171,7 +179,7 @@ fn check_server(home: &Home, state: Option<&ServerState>, checks: &mut Vec<Check
             Some(pid) => Check::fail(
                 "server",
                 format!(
-                    "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid); its log `{}` ends with:\n{}",
+                    "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid)\n        its log `{}` ends with:\n{}",
                     log.display(),
                     indent(&log_tail(&log, LOG_LINES))
                 ),
@@ -202,6 +210,24 @@ fn check_server(home: &Home, state: Option<&ServerState>, checks: &mut Vec<Check
         )),
     }
     true
+}
+
+/// Without a tunnel, whether other machines can reach the page server at
+/// all: not when it listens on loopback alone (`DROP_BIND=127.0.0.1`) and
+/// its URLs name another address.
+fn check_server_listens(state: &ServerState, urls: &Urls, checks: &mut Vec<Check>) {
+    let listeners = sockets::listeners(state.port);
+    if urls.reach() != Reach::ThisMachine && sockets::loopback_only(&listeners) {
+        checks.push(Check::fail(
+            "server listens",
+            format!(
+                "port {} on loopback alone, but its URLs ({}) are for other machines",
+                state.port,
+                urls.local_base()
+            ),
+            "unset DROP_BIND (or set it to 0.0.0.0), then 'drop stop' and 'drop start'",
+        ));
+    }
 }
 
 /// The page's record and its source.
@@ -243,7 +269,7 @@ fn check_app(home: &Home, id: &str, record: &Record, urls: &Urls, checks: &mut V
             checks.push(Check::fail(
                 "app process",
                 format!(
-                    "crashed with {code}; its log `{}` ends with:\n{}",
+                    "crashed with {code}\n        its log `{}` ends with:\n{}",
                     log.display(),
                     indent(&log_tail(&log, LOG_LINES))
                 ),
@@ -350,14 +376,19 @@ fn check_tunnel(
     let request = ControlRequest::CheckLink {
         id: app.map(|(id, _)| id.clone()),
     };
-    match control::send(home, &request)? {
-        ControlReply::LinkChecked { report } => push_link_checks(&report, checks),
-        ControlReply::Failed { error } => checks.push(Check::fail(
+    match control::send_within(home, &request, CHECK_TIMEOUT) {
+        Ok(ControlReply::LinkChecked { report }) => push_link_checks(&report, checks),
+        Ok(ControlReply::Failed { error }) => checks.push(Check::fail(
             "outside",
             error,
             "run 'drop status' to see the tunnel's state",
         )),
-        other => return Err(crate::apps::unexpected(&other)),
+        Ok(other) => return Err(crate::apps::unexpected(&other)),
+        Err(e) => checks.push(Check::fail(
+            "outside",
+            format!("the server did not answer on its control socket ({e})"),
+            "see its log, logs/server.log in the drop home; 'drop stop' then 'drop start' restarts it",
+        )),
     }
     Ok(())
 }

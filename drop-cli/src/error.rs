@@ -147,6 +147,14 @@ pub enum CliError {
         /// The largest value it takes.
         max: u64,
     },
+    /// Two settings that cannot hold together.
+    #[error("{first} must be less than {second}; lower the first or raise the second")]
+    SettingsClash {
+        /// The one that must be smaller.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
     /// A `DROP_*` setting that is not a list of URLs, or not one URL.
     #[error("{name} is `{value}`; {expected}, or unset it")]
     BadUrlSetting {

@@ -42,6 +42,8 @@ pub struct StartOptions {
 
 /// `drop start [--port] [--host] [--tunnel|--no-tunnel]`.
 pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
+    // A bad setting stops the start before anything is detected or launched.
+    Settings::from_env()?;
     home.ensure()?;
     let _one_start = StartLock::take(home)?;
     let saved = home.load_server_state()?;
@@ -211,7 +213,7 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
         let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
         println!("Server started: {}{suffix}", urls.local_base());
-        if let Some(note) = urls.reach().note() {
+        if let Some(note) = urls.reach_note(urls.reach()) {
             println!("{note}");
         }
         return Ok(());

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use drop_core::http::ServerConfig;
-use drop_core::supervise::verify::DNS_SETTLE;
+use drop_core::supervise::verify::{DNS_SETTLE, usable_url};
 use drop_core::supervise::{AppLimits, LinkConfig};
 
 use crate::error::CliError;
@@ -103,6 +103,14 @@ impl Settings {
         let server_defaults = ServerConfig::default();
         let app_defaults = AppLimits::default();
         let links = link_config(&lookup)?;
+        let verify_bound = millis("DROP_TUNNEL_VERIFY_TIMEOUT_MS", DEFAULT_VERIFY_BOUND)?;
+        let dns_settle = millis("DROP_TUNNEL_DNS_SETTLE_MS", DNS_SETTLE)?;
+        if dns_settle >= verify_bound {
+            return Err(CliError::SettingsClash {
+                first: "DROP_TUNNEL_DNS_SETTLE_MS",
+                second: "DROP_TUNNEL_VERIFY_TIMEOUT_MS",
+            });
+        }
         Ok(Settings {
             bind: lookup("DROP_BIND")
                 .filter(|v| !v.trim().is_empty())
@@ -127,8 +135,8 @@ impl Settings {
             },
             apps_given,
             links,
-            verify_bound: millis("DROP_TUNNEL_VERIFY_TIMEOUT_MS", DEFAULT_VERIFY_BOUND)?,
-            dns_settle: millis("DROP_TUNNEL_DNS_SETTLE_MS", DNS_SETTLE)?,
+            verify_bound,
+            dns_settle,
         })
     }
 }
@@ -137,16 +145,10 @@ impl Settings {
 /// endpoints) and `DROP_TUNNEL_EDGE` (one `http://host:port`); unset or
 /// blank means the public resolvers and the real edge.
 fn link_config(lookup: &impl Fn(&str) -> Option<String>) -> Result<LinkConfig, CliError> {
-    let is_url = |u: &str| {
-        let rest = u
-            .strip_prefix("https://")
-            .or_else(|| u.strip_prefix("http://"));
-        rest.is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace))
-    };
     let mut config = LinkConfig::default();
     if let Some(value) = lookup("DROP_DOH_URLS").filter(|v| !v.trim().is_empty()) {
         let urls: Vec<String> = value.split(',').map(|u| u.trim().to_owned()).collect();
-        if !urls.iter().all(|u| is_url(u)) {
+        if !urls.iter().all(|u| usable_url(u, false)) {
             return Err(CliError::BadUrlSetting {
                 name: "DROP_DOH_URLS",
                 value,
@@ -156,7 +158,7 @@ fn link_config(lookup: &impl Fn(&str) -> Option<String>) -> Result<LinkConfig, C
         config.doh_urls = urls;
     }
     if let Some(value) = lookup("DROP_TUNNEL_EDGE").filter(|v| !v.trim().is_empty()) {
-        if !is_url(value.trim()) || value.contains(',') {
+        if !usable_url(value.trim(), true) {
             return Err(CliError::BadUrlSetting {
                 name: "DROP_TUNNEL_EDGE",
                 value,
@@ -256,6 +258,23 @@ mod tests {
         assert_eq!(s.verify_bound, Duration::from_millis(1500));
     }
 
+    /// A DNS settling time as long as the bound would hand every URL out
+    /// unconfirmed.
+    #[test]
+    fn the_dns_settling_time_must_be_shorter_than_the_bound() {
+        let err = settings(&[
+            ("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "3000"),
+            ("DROP_TUNNEL_DNS_SETTLE_MS", "15000"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "DROP_TUNNEL_DNS_SETTLE_MS must be less than DROP_TUNNEL_VERIFY_TIMEOUT_MS"
+            ),
+            "{err}"
+        );
+    }
+
     /// A list that names no resolver is an error, never a silent fall back
     /// to the public ones.
     #[test]
@@ -264,7 +283,12 @@ mod tests {
             let err = settings(&[("DROP_DOH_URLS", bad)]).unwrap_err();
             assert!(err.to_string().starts_with("DROP_DOH_URLS is"), "{err}");
         }
-        for bad in ["127.0.0.1:9", "http://a,http://b", "http://"] {
+        for bad in [
+            "127.0.0.1:9",
+            "http://a,http://b",
+            "http://",
+            "http://127.0.0.1:9/p?q=1",
+        ] {
             let err = settings(&[("DROP_TUNNEL_EDGE", bad)]).unwrap_err();
             assert!(
                 err.to_string().contains("one http(s)://host:port URL"),

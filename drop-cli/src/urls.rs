@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 
 use drop_core::daemon::DEFAULT_PORT;
-use drop_registry::{Home, Record, RegistryError, ServerState, TunnelState};
+use drop_registry::{
+    Home, Record, RegistryError, ServerState, TunnelPhase, TunnelReason, TunnelState,
+};
 
 use crate::running::running_server;
 
@@ -65,6 +67,11 @@ impl Reach {
 pub struct Urls {
     local_base: String,
     tunnel_base: Option<String>,
+    /// The server's tunnel, while it runs but has no URL to hand out yet
+    /// (starting, verifying, down…): local URLs stand in until it is up.
+    pending: Option<TunnelPhase>,
+    /// NAT detection found the outward address not to be the external one.
+    behind_nat: bool,
 }
 
 impl Urls {
@@ -73,9 +80,15 @@ impl Urls {
         let tunnel_base = tunnel
             .and_then(TunnelState::current_url)
             .map(|url| url.trim_end_matches('/').to_owned());
+        let tunneled = state.is_some_and(|s| s.tunnel);
+        let pending = tunnel
+            .filter(|t| tunneled && t.current_url().is_none())
+            .map(|t| t.state.clone());
         Urls {
             local_base: local_base(state),
             tunnel_base,
+            pending,
+            behind_nat: state.is_some_and(|s| s.tunnel_reason == Some(TunnelReason::BehindNat)),
         }
     }
 
@@ -147,16 +160,38 @@ impl Urls {
     pub fn reach(&self) -> Reach {
         match self.tunneled() {
             true => Reach::Tunnel,
-            false => Reach::of_host(&self.host()),
+            false => self.local_reach(),
         }
     }
 
     /// Who can open the URL of a record.
     pub fn reach_of(&self, record: &Record) -> Reach {
-        match record.is_app() && record.current_tunnel_url().is_none() {
-            true => Reach::of_host(&self.host()),
-            false if record.is_app() => Reach::Tunnel,
-            false => self.reach(),
+        match (record.is_app(), record.current_tunnel_url()) {
+            (true, Some(_)) => Reach::Tunnel,
+            (true, None) => self.local_reach(),
+            (false, _) => self.reach(),
+        }
+    }
+
+    /// Who can open a local URL: behind NAT, the outward address is not
+    /// the one the internet sees, whatever it looks like.
+    fn local_reach(&self) -> Reach {
+        match Reach::of_host(&self.host()) {
+            Reach::Public if self.behind_nat => Reach::LocalNetwork,
+            reach => reach,
+        }
+    }
+
+    /// The line under a URL of this `reach`, when the human should know
+    /// something: a tunnel not up yet (the local URL stands in), or a URL
+    /// for the local network only.
+    pub fn reach_note(&self, reach: Reach) -> Option<String> {
+        match (&self.pending, reach) {
+            (Some(phase), Reach::LocalNetwork | Reach::Public) => Some(format!(
+                "  (the tunnel is {}: this local URL stands in until it is up; 'drop status' shows the public URL then)",
+                phase.words()
+            )),
+            _ => reach.note().map(str::to_owned),
         }
     }
 

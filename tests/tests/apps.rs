@@ -544,3 +544,40 @@ fn renaming_says_the_old_name_no_longer_works() {
     let doc = env.json(&["add", file.to_str().unwrap(), "--name", "third", "--json"]);
     assert_eq!(doc["renamed_from"], "second");
 }
+
+/// A `--restart` that would be refused (the port is another app's) is
+/// refused before anything is stopped: the app keeps running.
+#[test]
+fn a_refused_restart_leaves_the_app_running() {
+    let env = app_env();
+    let (mine, theirs) = (free_port(), free_port());
+    let dir = env.work.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = add_app(&env, "svc", &format!("exec {TEST_APP} {mine}"), mine);
+    add_app(&env, "other", &format!("exec {TEST_APP} {theirs}"), theirs);
+    env.ok(&["start", "svc"]);
+    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+
+    let command = format!("exec {TEST_APP} {theirs}");
+    let theirs_arg = theirs.to_string();
+    let dir_arg = dir.to_str().unwrap();
+    let args = [
+        "add",
+        dir_arg,
+        "--run",
+        &command,
+        "--port",
+        &theirs_arg,
+        "--restart",
+    ];
+    let refused = env.run(&args);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("port {theirs} is already used by app")),
+        "{stderr}"
+    );
+    assert!(alive(pid), "still running");
+    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(entry(&env, &id)["port"], mine);
+}

@@ -205,3 +205,20 @@ fn an_edge_that_does_not_reach_drop_is_reported_without_asking_dns() {
     assert_eq!(check(&report, "public DNS")["verdict"], "skipped");
     assert_eq!(p.dns.queries(), asked);
 }
+
+/// Without a tunnel, a page server bound to loopback alone while its URLs
+/// name this machine's outward address: nobody else can open them.
+#[test]
+fn finds_the_server_on_loopback_only() {
+    let ip = drop_nat::outward_ip().unwrap().to_string();
+    let p = Phase3::new(&ip, true, &[("DROP_BIND", "127.0.0.1")]);
+    p.start(&[]);
+    let (report, out) = doctor(&p.env, &[]);
+    broken_at(&report, &out, "server listens", "on loopback alone");
+    assert!(
+        check(&report, "server listens")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("DROP_BIND")
+    );
+}

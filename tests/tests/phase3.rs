@@ -650,3 +650,57 @@ fn an_app_on_loopback_only_fails_on_a_public_ip_and_starts_through_a_tunnel() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(is_quick_tunnel(url), "{out}");
 }
+
+/// While the server's tunnel is down or being verified, the local URL that
+/// stands in is not called public: `drop add` says the tunnel is not up,
+/// and `--json` says `local-network`.
+#[test]
+fn a_local_url_standing_in_for_the_tunnel_is_not_called_public() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    p.dns.set_delay(None);
+    kill(p.tunnel_json().unwrap()["pid"].as_u64().unwrap() as u32);
+    wait_for("the tunnel not up", Duration::from_secs(10), || {
+        (p.tunnel_json()?["state"] != "up").then_some(())
+    });
+    let file = p.env.write("gap.html", "gap");
+    let out = p.env.ok(&["add", file.to_str().unwrap()]);
+    assert!(out.starts_with("Published: http://"), "{out}");
+    assert!(
+        out.contains("this local URL stands in until it is up"),
+        "{out}"
+    );
+    let doc = p.env.json(&["add", file.to_str().unwrap(), "--json"]);
+    assert_eq!(doc["reach"], "local-network", "{doc}");
+    let status = p.env.json(&["status", "--json"]);
+    assert_eq!(status["server"]["reach"], "local-network");
+}
+
+/// An app that listens on this machine's outward address itself (not on
+/// loopback) is found listening and starts.
+#[test]
+fn an_app_on_the_address_of_its_url_starts() {
+    let ip = drop_nat::outward_ip().unwrap().to_string();
+    let p = Phase3::new(&ip, true, &[]);
+    p.start(&[]);
+    let port = free_port();
+    let dir = p.env.work.path().join("lan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let command = format!("exec {} {port} --bind {ip}", common::TEST_APP);
+    let port_arg = port.to_string();
+    p.env.ok(&[
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &command,
+        "--port",
+        &port_arg,
+        "--name",
+        "lan",
+    ]);
+    let out = p.env.ok(&["start", "lan"]);
+    assert!(
+        out.contains(&format!("App started: http://{ip}:{port}/")),
+        "{out}"
+    );
+}

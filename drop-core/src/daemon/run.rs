@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use drop_registry::{Home, RegistryError, ServerState};
+use drop_registry::{Home, Record, RegistryError, ServerState, TunnelPhase};
 use tokio::net::TcpListener;
 
 use super::control::{ControlReply, ControlRequest, ControlServer};
@@ -323,30 +323,29 @@ impl Answers {
     async fn check_link(&self, id: Option<String>) -> Result<LinkReport, String> {
         let home = self.home.clone();
         let recorded = tokio::task::spawn_blocking(move || -> Result<_, RegistryError> {
-            Ok(match &id {
-                None => home.load_tunnel_state()?.map(|t| t.url),
-                Some(id) => home
-                    .registry()
-                    .load()?
-                    .get(id)
-                    .and_then(|r| r.tunnel_url.clone()),
-            }
-            .filter(|url| !url.is_empty())
-            .map(|url| (url, id.is_none())))
+            let tunnel = match &id {
+                None => home.load_tunnel_state()?,
+                Some(id) => home.registry().load()?.get(id).and_then(Record::tunnel),
+            };
+            Ok(tunnel
+                .filter(|t| !t.url.is_empty())
+                .map(|t| (t.url, t.state, id.is_none())))
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        let Some((url, daemon)) = recorded else {
+        let Some((url, phase, daemon)) = recorded else {
             return Err("no tunnel URL is recorded to check".into());
         };
+        // A new URL is the keeper's to check while it settles.
+        let ask_dns = phase != TunnelPhase::Verifying;
         let origin = match daemon {
             true => Origin::Daemon {
                 nonce: self.links.probes.issue(),
             },
             false => Origin::App,
         };
-        Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin).await)
+        Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin, ask_dns).await)
     }
 }
 
@@ -726,6 +725,24 @@ mod tests {
             panic!("no report");
         };
         assert!(matches!(report.edge, StepResult::Failed { .. }));
+        assert!(matches!(report.dns, StepResult::NotAsked { .. }));
+        assert_eq!(outside.dns_questions().len(), questions, "DNS not asked");
+
+        // A URL the keeper still verifies is its to ask DNS about.
+        outside.fail_with(None);
+        t.home
+            .save_tunnel_state(&drop_registry::TunnelState {
+                url: url.clone(),
+                state: TunnelPhase::Verifying,
+                ..Default::default()
+            })
+            .unwrap();
+        let ControlReply::LinkChecked { report } =
+            answers.answer(ControlRequest::CheckLink { id: None }).await
+        else {
+            panic!("no report");
+        };
+        assert_eq!(report.edge, StepResult::Passed);
         assert!(matches!(report.dns, StepResult::NotAsked { .. }));
         assert_eq!(outside.dns_questions().len(), questions, "DNS not asked");
     }

@@ -47,7 +47,8 @@ pub trait AppRunner: Send + Sync {
     /// another one with its pid).
     fn is_running(&self, id: ProcessId) -> bool;
 
-    /// Whether something accepts connections on `port` of this machine.
+    /// Whether something listens on `port` of this machine, on any of its
+    /// addresses.
     async fn is_listening(&self, port: u16) -> bool;
 
     /// The addresses `port` is listened on (see [`super::sockets`]).
@@ -111,6 +112,11 @@ impl AppRunner for SystemRunner {
     }
 
     async fn is_listening(&self, port: u16) -> bool {
+        // The kernel's tables see a listener on any address (a LAN one
+        // too); connecting is the way where they cannot be read.
+        if !super::sockets::listeners(port).is_empty() {
+            return true;
+        }
         for host in ["127.0.0.1", "::1"] {
             let connect = tokio::net::TcpStream::connect((host, port));
             if let Ok(Ok(_)) = tokio::time::timeout(LISTEN_PROBE_TIMEOUT, connect).await {

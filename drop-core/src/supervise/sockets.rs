@@ -61,28 +61,33 @@ fn parse_address(text: &str) -> Option<SocketAddr> {
 /// `listeners`: every one is a loopback address. Nothing known is not
 /// "loopback only".
 pub fn loopback_only(listeners: &[SocketAddr]) -> bool {
-    !listeners.is_empty() && listeners.iter().all(|a| a.ip().is_loopback())
+    // `::ffff:127.0.0.1` is loopback too.
+    !listeners.is_empty()
+        && listeners
+            .iter()
+            .all(|a| a.ip().to_canonical().is_loopback())
 }
 
 /// Where a tunnel on this machine reaches a port listened on at
-/// `listeners`: IPv4 loopback when it is listened on there (or on every
-/// address), else IPv6 loopback, else the one address it is listened on.
+/// `listeners`: IPv4 loopback when it is listened on over IPv4 (there or on
+/// every address), else IPv6 loopback when over IPv6 (`::` may be IPv6
+/// only, `::1` always answers for it), else the one address it is
+/// listened on.
 pub fn local_target(listeners: &[SocketAddr], port: u16) -> SocketAddr {
     let v4_loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let takes_v4_loopback = |a: &&SocketAddr| match a.ip() {
-        // `::` takes IPv4 too, unless the socket is IPv6-only; then the
-        // tunnel's connection is refused and its watchdog says so.
-        IpAddr::V4(ip) => ip.is_unspecified() || ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_unspecified() || ip.to_ipv4_mapped().is_some(),
-    };
-    if listeners.is_empty() || listeners.iter().any(|a| takes_v4_loopback(&a)) {
-        return v4_loopback;
-    }
     let v6_loopback = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-    if listeners.contains(&v6_loopback) {
-        return v6_loopback;
+    let ip_of = |a: &SocketAddr| a.ip().to_canonical();
+    let on_v4 =
+        |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.is_unspecified() || v4.is_loopback());
+    let on_v6 =
+        |ip: IpAddr| matches!(ip, IpAddr::V6(v6) if v6.is_unspecified() || v6.is_loopback());
+    if listeners.is_empty() || listeners.iter().any(|a| on_v4(ip_of(a))) {
+        v4_loopback
+    } else if listeners.iter().any(|a| on_v6(ip_of(a))) {
+        v6_loopback
+    } else {
+        listeners[0]
     }
-    listeners[0]
 }
 
 #[cfg(test)]
@@ -128,6 +133,7 @@ mod tests {
         assert!(!loopback_only(&[addr("0.0.0.0:1")]));
         assert!(!loopback_only(&[addr("192.168.1.50:1")]));
         assert!(!loopback_only(&[]), "unknown is not loopback-only");
+        assert!(loopback_only(&[addr("[::ffff:127.0.0.1]:1")]), "mapped");
     }
 
     #[test]
@@ -138,7 +144,8 @@ mod tests {
         };
         assert_eq!(target(&["127.0.0.1:1"]), addr("127.0.0.1:1"));
         assert_eq!(target(&["0.0.0.0:1"]), addr("127.0.0.1:1"));
-        assert_eq!(target(&["[::]:1"]), addr("127.0.0.1:1"));
+        assert_eq!(target(&["[::]:1"]), addr("[::1]:1"), "IPv6 only, maybe");
+        assert_eq!(target(&["[::]:1", "0.0.0.0:1"]), addr("127.0.0.1:1"));
         assert_eq!(target(&["[::1]:1"]), addr("[::1]:1"), "IPv6 loopback only");
         assert_eq!(target(&["192.168.1.50:1"]), addr("192.168.1.50:1"));
         assert_eq!(target(&[]), addr("127.0.0.1:1"));

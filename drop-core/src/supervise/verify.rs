@@ -29,6 +29,9 @@ pub const DEFAULT_DOH_URLS: &[&str] = &[
 ];
 /// How long one question to a resolver or the edge may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an answer read: a DNS JSON answer is a few KiB, the probe's
+/// five bytes; anything longer is not what was asked for.
+const MAX_ANSWER: usize = 64 * 1024;
 /// How often a URL not confirmed yet is checked during the bound…
 const RETRY_EARLY: Duration = Duration::from_secs(1);
 /// …and after it.
@@ -90,7 +93,7 @@ pub enum LinkError {
     },
     /// The edge answered, but not with the origin: the tunnel is not
     /// connected there (yet).
-    #[error("the edge answers {status} for {host}: the tunnel does not reach drop there yet")]
+    #[error("the edge answers {status} for {host}: the tunnel does not reach its origin there yet")]
     EdgeNotConnected {
         /// The hostname.
         host: String,
@@ -132,6 +135,19 @@ pub async fn check(
     checker.resolve(host_of(url)).await.map(drop)
 }
 
+/// Whether `text` is an `http(s)://host[:port]` URL the checks can ask:
+/// with a host, and, when `base_only`, nothing after it but `/`.
+pub fn usable_url(text: &str, base_only: bool) -> bool {
+    let Ok(url) = reqwest::Url::parse(text) else {
+        return false;
+    };
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.username().is_empty()
+        && (bare || !base_only)
+}
+
 /// What one step of checking a URL found, for `drop doctor`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -162,8 +178,15 @@ pub struct LinkReport {
     pub dns: StepResult,
 }
 
-/// Checks `url` now, step by step, for a report rather than a verdict.
-pub async fn diagnose(checker: &dyn LinkChecker, url: &str, origin: &Origin) -> LinkReport {
+/// Checks `url` now, step by step, for a report rather than a verdict;
+/// public DNS only when `ask_dns` (not while the tunnel is new: see the
+/// module docs).
+pub async fn diagnose(
+    checker: &dyn LinkChecker,
+    url: &str,
+    origin: &Origin,
+    ask_dns: bool,
+) -> LinkReport {
     let failed = |e: LinkError| StepResult::Failed {
         error: e.to_string(),
     };
@@ -175,6 +198,9 @@ pub async fn diagnose(checker: &dyn LinkChecker, url: &str, origin: &Origin) -> 
         // Asking now could make resolvers remember "no such name".
         StepResult::Failed { .. } => StepResult::NotAsked {
             why: "the edge does not reach drop yet, so the name may not exist yet".into(),
+        },
+        _ if !ask_dns => StepResult::NotAsked {
+            why: "the tunnel is new and drop is checking it itself; asking before its name is published would make resolvers remember \"no such name\": wait a few seconds".into(),
         },
         _ => match checker.resolve(host_of(url)).await {
             Ok(_) => StepResult::Passed,
@@ -228,14 +254,19 @@ impl PublicChecker {
             .header("accept", "application/dns-json")
             .send()
             .await
-            .map_err(|e| unreachable(format!("{doh}: {e}")))?;
-        let text = response
-            .text()
+            .map_err(|e| unreachable(format!("{doh}: {}", error_chain(&e))))?;
+        if !response.status().is_success() {
+            return Err(unreachable(format!(
+                "{doh} answered HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        let text = read_capped(response)
             .await
             .map_err(|e| unreachable(format!("{doh}: {e}")))?;
-        let body: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| unreachable(format!("{doh}: {e}")))?;
-        let addrs = answers(&body);
+        let body: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| unreachable(format!("{doh}: not a DNS JSON answer ({e})")))?;
+        let addrs = answers(&body, host);
         match (body["Status"].as_u64(), addrs.is_empty()) {
             (Some(0), false) => Ok(addrs),
             // NXDOMAIN (3), or a name with no address yet.
@@ -245,6 +276,13 @@ impl PublicChecker {
             (status, _) => Err(unreachable(format!("{doh}: status {status:?}"))),
         }
     }
+}
+
+/// Whether `status` is the edge's own failure rather than the origin's
+/// answer: 502 and 504 (bad gateway, timeout to the origin), 520–527
+/// (Cloudflare's origin errors) and 530 (no tunnel connected, error 1033).
+fn edge_failure(status: u16) -> bool {
+    matches!(status, 502 | 504 | 520..=527 | 530)
 }
 
 /// An error with its causes, as one line.
@@ -258,15 +296,43 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     line
 }
 
-/// The A records of a DNS JSON answer.
-fn answers(body: &serde_json::Value) -> Vec<IpAddr> {
-    body["Answer"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["type"].as_u64() == Some(1))
-        .filter_map(|a| a["data"].as_str()?.parse().ok())
+/// The usable addresses of `host` in a DNS JSON answer: A records of the
+/// name asked, or of a name it is a CNAME of (in the answer's order).
+fn answers(body: &serde_json::Value, host: &str) -> Vec<IpAddr> {
+    let records: Vec<&serde_json::Value> =
+        body["Answer"].as_array().into_iter().flatten().collect();
+    let name_of = |r: &serde_json::Value| {
+        r["name"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+    };
+    let mut names = vec![host.trim_end_matches('.').to_ascii_lowercase()];
+    for record in &records {
+        if record["type"].as_u64() == Some(5) && names.contains(&name_of(record)) {
+            let target = record["data"].as_str().unwrap_or_default();
+            names.push(target.trim_end_matches('.').to_ascii_lowercase());
+        }
+    }
+    records
+        .iter()
+        .filter(|r| r["type"].as_u64() == Some(1) && names.contains(&name_of(r)))
+        .filter_map(|r| r["data"].as_str()?.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
         .collect()
+}
+
+/// The body of `response`, at most [`MAX_ANSWER`] bytes of it.
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(format!("an answer longer than {MAX_ANSWER} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[async_trait::async_trait]
@@ -336,11 +402,12 @@ impl LinkChecker for PublicChecker {
         let status = response.status().as_u16();
         let reached = match origin {
             Origin::Daemon { .. } => {
-                status == 200 && response.text().await.is_ok_and(|b| b == PROBE_ANSWER)
+                status == 200
+                    && read_capped(response)
+                        .await
+                        .is_ok_and(|b| b == PROBE_ANSWER.as_bytes())
             }
-            // 530 is Cloudflare's "origin not reached through the tunnel"
-            // (error 1033); 502 its "bad gateway" from a dead origin.
-            Origin::App => !matches!(status, 502 | 530),
+            Origin::App => !edge_failure(status),
         };
         match reached {
             true => Ok(()),
@@ -478,6 +545,63 @@ mod tests {
         assert_eq!(host_of("http://127.0.0.1:8080/"), "127.0.0.1");
     }
 
+    /// An edge or resolver that answers without end is cut off at
+    /// [`MAX_ANSWER`], not read into memory.
+    #[tokio::test]
+    async fn endless_answers_are_cut_off() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = [0u8; 1024];
+                let _ = stream.read(&mut head);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-json\r\n\r\n");
+                let chunk = vec![b'x'; 64 * 1024];
+                while stream.write_all(&chunk).is_ok() {}
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        let checker = PublicChecker::new(LinkConfig {
+            doh_urls: vec![format!("{base}/dns-query")],
+            edge: Some(base),
+        });
+        let origin = Origin::Daemon { nonce: "n".into() };
+        let reached = checker.reach("https://a.trycloudflare.com", &origin).await;
+        assert!(
+            matches!(
+                reached,
+                Err(LinkError::EdgeNotConnected { status: 200, .. })
+            ),
+            "{reached:?}"
+        );
+        let resolved = checker.resolve("a.trycloudflare.com").await;
+        let Err(LinkError::DnsUnreachable { detail }) = resolved else {
+            panic!("{resolved:?}");
+        };
+        assert!(detail.contains("longer than"), "{detail}");
+    }
+
+    #[test]
+    fn only_urls_the_checks_can_ask_are_usable() {
+        assert!(usable_url("https://dns.google/resolve", false));
+        assert!(usable_url("http://127.0.0.1:8053/dns-query", false));
+        assert!(usable_url("http://127.0.0.1:9", true));
+        assert!(usable_url("http://127.0.0.1:9/", true));
+        for bad in [
+            "http://:0/",
+            "http://[::1",
+            "http://%zz",
+            "ftp://x",
+            "dns.google",
+            "",
+        ] {
+            assert!(!usable_url(bad, false), "{bad}");
+        }
+        assert!(!usable_url("http://127.0.0.1:9/some/path?q=1", true));
+    }
+
     #[test]
     fn the_edge_is_found_at_the_parent_zone() {
         assert_eq!(
@@ -490,16 +614,32 @@ mod tests {
     }
 
     #[test]
-    fn only_a_records_count_as_answers() {
+    fn only_a_records_of_the_name_asked_count_as_answers() {
         let body = serde_json::json!({
             "Status": 0,
             "Answer": [
                 {"name": "x.", "type": 5, "data": "y."},
                 {"name": "y.", "type": 1, "data": "104.16.1.2"},
+                {"name": "evil.", "type": 1, "data": "203.0.113.9"},
+                {"name": "x.", "type": 1, "data": "0.0.0.0"},
             ]
         });
-        assert_eq!(answers(&body), ["104.16.1.2".parse::<IpAddr>().unwrap()]);
-        assert!(answers(&serde_json::json!({"Status": 3})).is_empty());
+        assert_eq!(
+            answers(&body, "x"),
+            ["104.16.1.2".parse::<IpAddr>().unwrap()]
+        );
+        assert!(answers(&body, "other").is_empty());
+        assert!(answers(&serde_json::json!({"Status": 3}), "x").is_empty());
+    }
+
+    #[test]
+    fn the_edges_own_failures_are_told_from_an_apps_answers() {
+        for status in [502, 504, 520, 524, 527, 530] {
+            assert!(edge_failure(status), "{status}");
+        }
+        for status in [200, 301, 401, 404, 500, 503] {
+            assert!(!edge_failure(status), "{status}");
+        }
     }
 
     #[test]
