@@ -165,6 +165,9 @@ pub enum CliError {
         /// What it takes.
         expected: &'static str,
     },
+    /// The named tunnel that is set up cannot serve.
+    #[error("{0}")]
+    NamedTunnelBroken(String),
     /// The named tunnel could not be set up or used.
     #[error(transparent)]
     Tunnel(#[from] drop_tunnel::TunnelError),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use drop_core::supervise::NamedWorld;
-use drop_registry::{Home, NamedTunnelSetup};
+use drop_registry::{Home, NamedTunnelSetup, TunnelPhase, TunnelState};
 use drop_tunnel::{
     CertificateSearch, CloudflaredConfig, DnsRoute, NamedTunnel, NamedTunnels, TunnelError,
 };
@@ -121,11 +121,9 @@ pub fn setup(
 /// named tunnel's details.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     let setup = home.load_named_tunnel()?;
-    let state = home.load_tunnel_state()?;
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
-    let now = state
-        .filter(|_| running)
-        .map(|t| t.state.as_str().to_owned());
+    let state = home.load_tunnel_state()?.filter(|_| running);
+    let now = state.as_ref().map(|t| t.state.as_str().to_owned());
     let Some(setup) = setup else {
         if json {
             print_json(&json!({ "kind": "quick", "state": now }));
@@ -138,6 +136,7 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     };
     let present = setup.credentials_file.is_file();
     if json {
+        let problem = broken(&setup, state.as_ref()).err().map(|e| e.to_string());
         let apps: serde_json::Map<String, serde_json::Value> = setup
             .app_hostnames
             .iter()
@@ -152,8 +151,9 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
             "credentials_present": present,
             "apps": apps,
             "state": now,
+            "error": problem,
         }));
-        return Ok(());
+        return broken(&setup, state.as_ref());
     }
     println!(
         "Tunnel: named \"{}\" ({}) at https://{}",
@@ -170,11 +170,32 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     for (id, host) in &setup.app_hostnames {
         println!("  app {id}: https://{host}");
     }
-    match now {
+    match &now {
         Some(now) => println!("  now: {}", now.replace('_', " ")),
         None => println!("  now: not running (the server is stopped, or not tunneled)"),
     }
-    Ok(())
+    broken(&setup, state.as_ref())
+}
+
+/// Why the named tunnel cannot serve, when it cannot: its credentials are
+/// gone, or the daemon gave it up (deleted from the dashboard…).
+fn broken(setup: &NamedTunnelSetup, state: Option<&TunnelState>) -> Result<(), CliError> {
+    if !setup.credentials_file.is_file() {
+        return Err(CliError::NamedTunnelBroken(format!(
+            "the credentials of tunnel {} are missing ({}); run 'drop tunnel setup --hostname {}' again to fetch them",
+            setup.tunnel_id,
+            setup.credentials_file.display(),
+            setup.hostname
+        )));
+    }
+    match state {
+        Some(t) if t.state == TunnelPhase::Failed => Err(CliError::NamedTunnelBroken(
+            t.error
+                .clone()
+                .unwrap_or_else(|| "the tunnel failed".into()),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `drop tunnel reset`: back to quick tunnels from the next start. The

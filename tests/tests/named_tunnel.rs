@@ -265,8 +265,14 @@ fn a_deleted_tunnel_or_lost_credentials_are_told_at_start() {
         .unwrap()
         .to_owned();
     std::fs::remove_file(&credentials).unwrap();
-    let status = p.env.ok(&["tunnel", "status"]);
-    assert!(status.contains("is missing"), "{status}");
+    let status = p.env.run(&["tunnel", "status"]);
+    assert!(!status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("is missing"));
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains("run 'drop tunnel setup --hostname"),
+        "{stderr}"
+    );
     let out = p.start(&[]);
     assert!(
         out.contains(&format!("the credentials of tunnel {id} are missing")),
@@ -276,4 +282,25 @@ fn a_deleted_tunnel_or_lost_credentials_are_told_at_start() {
 
     p.env.ok(&["tunnel", "reset"]);
     assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
+}
+
+/// A tunnel deleted from the dashboard is mended by setting up again: a
+/// new tunnel of the same name takes the hostname over (`--replace-dns`,
+/// since DNS still points at the deleted one), and the URL is the same.
+#[test]
+fn setting_up_again_mends_a_deleted_tunnel() {
+    let p = Phase3::logged_in(ZONE, &[("FAKE_CLOUDFLARED_RETRY_MS", "50")]);
+    set_up(&p);
+    let old = p.env.json(&["tunnel", "status", "--json"])["tunnel_id"].clone();
+    p.edit_account(|account| {
+        for tunnel in account["tunnels"].as_array_mut().unwrap() {
+            tunnel["deleted_at"] = serde_json::json!("2026-12-01T12:00:00Z");
+        }
+    });
+    let out = p.env.ok(&["tunnel", "setup", "--hostname", HOSTNAME, "--replace-dns"]);
+    assert!(out.contains("is set up"), "{out}");
+    let new = p.env.json(&["tunnel", "status", "--json"])["tunnel_id"].clone();
+    assert_ne!(new, old);
+    let out = p.start(&[]);
+    assert_eq!(started_url(&out), format!("https://{HOSTNAME}"), "{out}");
 }
