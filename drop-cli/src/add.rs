@@ -19,6 +19,10 @@ pub struct Details {
     pub description: Option<String>,
     /// `Some("")` asks for a generated password.
     pub password: Option<String>,
+    /// `--expires`: a span or a time, when the page stops being served.
+    pub expires: Option<String>,
+    /// `--once`: the link opens for one human once.
+    pub once: bool,
 }
 
 /// A page as `add` left it.
@@ -216,6 +220,11 @@ fn upsert(
     if let Some(name) = &details.name {
         check_name(name)?;
     }
+    let expires_at = details
+        .expires
+        .as_deref()
+        .map(|text| crate::when::parse_moment(text, std::time::SystemTime::now(), "--expires"))
+        .transpose()?;
     home.ensure()?;
     let saved = home.registry().update(|pages| {
         let existing = pages
@@ -242,6 +251,15 @@ fn upsert(
         }
         if let Some(description) = &details.description {
             record.description.clone_from(description);
+        }
+        if let Some(at) = expires_at {
+            record.expires_at = Some(drop_registry::rfc3339(at));
+        }
+        if details.once {
+            // A new one-time link: whoever used the old one did not use this.
+            record.once = true;
+            record.used_at = None;
+            record.used_by = None;
         }
         apply(record);
         Ok::<_, CliError>(Saved {

@@ -147,6 +147,46 @@ pub enum CliError {
         /// The largest value it takes.
         max: u64,
     },
+    /// `drop wait` on an app: apps are not counted.
+    #[error("`{query}` is an app; drop counts who opens pages, not apps")]
+    WaitOnApp {
+        /// What the user asked for.
+        query: String,
+    },
+    /// The page waited for was removed.
+    #[error("page {id} was removed (or expired) while waiting")]
+    PageGone {
+        /// The page.
+        id: String,
+    },
+    /// Nobody opened the page in time.
+    #[error(
+        "page {id} was not opened within {waited}; the link still works: wait again, or ask the human"
+    )]
+    NotOpened {
+        /// The page.
+        id: String,
+        /// How long `drop wait` waited, as people write it.
+        waited: String,
+    },
+    /// A time or span that does not parse.
+    #[error(
+        "{what} `{value}` is not a span (30m, 2h, 7d, 1w) or an RFC 3339 time (2026-12-31T18:00:00Z)"
+    )]
+    BadTime {
+        /// The flag.
+        what: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A time that has passed.
+    #[error("{what} `{value}` is in the past; give a span (2h) or a time to come")]
+    PastTime {
+        /// The flag.
+        what: &'static str,
+        /// What was given.
+        value: String,
+    },
     /// Two settings that cannot hold together.
     #[error("{first} must be less than {second}; lower the first or raise the second")]
     SettingsClash {

@@ -19,6 +19,7 @@ mod settings;
 mod systemd;
 mod tunnel;
 mod urls;
+mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,6 +153,14 @@ enum Command {
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
         password: Option<String>,
+        /// Stop serving it after this span (30m, 2h, 7d) or at this RFC 3339
+        /// time; the daemon then removes it.
+        #[arg(long, value_name = "WHEN")]
+        expires: Option<String>,
+        /// The link opens for one human once (a link preview does not use it
+        /// up); afterwards it answers 404.
+        #[arg(long)]
+        once: bool,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -170,8 +179,28 @@ enum Command {
         /// Id, id prefix or name.
         page: String,
     },
-    /// Stop and remove pages and apps whose file or folder is gone.
-    Cleanup,
+    /// Stop and remove pages and apps whose file or folder is gone, and
+    /// pages that expired.
+    Cleanup {
+        /// Also remove pages no human opened in this span since they were
+        /// published (30m, 2h, 7d).
+        #[arg(long, value_name = "SPAN")]
+        unopened: Option<String>,
+    },
+    /// Wait until a human opens a page, then print who and when.
+    Wait {
+        /// The page (id, id prefix or name).
+        page: String,
+        /// Give up after this span (30s, 10m, 2h) with a non-zero exit.
+        #[arg(long, value_name = "SPAN")]
+        timeout: Option<String>,
+        /// Return at once if it was opened at any time since it was published.
+        #[arg(long)]
+        since_publish: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stable links on your own domain: a named Cloudflare tunnel.
     Tunnel {
         #[command(subcommand)]
@@ -255,12 +284,16 @@ fn run(args: Args) -> Result<(), CliError> {
             port,
             restart,
             password,
+            expires,
+            once,
             json,
         } => {
             let details = add::Details {
                 name,
                 description,
                 password,
+                expires,
+                once,
             };
             match (run, port) {
                 (Some(run), Some(port)) => {
@@ -272,7 +305,15 @@ fn run(args: Args) -> Result<(), CliError> {
         }
         Command::List { all, json } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
-        Command::Cleanup => pages::cleanup(&home, &tunnel_marker(&home)),
+        Command::Cleanup { unopened } => {
+            pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
+        }
+        Command::Wait {
+            page,
+            timeout,
+            since_publish,
+            json,
+        } => pages::wait(&home, &page, timeout.as_deref(), since_publish, json),
         Command::Tunnel { command } => match command {
             TunnelCommand::Setup {
                 hostname,

@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
-use drop_registry::{Record, TunnelPhase};
+use std::time::SystemTime;
+
+use drop_registry::{Record, TunnelPhase, parse_rfc3339};
 use serde_json::{Value, json};
 
 use drop_core::supervise::AppStatus;
 
 use crate::urls::{Reach, Urls};
+use crate::when::show_span;
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
@@ -90,6 +93,17 @@ impl<'a> PageRow<'a> {
             "source_exists": self.source_exists,
             "created_at": r.created_at,
         });
+        if !r.is_app() {
+            doc["receipt"] = json!(receipt(r, SystemTime::now()));
+            doc["views"] = json!(r.views);
+            doc["visitors"] = json!(r.visitors.len());
+            doc["bot_views"] = json!(r.bot_views);
+            doc["first_opened_at"] = json!(r.first_opened_at);
+            doc["last_opened_at"] = json!(r.last_opened_at);
+            doc["expires_at"] = json!(r.expires_at);
+            doc["once"] = json!(r.once);
+            doc["used_at"] = json!(r.used_at);
+        }
         if let Some(status) = self.app_status {
             doc["status"] = json!(status.word());
             doc["run_cmd"] = json!(r.run_cmd);
@@ -137,9 +151,55 @@ pub fn render_rows(rows: &[PageRow<'_>]) -> String {
         if !row.record.description.is_empty() {
             out.push_str(&format!("  {}", row.record.description));
         }
+        if !row.record.is_app() {
+            out.push_str(&format!("  — {}", receipt(row.record, SystemTime::now())));
+        }
         out.push('\n');
     }
     out
+}
+
+/// Whether and when the human opened a page, and how long it lives:
+/// `opened 2× by 1 visitor, last 3 min ago`, `never opened`, then
+/// `expires in 2 h`, `opens once` or `used (opened once)`.
+pub fn receipt(record: &Record, now: SystemTime) -> String {
+    let mut text = match record.views {
+        0 => "never opened".to_owned(),
+        views => {
+            let visitors = record.visitors.len().max(1);
+            let plural = if visitors == 1 { "" } else { "s" };
+            let last = record
+                .last_opened_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .map_or_else(String::new, |at| format!(", last {}", ago(now, at)));
+            format!("opened {views}× by {visitors} visitor{plural}{last}")
+        }
+    };
+    if record.bot_views > 0 {
+        text.push_str(&format!(" (and {} link previews)", record.bot_views));
+    }
+    if record.once {
+        text.push_str(match record.used_at {
+            Some(_) => "; used (it opened once)",
+            None => "; opens once",
+        });
+    }
+    if let Some(at) = record.expires_at.as_deref().and_then(parse_rfc3339) {
+        match at.duration_since(now) {
+            Ok(left) => text.push_str(&format!("; expires in {}", show_span(left))),
+            Err(_) => text.push_str("; expired"),
+        }
+    }
+    text
+}
+
+/// `just now`, `3 min ago`, `2 h ago`, `5 d ago`.
+fn ago(now: SystemTime, then: SystemTime) -> String {
+    match now.duration_since(then) {
+        Ok(d) if d.as_secs() >= 60 => format!("{} ago", show_span(d)),
+        _ => "just now".to_owned(),
+    }
 }
 
 /// How messages name a page: by its name when it has one, else its id.
@@ -201,7 +261,34 @@ mod tests {
         assert_eq!(
             render_rows(&rows),
             "  abc123  [app] [running]  https://other-random.trycloudflare.com (public)\n  \
-             def456                   https://random-words.trycloudflare.com/p/def456/ (public)\n"
+             def456                   https://random-words.trycloudflare.com/p/def456/ (public)  — never opened\n"
+        );
+    }
+
+    /// The receipt says how often and how lately the human opened a page,
+    /// previews apart, and how long it lives.
+    #[test]
+    fn receipts_read_like_a_sentence() {
+        let now = SystemTime::now();
+        let mut page = Record::static_page("/".into(), false);
+        assert_eq!(receipt(&page, now), "never opened");
+        page.views = 2;
+        page.visitors = vec!["a".into()];
+        page.last_opened_at = Some(drop_registry::rfc3339(
+            now - std::time::Duration::from_secs(200),
+        ));
+        page.bot_views = 1;
+        assert_eq!(
+            receipt(&page, now),
+            "opened 2× by 1 visitor, last 3 min ago (and 1 link previews)"
+        );
+        page.once = true;
+        page.expires_at = Some(drop_registry::rfc3339(
+            now + std::time::Duration::from_secs(7300),
+        ));
+        assert_eq!(
+            receipt(&page, now),
+            "opened 2× by 1 visitor, last 3 min ago (and 1 link previews); opens once; expires in 2 h"
         );
     }
 
@@ -237,8 +324,8 @@ mod tests {
         assert_eq!(
             render_rows(&rows),
             "  a1  api     [app] [stopped]  http://h:5000/ (public)\n  \
-             b2  report                   http://h:8080/p/b2/report/ (public)\n  \
-             c3                           http://h:8080/p/c3/ (public)\n"
+             b2  report                   http://h:8080/p/b2/report/ (public)  — never opened\n  \
+             c3                           http://h:8080/p/c3/ (public)  — never opened\n"
         );
     }
 
@@ -261,7 +348,7 @@ mod tests {
         let page = Record::static_page("/".into(), true);
         assert_eq!(
             render_rows(&[row("abc", &page, "u", None)]),
-            "  abc  u (public)\n"
+            "  abc  u (public)  — never opened\n"
         );
     }
 }

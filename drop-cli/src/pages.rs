@@ -2,11 +2,13 @@
 //! from the registry whether or not the server runs.
 
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
     Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+    parse_rfc3339,
 };
 use serde_json::json;
 
@@ -210,28 +212,112 @@ pub fn remove(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliE
     Ok(())
 }
 
-/// `drop cleanup`: stops and removes pages and apps whose source is gone.
-pub fn cleanup(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
+/// `drop cleanup [--unopened SPAN]`: stops and removes pages and apps
+/// whose source is gone, pages that expired, and with `--unopened` pages
+/// no human opened in their first SPAN.
+pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Result<(), CliError> {
+    let unopened = unopened
+        .map(|text| {
+            crate::when::parse_span(text).ok_or_else(|| CliError::BadTime {
+                what: "--unopened",
+                value: text.to_owned(),
+            })
+        })
+        .transpose()?;
+    let now = SystemTime::now();
     let pages = home.registry().load()?;
-    let gone: Vec<(String, Record)> = pages
+    let why = |r: &Record| -> Option<&'static str> {
+        let never_opened = |span: Duration| {
+            !r.is_app()
+                && r.views == 0
+                && parse_rfc3339(&r.created_at).is_some_and(|at| at + span <= now)
+        };
+        match () {
+            _ if !r.source.exists() => Some("source gone"),
+            _ if r.expired(now) => Some("expired"),
+            _ if unopened.is_some_and(never_opened) => Some("never opened"),
+            _ => None,
+        }
+    };
+    let gone: Vec<(String, Record, &str)> = pages
         .iter()
-        .filter(|(_, r)| !r.source.exists())
-        .map(|(id, r)| (id.to_owned(), r.clone()))
+        .filter_map(|(id, r)| Some((id.to_owned(), r.clone(), why(r)?)))
         .collect();
-    for (id, record) in &gone {
+    for (id, record, _) in &gone {
         remove_record(home, id, record, tunnel_marker)?;
     }
     crate::control::announce_registry_change(home);
     if gone.is_empty() {
-        println!("Nothing to clean up: every page's source exists.");
+        println!("Nothing to clean up.");
         return Ok(());
     }
-    println!("Removed {} page(s) whose source is gone:", gone.len());
-    for (id, record) in gone {
-        println!("  {id}  {}", record.source.display());
+    println!("Removed {} page(s):", gone.len());
+    for (id, record, why) in gone {
+        println!("  {id}  {}  ({why})", record.source.display());
     }
     Ok(())
 }
+
+/// `drop wait <page> [--timeout SPAN] [--since-publish] [--json]`: blocks
+/// until a human opens the page (a link preview does not count), or, with
+/// `--since-publish`, returns at once if one already did; then prints the
+/// receipt. Fails when the timeout passes first.
+pub fn wait(
+    home: &Home,
+    query: &str,
+    timeout: Option<&str>,
+    since_publish: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let timeout = timeout
+        .map(|text| {
+            crate::when::parse_span(text).ok_or_else(|| CliError::BadTime {
+                what: "--timeout",
+                value: text.to_owned(),
+            })
+        })
+        .transpose()?;
+    let pages = home.registry().load()?;
+    let found = pages.lookup(query)?;
+    let id = found.id.to_owned();
+    if found.record.is_app() {
+        return Err(CliError::WaitOnApp {
+            query: query.to_owned(),
+        });
+    }
+    let baseline = if since_publish { 0 } else { found.record.views };
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let pages = home.registry().load()?;
+        let Some(record) = pages.get(&id) else {
+            return Err(CliError::PageGone { id });
+        };
+        if record.views > baseline {
+            let urls = Urls::load(home)?;
+            let row = PageRow::new(&urls, &id, record);
+            match json {
+                true => print_json(&row.to_json()),
+                false => println!(
+                    "Opened: {}  — {}",
+                    row.url,
+                    crate::output::receipt(record, SystemTime::now())
+                ),
+            }
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(CliError::NotOpened {
+                id,
+                waited: crate::when::show_span(timeout.unwrap_or_default()),
+            });
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+}
+
+/// How often `drop wait` looks at the registry (the server writes what it
+/// counted within a few seconds).
+const WAIT_POLL: Duration = Duration::from_millis(250);
 
 /// Removes a record; an app is stopped first (and its tunnel closed), so
 /// no process is orphaned. With a daemon running, it does both in the

@@ -47,7 +47,7 @@ pub use legacy::LegacyFiles;
 pub use named::NamedTunnelSetup;
 pub use networks::{NetworkNote, NetworkNotes};
 pub use pages::{Lookup, Pages};
-pub use record::Record;
+pub use record::{MAX_VISITORS, Record};
 pub use server_state::{ServerState, TunnelState};
 pub use states::{PageKind, TunnelChoice, TunnelPhase, TunnelProtocol, TunnelReason};
 pub use store::{FileStamp, Registry};

@@ -7,6 +7,13 @@ use serde_json::{Map, Value};
 
 use crate::{PageKind, TunnelPhase, TunnelProtocol, TunnelState};
 
+/// The most visitors a record remembers; more still count as views.
+pub const MAX_VISITORS: usize = 1000;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A published file, folder or app. Fields that this version does not know
 /// are kept in `extra` and written back, so drops of different versions can
 /// share one home.
@@ -72,6 +79,35 @@ pub struct Record {
     /// When the app's tunnel URL was last seen to work from outside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_verified_at: Option<String>,
+    /// How many times a human opened the page (its document, not every
+    /// asset).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub views: u64,
+    /// How many times link-preview bots fetched it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bot_views: u64,
+    /// Who opened it: salted hashes of their addresses, at most
+    /// [`MAX_VISITORS`] kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visitors: Vec<String>,
+    /// When a human first opened it, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_opened_at: Option<String>,
+    /// When a human last opened it, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_opened_at: Option<String>,
+    /// When it stops being served (and is removed), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// It opens for one human once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub once: bool,
+    /// When a once-page was opened, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<String>,
+    /// Who opened a once-page (a salted hash of their address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
     /// Fields written by other versions of drop, kept as they are.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -101,8 +137,25 @@ impl Record {
             tunnel_error: None,
             tunnel_protocol: None,
             tunnel_verified_at: None,
+            views: 0,
+            bot_views: 0,
+            visitors: Vec::new(),
+            first_opened_at: None,
+            last_opened_at: None,
+            expires_at: None,
+            once: false,
+            used_at: None,
+            used_by: None,
             extra: Map::new(),
         }
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: std::time::SystemTime) -> bool {
+        self.expires_at
+            .as_deref()
+            .and_then(crate::parse_rfc3339)
+            .is_some_and(|at| now >= at)
     }
 
     /// Whether drop runs this page as an app rather than serving files.

@@ -297,7 +297,9 @@ fn setting_up_again_mends_a_deleted_tunnel() {
             tunnel["deleted_at"] = serde_json::json!("2026-12-01T12:00:00Z");
         }
     });
-    let out = p.env.ok(&["tunnel", "setup", "--hostname", HOSTNAME, "--replace-dns"]);
+    let out = p
+        .env
+        .ok(&["tunnel", "setup", "--hostname", HOSTNAME, "--replace-dns"]);
     assert!(out.contains("is set up"), "{out}");
     let new = p.env.json(&["tunnel", "status", "--json"])["tunnel_id"].clone();
     assert_ne!(new, old);

@@ -111,6 +111,76 @@ impl ServerLock {
     }
 }
 
+/// Removes expired pages and apps (an app is stopped first) when the next
+/// one expires; an expired page already answers 404 before that. Sleeps
+/// while no page expires (woken when the pages change).
+async fn sweep_expired(home: Home, catalog: Arc<Catalog>, supervisor: Arc<Supervisor>) {
+    let mut reloads = catalog.reloads();
+    loop {
+        let due = catalog.next_expiry().map(|at| {
+            let wait = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::Instant::now() + wait
+        });
+        tokio::select! {
+            changed = reloads.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            () = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+        remove_expired(&home, &supervisor).await;
+        let catalog = catalog.clone();
+        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+    }
+}
+
+/// Removes every page and app that has expired.
+async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
+    let registry = home.registry();
+    let now = std::time::SystemTime::now();
+    let Ok(Ok(pages)) = tokio::task::spawn_blocking(move || registry.load()).await else {
+        return;
+    };
+    let expired: Vec<(String, bool)> = pages
+        .iter()
+        .filter(|(_, r)| r.expired(now))
+        .map(|(id, r)| (id.to_owned(), r.is_app()))
+        .collect();
+    for (id, app) in expired {
+        log!("page {id} expired: removed");
+        if app {
+            let grace = supervisor.limits().stop_grace;
+            if let Err(e) = supervisor.remove_app(&id, grace).await {
+                log!("could not remove expired app {id}: {e}");
+            }
+            continue;
+        }
+        let registry = home.registry();
+        let removed = tokio::task::spawn_blocking(move || {
+            registry.update(|pages| {
+                // Only if it is still expired: changed meanwhile, it stays.
+                if pages.get(&id).is_some_and(|r| r.expired(now)) {
+                    pages.remove(&id);
+                }
+                Ok::<_, RegistryError>(())
+            })
+        })
+        .await;
+        if let Ok(Err(e)) = removed {
+            log!("could not remove an expired page: {e}");
+        }
+    }
+}
+
 /// The host in app URLs, as the commands build them: the one chosen, else
 /// this machine's outward address, else loopback.
 fn url_host(state: &ServerState, config: &DaemonConfig) -> String {
@@ -197,6 +267,7 @@ impl Daemon {
             format!("listen on `{}`", home.control_socket_path().display()),
         ))?;
         let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+        let answers_supervisor = supervisor.clone();
         let answers = Answers {
             home: home.clone(),
             catalog: catalog.clone(),
@@ -212,8 +283,14 @@ impl Daemon {
                 let _ = control_stopped.await;
             },
         ));
+        let sweeper = tokio::spawn(sweep_expired(
+            home.clone(),
+            catalog.clone(),
+            answers_supervisor.clone(),
+        ));
         let site = Arc::new(Site::with_probes(catalog, key, self.links.probes.clone()));
         serve(listener, site, self.config.server.clone(), shutdown).await;
+        sweeper.abort();
         let _ = stop_control.send(());
         let _ = control.await;
         tunnels.close_all().await;

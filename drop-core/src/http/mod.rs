@@ -8,6 +8,7 @@ mod cache;
 mod login;
 mod parse_errors;
 pub mod probe;
+pub mod receipts;
 mod request;
 mod routes;
 mod server;
@@ -16,5 +17,6 @@ mod slots;
 mod stall;
 
 pub use probe::Probes;
+pub use receipts::Receipts;
 pub use server::{ServerConfig, bind_listener, serve};
 pub use site::Site;

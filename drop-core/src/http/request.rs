@@ -34,6 +34,17 @@ impl PageRequest {
         }
     }
 
+    /// Who is asking, as the login limiter and receipts see it: the
+    /// tunnel's `CF-Connecting-IP` when the peer is this machine, else the
+    /// peer.
+    pub(super) fn client(&self) -> String {
+        let cf = self.header(header::HeaderName::from_static("cf-connecting-ip"));
+        match self.peer {
+            Some(peer) => crate::auth::limiter::client_of(peer, cf.as_deref()).to_string(),
+            None => "unknown".to_owned(),
+        }
+    }
+
     /// What the gate of a protected page looks at.
     pub(super) fn login_request(&self) -> LoginRequest {
         LoginRequest {

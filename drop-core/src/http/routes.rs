@@ -13,6 +13,7 @@ use warp::path::FullPath;
 use super::answer::{Answer, Conditions, FileFacts, read_part};
 use super::cache::{CACHED_FILE_MAX, Checked};
 use super::login;
+use super::receipts::is_preview_bot;
 use super::request::{PageRequest, PeerAddr};
 use super::site::Site;
 use crate::page::catalog::PageEntry;
@@ -88,7 +89,12 @@ where
         None if is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
         None => return Answer::not_found(),
     };
-    let Some(page) = site.catalog().page(id).filter(|p| !p.is_app) else {
+    let now = std::time::SystemTime::now();
+    let Some(page) = site
+        .catalog()
+        .page(id)
+        .filter(|p| !p.is_app && p.expires_at.is_none_or(|at| now < at))
+    else {
         return Answer::not_found();
     };
     let readable = req.method == Method::GET || req.method == Method::HEAD;
@@ -106,7 +112,29 @@ where
     } else if !readable {
         return Answer::method_not_allowed();
     }
+    let document = is_document(&page, tail);
+    let bot = req
+        .header(header::USER_AGENT)
+        .is_some_and(|agent| is_preview_bot(&agent));
+    // Only what receipts and one-time pages need: no hashing per asset.
+    let visitor = (document || page.once).then(|| site.receipts().visitor(&req.client()));
+    if page.once
+        && let Some(visitor) = &visitor
+        && !site
+            .receipts()
+            .allows_once(&page, visitor, document, bot, now)
+    {
+        return Answer::not_found();
+    }
     let mut answer = answer_path(site, &page, &req.method, tail, &req.conditions());
+    let opened = matches!(answer.status.as_u16(), 200 | 206 | 304);
+    if document
+        && opened
+        && req.method == Method::GET
+        && let Some(visitor) = &visitor
+    {
+        site.receipts().saw(&page.id, visitor, bot, now);
+    }
     if page.protected() {
         answer
             .headers
@@ -171,6 +199,26 @@ fn answer_path(
         },
         Resolved::Forbidden => Answer::forbidden(),
         Resolved::NotFound => Answer::not_found(),
+    }
+}
+
+/// Whether `tail` asks for the page's document rather than an asset: a
+/// file page's file, or a folder's HTML (its index, or an `.html` file).
+fn is_document(page: &PageEntry, tail: &str) -> bool {
+    let path = tail.split(['?', '#']).next().unwrap_or_default();
+    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if !page.name.is_empty() && segments.first() == Some(&page.name.as_str()) {
+        segments.remove(0);
+    }
+    match (page.is_dir, segments.last()) {
+        (false, None) => true,
+        (false, Some(_)) => false,
+        (true, None) => true,
+        (true, Some(_)) if path.ends_with('/') => true,
+        (true, Some(last)) => {
+            let last = last.to_ascii_lowercase();
+            last.ends_with(".html") || last.ends_with(".htm")
+        }
     }
 }
 

@@ -35,6 +35,8 @@ use crate::page::follow_registry;
 
 /// Chunk size when streaming large files.
 const STREAM_CHUNK: usize = 64 * 1024;
+/// How long counted views gather before they are written to the registry.
+const RECEIPTS_EVERY: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as EMFILE, instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Connections the kernel queues before drop accepts them. The default of
@@ -100,7 +102,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let follower = tokio::spawn(follow_registry(site.catalog().clone()));
-    let service = warp::service(routes(site));
+    let receipts = tokio::spawn(keep_receipts(site.clone()));
+    let service = warp::service(routes(site.clone()));
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let slots = Arc::new(Slots::default());
     let graceful = GracefulShutdown::new();
@@ -152,6 +155,28 @@ pub async fn serve(
     drop(listener);
     follower.abort();
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+    receipts.abort();
+    // What the last requests counted.
+    write_receipts(&site).await;
+}
+
+/// Writes receipts to the registry a few seconds after something was
+/// counted (gathering what comes meanwhile); asleep while nothing is.
+async fn keep_receipts(site: Arc<Site>) {
+    loop {
+        site.receipts().counted().await;
+        tokio::time::sleep(RECEIPTS_EVERY).await;
+        write_receipts(&site).await;
+    }
+}
+
+async fn write_receipts(site: &Arc<Site>) {
+    let site = site.clone();
+    let written =
+        tokio::task::spawn_blocking(move || site.receipts().flush(site.catalog().registry())).await;
+    if let Ok(Err(e)) = written {
+        log!("could not write who opened which page (kept for the next try): {e}");
+    }
 }
 
 /// The service of one connection: marks the connection busy while it

@@ -1,11 +1,12 @@
 //! What one page server serves from: the catalog of pages, the gate of
-//! protected ones, the small files kept in memory, and the nonces of the
-//! daemon's own tunnel probes.
+//! protected ones, the small files kept in memory, the receipts of who
+//! opened what, and the nonces of the daemon's own tunnel probes.
 
 use std::sync::Arc;
 
 use super::cache::FileCache;
 use super::probe::Probes;
+use super::receipts::Receipts;
 use crate::auth::SessionKey;
 use crate::auth::gate::Gate;
 use crate::page::Catalog;
@@ -17,6 +18,7 @@ pub struct Site {
     gate: Gate,
     files: FileCache,
     probes: Arc<Probes>,
+    receipts: Receipts,
 }
 
 impl Site {
@@ -30,10 +32,16 @@ impl Site {
     pub fn with_probes(catalog: Arc<Catalog>, key: SessionKey, probes: Arc<Probes>) -> Self {
         Site {
             catalog,
+            receipts: Receipts::new(key.clone()),
             gate: Gate::new(key),
             files: FileCache::default(),
             probes,
         }
+    }
+
+    /// Who opened which page.
+    pub fn receipts(&self) -> &Receipts {
+        &self.receipts
     }
 
     /// The nonces of the daemon's own tunnel probes.

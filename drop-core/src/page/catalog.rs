@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
-use drop_registry::{FileStamp, Pages, Registry, RegistryError};
+use drop_registry::{FileStamp, Pages, Registry, RegistryError, parse_rfc3339};
 
 use super::manifest::{MANIFEST_NAME, Manifest};
 use crate::log::{Throttle, log};
@@ -30,6 +31,12 @@ pub struct PageEntry {
     pub is_app: bool,
     /// Empty for public pages, else the stored password hash.
     pub password_hash: String,
+    /// When it stops being served.
+    pub expires_at: Option<SystemTime>,
+    /// It opens for one human once.
+    pub once: bool,
+    /// Who opened a once-page, and when (as recorded).
+    pub used: Option<(String, SystemTime)>,
 }
 
 impl PageEntry {
@@ -50,6 +57,8 @@ pub struct Catalog {
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
     /// Warnings a visitor can repeat (a broken manifest asked for again).
     warnings: Throttle,
+    /// Counts the snapshots loaded, for whoever waits for a change.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +82,7 @@ impl Catalog {
             reload: Mutex::new(()),
             manifests: Mutex::default(),
             warnings: Throttle::default(),
+            reloads: tokio::sync::watch::Sender::new(0),
         };
         catalog.refresh();
         catalog
@@ -86,6 +96,22 @@ impl Catalog {
         }
         self.refresh();
         self.cached(id)
+    }
+
+    /// Changes each time the pages are loaded anew.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
+    }
+
+    /// When the next page expires, if any does.
+    pub fn next_expiry(&self) -> Option<SystemTime> {
+        let snapshot = self.snapshot.read().expect("snapshot lock");
+        snapshot.pages.values().filter_map(|p| p.expires_at).min()
+    }
+
+    /// The registry it reads.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The `pages.json` this catalog reads.
@@ -211,6 +237,7 @@ impl Catalog {
                     stamp,
                     pages: entries,
                 };
+                self.reloads.send_modify(|n| *n += 1);
             }
             Err(e) => {
                 log!("keeping the pages loaded before: {e}");
@@ -239,6 +266,12 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
                 is_dir: record.is_dir,
                 is_app: record.is_app(),
                 password_hash: record.password_hash.clone(),
+                expires_at: record.expires_at.as_deref().and_then(parse_rfc3339),
+                once: record.once,
+                used: record
+                    .used_by
+                    .clone()
+                    .zip(record.used_at.as_deref().and_then(parse_rfc3339)),
             };
             (id.to_owned(), Arc::new(entry))
         })

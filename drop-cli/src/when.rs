@@ -1,0 +1,92 @@
+//! Times and spans as users write them: `30m`, `2h`, `7d`, `90s`, `1w`, or
+//! an RFC 3339 time for a moment.
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::CliError;
+
+/// `30s`, `15m`, `2h`, `7d`, `1w` (a whole number and a unit).
+pub fn parse_span(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(seconds)
+        .filter(|s| *s <= 10 * 365 * 86_400)
+        .map(Duration::from_secs)
+}
+
+/// A span as it was likely written: `90 s`, `30 min`, `2 h`, `7 d`.
+pub fn show_span(span: Duration) -> String {
+    let s = span.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86400),
+    }
+}
+
+/// A span, or an RFC 3339 time to come: the moment it names, counted from
+/// `now`. `what` names the flag in the error.
+pub fn parse_moment(
+    text: &str,
+    now: SystemTime,
+    what: &'static str,
+) -> Result<SystemTime, CliError> {
+    let bad = || CliError::BadTime {
+        what,
+        value: text.to_owned(),
+    };
+    if let Some(span) = parse_span(text) {
+        return Ok(now + span);
+    }
+    let at = drop_registry::parse_rfc3339(text.trim()).ok_or_else(bad)?;
+    match at > now {
+        true => Ok(at),
+        false => Err(CliError::PastTime {
+            what,
+            value: text.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_a_number_and_a_unit() {
+        assert_eq!(parse_span("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_span("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_span("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_span("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_span("1w"), Some(Duration::from_secs(604_800)));
+        for bad in ["", "m", "0h", "2", "2x", "-3h", "1.5h", "99999999999999d"] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_moment_is_a_span_from_now_or_a_time_to_come() {
+        let now = drop_registry::parse_rfc3339("2026-12-02T10:00:00Z").unwrap();
+        assert_eq!(
+            parse_moment("2h", now, "--expires").unwrap(),
+            now + Duration::from_secs(7200)
+        );
+        let later = parse_moment("2026-12-03T10:00:00Z", now, "--expires").unwrap();
+        assert_eq!(later, now + Duration::from_secs(86_400));
+        let past = parse_moment("2026-12-01T10:00:00Z", now, "--expires").unwrap_err();
+        assert!(past.to_string().contains("is in the past"), "{past}");
+        let bad = parse_moment("tomorrow", now, "--expires").unwrap_err();
+        assert!(bad.to_string().contains("--expires"), "{bad}");
+    }
+}

@@ -1,0 +1,211 @@
+//! Did the human open it? Receipts, `drop wait`, link previews counted
+//! apart, expiring and one-time links, and cleaning up pages nobody
+//! opened, through the real binary and its page server.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use drop_tests::DropEnv;
+use drop_tests::http::{Response, request, request_from};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+fn open(port: u16, path: &str, agent: &str) -> Response {
+    request(port, "GET", path, &[("User-Agent", agent)])
+}
+
+/// A page's entry in `list --all --json`.
+fn entry(env: &DropEnv, id: &str) -> Option<serde_json::Value> {
+    let doc = env.json(&["list", "--all", "--json"]);
+    doc["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .cloned()
+}
+
+fn eventually<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `drop wait` blocks until the human opens the page, then prints the
+/// receipt; the listing says it too. A folder's assets are not views.
+#[test]
+fn a_human_opening_a_page_ends_the_wait_with_a_receipt() {
+    let env = DropEnv::new();
+    let port = env.start();
+    env.write("site/index.html", "<link href=style.css>");
+    env.write("site/style.css", "body{}");
+    env.write("site/.drop-publish", "index.html\nstyle.css\n");
+    let (id, path) = env.add(&env.work.path().join("site"), &[]);
+    assert_eq!(entry(&env, &id).unwrap()["receipt"], "never opened");
+
+    let waiter = env
+        .command(&["wait", &id, "--timeout", "30s", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(open(port, &format!("{path}style.css"), FIREFOX).status, 200);
+    let opened = Instant::now();
+    assert_eq!(open(port, &path, FIREFOX).status, 200);
+    let out = waiter.wait_with_output().unwrap();
+    println!(
+        "drop wait answered {:?} after the page was opened",
+        opened.elapsed()
+    );
+    assert!(out.status.success());
+    let receipt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(receipt["views"], 1, "the stylesheet is not a view");
+    assert_eq!(receipt["visitors"], 1);
+    assert!(receipt["last_opened_at"].is_string());
+
+    open(port, &path, FIREFOX);
+    let listed = eventually("two views listed", Duration::from_secs(10), || {
+        let listed = env.ok(&["list", "--all"]);
+        listed
+            .contains("opened 2× by 1 visitor, last just now")
+            .then_some(listed)
+    });
+    assert!(listed.contains(&id), "{listed}");
+    let record = std::fs::read_to_string(env.home.path().join("pages.json")).unwrap();
+    assert!(
+        !record.contains("127.0.0.1\""),
+        "no address is stored: {record}"
+    );
+}
+
+/// A link preview (Slack's bot) is counted apart and does not end a wait;
+/// a wait that times out says so with a non-zero exit.
+#[test]
+fn link_previews_are_not_the_human() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (id, path) = env.add(&env.write("p.html", "p"), &[]);
+    assert_eq!(open(port, &path, SLACK).status, 200);
+    let out = env.run(&["wait", &id, "--timeout", "3s"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("Error: page {id} was not opened within 3 s")),
+        "{stderr}"
+    );
+    let listed = entry(&env, &id).unwrap();
+    assert_eq!(listed["views"], 0);
+    assert_eq!(listed["bot_views"], 1);
+    assert_eq!(listed["receipt"], "never opened (and 1 link previews)");
+
+    // Opened before the wait began: --since-publish answers at once.
+    open(port, &path, FIREFOX);
+    let started = Instant::now();
+    env.ok(&["wait", &id, "--since-publish", "--timeout", "30s"]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// `--expires`: the page answers the 404 of a page that never existed once
+/// its time is up, and the daemon removes it.
+#[test]
+fn an_expired_page_is_gone() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (id, path) = env.add(&env.write("e.html", "e"), &["--expires", "2s"]);
+    assert_eq!(open(port, &path, FIREFOX).status, 200);
+    let listed = env.ok(&["list", "--all"]);
+    assert!(
+        listed.contains("expires in 1 s") || listed.contains("expires in 2 s"),
+        "{listed}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let gone = open(port, &path, FIREFOX);
+    let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
+    assert_eq!((gone.status, gone.text()), (never.status, never.text()));
+    eventually("the daemon removes it", Duration::from_secs(10), || {
+        entry(&env, &id).is_none().then_some(())
+    });
+    let bad = env.run(&[
+        "add",
+        env.write("f.html", "f").to_str().unwrap(),
+        "--expires",
+        "soon",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).starts_with("Error: --expires `soon` is not a span")
+    );
+}
+
+/// `--once`: a link preview does not use it up; the first human opens it
+/// (and may reload it for a moment); anyone after gets the 404.
+#[test]
+fn a_one_time_link_opens_for_one_human() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (id, path) = env.add(&env.write("o.html", "once"), &["--once"]);
+    assert_eq!(open(port, &path, SLACK).status, 200, "the preview card");
+    let human = open(port, &path, FIREFOX);
+    assert_eq!((human.status, human.text().as_str()), (200, "once"));
+    assert_eq!(open(port, &path, FIREFOX).status, 200, "her own reload");
+    let other = request_from(
+        [127, 0, 0, 2],
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX)],
+        b"",
+    );
+    let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
+    assert_eq!((other.status, other.text()), (never.status, never.text()));
+    let listed = eventually("the use recorded", Duration::from_secs(10), || {
+        let listed = entry(&env, &id)?;
+        listed["used_at"].is_string().then_some(listed)
+    });
+    assert!(
+        listed["receipt"]
+            .as_str()
+            .unwrap()
+            .contains("used (it opened once)")
+    );
+    // It stays used after a restart of the server.
+    env.ok(&["stop"]);
+    let port = env.start();
+    let later = request_from(
+        [127, 0, 0, 3],
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX)],
+        b"",
+    );
+    assert_eq!(later.status, 404);
+}
+
+/// `drop cleanup --unopened SPAN` removes pages nobody opened in their
+/// first SPAN, and keeps the ones a human opened.
+#[test]
+fn cleanup_removes_pages_nobody_opened() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (unopened, _) = env.add(&env.write("u.html", "u"), &[]);
+    let (opened, path) = env.add(&env.write("v.html", "v"), &[]);
+    open(port, &path, FIREFOX);
+    eventually("the view written", Duration::from_secs(10), || {
+        (entry(&env, &opened)?["views"] == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = env.ok(&["cleanup", "--unopened", "1s"]);
+    assert!(
+        out.contains(&format!("{unopened}  ")) && out.contains("(never opened)"),
+        "{out}"
+    );
+    assert!(entry(&env, &unopened).is_none());
+    assert!(entry(&env, &opened).is_some());
+}
