@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::CliError;
 use crate::output::{PageRow, print_json};
+use crate::output::{note, say};
 use crate::running::running_server;
 use crate::urls::Urls;
 
@@ -318,31 +319,31 @@ fn report(
     });
     let reach_note = urls.reach_note(row.reach);
     if saved.record.is_app() {
-        println!("App registered: {}", row.url);
+        say!("App registered: {}", row.url);
         if let Some(note) = reach_note {
-            println!("{note}");
+            note!("{note}");
         }
         if let Some(renamed) = renamed {
-            println!("{renamed}");
+            say!("{renamed}");
         }
-        println!("Run 'drop start {}'", saved.id);
+        say!("Run 'drop start {}'", saved.id);
         return Ok(());
     }
-    println!("Published: {}", row.url);
+    say!("Published: {}", row.url);
     if let Some(note) = reach_note {
-        println!("{note}");
+        note!("{note}");
     }
     if let Some(renamed) = renamed {
-        println!("{renamed}");
+        say!("{renamed}");
     }
     if let Some(password) = generated {
-        println!("Password: {password}");
+        say!("Password: {password}");
     }
     if saved.reused {
-        println!("  (already published: same page as before)");
+        say!("  (already published: same page as before)");
     }
     if !running {
-        println!("  (the server is not running: start it with 'drop start')");
+        say!("  (the server is not running: start it with 'drop start')");
     }
     Ok(())
 }

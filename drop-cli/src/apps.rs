@@ -17,6 +17,7 @@ use crate::control;
 use crate::error::CliError;
 use crate::nat;
 use crate::output::label;
+use crate::output::{note, say};
 use crate::running::running_server;
 use crate::server::{ensure_running, not_tunneled_line, unconfirmed_line};
 use crate::settings::Settings;
@@ -32,7 +33,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     let urls = Urls::new(Some(&state), None);
     let running = matches!(AppStatus::of(&record), AppStatus::Running { .. });
     if state.tunnel && !running && !launched {
-        println!("{}", nat::tunnel_note(&state));
+        say!("{}", nat::tunnel_note(&state));
     }
     let env = app_environment();
     let request = ControlRequest::StartApp {
@@ -45,7 +46,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         ControlReply::Started { tunnel } => tunnel,
         ControlReply::AlreadyRunning => {
             let record = settled_record(home, &id, state.tunnel)?;
-            println!("App already running: {}", urls.app(&record));
+            say!("App already running: {}", urls.app(&record));
             return Ok(());
         }
         ControlReply::Failed { error } => return Err(CliError::App(error)),
@@ -54,25 +55,25 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
     let (_, record) = find_app(home, &id)?;
     match tunnel {
         Some(TunnelOutcome::Up { url }) => {
-            println!("App started: {url}");
-            println!("  (tunneled via cloudflared)");
+            say!("App started: {url}");
+            say!("  (tunneled via cloudflared)");
         }
         Some(TunnelOutcome::Unconfirmed { url, error }) => {
-            println!("App started: {url}");
-            println!("  (tunneled via cloudflared)");
-            println!("{}", unconfirmed_line(&error));
+            say!("App started: {url}");
+            say!("  (tunneled via cloudflared)");
+            note!("{}", unconfirmed_line(&error));
         }
         Some(TunnelOutcome::Down { phase, error }) => {
-            println!("{}", not_tunneled_line(&phase, Some(&error)));
-            println!(
+            say!("{}", not_tunneled_line(&phase, Some(&error)));
+            say!(
                 "App started: {} (local, not tunneled)",
                 urls.app_local(&record)
             );
         }
         None => {
-            println!("App started: {}", urls.app_local(&record));
+            say!("App started: {}", urls.app_local(&record));
             if let Some(note) = urls.reach_note(urls.reach()) {
-                println!("{note}");
+                note!("{note}");
             }
         }
     }
@@ -127,9 +128,9 @@ pub fn stop(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliErr
     let (id, record) = find_app(home, query)?;
     let label = label(&id, &record);
     if stop_app(home, &id, &record, tunnel_marker)? {
-        println!("App stopped: {label}");
+        say!("App stopped: {label}");
     } else {
-        println!("App {label} is not running.");
+        say!("App {label} is not running.");
     }
     Ok(())
 }
@@ -193,14 +194,14 @@ pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), 
     let (id, record) = find_app(home, query)?;
     let path = app_log_path(home, &id);
     if !path.exists() && !follow {
-        println!("{}", never_ran(&id, &record));
+        say!("{}", never_ran(&id, &record));
         return Ok(());
     }
     let tail = log_tail(&path, lines);
     if !tail.is_empty() {
-        println!("{tail}");
+        say!("{tail}");
     } else if !follow {
-        println!("App {} has written no output yet.", label(&id, &record));
+        say!("App {} has written no output yet.", label(&id, &record));
     }
     if follow {
         follow_log(&path)?;
@@ -273,7 +274,7 @@ pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<Vec<String>, 
             continue;
         }
         match stop_app(home, id, record, tunnel_marker) {
-            Ok(_) => println!("App stopped: {}", label(id, record)),
+            Ok(_) => say!("App stopped: {}", label(id, record)),
             Err(e) => failures.push(e.to_string()),
         }
     }

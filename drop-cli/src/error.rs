@@ -256,6 +256,57 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A stable name for this kind of failure: what scripts match on
+    /// (`--json` errors carry it), while the message may be reworded.
+    pub fn code(&self) -> &'static str {
+        use drop_core::daemon::{ControlError, DaemonError};
+        match self {
+            CliError::Registry(e) => e.code(),
+            CliError::NoSuchPath { .. } => "no_such_path",
+            CliError::NoManifest { .. } => "no_manifest",
+            CliError::BadManifest { .. } => "bad_manifest",
+            CliError::NeverServed { .. } => "never_served",
+            CliError::InDropHome { .. } => "in_drop_home",
+            CliError::NotUtf8 { .. } => "not_utf8",
+            CliError::NotPublishable { .. } => "not_publishable",
+            CliError::BadName { .. } => "bad_name",
+            CliError::NameShadowsFile { .. } => "name_shadows_file",
+            CliError::NameTaken { .. } => "name_taken",
+            CliError::PasswordOnApp => "password_on_app",
+            CliError::BadAppPort => "bad_app_port",
+            CliError::PortTaken { .. } => "port_taken",
+            CliError::RunningAppChange { .. } => "running_app_change",
+            CliError::LinkBroken { .. } => "link_broken",
+            CliError::NotAnApp { .. } => "not_an_app",
+            CliError::App(_) => "app_failed",
+            CliError::Control(ControlError::Io { .. }) => "server_unreachable",
+            CliError::Control(ControlError::Unreadable { .. }) => "server_reply_unreadable",
+            CliError::Control(ControlError::NoReply) => "server_no_reply",
+            CliError::Daemon(DaemonError::AlreadyServing { .. }) => "already_serving",
+            CliError::Daemon(DaemonError::Registry(e)) => e.code(),
+            CliError::Daemon(DaemonError::Io { .. }) => "io_failed",
+            CliError::BadSetting { .. }
+            | CliError::BadUrlSetting { .. }
+            | CliError::SettingsClash { .. } => "bad_setting",
+            CliError::WaitOnApp { .. } => "wait_on_app",
+            CliError::PageGone { .. } => "page_gone",
+            CliError::NotOpened { .. } => "not_opened",
+            CliError::BadTime { .. } => "bad_time",
+            CliError::PastTime { .. } => "past_time",
+            CliError::NamedTunnelBroken(_) => "named_tunnel_broken",
+            CliError::Tunnel(e) => e.code(),
+            CliError::Nat(
+                drop_nat::NatError::BadVar { .. } | drop_nat::NatError::BadUrl { .. },
+            ) => "bad_setting",
+            CliError::Nat(_) => "nat_detection_failed",
+            CliError::ServerFailed(_) => "server_failed",
+            CliError::ServerTimeout { .. } => "server_timeout",
+            CliError::PortInUse { .. } => "port_in_use",
+            CliError::LegacyServer { .. } => "legacy_server",
+            CliError::Io { .. } => "io_failed",
+        }
+    }
+
     /// Wraps an I/O error with what drop was doing.
     pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
         let action = action.into();

@@ -48,6 +48,10 @@ struct Args {
     /// Directory holding the registry and logs [default: ~/.drop].
     #[arg(long, env = "DROP_HOME", global = true)]
     home: Option<PathBuf>,
+    /// Speak JSON: one document on stdout (one object a line for `logs`),
+    /// and an error as a JSON object with a stable `code` on stderr.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,19 +63,15 @@ enum TunnelCommand {
         /// The hostname pages are served on, in the login's domain.
         #[arg(long)]
         hostname: String,
-        /// The tunnel's name in the account.
-        #[arg(long, default_value = tunnel::DEFAULT_TUNNEL_NAME)]
-        name: String,
+        /// The tunnel's name in the account [default: the hostname].
+        #[arg(long)]
+        name: Option<String>,
         /// Point HOSTNAME at this tunnel even if DNS has another record for it.
         #[arg(long)]
         replace_dns: bool,
     },
     /// Which tunnel drop uses, and the named tunnel's details.
-    Status {
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Back to quick tunnels (the named tunnel stays in the account).
     Reset,
 }
@@ -119,16 +119,9 @@ enum Command {
     Doctor {
         /// The page or app (id, id prefix or name); the server when left out.
         page: Option<String>,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// Show the server's URL and every page and app.
-    Status {
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Publish a file or a folder (with a .drop-publish manifest), or register an app (--run).
     Add {
         /// The file or folder.
@@ -161,18 +154,12 @@ enum Command {
         /// up); afterwards it answers 404.
         #[arg(long)]
         once: bool,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// List pages published from this folder.
     List {
         /// List every page, wherever it was published from.
         #[arg(long)]
         all: bool,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// Unpublish a page, by id, unique id prefix or name.
     Remove {
@@ -197,9 +184,6 @@ enum Command {
         /// Return at once if it was opened at any time since it was published.
         #[arg(long)]
         since_publish: bool,
-        /// Print one JSON document.
-        #[arg(long)]
-        json: bool,
     },
     /// Stable links on your own domain: a named Cloudflare tunnel.
     Tunnel {
@@ -220,7 +204,11 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(usage) => return usage_error(usage),
+    };
+    output::set_json_mode(args.json);
     let home = Home::new(args.home.clone().unwrap_or_else(default_home));
     let serving = matches!(args.command, Command::Serve { .. });
     let result = run(args);
@@ -230,19 +218,60 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("Error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
+            print_error(&err);
             ExitCode::FAILURE
         }
     }
 }
 
+/// The error as one `Error:` line and its causes, or under `--json` as
+/// one JSON object on one line: `{"error": {"code", "message", "causes"}}`.
+fn print_error(err: &CliError) {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if output::json_mode() {
+        let doc = serde_json::json!({
+            "error": { "code": err.code(), "message": err.to_string(), "causes": causes }
+        });
+        eprintln!("{doc}");
+        return;
+    }
+    eprintln!("Error: {err}");
+    for cause in causes {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// What clap says of a command line it cannot parse (and `--help`,
+/// `--version`, which it also ends with). Under `--json`, a usage error is
+/// a JSON error like any other, with code `usage`.
+fn usage_error(usage: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().skip(1).any(|arg| arg == "--json");
+    let informational = matches!(
+        usage.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if !wants_json || informational {
+        usage.exit();
+    }
+    let text = usage.render().to_string();
+    let message = text.lines().next().unwrap_or_default();
+    let message = message.trim_start_matches("error: ");
+    let doc = serde_json::json!({
+        "error": { "code": "usage", "message": message, "causes": [] }
+    });
+    eprintln!("{doc}");
+    ExitCode::from(2)
+}
+
 fn run(args: Args) -> Result<(), CliError> {
     let home = Home::new(args.home.unwrap_or_else(default_home));
+    let json = args.json;
     match args.command {
         Command::Start { app: Some(app), .. } => apps::start(&home, &app),
         Command::Start {
@@ -274,8 +303,8 @@ fn run(args: Args) -> Result<(), CliError> {
             }
         }
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
-        Command::Status { json } => pages::status(&home, json),
-        Command::Doctor { page, json } => doctor::doctor(&home, page.as_deref(), json),
+        Command::Status => pages::status(&home, json),
+        Command::Doctor { page } => doctor::doctor(&home, page.as_deref(), json),
         Command::Add {
             path,
             name,
@@ -286,7 +315,6 @@ fn run(args: Args) -> Result<(), CliError> {
             password,
             expires,
             once,
-            json,
         } => {
             let details = add::Details {
                 name,
@@ -303,7 +331,7 @@ fn run(args: Args) -> Result<(), CliError> {
                 _ => add::add(&home, &path, details, json),
             }
         }
-        Command::List { all, json } => pages::list(&home, all, json),
+        Command::List { all } => pages::list(&home, all, json),
         Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
         Command::Cleanup { unopened } => {
             pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
@@ -312,7 +340,6 @@ fn run(args: Args) -> Result<(), CliError> {
             page,
             timeout,
             since_publish,
-            json,
         } => pages::wait(&home, &page, timeout.as_deref(), since_publish, json),
         Command::Tunnel { command } => match command {
             TunnelCommand::Setup {
@@ -323,10 +350,10 @@ fn run(args: Args) -> Result<(), CliError> {
                 &home,
                 cloudflared_config(&home),
                 &hostname,
-                &name,
+                name.as_deref(),
                 replace_dns,
             ),
-            TunnelCommand::Status { json } => tunnel::status(&home, json),
+            TunnelCommand::Status => tunnel::status(&home, json),
             TunnelCommand::Reset => tunnel::reset(&home),
         },
         Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)?),

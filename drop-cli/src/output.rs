@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use drop_registry::{Record, TunnelPhase, parse_rfc3339};
@@ -210,6 +211,43 @@ pub fn label(id: &str, record: &Record) -> String {
         record.name.clone()
     }
 }
+
+/// Whether this command speaks JSON (`--json`): set once, before it runs.
+static JSON_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Makes every command print JSON (documents on stdout, errors on stderr)
+/// instead of lines for people.
+pub fn set_json_mode(on: bool) {
+    JSON_MODE.store(on, Ordering::Relaxed);
+}
+
+/// Whether `--json` was given.
+pub fn json_mode() -> bool {
+    JSON_MODE.load(Ordering::Relaxed)
+}
+
+/// A line for people on stdout; under `--json` nothing, as the command's
+/// document says the same. Every command's text goes through here.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !$crate::output::json_mode() {
+            println!($($arg)*);
+        }
+    };
+}
+pub(crate) use say;
+
+/// A warning for people: on stdout with the rest of the text, on stderr
+/// under `--json` so that stdout stays one document.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        match $crate::output::json_mode() {
+            true => eprintln!($($arg)*),
+            false => println!($($arg)*),
+        }
+    };
+}
+pub(crate) use note;
 
 /// Prints a JSON document on stdout.
 pub fn print_json(value: &Value) {

@@ -13,6 +13,7 @@ use drop_registry::{
 use serde_json::json;
 
 use crate::error::CliError;
+use crate::output::say;
 use crate::output::{PageRow, is_under, print_json, render_rows};
 use crate::running::running_server;
 use crate::settings::Settings;
@@ -49,18 +50,18 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     match legacy {
-        Some(old) => println!("{}", legacy_server_line(&old, &urls)),
-        None => println!(
+        Some(old) => say!("{}", legacy_server_line(&old, &urls)),
+        None => say!(
             "{}",
             server_line(state.as_ref(), tunnel.as_ref(), running, &urls)
         ),
     }
-    println!();
+    say!();
     if rows.is_empty() {
-        println!("Pages: none (publish one with 'drop add <path>')");
+        say!("Pages: none (publish one with 'drop add <path>')");
     } else {
-        println!("Pages:");
-        print!("{}", render_rows(&rows));
+        say!("Pages:");
+        say!("{}", render_rows(&rows).trim_end_matches('\n'));
     }
     Ok(())
 }
@@ -192,11 +193,11 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
     if json {
         print_json(&json!({ "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>() }));
     } else if rows.is_empty() && !all {
-        println!("No pages from this folder. 'drop list --all' shows every page.");
+        say!("No pages from this folder. 'drop list --all' shows every page.");
     } else if rows.is_empty() {
-        println!("No pages. Publish one with 'drop add <path>'.");
+        say!("No pages. Publish one with 'drop add <path>'.");
     } else {
-        print!("{}", render_rows(&rows));
+        say!("{}", render_rows(&rows).trim_end_matches('\n'));
     }
     Ok(())
 }
@@ -208,7 +209,7 @@ pub fn remove(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliE
     let (id, record) = (found.id.to_owned(), found.record.clone());
     remove_record(home, &id, &record, tunnel_marker)?;
     crate::control::announce_registry_change(home);
-    println!("Removed: {id} ({})", record.source.display());
+    say!("Removed: {id} ({})", record.source.display());
     Ok(())
 }
 
@@ -248,12 +249,12 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
     }
     crate::control::announce_registry_change(home);
     if gone.is_empty() {
-        println!("Nothing to clean up.");
+        say!("Nothing to clean up.");
         return Ok(());
     }
-    println!("Removed {} page(s):", gone.len());
+    say!("Removed {} page(s):", gone.len());
     for (id, record, why) in gone {
-        println!("  {id}  {}  ({why})", record.source.display());
+        say!("  {id}  {}  ({why})", record.source.display());
     }
     Ok(())
 }
@@ -297,7 +298,7 @@ pub fn wait(
             let row = PageRow::new(&urls, &id, record);
             match json {
                 true => print_json(&row.to_json()),
-                false => println!(
+                false => say!(
                     "Opened: {}  — {}",
                     row.url,
                     crate::output::receipt(record, SystemTime::now())

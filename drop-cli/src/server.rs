@@ -20,6 +20,7 @@ use drop_registry::{Home, ServerState, TunnelChoice, TunnelPhase, TunnelReason, 
 use crate::error::CliError;
 use crate::nat;
 use crate::output::label;
+use crate::output::{note, say};
 use crate::running::{answers_http, launch_error, running_server};
 use crate::settings::Settings;
 use crate::systemd;
@@ -51,9 +52,9 @@ pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
         before_launch(home)?;
     }
     if running_server(saved.as_ref()).is_some() {
-        println!("Server already running: {}", Urls::load(home)?.base());
+        say!("Server already running: {}", Urls::load(home)?.base());
         if options.port.is_some() || options.host.is_some() || options.tunnel.is_some() {
-            println!("  (its settings are kept: run 'drop stop' first to change them)");
+            say!("  (its settings are kept: run 'drop stop' first to change them)");
         }
         return Ok(());
     }
@@ -112,14 +113,14 @@ fn launch_and_report(
     let launched = prepare_and_launch(home, saved, options)?;
     report_start(home, &launched.state)?;
     if let Some(note) = launched.note {
-        println!("{note}");
+        note!("{note}");
     }
     let after = Urls::new(Some(&launched.state), None)
         .local_base()
         .to_owned();
     let pages = home.registry().load()?;
     if let Some(before) = before.filter(|b| *b != after && !any_port && !pages.is_empty()) {
-        println!(
+        note!(
             "Note: page URLs changed from {before} to {after}; links handed out before no longer work (start with --host and --port to keep the old ones)."
         );
     }
@@ -180,7 +181,7 @@ fn prepare_and_launch(
     let mut state = saved.unwrap_or_else(|| legacy_state(home));
     let decision = nat::decide(options.tunnel)?;
     if let Some(note) = &decision.note {
-        println!("{note}");
+        note!("{note}");
     }
     state.tunnel = decision.tunnel;
     state.tunnel_choice = Some(decision.choice.clone());
@@ -212,9 +213,9 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     if !state.tunnel {
         let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
-        println!("Server started: {}{suffix}", urls.local_base());
+        say!("Server started: {}{suffix}", urls.local_base());
         if let Some(note) = urls.reach_note(urls.reach()) {
-            println!("{note}");
+            note!("{note}");
         }
         return Ok(());
     }
@@ -226,10 +227,10 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     }
     match tunnel.filter(|t| t.current_url().is_some()) {
         Some(up) => {
-            println!("Server started: {}", up.url);
-            println!("  (tunneled via cloudflared)");
+            say!("Server started: {}", up.url);
+            say!("  (tunneled via cloudflared)");
             if !up.is_up() {
-                println!(
+                note!(
                     "{}",
                     unconfirmed_line(up.error.as_deref().unwrap_or_default())
                 );
@@ -237,8 +238,8 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
         }
         None => {
             let why = tunnel_failure(home)?;
-            println!("{why}");
-            println!(
+            say!("{why}");
+            say!(
                 "Server started: {} (local, not tunneled)",
                 urls.local_base()
             );
@@ -405,7 +406,7 @@ fn wait_until_serving(
 pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
     let legacy = stop_legacy_server(home);
     if !stop_own_server(home, tunnel_marker)? && !legacy {
-        println!("Server is not running.");
+        say!("Server is not running.");
     }
     report_running_apps(home)
 }
@@ -414,7 +415,7 @@ pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
 fn stop_own_server(home: &Home, tunnel_marker: &Path) -> Result<bool, CliError> {
     if let Some(unit) = systemd::active_unit(home) {
         unit.stop()?;
-        println!("Server stopped.");
+        say!("Server stopped.");
         return Ok(true);
     }
     let saved = home.load_server_state()?;
@@ -428,7 +429,7 @@ fn stop_own_server(home: &Home, tunnel_marker: &Path) -> Result<bool, CliError> 
     forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
     report_leftovers(end_leftovers(home, tunnel_marker));
-    println!("Server stopped.");
+    say!("Server stopped.");
     Ok(true)
 }
 
@@ -441,7 +442,7 @@ fn stop_legacy_server(home: &Home) -> bool {
     old.id.terminate_group(STOP_GRACE);
     home.forget_legacy_server_pid();
     let port = old.port.map_or(String::new(), |p| format!(", port {p}"));
-    println!(
+    say!(
         "Stopped the Python drop's server (pid {}{port}).",
         old.id.pid
     );
@@ -467,7 +468,7 @@ fn report_running_apps(home: &Home) -> Result<(), CliError> {
             1 => ("1 app".to_owned(), "keeps"),
             n => (format!("{n} apps"), "keep"),
         };
-        println!(
+        say!(
             "{count} {verb} running: {}. 'drop stop --all' stops apps too; the next 'drop start' adopts them.",
             running.join(", ")
         );
@@ -477,6 +478,6 @@ fn report_running_apps(home: &Home) -> Result<(), CliError> {
 
 fn report_leftovers(count: usize) {
     if count > 0 {
-        println!("Ended {count} tunnel process(es) left by a server that was killed.");
+        say!("Ended {count} tunnel process(es) left by a server that was killed.");
     }
 }

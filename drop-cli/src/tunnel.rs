@@ -15,10 +15,8 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::output::print_json;
+use crate::output::say;
 use crate::running::running_server;
-
-/// The tunnel's name in the account when `--name` is not given.
-pub const DEFAULT_TUNNEL_NAME: &str = "drop";
 
 /// Where the login certificate is: `TUNNEL_ORIGIN_CERT` when set (as
 /// cloudflared reads it), else where cloudflared looks in this user's home.
@@ -40,7 +38,9 @@ pub fn named_world(home: &Home, config: CloudflaredConfig) -> Result<Option<Name
         setup.tunnel_name.clone(),
         setup.credentials_file.clone(),
     );
-    let provider = manage.provider(tunnel, &setup.hostname)?;
+    // Hostnames not routed to an app reach the page server, whose answer
+    // to a probe tells drop so.
+    let provider = manage.provider(tunnel, &setup.hostname)?.main_catches_all();
     Ok(Some(NamedWorld {
         provider: Arc::new(provider),
         manage: Arc::new(manage),
@@ -54,10 +54,23 @@ pub fn setup(
     home: &Home,
     config: CloudflaredConfig,
     hostname: &str,
-    name: &str,
+    name: Option<&str>,
     replace_dns: bool,
 ) -> Result<(), CliError> {
     let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    // Named after its hostname unless told: two machines of one account
+    // setting up different hostnames never share (and split) one tunnel.
+    let name = name.unwrap_or(&hostname).to_owned();
+    let before = home.load_named_tunnel()?;
+    if let Some((app, _)) = before
+        .iter()
+        .flat_map(|b| b.app_hostnames.iter())
+        .find(|(_, host)| **host == hostname)
+    {
+        return Err(CliError::NamedTunnelBroken(format!(
+            "{hostname} is the hostname of app {app}; choose another hostname for the page server"
+        )));
+    }
     let manage = NamedTunnels::new(config, certificate_search());
     // Before any command: a missing login is said plainly, with its fix.
     manage.login_certificate()?;
@@ -65,32 +78,38 @@ pub fn setup(
         .enable_all()
         .build()
         .map_err(CliError::io("start the async runtime"))?;
+    // Apps keep their hostnames while the server's hostname stays; on
+    // another tunnel, they are routed to it too.
+    let app_hostnames = before
+        .as_ref()
+        .filter(|b| b.hostname == hostname)
+        .map(|b| b.app_hostnames.clone())
+        .unwrap_or_default();
     let (tunnel, route) = runtime.block_on(async {
-        let tunnel = manage.create(name).await?;
+        let tunnel = manage.create(&name).await?;
         let route = match replace_dns {
             true => manage.replace_dns(&tunnel, &hostname).await?,
             false => manage.route_dns(&tunnel, &hostname).await?,
         };
+        if before.as_ref().is_some_and(|b| b.tunnel_id != tunnel.id()) {
+            for app_host in app_hostnames.values() {
+                manage.replace_dns(&tunnel, app_host).await?;
+            }
+        }
         Ok::<_, TunnelError>((tunnel, route))
     })?;
-    let before = home.load_named_tunnel()?;
     let same = before.as_ref().is_some_and(|b| {
         b.tunnel_id == tunnel.id()
             && b.hostname == hostname
             && b.credentials_file == tunnel.credentials_file()
     });
     if same && route == DnsRoute::AlreadyRouted {
-        println!(
+        say!(
             "Named tunnel \"{}\" is already set up for https://{hostname}: nothing changed.",
             tunnel.name()
         );
         return Ok(());
     }
-    // Apps keep their hostnames while the tunnel and its domain stay.
-    let app_hostnames = before
-        .filter(|b| b.tunnel_id == tunnel.id() && b.hostname == hostname)
-        .map(|b| b.app_hostnames)
-        .unwrap_or_default();
     home.save_named_tunnel(&NamedTunnelSetup {
         tunnel_id: tunnel.id().to_owned(),
         tunnel_name: tunnel.name().to_owned(),
@@ -100,20 +119,20 @@ pub fn setup(
         set_up_at: drop_registry::now_rfc3339(),
         extra: Default::default(),
     })?;
-    println!(
+    say!(
         "Named tunnel \"{}\" ({}) is set up: pages will be at https://{hostname}/p/<id>/, and each app at a hostname of its own beside it.",
         tunnel.name(),
         tunnel.id()
     );
     match route {
-        DnsRoute::AlreadyRouted => println!("  (DNS: {hostname} already routes to it)"),
-        _ => println!("  (DNS: {hostname} now routes to it)"),
+        DnsRoute::AlreadyRouted => say!("  (DNS: {hostname} already routes to it)"),
+        _ => say!("  (DNS: {hostname} now routes to it)"),
     }
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
     if running {
-        println!("Run 'drop stop' then 'drop start' to serve through it.");
+        say!("Run 'drop stop' then 'drop start' to serve through it.");
     }
-    println!("  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')");
+    say!("  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')");
     Ok(())
 }
 
@@ -128,7 +147,7 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         if json {
             print_json(&json!({ "kind": "quick", "state": now }));
         } else {
-            println!(
+            say!(
                 "Tunnel: quick tunnels (a new https://….trycloudflare.com URL at each start); 'drop tunnel setup --hostname <name on your domain>' gives links that stay"
             );
         }
@@ -155,24 +174,26 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         }));
         return broken(&setup, state.as_ref());
     }
-    println!(
+    say!(
         "Tunnel: named \"{}\" ({}) at https://{}",
-        setup.tunnel_name, setup.tunnel_id, setup.hostname
+        setup.tunnel_name,
+        setup.tunnel_id,
+        setup.hostname
     );
     let credentials = setup.credentials_file.display();
     match present {
-        true => println!("  credentials: {credentials}"),
-        false => println!(
+        true => say!("  credentials: {credentials}"),
+        false => say!(
             "  credentials: {credentials} is missing: run 'drop tunnel setup --hostname {}' again to fetch them",
             setup.hostname
         ),
     }
     for (id, host) in &setup.app_hostnames {
-        println!("  app {id}: https://{host}");
+        say!("  app {id}: https://{host}");
     }
     match &now {
-        Some(now) => println!("  now: {}", now.replace('_', " ")),
-        None => println!("  now: not running (the server is stopped, or not tunneled)"),
+        Some(now) => say!("  now: {}", now.replace('_', " ")),
+        None => say!("  now: not running (the server is stopped, or not tunneled)"),
     }
     broken(&setup, state.as_ref())
 }
@@ -203,17 +224,18 @@ fn broken(setup: &NamedTunnelSetup, state: Option<&TunnelState>) -> Result<(), C
 pub fn reset(home: &Home) -> Result<(), CliError> {
     let setup = home.load_named_tunnel()?;
     if !home.clear_named_tunnel()? {
-        println!("No named tunnel is set up: drop uses quick tunnels.");
+        say!("No named tunnel is set up: drop uses quick tunnels.");
         return Ok(());
     }
-    println!("Back to quick tunnels from the next 'drop start'.");
+    say!("Back to quick tunnels from the next 'drop start'.");
     if running_server(home.load_server_state()?.as_ref()).is_some() {
-        println!("Run 'drop stop' then 'drop start' to switch now.");
+        say!("Run 'drop stop' then 'drop start' to switch now.");
     }
     if let Some(setup) = setup {
-        println!(
+        say!(
             "  (the tunnel \"{}\" stays in your Cloudflare account: `cloudflared tunnel delete {}` deletes it, and its DNS records are in the dashboard)",
-            setup.tunnel_name, setup.tunnel_name
+            setup.tunnel_name,
+            setup.tunnel_name
         );
     }
     Ok(())

@@ -58,4 +58,32 @@ pub enum RegistryError {
         /// Every id that starts with it.
         candidates: Vec<String>,
     },
+    /// An id prefix shorter than a destructive command accepts.
+    #[error(
+        "`{query}` is too short to name a page here: give at least {min} characters of the id, or its name (it matches {})",
+        matching.join(", ")
+    )]
+    PrefixTooShort {
+        /// What the user asked for.
+        query: String,
+        /// The fewest characters accepted.
+        min: usize,
+        /// Every id that starts with it.
+        matching: Vec<String>,
+    },
+}
+
+impl RegistryError {
+    /// A stable name for this kind of failure, for scripts (`--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::Locked { .. } => "registry_locked",
+            RegistryError::Read { .. } => "read_failed",
+            RegistryError::Write { .. } => "write_failed",
+            RegistryError::Corrupt { .. } => "registry_corrupt",
+            RegistryError::NotFound { .. } => "not_found",
+            RegistryError::Ambiguous { .. } => "ambiguous",
+            RegistryError::PrefixTooShort { .. } => "prefix_too_short",
+        }
+    }
 }

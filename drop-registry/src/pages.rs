@@ -72,6 +72,25 @@ impl Pages {
 
     /// Finds a page by full id, then by name, then by unique id prefix.
     pub fn lookup(&self, query: &str) -> Result<Lookup<'_>, RegistryError> {
+        self.lookup_with_prefix_of(query, 1)
+    }
+
+    /// Every page published from `source` (a canonical path), in id order.
+    pub fn by_source(&self, source: &std::path::Path) -> Vec<Lookup<'_>> {
+        self.iter()
+            .filter(|(_, r)| r.source == source)
+            .map(|(id, record)| Lookup { id, record })
+            .collect()
+    }
+
+    /// Like [`Pages::lookup`], but an id prefix must be at least
+    /// `min_prefix` characters long: what destroys a page must not hit it
+    /// by a lucky short prefix.
+    pub fn lookup_with_prefix_of(
+        &self,
+        query: &str,
+        min_prefix: usize,
+    ) -> Result<Lookup<'_>, RegistryError> {
         if let Some((id, record)) = self.records.get_key_value(query) {
             return Ok(Lookup { id, record });
         }
@@ -90,6 +109,15 @@ impl Pages {
             .take_while(|(id, _)| id.starts_with(query));
         let first = matches.next().ok_or_else(not_found)?;
         let rest: Vec<&String> = matches.map(|(id, _)| id).collect();
+        if query.chars().count() < min_prefix {
+            let mut matching = vec![first.0.clone()];
+            matching.extend(rest.into_iter().cloned());
+            return Err(RegistryError::PrefixTooShort {
+                query: query.to_owned(),
+                min: min_prefix,
+                matching,
+            });
+        }
         if rest.is_empty() {
             return Ok(Lookup {
                 id: first.0,
@@ -144,6 +172,25 @@ mod tests {
         let p = pages(&[("abc123", "")]);
         assert!(matches!(p.lookup("q"), Err(RegistryError::NotFound { .. })));
         assert!(matches!(p.lookup(""), Err(RegistryError::NotFound { .. })));
+    }
+
+    #[test]
+    fn a_short_prefix_is_refused_where_a_longer_one_is_asked_for() {
+        let p = pages(&[("abc123", "docs"), ("zzz999", "")]);
+        match p.lookup_with_prefix_of("abc", 4).unwrap_err() {
+            RegistryError::PrefixTooShort { matching, min, .. } => {
+                assert_eq!((matching, min), (vec!["abc123".to_owned()], 4));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(p.lookup_with_prefix_of("abc1", 4).unwrap().id, "abc123");
+        // Full ids and names are never prefixes.
+        assert_eq!(p.lookup_with_prefix_of("docs", 10).unwrap().id, "abc123");
+        assert_eq!(p.lookup_with_prefix_of("zzz999", 10).unwrap().id, "zzz999");
+        assert!(matches!(
+            p.lookup_with_prefix_of("q", 4),
+            Err(RegistryError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -211,6 +211,33 @@ pub enum TunnelError {
 }
 
 impl TunnelError {
+    /// A stable name for this kind of failure, for scripts (drop's
+    /// `--json` errors carry it).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TunnelError::NotFound { .. } => "cloudflared_not_found",
+            TunnelError::RateLimited => "tunnel_rate_limited",
+            TunnelError::NoNetwork { .. } => "tunnel_no_network",
+            TunnelError::Usage { .. } => "cloudflared_usage",
+            TunnelError::ExitedEarly { .. } => "cloudflared_exited",
+            TunnelError::NoUrl { .. } => "tunnel_no_url",
+            TunnelError::NotReady { .. } => "tunnel_not_ready",
+            TunnelError::UdpBlocked { .. } => "tunnel_udp_blocked",
+            TunnelError::Spawn { .. } => "cloudflared_spawn_failed",
+            TunnelError::Write { .. } => "write_failed",
+            TunnelError::NotLoggedIn { .. } => "cloudflare_not_logged_in",
+            TunnelError::CertificateRejected { .. } => "cloudflare_certificate_rejected",
+            TunnelError::OutsideZone { .. } => "hostname_outside_zone",
+            TunnelError::DnsRecordExists { .. } => "dns_record_exists",
+            TunnelError::TunnelDeleted { .. } => "named_tunnel_deleted",
+            TunnelError::CredentialsMissing { .. } => "tunnel_credentials_missing",
+            TunnelError::CredentialsInvalid { .. } => "tunnel_credentials_invalid",
+            TunnelError::InvalidRoute { .. } => "invalid_route",
+            TunnelError::ApiUnreachable { .. } => "cloudflare_api_unreachable",
+            TunnelError::CommandFailed { .. } => "cloudflared_failed",
+        }
+    }
+
     /// Whether retrying cannot help until someone changes the machine:
     /// cloudflared is missing, cannot run here (another architecture, not
     /// executable), or refuses the arguments it is given.

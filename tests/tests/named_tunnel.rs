@@ -72,7 +72,7 @@ fn named_tunnel_urls_stay_the_same_across_every_restart() {
     p.env.ok(&["stop"]);
     let out = set_up(&p);
     assert!(
-        out.starts_with("Named tunnel \"drop\" (") && out.contains("is set up"),
+        out.starts_with(&format!("Named tunnel \"{HOSTNAME}\" (")) && out.contains("is set up"),
         "{out}"
     );
     assert!(
@@ -83,7 +83,7 @@ fn named_tunnel_urls_stay_the_same_across_every_restart() {
     assert_eq!(
         again,
         format!(
-            "Named tunnel \"drop\" is already set up for https://{HOSTNAME}: nothing changed.\n"
+            "Named tunnel \"{HOSTNAME}\" is already set up for https://{HOSTNAME}: nothing changed.\n"
         )
     );
 
@@ -168,15 +168,21 @@ fn status_and_reset() {
     set_up(&p);
     let named = p.env.json(&["tunnel", "status", "--json"]);
     assert_eq!(named["kind"], "named");
-    assert_eq!(named["tunnel_name"], "drop");
+    assert_eq!(named["tunnel_name"], HOSTNAME, "named after its hostname");
     assert_eq!(named["url"], format!("https://{HOSTNAME}"));
     assert_eq!(named["credentials_present"], true);
     let text = p.env.ok(&["tunnel", "status"]);
-    assert!(text.starts_with("Tunnel: named \"drop\" ("), "{text}");
+    assert!(
+        text.starts_with(&format!("Tunnel: named \"{HOSTNAME}\" (")),
+        "{text}"
+    );
 
     let out = p.env.ok(&["tunnel", "reset"]);
     assert!(out.starts_with("Back to quick tunnels"), "{out}");
-    assert!(out.contains("cloudflared tunnel delete drop"), "{out}");
+    assert!(
+        out.contains(&format!("cloudflared tunnel delete {HOSTNAME}")),
+        "{out}"
+    );
     assert!(!p.env.home.path().join("named_tunnel.json").exists());
     let out = p.start(&[]);
     assert!(is_quick_tunnel(&started_url(&out)), "{out}");
@@ -305,4 +311,72 @@ fn setting_up_again_mends_a_deleted_tunnel() {
     assert_ne!(new, old);
     let out = p.start(&[]);
     assert_eq!(started_url(&out), format!("https://{HOSTNAME}"), "{out}");
+}
+
+/// Apps started all at once get distinct hostnames, every one recorded:
+/// hostnames are chosen, routed and kept one at a time.
+#[test]
+fn apps_started_together_get_distinct_recorded_hostnames() {
+    let p = Phase3::logged_in(ZONE, &[]);
+    set_up(&p);
+    p.start(&[]);
+    let names = ["same_a", "same.a", "same-a", "same__a"];
+    let ids: Vec<String> = names.iter().map(|n| p.add_app(n)).collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| {
+            p.env
+                .command(&["start", n])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let urls: Vec<String> = children
+        .into_iter()
+        .map(|c| app_url(&String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()))
+        .collect();
+    let mut distinct = urls.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), names.len(), "{urls:?}");
+    let setup: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.env.home.path().join("named_tunnel.json")).unwrap(),
+    )
+    .unwrap();
+    for id in &ids {
+        assert!(
+            setup["app_hostnames"][id].is_string(),
+            "{id} recorded: {setup}"
+        );
+    }
+    all_up(&p, &ids.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// An app whose hostname cannot be routed (DNS has another record for it)
+/// is recorded `failed` with why, not left starting.
+#[test]
+fn an_app_that_cannot_be_routed_is_recorded_failed() {
+    let p = Phase3::logged_in(ZONE, &[]);
+    set_up(&p);
+    p.start(&[]);
+    p.edit_account(|account| {
+        account["dns"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!(
+                { "name": format!("zz-drop.{ZONE}"), "type": "A", "content": "192.0.2.10" }
+            ));
+    });
+    let id = p.add_app("zz");
+    let out = p.env.ok(&["start", "zz"]);
+    assert!(out.contains("could not route zz-drop.example.com"), "{out}");
+    let record = p.record_of(&id);
+    assert_eq!(record["tunnel_state"], "failed", "{record}");
+    assert!(
+        record["tunnel_error"]
+            .as_str()
+            .unwrap()
+            .contains("DNS already has a record")
+    );
 }

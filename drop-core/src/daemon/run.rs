@@ -420,7 +420,9 @@ impl Answers {
             true => Origin::Daemon {
                 nonce: self.links.probes.issue(),
             },
-            false => Origin::App,
+            false => Origin::App {
+                nonce: self.links.probes.issue(),
+            },
         };
         Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin, ask_dns).await)
     }

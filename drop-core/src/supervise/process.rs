@@ -381,12 +381,16 @@ mod tests {
     /// seen has its leftovers ended.
     #[test]
     fn a_group_whose_leader_is_gone_is_ended_only_as_leftovers() {
+        // The leader waits for its stdin to close, so that its identity is
+        // read while it lives; then it exits, leaving its two sleeps.
         let mut leader = Command::new("sh")
-            .args(["-c", "sleep 30 & sleep 30 & exit 0"])
+            .args(["-c", "sleep 30 & sleep 30 & read _ || true"])
+            .stdin(std::process::Stdio::piped())
             .process_group(0)
             .spawn()
             .unwrap();
         let id = ProcessId::of(leader.id()).unwrap();
+        drop(leader.stdin.take());
         leader.wait().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(group_members(id.pid).len(), 2, "the two sleeps live on");

@@ -87,6 +87,8 @@ pub struct TunnelKeeper {
     routes: std::sync::Mutex<BTreeMap<String, Route>>,
     /// What was last seen of the server's tunnel (for a route added later).
     server_seen: std::sync::Mutex<Option<Seen>>,
+    /// Held while an app's hostname is chosen, routed and recorded.
+    naming: Mutex<()>,
 }
 
 /// Where the daemon's tunnels come from.
@@ -200,6 +202,7 @@ impl TunnelKeeper {
             apps: Mutex::new(HashMap::new()),
             routes: std::sync::Mutex::default(),
             server_seen: std::sync::Mutex::default(),
+            naming: Mutex::new(()),
         })
     }
 
@@ -235,7 +238,18 @@ impl TunnelKeeper {
             None => self.keep(local, Some(id.to_owned()), Some(first)),
             Some(named) => match self.route_app(named, id, local, first).await {
                 Ok(kept) => kept,
-                Err(failed) => return failed,
+                Err(failed) => {
+                    if let TunnelOutcome::Down { error, .. } = &failed {
+                        log!("app {id} cannot be routed through the named tunnel: {error}");
+                        let error = error.clone();
+                        update_record(&self.home, id, "the tunnel of app", move |r| {
+                            r.tunnel_state = Some(TunnelPhase::Failed);
+                            r.tunnel_error = Some(error);
+                        })
+                        .await;
+                    }
+                    return failed;
+                }
             },
         };
         self.apps.lock().await.insert(id.to_owned(), kept);
@@ -318,6 +332,8 @@ impl TunnelKeeper {
     /// before, else a new one under the tunnel's zone, routed in DNS and
     /// recorded so it never changes.
     async fn app_hostname(&self, named: &NamedWorld, id: &str) -> Result<String, String> {
+        // One at a time: each new hostname must see every one given before.
+        let _one = self.naming.lock().await;
         let (home, app) = (self.home.clone(), id.to_owned());
         let (setup, name) = tokio::task::spawn_blocking(move || {
             let setup = home.load_named_tunnel()?;
@@ -335,8 +351,20 @@ impl TunnelKeeper {
         if let Some(hostname) = setup.app_hostnames.get(id) {
             return Ok(hostname.clone());
         }
-        let taken: Vec<&String> = setup.app_hostnames.values().collect();
-        let hostname = app_hostname(&setup.hostname, id, &name, &taken);
+        let routed: Vec<String> = self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .values()
+            .map(|r| r.route.hostname().to_owned())
+            .collect();
+        let taken: Vec<&String> = setup
+            .app_hostnames
+            .values()
+            .chain(routed.iter())
+            .chain(std::iter::once(&setup.hostname))
+            .collect();
+        let hostname = app_hostname(&setup.hostname, id, &name, &taken)?;
         named
             .manage
             .route_dns(named.provider.tunnel(), &hostname)
@@ -521,7 +549,9 @@ impl TunnelKeeper {
                 true => Origin::Daemon {
                     nonce: probes.issue(),
                 },
-                false => Origin::App,
+                false => Origin::App {
+                    nonce: probes.issue(),
+                },
             };
             verify::check(checker.as_ref(), &url, &origin, dns_from).await
         })
@@ -743,32 +773,57 @@ impl Seen {
 /// below the same zone (Cloudflare's free certificate covers
 /// `*.example.com`, not `*.drop.example.com`): `<label>-drop.example.com`
 /// for `drop.example.com`, `<label>.example.com` for `example.com`. The
-/// label is the app's name made DNS-safe, else its id's start; not one of
-/// `taken`.
-fn app_hostname(main: &str, id: &str, name: &str, taken: &[&String]) -> String {
+/// label is the app's name made DNS-safe (letters, digits, single hyphens),
+/// else its id's start, cut so the DNS label stays within 63 characters;
+/// with the id's start added when the first choice is `taken`.
+fn app_hostname(main: &str, id: &str, name: &str, taken: &[&String]) -> Result<String, String> {
+    const MAX_LABEL: usize = 63;
     let clean = |text: &str| -> String {
-        let label: String = text
-            .chars()
-            .map(|c| match c.is_ascii_alphanumeric() {
-                true => c.to_ascii_lowercase(),
-                false => '-',
-            })
-            .collect();
-        label.trim_matches('-').chars().take(40).collect()
+        let mut label = String::new();
+        for c in text.chars() {
+            match c.is_ascii_alphanumeric() {
+                true => label.push(c.to_ascii_lowercase()),
+                false if !label.ends_with('-') => label.push('-'),
+                false => {}
+            }
+        }
+        label.trim_matches('-').to_owned()
     };
-    let label = match clean(name) {
-        label if !label.is_empty() => label,
-        _ => clean(&id[..id.len().min(8)]),
+    let (first, zone) = match main.split_once('.') {
+        Some((first, zone)) if zone.contains('.') => (Some(first), zone),
+        _ => (None, main),
     };
-    let build = |label: &str| match main.split_once('.') {
-        Some((first, zone)) if zone.contains('.') => format!("{label}-{first}.{zone}"),
-        _ => format!("{label}.{main}"),
-    };
-    let mut hostname = build(&label);
-    if taken.iter().any(|t| **t == hostname) {
-        hostname = build(&format!("{label}-{}", clean(&id[..id.len().min(6)])));
+    let room = MAX_LABEL.saturating_sub(first.map_or(0, |f| f.len() + 1));
+    if room < 8 {
+        return Err(format!(
+            "the first label of {main} is too long to give apps hostnames beside it (DNS labels have at most 63 characters): set the tunnel up with a shorter hostname"
+        ));
     }
-    hostname
+    let short_id = clean(&id[..id.len().min(6)]);
+    let build = |label: &str| {
+        let label: String = label.chars().take(room).collect();
+        let label = label.trim_end_matches('-');
+        match first {
+            Some(first) => format!("{label}-{first}.{zone}"),
+            None => format!("{label}.{zone}"),
+        }
+    };
+    let named = match clean(name) {
+        label if label.is_empty() => short_id.clone(),
+        label => label,
+    };
+    let hostname = build(&named);
+    if !taken.iter().any(|t| **t == hostname) {
+        return Ok(hostname);
+    }
+    // Room for the id's start at the end, however long the name.
+    let keep = room.saturating_sub(short_id.len() + 1);
+    let named: String = named.chars().take(keep).collect();
+    let hostname = build(&format!("{}-{short_id}", named.trim_end_matches('-')));
+    match taken.iter().any(|t| **t == hostname) {
+        true => Err(format!("no free hostname for app {id} under {main}")),
+        false => Ok(hostname),
+    }
 }
 
 fn log_verdict(whose: &str, url: &str, verdict: &Verdict) {

@@ -71,8 +71,23 @@ pub enum Origin {
         /// A nonce from [`Probes::issue`].
         nonce: String,
     },
-    /// An app: any answer from it (not the edge's "tunnel not connected").
-    App,
+    /// An app: any answer from it but the edge's own failures, asked at
+    /// drop's probe path with this nonce, so that drop's page server
+    /// answering instead (a named tunnel's catch-all: the hostname is not
+    /// routed to the app) is told apart.
+    App {
+        /// A nonce from [`Probes::issue`].
+        nonce: String,
+    },
+}
+
+impl Origin {
+    /// The nonce the probe path carries.
+    fn nonce(&self) -> &str {
+        match self {
+            Origin::Daemon { nonce } | Origin::App { nonce } => nonce,
+        }
+    }
 }
 
 /// Why a link is not confirmed yet.
@@ -99,6 +114,13 @@ pub enum LinkError {
         host: String,
         /// The status it answered.
         status: u16,
+    },
+    /// The tunnel answers for the hostname, but not with the app: it is
+    /// not (yet) routed to it.
+    #[error("the tunnel does not route {host} to the app yet")]
+    NotRouted {
+        /// The hostname.
+        host: String,
     },
     /// No answer through the edge at all.
     #[error("{host} does not answer through the edge ({detail})")]
@@ -368,10 +390,7 @@ impl LinkChecker for PublicChecker {
             host: host.to_owned(),
             detail,
         };
-        let path = match origin {
-            Origin::Daemon { nonce } => format!("{PROBE_PREFIX}{nonce}"),
-            Origin::App => "/".to_owned(),
-        };
+        let path = format!("{PROBE_PREFIX}{}", origin.nonce());
         let request = match &self.config.edge {
             Some(edge) => self
                 .client
@@ -400,18 +419,17 @@ impl LinkChecker for PublicChecker {
             .await
             .map_err(|e| unreachable(error_chain(&e)))?;
         let status = response.status().as_u16();
-        let reached = match origin {
-            Origin::Daemon { .. } => {
-                status == 200
-                    && read_capped(response)
-                        .await
-                        .is_ok_and(|b| b == PROBE_ANSWER.as_bytes())
-            }
-            Origin::App => !edge_failure(status),
-        };
-        match reached {
-            true => Ok(()),
-            false => Err(LinkError::EdgeNotConnected {
+        let drop_answered = status == 200
+            && read_capped(response)
+                .await
+                .is_ok_and(|b| b == PROBE_ANSWER.as_bytes());
+        match origin {
+            Origin::Daemon { .. } if drop_answered => Ok(()),
+            Origin::App { .. } if drop_answered => Err(LinkError::NotRouted {
+                host: host.to_owned(),
+            }),
+            Origin::App { .. } if !edge_failure(status) => Ok(()),
+            _ => Err(LinkError::EdgeNotConnected {
                 host: host.to_owned(),
                 status,
             }),

@@ -72,12 +72,14 @@ pub(crate) fn check_distinct(routes: &[NamedRoute]) -> Result<(), TunnelError> {
 }
 
 /// The config file of a `cloudflared tunnel run`: the tunnel, its
-/// credentials, the routes in order, then the 404 for everything else.
-/// Strings are written as JSON strings, which YAML reads the same.
+/// credentials, the routes in order, then `fallback` (else the 404) for
+/// everything else. Strings are written as JSON strings, which YAML reads
+/// the same.
 pub(crate) fn config_text(
     tunnel_id: &str,
     credentials_file: &Path,
     routes: &[NamedRoute],
+    fallback: Option<&str>,
 ) -> String {
     let quoted = |text: &str| serde_json::Value::from(text).to_string();
     let mut text = String::from(
@@ -97,7 +99,7 @@ pub(crate) fn config_text(
             quoted(&route.service)
         );
     }
-    text += &format!("  - service: {}\n", quoted(CATCH_ALL));
+    text += &format!("  - service: {}\n", quoted(fallback.unwrap_or(CATCH_ALL)));
     text
 }
 
@@ -264,6 +266,7 @@ mod tests {
             "6ff42ae2-765d-4adf-8112-31c55c1551ef",
             Path::new("/home/u/.cloudflared/6ff42ae2-765d-4adf-8112-31c55c1551ef.json"),
             &routes,
+            None,
         );
         let settings: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -280,7 +283,12 @@ mod tests {
                 "  - service: \"http_status:404\"",
             ]
         );
-        let odd = config_text("x", Path::new("/a \"quoted\": path"), &[]);
+        let odd = config_text("x", Path::new("/a \"quoted\": path"), &[], None);
+        let caught = config_text("x", Path::new("/c"), &routes, Some("http://127.0.0.1:8080"));
+        assert!(
+            caught.ends_with("  - service: \"http://127.0.0.1:8080\"\n"),
+            "{caught}"
+        );
         assert!(
             odd.contains(r#"credentials-file: "/a \"quoted\": path""#),
             "{odd}"

@@ -55,6 +55,9 @@ pub struct NamedCloudflared {
     tunnel: NamedTunnel,
     hostname: String,
     routes: Mutex<Vec<NamedRoute>>,
+    /// Whether hostnames no route names go to the main address rather
+    /// than get cloudflared's 404.
+    main_catches_all: bool,
     launcher: Launcher,
 }
 
@@ -72,8 +75,17 @@ impl NamedCloudflared {
             tunnel,
             hostname: checked_hostname(hostname)?,
             routes: Mutex::new(Vec::new()),
+            main_catches_all: false,
             launcher: Launcher::default(),
         })
+    }
+
+    /// Sends requests for hostnames no route names to the main address
+    /// instead of cloudflared's 404: whoever answers there can then tell
+    /// that a hostname is not routed (yet).
+    pub fn main_catches_all(mut self) -> Self {
+        self.main_catches_all = true;
+        self
     }
 
     /// The tunnel it runs.
@@ -265,10 +277,16 @@ impl TunnelProvider for NamedCloudflared {
     async fn open(&self, local: SocketAddr) -> Result<Tunnel, TunnelError> {
         let binary = launch::find_binary(&self.config)?;
         self.check_credentials()?;
+        let rules = self.ingress(local)?;
+        let fallback = match self.main_catches_all {
+            true => Some(rules[0].service()),
+            false => None,
+        };
         let text = ingress::config_text(
             self.tunnel.id(),
             self.tunnel.credentials_file(),
-            &self.ingress(local)?,
+            &rules,
+            fallback,
         );
         launch::write_config(&self.config, CONFIG_FILE, &text)?;
         let process = self.launcher.spawn(&self.config, &binary, self.args())?;

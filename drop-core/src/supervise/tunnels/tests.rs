@@ -452,7 +452,7 @@ async fn the_server_tunnel_is_probed_with_nonces_the_daemon_issued() {
             assert_eq!(url, Tunnels::url(1));
             match origin {
                 Origin::Daemon { nonce } => nonce,
-                Origin::App => panic!("the server's tunnel checked as an app's"),
+                Origin::App { .. } => panic!("the server's tunnel checked as an app's"),
             }
         })
         .collect();
@@ -531,4 +531,52 @@ async fn a_url_that_stops_working_is_marked_unconfirmed() {
 /// Where an app listening on loopback at `port` is reached.
 fn app_local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Apps' hostnames on a named tunnel: one DNS-safe label beside the
+/// server's, never one already given (nor the server's own), within DNS's
+/// 63 characters a label.
+#[test]
+fn app_hostnames_are_safe_distinct_and_short_enough() {
+    let main = "drop.example.com".to_owned();
+    let none: Vec<&String> = vec![&main];
+    let id = "abcdef1234567890wxyz";
+    assert_eq!(
+        app_hostname(&main, id, "api", &none).unwrap(),
+        "api-drop.example.com"
+    );
+    assert_eq!(
+        app_hostname("example.com", id, "api", &[]).unwrap(),
+        "api.example.com"
+    );
+    assert_eq!(
+        app_hostname(&main, id, "Same__A.b", &none).unwrap(),
+        "same-a-b-drop.example.com",
+        "one hyphen between words, never two"
+    );
+    assert_eq!(
+        app_hostname(&main, id, "", &none).unwrap(),
+        "abcdef-drop.example.com"
+    );
+    let taken = "api-drop.example.com".to_owned();
+    assert_eq!(
+        app_hostname(&main, id, "api", &[&main, &taken]).unwrap(),
+        "api-abcdef-drop.example.com"
+    );
+    let long = "x".repeat(80);
+    let hostname = app_hostname(&main, id, &long, &none).unwrap();
+    assert!(
+        hostname.split('.').all(|label| label.len() <= 63),
+        "{hostname}"
+    );
+    let long_main = format!("{}.example.com", "d".repeat(60));
+    assert!(
+        app_hostname(&long_main, id, "api", &[])
+            .unwrap_err()
+            .contains("too long")
+    );
+    // The server's own hostname is never an app's.
+    let server = "api-drop.example.com".to_owned();
+    let main_only = vec![&server];
+    assert_ne!(app_hostname(&main, id, "api", &main_only).unwrap(), server);
 }
