@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use drop_core::auth::{generate_password, hash_password};
+use drop_core::auth::{Verdict, generate_password, hash_password, verify_password};
 use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
 use drop_core::supervise::AppStatus;
 use drop_registry::{Home, Pages, Record};
@@ -20,6 +20,8 @@ pub struct Details {
     pub description: Option<String>,
     /// `Some("")` asks for a generated password.
     pub password: Option<String>,
+    /// `--no-password`: make a protected page public again.
+    pub no_password: bool,
     /// `--expires`: a span or a time, when the page stops being served.
     pub expires: Option<String>,
     /// `--once`: the link opens for one human once.
@@ -33,6 +35,8 @@ struct Saved {
     reused: bool,
     /// The name it had, when this `add` gave it another.
     renamed_from: Option<String>,
+    /// Its password hash before this `add` (empty: it had none).
+    hash_before: String,
 }
 
 /// Publishes `path`. Adding a source that is already published returns
@@ -53,10 +57,11 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
         });
     }
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
-    let password_hash = generated
-        .as_deref()
-        .or(details.password.as_deref())
-        .map(hash_password);
+    let new_password = generated.as_deref().or(details.password.as_deref());
+    let password_hash = match details.no_password {
+        true => Some(String::new()),
+        false => new_password.map(hash_password),
+    };
     // Read before anything is written: a state file that does not parse
     // stops the command with nothing changed, rather than after the page.
     let where_ = Whereabouts::load(home)?;
@@ -67,12 +72,23 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
         || Record::static_page(source.clone(), is_dir),
         |_, _| Ok(()),
         |record| {
-            if let Some(hash) = &password_hash {
+            // The password it already has keeps its hash, and so the
+            // sessions of visitors who signed in with it.
+            let same = |password: &str| {
+                record.is_protected()
+                    && matches!(
+                        verify_password(&record.password_hash, password),
+                        Verdict::Right
+                    )
+            };
+            if let Some(hash) = &password_hash
+                && !new_password.is_some_and(same)
+            {
                 record.password_hash.clone_from(hash);
             }
         },
     )?;
-    report(&where_, &saved, generated.as_deref(), json)
+    report(&where_, &saved, new_password, generated.is_some(), json)
 }
 
 /// Registers an app (stopped): `drop start <id>` runs `run` in the source's
@@ -87,7 +103,7 @@ pub fn add_app(
     json: bool,
 ) -> Result<(), CliError> {
     let AppCommand { run, port, restart } = app;
-    if details.password.is_some() {
+    if details.password.is_some() || details.no_password {
         return Err(CliError::PasswordOnApp);
     }
     if port == 0 {
@@ -141,7 +157,7 @@ pub fn add_app(
             record.port = Some(port);
         },
     )?;
-    report(&where_, &saved, None, json)?;
+    report(&where_, &saved, None, false, json)?;
     match restarted {
         Some(id) => crate::apps::start(home, &id),
         None => Ok(()),
@@ -242,6 +258,7 @@ fn upsert(
             pages.insert(id.clone(), new());
         }
         let record = pages.get_mut(&id).expect("present");
+        let hash_before = record.password_hash.clone();
         let renamed_from = details
             .name
             .as_ref()
@@ -268,6 +285,7 @@ fn upsert(
             record: record.clone(),
             reused,
             renamed_from,
+            hash_before,
         })
     })?;
     crate::control::announce_registry_change(home);
@@ -290,19 +308,50 @@ impl Whereabouts {
     }
 }
 
+/// What this `add` did to a page's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordChange {
+    None,
+    /// A page that had none has one now.
+    Set,
+    /// Another password: the old one no longer opens it.
+    Changed,
+    /// `--no-password` on a protected page: public again, at the same URL.
+    Removed,
+}
+
+impl PasswordChange {
+    fn of(saved: &Saved, new_password: Option<&str>) -> Self {
+        let (before, now) = (&saved.hash_before, &saved.record.password_hash);
+        match (before.is_empty(), now.is_empty(), new_password) {
+            (false, true, _) => PasswordChange::Removed,
+            (false, false, Some(_)) if before != now => PasswordChange::Changed,
+            (true, false, Some(_)) => PasswordChange::Set,
+            _ => PasswordChange::None,
+        }
+    }
+}
+
+/// `new_password`: the password this `add` gave, `generated` when drop
+/// made it up; it is printed once, when generated or when it replaced one.
 fn report(
     where_: &Whereabouts,
     saved: &Saved,
-    generated: Option<&str>,
+    new_password: Option<&str>,
+    generated: bool,
     json: bool,
 ) -> Result<(), CliError> {
     let (urls, running) = (&where_.urls, where_.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
+    let change = PasswordChange::of(saved, new_password);
+    let shown_password = new_password.filter(|_| generated || change == PasswordChange::Changed);
     if json {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
         doc["server_running"] = Value::Bool(running);
-        if let Some(password) = generated {
+        doc["password_changed"] = Value::Bool(change == PasswordChange::Changed);
+        doc["password_removed"] = Value::Bool(change == PasswordChange::Removed);
+        if let Some(password) = shown_password {
             doc["password"] = Value::String(password.to_owned());
         }
         if let Some(old) = &saved.renamed_from {
@@ -336,7 +385,14 @@ fn report(
     if let Some(renamed) = renamed {
         say!("{renamed}");
     }
-    if let Some(password) = generated {
+    match change {
+        PasswordChange::Changed => say!(
+            "Password changed: the old one no longer opens it, and visitors signed in with it must sign in again."
+        ),
+        PasswordChange::Removed => say!("Password removed: the page is public, at the same URL."),
+        PasswordChange::Set | PasswordChange::None => {}
+    }
+    if let Some(password) = shown_password {
         say!("Password: {password}");
     }
     if saved.reused {

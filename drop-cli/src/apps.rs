@@ -25,7 +25,21 @@ use crate::urls::Urls;
 
 /// `drop start <app>`: when the server is tunneled (behind NAT) the app
 /// gets a tunnel of its own. Starts the server first when it is not running.
+/// Under `--json`, then the app as `status --json` shows it.
 pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
+    let (id, already_running) = start_app(home, query)?;
+    if crate::output::json_mode() {
+        let (_, record) = find_app(home, &id)?;
+        let urls = Urls::load(home)?;
+        let mut doc = crate::output::PageRow::new(&urls, &id, &record).to_json();
+        doc["already_running"] = serde_json::Value::Bool(already_running);
+        crate::output::print_json(&serde_json::json!({ "app": doc }));
+    }
+    Ok(())
+}
+
+/// Starts the app; its id, and whether it was already running.
+fn start_app(home: &Home, query: &str) -> Result<(String, bool), CliError> {
     let (id, record) = find_app(home, query)?;
     // Read first: a bad setting stops the command before anything starts.
     let given = Settings::from_env()?.apps_given;
@@ -47,7 +61,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         ControlReply::AlreadyRunning => {
             let record = settled_record(home, &id, state.tunnel)?;
             say!("App already running: {}", urls.app(&record));
-            return Ok(());
+            return Ok((id, true));
         }
         ControlReply::Failed { error } => return Err(CliError::App(error)),
         other => return Err(unexpected(&other)),
@@ -77,7 +91,7 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
             }
         }
     }
-    Ok(())
+    Ok((id, false))
 }
 
 /// This command's environment for the app. The control protocol is JSON,
@@ -127,10 +141,15 @@ fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliEr
 pub fn stop(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
     let label = label(&id, &record);
-    if stop_app(home, &id, &record, tunnel_marker)? {
-        say!("App stopped: {label}");
-    } else {
-        say!("App {label} is not running.");
+    let was_running = stop_app(home, &id, &record, tunnel_marker)?;
+    match was_running {
+        true => say!("App stopped: {label}"),
+        false => say!("App {label} is not running."),
+    }
+    if crate::output::json_mode() {
+        crate::output::print_json(&serde_json::json!({
+            "app": { "id": id, "name": record.name, "was_running": was_running }
+        }));
     }
     Ok(())
 }
@@ -189,7 +208,8 @@ fn old_process(id: &str, pid: u32, record: &Record) -> CliError {
     CliError::App(error.to_string())
 }
 
-/// `drop logs <app> [-n N] [-f]`.
+/// `drop logs <app> [-n N] [-f]`. Under `--json`, one object a line:
+/// `{"app": id, "line": text}`, also while following.
 pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
     let path = app_log_path(home, &id);
@@ -197,16 +217,57 @@ pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), 
         say!("{}", never_ran(&id, &record));
         return Ok(());
     }
+    let mut out = LogLines::new(&id);
     let tail = log_tail(&path, lines);
     if !tail.is_empty() {
-        say!("{tail}");
+        out.write(format!("{tail}\n").as_bytes());
     } else if !follow {
         say!("App {} has written no output yet.", label(&id, &record));
     }
     if follow {
-        follow_log(&path)?;
+        follow_log(&path, &mut out)?;
     }
     Ok(())
+}
+
+/// Where `logs` writes an app's output: as it is, or under `--json` as
+/// one JSON object for each whole line.
+struct LogLines {
+    app: String,
+    json: bool,
+    /// Under `--json`, the start of a line not yet ended.
+    partial: Vec<u8>,
+}
+
+impl LogLines {
+    fn new(app: &str) -> Self {
+        LogLines {
+            app: app.to_owned(),
+            json: crate::output::json_mode(),
+            partial: Vec::new(),
+        }
+    }
+
+    /// Writes `chunk`; false once stdout is closed (the reader went away).
+    fn write(&mut self, chunk: &[u8]) -> bool {
+        let mut out = std::io::stdout().lock();
+        if !self.json {
+            return out.write_all(chunk).and_then(|()| out.flush()).is_ok();
+        }
+        self.partial.extend_from_slice(chunk);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return true;
+        };
+        let whole: Vec<u8> = self.partial.drain(..=end).collect();
+        let mut text = String::new();
+        for line in String::from_utf8_lossy(&whole).lines() {
+            let doc = serde_json::json!({ "app": self.app, "line": line });
+            text.push_str(&format!("{doc}\n"));
+        }
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_ok()
+    }
 }
 
 /// What `logs` says of an app that has no log: this drop never ran it (the
@@ -222,9 +283,8 @@ fn never_ran(id: &str, record: &Record) -> String {
 }
 
 /// Prints what is appended to the log, until interrupted.
-fn follow_log(path: &std::path::Path) -> Result<(), CliError> {
+fn follow_log(path: &std::path::Path, out: &mut LogLines) -> Result<(), CliError> {
     let mut offset = std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut out = std::io::stdout();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let Ok(mut file) = std::fs::File::open(path) else {
@@ -243,7 +303,7 @@ fn follow_log(path: &std::path::Path) -> Result<(), CliError> {
         file.read_to_end(&mut chunk)
             .map_err(CliError::io("read the app log"))?;
         offset += chunk.len() as u64;
-        if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+        if !out.write(&chunk) {
             return Ok(()); // stdout closed: the reader went away
         }
     }
@@ -261,11 +321,18 @@ fn find_app(home: &Home, query: &str) -> Result<(String, Record), CliError> {
     Ok((found.id.to_owned(), found.record.clone()))
 }
 
-/// `--all`: every app that runs, through the daemon while it runs. Returns
-/// what could not be stopped.
-pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<Vec<String>, CliError> {
+/// What `drop stop --all` did to apps: the ids it stopped, and why others
+/// could not be.
+#[derive(Default)]
+pub struct AppsStopped {
+    pub ids: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// `--all`: every app that runs, through the daemon while it runs.
+pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<AppsStopped, CliError> {
     let pages = home.registry().load()?;
-    let mut failures = Vec::new();
+    let mut stopped = AppsStopped::default();
     for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
         if !matches!(
             AppStatus::of(record),
@@ -274,9 +341,12 @@ pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<Vec<String>, 
             continue;
         }
         match stop_app(home, id, record, tunnel_marker) {
-            Ok(_) => say!("App stopped: {}", label(id, record)),
-            Err(e) => failures.push(e.to_string()),
+            Ok(_) => {
+                say!("App stopped: {}", label(id, record));
+                stopped.ids.push(id.to_owned());
+            }
+            Err(e) => stopped.failures.push(e.to_string()),
         }
     }
-    Ok(failures)
+    Ok(stopped)
 }

@@ -23,6 +23,12 @@ pub enum CliError {
         /// The folder.
         dir: PathBuf,
     },
+    /// `drop remove PATH` of a path no page is published from.
+    #[error("no page is published from `{}`; see `drop list --all`", path.display())]
+    NotPublished {
+        /// The path, made absolute.
+        path: PathBuf,
+    },
     /// A `.drop-publish` that does not parse or lists nothing.
     #[error("`{}` {problem}; list one pattern a line (`index.html`, `*.css`, `assets/**`)", path.display())]
     BadManifest {
@@ -264,6 +270,7 @@ impl CliError {
             CliError::Registry(e) => e.code(),
             CliError::NoSuchPath { .. } => "no_such_path",
             CliError::NoManifest { .. } => "no_manifest",
+            CliError::NotPublished { .. } => "not_published",
             CliError::BadManifest { .. } => "bad_manifest",
             CliError::NeverServed { .. } => "never_served",
             CliError::InDropHome { .. } => "in_drop_home",

@@ -146,6 +146,9 @@ enum Command {
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
         password: Option<String>,
+        /// Make a page that has a password public again (same URL).
+        #[arg(long, conflicts_with = "password")]
+        no_password: bool,
         /// Stop serving it after this span (30m, 2h, 7d) or at this RFC 3339
         /// time; the daemon then removes it.
         #[arg(long, value_name = "WHEN")]
@@ -161,10 +164,15 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Unpublish a page, by id, unique id prefix or name.
+    /// Unpublish pages (an app is stopped first): by id, id prefix of at
+    /// least 4 characters, name, or the path it was published from.
     Remove {
-        /// Id, id prefix or name.
-        page: String,
+        /// Ids, id prefixes, names or paths.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        pages: Vec<String>,
+        /// Remove every page and app.
+        #[arg(long)]
+        all: bool,
     },
     /// Stop and remove pages and apps whose file or folder is gone, and
     /// pages that expired.
@@ -292,14 +300,21 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Stop { app: None, all } => {
             let marker = tunnel_marker(&home);
             // Apps first, while the daemon that watches them still runs.
-            let failures = match all {
+            let apps = match all {
                 true => apps::stop_every_app(&home, &marker)?,
-                false => Vec::new(),
+                false => apps::AppsStopped::default(),
             };
-            server::stop(&home, &marker)?;
-            match failures.is_empty() {
+            let stopped = server::stop(&home, &marker)?;
+            if json {
+                output::print_json(&serde_json::json!({
+                    "server_was_running": stopped.was_running,
+                    "apps_stopped": apps.ids,
+                    "apps_running": stopped.apps_running,
+                }));
+            }
+            match apps.failures.is_empty() {
                 true => Ok(()),
-                false => Err(CliError::App(failures.join("\n"))),
+                false => Err(CliError::App(apps.failures.join("\n"))),
             }
         }
         Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
@@ -313,6 +328,7 @@ fn run(args: Args) -> Result<(), CliError> {
             port,
             restart,
             password,
+            no_password,
             expires,
             once,
         } => {
@@ -320,6 +336,7 @@ fn run(args: Args) -> Result<(), CliError> {
                 name,
                 description,
                 password,
+                no_password,
                 expires,
                 once,
             };
@@ -332,7 +349,13 @@ fn run(args: Args) -> Result<(), CliError> {
             }
         }
         Command::List { all } => pages::list(&home, all, json),
-        Command::Remove { page } => pages::remove(&home, &page, &tunnel_marker(&home)),
+        Command::Remove { pages, all } => {
+            let what = match all {
+                true => pages::RemoveWhat::All,
+                false => pages::RemoveWhat::Pages(&pages),
+            };
+            pages::remove(&home, what, &tunnel_marker(&home))
+        }
         Command::Cleanup { unopened } => {
             pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
         }

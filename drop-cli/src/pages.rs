@@ -19,32 +19,69 @@ use crate::running::running_server;
 use crate::settings::Settings;
 use crate::urls::{Reach, Urls, legacy_state};
 
+/// The server as `status --json` (and `start --json`) shows it.
+pub fn server_document(home: &Home) -> Result<serde_json::Value, CliError> {
+    let seen = ServerSeen::load(home)?;
+    let mut server = server_json(
+        seen.state.as_ref(),
+        seen.tunnel.as_ref(),
+        seen.running,
+        &seen.urls,
+    );
+    let legacy = (!seen.running).then(|| LegacyServer::find(home)).flatten();
+    server["legacy_server"] = json!(legacy.map(|old| json!({
+        "pid": old.id.pid,
+        "port": old.port,
+    })));
+    if server["tunnel"].is_object() {
+        let named = home.load_named_tunnel()?.is_some();
+        server["tunnel"]["kind"] = json!(if named { "named" } else { "quick" });
+    }
+    Ok(server)
+}
+
+/// The server's state, its tunnel's and the URLs they give, as recorded.
+struct ServerSeen {
+    state: Option<ServerState>,
+    tunnel: Option<TunnelState>,
+    running: bool,
+    urls: Urls,
+}
+
+impl ServerSeen {
+    fn load(home: &Home) -> Result<Self, CliError> {
+        let state = home
+            .load_server_state()?
+            .or_else(|| home.legacy_files().any().then(|| legacy_state(home)));
+        let running = running_server(state.as_ref()).is_some();
+        let tunnel = home.load_tunnel_state()?.filter(|_| running);
+        let urls = Urls::new(state.as_ref(), tunnel.as_ref());
+        Ok(ServerSeen {
+            state,
+            tunnel,
+            running,
+            urls,
+        })
+    }
+}
+
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
-    let state = home
-        .load_server_state()?
-        .or_else(|| home.legacy_files().any().then(|| legacy_state(home)));
-    let running = running_server(state.as_ref()).is_some();
+    let ServerSeen {
+        state,
+        tunnel,
+        running,
+        urls,
+    } = ServerSeen::load(home)?;
     let legacy = (!running).then(|| LegacyServer::find(home)).flatten();
-    let tunnel = home.load_tunnel_state()?.filter(|_| running);
-    let urls = Urls::new(state.as_ref(), tunnel.as_ref());
     let pages = home.registry().load()?;
     let rows: Vec<PageRow<'_>> = pages
         .iter()
         .map(|(id, r)| PageRow::new(&urls, id, r))
         .collect();
     if json {
-        let mut server = server_json(state.as_ref(), tunnel.as_ref(), running, &urls);
-        server["legacy_server"] = json!(legacy.map(|old| json!({
-            "pid": old.id.pid,
-            "port": old.port,
-        })));
-        if server["tunnel"].is_object() {
-            let named = home.load_named_tunnel()?.is_some();
-            server["tunnel"]["kind"] = json!(if named { "named" } else { "quick" });
-        }
         print_json(&json!({
-            "server": server,
+            "server": server_document(home)?,
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),
         }));
         return Ok(());
@@ -202,15 +239,86 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `drop remove <id|prefix|name>`.
-pub fn remove(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliError> {
+/// The fewest characters of an id `remove` takes as a prefix: a shorter
+/// one would too easily name another page than the one meant.
+const MIN_REMOVE_PREFIX: usize = 4;
+
+/// What `drop remove` is asked to remove.
+pub enum RemoveWhat<'a> {
+    /// Pages by id, id prefix, name or source path.
+    Pages(&'a [String]),
+    /// Every page and app.
+    All,
+}
+
+/// `drop remove <page>... | --all`: a page is named by id, id prefix (at
+/// least 4 characters), name or the path it was published from. Every
+/// name is resolved before anything is removed, so a typo removes
+/// nothing. Running apps are stopped first, and said to be.
+pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result<(), CliError> {
     let pages = home.registry().load()?;
-    let found = pages.lookup(query)?;
-    let (id, record) = (found.id.to_owned(), found.record.clone());
-    remove_record(home, &id, &record, tunnel_marker)?;
-    crate::control::announce_registry_change(home);
-    say!("Removed: {id} ({})", record.source.display());
+    let mut targets: Vec<(String, Record)> = Vec::new();
+    match what {
+        RemoveWhat::All => targets.extend(pages.iter().map(|(id, r)| (id.to_owned(), r.clone()))),
+        RemoveWhat::Pages(queries) => {
+            for query in queries {
+                for (id, record) in resolve(&pages, query)? {
+                    if !targets.iter().any(|(known, _)| *known == id) {
+                        targets.push((id, record));
+                    }
+                }
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for (id, record) in &targets {
+        let stopped = remove_record(home, id, record, tunnel_marker)?;
+        let what = match (record.is_app(), stopped) {
+            (true, true) => "app, stopped first",
+            (true, false) => "app",
+            (false, _) => "page",
+        };
+        say!("Removed: {id} ({}; {what})", record.source.display());
+        removed.push(json!({
+            "id": id,
+            "name": record.name,
+            "type": record.kind,
+            "source": record.source,
+            "app_stopped": stopped,
+        }));
+    }
+    if !targets.is_empty() {
+        crate::control::announce_registry_change(home);
+    } else {
+        say!("Nothing to remove: no pages.");
+    }
+    if crate::output::json_mode() {
+        print_json(&json!({ "removed": removed }));
+    }
     Ok(())
+}
+
+/// The pages `query` names for `remove`: by full id or name, else every
+/// page published from the path it names, else by id prefix.
+fn resolve(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError> {
+    let owned = |found: drop_registry::Lookup<'_>| (found.id.to_owned(), found.record.clone());
+    if let Some(found) = pages.lookup_exact(query) {
+        return Ok(vec![owned(found)]);
+    }
+    let source = std::fs::canonicalize(query).ok();
+    if let Some(source) = &source {
+        let published: Vec<_> = pages.by_source(source).into_iter().map(owned).collect();
+        if !published.is_empty() {
+            return Ok(published);
+        }
+    }
+    match pages.lookup_with_prefix_of(query, MIN_REMOVE_PREFIX) {
+        Ok(found) => Ok(vec![owned(found)]),
+        Err(RegistryError::NotFound { .. }) if source.is_some() => Err(CliError::NotPublished {
+            path: source.expect("checked"),
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `drop cleanup [--unopened SPAN]`: stops and removes pages and apps
@@ -227,20 +335,21 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
         .transpose()?;
     let now = SystemTime::now();
     let pages = home.registry().load()?;
-    let why = |r: &Record| -> Option<&'static str> {
+    // Why each goes: as people read it, and as scripts match it.
+    let why = |r: &Record| -> Option<(&'static str, &'static str)> {
         let never_opened = |span: Duration| {
             !r.is_app()
                 && r.views == 0
                 && parse_rfc3339(&r.created_at).is_some_and(|at| at + span <= now)
         };
         match () {
-            _ if !r.source.exists() => Some("source gone"),
-            _ if r.expired(now) => Some("expired"),
-            _ if unopened.is_some_and(never_opened) => Some("never opened"),
+            _ if !r.source.exists() => Some(("source gone", "source_gone")),
+            _ if r.expired(now) => Some(("expired", "expired")),
+            _ if unopened.is_some_and(never_opened) => Some(("never opened", "never_opened")),
             _ => None,
         }
     };
-    let gone: Vec<(String, Record, &str)> = pages
+    let gone: Vec<(String, Record, _)> = pages
         .iter()
         .filter_map(|(id, r)| Some((id.to_owned(), r.clone(), why(r)?)))
         .collect();
@@ -248,12 +357,21 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
         remove_record(home, id, record, tunnel_marker)?;
     }
     crate::control::announce_registry_change(home);
+    if crate::output::json_mode() {
+        let removed: Vec<_> = gone
+            .iter()
+            .map(|(id, record, (_, reason))| {
+                json!({ "id": id, "name": record.name, "type": record.kind, "source": record.source, "reason": reason })
+            })
+            .collect();
+        print_json(&json!({ "removed": removed }));
+    }
     if gone.is_empty() {
         say!("Nothing to clean up.");
         return Ok(());
     }
     say!("Removed {} page(s):", gone.len());
-    for (id, record, why) in gone {
+    for (id, record, (why, _)) in gone {
         say!("  {id}  {}  ({why})", record.source.display());
     }
     Ok(())
@@ -323,29 +441,31 @@ const WAIT_POLL: Duration = Duration::from_millis(250);
 /// Removes a record; an app is stopped first (and its tunnel closed), so
 /// no process is orphaned. With a daemon running, it does both in the
 /// app's turn, so a `drop start` at the same moment cannot slip in between.
+/// Returns whether an app was running and was stopped.
 fn remove_record(
     home: &Home,
     id: &str,
     record: &Record,
     tunnel_marker: &Path,
-) -> Result<(), CliError> {
+) -> Result<bool, CliError> {
     if record.is_app() && running_server(home.load_server_state()?.as_ref()).is_some() {
         let request = ControlRequest::RemoveApp {
             id: id.to_owned(),
             stop_grace_ms: Settings::from_env()?.apps_given.stop_grace_ms(),
         };
         return match crate::control::send(home, &request)? {
-            ControlReply::Removed { .. } => Ok(()),
+            ControlReply::Removed { stopped } => Ok(stopped),
             ControlReply::Failed { error } => Err(CliError::App(error)),
             other => Err(crate::apps::unexpected(&other)),
         };
     }
+    let mut stopped = false;
     if record.is_app() && (record.pid.is_some() || record.tunnel_state.is_some()) {
-        crate::apps::stop_app(home, id, record, tunnel_marker)?;
+        stopped = crate::apps::stop_app(home, id, record, tunnel_marker)?;
     }
     home.registry().update(|pages: &mut Pages| {
         pages.remove(id);
         Ok::<_, RegistryError>(())
     })?;
-    Ok(())
+    Ok(stopped)
 }

@@ -41,8 +41,20 @@ pub struct StartOptions {
     pub tunnel: Option<bool>,
 }
 
-/// `drop start [--port] [--host] [--tunnel|--no-tunnel]`.
+/// `drop start [--port] [--host] [--tunnel|--no-tunnel]`; under `--json`,
+/// then the server as `status --json` shows it.
 pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
+    let already_running = start_server(home, options)?;
+    if crate::output::json_mode() {
+        let mut doc = crate::pages::server_document(home)?;
+        doc["already_running"] = serde_json::Value::Bool(already_running);
+        crate::output::print_json(&serde_json::json!({ "server": doc }));
+    }
+    Ok(())
+}
+
+/// Starts the server; whether it was already running.
+fn start_server(home: &Home, options: StartOptions) -> Result<bool, CliError> {
     // A bad setting stops the start before anything is detected or launched.
     Settings::from_env()?;
     home.ensure()?;
@@ -56,9 +68,10 @@ pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
         if options.port.is_some() || options.host.is_some() || options.tunnel.is_some() {
             say!("  (its settings are kept: run 'drop stop' first to change them)");
         }
-        return Ok(());
+        return Ok(true);
     }
-    launch_and_report(home, saved, options)
+    launch_and_report(home, saved, options)?;
+    Ok(false)
 }
 
 /// The running server's state, starting the server first (and saying so)
@@ -401,14 +414,26 @@ fn wait_until_serving(
     })
 }
 
+/// What `drop stop` did.
+pub struct Stopped {
+    /// A server (this drop's, or the Python drop's) was running.
+    pub was_running: bool,
+    /// The apps that keep running, by name or id.
+    pub apps_running: Vec<String>,
+}
+
 /// `drop stop`: the server and every tunnel, and the Python drop's server
 /// if it still serves the home; then how many apps keep running.
-pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<(), CliError> {
+pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<Stopped, CliError> {
     let legacy = stop_legacy_server(home);
-    if !stop_own_server(home, tunnel_marker)? && !legacy {
+    let own = stop_own_server(home, tunnel_marker)?;
+    if !own && !legacy {
         say!("Server is not running.");
     }
-    report_running_apps(home)
+    Ok(Stopped {
+        was_running: own || legacy,
+        apps_running: report_running_apps(home)?,
+    })
 }
 
 /// Stops this drop's server; whether one ran.
@@ -449,8 +474,8 @@ fn stop_legacy_server(home: &Home) -> bool {
     true
 }
 
-/// Says which apps keep running once the server is stopped.
-fn report_running_apps(home: &Home) -> Result<(), CliError> {
+/// Says which apps keep running once the server is stopped, and returns them.
+fn report_running_apps(home: &Home) -> Result<Vec<String>, CliError> {
     let pages = home.registry().load()?;
     let running: Vec<String> = pages
         .iter()
@@ -473,7 +498,7 @@ fn report_running_apps(home: &Home) -> Result<(), CliError> {
             running.join(", ")
         );
     }
-    Ok(())
+    Ok(running)
 }
 
 fn report_leftovers(count: usize) {

@@ -103,7 +103,23 @@ pub fn setup(
             && b.hostname == hostname
             && b.credentials_file == tunnel.credentials_file()
     });
-    if same && route == DnsRoute::AlreadyRouted {
+    let running = running_server(home.load_server_state()?.as_ref()).is_some();
+    let changed = !(same && route == DnsRoute::AlreadyRouted);
+    if crate::output::json_mode() {
+        print_json(&json!({
+            "tunnel_id": tunnel.id(),
+            "tunnel_name": tunnel.name(),
+            "hostname": hostname,
+            "url": format!("https://{hostname}"),
+            "dns": match route {
+                DnsRoute::AlreadyRouted => "already_routed",
+                _ => "routed",
+            },
+            "changed": changed,
+            "restart_needed": changed && running,
+        }));
+    }
+    if !changed {
         say!(
             "Named tunnel \"{}\" is already set up for https://{hostname}: nothing changed.",
             tunnel.name()
@@ -128,7 +144,6 @@ pub fn setup(
         DnsRoute::AlreadyRouted => say!("  (DNS: {hostname} already routes to it)"),
         _ => say!("  (DNS: {hostname} now routes to it)"),
     }
-    let running = running_server(home.load_server_state()?.as_ref()).is_some();
     if running {
         say!("Run 'drop stop' then 'drop start' to serve through it.");
     }
@@ -223,12 +238,21 @@ fn broken(setup: &NamedTunnelSetup, state: Option<&TunnelState>) -> Result<(), C
 /// tunnel stays in the Cloudflare account; the note says how to delete it.
 pub fn reset(home: &Home) -> Result<(), CliError> {
     let setup = home.load_named_tunnel()?;
-    if !home.clear_named_tunnel()? {
+    let cleared = home.clear_named_tunnel()?;
+    let running = running_server(home.load_server_state()?.as_ref()).is_some();
+    if crate::output::json_mode() {
+        print_json(&json!({
+            "was_set_up": cleared,
+            "tunnel_name": setup.as_ref().map(|s| s.tunnel_name.clone()),
+            "restart_needed": cleared && running,
+        }));
+    }
+    if !cleared {
         say!("No named tunnel is set up: drop uses quick tunnels.");
         return Ok(());
     }
     say!("Back to quick tunnels from the next 'drop start'.");
-    if running_server(home.load_server_state()?.as_ref()).is_some() {
+    if running {
         say!("Run 'drop stop' then 'drop start' to switch now.");
     }
     if let Some(setup) = setup {

@@ -70,6 +70,14 @@ impl Pages {
             .map(|(id, record)| Lookup { id, record })
     }
 
+    /// The page with exactly this id, else the one with this name.
+    pub fn lookup_exact(&self, query: &str) -> Option<Lookup<'_>> {
+        match self.records.get_key_value(query) {
+            Some((id, record)) => Some(Lookup { id, record }),
+            None => self.by_name(query),
+        }
+    }
+
     /// Finds a page by full id, then by name, then by unique id prefix.
     pub fn lookup(&self, query: &str) -> Result<Lookup<'_>, RegistryError> {
         self.lookup_with_prefix_of(query, 1)
@@ -91,10 +99,7 @@ impl Pages {
         query: &str,
         min_prefix: usize,
     ) -> Result<Lookup<'_>, RegistryError> {
-        if let Some((id, record)) = self.records.get_key_value(query) {
-            return Ok(Lookup { id, record });
-        }
-        if let Some(found) = self.by_name(query) {
+        if let Some(found) = self.lookup_exact(query) {
             return Ok(found);
         }
         let not_found = || RegistryError::NotFound {
