@@ -12,6 +12,7 @@ mod error;
 mod nat;
 mod output;
 mod pages;
+mod qr;
 mod running;
 mod serve;
 mod server;
