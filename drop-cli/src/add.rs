@@ -26,6 +26,8 @@ pub struct Details {
     pub expires: Option<String>,
     /// `--once`: the link opens for one human once.
     pub once: bool,
+    /// `--qr`: also print the URL as a QR code (not stored).
+    pub qr: bool,
 }
 
 /// A page as `add` left it.
@@ -88,7 +90,20 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             }
         },
     )?;
-    report(&where_, &saved, new_password, generated.is_some(), json)
+    report(&where_, &saved, new_password, generated.is_some(), json, details.qr)?;
+    if details.qr {
+        show_qr(home, &saved.id)?;
+    }
+    Ok(())
+}
+
+/// `--qr`: the URL as a QR code, after the rest (under `--json` the
+/// document carries it as `qr`).
+fn show_qr(home: &Home, id: &str) -> Result<(), CliError> {
+    if !crate::output::json_mode() {
+        crate::qr::show(home, id)?;
+    }
+    Ok(())
 }
 
 /// Registers an app (stopped): `drop start <id>` runs `run` in the source's
@@ -157,7 +172,10 @@ pub fn add_app(
             record.port = Some(port);
         },
     )?;
-    report(&where_, &saved, None, false, json)?;
+    report(&where_, &saved, None, false, json, details.qr)?;
+    if details.qr {
+        show_qr(home, &saved.id)?;
+    }
     match restarted {
         Some(id) => crate::apps::start(home, &id),
         None => Ok(()),
@@ -340,6 +358,7 @@ fn report(
     new_password: Option<&str>,
     generated: bool,
     json: bool,
+    qr: bool,
 ) -> Result<(), CliError> {
     let (urls, running) = (&where_.urls, where_.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
@@ -356,6 +375,9 @@ fn report(
         }
         if let Some(old) = &saved.renamed_from {
             doc["renamed_from"] = Value::String(old.clone());
+        }
+        if qr {
+            doc["qr"] = Value::String(crate::qr::render(&row.url)?);
         }
         print_json(&doc);
         return Ok(());

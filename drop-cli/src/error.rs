@@ -250,6 +250,9 @@ pub enum CliError {
         /// Its port, when its command line tells.
         port: Option<u16>,
     },
+    /// A link too long for a QR code.
+    #[error(transparent)]
+    Qr(#[from] crate::qr::QrError),
     /// Any other I/O failure, with what was being done.
     #[error("could not {action}")]
     Io {
@@ -311,6 +314,7 @@ impl CliError {
             CliError::PortInUse { .. } => "port_in_use",
             CliError::LegacyServer { .. } => "legacy_server",
             CliError::Io { .. } => "io_failed",
+            CliError::Qr(_) => "qr_failed",
         }
     }
 

@@ -147,6 +147,9 @@ enum Command {
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
         password: Option<String>,
+        /// Also print the URL as a QR code, to open it on a phone.
+        #[arg(long)]
+        qr: bool,
         /// Make a page that has a password public again (same URL).
         #[arg(long, conflicts_with = "password")]
         no_password: bool,
@@ -182,6 +185,11 @@ enum Command {
         /// published (30m, 2h, 7d).
         #[arg(long, value_name = "SPAN")]
         unopened: Option<String>,
+    },
+    /// Print a page's URL as a QR code, to open it on a phone.
+    Qr {
+        /// The page or app (id, id prefix or name).
+        page: String,
     },
     /// Wait until a human opens a page, then print who and when.
     Wait {
@@ -332,6 +340,7 @@ fn run(args: Args) -> Result<(), CliError> {
             no_password,
             expires,
             once,
+            qr,
         } => {
             let details = add::Details {
                 name,
@@ -340,6 +349,7 @@ fn run(args: Args) -> Result<(), CliError> {
                 no_password,
                 expires,
                 once,
+                qr,
             };
             match (run, port) {
                 (Some(run), Some(port)) => {
@@ -360,6 +370,7 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Cleanup { unopened } => {
             pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
         }
+        Command::Qr { page } => qr::show(&home, &page),
         Command::Wait {
             page,
             timeout,

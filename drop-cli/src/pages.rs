@@ -1,13 +1,13 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
-    Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+    Home, Lookup, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
     parse_rfc3339,
 };
 use serde_json::json;
@@ -301,16 +301,13 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
 /// The pages `query` names for `remove`: by full id or name, else every
 /// page published from the path it names, else by id prefix.
 fn resolve(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError> {
-    let owned = |found: drop_registry::Lookup<'_>| (found.id.to_owned(), found.record.clone());
+    let owned = |found: Lookup<'_>| (found.id.to_owned(), found.record.clone());
     if let Some(found) = pages.lookup_exact(query) {
         return Ok(vec![owned(found)]);
     }
-    let source = std::fs::canonicalize(query).ok();
-    if let Some(source) = &source {
-        let published: Vec<_> = pages.by_source(source).into_iter().map(owned).collect();
-        if !published.is_empty() {
-            return Ok(published);
-        }
+    let (source, published) = published_from(pages, query);
+    if !published.is_empty() {
+        return Ok(published.into_iter().map(owned).collect());
     }
     match pages.lookup_with_prefix_of(query, MIN_REMOVE_PREFIX) {
         Ok(found) => Ok(vec![owned(found)]),
@@ -319,6 +316,30 @@ fn resolve(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The one page `query` names: by full id or name, else the page
+/// published from the path it names, else by unique id prefix.
+pub fn find_one<'a>(pages: &'a Pages, query: &str) -> Result<Lookup<'a>, CliError> {
+    if let Some(found) = pages.lookup_exact(query) {
+        return Ok(found);
+    }
+    match published_from(pages, query).1.as_slice() {
+        [] => Ok(pages.lookup(query)?),
+        [one] => Ok(*one),
+        several => Err(RegistryError::Ambiguous {
+            query: query.to_owned(),
+            candidates: several.iter().map(|l| l.id.to_owned()).collect(),
+        }
+        .into()),
+    }
+}
+
+/// The path `query` names, made canonical, and the pages published from it.
+fn published_from<'a>(pages: &'a Pages, query: &str) -> (Option<PathBuf>, Vec<Lookup<'a>>) {
+    let source = std::fs::canonicalize(query).ok();
+    let published = source.as_deref().map_or_else(Vec::new, |s| pages.by_source(s));
+    (source, published)
 }
 
 /// `drop cleanup [--unopened SPAN]`: stops and removes pages and apps
@@ -397,7 +418,7 @@ pub fn wait(
         })
         .transpose()?;
     let pages = home.registry().load()?;
-    let found = pages.lookup(query)?;
+    let found = find_one(&pages, query)?;
     let id = found.id.to_owned();
     if found.record.is_app() {
         return Err(CliError::WaitOnApp {

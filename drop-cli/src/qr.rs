@@ -1,14 +1,13 @@
 //! A link as a QR code drawn in the terminal, for a phone to scan.
 
+use std::io::IsTerminal;
+
 use qrcode::{Color, EcLevel, QrCode};
 
 /// The light border the QR standard asks for on every side, in modules.
 const QUIET_ZONE_MODULES: usize = 4;
 
 /// Why a link cannot be drawn as a QR code.
-// The command that prints the code is wired separately; until then only the
-// tests call this module.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, thiserror::Error)]
 pub enum QrError {
     /// More data than the largest QR code (version 40) holds.
@@ -47,7 +46,6 @@ pub enum QrError {
 /// screen is not smudged or torn like paper, and L keeps the code smallest.
 /// A ~100-character quick-tunnel link then needs version 5, 45 columns with
 /// the quiet zone, where level M would need 49.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn render(url: &str) -> Result<String, QrError> {
     let code =
         QrCode::with_error_correction_level(url, EcLevel::L).map_err(|source| match source {
@@ -55,6 +53,40 @@ pub fn render(url: &str) -> Result<String, QrError> {
             source => QrError::Encode { source },
         })?;
     Ok(draw(&code))
+}
+
+/// The code as `drop qr` and `drop add --qr` print it: on a terminal,
+/// drawn white on black whatever the theme, so that it is the dark-on-light
+/// code every scanner reads; into a pipe or file, plain text.
+pub fn for_stdout(url: &str) -> Result<String, QrError> {
+    let code = render(url)?;
+    if !std::io::stdout().is_terminal() {
+        return Ok(code);
+    }
+    Ok(code
+        .lines()
+        .map(|line| format!("\x1b[97;40m{line}\x1b[0m\n"))
+        .collect())
+}
+
+/// `drop qr <page>`: the page's URL as a QR code, then as text. Under
+/// `--json`, `{"id", "url", "qr"}` with the code as plain text.
+pub fn show(home: &drop_registry::Home, query: &str) -> Result<(), crate::error::CliError> {
+    let pages = home.registry().load()?;
+    let found = crate::pages::find_one(&pages, query)?;
+    let urls = crate::urls::Urls::load(home)?;
+    let row = crate::output::PageRow::new(&urls, found.id, found.record);
+    if crate::output::json_mode() {
+        crate::output::print_json(&serde_json::json!({
+            "id": found.id,
+            "url": row.url,
+            "qr": render(&row.url)?,
+        }));
+        return Ok(());
+    }
+    print!("{}", for_stdout(&row.url)?);
+    println!("{}", row.url);
+    Ok(())
 }
 
 /// The code and its quiet zone, two module rows a line.
