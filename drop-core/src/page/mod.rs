@@ -1,15 +1,18 @@
 //! Pages: the secret ids in their URLs, the `.drop-publish` manifests that
-//! limit folders, the resolver that turns a request path into a file or a
-//! refusal, and the catalog of pages the server keeps in memory.
+//! limit folders (and the references in their HTML a manifest leaves out),
+//! the resolver that turns a request path into a file or a refusal, and the
+//! catalog of pages the server keeps in memory.
 
 pub(crate) mod catalog;
 pub(crate) mod id;
 pub(crate) mod manifest;
+pub(crate) mod references;
 pub(crate) mod safe_path;
 pub(crate) mod watch;
 
 pub use catalog::{Catalog, PageEntry};
 pub use id::{PAGE_ID_LEN, new_page_id};
 pub use manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ManifestError};
+pub use references::{Fix, Uncovered, lines_to_add, uncovered_references};
 pub use safe_path::is_never_served;
 pub use watch::follow_registry;
