@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use drop_core::auth::{Verdict, generate_password, hash_password, verify_password};
-use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
+use drop_core::page::{
+    Fix, MANIFEST_NAME, Manifest, ManifestError, Served, Uncovered, is_never_served, lines_to_add,
+    new_page_id, served_files, uncovered_references,
+};
 use drop_core::supervise::AppStatus;
 use drop_registry::{Home, Pages, Record};
 use serde_json::Value;
@@ -90,7 +93,13 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             }
         },
     )?;
-    report(&where_, &saved, new_password, generated.is_some(), json, details.qr)?;
+    let told = Told {
+        new_password,
+        generated: generated.is_some(),
+        qr: details.qr,
+        folder: is_dir.then(|| FolderCheck::of(&source)),
+    };
+    report(&where_, &saved, &told, json)?;
     if details.qr {
         show_qr(home, &saved.id)?;
     }
@@ -172,7 +181,11 @@ pub fn add_app(
             record.port = Some(port);
         },
     )?;
-    report(&where_, &saved, None, false, json, details.qr)?;
+    let told = Told {
+        qr: details.qr,
+        ..Told::default()
+    };
+    report(&where_, &saved, &told, json)?;
     if details.qr {
         show_qr(home, &saved.id)?;
     }
@@ -350,20 +363,144 @@ impl PasswordChange {
     }
 }
 
-/// `new_password`: the password this `add` gave, `generated` when drop
-/// made it up; it is printed once, when generated or when it replaced one.
+/// What `add` tells besides the page itself.
+#[derive(Default)]
+struct Told<'a> {
+    /// The password this `add` gave: printed once, when drop made it up
+    /// (`generated`) or when it replaced another.
+    new_password: Option<&'a str>,
+    generated: bool,
+    /// `--qr`: the URL as a QR code too.
+    qr: bool,
+    /// For a folder: what its manifest serves and leaves out.
+    folder: Option<FolderCheck>,
+}
+
+/// A folder's manifest, checked against the folder: how many files it
+/// serves, and the local references in its HTML it leaves out, which
+/// would answer 404.
+struct FolderCheck {
+    served: Served,
+    uncovered: Vec<Uncovered>,
+}
+
+/// At most this many uncovered references are listed one by one.
+const MAX_LISTED_REFERENCES: usize = 10;
+
+impl FolderCheck {
+    fn of(dir: &Path) -> Self {
+        match Manifest::load(dir) {
+            Ok(manifest) => FolderCheck {
+                served: served_files(dir, &manifest),
+                uncovered: uncovered_references(dir, &manifest),
+            },
+            // Checked just before; gone since: nothing to tell.
+            Err(_) => FolderCheck {
+                served: Served {
+                    files: Vec::new(),
+                    complete: false,
+                },
+                uncovered: Vec::new(),
+            },
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let uncovered: Vec<Value> = self
+            .uncovered
+            .iter()
+            .map(|u| {
+                let relative = match &u.fix {
+                    Fix::MakeRelative { relative, .. } => Some(relative.clone()),
+                    Fix::AddLine(_) => None,
+                };
+                serde_json::json!({
+                    "from": u.from,
+                    "reference": u.reference,
+                    "target": u.target,
+                    "exists": u.exists,
+                    "manifest_line": u.fix.manifest_line(),
+                    "write_instead": relative,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "files": self.served.files.len(),
+            "files_counted_all": self.served.complete,
+            "uncovered_references": uncovered,
+            "manifest_lines_to_add": lines_to_add(&self.uncovered),
+        })
+    }
+
+    /// The lines for people: the count, then each reference left out and
+    /// the manifest lines that would serve them.
+    fn say(&self, dir: &Path) {
+        let count = self.served.files.len();
+        let more = if self.served.complete { "" } else { " or more" };
+        match count {
+            0 => note!(
+                "Warning: {MANIFEST_NAME} lists no file in this folder yet: every path answers 404 until it does."
+            ),
+            1 => say!("  (serves 1 file{more}: the one {MANIFEST_NAME} lists)"),
+            n => say!("  (serves {n} files{more}: the ones {MANIFEST_NAME} lists)"),
+        }
+        if self.uncovered.is_empty() {
+            return;
+        }
+        note!(
+            "Warning: {} local reference(s) in its HTML will answer 404:",
+            self.uncovered.len()
+        );
+        for u in self.uncovered.iter().take(MAX_LISTED_REFERENCES) {
+            let missing = if u.exists {
+                ""
+            } else {
+                " (no such file either)"
+            };
+            match &u.fix {
+                Fix::AddLine(_) => note!(
+                    "  {}: {} is not listed in {MANIFEST_NAME}{missing}",
+                    u.from,
+                    u.reference
+                ),
+                Fix::MakeRelative { relative, .. } => note!(
+                    "  {}: {} starts with `/`, which leaves the page's URL: write {relative}",
+                    u.from,
+                    u.reference
+                ),
+            }
+        }
+        if self.uncovered.len() > MAX_LISTED_REFERENCES {
+            note!(
+                "  … and {} more",
+                self.uncovered.len() - MAX_LISTED_REFERENCES
+            );
+        }
+        let lines = lines_to_add(&self.uncovered);
+        if !lines.is_empty() {
+            note!(
+                "Add to {} to serve them (drop reads it at once):",
+                dir.join(MANIFEST_NAME).display()
+            );
+            for line in lines {
+                note!("  {line}");
+            }
+        }
+    }
+}
+
 fn report(
     where_: &Whereabouts,
     saved: &Saved,
-    new_password: Option<&str>,
-    generated: bool,
+    told: &Told<'_>,
     json: bool,
-    qr: bool,
 ) -> Result<(), CliError> {
     let (urls, running) = (&where_.urls, where_.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
-    let change = PasswordChange::of(saved, new_password);
-    let shown_password = new_password.filter(|_| generated || change == PasswordChange::Changed);
+    let change = PasswordChange::of(saved, told.new_password);
+    let shown_password = told
+        .new_password
+        .filter(|_| told.generated || change == PasswordChange::Changed);
     if json {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
@@ -376,8 +513,11 @@ fn report(
         if let Some(old) = &saved.renamed_from {
             doc["renamed_from"] = Value::String(old.clone());
         }
-        if qr {
+        if told.qr {
             doc["qr"] = Value::String(crate::qr::render(&row.url)?);
+        }
+        if let Some(folder) = &told.folder {
+            doc["folder"] = folder.to_json();
         }
         print_json(&doc);
         return Ok(());
@@ -416,6 +556,9 @@ fn report(
     }
     if let Some(password) = shown_password {
         say!("Password: {password}");
+    }
+    if let Some(folder) = &told.folder {
+        folder.say(&saved.record.source);
     }
     if saved.reused {
         say!("  (already published: same page as before)");

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
-    Home, Lookup, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
-    parse_rfc3339,
+    Home, Lookup, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol,
+    TunnelState, parse_rfc3339,
 };
 use serde_json::json;
 
@@ -338,7 +338,9 @@ pub fn find_one<'a>(pages: &'a Pages, query: &str) -> Result<Lookup<'a>, CliErro
 /// The path `query` names, made canonical, and the pages published from it.
 fn published_from<'a>(pages: &'a Pages, query: &str) -> (Option<PathBuf>, Vec<Lookup<'a>>) {
     let source = std::fs::canonicalize(query).ok();
-    let published = source.as_deref().map_or_else(Vec::new, |s| pages.by_source(s));
+    let published = source
+        .as_deref()
+        .map_or_else(Vec::new, |s| pages.by_source(s));
     (source, published)
 }
 

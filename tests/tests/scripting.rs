@@ -21,7 +21,11 @@ fn json_error(env: &DropEnv, args: &[&str]) -> serde_json::Value {
     let last = stderr.lines().last().expect("an error line");
     let doc: serde_json::Value = serde_json::from_str(last)
         .unwrap_or_else(|e| panic!("stderr's last line is not JSON ({e}): {stderr}"));
-    assert!(doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
     doc["error"].clone()
 }
 
@@ -49,16 +53,36 @@ fn every_command_speaks_json() {
     let added = env.json(&["add", "report.html", "--name", "report", "--json", "--qr"]);
     let id = added["id"].as_str().unwrap().to_owned();
     assert!(added["qr"].as_str().unwrap().contains('█'));
-    let path = added["url"].as_str().unwrap().splitn(4, '/').nth(3).unwrap();
+    let path = added["url"]
+        .as_str()
+        .unwrap()
+        .splitn(4, '/')
+        .nth(3)
+        .unwrap();
     assert_eq!(get(port, &format!("/{path}")).status, 200);
-    let waited = env.json(&["wait", "report", "--since-publish", "--timeout", "10s", "--json"]);
+    let waited = env.json(&[
+        "wait",
+        "report",
+        "--since-publish",
+        "--timeout",
+        "10s",
+        "--json",
+    ]);
     assert_eq!(waited["views"], 1);
 
     let app_port = free_port();
     std::fs::create_dir(env.work.path().join("app")).unwrap();
     let run = format!("echo hello from the app; exec {TEST_APP} {app_port}");
     let app = env.json(&[
-        "add", "app", "--run", &run, "--port", &app_port.to_string(), "--name", "api", "--json",
+        "add",
+        "app",
+        "--run",
+        &run,
+        "--port",
+        &app_port.to_string(),
+        "--name",
+        "api",
+        "--json",
     ]);
     assert_eq!(app["type"], "app");
     let app_started = env.json(&["start", "api", "--json"]);
@@ -79,13 +103,15 @@ fn every_command_speaks_json() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
-    let log = env.home.path().join("logs").join(format!(
-        "app-{}.log",
-        app["id"].as_str().unwrap()
-    ));
-    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap_or_else(|e| {
-        panic!("the app's log is at {}: {e}", log.display())
-    });
+    let log = env
+        .home
+        .path()
+        .join("logs")
+        .join(format!("app-{}.log", app["id"].as_str().unwrap()));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap_or_else(|e| panic!("the app's log is at {}: {e}", log.display()));
     std::io::Write::write_all(&mut file, b"one more line\n").unwrap();
     let mut first = String::new();
     BufReader::new(follower.stdout.take().unwrap())
@@ -109,12 +135,17 @@ fn every_command_speaks_json() {
 
     let app_stopped = env.json(&["stop", "api", "--json"]);
     assert_eq!(app_stopped["app"]["was_running"], true);
-    let app_pid = env.json(&["start", "api", "--json"])["app"]["pid"].as_u64().unwrap() as u32;
+    let app_pid = env.json(&["start", "api", "--json"])["app"]["pid"]
+        .as_u64()
+        .unwrap() as u32;
     let removed = env.json(&["remove", "api", &id, "--json"]);
     let removed = removed["removed"].as_array().unwrap();
     assert_eq!(removed.len(), 2);
     assert_eq!(removed[0]["app_stopped"], true, "{removed:?}");
-    assert!(!alive(app_pid), "the app was stopped before its record went");
+    assert!(
+        !alive(app_pid),
+        "the app was stopped before its record went"
+    );
 
     env.write("gone.html", "x");
     let gone = env.json(&["add", "gone.html", "--json"])["id"].clone();
@@ -135,13 +166,19 @@ fn every_command_speaks_json() {
 #[test]
 fn errors_under_json_carry_a_stable_code() {
     let env = DropEnv::new();
-    assert_eq!(json_error(&env, &["remove", "nothing", "--json"])["code"], "not_found");
+    assert_eq!(
+        json_error(&env, &["remove", "nothing", "--json"])["code"],
+        "not_found"
+    );
     assert_eq!(
         json_error(&env, &["add", "missing.html", "--json"])["code"],
         "no_such_path"
     );
     env.write("a.html", "a");
-    let id = env.json(&["add", "a.html", "--json"])["id"].as_str().unwrap().to_owned();
+    let id = env.json(&["add", "a.html", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         json_error(&env, &["remove", &id[..3], "--json"])["code"],
         "prefix_too_short"
@@ -179,13 +216,20 @@ fn remove_takes_several_pages_paths_and_all() {
             doc["id"].as_str().unwrap().to_owned()
         })
         .collect();
-    let listed = |env: &DropEnv| env.json(&["list", "--all", "--json"])["pages"].as_array().unwrap().len();
+    let listed = |env: &DropEnv| {
+        env.json(&["list", "--all", "--json"])["pages"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
 
     let typo = env.run(&["remove", "a", "nope"]);
     assert!(!typo.status.success());
     assert_eq!(listed(&env), 4, "a typo among the names removes nothing");
-    assert!(String::from_utf8_lossy(&env.run(&["remove", &ids[2][..2]]).stderr)
-        .contains("at least 4 characters"));
+    assert!(
+        String::from_utf8_lossy(&env.run(&["remove", &ids[2][..2]]).stderr)
+            .contains("at least 4 characters")
+    );
 
     let out = env.ok(&["remove", "a.html", "b", &ids[2][..4]]);
     assert_eq!(out.matches("Removed: ").count(), 3, "{out}");
@@ -210,23 +254,44 @@ fn passwords_change_and_go() {
     let env = DropEnv::new();
     let port = env.start();
     env.write("secret.html", "<p>secret</p>");
-    let (_, path) = env.add(&env.work.path().join("secret.html"), &["--password", "first-pass"]);
+    let (_, path) = env.add(
+        &env.work.path().join("secret.html"),
+        &["--password", "first-pass"],
+    );
     assert!(is_form(&get(port, &path)));
     let signed_in = login(port, &path, "first-pass");
     assert_eq!(signed_in.status, 303);
     let cookie = session_cookie(&signed_in);
-    let with_session = || request(port, "GET", &path, &[("Cookie", cookie.as_str())]).status;
-    assert_eq!(with_session(), 200);
+    // Inside (not the login form, which is a 200 too).
+    let inside = || {
+        let res = request(port, "GET", &path, &[("Cookie", cookie.as_str())]);
+        res.status == 200 && !is_form(&res)
+    };
+    assert!(inside());
 
     let same = env.ok(&["add", "secret.html", "--password", "first-pass"]);
-    assert!(!same.contains("Password"), "the same password changes nothing: {same}");
-    assert_eq!(with_session(), 200, "the same password keeps its visitors signed in");
+    assert!(
+        !same.contains("Password"),
+        "the same password changes nothing: {same}"
+    );
+    assert!(inside(), "the same password keeps its visitors signed in");
 
     let changed = env.ok(&["add", "secret.html", "--password", "second-pass"]);
     assert!(changed.contains("Password changed"), "{changed}");
-    assert_eq!(changed.matches("Password: second-pass").count(), 1, "{changed}");
-    assert_ne!(with_session(), 200, "a visitor signed in with the old one must sign in again");
-    assert_eq!(login(port, &path, "first-pass").status, 401, "the old password no longer opens it");
+    assert_eq!(
+        changed.matches("Password: second-pass").count(),
+        1,
+        "{changed}"
+    );
+    assert!(
+        !inside(),
+        "a visitor signed in with the old one must sign in again"
+    );
+    assert_eq!(
+        login(port, &path, "first-pass").status,
+        401,
+        "the old password no longer opens it"
+    );
     assert_eq!(login(port, &path, "second-pass").status, 303);
 
     let public = env.json(&["add", "secret.html", "--no-password", "--json"]);
@@ -234,10 +299,16 @@ fn passwords_change_and_go() {
     assert_eq!(public["protected"], false);
     let res = get(port, &path);
     assert_eq!(res.status, 200);
-    assert!(res.text().contains("secret"), "public again at the same URL");
     assert!(
-        String::from_utf8_lossy(&env.run(&["add", "secret.html", "--no-password", "--password", "x"]).stderr)
-            .contains("cannot be used with")
+        res.text().contains("secret"),
+        "public again at the same URL"
+    );
+    assert!(
+        String::from_utf8_lossy(
+            &env.run(&["add", "secret.html", "--no-password", "--password", "x"])
+                .stderr
+        )
+        .contains("cannot be used with")
     );
 }
 
@@ -246,14 +317,82 @@ fn passwords_change_and_go() {
 fn qr_prints_the_link_as_a_code_then_as_text() {
     let env = DropEnv::new();
     env.write("r.html", "r");
-    let url = env.json(&["add", "r.html", "--json"])["url"].as_str().unwrap().to_owned();
+    let url = env.json(&["add", "r.html", "--json"])["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = env.ok(&["qr", "r.html"]);
     assert!(!out.contains('\x1b'), "no colour codes into a pipe");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.last(), Some(&url.as_str()));
     let code = &lines[..lines.len() - 1];
-    assert!(code.len() > 10 && code.iter().all(|l| l.starts_with('█') || l.starts_with('▀')));
+    assert!(
+        code.len() > 10
+            && code
+                .iter()
+                .all(|l| l.starts_with('█') || l.starts_with('▀'))
+    );
     let doc = env.json(&["qr", "r.html", "--json"]);
     assert_eq!(doc["url"], url);
     assert_eq!(doc["qr"].as_str().unwrap().lines().count(), code.len());
+}
+
+/// The new user's folder: a manifest that lists only `index.html` serves
+/// it while its stylesheet and image answer 404. `add` says how many files
+/// are served, names each reference left out, and gives the manifest lines
+/// that fix it; with them appended, the same URLs answer 200.
+#[test]
+fn a_folder_add_warns_of_references_its_manifest_leaves_out() {
+    let env = DropEnv::new();
+    let port = env.start();
+    env.write(
+        "site/index.html",
+        r#"<link rel="stylesheet" href="css/site.css"><img src="img/logo.png"><a href="https://example.com/">out</a>"#,
+    );
+    env.write("site/css/site.css", "body{}");
+    env.write("site/img/logo.png", "png");
+    env.write("site/.drop-publish", "index.html\n");
+    let out = env.ok(&["add", "site"]);
+    assert!(
+        out.contains("(serves 1 file: the one .drop-publish lists)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 local reference(s) in its HTML will answer 404"),
+        "{out}"
+    );
+    assert!(
+        out.contains("index.html: css/site.css is not listed"),
+        "{out}"
+    );
+    assert!(!out.contains("example.com"), "{out}");
+    let doc = env.json(&["add", "site", "--json"]);
+    let lines: Vec<String> = doc["folder"]["manifest_lines_to_add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(lines, vec!["css/**", "img/**"]);
+    let base = doc["url"]
+        .as_str()
+        .unwrap()
+        .splitn(4, '/')
+        .nth(3)
+        .unwrap()
+        .to_owned();
+    let css = format!("/{base}css/site.css");
+    assert_eq!(get(port, &css).status, 404);
+
+    let manifest = env.work.path().join("site/.drop-publish");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    for line in &lines {
+        text.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(&manifest, text).unwrap();
+    assert_eq!(get(port, &css).status, 200);
+    assert_eq!(get(port, &format!("/{base}img/logo.png")).status, 200);
+    let out = env.ok(&["add", "site"]);
+    assert!(out.contains("(serves 3 files"), "{out}");
+    assert!(!out.contains("Warning"), "{out}");
 }

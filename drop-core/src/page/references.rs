@@ -130,10 +130,20 @@ impl Found {
     }
 }
 
-/// The HTML files under `root` that the manifest lists, by path. Symlinked
+/// What a folder page serves: the files under `root` its manifest lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// Their paths, `/`-separated, in name order.
+    pub files: Vec<String>,
+    /// Whether the whole folder was looked at: false when it is so large
+    /// that the walk stopped at its bound.
+    pub complete: bool,
+}
+
+/// The files under `root` that the manifest lists, by path. Symlinked
 /// folders are not entered, never-served names not looked into.
-fn served_pages(root: &Path, manifest: &Manifest) -> Vec<String> {
-    let mut pages = Vec::new();
+pub fn served_files(root: &Path, manifest: &Manifest) -> Served {
+    let mut files = Vec::new();
     let mut budget = MAX_WALKED_ENTRIES;
     let mut folders = vec![String::new()];
     while let Some(folder) = folders.pop() {
@@ -142,18 +152,32 @@ fn served_pages(root: &Path, manifest: &Manifest) -> Vec<String> {
             let rel = join_rel(&folder, &name);
             if is_dir {
                 subfolders.push(rel);
-            } else if is_html(&name) && manifest.allows(&rel) {
-                pages.push(rel);
+            } else if manifest.allows(&rel) {
+                files.push(rel);
             }
         }
         // Reversed onto the stack, so folders are walked in name order.
         folders.extend(subfolders.into_iter().rev());
-        if pages.len() >= MAX_SCANNED_PAGES || budget == 0 {
+        if budget == 0 {
             break;
         }
     }
+    files.sort();
+    Served {
+        files,
+        complete: budget > 0,
+    }
+}
+
+/// The HTML files under `root` that the manifest lists, by path, at most
+/// [`MAX_SCANNED_PAGES`] of them.
+fn served_pages(root: &Path, manifest: &Manifest) -> Vec<String> {
+    let mut pages: Vec<String> = served_files(root, manifest)
+        .files
+        .into_iter()
+        .filter(|rel| is_html(rel))
+        .collect();
     pages.truncate(MAX_SCANNED_PAGES);
-    pages.sort();
     pages
 }
 

@@ -394,3 +394,20 @@ fn a_listed_symlink_to_an_unlisted_file_asks_for_its_destination() {
         )]
     );
 }
+
+/// The files a folder page serves are what its manifest lists, never the
+/// private ones, in name order.
+#[test]
+fn served_files_are_what_the_manifest_lists() {
+    let dir = folder(&[
+        ("index.html", ""),
+        ("css/site.css", ""),
+        ("css/old.txt", ""),
+        (".env", "SECRET=1"),
+        ("notes.md", ""),
+    ]);
+    let manifest = Manifest::parse("index.html\ncss/*.css\n.env\n").unwrap();
+    let served = served_files(dir.path(), &manifest);
+    assert_eq!(served.files, vec!["css/site.css", "index.html"]);
+    assert!(served.complete);
+}
