@@ -110,7 +110,7 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
 /// document carries it as `qr`).
 fn show_qr(home: &Home, id: &str) -> Result<(), CliError> {
     if !crate::output::json_mode() {
-        crate::qr::show(home, id)?;
+        crate::pages::qr(home, id)?;
     }
     Ok(())
 }

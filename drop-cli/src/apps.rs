@@ -32,8 +32,8 @@ pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
         let (_, record) = find_app(home, &id)?;
         let urls = Urls::load(home)?;
         let mut doc = crate::output::PageRow::new(&urls, &id, &record).to_json();
-        doc["already_running"] = serde_json::Value::Bool(already_running);
-        crate::output::print_json(&serde_json::json!({ "app": doc }));
+        doc["was_running"] = serde_json::Value::Bool(already_running);
+        crate::output::print_json(&doc);
     }
     Ok(())
 }
@@ -148,7 +148,7 @@ pub fn stop(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliErr
     }
     if crate::output::json_mode() {
         crate::output::print_json(&serde_json::json!({
-            "app": { "id": id, "name": record.name, "was_running": was_running }
+            "id": id, "name": record.name, "was_running": was_running
         }));
     }
     Ok(())
@@ -209,7 +209,7 @@ fn old_process(id: &str, pid: u32, record: &Record) -> CliError {
 }
 
 /// `drop logs <app> [-n N] [-f]`. Under `--json`, one object a line:
-/// `{"app": id, "line": text}`, also while following.
+/// `{"id": app id, "line": text}`, also while following.
 pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
     let (id, record) = find_app(home, query)?;
     let path = app_log_path(home, &id);
@@ -261,7 +261,7 @@ impl LogLines {
         let whole: Vec<u8> = self.partial.drain(..=end).collect();
         let mut text = String::new();
         for line in String::from_utf8_lossy(&whole).lines() {
-            let doc = serde_json::json!({ "app": self.app, "line": line });
+            let doc = serde_json::json!({ "id": self.app, "line": line });
             text.push_str(&format!("{doc}\n"));
         }
         out.write_all(text.as_bytes())

@@ -16,6 +16,7 @@ mod qr;
 mod running;
 mod serve;
 mod server;
+mod server_view;
 mod settings;
 mod systemd;
 mod tunnel;
@@ -370,7 +371,7 @@ fn run(args: Args) -> Result<(), CliError> {
         Command::Cleanup { unopened } => {
             pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
         }
-        Command::Qr { page } => qr::show(&home, &page),
+        Command::Qr { page } => pages::qr(&home, &page),
         Command::Wait {
             page,
             timeout,

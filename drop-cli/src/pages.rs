@@ -16,54 +16,9 @@ use crate::error::CliError;
 use crate::output::say;
 use crate::output::{PageRow, is_under, print_json, render_rows};
 use crate::running::running_server;
+use crate::server_view::{ServerSeen, server_document};
 use crate::settings::Settings;
-use crate::urls::{Reach, Urls, legacy_state};
-
-/// The server as `status --json` (and `start --json`) shows it.
-pub fn server_document(home: &Home) -> Result<serde_json::Value, CliError> {
-    let seen = ServerSeen::load(home)?;
-    let mut server = server_json(
-        seen.state.as_ref(),
-        seen.tunnel.as_ref(),
-        seen.running,
-        &seen.urls,
-    );
-    let legacy = (!seen.running).then(|| LegacyServer::find(home)).flatten();
-    server["legacy_server"] = json!(legacy.map(|old| json!({
-        "pid": old.id.pid,
-        "port": old.port,
-    })));
-    if server["tunnel"].is_object() {
-        let named = home.load_named_tunnel()?.is_some();
-        server["tunnel"]["kind"] = json!(if named { "named" } else { "quick" });
-    }
-    Ok(server)
-}
-
-/// The server's state, its tunnel's and the URLs they give, as recorded.
-struct ServerSeen {
-    state: Option<ServerState>,
-    tunnel: Option<TunnelState>,
-    running: bool,
-    urls: Urls,
-}
-
-impl ServerSeen {
-    fn load(home: &Home) -> Result<Self, CliError> {
-        let state = home
-            .load_server_state()?
-            .or_else(|| home.legacy_files().any().then(|| legacy_state(home)));
-        let running = running_server(state.as_ref()).is_some();
-        let tunnel = home.load_tunnel_state()?.filter(|_| running);
-        let urls = Urls::new(state.as_ref(), tunnel.as_ref());
-        Ok(ServerSeen {
-            state,
-            tunnel,
-            running,
-            urls,
-        })
-    }
-}
+use crate::urls::{Reach, Urls};
 
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
@@ -183,37 +138,6 @@ fn over_http2(tunnel: &TunnelState) -> &'static str {
     }
 }
 
-fn server_json(
-    state: Option<&ServerState>,
-    tunnel: Option<&TunnelState>,
-    running: bool,
-    urls: &Urls,
-) -> serde_json::Value {
-    let tunnel_json = state.filter(|s| s.tunnel && running).map(|s| {
-        json!({
-            "reason": s.tunnel_reason,
-            "url": tunnel.and_then(TunnelState::current_url),
-            "protocol": tunnel.and_then(|t| t.protocol.clone()),
-            "pid": tunnel.and_then(|t| t.pid),
-            "state": tunnel.map_or("not_open", |t| t.state.as_str()),
-            "error": tunnel.and_then(|t| t.error.clone()),
-            "verified_at": tunnel.and_then(|t| t.verified_at.clone()),
-        })
-    });
-    json!({
-        "running": running,
-        "url": urls.base(),
-        "reach": urls.reach().as_str(),
-        "local_url": urls.local_base(),
-        "tunneled": urls.tunneled(),
-        "pid": if running { state.and_then(|s| s.pid) } else { None },
-        "port": state.map(|s| s.port),
-        "host": urls.host(),
-        "tunnel": tunnel_json,
-        "tunnel_reason": state.and_then(|s| s.tunnel_reason.clone()),
-    })
-}
-
 /// `drop list [--all] [--json]`: pages published from the current folder
 /// (or below it), or every page.
 pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
@@ -274,9 +198,9 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
     for (id, record) in &targets {
         let stopped = remove_record(home, id, record, tunnel_marker)?;
         let what = match (record.is_app(), stopped) {
-            (true, true) => "app, stopped first",
-            (true, false) => "app",
-            (false, _) => "page",
+            (true, true) => "an app, stopped first",
+            (true, false) => "an app",
+            (false, _) => "a page",
         };
         say!("Removed: {id} ({}; {what})", record.source.display());
         removed.push(json!({
@@ -316,6 +240,26 @@ fn resolve(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `drop qr <page>`: the page's URL as a QR code, then as text. Under
+/// `--json`, `{"id", "url", "qr"}` with the code as plain text.
+pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
+    let pages = home.registry().load()?;
+    let found = find_one(&pages, query)?;
+    let urls = Urls::load(home)?;
+    let row = PageRow::new(&urls, found.id, found.record);
+    if crate::output::json_mode() {
+        print_json(&serde_json::json!({
+            "id": found.id,
+            "url": row.url,
+            "qr": crate::qr::render(&row.url)?,
+        }));
+        return Ok(());
+    }
+    print!("{}", crate::qr::for_stdout(&row.url)?);
+    println!("{}", row.url);
+    Ok(())
 }
 
 /// The one page `query` names: by full id or name, else the page

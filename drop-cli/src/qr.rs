@@ -69,26 +69,6 @@ pub fn for_stdout(url: &str) -> Result<String, QrError> {
         .collect())
 }
 
-/// `drop qr <page>`: the page's URL as a QR code, then as text. Under
-/// `--json`, `{"id", "url", "qr"}` with the code as plain text.
-pub fn show(home: &drop_registry::Home, query: &str) -> Result<(), crate::error::CliError> {
-    let pages = home.registry().load()?;
-    let found = crate::pages::find_one(&pages, query)?;
-    let urls = crate::urls::Urls::load(home)?;
-    let row = crate::output::PageRow::new(&urls, found.id, found.record);
-    if crate::output::json_mode() {
-        crate::output::print_json(&serde_json::json!({
-            "id": found.id,
-            "url": row.url,
-            "qr": render(&row.url)?,
-        }));
-        return Ok(());
-    }
-    print!("{}", for_stdout(&row.url)?);
-    println!("{}", row.url);
-    Ok(())
-}
-
 /// The code and its quiet zone, two module rows a line.
 fn draw(code: &QrCode) -> String {
     let side = code.width() + 2 * QUIET_ZONE_MODULES;

@@ -41,10 +41,14 @@ fn broken_at(report: &serde_json::Value, out: &Output, name: &str, detail: &str)
     let text = failed["detail"].as_str().unwrap();
     assert!(text.contains(detail), "{name}: {text}");
     assert!(failed["fix"].as_str().is_some_and(|f| !f.is_empty()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Under --json, the error is a JSON object on stderr.
+    let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end())
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(error["error"]["code"], "link_broken");
+    let message = error["error"]["message"].as_str().unwrap();
     assert!(
-        stderr.starts_with(&format!("Error: the link does not work: {name}: ")),
-        "{stderr}"
+        message.starts_with(&format!("the link does not work: {name}: ")),
+        "{message}"
     );
 }
 

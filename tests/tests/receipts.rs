@@ -209,3 +209,60 @@ fn cleanup_removes_pages_nobody_opened() {
     assert!(entry(&env, &unopened).is_none());
     assert!(entry(&env, &opened).is_some());
 }
+
+/// Under load the registry is written lazily: eight clients opening a page
+/// as fast as they can for three seconds cause at most a write a second
+/// (each write replaces `pages.json`, so a write is a new inode), and not
+/// one view is lost.
+#[test]
+fn under_load_the_registry_is_written_at_most_once_a_second() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let env = DropEnv::new();
+    let port = env.start();
+    let (id, path) = env.add(&env.write("load.html", "load"), &[]);
+    let registry = env.home.path().join("pages.json");
+    let inode = || std::fs::metadata(&registry).map(|m| m.ino()).ok();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (done, opened, path) = (done.clone(), opened.clone(), path.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    assert_eq!(open(port, &path, FIREFOX).status, 200);
+                    opened.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let load = Duration::from_secs(3);
+    let began = Instant::now();
+    let mut writes = 0;
+    let mut seen = inode();
+    while began.elapsed() < load {
+        std::thread::sleep(Duration::from_millis(2));
+        let now = inode();
+        if now != seen {
+            writes += 1;
+            seen = now;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let opened = opened.load(Ordering::Relaxed);
+    println!("{opened} views in {load:?}: {writes} registry writes");
+    assert!(opened > 100, "the load was real: {opened} views");
+    assert!(
+        (1..=4).contains(&writes),
+        "{writes} writes of pages.json in {load:?} under load"
+    );
+    eventually("every view counted", Duration::from_secs(10), || {
+        (entry(&env, &id).unwrap()["views"] == opened).then_some(())
+    });
+}

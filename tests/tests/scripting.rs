@@ -44,10 +44,10 @@ fn every_command_speaks_json() {
         "--json",
     ]);
     assert_eq!(started["server"]["running"], true, "{started}");
-    assert_eq!(started["server"]["already_running"], false);
+    assert_eq!(started["server"]["was_running"], false);
     let port = started["server"]["port"].as_u64().unwrap() as u16;
     let again = env.json(&["start", "--json"]);
-    assert_eq!(again["server"]["already_running"], true);
+    assert_eq!(again["server"]["was_running"], true);
 
     env.write("report.html", "<h1>report</h1>");
     let added = env.json(&["add", "report.html", "--name", "report", "--json", "--qr"]);
@@ -86,15 +86,15 @@ fn every_command_speaks_json() {
     ]);
     assert_eq!(app["type"], "app");
     let app_started = env.json(&["start", "api", "--json"]);
-    assert_eq!(app_started["app"]["status"], "running", "{app_started}");
-    assert_eq!(app_started["app"]["already_running"], false);
+    assert_eq!(app_started["status"], "running", "{app_started}");
+    assert_eq!(app_started["was_running"], false);
     let logs = env.ok(&["logs", "api", "--json"]);
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert_eq!(lines[0]["line"], "hello from the app");
-    assert_eq!(lines[0]["app"], app["id"]);
+    assert_eq!(lines[0]["id"], app["id"]);
 
     // Following: each new line of the app's output is one object.
     let mut follower = env
@@ -134,8 +134,8 @@ fn every_command_speaks_json() {
     let _: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor's document");
 
     let app_stopped = env.json(&["stop", "api", "--json"]);
-    assert_eq!(app_stopped["app"]["was_running"], true);
-    let app_pid = env.json(&["start", "api", "--json"])["app"]["pid"]
+    assert_eq!(app_stopped["was_running"], true);
+    let app_pid = env.json(&["start", "api", "--json"])["pid"]
         .as_u64()
         .unwrap() as u32;
     let removed = env.json(&["remove", "api", &id, "--json"]);
@@ -233,7 +233,7 @@ fn remove_takes_several_pages_paths_and_all() {
 
     let out = env.ok(&["remove", "a.html", "b", &ids[2][..4]]);
     assert_eq!(out.matches("Removed: ").count(), 3, "{out}");
-    assert!(out.contains("a.html; page)"), "{out}");
+    assert!(out.contains("a.html; a page)"), "{out}");
     assert_eq!(listed(&env), 1);
     let not_published = env.run(&["remove", "a.html"]);
     assert!(String::from_utf8_lossy(&not_published.stderr).contains("no page is published from"));
