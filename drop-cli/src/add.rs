@@ -307,6 +307,7 @@ fn upsert(
         if details.once {
             // A new one-time link: whoever used the old one did not use this.
             record.once = true;
+            record.once_round += 1;
             record.used_at = None;
             record.used_by = None;
         }

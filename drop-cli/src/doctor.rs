@@ -377,7 +377,10 @@ fn check_tunnel(
         id: app.map(|(id, _)| id.clone()),
     };
     match control::send_within(home, &request, CHECK_TIMEOUT) {
-        Ok(ControlReply::LinkChecked { report }) => push_link_checks(&report, checks),
+        Ok(ControlReply::LinkChecked { report }) => {
+            let named = home.load_named_tunnel()?.map(|setup| setup.hostname);
+            push_link_checks(&report, named.as_deref(), checks)
+        }
         Ok(ControlReply::Failed { error }) => checks.push(Check::fail(
             "outside",
             error,
@@ -452,7 +455,10 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
     }
 }
 
-fn push_link_checks(report: &LinkReport, checks: &mut Vec<Check>) {
+/// The checks from outside, with fixes for the kind of tunnel: a quick
+/// tunnel is replaced by a new one at the next start; a named tunnel keeps
+/// its hostname, whose DNS record may point elsewhere.
+fn push_link_checks(report: &LinkReport, named: Option<&str>, checks: &mut Vec<Check>) {
     let step = |name: &'static str, ok: &str, result: &StepResult, fix: &str| match result {
         StepResult::Passed => Check::ok(name, ok.to_owned()),
         StepResult::Failed { error } => Check::fail(name, error.clone(), fix.to_owned()),
@@ -462,13 +468,23 @@ fn push_link_checks(report: &LinkReport, checks: &mut Vec<Check>) {
         "edge",
         "a request through Cloudflare's edge reaches drop",
         &report.edge,
-        "the tunnel is not connected at the edge yet: wait a few seconds; if it lasts, 'drop stop' then 'drop start' gives a new tunnel",
+        match named {
+            None => "the tunnel is not connected at the edge yet: wait a few seconds; if it lasts, 'drop stop' then 'drop start' gives a new tunnel",
+            Some(_) => "the named tunnel is not connected at the edge yet: wait a few seconds; if it lasts, see 'drop tunnel status', then 'drop stop' and 'drop start' to connect it again",
+        },
     ));
+    let dns_fix = named.map(|hostname| {
+        format!(
+            "the hostname's DNS record is missing or points elsewhere: 'drop tunnel setup --hostname {hostname} --replace-dns' routes it to this tunnel"
+        )
+    });
     checks.push(step(
         "public DNS",
         "the hostname resolves at public DNS",
         &report.dns,
-        "Cloudflare publishes a new tunnel's name within seconds; if it lasts minutes, 'drop stop' then 'drop start' gives a new tunnel",
+        dns_fix.as_deref().unwrap_or(
+            "Cloudflare publishes a new tunnel's name within seconds; if it lasts minutes, 'drop stop' then 'drop start' gives a new tunnel",
+        ),
     ));
 }
 

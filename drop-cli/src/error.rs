@@ -214,6 +214,14 @@ pub enum CliError {
     /// The named tunnel that is set up cannot serve.
     #[error("{0}")]
     NamedTunnelBroken(String),
+    /// `drop tunnel setup` of a hostname whose DNS record points elsewhere.
+    #[error("{refusal}: 'drop tunnel setup --hostname {hostname} --replace-dns' does that")]
+    DnsTaken {
+        /// The hostname.
+        hostname: String,
+        /// What cloudflared said.
+        refusal: drop_tunnel::TunnelError,
+    },
     /// The named tunnel could not be set up or used.
     #[error(transparent)]
     Tunnel(#[from] drop_tunnel::TunnelError),
@@ -304,7 +312,7 @@ impl CliError {
             CliError::BadTime { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",
             CliError::NamedTunnelBroken(_) => "named_tunnel_broken",
-            CliError::Tunnel(e) => e.code(),
+            CliError::Tunnel(e) | CliError::DnsTaken { refusal: e, .. } => e.code(),
             CliError::Nat(
                 drop_nat::NatError::BadVar { .. } | drop_nat::NatError::BadUrl { .. },
             ) => "bad_setting",

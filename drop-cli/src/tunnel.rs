@@ -85,19 +85,27 @@ pub fn setup(
         .filter(|b| b.hostname == hostname)
         .map(|b| b.app_hostnames.clone())
         .unwrap_or_default();
-    let (tunnel, route) = runtime.block_on(async {
-        let tunnel = manage.create(&name).await?;
-        let route = match replace_dns {
-            true => manage.replace_dns(&tunnel, &hostname).await?,
-            false => manage.route_dns(&tunnel, &hostname).await?,
-        };
-        if before.as_ref().is_some_and(|b| b.tunnel_id != tunnel.id()) {
-            for app_host in app_hostnames.values() {
-                manage.replace_dns(&tunnel, app_host).await?;
+    let (tunnel, route) = runtime
+        .block_on(async {
+            let tunnel = manage.create(&name).await?;
+            let route = match replace_dns {
+                true => manage.replace_dns(&tunnel, &hostname).await?,
+                false => manage.route_dns(&tunnel, &hostname).await?,
+            };
+            if before.as_ref().is_some_and(|b| b.tunnel_id != tunnel.id()) {
+                for app_host in app_hostnames.values() {
+                    manage.replace_dns(&tunnel, app_host).await?;
+                }
             }
-        }
-        Ok::<_, TunnelError>((tunnel, route))
-    })?;
+            Ok::<_, TunnelError>((tunnel, route))
+        })
+        .map_err(|e| match e {
+            TunnelError::DnsRecordExists { ref hostname, .. } => CliError::DnsTaken {
+                hostname: hostname.clone(),
+                refusal: e,
+            },
+            e => e.into(),
+        })?;
     let same = before.as_ref().is_some_and(|b| {
         b.tunnel_id == tunnel.id()
             && b.hostname == hostname
@@ -169,8 +177,8 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         return Ok(());
     };
     let present = setup.credentials_file.is_file();
+    let problem = broken(&setup, state.as_ref()).err().map(|e| e.to_string());
     if json {
-        let problem = broken(&setup, state.as_ref()).err().map(|e| e.to_string());
         let apps: serde_json::Map<String, serde_json::Value> = setup
             .app_hostnames
             .iter()
@@ -196,9 +204,10 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         setup.hostname
     );
     let credentials = setup.credentials_file.display();
-    match present {
-        true => say!("  credentials: {credentials}"),
-        false => say!(
+    match (present, &problem) {
+        (true, None) => say!("  credentials: {credentials}"),
+        (true, Some(_)) => say!("  credentials: {credentials} cannot be used (see below)"),
+        (false, _) => say!(
             "  credentials: {credentials} is missing: run 'drop tunnel setup --hostname {}' again to fetch them",
             setup.hostname
         ),
@@ -214,13 +223,17 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
 }
 
 /// Why the named tunnel cannot serve, when it cannot: its credentials are
-/// gone, or the daemon gave it up (deleted from the dashboard…).
+/// gone or unreadable (as cloudflared would read them), or the daemon gave
+/// it up (deleted from the dashboard…).
 fn broken(setup: &NamedTunnelSetup, state: Option<&TunnelState>) -> Result<(), CliError> {
-    if !setup.credentials_file.is_file() {
+    let tunnel = NamedTunnel::new(
+        setup.tunnel_id.clone(),
+        setup.tunnel_name.clone(),
+        setup.credentials_file.clone(),
+    );
+    if let Err(problem) = tunnel.check_credentials() {
         return Err(CliError::NamedTunnelBroken(format!(
-            "the credentials of tunnel {} are missing ({}); run 'drop tunnel setup --hostname {}' again to fetch them",
-            setup.tunnel_id,
-            setup.credentials_file.display(),
+            "{problem}; run 'drop tunnel setup --hostname {}' again to fetch them",
             setup.hostname
         )));
     }

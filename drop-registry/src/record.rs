@@ -102,6 +102,10 @@ pub struct Record {
     /// It opens for one human once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub once: bool,
+    /// Which `--once` this is: each `drop add --once` starts a new round,
+    /// so a use of an earlier round (not yet written) does not count.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub once_round: u64,
     /// When a once-page was opened, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_at: Option<String>,
@@ -144,6 +148,7 @@ impl Record {
             last_opened_at: None,
             expires_at: None,
             once: false,
+            once_round: 0,
             used_at: None,
             used_by: None,
             extra: Map::new(),

@@ -231,6 +231,12 @@ fn setup_errors_say_what_to_do_and_leave_quick_tunnels_working() {
         stderr.starts_with(&format!("Error: DNS already has a record for {HOSTNAME}")),
         "{stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "'drop tunnel setup --hostname {HOSTNAME} --replace-dns'"
+        )),
+        "the error names the flag that replaces the record: {stderr}"
+    );
     assert!(!p.env.home.path().join("named_tunnel.json").exists());
     assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
     p.env.ok(&["stop"]);
@@ -270,6 +276,19 @@ fn a_deleted_tunnel_or_lost_credentials_are_told_at_start() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Garbage where the credentials should be: cloudflared could not use
+    // them, and status says so as the daemon would.
+    let kept = std::fs::read(&credentials).unwrap();
+    std::fs::write(&credentials, "not json").unwrap();
+    let garbage = p.env.run(&["tunnel", "status"]);
+    assert!(!garbage.status.success());
+    assert!(
+        String::from_utf8_lossy(&garbage.stderr).contains("it is not JSON"),
+        "{}",
+        String::from_utf8_lossy(&garbage.stderr)
+    );
+    std::fs::write(&credentials, kept).unwrap();
+    p.env.ok(&["tunnel", "status"]);
     std::fs::remove_file(&credentials).unwrap();
     let status = p.env.run(&["tunnel", "status"]);
     assert!(!status.status.success());

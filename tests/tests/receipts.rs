@@ -188,6 +188,65 @@ fn a_one_time_link_opens_for_one_human() {
     assert_eq!(later.status, 404);
 }
 
+/// What does not use a one-time link up: a `HEAD` (link checkers), a
+/// document that answers 404, an asset. What does: its document, however
+/// its path is spelled (`%6c` is an `l`). Once used, every method gets the
+/// 404 of a page that never existed; `drop add --once` again gives a fresh
+/// link at once, without a restart.
+#[test]
+fn a_one_time_link_is_used_by_its_document_alone() {
+    let env = DropEnv::new();
+    let port = env.start();
+    env.write("site/index.html", "<p>home</p>");
+    env.write("site/other.html", "<p>other</p>");
+    env.write("site/style.css", "body{}");
+    env.write("site/.drop-publish", "index.html\nother.html\nstyle.css\n");
+    let (id, path) = env.add(&env.work.path().join("site"), &["--once", "--name", "s"]);
+    let from = |last: u8, method: &str, tail: &str| {
+        request_from(
+            [127, 0, 0, last],
+            port,
+            method,
+            &format!("{path}{tail}"),
+            &[("User-Agent", FIREFOX)],
+            b"",
+        )
+    };
+    assert_eq!(from(2, "HEAD", "").status, 200, "a link checker's HEAD");
+    assert_eq!(from(3, "GET", "typo.html").status, 404, "a 404 document");
+    assert_eq!(from(4, "GET", "style.css").status, 200, "an asset");
+    // The human, asking for the index by an encoded name.
+    let human = from(5, "GET", "index.htm%6c");
+    assert_eq!((human.status, human.text().as_str()), (200, "<p>home</p>"));
+    assert_eq!(
+        from(5, "GET", "style.css").status,
+        200,
+        "her session's assets"
+    );
+    let never = request(port, "GET", "/p/aaaaaaaaaaaaaaaaaaaa/", &[]);
+    for method in ["GET", "HEAD", "POST", "OPTIONS"] {
+        let other = from(6, method, "");
+        assert_eq!(other.status, 404, "{method} after the use");
+        if method == "GET" {
+            assert_eq!(other.text(), never.text());
+        }
+    }
+    eventually("one view, by one visitor", Duration::from_secs(10), || {
+        let listed = entry(&env, &id)?;
+        (listed["views"] == 1 && listed["used_at"].is_string()).then_some(())
+    });
+
+    let again = env.json(&["add", "site", "--once", "--json"]);
+    assert_eq!(again["used_at"], serde_json::Value::Null);
+    let fresh = from(7, "GET", "");
+    assert_eq!(fresh.status, 200, "a fresh one-time link opens at once");
+    assert_eq!(
+        from(5, "GET", "").status,
+        404,
+        "the last round's holder is out"
+    );
+}
+
 /// `drop cleanup --unopened SPAN` removes pages nobody opened in their
 /// first SPAN, and keeps the ones a human opened.
 #[test]

@@ -72,8 +72,8 @@ struct Pending {
     visitors: BTreeSet<String>,
     first: Option<SystemTime>,
     last: Option<SystemTime>,
-    /// A one-time page opened now: by whom, when.
-    used: Option<(String, SystemTime)>,
+    /// A one-time page opened now: by whom, when, in which round.
+    used: Option<OnceUse>,
 }
 
 /// The receipts of one page server.
@@ -85,7 +85,28 @@ pub struct Receipts {
     pending: Mutex<HashMap<String, Pending>>,
     /// One-time pages opened since this server started (the registry
     /// knows the older ones).
-    used: Mutex<HashMap<String, (String, SystemTime)>>,
+    used: Mutex<HashMap<String, OnceUse>>,
+}
+
+/// Who used a one-time page, when, and in which `--once` round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OnceUse {
+    by: String,
+    at: SystemTime,
+    round: u64,
+}
+
+/// Where a one-time page stands for one visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Once {
+    /// Nobody used it yet.
+    Unused,
+    /// This visitor used it, and still has it (a file's short grace, a
+    /// folder's session).
+    Held,
+    /// Used by someone else, or too long ago: the 404 of a page that never
+    /// existed.
+    Gone,
 }
 
 impl Receipts {
@@ -121,37 +142,45 @@ impl Receipts {
         entry.last = Some(now);
     }
 
-    /// Whether `visitor` may have one-time `page` now: before anyone used
-    /// it (a human opening its document uses it up; a preview bot does
-    /// not), or as the one who did, for a short while after.
-    pub fn allows_once(
-        &self,
-        page: &PageEntry,
-        visitor: &str,
-        document: bool,
-        bot: bool,
-        now: SystemTime,
-    ) -> bool {
-        let mut used = self.used.lock().expect("once lock");
-        let by = used.get(&page.id).cloned().or_else(|| page.used.clone());
-        match by {
-            Some((by, at)) => {
-                let keeps = match page.is_dir {
-                    true => ONCE_FOLDER_SESSION,
-                    false => ONCE_FILE_GRACE,
-                };
-                by == visitor && now.duration_since(at).is_ok_and(|held| held < keeps)
-            }
-            None if document && !bot => {
-                used.insert(page.id.clone(), (visitor.to_owned(), now));
-                let mut pending = self.pending.lock().expect("receipts lock");
-                let entry = pending.entry(page.id.clone()).or_default();
-                entry.used = Some((visitor.to_owned(), now));
-                self.counted.notify_one();
-                true
-            }
-            None => true,
+    /// Where one-time `page` stands for `visitor` now. Its use in this
+    /// round is the one seen since this server started, else the one
+    /// recorded (a `drop add --once` since then begins a new round).
+    pub fn once_for(&self, page: &PageEntry, visitor: &str, now: SystemTime) -> Once {
+        let used = self.used.lock().expect("once lock");
+        let seen = used.get(&page.id).filter(|u| u.round == page.once_round);
+        let (by, at) = match (seen, &page.used) {
+            (Some(u), _) => (u.by.as_str(), u.at),
+            (None, Some((by, at))) => (by.as_str(), *at),
+            (None, None) => return Once::Unused,
+        };
+        let keeps = match page.is_dir {
+            true => ONCE_FOLDER_SESSION,
+            false => ONCE_FILE_GRACE,
+        };
+        match by == visitor && now.duration_since(at).is_ok_and(|held| held < keeps) {
+            true => Once::Held,
+            false => Once::Gone,
         }
+    }
+
+    /// Uses one-time `page` up for `visitor`, once its document was
+    /// delivered to them; false when someone else used it meanwhile (then
+    /// they must not have it).
+    pub fn use_once(&self, page: &PageEntry, visitor: &str, now: SystemTime) -> bool {
+        let mut used = self.used.lock().expect("once lock");
+        if let Some(u) = used.get(&page.id).filter(|u| u.round == page.once_round) {
+            return u.by == visitor;
+        }
+        let this = OnceUse {
+            by: visitor.to_owned(),
+            at: now,
+            round: page.once_round,
+        };
+        used.insert(page.id.clone(), this.clone());
+        let mut pending = self.pending.lock().expect("receipts lock");
+        pending.entry(page.id.clone()).or_default().used = Some(this);
+        self.counted.notify_one();
+        true
     }
 
     /// Waits until something was counted since the last write.
@@ -188,11 +217,13 @@ impl Receipts {
                 if let Some(last) = counted.last {
                     record.last_opened_at = Some(rfc3339(last));
                 }
-                if let Some((by, at)) = &counted.used
+                // Not a use of a round that a new `--once` has ended.
+                if let Some(u) = &counted.used
                     && record.used_at.is_none()
+                    && record.once_round == u.round
                 {
-                    record.used_at = Some(rfc3339(*at));
-                    record.used_by = Some(by.clone());
+                    record.used_at = Some(rfc3339(u.at));
+                    record.used_by = Some(u.by.clone());
                 }
             }
             Ok::<_, RegistryError>(())
@@ -228,6 +259,7 @@ mod tests {
             password_hash: String::new(),
             expires_at: None,
             once: true,
+            once_round: 1,
             used: None,
         }
     }
@@ -266,21 +298,23 @@ mod tests {
     }
 
     #[test]
-    fn a_one_time_file_opens_for_one_human_and_a_bot_does_not_use_it() {
+    fn a_one_time_file_opens_for_one_human_for_a_short_while() {
         let r = receipts();
         let p = page("p1", false);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert!(r.allows_once(&p, "bot", true, true, t0), "the preview card");
-        assert!(r.allows_once(&p, "alice", true, false, t0), "the human");
-        assert!(!r.allows_once(&p, "bob", true, false, t0), "anyone else");
-        assert!(!r.allows_once(&p, "bot", true, true, t0), "even a bot, now");
+        assert_eq!(r.once_for(&p, "alice", t0), Once::Unused);
+        assert!(r.use_once(&p, "alice", t0), "the human");
+        assert!(r.use_once(&p, "alice", t0), "hers still");
+        assert!(!r.use_once(&p, "bob", t0), "not anyone else's");
+        assert_eq!(r.once_for(&p, "bob", t0), Once::Gone);
         let soon = t0 + Duration::from_secs(5);
-        assert!(
-            r.allows_once(&p, "alice", false, false, soon),
+        assert_eq!(
+            r.once_for(&p, "alice", soon),
+            Once::Held,
             "her viewer's ranges"
         );
         let later = t0 + ONCE_FILE_GRACE;
-        assert!(!r.allows_once(&p, "alice", true, false, later), "once");
+        assert_eq!(r.once_for(&p, "alice", later), Once::Gone, "once");
     }
 
     #[test]
@@ -288,15 +322,14 @@ mod tests {
         let r = receipts();
         let p = page("p2", true);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert!(
-            r.allows_once(&p, "alice", false, false, t0),
-            "an asset uses nothing"
-        );
-        assert!(r.allows_once(&p, "alice", true, false, t0));
+        assert!(r.use_once(&p, "alice", t0));
         let in_session = t0 + Duration::from_secs(600);
-        assert!(r.allows_once(&p, "alice", false, false, in_session));
-        assert!(!r.allows_once(&p, "bob", false, false, in_session));
-        assert!(!r.allows_once(&p, "alice", true, false, t0 + ONCE_FOLDER_SESSION));
+        assert_eq!(r.once_for(&p, "alice", in_session), Once::Held);
+        assert_eq!(r.once_for(&p, "bob", in_session), Once::Gone);
+        assert_eq!(
+            r.once_for(&p, "alice", t0 + ONCE_FOLDER_SESSION),
+            Once::Gone
+        );
     }
 
     #[test]
@@ -307,7 +340,42 @@ mod tests {
             used: Some(("alice".into(), t0)),
             ..page("p3", false)
         };
-        assert!(!r.allows_once(&p, "bob", true, false, t0));
-        assert!(r.allows_once(&p, "alice", true, false, t0 + Duration::from_secs(1)));
+        assert_eq!(r.once_for(&p, "bob", t0), Once::Gone);
+        assert_eq!(
+            r.once_for(&p, "alice", t0 + Duration::from_secs(1)),
+            Once::Held
+        );
+    }
+
+    /// `drop add --once` again starts a new round: a use seen in the
+    /// earlier one no longer counts, here or when it is written.
+    #[test]
+    fn a_new_once_round_forgets_the_use_of_the_last() {
+        let r = receipts();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let first = page("p4", false);
+        assert!(r.use_once(&first, "alice", t0));
+        let second = PageEntry {
+            once_round: 2,
+            ..first
+        };
+        assert_eq!(r.once_for(&second, "bob", t0), Once::Unused);
+        assert!(r.use_once(&second, "bob", t0));
+        assert_eq!(r.once_for(&second, "alice", t0), Once::Gone);
+
+        let home = tempfile::tempdir().unwrap();
+        let registry = Registry::at(home.path().join("pages.json"));
+        registry
+            .update(|pages| {
+                let mut record = drop_registry::Record::static_page("/x".into(), false);
+                record.once = true;
+                record.once_round = 3;
+                pages.insert("p4".into(), record);
+                Ok::<_, RegistryError>(())
+            })
+            .unwrap();
+        r.flush(&registry).unwrap();
+        let record = registry.load().unwrap().get("p4").cloned().unwrap();
+        assert_eq!(record.used_at, None, "round 2's use is not round 3's");
     }
 }

@@ -13,7 +13,7 @@ use warp::path::FullPath;
 use super::answer::{Answer, Conditions, FileFacts, read_part};
 use super::cache::{CACHED_FILE_MAX, Checked};
 use super::login;
-use super::receipts::is_preview_bot;
+use super::receipts::{Once, is_preview_bot};
 use super::request::{PageRequest, PeerAddr};
 use super::site::Site;
 use crate::page::catalog::PageEntry;
@@ -97,6 +97,25 @@ where
     else {
         return Answer::not_found();
     };
+    let Some(request) = RequestPath::parse(tail) else {
+        return Answer::not_found();
+    };
+    // Told from the decoded path, as the file is found: `%6c` is an `l`.
+    let document = is_document(&page, &request);
+    let bot = req
+        .header(header::USER_AGENT)
+        .is_some_and(|agent| is_preview_bot(&agent));
+    // Only what receipts and one-time pages need: no hashing per asset.
+    let visitor = (document || page.once).then(|| site.receipts().visitor(&req.client()));
+    let once = match (page.once, &visitor) {
+        (true, Some(visitor)) => Some(site.receipts().once_for(&page, visitor, now)),
+        _ => None,
+    };
+    // A used one-time page is the 404 of a page that never existed, for
+    // every method and before any login form.
+    if once == Some(Once::Gone) {
+        return Answer::not_found();
+    }
     let readable = req.method == Method::GET || req.method == Method::HEAD;
     if page.protected() {
         if req.method == Method::POST {
@@ -112,34 +131,30 @@ where
     } else if !readable {
         return Answer::method_not_allowed();
     }
-    let document = is_document(&page, tail);
-    let bot = req
-        .header(header::USER_AGENT)
-        .is_some_and(|agent| is_preview_bot(&agent));
-    // Only what receipts and one-time pages need: no hashing per asset.
-    let visitor = (document || page.once).then(|| site.receipts().visitor(&req.client()));
-    if page.once
-        && let Some(visitor) = &visitor
-        && !site
-            .receipts()
-            .allows_once(&page, visitor, document, bot, now)
-    {
-        return Answer::not_found();
-    }
-    let mut answer = answer_path(site, &page, &req.method, tail, &req.conditions());
-    let opened = matches!(answer.status.as_u16(), 200 | 206 | 304);
-    if document
-        && opened
-        && req.method == Method::GET
-        && let Some(visitor) = &visitor
-    {
-        site.receipts().saw(&page.id, visitor, bot, now);
-    }
+    let mut answer = answer_path(site, &page, &req.method, request, &req.conditions());
     if page.protected() {
         answer
             .headers
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    let status = answer.status.as_u16();
+    // The document reached the visitor: a whole GET, a revalidation, or a
+    // range from its start (a viewer's later ranges are the same view).
+    let from_start = || {
+        req.header(header::RANGE)
+            .is_some_and(|range| range.trim().starts_with("bytes=0-"))
+    };
+    let delivered = req.method == Method::GET
+        && (matches!(status, 200 | 304) || (status == 206 && from_start()));
+    let Some(visitor) = visitor.filter(|_| document && delivered) else {
+        return answer;
+    };
+    // A human's first delivered document uses a one-time page up; a
+    // preview bot's does not. Someone else who used it meanwhile wins.
+    if once == Some(Once::Unused) && !bot && !site.receipts().use_once(&page, &visitor, now) {
+        return Answer::not_found();
+    }
+    site.receipts().saw(&page.id, &visitor, bot, now);
     answer
 }
 
@@ -147,12 +162,9 @@ fn answer_path(
     site: &Site,
     page: &PageEntry,
     method: &Method,
-    tail: &str,
+    mut request: RequestPath,
     cond: &Conditions,
 ) -> Answer {
-    let Some(mut request) = RequestPath::parse(tail) else {
-        return Answer::not_found();
-    };
     let asked_last = request.segments.last().cloned();
     if !page.name.is_empty() && request.segments.first() == Some(&page.name) {
         request.segments.remove(0);
@@ -202,19 +214,18 @@ fn answer_path(
     }
 }
 
-/// Whether `tail` asks for the page's document rather than an asset: a
-/// file page's file, or a folder's HTML (its index, or an `.html` file).
-fn is_document(page: &PageEntry, tail: &str) -> bool {
-    let path = tail.split(['?', '#']).next().unwrap_or_default();
-    let mut segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if !page.name.is_empty() && segments.first() == Some(&page.name.as_str()) {
-        segments.remove(0);
+/// Whether `request` (decoded) asks for the page's document rather than
+/// an asset: a file page's file, or a folder's HTML (its index, or an
+/// `.html` file).
+fn is_document(page: &PageEntry, request: &RequestPath) -> bool {
+    let mut segments = request.segments.as_slice();
+    if !page.name.is_empty() && segments.first() == Some(&page.name) {
+        segments = &segments[1..];
     }
     match (page.is_dir, segments.last()) {
-        (false, None) => true,
-        (false, Some(_)) => false,
+        (false, last) => last.is_none(),
         (true, None) => true,
-        (true, Some(_)) if path.ends_with('/') => true,
+        (true, Some(_)) if request.trailing_slash => true,
         (true, Some(last)) => {
             let last = last.to_ascii_lowercase();
             last.ends_with(".html") || last.ends_with(".htm")

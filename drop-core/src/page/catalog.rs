@@ -35,6 +35,8 @@ pub struct PageEntry {
     pub expires_at: Option<SystemTime>,
     /// It opens for one human once.
     pub once: bool,
+    /// Which `--once` round it is in (see `Record::once_round`).
+    pub once_round: u64,
     /// Who opened a once-page, and when (as recorded).
     pub used: Option<(String, SystemTime)>,
 }
@@ -268,6 +270,7 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
                 password_hash: record.password_hash.clone(),
                 expires_at: record.expires_at.as_deref().and_then(parse_rfc3339),
                 once: record.once,
+                once_round: record.once_round,
                 used: record
                     .used_by
                     .clone()

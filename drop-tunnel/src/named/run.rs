@@ -165,38 +165,7 @@ impl NamedCloudflared {
 
     /// The credentials file as cloudflared will read it: there, and JSON.
     fn check_credentials(&self) -> Result<(), TunnelError> {
-        let path = self.tunnel.credentials_file();
-        let id = self.tunnel.id().to_owned();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(_) if !path.is_file() => {
-                return Err(TunnelError::CredentialsMissing {
-                    id,
-                    path: path.to_owned(),
-                });
-            }
-            Err(_) => {
-                return Err(TunnelError::CredentialsInvalid {
-                    id,
-                    path: path.to_owned(),
-                    detail: "it cannot be read".into(),
-                });
-            }
-        };
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::Object(_)) => Ok(()),
-            _ => Err(TunnelError::CredentialsInvalid {
-                id,
-                path: path.to_owned(),
-                detail: match text.contains("-----BEGIN") {
-                    true => {
-                        "it is a certificate, not the JSON that `cloudflared tunnel create` writes"
-                            .into()
-                    }
-                    false => "it is not JSON".into(),
-                },
-            }),
-        }
+        self.tunnel.check_credentials()
     }
 
     /// Watches the starting process until it is up, fails, or the deadline
