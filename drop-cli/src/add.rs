@@ -458,16 +458,14 @@ impl FolderCheck {
             } else {
                 " (no such file either)"
             };
+            let (from, reference) = (printable(&u.from), printable(&u.reference));
             match &u.fix {
-                Fix::AddLine(_) => note!(
-                    "  {}: {} is not listed in {MANIFEST_NAME}{missing}",
-                    u.from,
-                    u.reference
-                ),
+                Fix::AddLine(_) => {
+                    note!("  {from}: {reference} is not listed in {MANIFEST_NAME}{missing}")
+                }
                 Fix::MakeRelative { relative, .. } => note!(
-                    "  {}: {} starts with `/`, which leaves the page's URL: write {relative}",
-                    u.from,
-                    u.reference
+                    "  {from}: {reference} starts with `/`, which leaves the page's URL: write {}",
+                    printable(relative)
                 ),
             }
         }
@@ -483,11 +481,34 @@ impl FolderCheck {
                 "Add to {} to serve them (drop reads it at once):",
                 dir.join(MANIFEST_NAME).display()
             );
-            for line in lines {
-                note!("  {line}");
+            for line in lines.iter().take(MAX_LISTED_REFERENCES) {
+                note!("  {}", printable(line));
+            }
+            if lines.len() > MAX_LISTED_REFERENCES {
+                note!(
+                    "  … and {} more (all of them under --json)",
+                    lines.len() - MAX_LISTED_REFERENCES
+                );
             }
         }
     }
+}
+
+/// Text from a published folder, safe to print: control characters and
+/// the marks that reorder text (`U+202E`…) are shown escaped, so a page's
+/// HTML cannot clear the terminal or disguise a name.
+fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| match hidden(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 fn report(
@@ -653,6 +674,16 @@ fn unused_id(taken: impl Fn(&str) -> bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page's HTML cannot reach the terminal with escapes or reorder marks.
+    #[test]
+    fn text_from_a_folder_is_printed_escaped() {
+        assert_eq!(printable("css/a.css"), "css/a.css");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("a\nb\0"), "a\\u{a}b\\u{0}");
+        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("héllo"), "héllo");
+    }
 
     #[test]
     fn names_are_plain_slugs() {

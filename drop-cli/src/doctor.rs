@@ -232,12 +232,35 @@ fn check_server_listens(state: &ServerState, urls: &Urls, checks: &mut Vec<Check
 
 /// The page's record and its source.
 fn check_page(id: &str, record: &Record, checks: &mut Vec<Check>) {
+    let label = label(id, record);
+    if record.expired(std::time::SystemTime::now()) {
+        checks.push(Check::fail(
+            "link",
+            "the page expired: it answers 404 and the server removes it",
+            format!(
+                "'drop add {} --expires SPAN' publishes it again",
+                record.source.display()
+            ),
+        ));
+        return;
+    }
+    if record.once && record.used_at.is_some() {
+        checks.push(Check::fail(
+            "link",
+            "the one-time link was used: it answers 404 now",
+            format!(
+                "'drop add {} --once' gives a fresh one-time link ({label})",
+                record.source.display()
+            ),
+        ));
+        return;
+    }
     let source = record.source.display();
     if !record.source.exists() {
         checks.push(Check::fail(
             "source",
             format!("`{source}` is gone"),
-            format!("put it back, or 'drop remove {}'", label(id, record)),
+            format!("put it back, or 'drop remove {}'", label),
         ));
         return;
     }

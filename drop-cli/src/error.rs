@@ -165,6 +165,14 @@ pub enum CliError {
         /// The page.
         id: String,
     },
+    /// `drop wait` on a page nobody can open now.
+    #[error("nobody can open page {id}: {why}")]
+    NobodyCanOpen {
+        /// The page.
+        id: String,
+        /// Why not, with what to do.
+        why: String,
+    },
     /// Nobody opened the page in time.
     #[error(
         "page {id} was not opened within {waited}; the link still works: wait again, or ask the human"
@@ -309,6 +317,7 @@ impl CliError {
             CliError::WaitOnApp { .. } => "wait_on_app",
             CliError::PageGone { .. } => "page_gone",
             CliError::NotOpened { .. } => "not_opened",
+            CliError::NobodyCanOpen { .. } => "nobody_can_open",
             CliError::BadTime { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",
             CliError::NamedTunnelBroken(_) => "named_tunnel_broken",

@@ -371,14 +371,45 @@ pub fn wait(
             query: query.to_owned(),
         });
     }
+    let state = home.load_server_state()?;
+    if running_server(state.as_ref()).is_none() {
+        return Err(CliError::NobodyCanOpen {
+            id,
+            why: "the server is not running: run 'drop start' first".into(),
+        });
+    }
     let baseline = if since_publish { 0 } else { found.record.views };
+    // Views are written a second or so late: one counted now may be from
+    // before the wait, which its time (to the millisecond) tells.
+    let began = SystemTime::now();
+    let after_wait_began = |record: &Record| {
+        since_publish
+            || record
+                .last_opened_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .is_some_and(|at| at >= began)
+    };
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let pages = home.registry().load()?;
         let Some(record) = pages.get(&id) else {
             return Err(CliError::PageGone { id });
         };
-        if record.views > baseline {
+        let opened = record.views > baseline && after_wait_began(record);
+        if !opened && record.expired(SystemTime::now()) {
+            return Err(CliError::PageGone { id });
+        }
+        if !opened && record.once && record.used_at.is_some() {
+            return Err(CliError::NobodyCanOpen {
+                id,
+                why: format!(
+                    "its one-time link was used already; 'drop add {} --once' gives a fresh one",
+                    record.source.display()
+                ),
+            });
+        }
+        if opened {
             let urls = Urls::load(home)?;
             let row = PageRow::new(&urls, &id, record);
             match json {

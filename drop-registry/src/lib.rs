@@ -51,4 +51,4 @@ pub use record::{MAX_VISITORS, Record};
 pub use server_state::{ServerState, TunnelState};
 pub use states::{PageKind, TunnelChoice, TunnelPhase, TunnelProtocol, TunnelReason};
 pub use store::{FileStamp, Registry};
-pub use time::{now_rfc3339, parse_rfc3339, rfc3339};
+pub use time::{now_rfc3339, parse_rfc3339, rfc3339, rfc3339_millis};

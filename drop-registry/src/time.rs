@@ -20,6 +20,16 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// A time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC): for the moments a page
+/// was opened, which `drop wait` compares with its own start.
+pub fn rfc3339_millis(time: SystemTime) -> String {
+    let millis = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    let whole = rfc3339(time);
+    format!("{}.{millis:03}Z", whole.trim_end_matches('Z'))
+}
+
 /// Reads an RFC 3339 time as drops write it: this drop's
 /// `2026-02-03T10:00:00Z`, and the Python drop's
 /// `2026-02-03T10:00:00.123456+00:00` (fractions and offsets). `None` for
@@ -86,6 +96,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_are_kept() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_764_670_000_123);
+        let text = rfc3339_millis(t);
+        assert!(text.ends_with(".123Z"), "{text}");
+        assert_eq!(parse_rfc3339(&text), Some(t));
+    }
     use std::time::Duration;
 
     #[test]

@@ -109,6 +109,17 @@ fn link_previews_are_not_the_human() {
     let started = Instant::now();
     env.ok(&["wait", &id, "--since-publish", "--timeout", "30s"]);
     assert!(started.elapsed() < Duration::from_secs(10));
+
+    // An opening from before the wait began, not yet written when it
+    // begins (the server writes a second later), does not end it.
+    open(port, &path, FIREFOX);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = env.run(&["wait", &id, "--timeout", "3s"]);
+    assert!(
+        !out.status.success(),
+        "an earlier opening ended the wait: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// `--expires`: the page answers the 404 of a page that never existed once

@@ -185,7 +185,8 @@ fn errors_under_json_carry_a_stable_code() {
     );
     assert_eq!(
         json_error(&env, &["wait", &id, "--timeout", "1s", "--json"])["code"],
-        "not_opened"
+        "nobody_can_open",
+        "no server: nobody can open it"
     );
     assert_eq!(
         json_error(&env, &["add", "a.html", "--expires", "soon", "--json"])["code"],

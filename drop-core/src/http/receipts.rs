@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use drop_registry::{MAX_VISITORS, Registry, RegistryError, rfc3339};
+use drop_registry::{MAX_VISITORS, Registry, RegistryError, rfc3339, rfc3339_millis};
 
 use crate::auth::SessionKey;
 use crate::page::catalog::PageEntry;
@@ -212,10 +212,12 @@ impl Receipts {
                     }
                 }
                 if let Some(first) = counted.first {
-                    record.first_opened_at.get_or_insert_with(|| rfc3339(first));
+                    record
+                        .first_opened_at
+                        .get_or_insert_with(|| rfc3339_millis(first));
                 }
                 if let Some(last) = counted.last {
-                    record.last_opened_at = Some(rfc3339(last));
+                    record.last_opened_at = Some(rfc3339_millis(last));
                 }
                 // Not a use of a round that a new `--once` has ended.
                 if let Some(u) = &counted.used

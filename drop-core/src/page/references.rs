@@ -7,6 +7,7 @@ mod html;
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::manifest::Manifest;
 use super::safe_path::{RequestPath, Resolved, encode_segment, is_never_served, resolve_in_folder};
@@ -17,6 +18,12 @@ const MAX_SCANNED_PAGES: usize = 2_000;
 const MAX_SCANNED_BYTES: u64 = 2 * 1024 * 1024;
 /// Most folder entries looked at while looking for HTML files.
 const MAX_WALKED_ENTRIES: usize = 100_000;
+/// Read of all HTML files together.
+const MAX_SCANNED_TOTAL: u64 = 32 * 1024 * 1024;
+/// Distinct references (per page) looked up on disk.
+const MAX_CHECKED_REFERENCES: usize = 20_000;
+/// The whole scan: `drop add` waits for it.
+const MAX_SCAN_TIME: Duration = Duration::from_secs(3);
 
 /// A local reference in a served HTML file that will answer 404.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,20 +87,37 @@ impl Fix {
 ///
 /// A target appears once for the manifest, from the first page that asks
 /// for it; a root-absolute reference once per page, as each page needs its
-/// own edit. The scan stops quietly after 2,000 HTML files or 100,000
-/// folder entries, and reads at most 2 MiB of each file: it only warns.
+/// own edit. It only warns, so it stops quietly at its bounds: 2,000 HTML
+/// files, 100,000 folder entries, 2 MiB read of each file and 32 MiB in
+/// all, 20,000 distinct references, and 3 s.
 pub fn uncovered_references(root: &Path, manifest: &Manifest) -> Vec<Uncovered> {
     let Ok(root) = std::fs::canonicalize(root) else {
         return Vec::new();
     };
+    let began = Instant::now();
     let mut found = Found::default();
+    let (mut read, mut checked) = (0u64, 0usize);
     for from in served_pages(&root, manifest) {
+        let spent = began.elapsed() >= MAX_SCAN_TIME;
+        if spent || read >= MAX_SCANNED_TOTAL || checked >= MAX_CHECKED_REFERENCES {
+            break;
+        }
         let Some(html) = read_page(&root, manifest, &from) else {
             continue;
         };
+        read += html.len() as u64;
+        // A page that repeats a reference needs it checked once.
+        let mut seen = HashSet::new();
         for reference in references_in(&html) {
+            if !seen.insert(reference.clone()) {
+                continue;
+            }
+            checked += 1;
             if let Some(uncovered) = check(&root, manifest, &from, reference) {
                 found.add(uncovered);
+            }
+            if checked >= MAX_CHECKED_REFERENCES || began.elapsed() >= MAX_SCAN_TIME {
+                break;
             }
         }
     }
@@ -140,20 +164,28 @@ pub struct Served {
     pub complete: bool,
 }
 
-/// The files under `root` that the manifest lists, by path. Symlinked
-/// folders are not entered, never-served names not looked into.
+/// The files under `root` that the manifest lists and the server would
+/// serve, by path: regular files, and symlinks to regular files inside the
+/// folder (not FIFOs, devices, or links out of it). Symlinked folders are
+/// not entered, never-served names not looked into.
 pub fn served_files(root: &Path, manifest: &Manifest) -> Served {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    let stays_inside = |rel: &str| {
+        std::fs::canonicalize(root.join(rel))
+            .is_ok_and(|real| real.starts_with(&root) && real.is_file())
+    };
     let mut files = Vec::new();
     let mut budget = MAX_WALKED_ENTRIES;
     let mut folders = vec![String::new()];
     while let Some(folder) = folders.pop() {
         let mut subfolders = Vec::new();
-        for (name, is_dir) in entries(&root.join(&folder), &mut budget) {
+        for (name, kind) in entries(&root.join(&folder), &mut budget) {
             let rel = join_rel(&folder, &name);
-            if is_dir {
-                subfolders.push(rel);
-            } else if manifest.allows(&rel) {
-                files.push(rel);
+            match kind {
+                Entry::Folder => subfolders.push(rel),
+                Entry::File if manifest.allows(&rel) => files.push(rel),
+                Entry::Symlink if manifest.allows(&rel) && stays_inside(&rel) => files.push(rel),
+                _ => {}
             }
         }
         // Reversed onto the stack, so folders are walked in name order.
@@ -181,19 +213,35 @@ fn served_pages(root: &Path, manifest: &Manifest) -> Vec<String> {
     pages
 }
 
-/// The entries of a folder worth a look, by name, and whether each is a
-/// real folder (not a symlink to one); each one spends `budget`.
-fn entries(dir: &Path, budget: &mut usize) -> Vec<(String, bool)> {
+/// What a folder entry is, as the walk sees it (symlinks not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Entry {
+    Folder,
+    File,
+    Symlink,
+    /// A FIFO, a socket, a device: never served.
+    Other,
+}
+
+/// The entries of a folder worth a look, by name, and what each is; each
+/// one spends `budget`.
+fn entries(dir: &Path, budget: &mut usize) -> Vec<(String, Entry)> {
     let Ok(read) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut entries: Vec<(String, bool)> = read
+    let mut entries: Vec<(String, Entry)> = read
         .take(*budget)
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
             let kind = entry.file_type().ok()?;
-            Some((name, kind.is_dir()))
+            let kind = match () {
+                _ if kind.is_dir() => Entry::Folder,
+                _ if kind.is_file() => Entry::File,
+                _ if kind.is_symlink() => Entry::Symlink,
+                _ => Entry::Other,
+            };
+            Some((name, kind))
         })
         .collect();
     *budget -= entries.len();

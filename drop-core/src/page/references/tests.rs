@@ -406,8 +406,27 @@ fn served_files_are_what_the_manifest_lists() {
         (".env", "SECRET=1"),
         ("notes.md", ""),
     ]);
-    let manifest = Manifest::parse("index.html\ncss/*.css\n.env\n").unwrap();
+    let outside = folder(&[("secret.css", "")]);
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.css"),
+        dir.path().join("out.css"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("css/site.css", dir.path().join("link.css")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.path().join("pipe.css"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let manifest = Manifest::parse("index.html\n*.css\ncss/*.css\n.env\n").unwrap();
     let served = served_files(dir.path(), &manifest);
-    assert_eq!(served.files, vec!["css/site.css", "index.html"]);
+    assert_eq!(
+        served.files,
+        vec!["css/site.css", "index.html", "link.css"],
+        "no link out of the folder, no FIFO"
+    );
     assert!(served.complete);
 }
