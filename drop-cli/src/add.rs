@@ -61,6 +61,12 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             dir: source,
         });
     }
+    if let Some(password) = details.password.as_deref()
+        && !password.is_empty()
+        && password.trim().is_empty()
+    {
+        return Err(CliError::BlankPassword);
+    }
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
     let new_password = generated.as_deref().or(details.password.as_deref());
     let password_hash = match details.no_password {
@@ -129,6 +135,9 @@ pub fn add_app(
     let AppCommand { run, port, restart } = app;
     if details.password.is_some() || details.no_password {
         return Err(CliError::PasswordOnApp);
+    }
+    if details.once {
+        return Err(CliError::OnceOnApp);
     }
     if port == 0 {
         return Err(CliError::BadAppPort);

@@ -94,6 +94,16 @@ pub enum CliError {
         "passwords protect pages drop serves; an app is reached on its own port, so it cannot have one"
     )]
     PasswordOnApp,
+    /// `--once` with `--run`.
+    #[error(
+        "a one-time link is for a page drop serves; an app is reached on its own port, so it cannot be one (--expires works for apps)"
+    )]
+    OnceOnApp,
+    /// A password of blanks.
+    #[error(
+        "a password of only spaces is no password: give a real one, or --password alone for a generated one"
+    )]
+    BlankPassword,
     /// `--port 0` for an app.
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
     BadAppPort,
@@ -185,9 +195,19 @@ pub enum CliError {
     },
     /// A time or span that does not parse.
     #[error(
-        "{what} `{value}` is not a span (30m, 2h, 7d, 1w) or an RFC 3339 time (2026-12-31T18:00:00Z)"
+        "{what} `{value}` is not a span (30m, 2h, 7d, 1w) or an RFC 3339 time with its offset (2026-12-31T18:00:00Z), within 10 years"
     )]
     BadTime {
+        /// The flag.
+        what: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// A span that does not parse, for a flag that takes only spans.
+    #[error(
+        "{what} `{value}` is not a span: a whole number and a unit, such as 30s, 10m, 2h, 7d or 1w (at most 10 years)"
+    )]
+    BadSpan {
         /// The flag.
         what: &'static str,
         /// What was given.
@@ -300,6 +320,8 @@ impl CliError {
             CliError::NameTaken { .. } => "name_taken",
             CliError::PasswordOnApp => "password_on_app",
             CliError::BadAppPort => "bad_app_port",
+            CliError::OnceOnApp => "once_on_app",
+            CliError::BlankPassword => "blank_password",
             CliError::PortTaken { .. } => "port_taken",
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",
@@ -318,7 +340,7 @@ impl CliError {
             CliError::PageGone { .. } => "page_gone",
             CliError::NotOpened { .. } => "not_opened",
             CliError::NobodyCanOpen { .. } => "nobody_can_open",
-            CliError::BadTime { .. } => "bad_time",
+            CliError::BadTime { .. } | CliError::BadSpan { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",
             CliError::NamedTunnelBroken(_) => "named_tunnel_broken",
             CliError::Tunnel(e) | CliError::DnsTaken { refusal: e, .. } => e.code(),

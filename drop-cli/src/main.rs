@@ -277,8 +277,15 @@ fn usage_error(usage: clap::Error) -> ExitCode {
     if !wants_json || informational {
         usage.exit();
     }
+    // What clap says before its usage line: the first line and what it
+    // lists under it (the missing arguments…).
     let text = usage.render().to_string();
-    let message = text.lines().next().unwrap_or_default();
+    let said: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty() && !line.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    let message = said.join(" ");
     let message = message.trim_start_matches("error: ");
     let doc = serde_json::json!({
         "error": { "code": "usage", "message": message, "causes": [] }

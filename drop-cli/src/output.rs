@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use drop_registry::{Record, TunnelPhase, parse_rfc3339};
+use drop_registry::{MAX_VISITORS, Record, TunnelPhase, parse_rfc3339};
 use serde_json::{Value, json};
 
 use drop_core::supervise::AppStatus;
@@ -98,6 +98,7 @@ impl<'a> PageRow<'a> {
             doc["receipt"] = json!(receipt(r, SystemTime::now()));
             doc["views"] = json!(r.views);
             doc["visitors"] = json!(r.visitors.len());
+            doc["visitors_capped"] = json!(r.visitors.len() >= MAX_VISITORS);
             doc["bot_views"] = json!(r.bot_views);
             doc["first_opened_at"] = json!(r.first_opened_at);
             doc["last_opened_at"] = json!(r.last_opened_at);
@@ -169,12 +170,14 @@ pub fn receipt(record: &Record, now: SystemTime) -> String {
         views => {
             let visitors = record.visitors.len().max(1);
             let plural = if visitors == 1 { "" } else { "s" };
+            // Past the cap, distinct visitors are no longer told apart.
+            let more = if visitors >= MAX_VISITORS { "+" } else { "" };
             let last = record
                 .last_opened_at
                 .as_deref()
                 .and_then(parse_rfc3339)
                 .map_or_else(String::new, |at| format!(", last {}", ago(now, at)));
-            format!("opened {views}× by {visitors} visitor{plural}{last}")
+            format!("opened {views}× by {visitors}{more} visitor{plural}{last}")
         }
     };
     if record.bot_views > 0 {

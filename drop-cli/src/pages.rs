@@ -13,8 +13,8 @@ use drop_registry::{
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::output::say;
 use crate::output::{PageRow, is_under, print_json, render_rows};
+use crate::output::{note, say};
 use crate::running::running_server;
 use crate::server_view::{ServerSeen, server_document};
 use crate::settings::Settings;
@@ -259,6 +259,14 @@ pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
     }
     print!("{}", crate::qr::for_stdout(&row.url)?);
     println!("{}", row.url);
+    // A phone is another machine: say when the URL cannot open there.
+    if row.reach == Reach::ThisMachine {
+        note!(
+            "  (this URL opens only on this machine, not on a phone: 'drop start --tunnel' gives a public one)"
+        );
+    } else if let Some(note) = urls.reach_note(row.reach) {
+        note!("{note}");
+    }
     Ok(())
 }
 
@@ -293,12 +301,7 @@ fn published_from<'a>(pages: &'a Pages, query: &str) -> (Option<PathBuf>, Vec<Lo
 /// no human opened in their first SPAN.
 pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Result<(), CliError> {
     let unopened = unopened
-        .map(|text| {
-            crate::when::parse_span(text).ok_or_else(|| CliError::BadTime {
-                what: "--unopened",
-                value: text.to_owned(),
-            })
-        })
+        .map(|text| crate::when::span_arg(text, "--unopened"))
         .transpose()?;
     let now = SystemTime::now();
     let pages = home.registry().load()?;
@@ -356,12 +359,7 @@ pub fn wait(
     json: bool,
 ) -> Result<(), CliError> {
     let timeout = timeout
-        .map(|text| {
-            crate::when::parse_span(text).ok_or_else(|| CliError::BadTime {
-                what: "--timeout",
-                value: text.to_owned(),
-            })
-        })
+        .map(|text| crate::when::span_arg(text, "--timeout"))
         .transpose()?;
     let pages = home.registry().load()?;
     let found = find_one(&pages, query)?;

@@ -20,9 +20,12 @@ pub fn parse_span(text: &str) -> Option<Duration> {
         _ => return None,
     };
     n.checked_mul(seconds)
-        .filter(|s| *s <= 10 * 365 * 86_400)
         .map(Duration::from_secs)
+        .filter(|span| *span <= MAX_SPAN)
 }
+
+/// The longest span (and the farthest time) drop takes: ten years.
+const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// A span as it was likely written: `90 s`, `30 min`, `2 h`, `7 d`.
 pub fn show_span(span: Duration) -> String {
@@ -35,8 +38,18 @@ pub fn show_span(span: Duration) -> String {
     }
 }
 
-/// A span, or an RFC 3339 time to come: the moment it names, counted from
-/// `now`. `what` names the flag in the error.
+/// The span a flag that takes only spans was given; `what` names the flag
+/// in the error.
+pub fn span_arg(text: &str, what: &'static str) -> Result<Duration, CliError> {
+    parse_span(text).ok_or_else(|| CliError::BadSpan {
+        what,
+        value: text.to_owned(),
+    })
+}
+
+/// A span, or an RFC 3339 time to come with its offset (`Z`, `+02:00`):
+/// the moment it names, counted from `now`, at most as far as the longest
+/// span. `what` names the flag in the error.
 pub fn parse_moment(
     text: &str,
     now: SystemTime,
@@ -49,7 +62,18 @@ pub fn parse_moment(
     if let Some(span) = parse_span(text) {
         return Ok(now + span);
     }
-    let at = drop_registry::parse_rfc3339(text.trim()).ok_or_else(bad)?;
+    let text_at = text.trim();
+    let clock = text_at
+        .split_once(['T', 't', ' '])
+        .map_or("", |(_, clock)| clock);
+    let has_offset = clock.ends_with(['Z', 'z']) || clock.contains(['+', '-']);
+    if !has_offset {
+        return Err(bad());
+    }
+    let at = drop_registry::parse_rfc3339(text_at).ok_or_else(bad)?;
+    if at.duration_since(now).is_ok_and(|ahead| ahead > MAX_SPAN) {
+        return Err(bad());
+    }
     match at > now {
         true => Ok(at),
         false => Err(CliError::PastTime {
@@ -88,5 +112,35 @@ mod tests {
         assert!(past.to_string().contains("is in the past"), "{past}");
         let bad = parse_moment("tomorrow", now, "--expires").unwrap_err();
         assert!(bad.to_string().contains("--expires"), "{bad}");
+        let plus_two = parse_moment("2026-12-02T14:00:00+02:00", now, "--expires").unwrap();
+        assert_eq!(plus_two, now + Duration::from_secs(7200));
+        for refused in [
+            "2026-12-03T10:00:00",   // no offset: whose 10 o'clock?
+            "2027-02-30T10:00:00Z",  // no such day
+            "10000-01-01T00:00:00Z", // past the longest span
+            "2040-01-01T00:00:00Z",  // likewise
+        ] {
+            assert!(
+                matches!(
+                    parse_moment(refused, now, "--expires"),
+                    Err(CliError::BadTime { .. })
+                ),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn span_flags_say_they_take_spans() {
+        let err = span_arg("2026-12-31T18:00:00Z", "--timeout").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--timeout `2026-12-31T18:00:00Z` is not a span: "),
+            "{err}"
+        );
+        assert_eq!(
+            span_arg("10m", "--timeout").unwrap(),
+            Duration::from_secs(600)
+        );
     }
 }

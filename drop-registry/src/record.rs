@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::{PageKind, TunnelPhase, TunnelProtocol, TunnelState};
 
 /// The most visitors a record remembers; more still count as views.
-pub const MAX_VISITORS: usize = 1000;
+pub const MAX_VISITORS: usize = 200;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

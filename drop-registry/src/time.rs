@@ -53,7 +53,15 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
             sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
         }
     };
-    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let valid =
+        (1..=12).contains(&month) && (1..=month_days).contains(&day) && hour < 24 && minute < 60;
     if !valid || !(0.0..61.0).contains(&seconds) {
         return None;
     }
@@ -96,6 +104,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_that_do_not_exist_are_refused() {
+        assert_eq!(parse_rfc3339("2099-02-30T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2099-04-31T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2099-02-29T00:00:00Z"), None);
+        assert!(
+            parse_rfc3339("2096-02-29T00:00:00Z").is_some(),
+            "a leap year"
+        );
+        assert!(parse_rfc3339("2000-02-29T00:00:00Z").is_some());
+        assert_eq!(parse_rfc3339("2100-02-29T00:00:00Z"), None);
+    }
 
     #[test]
     fn millis_are_kept() {

@@ -192,6 +192,26 @@ fn errors_under_json_carry_a_stable_code() {
         json_error(&env, &["add", "a.html", "--expires", "soon", "--json"])["code"],
         "bad_time"
     );
+    assert_eq!(
+        json_error(&env, &["add", "a.html", "--password", "  ", "--json"])["code"],
+        "blank_password"
+    );
+    std::fs::create_dir(env.work.path().join("app")).unwrap();
+    assert_eq!(
+        json_error(
+            &env,
+            &[
+                "add", "app", "--run", "x", "--port", "5", "--once", "--json"
+            ]
+        )["code"],
+        "once_on_app"
+    );
+    let missing = json_error(&env, &["add", "--json"]);
+    assert_eq!(missing["code"], "usage");
+    assert!(
+        missing["message"].as_str().unwrap().contains("<PATH>"),
+        "the usage error names what is missing: {missing}"
+    );
     let usage = env.run(&["add", "--json", "--bogus"]);
     assert_eq!(usage.status.code(), Some(2));
     let doc: serde_json::Value =

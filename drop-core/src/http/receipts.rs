@@ -45,12 +45,16 @@ const PREVIEW_BOTS: &[&str] = &[
     "rocket.chat",
     "zulip",
     "redditbot",
-    "pinterest",
+    "pinterestbot",
+    "pinterest/0.",
     "embedly",
     "iframely",
     "vkshare",
-    "viber",
-    "snapchat",
+    "snap url preview",
+    "mastodon/",
+    "synapse (bot",
+    "cardyb",
+    "bluesky",
     "line-poker",
     "kakaotalk-scrap",
     "googlebot",
@@ -282,8 +286,22 @@ mod tests {
         ] {
             assert!(is_preview_bot(bot), "{bot}");
         }
+        for fediverse in [
+            "Mastodon/4.2.0 (http.rb/5.1.1; +https://mastodon.social/)",
+            "Synapse (bot; +https://github.com/matrix-org/synapse)",
+            "Bluesky Cardyb/1.1",
+        ] {
+            assert!(is_preview_bot(fediverse), "{fediverse}");
+        }
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
         assert!(!is_preview_bot(firefox));
+        // Humans in apps' own browsers.
+        for human in [
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Snapchat/12.60.0.46 (like Safari/8617.2.4.10.8, panda)",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 [Pinterest/iOS]",
+        ] {
+            assert!(!is_preview_bot(human), "{human}");
+        }
         assert!(!is_preview_bot("curl/8.5.0"));
     }
 
