@@ -42,6 +42,10 @@ struct Saved {
     renamed_from: Option<String>,
     /// Its password hash before this `add` (empty: it had none).
     hash_before: String,
+    /// It had expired, and is published again.
+    revived: bool,
+    /// A one-time page whose link was used, added again without `--once`.
+    once_used: bool,
 }
 
 /// Publishes `path`. Adding a source that is already published returns
@@ -277,11 +281,13 @@ fn upsert(
     if let Some(name) = &details.name {
         check_name(name)?;
     }
-    let expires_at = details
-        .expires
-        .as_deref()
-        .map(|text| crate::when::parse_moment(text, std::time::SystemTime::now(), "--expires"))
-        .transpose()?;
+    let now = std::time::SystemTime::now();
+    // `Some(None)`: `--expires never`, no end any more.
+    let expires_at = match details.expires.as_deref() {
+        None => None,
+        Some("never") => Some(None),
+        Some(text) => Some(Some(crate::when::parse_moment(text, now, "--expires")?)),
+    };
     home.ensure()?;
     let saved = home.registry().update(|pages| {
         let existing = pages
@@ -310,8 +316,13 @@ fn upsert(
         if let Some(description) = &details.description {
             record.description.clone_from(description);
         }
-        if let Some(at) = expires_at {
-            record.expires_at = Some(drop_registry::rfc3339(at));
+        // Adding an expired page again publishes it again, with no end
+        // unless one is given.
+        let revived = expires_at.is_none() && record.expired(now);
+        match expires_at {
+            Some(at) => record.expires_at = at.map(drop_registry::rfc3339),
+            None if revived => record.expires_at = None,
+            None => {}
         }
         if details.once {
             // A new one-time link: whoever used the old one did not use this.
@@ -327,6 +338,8 @@ fn upsert(
             reused,
             renamed_from,
             hash_before,
+            revived,
+            once_used: record.once && record.used_at.is_some(),
         })
     })?;
     crate::control::announce_registry_change(home);
@@ -591,7 +604,15 @@ fn report(
     if let Some(folder) = &told.folder {
         folder.say(&saved.record.source);
     }
-    if saved.reused {
+    if saved.revived {
+        say!("  (it had expired: published again, with no end)");
+    }
+    if saved.once_used {
+        note!(
+            "Note: its one-time link was used and answers 404: add it with --once for a fresh one"
+        );
+    }
+    if saved.reused && !saved.revived {
         say!("  (already published: same page as before)");
     }
     if !running {

@@ -155,7 +155,7 @@ enum Command {
         #[arg(long, conflicts_with = "password")]
         no_password: bool,
         /// Stop serving it after this span (30m, 2h, 7d) or at this RFC 3339
-        /// time; the daemon then removes it.
+        /// time; the daemon then removes it. `never` takes an end away.
         #[arg(long, value_name = "WHEN")]
         expires: Option<String>,
         /// The link opens for one human once (a link preview does not use it

@@ -336,3 +336,37 @@ fn under_load_the_registry_is_written_at_most_once_a_second() {
         (entry(&env, &id).unwrap()["views"] == opened).then_some(())
     });
 }
+
+/// Adding an expired page again (before the server removed it) publishes
+/// it again with no end; `--expires never` takes an end away; adding a
+/// used one-time page without `--once` says its link stays used.
+#[test]
+fn an_ended_page_added_again_says_what_it_is() {
+    let env = DropEnv::new();
+    let file = env.write("r.html", "r");
+    let file = file.to_str().unwrap();
+    env.ok(&["add", file, "--expires", "1s"]);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let again = env.ok(&["add", file]);
+    assert!(
+        again.contains("(it had expired: published again, with no end)"),
+        "{again}"
+    );
+    let doc = env.json(&["add", file, "--expires", "2h", "--json"]);
+    assert!(doc["expires_at"].is_string());
+    let doc = env.json(&["add", file, "--expires", "never", "--json"]);
+    assert_eq!(doc["expires_at"], serde_json::Value::Null);
+
+    let port = env.start();
+    let (_, path) = env.add(&env.write("o.html", "o"), &["--once"]);
+    assert_eq!(open(port, &path, FIREFOX).status, 200);
+    let once = env.work.path().join("o.html");
+    let out = eventually("the use written", Duration::from_secs(10), || {
+        let out = env.run(&["add", once.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .contains("its one-time link was used")
+            .then_some(stdout)
+    });
+    assert!(out.contains("add it with --once for a fresh one"), "{out}");
+}

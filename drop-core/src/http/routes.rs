@@ -97,11 +97,11 @@ where
     else {
         return Answer::not_found();
     };
-    let Some(request) = RequestPath::parse(tail) else {
-        return Answer::not_found();
-    };
+    // A path that does not parse is refused after the password gate, so a
+    // protected page answers every path alike.
+    let request = RequestPath::parse(tail);
     // Told from the decoded path, as the file is found: `%6c` is an `l`.
-    let document = is_document(&page, &request);
+    let document = request.as_ref().is_some_and(|r| is_document(&page, r));
     let bot = req
         .header(header::USER_AGENT)
         .is_some_and(|agent| is_preview_bot(&agent));
@@ -131,6 +131,9 @@ where
     } else if !readable {
         return Answer::method_not_allowed();
     }
+    let Some(request) = request else {
+        return Answer::not_found();
+    };
     let mut answer = answer_path(site, &page, &req.method, request, &req.conditions());
     if page.protected() {
         answer
