@@ -6,12 +6,16 @@
 #   serving a published ~1 KiB index.html, next to nginx (1 worker, sendfile,
 #   keepalive) serving the very same file, both on 127.0.0.1. Load comes from
 #   wrk with 1 connection (-t1 -c1) and with 50 connections (-t2 -c50); runs
-#   alternate drop, nginx for each connection count in the same invocation.
+#   alternate drop, nginx (and a baseline drop) for each connection count in
+#   the same invocation, in rounds whose order is reversed every other time.
+#   Every request to drop opens the page's document, so each one is counted
+#   as a view (receipts): the worst case for what counting costs.
 #
 # How to run (from anywhere inside the repo):
 #   bash benches/serve.sh                 # 10 s per wrk run
 #   DURATION=5 bash benches/serve.sh      # shorter runs
 #   DROP_WORKERS=1 bash benches/serve.sh  # drop on one thread, like nginx's one worker
+#   ROUNDS=4 bash benches/serve.sh        # more rounds (default 2), order reversed every other one
 #   BASELINE_DROP=/path/to/other/drop bash benches/serve.sh
 #                                         # also another drop build (e.g. the
 #                                         # previous commit's), in the same runs
@@ -190,11 +194,20 @@ print(rps.group(1), p99.group(1), errors)
 PY
 }
 
+# Each round runs the servers one after another; every other round in the
+# reverse order, so that whatever favours an early (or late) run favours
+# each server alike. Requests/sec are averaged over the rounds.
+ROUNDS="${ROUNDS:-2}"
+reversed=()
+for ((i = ${#servers[@]} - 1; i >= 0; i--)); do reversed+=("${servers[i]}"); done
 results=()
 for conns in 1 50; do
     threads=1
     ((conns > 1)) && threads=2
-    for server in "${servers[@]}"; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+    order=("${servers[@]}")
+    ((round % 2 == 0)) && order=("${reversed[@]}")
+    for server in "${order[@]}"; do
         case $server in
             drop) url=$drop_url ;;
             baseline) url=$baseline_url ;;
@@ -211,16 +224,29 @@ for conns in 1 50; do
         fi
         results+=("$conns $server $rps $p99 $errs")
     done
+    done
 done
 
 # --- table -------------------------------------------------------------------
 echo
 python3 - "${results[@]}" <<'PY'
 import sys
-rows = {}
+def micros(text):
+    for unit, scale in (("us", 1), ("ms", 1000), ("s", 1000000)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+runs = {}
 for line in sys.argv[1:]:
     conns, server, rps, p99, errs = line.split()
-    rows.setdefault(int(conns), {})[server] = (float(rps), p99, int(errs))
+    runs.setdefault((int(conns), server), []).append((float(rps), p99, int(errs)))
+# Mean requests/sec over the rounds; the worst p99; every error.
+rows = {}
+for (conns, server), seen in runs.items():
+    rps = sum(r for r, _, _ in seen) / len(seen)
+    p99 = max((p for _, p, _ in seen), key=micros)
+    rows.setdefault(conns, {})[server] = (rps, p99, sum(e for _, _, e in seen))
 names = [s for s in ("drop", "baseline", "nginx") if any(s in r for r in rows.values())]
 head = f"{'conns':>5}" + "".join(f"  {n + ' req/s':>14}  {n + ' p99':>12}" for n in names)
 head += f"  {'drop/nginx':>10}" + (f"  {'drop/baseline':>13}" if "baseline" in names else "")
@@ -233,5 +259,5 @@ for conns in sorted(rows):
         line += f"  {r['drop'][0] / r['baseline'][0]:>13.2f}"
     print(line + f"  {'/'.join(str(r[n][2]) for n in names):>8}")
 PY
-echo "drop workers: ${DROP_WORKERS:-one per core}; nginx: 1 worker"
+echo "drop workers: ${DROP_WORKERS:-one per core}; nginx: 1 worker; $ROUNDS round(s) of ${DURATION} s each, the order reversed every other round"
 echo "goal: drop >= 0.8 x nginx"

@@ -9,6 +9,7 @@
 //! document has the page for a short while; everyone after gets the 404.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -73,7 +74,9 @@ pub fn is_preview_bot(user_agent: &str) -> bool {
 struct Pending {
     views: u64,
     bot_views: u64,
-    visitors: BTreeSet<String>,
+    /// Client keys as the limiter sees them, made tags only when written:
+    /// no hashing, no text on the way of a request.
+    clients: BTreeSet<IpAddr>,
     first: Option<SystemTime>,
     last: Option<SystemTime>,
     /// A one-time page opened now: by whom, when, in which round.
@@ -129,18 +132,28 @@ impl Receipts {
         self.key.visitor_tag(client)
     }
 
-    /// Counts an opening of `page`'s document by `visitor`.
-    pub fn saw(&self, page: &str, visitor: &str, bot: bool, now: SystemTime) {
-        self.counted.notify_one();
+    /// Counts an opening of `page`'s document by `client` (its key as
+    /// the login limiter sees it). Cheap: a lock, no hashing, an allocation
+    /// only for what is new since the last write.
+    pub fn saw(&self, page: &str, client: Option<IpAddr>, bot: bool, now: SystemTime) {
         let mut pending = self.pending.lock().expect("receipts lock");
-        let entry = pending.entry(page.to_owned()).or_default();
+        // The writer sleeps until the first count after a write.
+        if pending.is_empty() {
+            self.counted.notify_one();
+        }
+        if !pending.contains_key(page) {
+            pending.insert(page.to_owned(), Pending::default());
+        }
+        let entry = pending.get_mut(page).expect("inserted above");
         if bot {
             entry.bot_views += 1;
             return;
         }
         entry.views += 1;
-        if entry.visitors.len() < MAX_VISITORS {
-            entry.visitors.insert(visitor.to_owned());
+        if let Some(client) = client
+            && entry.clients.len() < MAX_VISITORS
+        {
+            entry.clients.insert(client);
         }
         entry.first.get_or_insert(now);
         entry.last = Some(now);
@@ -207,12 +220,14 @@ impl Receipts {
                 };
                 record.views += counted.views;
                 record.bot_views += counted.bot_views;
-                for visitor in &counted.visitors {
+                for client in &counted.clients {
                     if record.visitors.len() >= MAX_VISITORS {
                         break;
                     }
-                    if !record.visitors.contains(visitor) {
-                        record.visitors.push(visitor.clone());
+                    // The same tag as a one-time page's visitor gets.
+                    let visitor = self.visitor(&client.to_string());
+                    if !record.visitors.contains(&visitor) {
+                        record.visitors.push(visitor);
                     }
                 }
                 if let Some(first) = counted.first {
@@ -241,7 +256,7 @@ impl Receipts {
                 let entry = pending.entry(id).or_default();
                 entry.views += counted.views;
                 entry.bot_views += counted.bot_views;
-                entry.visitors.extend(counted.visitors);
+                entry.clients.extend(counted.clients);
                 entry.first = entry.first.min(counted.first).or(counted.first);
                 entry.last = entry.last.max(counted.last);
                 entry.used = entry.used.take().or(counted.used);

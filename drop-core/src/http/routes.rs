@@ -102,15 +102,12 @@ where
     let request = RequestPath::parse(tail);
     // Told from the decoded path, as the file is found: `%6c` is an `l`.
     let document = request.as_ref().is_some_and(|r| is_document(&page, r));
-    let bot = req
-        .header(header::USER_AGENT)
-        .is_some_and(|agent| is_preview_bot(&agent));
-    // Only what receipts and one-time pages need: no hashing per asset.
-    let visitor = (document || page.once).then(|| site.receipts().visitor(&req.client()));
-    let once = match (page.once, &visitor) {
-        (true, Some(visitor)) => Some(site.receipts().once_for(&page, visitor, now)),
-        _ => None,
-    };
+    // Only what receipts and one-time pages need: nothing per asset, and
+    // a visitor's tag (a keyed hash) only for a one-time page.
+    let visitor = page.once.then(|| site.receipts().visitor(&req.client()));
+    let once = visitor
+        .as_deref()
+        .map(|visitor| site.receipts().once_for(&page, visitor, now));
     // A used one-time page is the 404 of a page that never existed, for
     // every method and before any login form.
     if once == Some(Once::Gone) {
@@ -149,15 +146,22 @@ where
     };
     let delivered = req.method == Method::GET
         && (matches!(status, 200 | 304) || (status == 206 && from_start()));
-    let Some(visitor) = visitor.filter(|_| document && delivered) else {
+    if !(document && delivered) {
         return answer;
-    };
+    }
+    let bot = req
+        .header(header::USER_AGENT)
+        .is_some_and(|agent| is_preview_bot(&agent));
     // A human's first delivered document uses a one-time page up; a
     // preview bot's does not. Someone else who used it meanwhile wins.
-    if once == Some(Once::Unused) && !bot && !site.receipts().use_once(&page, &visitor, now) {
+    if once == Some(Once::Unused)
+        && !bot
+        && let Some(visitor) = &visitor
+        && !site.receipts().use_once(&page, visitor, now)
+    {
         return Answer::not_found();
     }
-    site.receipts().saw(&page.id, &visitor, bot, now);
+    site.receipts().saw(&page.id, req.client_ip(), bot, now);
     answer
 }
 
