@@ -131,6 +131,17 @@ impl DropEnv {
         (doc["id"].as_str().expect("id").to_owned(), path)
     }
 
+    /// A page's (or app's) entry in `list --all --json`, if it is listed.
+    pub fn listed(&self, id: &str) -> Option<serde_json::Value> {
+        let doc = self.json(&["list", "--all", "--json"]);
+        doc["pages"]
+            .as_array()
+            .expect("a list of pages")
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+    }
+
     /// The server's pid from `server.json`, if one is recorded.
     pub fn server_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.home.path().join("server.json")).ok()?;
@@ -250,5 +261,25 @@ impl Drop for DropEnv {
         for app in apps {
             app.terminate_group(std::time::Duration::ZERO);
         }
+    }
+}
+
+/// Asks `probe` every 20 ms until it finds something, for at most
+/// `within`; fails the test naming `what` after that.
+pub fn wait_for<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

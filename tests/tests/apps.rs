@@ -38,18 +38,6 @@ fn add_app(env: &DropEnv, name: &str, command: &str, port: u16) -> String {
     env.json(&args)["id"].as_str().unwrap().to_owned()
 }
 
-/// An app's entry in `list --all --json`.
-fn entry(env: &DropEnv, id: &str) -> serde_json::Value {
-    let doc = env.json(&["list", "--all", "--json"]);
-    doc["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
-        .expect("listed")
-}
-
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -91,11 +79,13 @@ fn app_runs_answers_and_stops_completely() {
         lines[1].starts_with("Run 'drop start ") && lines[1].ends_with('\''),
         "{add}"
     );
-    let id = entry(&env, &lines[1][16..lines[1].len() - 1])["id"]
+    let id = env
+        .listed(&lines[1][16..lines[1].len() - 1])
+        .expect("listed")["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(entry(&env, &id)["status"], "stopped");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "stopped");
 
     assert_eq!(
         env.ok(&["start", "web"]).trim(),
@@ -105,7 +95,7 @@ fn app_runs_answers_and_stops_completely() {
         get(port, "/").text(),
         format!("hello from test-app on {port}")
     );
-    let running = entry(&env, &id);
+    let running = env.listed(&id).expect("listed");
     assert_eq!(running["status"], "running");
     let pid = running["pid"].as_u64().unwrap() as u32;
     assert!(env.ok(&["status"]).contains(&format!(
@@ -122,7 +112,7 @@ fn app_runs_answers_and_stops_completely() {
         group_members(pid).is_empty(),
         "no process of the group lives"
     );
-    assert_eq!(entry(&env, &id)["status"], "stopped");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "stopped");
     assert_eq!(env.ok(&["stop", "web"]).trim(), "App web is not running.");
 }
 
@@ -167,7 +157,7 @@ fn concurrent_starts_launch_an_app_once() {
         .matches(&format!("app {id} launched as pid"))
         .count();
     assert_eq!(launches, 1, "{}", env.server_log());
-    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "running");
     env.ok(&["stop", "twice"]);
 }
 
@@ -183,7 +173,7 @@ fn stop_ends_the_children_of_an_app_too() {
         port,
     );
     env.ok(&["start", "forky"]);
-    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
     let members = group_members(pid);
     assert_eq!(members.len(), 2, "the server and its sleep: {members:?}");
     env.ok(&["stop", "forky"]);
@@ -204,7 +194,7 @@ fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
         port,
     );
     env.ok(&["start", "stubborn"]);
-    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
     let started = Instant::now();
     assert_eq!(
         env.ok(&["stop", "stubborn"]).trim(),
@@ -242,7 +232,7 @@ fn an_app_that_exits_at_once_is_reported_crashed() {
         err.contains("config missing: DATABASE_URL"),
         "the log tail is shown: {err}"
     );
-    let listed = entry(&env, &id);
+    let listed = env.listed(&id).expect("listed");
     assert_eq!(
         (listed["status"].as_str(), listed["exit_code"].as_i64()),
         (Some("crashed"), Some(3))
@@ -273,7 +263,7 @@ fn an_app_that_never_listens_fails_within_the_timeout() {
     );
     assert!(err.contains("warming up"), "{err}");
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    assert_eq!(entry(&env, &id)["status"], "stopped");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "stopped");
     assert!(env.app_pids().is_empty(), "no pid stays recorded");
     let log = env.server_log();
     let pid: u32 = log
@@ -326,19 +316,19 @@ fn a_new_daemon_adopts_running_apps() {
     let port = free_port();
     let id = add_app(&env, "steady", &format!("exec {TEST_APP} {port}"), port);
     env.ok(&["start", "steady"]);
-    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
     assert_eq!(
         env.ok(&["stop"]).trim(),
         "Server stopped.\n1 app keeps running: steady. 'drop stop --all' stops apps too; the next 'drop start' adopts them."
     );
     assert_eq!(get(port, "/").status, 200, "the app outlives the daemon");
-    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "running");
     env.start();
     assert!(
         env.server_log()
             .contains(&format!("adopted app {id} (pid {pid})"))
     );
-    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "running");
     assert_eq!(env.ok(&["stop", "steady"]).trim(), "App stopped: steady");
     assert!(!port_open(port) && group_members(pid).is_empty());
 }
@@ -387,7 +377,7 @@ fn an_app_gets_the_callers_environment_and_folder() {
     let seen = std::fs::read_to_string(env.work.path().join("envy/seen.txt")).unwrap();
     let dir = std::fs::canonicalize(env.work.path().join("envy")).unwrap();
     assert_eq!(seen, format!("hello from the caller\n{}\n", dir.display()));
-    assert_eq!(entry(&env, &id)["status"], "running");
+    assert_eq!(env.listed(&id).expect("listed")["status"], "running");
 }
 
 /// `drop logs` shows the app's output; `-n` limits it.
@@ -463,8 +453,8 @@ fn remove_and_cleanup_stop_running_apps() {
     env.ok(&["start", "one"]);
     env.ok(&["start", "two"]);
     let (pa, pb) = (
-        entry(&env, &a)["pid"].as_u64().unwrap() as u32,
-        entry(&env, &b)["pid"].as_u64().unwrap() as u32,
+        env.listed(&a).expect("listed")["pid"].as_u64().unwrap() as u32,
+        env.listed(&b).expect("listed")["pid"].as_u64().unwrap() as u32,
     );
     env.ok(&["remove", "one"]);
     assert!(group_members(pa).is_empty() && !port_open(p1));
@@ -484,7 +474,7 @@ fn a_running_apps_port_changes_only_with_restart() {
     std::fs::create_dir_all(&dir).unwrap();
     let id = add_app(&env, "svc", &format!("exec {TEST_APP} {old}"), old);
     env.ok(&["start", "svc"]);
-    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
 
     let command = format!("exec {TEST_APP} {new}");
     let new_arg = new.to_string();
@@ -505,7 +495,7 @@ fn a_running_apps_port_changes_only_with_restart() {
             "Error: app svc is running with port {old}; changing it to port {new} now would make its URL lie. Stop it first ('drop stop svc'), or add it again with --restart to apply the change (drop stops the app and starts it again)"
         )
     );
-    let listed = entry(&env, &id);
+    let listed = env.listed(&id).expect("listed");
     assert_eq!(listed["port"], old, "the record is unchanged");
     assert_eq!(listed["pid"], pid);
     assert!(alive(pid));
@@ -520,7 +510,7 @@ fn a_running_apps_port_changes_only_with_restart() {
     wait_until("the old process is gone", || !alive(pid));
     assert!(!port_open(old));
     assert_eq!(get(new, "/").status, 200);
-    let listed = entry(&env, &id);
+    let listed = env.listed(&id).expect("listed");
     assert_eq!(listed["port"], new);
     assert_eq!(listed["status"], "running");
 }
@@ -556,7 +546,7 @@ fn a_refused_restart_leaves_the_app_running() {
     let id = add_app(&env, "svc", &format!("exec {TEST_APP} {mine}"), mine);
     add_app(&env, "other", &format!("exec {TEST_APP} {theirs}"), theirs);
     env.ok(&["start", "svc"]);
-    let pid = entry(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
 
     let command = format!("exec {TEST_APP} {theirs}");
     let theirs_arg = theirs.to_string();
@@ -578,6 +568,6 @@ fn a_refused_restart_leaves_the_app_running() {
         "{stderr}"
     );
     assert!(alive(pid), "still running");
-    assert_eq!(entry(&env, &id)["status"], "running");
-    assert_eq!(entry(&env, &id)["port"], mine);
+    assert_eq!(env.listed(&id).expect("listed")["status"], "running");
+    assert_eq!(env.listed(&id).expect("listed")["port"], mine);
 }

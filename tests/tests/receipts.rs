@@ -5,36 +5,14 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use drop_tests::DropEnv;
 use drop_tests::http::{Response, request, request_from};
+use drop_tests::{DropEnv, wait_for};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SLACK: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 
 fn open(port: u16, path: &str, agent: &str) -> Response {
     request(port, "GET", path, &[("User-Agent", agent)])
-}
-
-/// A page's entry in `list --all --json`.
-fn entry(env: &DropEnv, id: &str) -> Option<serde_json::Value> {
-    let doc = env.json(&["list", "--all", "--json"]);
-    doc["pages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["id"] == id)
-        .cloned()
-}
-
-fn eventually<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `drop wait` blocks until the human opens the page, then prints the
@@ -47,7 +25,7 @@ fn a_human_opening_a_page_ends_the_wait_with_a_receipt() {
     env.write("site/style.css", "body{}");
     env.write("site/.drop-publish", "index.html\nstyle.css\n");
     let (id, path) = env.add(&env.work.path().join("site"), &[]);
-    assert_eq!(entry(&env, &id).unwrap()["receipt"], "never opened");
+    assert_eq!(env.listed(&id).unwrap()["receipt"], "never opened");
 
     let waiter = env
         .command(&["wait", &id, "--timeout", "30s", "--json"])
@@ -70,7 +48,7 @@ fn a_human_opening_a_page_ends_the_wait_with_a_receipt() {
     assert!(receipt["last_opened_at"].is_string());
 
     open(port, &path, FIREFOX);
-    let listed = eventually("two views listed", Duration::from_secs(10), || {
+    let listed = wait_for("two views listed", Duration::from_secs(10), || {
         let listed = env.ok(&["list", "--all"]);
         listed
             .contains("opened 2× by 1 visitor, last just now")
@@ -99,7 +77,7 @@ fn link_previews_are_not_the_human() {
         stderr.starts_with(&format!("Error: page {id} was not opened within 3 s")),
         "{stderr}"
     );
-    let listed = entry(&env, &id).unwrap();
+    let listed = env.listed(&id).unwrap();
     assert_eq!(listed["views"], 0);
     assert_eq!(listed["bot_views"], 1);
     assert_eq!(listed["receipt"], "never opened (and 1 link previews)");
@@ -139,8 +117,8 @@ fn an_expired_page_is_gone() {
     let gone = open(port, &path, FIREFOX);
     let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
     assert_eq!((gone.status, gone.text()), (never.status, never.text()));
-    eventually("the daemon removes it", Duration::from_secs(10), || {
-        entry(&env, &id).is_none().then_some(())
+    wait_for("the daemon removes it", Duration::from_secs(10), || {
+        env.listed(&id).is_none().then_some(())
     });
     let bad = env.run(&[
         "add",
@@ -175,8 +153,8 @@ fn a_one_time_link_opens_for_one_human() {
     );
     let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
     assert_eq!((other.status, other.text()), (never.status, never.text()));
-    let listed = eventually("the use recorded", Duration::from_secs(10), || {
-        let listed = entry(&env, &id)?;
+    let listed = wait_for("the use recorded", Duration::from_secs(10), || {
+        let listed = env.listed(&id)?;
         listed["used_at"].is_string().then_some(listed)
     });
     assert!(
@@ -242,8 +220,8 @@ fn a_one_time_link_is_used_by_its_document_alone() {
             assert_eq!(other.text(), never.text());
         }
     }
-    eventually("one view, by one visitor", Duration::from_secs(10), || {
-        let listed = entry(&env, &id)?;
+    wait_for("one view, by one visitor", Duration::from_secs(10), || {
+        let listed = env.listed(&id)?;
         (listed["views"] == 1 && listed["used_at"].is_string()).then_some(())
     });
 
@@ -267,8 +245,8 @@ fn cleanup_removes_pages_nobody_opened() {
     let (unopened, _) = env.add(&env.write("u.html", "u"), &[]);
     let (opened, path) = env.add(&env.write("v.html", "v"), &[]);
     open(port, &path, FIREFOX);
-    eventually("the view written", Duration::from_secs(10), || {
-        (entry(&env, &opened)?["views"] == 1).then_some(())
+    wait_for("the view written", Duration::from_secs(10), || {
+        (env.listed(&opened)?["views"] == 1).then_some(())
     });
     std::thread::sleep(Duration::from_millis(1100));
     let out = env.ok(&["cleanup", "--unopened", "1s"]);
@@ -276,8 +254,8 @@ fn cleanup_removes_pages_nobody_opened() {
         out.contains(&format!("{unopened}  ")) && out.contains("(never opened)"),
         "{out}"
     );
-    assert!(entry(&env, &unopened).is_none());
-    assert!(entry(&env, &opened).is_some());
+    assert!(env.listed(&unopened).is_none());
+    assert!(env.listed(&opened).is_some());
 }
 
 /// Under load the registry is written lazily: eight clients opening a page
@@ -332,8 +310,8 @@ fn under_load_the_registry_is_written_at_most_once_a_second() {
         (1..=4).contains(&writes),
         "{writes} writes of pages.json in {load:?} under load"
     );
-    eventually("every view counted", Duration::from_secs(10), || {
-        (entry(&env, &id).unwrap()["views"] == opened).then_some(())
+    wait_for("every view counted", Duration::from_secs(10), || {
+        (env.listed(&id).unwrap()["views"] == opened).then_some(())
     });
 }
 
@@ -361,7 +339,7 @@ fn an_ended_page_added_again_says_what_it_is() {
     let (_, path) = env.add(&env.write("o.html", "o"), &["--once"]);
     assert_eq!(open(port, &path, FIREFOX).status, 200);
     let once = env.work.path().join("o.html");
-    let out = eventually("the use written", Duration::from_secs(10), || {
+    let out = wait_for("the use written", Duration::from_secs(10), || {
         let out = env.run(&["add", once.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         stdout

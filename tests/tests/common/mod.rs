@@ -3,7 +3,7 @@
 //! DNS and Cloudflare's edge.
 #![allow(dead_code)] // each test file uses part of it
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drop_tests::dns::{Edge, FakeRecords, PublicDns};
 use drop_tests::{DropEnv, EchoServer, free_port};
@@ -165,13 +165,4 @@ pub fn is_quick_tunnel(url: &str) -> bool {
     url.starts_with("https://") && url.ends_with(".trycloudflare.com") && !url.contains("api.")
 }
 
-pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use drop_tests::wait_for;
