@@ -447,13 +447,13 @@ fn stop_own_server(home: &Home, tunnel_marker: &Path) -> Result<bool, CliError> 
     let server = running_server(saved.as_ref())
         .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
     let Some(server) = server else {
-        report_leftovers(end_leftovers(home, tunnel_marker));
+        report_leftovers(end_leftovers(home, tunnel_marker).len());
         return Ok(false);
     };
     server.terminate_group(STOP_GRACE);
     forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
-    report_leftovers(end_leftovers(home, tunnel_marker));
+    report_leftovers(end_leftovers(home, tunnel_marker).len());
     say!("Server stopped.");
     Ok(true)
 }

@@ -127,8 +127,14 @@ fn stop_after_a_killed_daemon_ends_its_tunnels() {
         !listed.contains("trycloudflare.com/p/"),
         "no dead tunnel URL for pages: {listed}"
     );
-    let out = p.env.ok(&["stop"]);
+    let stopped = p.env.run(&["stop"]);
+    let out = String::from_utf8_lossy(&stopped.stdout);
     assert!(out.contains("Ended 2 tunnel process(es)"), "{out}");
+    assert!(
+        stopped.stderr.is_empty(),
+        "said once, not also in the daemon's log words: {}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
     for pid in p.spawned() {
         assert!(!alive(pid), "cloudflared {pid} survived");
     }

@@ -210,7 +210,10 @@ impl TunnelKeeper {
     /// before it could close them), so no page ever has two.
     pub async fn end_leftovers(&self) {
         let (home, marker) = (self.home.clone(), self.marker.clone());
-        let _ = tokio::task::spawn_blocking(move || end_leftovers(&home, &marker)).await;
+        let ended = tokio::task::spawn_blocking(move || end_leftovers(&home, &marker)).await;
+        for pid in ended.unwrap_or_default() {
+            log!("ended tunnel process {pid}, left by a server that was killed");
+        }
     }
 
     /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
@@ -873,15 +876,10 @@ fn log_event(whose: &str, event: &TunnelEvent) {
 /// by a `--config` file in the folder `marker`, whether or not its pid was
 /// recorded), and forgets every recorded tunnel. Call it only when no daemon runs (a new
 /// daemon before it opens any, or a command after the daemon died): then
-/// every such process is a leftover. Returns how many were ended.
-pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
+/// every such process is a leftover. Returns the pids it ended, for the
+/// caller to tell in its own words (a daemon's log, a command's line).
+pub fn end_leftovers(home: &Home, marker: &Path) -> Vec<u32> {
     let strays = process::started_with_file_in("--config", marker);
-    for stray in &strays {
-        log!(
-            "ending tunnel process {}, left by a server that was killed",
-            stray.pid
-        );
-    }
     process::terminate_groups(&strays, LEFTOVER_GRACE);
     let _ = home.clear_tunnel_state();
     let _ = home.registry().update(|pages| {
@@ -893,7 +891,7 @@ pub fn end_leftovers(home: &Home, marker: &Path) -> usize {
         }
         Ok::<_, RegistryError>(())
     });
-    strays.len()
+    strays.iter().map(|stray| stray.pid).collect()
 }
 
 #[cfg(test)]
