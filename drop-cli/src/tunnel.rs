@@ -178,6 +178,13 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     };
     let present = setup.credentials_file.is_file();
     let problem = broken(&setup, state.as_ref()).err().map(|e| e.to_string());
+    // The server still serves through what was set up before (another
+    // hostname, or quick tunnels): the setup holds from its next start.
+    let serving_else = state
+        .as_ref()
+        .and_then(TunnelState::current_url)
+        .filter(|url| url.trim_end_matches('/') != format!("https://{}", setup.hostname))
+        .map(str::to_owned);
     if json {
         let apps: serde_json::Map<String, serde_json::Value> = setup
             .app_hostnames
@@ -194,6 +201,8 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
             "apps": apps,
             "state": now,
             "error": problem,
+            "serving": serving_else.clone().or(state.as_ref().and_then(|t| t.current_url().map(str::to_owned))),
+            "restart_needed": serving_else.is_some(),
         }));
         return broken(&setup, state.as_ref());
     }
@@ -215,9 +224,12 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     for (id, host) in &setup.app_hostnames {
         say!("  app {id}: https://{host}");
     }
-    match &now {
-        Some(now) => say!("  now: {}", now.replace('_', " ")),
-        None => say!("  now: not running (the server is stopped, or not tunneled)"),
+    match (&now, &serving_else) {
+        (_, Some(old)) => say!(
+            "  now: the server still serves at {old}, as set up before: run 'drop stop' then 'drop start' to serve through this tunnel"
+        ),
+        (Some(now), None) => say!("  now: {}", now.replace('_', " ")),
+        (None, None) => say!("  now: not running (the server is stopped, or not tunneled)"),
     }
     broken(&setup, state.as_ref())
 }

@@ -165,8 +165,21 @@ fn status_and_reset() {
     let p = Phase3::logged_in(ZONE, &[]);
     let quick = p.env.json(&["tunnel", "status", "--json"]);
     assert_eq!(quick["kind"], "quick");
+    // Set up while a server serves through a quick tunnel: status says the
+    // server still does, until it is started again.
+    let quick_url = started_url(&p.start(&[]));
     set_up(&p);
+    let before_restart = p.env.json(&["tunnel", "status", "--json"]);
+    assert_eq!(before_restart["restart_needed"], true, "{before_restart}");
+    assert_eq!(before_restart["serving"], quick_url.as_str());
+    let text = p.env.ok(&["tunnel", "status"]);
+    assert!(
+        text.contains(&format!("the server still serves at {quick_url}")),
+        "{text}"
+    );
+    p.env.ok(&["stop"]);
     let named = p.env.json(&["tunnel", "status", "--json"]);
+    assert_eq!(named["restart_needed"], false);
     assert_eq!(named["kind"], "named");
     assert_eq!(named["tunnel_name"], HOSTNAME, "named after its hostname");
     assert_eq!(named["url"], format!("https://{HOSTNAME}"));
