@@ -22,30 +22,30 @@ use crate::urls::{Reach, Urls};
 
 /// `drop status [--json]`.
 pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
-    let ServerSeen {
-        state,
-        tunnel,
-        running,
-        urls,
-    } = ServerSeen::load(home)?;
-    let legacy = (!running).then(|| LegacyServer::find(home)).flatten();
+    let seen = ServerSeen::load(home)?;
     let pages = home.registry().load()?;
     let rows: Vec<PageRow<'_>> = pages
         .iter()
-        .map(|(id, r)| PageRow::new(&urls, id, r))
+        .map(|(id, r)| PageRow::new(&seen.urls, id, r))
         .collect();
     if json {
         print_json(&json!({
-            "server": server_document(home)?,
+            "server": server_document(home, &seen)?,
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
+    let legacy = (!seen.running).then(|| LegacyServer::find(home)).flatten();
     match legacy {
-        Some(old) => say!("{}", legacy_server_line(&old, &urls)),
+        Some(old) => say!("{}", legacy_server_line(&old, &seen.urls)),
         None => say!(
             "{}",
-            server_line(state.as_ref(), tunnel.as_ref(), running, &urls)
+            server_line(
+                seen.state.as_ref(),
+                seen.tunnel.as_ref(),
+                seen.running,
+                &seen.urls
+            )
         ),
     }
     say!();

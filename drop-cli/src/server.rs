@@ -46,7 +46,8 @@ pub struct StartOptions {
 pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
     let already_running = start_server(home, options)?;
     if crate::output::json_mode() {
-        let mut doc = crate::server_view::server_document(home)?;
+        let seen = crate::server_view::ServerSeen::load(home)?;
+        let mut doc = crate::server_view::server_document(home, &seen)?;
         doc["was_running"] = serde_json::Value::Bool(already_running);
         crate::output::print_json(&serde_json::json!({ "server": doc }));
     }

@@ -9,9 +9,9 @@ use crate::error::CliError;
 use crate::running::running_server;
 use crate::urls::{Urls, legacy_state};
 
-/// The server as `status --json` (and `start --json`) shows it.
-pub fn server_document(home: &Home) -> Result<serde_json::Value, CliError> {
-    let seen = ServerSeen::load(home)?;
+/// The server as `status --json` (and `start --json`) shows it, from
+/// what was `seen` of it.
+pub fn server_document(home: &Home, seen: &ServerSeen) -> Result<serde_json::Value, CliError> {
     let mut server = server_json(
         seen.state.as_ref(),
         seen.tunnel.as_ref(),
