@@ -9,6 +9,7 @@ mod apps;
 mod control;
 mod doctor;
 mod error;
+mod folder_check;
 mod nat;
 mod output;
 mod pages;

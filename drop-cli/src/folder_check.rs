@@ -1,0 +1,162 @@
+//! What `drop add` tells of a folder: how many files its manifest serves,
+//! and the local references in its HTML that the manifest leaves out (each
+//! would answer 404), with the manifest lines that fix them.
+
+use std::path::Path;
+
+use drop_core::page::{
+    Fix, MANIFEST_NAME, Manifest, Served, Uncovered, lines_to_add, served_files,
+    uncovered_references,
+};
+use serde_json::Value;
+
+use crate::output::{note, say};
+
+/// A folder's manifest, checked against the folder: how many files it
+/// serves, and the local references in its HTML it leaves out, which
+/// would answer 404.
+pub struct FolderCheck {
+    served: Served,
+    uncovered: Vec<Uncovered>,
+}
+
+/// At most this many uncovered references are listed one by one.
+const MAX_LISTED_REFERENCES: usize = 10;
+
+impl FolderCheck {
+    pub fn of(dir: &Path) -> Self {
+        match Manifest::load(dir) {
+            Ok(manifest) => FolderCheck {
+                served: served_files(dir, &manifest),
+                uncovered: uncovered_references(dir, &manifest),
+            },
+            // Checked just before; gone since: nothing to tell.
+            Err(_) => FolderCheck {
+                served: Served {
+                    files: Vec::new(),
+                    complete: false,
+                },
+                uncovered: Vec::new(),
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let uncovered: Vec<Value> = self
+            .uncovered
+            .iter()
+            .map(|u| {
+                let relative = match &u.fix {
+                    Fix::MakeRelative { relative, .. } => Some(relative.clone()),
+                    Fix::AddLine(_) => None,
+                };
+                serde_json::json!({
+                    "from": u.from,
+                    "reference": u.reference,
+                    "target": u.target,
+                    "exists": u.exists,
+                    "manifest_line": u.fix.manifest_line(),
+                    "write_instead": relative,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "files": self.served.files.len(),
+            "files_counted_all": self.served.complete,
+            "uncovered_references": uncovered,
+            "manifest_lines_to_add": lines_to_add(&self.uncovered),
+        })
+    }
+
+    /// The lines for people: the count, then each reference left out and
+    /// the manifest lines that would serve them.
+    pub fn say(&self, dir: &Path) {
+        let count = self.served.files.len();
+        let more = if self.served.complete { "" } else { " or more" };
+        match count {
+            0 => note!(
+                "Warning: {MANIFEST_NAME} lists no file in this folder yet: every path answers 404 until it does."
+            ),
+            1 => say!("  (serves 1 file{more}: the one {MANIFEST_NAME} lists)"),
+            n => say!("  (serves {n} files{more}: the ones {MANIFEST_NAME} lists)"),
+        }
+        if self.uncovered.is_empty() {
+            return;
+        }
+        note!(
+            "Warning: {} local reference(s) in its HTML will answer 404:",
+            self.uncovered.len()
+        );
+        for u in self.uncovered.iter().take(MAX_LISTED_REFERENCES) {
+            let missing = if u.exists {
+                ""
+            } else {
+                " (no such file either)"
+            };
+            let (from, reference) = (printable(&u.from), printable(&u.reference));
+            match &u.fix {
+                Fix::AddLine(_) => {
+                    note!("  {from}: {reference} is not listed in {MANIFEST_NAME}{missing}")
+                }
+                Fix::MakeRelative { relative, .. } => note!(
+                    "  {from}: {reference} starts with `/`, which leaves the page's URL: write {}",
+                    printable(relative)
+                ),
+            }
+        }
+        if self.uncovered.len() > MAX_LISTED_REFERENCES {
+            note!(
+                "  … and {} more",
+                self.uncovered.len() - MAX_LISTED_REFERENCES
+            );
+        }
+        let lines = lines_to_add(&self.uncovered);
+        if !lines.is_empty() {
+            note!(
+                "Add to {} to serve them (drop reads it at once):",
+                dir.join(MANIFEST_NAME).display()
+            );
+            for line in lines.iter().take(MAX_LISTED_REFERENCES) {
+                note!("  {}", printable(line));
+            }
+            if lines.len() > MAX_LISTED_REFERENCES {
+                note!(
+                    "  … and {} more (all of them under --json)",
+                    lines.len() - MAX_LISTED_REFERENCES
+                );
+            }
+        }
+    }
+}
+
+/// Text from a published folder, safe to print: control characters and
+/// the marks that reorder text (`U+202E`…) are shown escaped, so a page's
+/// HTML cannot clear the terminal or disguise a name.
+fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| match hidden(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page's HTML cannot reach the terminal with escapes or reorder marks.
+    #[test]
+    fn text_from_a_folder_is_printed_escaped() {
+        assert_eq!(printable("css/a.css"), "css/a.css");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("a\nb\0"), "a\\u{a}b\\u{0}");
+        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("héllo"), "héllo");
+    }
+}
