@@ -312,7 +312,7 @@ fn follow_log(path: &std::path::Path, out: &mut LogLines) -> Result<(), CliError
 /// The app named by `query`, or an error saying it is not one.
 fn find_app(home: &Home, query: &str) -> Result<(String, Record), CliError> {
     let pages = home.registry().load()?;
-    let found = pages.lookup(query)?;
+    let found = crate::names::find_one(&pages, query)?;
     if !found.record.is_app() {
         return Err(CliError::NotAnApp {
             query: query.to_owned(),

@@ -79,7 +79,7 @@ pub fn doctor(home: &Home, query: Option<&str>, json: bool) -> Result<(), CliErr
     let pages = home.registry().load()?;
     let found = match query {
         Some(query) => {
-            let found = pages.lookup(query)?;
+            let found = crate::names::find_one(&pages, query)?;
             Some((found.id.to_owned(), found.record.clone()))
         }
         None => None,

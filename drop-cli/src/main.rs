@@ -10,6 +10,7 @@ mod control;
 mod doctor;
 mod error;
 mod folder_check;
+mod names;
 mod nat;
 mod output;
 mod pages;
@@ -83,7 +84,7 @@ enum TunnelCommand {
 enum Command {
     /// Start the page server in the background, or a registered app.
     Start {
-        /// An app to start (id, id prefix or name) instead of the server.
+        /// An app to start (id, name, path it was added from, or id prefix) instead of the server.
         app: Option<String>,
         /// Port to serve on (0 picks a free one) [default: the last one, or 8080].
         #[arg(long, conflicts_with = "app")]
@@ -100,7 +101,7 @@ enum Command {
     },
     /// Stop the page server and its tunnels (apps keep running unless --all), or one app.
     Stop {
-        /// An app to stop (id, id prefix or name) instead of the server.
+        /// An app to stop (id, name, path it was added from, or id prefix) instead of the server.
         app: Option<String>,
         /// Stop every running app too.
         #[arg(long, conflicts_with = "app")]
@@ -108,7 +109,7 @@ enum Command {
     },
     /// Show an app's output.
     Logs {
-        /// The app (id, id prefix or name).
+        /// The app (id, name, path it was added from, or id prefix).
         app: String,
         /// How many of the last lines to show.
         #[arg(short = 'n', long = "lines", default_value_t = 50)]
@@ -120,7 +121,7 @@ enum Command {
     /// Check everything between the human and a page or app (or the
     /// server), one line each with the fix; exit 0 only when the link works.
     Doctor {
-        /// The page or app (id, id prefix or name); the server when left out.
+        /// The page or app (id, name, path it was added from, or id prefix); the server when left out.
         page: Option<String>,
     },
     /// Show the server's URL and every page and app.
@@ -190,12 +191,12 @@ enum Command {
     },
     /// Print a page's URL as a QR code, to open it on a phone.
     Qr {
-        /// The page or app (id, id prefix or name).
+        /// The page or app (id, name, path it was added from, or id prefix).
         page: String,
     },
     /// Wait until a human opens a page, then print who and when.
     Wait {
-        /// The page (id, id prefix or name).
+        /// The page (id, name, path it was added from, or id prefix).
         page: String,
         /// Give up after this span (30s, 10m, 2h) with a non-zero exit.
         #[arg(long, value_name = "SPAN")]

@@ -1,14 +1,14 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
-    Home, Lookup, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol,
-    TunnelState, parse_rfc3339,
+    Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+    parse_rfc3339,
 };
 use serde_json::json;
 
@@ -163,10 +163,6 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The fewest characters of an id `remove` takes as a prefix: a shorter
-/// one would too easily name another page than the one meant.
-const MIN_REMOVE_PREFIX: usize = 4;
-
 /// What `drop remove` is asked to remove.
 pub enum RemoveWhat<'a> {
     /// Pages by id, id prefix, name or source path.
@@ -186,7 +182,7 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
         RemoveWhat::All => targets.extend(pages.iter().map(|(id, r)| (id.to_owned(), r.clone()))),
         RemoveWhat::Pages(queries) => {
             for query in queries {
-                for (id, record) in resolve(&pages, query)? {
+                for (id, record) in crate::names::resolve_all(&pages, query)? {
                     if !targets.iter().any(|(known, _)| *known == id) {
                         targets.push((id, record));
                     }
@@ -222,31 +218,11 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
     Ok(())
 }
 
-/// The pages `query` names for `remove`: by full id or name, else every
-/// page published from the path it names, else by id prefix.
-fn resolve(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError> {
-    let owned = |found: Lookup<'_>| (found.id.to_owned(), found.record.clone());
-    if let Some(found) = pages.lookup_exact(query) {
-        return Ok(vec![owned(found)]);
-    }
-    let (source, published) = published_from(pages, query);
-    if !published.is_empty() {
-        return Ok(published.into_iter().map(owned).collect());
-    }
-    match pages.lookup_with_prefix_of(query, MIN_REMOVE_PREFIX) {
-        Ok(found) => Ok(vec![owned(found)]),
-        Err(RegistryError::NotFound { .. }) if source.is_some() => Err(CliError::NotPublished {
-            path: source.expect("checked"),
-        }),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `drop qr <page>`: the page's URL as a QR code, then as text. Under
 /// `--json`, `{"id", "url", "qr"}` with the code as plain text.
 pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
     let pages = home.registry().load()?;
-    let found = find_one(&pages, query)?;
+    let found = crate::names::find_one(&pages, query)?;
     let urls = Urls::load(home)?;
     let row = PageRow::new(&urls, found.id, found.record);
     if crate::output::json_mode() {
@@ -268,32 +244,6 @@ pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
         note!("{note}");
     }
     Ok(())
-}
-
-/// The one page `query` names: by full id or name, else the page
-/// published from the path it names, else by unique id prefix.
-pub fn find_one<'a>(pages: &'a Pages, query: &str) -> Result<Lookup<'a>, CliError> {
-    if let Some(found) = pages.lookup_exact(query) {
-        return Ok(found);
-    }
-    match published_from(pages, query).1.as_slice() {
-        [] => Ok(pages.lookup(query)?),
-        [one] => Ok(*one),
-        several => Err(RegistryError::Ambiguous {
-            query: query.to_owned(),
-            candidates: several.iter().map(|l| l.id.to_owned()).collect(),
-        }
-        .into()),
-    }
-}
-
-/// The path `query` names, made canonical, and the pages published from it.
-fn published_from<'a>(pages: &'a Pages, query: &str) -> (Option<PathBuf>, Vec<Lookup<'a>>) {
-    let source = std::fs::canonicalize(query).ok();
-    let published = source
-        .as_deref()
-        .map_or_else(Vec::new, |s| pages.by_source(s));
-    (source, published)
 }
 
 /// `drop cleanup [--unopened SPAN]`: stops and removes pages and apps
@@ -362,7 +312,7 @@ pub fn wait(
         .map(|text| crate::when::span_arg(text, "--timeout"))
         .transpose()?;
     let pages = home.registry().load()?;
-    let found = find_one(&pages, query)?;
+    let found = crate::names::find_one(&pages, query)?;
     let id = found.id.to_owned();
     if found.record.is_app() {
         return Err(CliError::WaitOnApp {

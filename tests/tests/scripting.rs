@@ -133,7 +133,8 @@ fn every_command_speaks_json() {
     let doctor = env.run(&["doctor", "report", "--json"]);
     let _: serde_json::Value = serde_json::from_slice(&doctor.stdout).expect("doctor's document");
 
-    let app_stopped = env.json(&["stop", "api", "--json"]);
+    // Named by the folder it was added from.
+    let app_stopped = env.json(&["stop", "app", "--json"]);
     assert_eq!(app_stopped["was_running"], true);
     let app_pid = env.json(&["start", "api", "--json"])["pid"]
         .as_u64()
