@@ -63,11 +63,17 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             dir: source,
         });
     }
-    if let Some(password) = details.password.as_deref()
-        && !password.is_empty()
-        && password.trim().is_empty()
-    {
-        return Err(CliError::BlankPassword);
+    if let Some(password) = details.password.as_deref() {
+        if !password.is_empty() && password.trim().is_empty() {
+            return Err(CliError::BadPassword(
+                "a password of only spaces is no password",
+            ));
+        }
+        if password.chars().any(char::is_control) {
+            return Err(CliError::BadPassword(
+                "a password with a newline, a tab or another control character cannot be typed into the login form",
+            ));
+        }
     }
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
     let new_password = generated.as_deref().or(details.password.as_deref());

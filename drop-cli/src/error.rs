@@ -23,6 +23,21 @@ pub enum CliError {
         /// The folder.
         dir: PathBuf,
     },
+    /// A name that is also a published path, of another page.
+    #[error(
+        "`{query}` is the name of page {named} and also the path `{}` of page {published}: give the id, or the path as ./{query}",
+        path.display()
+    )]
+    NameOrPath {
+        /// What the user asked for.
+        query: String,
+        /// The page of that name.
+        named: String,
+        /// The page published from that path.
+        published: String,
+        /// The path, made absolute.
+        path: PathBuf,
+    },
     /// `drop remove PATH` of a path no page is published from.
     #[error("no page is published from `{}`; see `drop list --all`", path.display())]
     NotPublished {
@@ -99,11 +114,9 @@ pub enum CliError {
         "a one-time link is for a page drop serves; an app is reached on its own port, so it cannot be one (--expires works for apps)"
     )]
     OnceOnApp,
-    /// A password of blanks.
-    #[error(
-        "a password of only spaces is no password: give a real one, or --password alone for a generated one"
-    )]
-    BlankPassword,
+    /// A password nobody could type into the login form.
+    #[error("{0}: give another, or --password alone for a generated one")]
+    BadPassword(&'static str),
     /// `--port 0` for an app.
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
     BadAppPort,
@@ -310,6 +323,7 @@ impl CliError {
             CliError::NoSuchPath { .. } => "no_such_path",
             CliError::NoManifest { .. } => "no_manifest",
             CliError::NotPublished { .. } => "not_published",
+            CliError::NameOrPath { .. } => "ambiguous",
             CliError::BadManifest { .. } => "bad_manifest",
             CliError::NeverServed { .. } => "never_served",
             CliError::InDropHome { .. } => "in_drop_home",
@@ -321,7 +335,7 @@ impl CliError {
             CliError::PasswordOnApp => "password_on_app",
             CliError::BadAppPort => "bad_app_port",
             CliError::OnceOnApp => "once_on_app",
-            CliError::BlankPassword => "blank_password",
+            CliError::BadPassword(_) => "bad_password",
             CliError::PortTaken { .. } => "port_taken",
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",

@@ -5,12 +5,11 @@
 use std::path::Path;
 
 use drop_core::page::{
-    Fix, MANIFEST_NAME, Manifest, Served, Uncovered, lines_to_add, served_files,
-    uncovered_references,
+    Fix, MANIFEST_NAME, Manifest, Served, Uncovered, lines_to_add, scan_references, served_files,
 };
 use serde_json::Value;
 
-use crate::output::{note, say};
+use crate::output::{note, printable, say};
 
 /// A folder's manifest, checked against the folder: how many files it
 /// serves, and the local references in its HTML it leaves out, which
@@ -18,6 +17,8 @@ use crate::output::{note, say};
 pub struct FolderCheck {
     served: Served,
     uncovered: Vec<Uncovered>,
+    /// Whether every reference was looked at (the scan has bounds).
+    all_seen: bool,
 }
 
 /// At most this many uncovered references are listed one by one.
@@ -26,10 +27,14 @@ const MAX_LISTED_REFERENCES: usize = 10;
 impl FolderCheck {
     pub fn of(dir: &Path) -> Self {
         match Manifest::load(dir) {
-            Ok(manifest) => FolderCheck {
-                served: served_files(dir, &manifest),
-                uncovered: uncovered_references(dir, &manifest),
-            },
+            Ok(manifest) => {
+                let (uncovered, all_seen) = scan_references(dir, &manifest);
+                FolderCheck {
+                    served: served_files(dir, &manifest),
+                    uncovered,
+                    all_seen,
+                }
+            }
             // Checked just before; gone since: nothing to tell.
             Err(_) => FolderCheck {
                 served: Served {
@@ -37,6 +42,7 @@ impl FolderCheck {
                     complete: false,
                 },
                 uncovered: Vec::new(),
+                all_seen: true,
             },
         }
     }
@@ -64,6 +70,7 @@ impl FolderCheck {
             "files": self.served.files.len(),
             "files_counted_all": self.served.complete,
             "uncovered_references": uncovered,
+            "references_checked_all": self.all_seen,
             "manifest_lines_to_add": lines_to_add(&self.uncovered),
         })
     }
@@ -83,8 +90,13 @@ impl FolderCheck {
         if self.uncovered.is_empty() {
             return;
         }
+        let more = if self.all_seen {
+            ""
+        } else {
+            " (or more: the check stopped at its bounds)"
+        };
         note!(
-            "Warning: {} local reference(s) in its HTML will answer 404:",
+            "Warning: {} local reference(s){more} in its HTML will answer 404:",
             self.uncovered.len()
         );
         for u in self.uncovered.iter().take(MAX_LISTED_REFERENCES) {
@@ -114,7 +126,7 @@ impl FolderCheck {
         if !lines.is_empty() {
             note!(
                 "Add to {} to serve them (drop reads it at once):",
-                dir.join(MANIFEST_NAME).display()
+                printable(&dir.join(MANIFEST_NAME).to_string_lossy())
             );
             for line in lines.iter().take(MAX_LISTED_REFERENCES) {
                 note!("  {}", printable(line));
@@ -126,37 +138,5 @@ impl FolderCheck {
                 );
             }
         }
-    }
-}
-
-/// Text from a published folder, safe to print: control characters and
-/// the marks that reorder text (`U+202E`…) are shown escaped, so a page's
-/// HTML cannot clear the terminal or disguise a name.
-fn printable(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
-    text.chars()
-        .map(|c| match hidden(c) {
-            true => c.escape_unicode().to_string(),
-            false => c.to_string(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A page's HTML cannot reach the terminal with escapes or reorder marks.
-    #[test]
-    fn text_from_a_folder_is_printed_escaped() {
-        assert_eq!(printable("css/a.css"), "css/a.css");
-        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
-        assert_eq!(printable("a\nb\0"), "a\\u{a}b\\u{0}");
-        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
-        assert_eq!(printable("héllo"), "héllo");
     }
 }

@@ -14,7 +14,7 @@ pub const MIN_REMOVE_PREFIX: usize = 4;
 /// The one page `query` names: by full id or name, else the page
 /// published from the path it names, else by unique id prefix.
 pub fn find_one<'a>(pages: &'a Pages, query: &str) -> Result<Lookup<'a>, CliError> {
-    if let Some(found) = pages.lookup_exact(query) {
+    if let Some(found) = exact(pages, query)? {
         return Ok(found);
     }
     match published_from(pages, query).1.as_slice() {
@@ -25,6 +25,25 @@ pub fn find_one<'a>(pages: &'a Pages, query: &str) -> Result<Lookup<'a>, CliErro
             candidates: several.iter().map(|l| l.id.to_owned()).collect(),
         }
         .into()),
+    }
+}
+
+/// The page with exactly this id, or this name, unless the name is also a
+/// path published as another page: then which is meant is asked.
+fn exact<'a>(pages: &'a Pages, query: &str) -> Result<Option<Lookup<'a>>, CliError> {
+    let Some(found) = pages.lookup_exact(query) else {
+        return Ok(None);
+    };
+    let by_name = found.id != query;
+    let (path, published) = published_from(pages, query);
+    match (path, published.iter().find(|p| p.id != found.id)) {
+        (Some(path), Some(other)) if by_name => Err(CliError::NameOrPath {
+            query: query.to_owned(),
+            named: found.id.to_owned(),
+            published: other.id.to_owned(),
+            path,
+        }),
+        _ => Ok(Some(found)),
     }
 }
 
@@ -41,7 +60,7 @@ fn published_from<'a>(pages: &'a Pages, query: &str) -> (Option<PathBuf>, Vec<Lo
 /// page published from the path it names, else by id prefix.
 pub fn resolve_all(pages: &Pages, query: &str) -> Result<Vec<(String, Record)>, CliError> {
     let owned = |found: Lookup<'_>| (found.id.to_owned(), found.record.clone());
-    if let Some(found) = pages.lookup_exact(query) {
+    if let Some(found) = exact(pages, query)? {
         return Ok(vec![owned(found)]);
     }
     let (source, published) = published_from(pages, query);

@@ -151,7 +151,7 @@ pub fn render_rows(rows: &[PageRow<'_>]) -> String {
         }
         out.push_str(&format!("{} {}", row.url, row.access()));
         if !row.record.description.is_empty() {
-            out.push_str(&format!("  {}", row.record.description));
+            out.push_str(&format!("  {}", printable(&row.record.description)));
         }
         if !row.record.is_app() {
             out.push_str(&format!("  — {}", receipt(row.record, SystemTime::now())));
@@ -180,8 +180,10 @@ pub fn receipt(record: &Record, now: SystemTime) -> String {
             format!("opened {views}× by {visitors}{more} visitor{plural}{last}")
         }
     };
-    if record.bot_views > 0 {
-        text.push_str(&format!(" (and {} link previews)", record.bot_views));
+    match record.bot_views {
+        0 => {}
+        1 => text.push_str(" (and 1 link preview)"),
+        n => text.push_str(&format!(" (and {n} link previews)")),
     }
     if record.once {
         text.push_str(match record.used_at {
@@ -252,6 +254,24 @@ macro_rules! note {
 }
 pub(crate) use note;
 
+/// Text from outside (a path, a description, a published folder's HTML),
+/// safe to print: control characters and
+/// the marks that reorder text (`U+202E`…) are shown escaped, so it
+/// cannot clear the terminal or disguise a name.
+pub fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| match hidden(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 /// Prints a JSON document on stdout.
 pub fn print_json(value: &Value) {
     println!(
@@ -321,7 +341,7 @@ mod tests {
         page.bot_views = 1;
         assert_eq!(
             receipt(&page, now),
-            "opened 2× by 1 visitor, last 3 min ago (and 1 link previews)"
+            "opened 2× by 1 visitor, last 3 min ago (and 1 link preview)"
         );
         page.once = true;
         page.expires_at = Some(drop_registry::rfc3339(
@@ -329,8 +349,18 @@ mod tests {
         ));
         assert_eq!(
             receipt(&page, now),
-            "opened 2× by 1 visitor, last 3 min ago (and 1 link previews); opens once; expires in 2 h"
+            "opened 2× by 1 visitor, last 3 min ago (and 1 link preview); opens once; expires in 2 h"
         );
+    }
+
+    /// Outside text cannot reach the terminal with escapes or reorder marks.
+    #[test]
+    fn text_from_a_folder_is_printed_escaped() {
+        assert_eq!(printable("css/a.css"), "css/a.css");
+        assert_eq!(printable("\u{1b}[2J"), "\\u{1b}[2J");
+        assert_eq!(printable("a\nb\0"), "a\\u{a}b\\u{0}");
+        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("héllo"), "héllo");
     }
 
     #[test]

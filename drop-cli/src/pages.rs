@@ -13,7 +13,7 @@ use drop_registry::{
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::output::{PageRow, is_under, print_json, render_rows};
+use crate::output::{PageRow, is_under, print_json, printable, render_rows};
 use crate::output::{note, say};
 use crate::running::running_server;
 use crate::server_view::{ServerSeen, server_document};
@@ -198,7 +198,8 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
             (true, false) => "an app",
             (false, _) => "a page",
         };
-        say!("Removed: {id} ({}; {what})", record.source.display());
+        let source = printable(&record.source.to_string_lossy());
+        say!("Removed: {id} ({source}; {what})");
         removed.push(json!({
             "id": id,
             "name": record.name,
@@ -223,6 +224,12 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
 pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
     let pages = home.registry().load()?;
     let found = crate::names::find_one(&pages, query)?;
+    if let Some(why) = ended(found.record) {
+        return Err(CliError::NobodyCanOpen {
+            id: found.id.to_owned(),
+            why,
+        });
+    }
     let urls = Urls::load(home)?;
     let row = PageRow::new(&urls, found.id, found.record);
     if crate::output::json_mode() {
@@ -235,6 +242,9 @@ pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
     }
     print!("{}", crate::qr::for_stdout(&row.url)?);
     println!("{}", row.url);
+    if running_server(home.load_server_state()?.as_ref()).is_none() {
+        note!("  (the server is not running: 'drop start' so that the link opens)");
+    }
     // A phone is another machine: say when the URL cannot open there.
     if row.reach == Reach::ThisMachine {
         note!(
@@ -292,7 +302,10 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
     }
     say!("Removed {} page(s):", gone.len());
     for (id, record, (why, _)) in gone {
-        say!("  {id}  {}  ({why})", record.source.display());
+        say!(
+            "  {id}  {}  ({why})",
+            printable(&record.source.to_string_lossy())
+        );
     }
     Ok(())
 }
@@ -348,13 +361,13 @@ pub fn wait(
         if !opened && record.expired(SystemTime::now()) {
             return Err(CliError::PageGone { id });
         }
-        if !opened && record.once && record.used_at.is_some() {
+        if !opened && let Some(why) = ended(record) {
+            return Err(CliError::NobodyCanOpen { id, why });
+        }
+        if !opened && running_server(home.load_server_state()?.as_ref()).is_none() {
             return Err(CliError::NobodyCanOpen {
                 id,
-                why: format!(
-                    "its one-time link was used already; 'drop add {} --once' gives a fresh one",
-                    record.source.display()
-                ),
+                why: "the server stopped: run 'drop start', then wait again".into(),
             });
         }
         if opened {
@@ -378,6 +391,20 @@ pub fn wait(
         }
         std::thread::sleep(WAIT_POLL);
     }
+}
+
+/// Why nobody can open `record`'s link any more, when that is so: it
+/// expired, or its one-time link was used.
+fn ended(record: &Record) -> Option<String> {
+    let source = record.source.display();
+    if record.expired(SystemTime::now()) {
+        return Some(format!(
+            "it expired; 'drop add {source} --expires SPAN' publishes it again"
+        ));
+    }
+    (record.once && record.used_at.is_some()).then(|| {
+        format!("its one-time link was used already; 'drop add {source} --once' gives a fresh one")
+    })
 }
 
 /// How often `drop wait` looks at the registry (the server writes what it

@@ -35,22 +35,51 @@ pub fn rfc3339_millis(time: SystemTime) -> String {
 /// `2026-02-03T10:00:00.123456+00:00` (fractions and offsets). `None` for
 /// anything else.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    // Fixed widths, digits only: `2026-12-03T10:00:00-0500` or `+25:00`
+    // must not pass as something else.
+    let digits = |part: &str, width: usize| -> Option<i64> {
+        (part.len() == width && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
     let text = text.trim();
-    let (date, rest) = text.split_once(['T', 't', ' '])?;
-    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let (date, rest) = (text.get(..10)?, text.get(10..)?);
+    let (sep, rest) = (rest.get(..1)?, rest.get(1..)?);
+    if !matches!(sep, "T" | "t" | " ") || date.get(4..5)? != "-" || date.get(7..8)? != "-" {
+        return None;
+    }
+    let (year, month, day) = (
+        digits(&date[..4], 4)?,
+        digits(&date[5..7], 2)?,
+        digits(&date[8..], 2)?,
+    );
     let clock_end = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
     let (clock, zone) = rest.split_at(clock_end);
-    let mut hms = clock.splitn(3, ':');
-    let hour: i64 = hms.next()?.parse().ok()?;
-    let minute: i64 = hms.next()?.parse().ok()?;
-    let seconds: f64 = hms.next().unwrap_or("0").parse().ok()?;
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    if hms.len() != 8 || hms.get(2..3)? != ":" || hms.get(5..6)? != ":" {
+        return None;
+    }
+    let (hour, minute) = (digits(&hms[..2], 2)?, digits(&hms[3..5], 2)?);
+    let whole_seconds = digits(&hms[6..], 2)?;
+    let fraction_ok = if clock.contains('.') {
+        !fraction.is_empty() && fraction.len() <= 9 && fraction.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        true
+    };
+    if !fraction_ok {
+        return None;
+    }
+    let seconds = format!("{whole_seconds}.{fraction}0").parse::<f64>().ok()?;
     let offset = match zone {
         "" | "Z" | "z" => 0,
         _ => {
             let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (h, m) = zone[1..].split_once(':').unwrap_or((&zone[1..], "0"));
-            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+            let (h, m) = zone[1..].split_once(':')?;
+            let (h, m) = (digits(h, 2)?, digits(m, 2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3600 + m * 60)
         }
     };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
@@ -104,6 +133,35 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_well_formed_times_are_read() {
+        let at = |text: &str| parse_rfc3339(text);
+        let ten_utc = at("2026-12-03T10:00:00Z").unwrap();
+        assert_eq!(at("2026-12-03T05:00:00-05:00"), Some(ten_utc));
+        assert_eq!(at("2026-12-03T15:30:00+05:30"), Some(ten_utc));
+        assert_eq!(
+            at("2026-12-03 10:00:00"),
+            Some(ten_utc),
+            "the Python drop's naive UTC"
+        );
+        assert!(at("2026-12-03T10:00:00.123456+00:00").is_some());
+        for bad in [
+            "2026-12-03T10:00:00-0500",
+            "2026-12-03T10:00:00+25:00",
+            "2026-12-03T10:00:00+05:99",
+            "2026-12-03T10:00:00+5",
+            "2026-12-03T10:00:1e1Z",
+            "+2026-12-03T10:00:00Z",
+            "2026-012-031T10:00:00Z",
+            "2026-12-03T1:2:3Z",
+            "2026-12-03T10:00Z",
+            "2026-12-03T10:00:00.Z",
+            "10000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_that_do_not_exist_are_refused() {

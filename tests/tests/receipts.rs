@@ -80,7 +80,7 @@ fn link_previews_are_not_the_human() {
     let listed = env.listed(&id).unwrap();
     assert_eq!(listed["views"], 0);
     assert_eq!(listed["bot_views"], 1);
-    assert_eq!(listed["receipt"], "never opened (and 1 link previews)");
+    assert_eq!(listed["receipt"], "never opened (and 1 link preview)");
 
     // Opened before the wait began: --since-publish answers at once.
     open(port, &path, FIREFOX);
@@ -347,4 +347,91 @@ fn an_ended_page_added_again_says_what_it_is() {
             .then_some(stdout)
     });
     assert!(out.contains("add it with --once for a fresh one"), "{out}");
+}
+
+/// However a range is written, one that starts at the first byte delivers
+/// the document: it uses a one-time link and counts as a view.
+#[test]
+fn a_range_from_the_start_is_an_opening_however_it_is_written() {
+    let env = DropEnv::new();
+    let port = env.start();
+    for (n, range) in ["bytes=00-", "bytes= 0-", "bytes=-99999"]
+        .iter()
+        .enumerate()
+    {
+        let (id, path) = env.add(&env.write(&format!("r{n}.html"), "<p>x</p>"), &["--once"]);
+        let ranged = request_from(
+            [127, 0, 0, 5],
+            port,
+            "GET",
+            &path,
+            &[("User-Agent", FIREFOX), ("Range", *range)],
+            b"",
+        );
+        assert_eq!(ranged.status, 206, "{range}");
+        let other = request_from(
+            [127, 0, 0, 6],
+            port,
+            "GET",
+            &path,
+            &[("User-Agent", FIREFOX)],
+            b"",
+        );
+        assert_eq!(other.status, 404, "{range} used the link up");
+        wait_for("the view counted", Duration::from_secs(10), || {
+            (env.listed(&id)?["views"] == 1).then_some(())
+        });
+    }
+}
+
+/// A one-time link's use is written at once, not with the next batch of
+/// views: a server killed right after still knows it, and the link stays
+/// used.
+#[test]
+fn a_one_time_link_stays_used_when_the_server_is_killed_right_after() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (_, path) = env.add(&env.write("k.html", "k"), &["--once"]);
+    assert_eq!(open(port, &path, FIREFOX).status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    drop_tests::kill(env.server_pid().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let port = env.start();
+    let later = request_from(
+        [127, 0, 0, 3],
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX)],
+        b"",
+    );
+    assert_eq!(later.status, 404, "a second life after a crash");
+}
+
+/// `drop wait` does not wait forever on a server that stopped: nobody can
+/// open the page then. `drop qr` of a used one-time link refuses too.
+#[test]
+fn a_wait_ends_when_nobody_can_open_the_page() {
+    let env = DropEnv::new();
+    env.start();
+    let (id, path) = env.add(&env.write("w.html", "w"), &["--once"]);
+    let waiter = env
+        .command(&["wait", &id, "--json"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    env.ok(&["stop"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end()).unwrap();
+    assert_eq!(error["error"]["code"], "nobody_can_open", "{error}");
+
+    let port = env.start();
+    assert_eq!(open(port, &path, FIREFOX).status, 200);
+    let qr = wait_for("the use written", Duration::from_secs(10), || {
+        let qr = env.run(&["qr", &id]);
+        (!qr.status.success()).then_some(qr)
+    });
+    assert!(String::from_utf8_lossy(&qr.stderr).contains("one-time link was used"));
 }

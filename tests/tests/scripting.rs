@@ -193,10 +193,12 @@ fn errors_under_json_carry_a_stable_code() {
         json_error(&env, &["add", "a.html", "--expires", "soon", "--json"])["code"],
         "bad_time"
     );
-    assert_eq!(
-        json_error(&env, &["add", "a.html", "--password", "  ", "--json"])["code"],
-        "blank_password"
-    );
+    for untypable in ["  ", "two\nlines"] {
+        assert_eq!(
+            json_error(&env, &["add", "a.html", "--password", untypable, "--json"])["code"],
+            "bad_password"
+        );
+    }
     std::fs::create_dir(env.work.path().join("app")).unwrap();
     assert_eq!(
         json_error(
@@ -266,6 +268,24 @@ fn remove_takes_several_pages_paths_and_all() {
     assert_eq!(out.matches("Removed: ").count(), 2, "{out}");
     assert_eq!(listed(&env), 0);
     assert!(env.ok(&["remove", "--all"]).contains("Nothing to remove"));
+
+    // A name that is also a published path: which one is meant is asked.
+    env.write("demo/index.html", "d");
+    env.write("demo/.drop-publish", "index.html\n");
+    env.ok(&["add", "demo"]);
+    env.write("f.html", "f");
+    env.ok(&["add", "f.html", "--name", "demo"]);
+    let clash = json_error(&env, &["remove", "demo", "--json"]);
+    assert_eq!(clash["code"], "ambiguous", "{clash}");
+    assert!(
+        clash["message"].as_str().unwrap().contains("./demo"),
+        "{clash}"
+    );
+    let out = env.ok(&["remove", "./demo"]);
+    assert!(
+        out.contains("/demo; a page)"),
+        "the folder, by its path: {out}"
+    );
 }
 
 /// A new password is said and printed once and the old one stops working;

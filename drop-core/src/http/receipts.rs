@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use drop_registry::{MAX_VISITORS, Registry, RegistryError, rfc3339, rfc3339_millis};
@@ -89,6 +90,10 @@ pub struct Receipts {
     key: SessionKey,
     /// Told when something is counted, so the writer sleeps while nothing is.
     counted: tokio::sync::Notify,
+    /// Told when a one-time link was used: that is written at once, so a
+    /// crash right after cannot give the link a second life.
+    used_now: tokio::sync::Notify,
+    urgent: AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
     /// One-time pages opened since this server started (the registry
     /// knows the older ones).
@@ -122,6 +127,8 @@ impl Receipts {
         Receipts {
             key,
             counted: tokio::sync::Notify::new(),
+            used_now: tokio::sync::Notify::new(),
+            urgent: AtomicBool::new(false),
             pending: Mutex::default(),
             used: Mutex::default(),
         }
@@ -196,6 +203,8 @@ impl Receipts {
         used.insert(page.id.clone(), this.clone());
         let mut pending = self.pending.lock().expect("receipts lock");
         pending.entry(page.id.clone()).or_default().used = Some(this);
+        self.urgent.store(true, Ordering::SeqCst);
+        self.used_now.notify_one();
         self.counted.notify_one();
         true
     }
@@ -203,6 +212,18 @@ impl Receipts {
     /// Waits until something was counted since the last write.
     pub async fn counted(&self) {
         self.counted.notified().await;
+    }
+
+    /// Lets what comes within `every` gather before a write, unless a
+    /// one-time link was used: then at once.
+    pub async fn gathered(&self, every: Duration) {
+        if !self.urgent.swap(false, Ordering::SeqCst) {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.used_now.notified() => {}
+            }
+        }
+        self.urgent.store(false, Ordering::SeqCst);
     }
 
     /// Writes what was counted to the registry, adding to what it holds

@@ -140,9 +140,13 @@ where
     let status = answer.status.as_u16();
     // The document reached the visitor: a whole GET, a revalidation, or a
     // range from its start (a viewer's later ranges are the same view).
+    // Read from the answer's own `Content-Range`, as the range was parsed
+    // (`bytes=00-`, `bytes=-99999` can start at 0 too).
     let from_start = || {
-        req.header(header::RANGE)
-            .is_some_and(|range| range.trim().starts_with("bytes=0-"))
+        answer
+            .headers
+            .get(header::CONTENT_RANGE)
+            .is_some_and(|range| range.as_bytes().starts_with(b"bytes 0-"))
     };
     let delivered = req.method == Method::GET
         && (matches!(status, 200 | 304) || (status == 206 && from_start()));

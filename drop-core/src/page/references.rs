@@ -91,15 +91,23 @@ impl Fix {
 /// files, 100,000 folder entries, 2 MiB read of each file and 32 MiB in
 /// all, 20,000 distinct references, and 3 s.
 pub fn uncovered_references(root: &Path, manifest: &Manifest) -> Vec<Uncovered> {
+    scan_references(root, manifest).0
+}
+
+/// [`uncovered_references`], and whether the scan saw everything (false
+/// when it stopped at one of its bounds: there may be more).
+pub fn scan_references(root: &Path, manifest: &Manifest) -> (Vec<Uncovered>, bool) {
     let Ok(root) = std::fs::canonicalize(root) else {
-        return Vec::new();
+        return (Vec::new(), true);
     };
+    let (pages, mut complete) = served_pages(&root, manifest);
     let began = Instant::now();
     let mut found = Found::default();
     let (mut read, mut checked) = (0u64, 0usize);
-    for from in served_pages(&root, manifest) {
+    for from in pages {
         let spent = began.elapsed() >= MAX_SCAN_TIME;
         if spent || read >= MAX_SCANNED_TOTAL || checked >= MAX_CHECKED_REFERENCES {
+            complete = false;
             break;
         }
         let Some(html) = read_page(&root, manifest, &from) else {
@@ -117,11 +125,12 @@ pub fn uncovered_references(root: &Path, manifest: &Manifest) -> Vec<Uncovered> 
                 found.add(uncovered);
             }
             if checked >= MAX_CHECKED_REFERENCES || began.elapsed() >= MAX_SCAN_TIME {
+                complete = false;
                 break;
             }
         }
     }
-    found.list
+    (found.list, complete)
 }
 
 /// The distinct manifest lines that `uncovered` asks for, in its order:
@@ -203,14 +212,17 @@ pub fn served_files(root: &Path, manifest: &Manifest) -> Served {
 
 /// The HTML files under `root` that the manifest lists, by path, at most
 /// [`MAX_SCANNED_PAGES`] of them.
-fn served_pages(root: &Path, manifest: &Manifest) -> Vec<String> {
-    let mut pages: Vec<String> = served_files(root, manifest)
+/// Whether they are all is said beside them.
+fn served_pages(root: &Path, manifest: &Manifest) -> (Vec<String>, bool) {
+    let served = served_files(root, manifest);
+    let mut pages: Vec<String> = served
         .files
         .into_iter()
         .filter(|rel| is_html(rel))
         .collect();
+    let all = served.complete && pages.len() <= MAX_SCANNED_PAGES;
     pages.truncate(MAX_SCANNED_PAGES);
-    pages
+    (pages, all)
 }
 
 /// What a folder entry is, as the walk sees it (symlinks not followed).
