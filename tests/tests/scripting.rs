@@ -366,8 +366,17 @@ fn qr_prints_the_link_as_a_code_then_as_text() {
     let out = env.ok(&["qr", "r.html"]);
     assert!(!out.contains('\x1b'), "no colour codes into a pipe");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.last(), Some(&url.as_str()));
-    let code = &lines[..lines.len() - 1];
+    let at = lines
+        .iter()
+        .position(|l| *l == url)
+        .unwrap_or_else(|| panic!("the URL as text: {out}"));
+    let (code, notes) = (&lines[..at], &lines[at + 1..]);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the server is not running")),
+        "a phone cannot open it now, and that is said: {out}"
+    );
     assert!(
         code.len() > 10
             && code
