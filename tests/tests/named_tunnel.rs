@@ -133,12 +133,20 @@ fn named_tunnel_urls_stay_the_same_across_every_restart() {
     assert!(p.open(&web_url).text().starts_with("hello from test-app"));
     let before = urls(&p);
 
-    // drop stop + drop start: apps keep running and come back on their URLs.
+    // drop stop + drop start: apps keep running and come back on their URLs,
+    // through one cloudflared that starts with their routes (not again for
+    // each app adopted).
     p.env.ok(&["stop"]);
+    let spawned_before = p.spawned().len();
     let out = p.start(&[]);
     assert_eq!(started_url(&out), format!("https://{HOSTNAME}"));
     all_up(&p, &[&api, &web]);
     assert_eq!(urls(&p), before, "after drop stop and drop start");
+    assert_eq!(
+        p.spawned().len() - spawned_before,
+        1,
+        "one cloudflared for the server and its adopted apps"
+    );
 
     // A daemon crash: the next start ends its cloudflared and serves the same URLs.
     kill(p.env.server_pid().unwrap());

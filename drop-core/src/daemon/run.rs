@@ -252,9 +252,6 @@ impl Daemon {
             self.links.clone(),
         );
         tunnels.end_leftovers().await;
-        if state.tunnel {
-            tunnels.open_server(port).await;
-        }
         let supervisor = Supervisor::new(
             home.clone(),
             self.config.apps.clone(),
@@ -262,6 +259,11 @@ impl Daemon {
             tunnels.clone(),
             AppReach::new(state.tunnel, &url_host(&state, &self.config)),
         );
+        if state.tunnel {
+            // A named tunnel starts with the routes of the apps adopted below.
+            supervisor.preroute().await;
+            tunnels.open_server(port).await;
+        }
         supervisor.adopt().await;
         let control = ControlServer::bind(&home.control_socket_path()).map_err(DaemonError::io(
             format!("listen on `{}`", home.control_socket_path().display()),

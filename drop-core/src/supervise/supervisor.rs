@@ -298,11 +298,7 @@ impl Supervisor {
                 self.adopt_legacy(id, record).await;
                 continue;
             }
-            let status = AppStatus::judged(record, |p| self.runner.is_running(p));
-            let (AppStatus::Running { .. }, Some(process)) = (
-                status,
-                ProcessId::recorded(record.pid, record.pid_start_time),
-            ) else {
+            let Some(process) = self.still_running(record) else {
                 self.record_end(id, None, true).await;
                 continue;
             };
@@ -313,6 +309,36 @@ impl Supervisor {
                 let (supervisor, id) = (self.clone(), id.to_owned());
                 tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
             }
+        }
+    }
+
+    /// Before the server's tunnel opens: the routes of the apps [`adopt`]
+    /// will tunnel again, so that a named tunnel starts with them once,
+    /// rather than again for each app adopted.
+    ///
+    /// [`adopt`]: Supervisor::adopt
+    pub async fn preroute(&self) {
+        if self.reach != AppReach::Tunnel {
+            return;
+        }
+        let Ok(pages) = self.home.registry().load() else {
+            return;
+        };
+        for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
+            if let (Some(_), Some(port)) = (self.still_running(record), record.port) {
+                let local = sockets::local_target(&self.runner.listeners(port), port);
+                self.tunnels.preroute(id, local).await;
+            }
+        }
+    }
+
+    /// The process of an app a previous daemon started, while it still
+    /// runs (known by pid and start time).
+    fn still_running(&self, record: &Record) -> Option<ProcessId> {
+        let status = AppStatus::judged(record, |p| self.runner.is_running(p));
+        match status {
+            AppStatus::Running { .. } => ProcessId::recorded(record.pid, record.pid_start_time),
+            _ => None,
         }
     }
 

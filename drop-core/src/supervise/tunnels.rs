@@ -309,6 +309,13 @@ impl TunnelKeeper {
         };
         let hostname = self.app_hostname(named, id).await.map_err(failed)?;
         let route = NamedRoute::to_local(&hostname, local).map_err(|e| failed(e.to_string()))?;
+        // Routed already (before the tunnel started): no restart for it.
+        let routed = self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .get(id)
+            .is_some_and(|r| r.route == route);
         let (seen, heard) = mpsc::unbounded_channel();
         let keeper = self.clone();
         let app = Some(id.to_owned());
@@ -316,14 +323,26 @@ impl TunnelKeeper {
         // Where the named tunnel is now: down at once, or the Up of its
         // restart with the new route to come.
         let now = self.server_seen.lock().expect("server seen lock").clone();
-        if let Some(now) = now.filter(|now| now.up.is_none()) {
-            let _ = seen.send(now.for_route(&hostname));
+        match now {
+            // Down: that is the app's state too, at once.
+            Some(now) if now.up.is_none() => {
+                let _ = seen.send(now.for_route(&hostname));
+            }
+            // Up with this route already: so is the app.
+            Some(now) if routed => {
+                let _ = seen.send(now.for_route(&hostname));
+            }
+            // Else the Up of the restart with the new route, or of the
+            // first start, is to come.
+            _ => {}
         }
         self.routes
             .lock()
             .expect("routes lock")
             .insert(id.to_owned(), Route { route, seen });
-        self.reroute().await;
+        if !routed {
+            self.reroute().await;
+        }
         Ok(Kept {
             watchdog: None,
             pump: None,
@@ -381,6 +400,35 @@ impl TunnelKeeper {
             .map_err(|e| e.to_string())?;
         log!("app {id} routed at {hostname} on the named tunnel");
         Ok(hostname)
+    }
+
+    /// Routes app `id`, listening at `local`, through the named tunnel
+    /// under the hostname it was given before, ahead of its tunnel's start
+    /// (see `Supervisor::preroute`); `open_app` then finds it routed.
+    pub async fn preroute(&self, id: &str, local: SocketAddr) {
+        if self.named.is_none() {
+            return;
+        }
+        let home = self.home.clone();
+        let Ok(Ok(Some(setup))) =
+            tokio::task::spawn_blocking(move || home.load_named_tunnel()).await
+        else {
+            return;
+        };
+        let Some(route) = setup
+            .app_hostnames
+            .get(id)
+            .and_then(|hostname| NamedRoute::to_local(hostname, local).ok())
+        else {
+            return;
+        };
+        // Nobody follows it yet: `open_app` gives it its follower.
+        let (seen, _) = mpsc::unbounded_channel();
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .insert(id.to_owned(), Route { route, seen });
+        self.reroute().await;
     }
 
     /// Gives the named tunnel the routes of the apps routed now; it
