@@ -27,6 +27,8 @@ pub struct Details {
     pub expires: Option<String>,
     /// `--once`: the link opens for one human once.
     pub once: bool,
+    /// `--no-once`: a one-time page becomes a lasting one.
+    pub no_once: bool,
     /// `--qr`: also print the URL as a QR code (not stored).
     pub qr: bool,
 }
@@ -327,6 +329,11 @@ fn upsert(
             Some(at) => record.expires_at = at.map(drop_registry::rfc3339),
             None if revived => record.expires_at = None,
             None => {}
+        }
+        if details.no_once {
+            record.once = false;
+            record.used_at = None;
+            record.used_by = None;
         }
         if details.once {
             // A new one-time link: whoever used the old one did not use this.

@@ -164,6 +164,9 @@ enum Command {
         /// up); afterwards it answers 404.
         #[arg(long)]
         once: bool,
+        /// A one-time page opens for anyone with the link again.
+        #[arg(long, conflicts_with = "once")]
+        no_once: bool,
     },
     /// List pages published from this folder.
     List {
@@ -350,6 +353,7 @@ fn run(args: Args) -> Result<(), CliError> {
             no_password,
             expires,
             once,
+            no_once,
             qr,
         } => {
             let details = add::Details {
@@ -359,6 +363,7 @@ fn run(args: Args) -> Result<(), CliError> {
                 no_password,
                 expires,
                 once,
+                no_once,
                 qr,
             };
             match (run, port) {

@@ -347,6 +347,18 @@ fn an_ended_page_added_again_says_what_it_is() {
             .then_some(stdout)
     });
     assert!(out.contains("add it with --once for a fresh one"), "{out}");
+    // --no-once: a lasting link again, for anyone.
+    let lasting = env.json(&["add", once.to_str().unwrap(), "--no-once", "--json"]);
+    assert_eq!(lasting["once"], false);
+    let anyone = request_from(
+        [127, 0, 0, 9],
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX)],
+        b"",
+    );
+    assert_eq!(anyone.status, 200);
 }
 
 /// However a range is written, one that starts at the first byte delivers
