@@ -15,6 +15,19 @@ fn open(port: u16, path: &str, agent: &str) -> Response {
     request(port, "GET", path, &[("User-Agent", agent)])
 }
 
+/// A browser at `127.0.0.<last>`, another visitor than the others, opens
+/// `path`.
+fn open_from(last: u8, port: u16, path: &str) -> Response {
+    request_from(
+        [127, 0, 0, last],
+        port,
+        "GET",
+        path,
+        &[("User-Agent", FIREFOX)],
+        b"",
+    )
+}
+
 /// `drop wait` blocks until the human opens the page, then prints the
 /// receipt; the listing says it too. A folder's assets are not views.
 #[test]
@@ -143,14 +156,7 @@ fn a_one_time_link_opens_for_one_human() {
     let human = open(port, &path, FIREFOX);
     assert_eq!((human.status, human.text().as_str()), (200, "once"));
     assert_eq!(open(port, &path, FIREFOX).status, 200, "her own reload");
-    let other = request_from(
-        [127, 0, 0, 2],
-        port,
-        "GET",
-        &path,
-        &[("User-Agent", FIREFOX)],
-        b"",
-    );
+    let other = open_from(2, port, &path);
     let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
     assert_eq!((other.status, other.text()), (never.status, never.text()));
     let listed = wait_for("the use recorded", Duration::from_secs(10), || {
@@ -166,14 +172,7 @@ fn a_one_time_link_opens_for_one_human() {
     // It stays used after a restart of the server.
     env.ok(&["stop"]);
     let port = env.start();
-    let later = request_from(
-        [127, 0, 0, 3],
-        port,
-        "GET",
-        &path,
-        &[("User-Agent", FIREFOX)],
-        b"",
-    );
+    let later = open_from(3, port, &path);
     assert_eq!(later.status, 404);
 }
 
@@ -350,14 +349,7 @@ fn an_ended_page_added_again_says_what_it_is() {
     // --no-once: a lasting link again, for anyone.
     let lasting = env.json(&["add", once.to_str().unwrap(), "--no-once", "--json"]);
     assert_eq!(lasting["once"], false);
-    let anyone = request_from(
-        [127, 0, 0, 9],
-        port,
-        "GET",
-        &path,
-        &[("User-Agent", FIREFOX)],
-        b"",
-    );
+    let anyone = open_from(9, port, &path);
     assert_eq!(anyone.status, 200);
 }
 
@@ -381,14 +373,7 @@ fn a_range_from_the_start_is_an_opening_however_it_is_written() {
             b"",
         );
         assert_eq!(ranged.status, 206, "{range}");
-        let other = request_from(
-            [127, 0, 0, 6],
-            port,
-            "GET",
-            &path,
-            &[("User-Agent", FIREFOX)],
-            b"",
-        );
+        let other = open_from(6, port, &path);
         assert_eq!(other.status, 404, "{range} used the link up");
         wait_for("the view counted", Duration::from_secs(10), || {
             (env.listed(&id)?["views"] == 1).then_some(())
@@ -409,14 +394,7 @@ fn a_one_time_link_stays_used_when_the_server_is_killed_right_after() {
     drop_tests::kill(env.server_pid().unwrap());
     std::thread::sleep(Duration::from_millis(200));
     let port = env.start();
-    let later = request_from(
-        [127, 0, 0, 3],
-        port,
-        "GET",
-        &path,
-        &[("User-Agent", FIREFOX)],
-        b"",
-    );
+    let later = open_from(3, port, &path);
     assert_eq!(later.status, 404, "a second life after a crash");
 }
 

@@ -13,8 +13,6 @@ pub(crate) mod watch;
 pub use catalog::{Catalog, PageEntry};
 pub use id::{PAGE_ID_LEN, new_page_id};
 pub use manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ManifestError};
-pub use references::{
-    Fix, Served, Uncovered, lines_to_add, scan_references, served_files, uncovered_references,
-};
+pub use references::{Fix, Served, Uncovered, lines_to_add, scan_references, served_files};
 pub use safe_path::is_never_served;
 pub use watch::follow_registry;

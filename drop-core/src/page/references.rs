@@ -90,12 +90,9 @@ impl Fix {
 /// own edit. It only warns, so it stops quietly at its bounds: 2,000 HTML
 /// files, 100,000 folder entries, 2 MiB read of each file and 32 MiB in
 /// all, 20,000 distinct references, and 3 s.
-pub fn uncovered_references(root: &Path, manifest: &Manifest) -> Vec<Uncovered> {
-    scan_references(root, manifest).0
-}
-
-/// [`uncovered_references`], and whether the scan saw everything (false
-/// when it stopped at one of its bounds: there may be more).
+///
+/// Beside them, whether the scan saw everything (false when it stopped at
+/// one of its bounds: there may be more).
 pub fn scan_references(root: &Path, manifest: &Manifest) -> (Vec<Uncovered>, bool) {
     let Ok(root) = std::fs::canonicalize(root) else {
         return (Vec::new(), true);

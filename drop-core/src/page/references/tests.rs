@@ -18,7 +18,7 @@ fn write(root: &Path, rel: &str, content: &str) {
 }
 
 fn scan(dir: &Path, manifest: &str) -> Vec<Uncovered> {
-    uncovered_references(dir, &Manifest::parse(manifest).unwrap())
+    scan_references(dir, &Manifest::parse(manifest).unwrap()).0
 }
 
 fn add(from: &str, reference: &str, target: &str, exists: bool, line: &str) -> Uncovered {
