@@ -8,10 +8,10 @@ use drop_core::supervise::AppStatus;
 use drop_registry::{Home, Pages, Record};
 use serde_json::Value;
 
+use crate::context::Context;
 use crate::error::CliError;
 use crate::folder_check::FolderCheck;
-use crate::output::{PageRow, print_json};
-use crate::output::{note, say};
+use crate::output::{Output, PageRow, note, say};
 use crate::running::running_server;
 use crate::urls::Urls;
 
@@ -51,7 +51,8 @@ struct Saved {
 /// Publishes `path`. Adding a source that is already published returns
 /// that page (updating its name, description or password when given)
 /// rather than a second URL for the same thing.
-pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(), CliError> {
+pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError> {
+    let home = &ctx.home;
     let (source, is_dir) = check_source(home, path)?;
     // `/p/<id>/<name>/…` strips the name: a file or folder of that name at
     // the top of the folder could no longer be reached by its own path.
@@ -85,7 +86,7 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
     };
     // Read before anything is written: a state file that does not parse
     // stops the command with nothing changed, rather than after the page.
-    let where_ = Whereabouts::load(home)?;
+    let serving = Serving::load(home)?;
     let saved = upsert(
         home,
         &details,
@@ -109,24 +110,24 @@ pub fn add(home: &Home, path: &Path, details: Details, json: bool) -> Result<(),
             }
         },
     )?;
-    let told = Told {
+    let extras = ReportExtras {
         new_password,
         generated: generated.is_some(),
         qr: details.qr,
         folder: is_dir.then(|| FolderCheck::of(&source)),
     };
-    report(&where_, &saved, &told, json)?;
+    report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
-        show_qr(home, &saved.id)?;
+        show_qr(ctx, &saved.id)?;
     }
     Ok(())
 }
 
 /// `--qr`: the URL as a QR code, after the rest (under `--json` the
 /// document carries it as `qr`).
-fn show_qr(home: &Home, id: &str) -> Result<(), CliError> {
-    if !crate::output::json_mode() {
-        crate::pages::qr(home, id)?;
+fn show_qr(ctx: &Context, id: &str) -> Result<(), CliError> {
+    if !ctx.out.is_json() {
+        crate::pages::qr(ctx, id)?;
     }
     Ok(())
 }
@@ -136,12 +137,12 @@ fn show_qr(home: &Home, id: &str) -> Result<(), CliError> {
 /// again updates its command and port; while it runs, only with `restart`,
 /// which stops it first and starts it again after.
 pub fn add_app(
-    home: &Home,
+    ctx: &Context,
     path: &Path,
     details: Details,
     app: AppCommand,
-    json: bool,
 ) -> Result<(), CliError> {
+    let home = &ctx.home;
     let AppCommand { run, port, restart } = app;
     if details.password.is_some() || details.no_password {
         return Err(CliError::PasswordOnApp);
@@ -156,7 +157,7 @@ pub fn add_app(
     let is_dir = source.is_dir();
     // Read before anything is written: a state file that does not parse
     // stops the command with nothing changed, rather than after the page.
-    let where_ = Whereabouts::load(home)?;
+    let serving = Serving::load(home)?;
     let same = |r: &Record| r.is_app() && r.source == source;
     let pages = home.registry().load()?;
     let changed_while_running = pages
@@ -174,7 +175,7 @@ pub fn add_app(
                 name_free_for(&pages, &id, name)?;
             }
             let record = pages.get(&id).expect("found above").clone();
-            crate::apps::stop_app(home, &id, &record, &crate::tunnel_marker(home))?;
+            crate::apps::stop_app(ctx, &id, &record)?;
             Some(id)
         }
         None => None,
@@ -200,16 +201,16 @@ pub fn add_app(
             record.port = Some(port);
         },
     )?;
-    let told = Told {
+    let extras = ReportExtras {
         qr: details.qr,
-        ..Told::default()
+        ..ReportExtras::default()
     };
-    report(&where_, &saved, &told, json)?;
+    report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
-        show_qr(home, &saved.id)?;
+        show_qr(ctx, &saved.id)?;
     }
     match restarted {
-        Some(id) => crate::apps::start(home, &id),
+        Some(id) => crate::apps::start(ctx, &id),
         None => Ok(()),
     }
 }
@@ -358,15 +359,15 @@ fn upsert(
 }
 
 /// Where pages are reached, and whether the server runs, as `add` reports.
-struct Whereabouts {
+struct Serving {
     urls: Urls,
     running: bool,
 }
 
-impl Whereabouts {
+impl Serving {
     fn load(home: &Home) -> Result<Self, CliError> {
         let state = home.load_server_state()?;
-        Ok(Whereabouts {
+        Ok(Serving {
             running: running_server(state.as_ref()).is_some(),
             urls: Urls::load(home)?,
         })
@@ -399,7 +400,7 @@ impl PasswordChange {
 
 /// What `add` tells besides the page itself.
 #[derive(Default)]
-struct Told<'a> {
+struct ReportExtras<'a> {
     /// The password this `add` gave: printed once, when drop made it up
     /// (`generated`) or when it replaced another.
     new_password: Option<&'a str>,
@@ -411,18 +412,18 @@ struct Told<'a> {
 }
 
 fn report(
-    where_: &Whereabouts,
+    out: &Output,
+    serving: &Serving,
     saved: &Saved,
-    told: &Told<'_>,
-    json: bool,
+    told: &ReportExtras<'_>,
 ) -> Result<(), CliError> {
-    let (urls, running) = (&where_.urls, where_.running);
+    let (urls, running) = (&serving.urls, serving.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
     let change = PasswordChange::of(saved, told.new_password);
     let shown_password = told
         .new_password
         .filter(|_| told.generated || change == PasswordChange::Changed);
-    if json {
+    if out.is_json() {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
         doc["server_running"] = Value::Bool(running);
@@ -440,7 +441,7 @@ fn report(
         if let Some(folder) = &told.folder {
             doc["folder"] = folder.to_json();
         }
-        print_json(&doc);
+        out.document(doc);
         return Ok(());
     }
     let renamed = saved.renamed_from.as_ref().map(|old| match saved.record.is_app() {
@@ -451,49 +452,57 @@ fn report(
     });
     let reach_note = urls.reach_note(row.reach);
     if saved.record.is_app() {
-        say!("App registered: {}", row.url);
+        say!(out, "App registered: {}", row.url);
         if let Some(note) = reach_note {
-            note!("{note}");
+            note!(out, "{note}");
         }
         if let Some(renamed) = renamed {
-            say!("{renamed}");
+            say!(out, "{renamed}");
         }
-        say!("Run 'drop start {}'", saved.id);
+        say!(out, "Run 'drop start {}'", saved.id);
         return Ok(());
     }
-    say!("Published: {}", row.url);
+    say!(out, "Published: {}", row.url);
     if let Some(note) = reach_note {
-        note!("{note}");
+        note!(out, "{note}");
     }
     if let Some(renamed) = renamed {
-        say!("{renamed}");
+        say!(out, "{renamed}");
     }
     match change {
         PasswordChange::Changed => say!(
+            out,
             "Password changed: the old one no longer opens it, and visitors signed in with it must sign in again."
         ),
-        PasswordChange::Removed => say!("Password removed: the page is public, at the same URL."),
+        PasswordChange::Removed => say!(
+            out,
+            "Password removed: the page is public, at the same URL."
+        ),
         PasswordChange::Set | PasswordChange::None => {}
     }
     if let Some(password) = shown_password {
-        say!("Password: {password}");
+        say!(out, "Password: {password}");
     }
     if let Some(folder) = &told.folder {
-        folder.say(&saved.record.source);
+        folder.say(out, &saved.record.source);
     }
     if saved.revived {
-        say!("  (it had expired: published again, with no end)");
+        say!(out, "  (it had expired: published again, with no end)");
     }
     if saved.once_used {
         note!(
+            out,
             "Note: its one-time link was used and answers 404: add it with --once for a fresh one"
         );
     }
     if saved.reused && !saved.revived {
-        say!("  (already published: same page as before)");
+        say!(out, "  (already published: same page as before)");
     }
     if !running {
-        say!("  (the server is not running: start it with 'drop start')");
+        say!(
+            out,
+            "  (the server is not running: start it with 'drop start')"
+        );
     }
     Ok(())
 }

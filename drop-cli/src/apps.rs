@@ -3,7 +3,6 @@
 //! processes; without a daemon, `stop` ends the app itself.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use drop_core::daemon::{ControlReply, ControlRequest};
@@ -13,43 +12,42 @@ use drop_core::supervise::{
 };
 use drop_registry::{Home, Record, RegistryError};
 
+use crate::context::Context;
 use crate::control;
 use crate::error::CliError;
 use crate::nat;
-use crate::output::label;
-use crate::output::{note, say};
+use crate::output::{Output, label, note, say};
 use crate::running::running_server;
 use crate::server::{ensure_running, not_tunneled_line, unconfirmed_line};
-use crate::settings::Settings;
 use crate::urls::Urls;
 
 /// `drop start <app>`: when the server is tunneled (behind NAT) the app
 /// gets a tunnel of its own. Starts the server first when it is not running.
 /// Under `--json`, then the app as `status --json` shows it.
-pub fn start(home: &Home, query: &str) -> Result<(), CliError> {
-    let (id, already_running) = start_app(home, query)?;
-    if crate::output::json_mode() {
-        let (_, record) = find_app(home, &id)?;
-        let urls = Urls::load(home)?;
+pub fn start(ctx: &Context, query: &str) -> Result<(), CliError> {
+    let (id, already_running) = start_app(ctx, query)?;
+    if ctx.out.is_json() {
+        let (_, record) = find_app(&ctx.home, &id)?;
+        let urls = Urls::load(&ctx.home)?;
         let mut doc = crate::output::PageRow::new(&urls, &id, &record).to_json();
         doc["was_running"] = serde_json::Value::Bool(already_running);
-        crate::output::print_json(&doc);
+        ctx.out.document(doc);
     }
     Ok(())
 }
 
 /// Starts the app; its id, and whether it was already running.
-fn start_app(home: &Home, query: &str) -> Result<(String, bool), CliError> {
+fn start_app(ctx: &Context, query: &str) -> Result<(String, bool), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let (id, record) = find_app(home, query)?;
-    // Read first: a bad setting stops the command before anything starts.
-    let given = Settings::from_env()?.apps_given;
-    let (state, launched) = ensure_running(home)?;
+    let given = &ctx.settings.apps_given;
+    let (state, launched) = ensure_running(ctx)?;
     let urls = Urls::new(Some(&state), None);
     let running = matches!(AppStatus::of(&record), AppStatus::Running { .. });
     if state.tunnel && !running && !launched {
-        say!("{}", nat::tunnel_note(&state));
+        say!(out, "{}", nat::tunnel_note(&state));
     }
-    let env = app_environment();
+    let env = app_environment(out);
     let request = ControlRequest::StartApp {
         id: id.clone(),
         env,
@@ -59,35 +57,35 @@ fn start_app(home: &Home, query: &str) -> Result<(String, bool), CliError> {
     let tunnel = match control::send(home, &request)? {
         ControlReply::Started { tunnel } => tunnel,
         ControlReply::AlreadyRunning => {
-            let record = settled_record(home, &id, state.tunnel)?;
-            say!("App already running: {}", urls.app(&record));
+            let record = settled_record(ctx, &id, state.tunnel)?;
+            say!(out, "App already running: {}", urls.app(&record));
             return Ok((id, true));
         }
-        ControlReply::Failed { error } => return Err(CliError::App(error)),
-        other => return Err(unexpected(&other)),
+        other => return Err(failure(other)),
     };
     let (_, record) = find_app(home, &id)?;
     match tunnel {
         Some(TunnelOutcome::Up { url }) => {
-            say!("App started: {url}");
-            say!("  (tunneled via cloudflared)");
+            say!(out, "App started: {url}");
+            say!(out, "  (tunneled via cloudflared)");
         }
         Some(TunnelOutcome::Unconfirmed { url, error }) => {
-            say!("App started: {url}");
-            say!("  (tunneled via cloudflared)");
-            note!("{}", unconfirmed_line(&error));
+            say!(out, "App started: {url}");
+            say!(out, "  (tunneled via cloudflared)");
+            note!(out, "{}", unconfirmed_line(&error));
         }
         Some(TunnelOutcome::Down { phase, error }) => {
-            say!("{}", not_tunneled_line(&phase, Some(&error)));
+            say!(out, "{}", not_tunneled_line(&phase, Some(&error)));
             say!(
+                out,
                 "App started: {} (local, not tunneled)",
                 urls.app_local(&record)
             );
         }
         None => {
-            say!("App started: {}", urls.app_local(&record));
+            say!(out, "App started: {}", urls.app_local(&record));
             if let Some(note) = urls.reach_note(urls.reach()) {
-                note!("{note}");
+                note!(out, "{note}");
             }
         }
     }
@@ -96,14 +94,17 @@ fn start_app(home: &Home, query: &str) -> Result<(String, bool), CliError> {
 
 /// This command's environment for the app. The control protocol is JSON,
 /// so a variable that is not UTF-8 cannot travel: it is left out, and said.
-fn app_environment() -> Vec<(String, String)> {
+fn app_environment(out: &Output) -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(
             |(key, value)| match (key.into_string(), value.into_string()) {
                 (Ok(key), Ok(value)) => Some((key, value)),
                 (key, _) => {
                     let name = key.unwrap_or_else(|k| k.to_string_lossy().into_owned());
-                    eprintln!("Note: {name} is not valid UTF-8 and is not passed to the app");
+                    note!(
+                        out,
+                        "Note: {name} is not valid UTF-8 and is not passed to the app"
+                    );
                     None
                 }
             },
@@ -111,20 +112,28 @@ fn app_environment() -> Vec<(String, String)> {
         .collect()
 }
 
-/// A reply that does not answer the request asked.
-pub fn unexpected(reply: &ControlReply) -> CliError {
-    CliError::App(format!(
-        "the server answered {reply:?}, which does not fit the request"
-    ))
+/// The error of a reply that is not the success asked for: the daemon's
+/// failure with its code, or a reply that does not fit the request.
+pub fn failure(reply: ControlReply) -> CliError {
+    match reply {
+        ControlReply::Failed { code, error } => CliError::App {
+            code,
+            message: error,
+        },
+        other => CliError::App {
+            code: "server_reply_unexpected".into(),
+            message: format!("the server answered {other:?}, which does not fit the request"),
+        },
+    }
 }
 
 /// The app's record once its tunnel (opened by a new daemon that adopted
 /// it) has a first outcome, so the URL printed is the one that works.
-fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliError> {
+fn settled_record(ctx: &Context, id: &str, tunneled: bool) -> Result<Record, CliError> {
     let asked = std::time::Instant::now();
-    let deadline = asked + FIRST_OUTCOME_TIMEOUT + Settings::from_env()?.verify_bound;
+    let deadline = asked + FIRST_OUTCOME_TIMEOUT + ctx.settings.verify_bound;
     loop {
-        let (_, record) = find_app(home, id)?;
+        let (_, record) = find_app(&ctx.home, id)?;
         // No state yet: the daemon may not have begun opening it; give it a moment.
         let starting = match &record.tunnel_state {
             Some(phase) => phase.undecided(),
@@ -138,32 +147,26 @@ fn settled_record(home: &Home, id: &str, tunneled: bool) -> Result<Record, CliEr
 }
 
 /// `drop stop <app>`.
-pub fn stop(home: &Home, query: &str, tunnel_marker: &Path) -> Result<(), CliError> {
-    let (id, record) = find_app(home, query)?;
+pub fn stop(ctx: &Context, query: &str) -> Result<(), CliError> {
+    let out = &ctx.out;
+    let (id, record) = find_app(&ctx.home, query)?;
     let label = label(&id, &record);
-    let was_running = stop_app(home, &id, &record, tunnel_marker)?;
+    let was_running = stop_app(ctx, &id, &record)?;
     match was_running {
-        true => say!("App stopped: {label}"),
-        false => say!("App {label} is not running."),
+        true => say!(out, "App stopped: {label}"),
+        false => say!(out, "App {label} is not running."),
     }
-    if crate::output::json_mode() {
-        crate::output::print_json(&serde_json::json!({
-            "id": id, "name": record.name, "was_running": was_running
-        }));
-    }
+    out.document(serde_json::json!({
+        "id": id, "name": record.name, "was_running": was_running
+    }));
     Ok(())
 }
 
 /// Stops an app through the daemon, or by itself when no daemon runs (then
-/// ending leftover tunnel processes, found by `tunnel_marker`). Returns
-/// whether anything was running.
-pub fn stop_app(
-    home: &Home,
-    id: &str,
-    record: &Record,
-    tunnel_marker: &Path,
-) -> Result<bool, CliError> {
-    let settings = Settings::from_env()?;
+/// ending leftover tunnel processes). Returns whether anything was
+/// running.
+pub fn stop_app(ctx: &Context, id: &str, record: &Record) -> Result<bool, CliError> {
+    let (home, settings) = (&ctx.home, &ctx.settings);
     let state = home.load_server_state()?;
     if running_server(state.as_ref()).is_some() {
         let request = ControlRequest::StopApp {
@@ -173,8 +176,7 @@ pub fn stop_app(
         return match control::send(home, &request)? {
             ControlReply::Stopped => Ok(true),
             ControlReply::NotRunning => Ok(false),
-            ControlReply::Failed { error } => Err(CliError::App(error)),
-            other => Err(unexpected(&other)),
+            other => Err(failure(other)),
         };
     }
     let grace = settings.apps.stop_grace;
@@ -184,7 +186,7 @@ pub fn stop_app(
         Err(pid) => return Err(old_process(id, pid, record)),
     };
     // No daemon: any tunnel process of this home is a leftover of one that was killed.
-    end_leftovers(home, tunnel_marker);
+    end_leftovers(home, &ctx.tunnel_config_dir());
     home.registry().update(|pages| {
         if let Some(r) = pages.get_mut(id) {
             r.mark_ended(false, None);
@@ -205,68 +207,75 @@ fn old_process(id: &str, pid: u32, record: &Record) -> CliError {
         pid,
         port,
     };
-    CliError::App(error.to_string())
+    CliError::App {
+        code: error.code().into(),
+        message: error.to_string(),
+    }
 }
 
 /// `drop logs <app> [-n N] [-f]`. Under `--json`, one object a line:
 /// `{"id": app id, "line": text}`, also while following.
-pub fn logs(home: &Home, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
-    let (id, record) = find_app(home, query)?;
-    let path = app_log_path(home, &id);
+pub fn logs(ctx: &Context, query: &str, lines: usize, follow: bool) -> Result<(), CliError> {
+    let out = &ctx.out;
+    let (id, record) = find_app(&ctx.home, query)?;
+    let path = app_log_path(&ctx.home, &id);
     if !path.exists() && !follow {
-        say!("{}", never_ran(&id, &record));
+        say!(out, "{}", never_ran(&id, &record));
         return Ok(());
     }
-    let mut out = LogLines::new(&id);
+    let mut lines_out = LogLines::new(&id, out);
     let tail = log_tail(&path, lines);
     if !tail.is_empty() {
-        out.write(format!("{tail}\n").as_bytes());
+        lines_out.write(format!("{tail}\n").as_bytes());
     } else if !follow {
-        say!("App {} has written no output yet.", label(&id, &record));
+        say!(
+            out,
+            "App {} has written no output yet.",
+            label(&id, &record)
+        );
     }
     if follow {
-        follow_log(&path, &mut out)?;
+        follow_log(&path, &mut lines_out)?;
     }
     Ok(())
 }
 
 /// Where `logs` writes an app's output: as it is, or under `--json` as
 /// one JSON object for each whole line.
-struct LogLines {
+struct LogLines<'a> {
     app: String,
-    json: bool,
+    out: &'a Output,
     /// Under `--json`, the start of a line not yet ended.
     partial: Vec<u8>,
 }
 
-impl LogLines {
-    fn new(app: &str) -> Self {
+impl<'a> LogLines<'a> {
+    fn new(app: &str, out: &'a Output) -> Self {
         LogLines {
             app: app.to_owned(),
-            json: crate::output::json_mode(),
+            out,
             partial: Vec::new(),
         }
     }
 
     /// Writes `chunk`; false once stdout is closed (the reader went away).
     fn write(&mut self, chunk: &[u8]) -> bool {
-        let mut out = std::io::stdout().lock();
-        if !self.json {
-            return out.write_all(chunk).and_then(|()| out.flush()).is_ok();
+        if !self.out.is_json() {
+            let mut stdout = std::io::stdout().lock();
+            return stdout
+                .write_all(chunk)
+                .and_then(|()| stdout.flush())
+                .is_ok();
         }
         self.partial.extend_from_slice(chunk);
         let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
             return true;
         };
         let whole: Vec<u8> = self.partial.drain(..=end).collect();
-        let mut text = String::new();
-        for line in String::from_utf8_lossy(&whole).lines() {
-            let doc = serde_json::json!({ "id": self.app, "line": line });
-            text.push_str(&format!("{doc}\n"));
-        }
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .is_ok()
+        String::from_utf8_lossy(&whole).lines().all(|line| {
+            self.out
+                .json_line(serde_json::json!({ "id": self.app, "line": line }))
+        })
     }
 }
 
@@ -283,7 +292,7 @@ fn never_ran(id: &str, record: &Record) -> String {
 }
 
 /// Prints what is appended to the log, until interrupted.
-fn follow_log(path: &std::path::Path, out: &mut LogLines) -> Result<(), CliError> {
+fn follow_log(path: &std::path::Path, out: &mut LogLines<'_>) -> Result<(), CliError> {
     let mut offset = std::fs::metadata(path).map_or(0, |m| m.len());
     loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -330,8 +339,9 @@ pub struct AppsStopped {
 }
 
 /// `--all`: every app that runs, through the daemon while it runs.
-pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<AppsStopped, CliError> {
-    let pages = home.registry().load()?;
+pub fn stop_every_app(ctx: &Context) -> Result<AppsStopped, CliError> {
+    let out = &ctx.out;
+    let pages = ctx.home.registry().load()?;
     let mut stopped = AppsStopped::default();
     for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
         if !matches!(
@@ -340,9 +350,9 @@ pub fn stop_every_app(home: &Home, tunnel_marker: &Path) -> Result<AppsStopped, 
         ) {
             continue;
         }
-        match stop_app(home, id, record, tunnel_marker) {
+        match stop_app(ctx, id, record) {
             Ok(_) => {
-                say!("App stopped: {}", label(id, record));
+                say!(out, "App stopped: {}", label(id, record));
                 stopped.ids.push(id.to_owned());
             }
             Err(e) => stopped.failures.push(e.to_string()),

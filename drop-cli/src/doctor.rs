@@ -13,9 +13,10 @@ use drop_core::supervise::{AppStatus, ProcessId, app_log_path, log_tail, sockets
 use drop_registry::{Home, Record, ServerState, TunnelPhase, TunnelState};
 use serde_json::json;
 
+use crate::context::Context;
 use crate::control;
 use crate::error::CliError;
-use crate::output::{label, print_json};
+use crate::output::{label, say};
 use crate::running::{answers_http, running_server};
 use crate::urls::{Reach, Urls};
 
@@ -74,7 +75,8 @@ impl Check {
 
 /// `drop doctor [page] [--json]`: the report on stdout; an `Error:` naming
 /// the first failure when the link does not work.
-pub fn doctor(home: &Home, query: Option<&str>, json: bool) -> Result<(), CliError> {
+pub fn doctor(ctx: &Context, query: Option<&str>) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let state = home.load_server_state()?;
     let pages = home.registry().load()?;
     let found = match query {
@@ -112,8 +114,8 @@ pub fn doctor(home: &Home, query: Option<&str>, json: bool) -> Result<(), CliErr
         .as_ref()
         .map_or_else(|| urls.base().to_owned(), |(id, r)| urls.of(id, r));
     let works = checks.iter().all(|c| c.verdict != Verdict::Fail);
-    match json {
-        true => print_json(&json!({
+    match out.is_json() {
+        true => out.document(json!({
             "url": url,
             "works": works,
             "checks": checks.iter().map(|c| json!({
@@ -127,7 +129,7 @@ pub fn doctor(home: &Home, query: Option<&str>, json: bool) -> Result<(), CliErr
                 "fix": c.fix,
             })).collect::<Vec<_>>(),
         })),
-        false => print!("{}", render(&url, &checks, works)),
+        false => say!(out, "{}", render(&url, &checks, works).trim_end()),
     }
     match checks.iter().find(|c| c.verdict == Verdict::Fail) {
         Some(failed) => Err(CliError::LinkBroken {
@@ -404,12 +406,12 @@ fn check_tunnel(
             let named = home.load_named_tunnel()?.map(|setup| setup.hostname);
             push_link_checks(&report, named.as_deref(), checks)
         }
-        Ok(ControlReply::Failed { error }) => checks.push(Check::fail(
+        Ok(ControlReply::Failed { error, .. }) => checks.push(Check::fail(
             "outside",
             error,
             "run 'drop status' to see the tunnel's state",
         )),
-        Ok(other) => return Err(crate::apps::unexpected(&other)),
+        Ok(other) => return Err(crate::apps::failure(other)),
         Err(e) => checks.push(Check::fail(
             "outside",
             format!("the server did not answer on its control socket ({e})"),

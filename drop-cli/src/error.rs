@@ -157,9 +157,15 @@ pub enum CliError {
         /// What the user asked for.
         query: String,
     },
-    /// The daemon could not start or stop an app; its words.
-    #[error("{0}")]
-    App(String),
+    /// The daemon could not start or stop an app: its words, and the
+    /// stable code it gave (`port_in_use`, `app_exited`…).
+    #[error("{message}")]
+    App {
+        /// What failed, for scripts.
+        code: String,
+        /// Why, for the user.
+        message: String,
+    },
     /// The daemon's control socket could not be used.
     #[error(transparent)]
     Control(#[from] drop_core::daemon::ControlError),
@@ -266,9 +272,6 @@ pub enum CliError {
     /// The named tunnel could not be set up or used.
     #[error(transparent)]
     Tunnel(#[from] drop_tunnel::TunnelError),
-    /// NAT detection is misconfigured (`DROP_IP_ECHO_URLS`…).
-    #[error(transparent)]
-    Nat(#[from] drop_nat::NatError),
     /// The server could not start.
     #[error("{0}")]
     ServerFailed(String),
@@ -316,7 +319,7 @@ pub enum CliError {
 impl CliError {
     /// A stable name for this kind of failure: what scripts match on
     /// (`--json` errors carry it), while the message may be reworded.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         use drop_core::daemon::{ControlError, DaemonError};
         match self {
             CliError::Registry(e) => e.code(),
@@ -340,7 +343,7 @@ impl CliError {
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",
             CliError::NotAnApp { .. } => "not_an_app",
-            CliError::App(_) => "app_failed",
+            CliError::App { code, .. } => code,
             CliError::Control(ControlError::Io { .. }) => "server_unreachable",
             CliError::Control(ControlError::Unreadable { .. }) => "server_reply_unreadable",
             CliError::Control(ControlError::NoReply) => "server_no_reply",
@@ -358,10 +361,6 @@ impl CliError {
             CliError::PastTime { .. } => "past_time",
             CliError::NamedTunnelBroken(_) => "named_tunnel_broken",
             CliError::Tunnel(e) | CliError::DnsTaken { refusal: e, .. } => e.code(),
-            CliError::Nat(
-                drop_nat::NatError::BadVar { .. } | drop_nat::NatError::BadUrl { .. },
-            ) => "bad_setting",
-            CliError::Nat(_) => "nat_detection_failed",
             CliError::ServerFailed(_) => "server_failed",
             CliError::ServerTimeout { .. } => "server_timeout",
             CliError::PortInUse { .. } => "port_in_use",
@@ -369,6 +368,20 @@ impl CliError {
             CliError::Io { .. } => "io_failed",
             CliError::Qr(_) => "qr_failed",
         }
+    }
+
+    /// The error as `--json` prints it: `{"error": {"code", "message",
+    /// "causes"}}`, the causes each in its own words.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string(), "causes": causes }
+        })
     }
 
     /// Wraps an I/O error with what drop was doing.

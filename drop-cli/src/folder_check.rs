@@ -9,7 +9,7 @@ use drop_core::page::{
 };
 use serde_json::Value;
 
-use crate::output::{note, printable, say};
+use crate::output::{Output, note, printable, say};
 
 /// A folder's manifest, checked against the folder: how many files it
 /// serves, and the local references in its HTML it leaves out, which
@@ -77,15 +77,22 @@ impl FolderCheck {
 
     /// The lines for people: the count, then each reference left out and
     /// the manifest lines that would serve them.
-    pub fn say(&self, dir: &Path) {
+    pub fn say(&self, out: &Output, dir: &Path) {
         let count = self.served.files.len();
         let more = if self.served.complete { "" } else { " or more" };
         match count {
             0 => note!(
+                out,
                 "Warning: {MANIFEST_NAME} lists no file in this folder yet: every path answers 404 until it does."
             ),
-            1 => say!("  (serves 1 file{more}: the one {MANIFEST_NAME} lists)"),
-            n => say!("  (serves {n} files{more}: the ones {MANIFEST_NAME} lists)"),
+            1 => say!(
+                out,
+                "  (serves 1 file{more}: the one {MANIFEST_NAME} lists)"
+            ),
+            n => say!(
+                out,
+                "  (serves {n} files{more}: the ones {MANIFEST_NAME} lists)"
+            ),
         }
         if self.uncovered.is_empty() {
             return;
@@ -96,6 +103,7 @@ impl FolderCheck {
             " (or more: the check stopped at its bounds)"
         };
         note!(
+            out,
             "Warning: {} local reference(s){more} in its HTML will answer 404:",
             self.uncovered.len()
         );
@@ -108,9 +116,13 @@ impl FolderCheck {
             let (from, reference) = (printable(&u.from), printable(&u.reference));
             match &u.fix {
                 Fix::AddLine(_) => {
-                    note!("  {from}: {reference} is not listed in {MANIFEST_NAME}{missing}")
+                    note!(
+                        out,
+                        "  {from}: {reference} is not listed in {MANIFEST_NAME}{missing}"
+                    )
                 }
                 Fix::MakeRelative { relative, .. } => note!(
+                    out,
                     "  {from}: {reference} starts with `/`, which leaves the page's URL: write {}",
                     printable(relative)
                 ),
@@ -118,6 +130,7 @@ impl FolderCheck {
         }
         if self.uncovered.len() > MAX_LISTED_REFERENCES {
             note!(
+                out,
                 "  … and {} more",
                 self.uncovered.len() - MAX_LISTED_REFERENCES
             );
@@ -125,14 +138,16 @@ impl FolderCheck {
         let lines = lines_to_add(&self.uncovered);
         if !lines.is_empty() {
             note!(
+                out,
                 "Add to {} to serve them (drop reads it at once):",
                 printable(&dir.join(MANIFEST_NAME).to_string_lossy())
             );
             for line in lines.iter().take(MAX_LISTED_REFERENCES) {
-                note!("  {}", printable(line));
+                note!(out, "  {}", printable(line));
             }
             if lines.len() > MAX_LISTED_REFERENCES {
                 note!(
+                    out,
                     "  … and {} more (all of them under --json)",
                     lines.len() - MAX_LISTED_REFERENCES
                 );

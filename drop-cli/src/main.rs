@@ -6,6 +6,7 @@
 
 mod add;
 mod apps;
+mod context;
 mod control;
 mod doctor;
 mod error;
@@ -28,20 +29,17 @@ mod when;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
 use drop_core::supervise::{PublicChecker, SystemRunner, TunnelSource};
 use drop_registry::{Home, TunnelProtocol};
-use drop_tunnel::{Cloudflared, CloudflaredConfig, Protocol};
+use drop_tunnel::{Cloudflared, Protocol};
 
+use crate::context::Context;
 use crate::error::CliError;
+use crate::output::Output;
 use crate::settings::{DEFAULT_BIND, Settings};
-
-/// How long a tunnel process gets between SIGTERM and SIGKILL when the
-/// daemon closes it.
-const TUNNEL_STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Share a file, a folder or a web app at a URL.
 #[derive(Debug, Parser)]
@@ -231,17 +229,27 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(usage) => return usage_error(usage),
     };
-    output::set_json_mode(args.json);
+    let out = match args.json {
+        true => Output::json(),
+        false => Output::text(),
+    };
     let home = Home::new(args.home.clone().unwrap_or_else(default_home));
     let serving = matches!(args.command, Command::Serve { .. });
-    let result = run(args);
+    let result = Settings::from_env().and_then(|settings| {
+        let ctx = Context {
+            home: home.clone(),
+            settings,
+            out: out.clone(),
+        };
+        run(&ctx, args.command)
+    });
     if !serving {
         print_notices(&home);
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            print_error(&err);
+            print_error(&err, &out);
             ExitCode::FAILURE
         }
     }
@@ -249,23 +257,15 @@ fn main() -> ExitCode {
 
 /// The error as one `Error:` line and its causes, or under `--json` as
 /// one JSON object on one line: `{"error": {"code", "message", "causes"}}`.
-fn print_error(err: &CliError) {
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    if output::json_mode() {
-        let doc = serde_json::json!({
-            "error": { "code": err.code(), "message": err.to_string(), "causes": causes }
-        });
+fn print_error(err: &CliError, out: &Output) {
+    let doc = err.to_json();
+    if out.is_json() {
         eprintln!("{doc}");
         return;
     }
     eprintln!("Error: {err}");
-    for cause in causes {
-        eprintln!("  caused by: {cause}");
+    for cause in doc["error"]["causes"].as_array().into_iter().flatten() {
+        eprintln!("  caused by: {}", cause.as_str().unwrap_or_default());
     }
 }
 
@@ -299,11 +299,9 @@ fn usage_error(usage: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run(args: Args) -> Result<(), CliError> {
-    let home = Home::new(args.home.unwrap_or_else(default_home));
-    let json = args.json;
-    match args.command {
-        Command::Start { app: Some(app), .. } => apps::start(&home, &app),
+fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Start { app: Some(app), .. } => apps::start(ctx, &app),
         Command::Start {
             app: None,
             port,
@@ -316,32 +314,13 @@ fn run(args: Args) -> Result<(), CliError> {
                 (_, true) => Some(false),
                 _ => None,
             };
-            server::start(&home, server::StartOptions { port, host, tunnel })
+            server::start(ctx, server::StartOptions { port, host, tunnel })
         }
-        Command::Stop { app: Some(app), .. } => apps::stop(&home, &app, &tunnel_marker(&home)),
-        Command::Stop { app: None, all } => {
-            let marker = tunnel_marker(&home);
-            // Apps first, while the daemon that watches them still runs.
-            let apps = match all {
-                true => apps::stop_every_app(&home, &marker)?,
-                false => apps::AppsStopped::default(),
-            };
-            let stopped = server::stop(&home, &marker)?;
-            if json {
-                output::print_json(&serde_json::json!({
-                    "server_was_running": stopped.was_running,
-                    "apps_stopped": apps.ids,
-                    "apps_running": stopped.apps_running,
-                }));
-            }
-            match apps.failures.is_empty() {
-                true => Ok(()),
-                false => Err(CliError::App(apps.failures.join("\n"))),
-            }
-        }
-        Command::Logs { app, lines, follow } => apps::logs(&home, &app, lines, follow),
-        Command::Status => pages::status(&home, json),
-        Command::Doctor { page } => doctor::doctor(&home, page.as_deref(), json),
+        Command::Stop { app: Some(app), .. } => apps::stop(ctx, &app),
+        Command::Stop { app: None, all } => server::stop_all(ctx, all),
+        Command::Logs { app, lines, follow } => apps::logs(ctx, &app, lines, follow),
+        Command::Status => pages::status(ctx),
+        Command::Doctor { page } => doctor::doctor(ctx, page.as_deref()),
         Command::Add {
             path,
             name,
@@ -369,44 +348,36 @@ fn run(args: Args) -> Result<(), CliError> {
             match (run, port) {
                 (Some(run), Some(port)) => {
                     let app = add::AppCommand { run, port, restart };
-                    add::add_app(&home, &path, details, app, json)
+                    add::add_app(ctx, &path, details, app)
                 }
-                _ => add::add(&home, &path, details, json),
+                _ => add::add(ctx, &path, details),
             }
         }
-        Command::List { all } => pages::list(&home, all, json),
+        Command::List { all } => pages::list(ctx, all),
         Command::Remove { pages, all } => {
             let what = match all {
                 true => pages::RemoveWhat::All,
                 false => pages::RemoveWhat::Pages(&pages),
             };
-            pages::remove(&home, what, &tunnel_marker(&home))
+            pages::remove(ctx, what)
         }
-        Command::Cleanup { unopened } => {
-            pages::cleanup(&home, &tunnel_marker(&home), unopened.as_deref())
-        }
-        Command::Qr { page } => pages::qr(&home, &page),
+        Command::Cleanup { unopened } => pages::cleanup(ctx, unopened.as_deref()),
+        Command::Qr { page } => pages::qr(ctx, &page),
         Command::Wait {
             page,
             timeout,
             since_publish,
-        } => pages::wait(&home, &page, timeout.as_deref(), since_publish, json),
+        } => pages::wait(ctx, &page, timeout.as_deref(), since_publish),
         Command::Tunnel { command } => match command {
             TunnelCommand::Setup {
                 hostname,
                 name,
                 replace_dns,
-            } => tunnel::setup(
-                &home,
-                cloudflared_config(&home),
-                &hostname,
-                name.as_deref(),
-                replace_dns,
-            ),
-            TunnelCommand::Status => tunnel::status(&home, json),
-            TunnelCommand::Reset => tunnel::reset(&home),
+            } => tunnel::setup(ctx, &hostname, name.as_deref(), replace_dns),
+            TunnelCommand::Status => tunnel::status(ctx),
+            TunnelCommand::Reset => tunnel::reset(ctx),
         },
-        Command::Serve { port, host, bind } => serve::serve(&home, port, host, bind, world(&home)?),
+        Command::Serve { port, host, bind } => serve::serve(ctx, port, host, bind, world(ctx)?),
     }
 }
 
@@ -420,15 +391,15 @@ fn print_notices(home: &Home) {
     }
 }
 
-/// What the daemon of `home` reaches the outside world through: cloudflared
-/// for tunnels (the user's named tunnel when one is set up, else quick
-/// tunnels; over HTTP/2 from the start on a network where QUIC was found
-/// blocked), `sh` for apps, public DNS-over-HTTPS and the edge for
-/// checking tunnel URLs (or where `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE` say).
-fn world(home: &Home) -> Result<serve::World, CliError> {
+/// What the daemon reaches the outside world through: cloudflared for
+/// tunnels (the user's named tunnel when one is set up, else quick tunnels;
+/// over HTTP/2 from the start on a network where QUIC was found blocked),
+/// `sh` for apps, public DNS-over-HTTPS and the edge for checking tunnel
+/// URLs (or where `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE` say).
+fn world(ctx: &Context) -> Result<serve::World, CliError> {
     let network = drop_nat::outward_ip().map(|ip| ip.to_string());
-    let mut config = cloudflared_config(home);
-    let notes = home.load_network_notes().unwrap_or_default();
+    let mut config = ctx.cloudflared();
+    let notes = ctx.home.load_network_notes().unwrap_or_default();
     let noted = network
         .as_ref()
         .and_then(|n| notes.get(n))
@@ -436,33 +407,16 @@ fn world(home: &Home) -> Result<serve::World, CliError> {
     if noted == Some(TunnelProtocol::Http2) {
         config.protocol = Some(Protocol::Http2);
     }
-    let tunnels = match tunnel::named_world(home, config.clone())? {
+    let tunnels = match tunnel::named_world(ctx, config.clone())? {
         Some(named) => TunnelSource::Named(named),
         None => TunnelSource::Quick(Arc::new(Cloudflared::new(config))),
     };
     Ok(serve::World {
-        tunnel_marker: tunnel_marker(home),
         tunnels,
         runner: Arc::new(SystemRunner),
         network,
-        links: Arc::new(PublicChecker::new(Settings::from_env()?.links)),
+        links: Arc::new(PublicChecker::new(ctx.settings.links.clone())),
     })
-}
-
-/// cloudflared as drop runs it: found on `PATH` or in the home's `bin/`
-/// (where install.sh puts it), its config and logs in the home's `logs/`.
-fn cloudflared_config(home: &Home) -> CloudflaredConfig {
-    let mut config = CloudflaredConfig::new(home.logs_dir());
-    config.stop_grace = TUNNEL_STOP_GRACE;
-    config.fallback_paths = vec![home.root().join("bin").join("cloudflared")];
-    config.not_found_hint = Some("Run ./install.sh".into());
-    config
-}
-
-/// The folder of the `--config` file every tunnel process of `home`
-/// carries, quick or named: how leftovers of a killed daemon are found.
-fn tunnel_marker(home: &Home) -> PathBuf {
-    cloudflared_config(home).state_dir
 }
 
 /// Rust ignores SIGPIPE, so `drop status | head -1` would panic on a

@@ -28,11 +28,11 @@ pub struct Decision {
 /// again each time (a laptop moves between networks; a VPS never tunnels).
 /// The decision is recorded in `server.json`, so a restarted daemon and
 /// apps started later follow it until the next `drop start`.
-pub fn decide(flag: Option<bool>) -> Result<Decision, CliError> {
+pub fn decide(flag: Option<bool>, config: &NatConfig) -> Result<Decision, CliError> {
     match flag {
         Some(true) => Ok(forced(true)),
         Some(false) => Ok(forced(false)),
-        None => detect(),
+        None => detect(config),
     }
 }
 
@@ -55,13 +55,12 @@ fn forced(on: bool) -> Decision {
 }
 
 /// Asks the IP-echo services (within their deadline) and judges.
-fn detect() -> Result<Decision, CliError> {
-    let config = NatConfig::from_env()?;
+fn detect(config: &NatConfig) -> Result<Decision, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::io("start the async runtime"))?;
-    let verdict = runtime.block_on(drop_nat::detect(&config));
+    let verdict = runtime.block_on(drop_nat::detect(config));
     Ok(judge(&verdict))
 }
 
@@ -108,10 +107,10 @@ mod tests {
 
     #[test]
     fn flags_force_the_decision() {
-        let on = decide(Some(true)).unwrap();
+        let on = decide(Some(true), &NatConfig::default()).unwrap();
         assert!(on.tunnel && on.choice == TunnelChoice::On);
         assert_eq!(on.note.as_deref(), Some("Starting tunnel..."));
-        let off = decide(Some(false)).unwrap();
+        let off = decide(Some(false), &NatConfig::default()).unwrap();
         assert!(!off.tunnel && off.choice == TunnelChoice::Off && off.note.is_none());
     }
 

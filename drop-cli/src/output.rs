@@ -1,8 +1,9 @@
-//! How pages are shown: aligned text rows and JSON objects.
+//! What commands print: where it goes ([`Output`]: text, `--json`, or kept
+//! for an in-process caller), and how pages are shown in it (aligned rows,
+//! JSON objects).
 
+use std::io::Write;
 use std::path::Path;
-
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use drop_registry::{MAX_VISITORS, Record, TunnelPhase, parse_rfc3339};
@@ -217,39 +218,87 @@ pub fn label(id: &str, record: &Record) -> String {
     }
 }
 
-/// Whether this command speaks JSON (`--json`): set once, before it runs.
-static JSON_MODE: AtomicBool = AtomicBool::new(false);
-
-/// Makes every command print JSON (documents on stdout, errors on stderr)
-/// instead of lines for people.
-pub fn set_json_mode(on: bool) {
-    JSON_MODE.store(on, Ordering::Relaxed);
+/// Where a command's words go: lines for people on a terminal, or under
+/// `--json` one document on stdout and notes on stderr.
+#[derive(Debug, Clone)]
+pub struct Output {
+    mode: Mode,
 }
 
-/// Whether `--json` was given.
-pub fn json_mode() -> bool {
-    JSON_MODE.load(Ordering::Relaxed)
+#[derive(Debug, Clone)]
+enum Mode {
+    Text,
+    Json,
 }
 
-/// A line for people on stdout; under `--json` nothing, as the command's
-/// document says the same. Every command's text goes through here.
-macro_rules! say {
-    ($($arg:tt)*) => {
-        if !$crate::output::json_mode() {
-            println!($($arg)*);
+impl Output {
+    /// Lines for people (`--json` not given).
+    pub fn text() -> Self {
+        Output { mode: Mode::Text }
+    }
+
+    /// `--json`: documents on stdout, notes on stderr.
+    pub fn json() -> Self {
+        Output { mode: Mode::Json }
+    }
+
+    /// Whether the command ends with a JSON document rather than lines.
+    pub fn is_json(&self) -> bool {
+        !matches!(self.mode, Mode::Text)
+    }
+
+    /// A line for people on stdout; nothing under JSON, as the command's
+    /// document says the same. Every command's text goes through here.
+    pub fn say(&self, line: std::fmt::Arguments<'_>) {
+        if let Mode::Text = self.mode {
+            println!("{line}");
         }
+    }
+
+    /// A warning for people: on stdout with the rest of the text, on
+    /// stderr under `--json` so that stdout stays one document.
+    pub fn note(&self, line: std::fmt::Arguments<'_>) {
+        match &self.mode {
+            Mode::Text => println!("{line}"),
+            Mode::Json => eprintln!("{line}"),
+        }
+    }
+
+    /// The command's JSON document (pretty, on stdout under `--json`);
+    /// nothing in text mode, where the lines said it.
+    pub fn document(&self, value: Value) {
+        match &self.mode {
+            Mode::Text => {}
+            Mode::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("json values serialise")
+            ),
+        }
+    }
+
+    /// One JSON object on a line of its own, for output that streams
+    /// (`logs --json`); false once stdout is closed.
+    pub fn json_line(&self, value: Value) -> bool {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{value}").and_then(|()| out.flush()).is_ok()
+    }
+}
+
+/// A line for people: `say!(out, "…", …)` with `out` an [`Output`].
+macro_rules! say {
+    ($out:expr) => {
+        $out.say(format_args!(""))
+    };
+    ($out:expr, $($arg:tt)*) => {
+        $out.say(format_args!($($arg)*))
     };
 }
 pub(crate) use say;
 
-/// A warning for people: on stdout with the rest of the text, on stderr
-/// under `--json` so that stdout stays one document.
+/// A warning for people: `note!(out, "…", …)` (see [`Output::note`]).
 macro_rules! note {
-    ($($arg:tt)*) => {
-        match $crate::output::json_mode() {
-            true => eprintln!($($arg)*),
-            false => println!($($arg)*),
-        }
+    ($out:expr, $($arg:tt)*) => {
+        $out.note(format_args!($($arg)*))
     };
 }
 pub(crate) use note;
@@ -270,14 +319,6 @@ pub fn printable(text: &str) -> String {
             false => c.to_string(),
         })
         .collect()
-}
-
-/// Prints a JSON document on stdout.
-pub fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("json values serialise")
-    );
 }
 
 /// Whether `source` lies in `dir` (component-wise, not by string prefix).

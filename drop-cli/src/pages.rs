@@ -1,35 +1,34 @@
 //! `status`, `list`, `remove` and `cleanup`: read-mostly commands that work
 //! from the registry whether or not the server runs.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
-    Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+    Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
     parse_rfc3339,
 };
 use serde_json::json;
 
+use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{PageRow, is_under, print_json, printable, render_rows};
-use crate::output::{note, say};
+use crate::output::{PageRow, is_under, note, printable, render_rows, say};
 use crate::running::running_server;
 use crate::server_view::{ServerSeen, server_document};
-use crate::settings::Settings;
 use crate::urls::{Reach, Urls};
 
 /// `drop status [--json]`.
-pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
+pub fn status(ctx: &Context) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let seen = ServerSeen::load(home)?;
     let pages = home.registry().load()?;
     let rows: Vec<PageRow<'_>> = pages
         .iter()
         .map(|(id, r)| PageRow::new(&seen.urls, id, r))
         .collect();
-    if json {
-        print_json(&json!({
+    if out.is_json() {
+        out.document(json!({
             "server": server_document(home, &seen)?,
             "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>(),
         }));
@@ -37,8 +36,9 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     }
     let legacy = (!seen.running).then(|| LegacyServer::find(home)).flatten();
     match legacy {
-        Some(old) => say!("{}", legacy_server_line(&old, &seen.urls)),
+        Some(old) => say!(out, "{}", legacy_server_line(&old, &seen.urls)),
         None => say!(
+            out,
             "{}",
             server_line(
                 seen.state.as_ref(),
@@ -48,12 +48,12 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
             )
         ),
     }
-    say!();
+    say!(out);
     if rows.is_empty() {
-        say!("Pages: none (publish one with 'drop add <path>')");
+        say!(out, "Pages: none (publish one with 'drop add <path>')");
     } else {
-        say!("Pages:");
-        say!("{}", render_rows(&rows).trim_end_matches('\n'));
+        say!(out, "Pages:");
+        say!(out, "{}", render_rows(&rows).trim_end_matches('\n'));
     }
     Ok(())
 }
@@ -140,7 +140,8 @@ fn over_http2(tunnel: &TunnelState) -> &'static str {
 
 /// `drop list [--all] [--json]`: pages published from the current folder
 /// (or below it), or every page.
-pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
+pub fn list(ctx: &Context, all: bool) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let urls = Urls::load(home)?;
     let pages = home.registry().load()?;
     let here = std::env::current_dir()
@@ -151,14 +152,17 @@ pub fn list(home: &Home, all: bool, json: bool) -> Result<(), CliError> {
         .filter(|(_, r)| all || is_under(&r.source, &here))
         .map(|(id, r)| PageRow::new(&urls, id, r))
         .collect();
-    if json {
-        print_json(&json!({ "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>() }));
+    if out.is_json() {
+        out.document(json!({ "pages": rows.iter().map(PageRow::to_json).collect::<Vec<_>>() }));
     } else if rows.is_empty() && !all {
-        say!("No pages from this folder. 'drop list --all' shows every page.");
+        say!(
+            out,
+            "No pages from this folder. 'drop list --all' shows every page."
+        );
     } else if rows.is_empty() {
-        say!("No pages. Publish one with 'drop add <path>'.");
+        say!(out, "No pages. Publish one with 'drop add <path>'.");
     } else {
-        say!("{}", render_rows(&rows).trim_end_matches('\n'));
+        say!(out, "{}", render_rows(&rows).trim_end_matches('\n'));
     }
     Ok(())
 }
@@ -175,7 +179,8 @@ pub enum RemoveWhat<'a> {
 /// least 4 characters), name or the path it was published from. Every
 /// name is resolved before anything is removed, so a typo removes
 /// nothing. Running apps are stopped first, and said to be.
-pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result<(), CliError> {
+pub fn remove(ctx: &Context, what: RemoveWhat<'_>) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let pages = home.registry().load()?;
     let mut targets: Vec<(String, Record)> = Vec::new();
     match what {
@@ -192,14 +197,14 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
     }
     let mut removed = Vec::new();
     for (id, record) in &targets {
-        let stopped = remove_record(home, id, record, tunnel_marker)?;
+        let stopped = remove_record(ctx, id, record)?;
         let what = match (record.is_app(), stopped) {
             (true, true) => "an app, stopped first",
             (true, false) => "an app",
             (false, _) => "a page",
         };
         let source = printable(&record.source.to_string_lossy());
-        say!("Removed: {id} ({source}; {what})");
+        say!(out, "Removed: {id} ({source}; {what})");
         removed.push(json!({
             "id": id,
             "name": record.name,
@@ -211,17 +216,16 @@ pub fn remove(home: &Home, what: RemoveWhat<'_>, tunnel_marker: &Path) -> Result
     if !targets.is_empty() {
         crate::control::announce_registry_change(home);
     } else {
-        say!("Nothing to remove: no pages.");
+        say!(out, "Nothing to remove: no pages.");
     }
-    if crate::output::json_mode() {
-        print_json(&json!({ "removed": removed }));
-    }
+    out.document(json!({ "removed": removed }));
     Ok(())
 }
 
 /// `drop qr <page>`: the page's URL as a QR code, then as text. Under
 /// `--json`, `{"id", "url", "qr"}` with the code as plain text.
-pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
+pub fn qr(ctx: &Context, query: &str) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let pages = home.registry().load()?;
     let found = crate::names::find_one(&pages, query)?;
     if let Some(why) = ended(found.record) {
@@ -232,26 +236,29 @@ pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
     }
     let urls = Urls::load(home)?;
     let row = PageRow::new(&urls, found.id, found.record);
-    if crate::output::json_mode() {
-        print_json(&serde_json::json!({
+    if out.is_json() {
+        out.document(json!({
             "id": found.id,
             "url": row.url,
             "qr": crate::qr::render(&row.url)?,
         }));
         return Ok(());
     }
-    print!("{}", crate::qr::for_stdout(&row.url)?);
-    println!("{}", row.url);
+    say!(out, "{}{}", crate::qr::for_stdout(&row.url)?, row.url);
     if running_server(home.load_server_state()?.as_ref()).is_none() {
-        note!("  (the server is not running: 'drop start' so that the link opens)");
+        note!(
+            out,
+            "  (the server is not running: 'drop start' so that the link opens)"
+        );
     }
     // A phone is another machine: say when the URL cannot open there.
     if row.reach == Reach::ThisMachine {
         note!(
+            out,
             "  (this URL opens only on this machine, not on a phone: 'drop start --tunnel' gives a public one)"
         );
     } else if let Some(note) = urls.reach_note(row.reach) {
-        note!("{note}");
+        note!(out, "{note}");
     }
     Ok(())
 }
@@ -259,7 +266,8 @@ pub fn qr(home: &Home, query: &str) -> Result<(), CliError> {
 /// `drop cleanup [--unopened SPAN]`: stops and removes pages and apps
 /// whose source is gone, pages that expired, and with `--unopened` pages
 /// no human opened in their first SPAN.
-pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Result<(), CliError> {
+pub fn cleanup(ctx: &Context, unopened: Option<&str>) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let unopened = unopened
         .map(|text| crate::when::span_arg(text, "--unopened"))
         .transpose()?;
@@ -284,25 +292,26 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
         .filter_map(|(id, r)| Some((id.to_owned(), r.clone(), why(r)?)))
         .collect();
     for (id, record, _) in &gone {
-        remove_record(home, id, record, tunnel_marker)?;
+        remove_record(ctx, id, record)?;
     }
     crate::control::announce_registry_change(home);
-    if crate::output::json_mode() {
+    if out.is_json() {
         let removed: Vec<_> = gone
             .iter()
             .map(|(id, record, (_, reason))| {
                 json!({ "id": id, "name": record.name, "type": record.kind, "source": record.source, "reason": reason })
             })
             .collect();
-        print_json(&json!({ "removed": removed }));
+        out.document(json!({ "removed": removed }));
     }
     if gone.is_empty() {
-        say!("Nothing to clean up.");
+        say!(out, "Nothing to clean up.");
         return Ok(());
     }
-    say!("Removed {} page(s):", gone.len());
+    say!(out, "Removed {} page(s):", gone.len());
     for (id, record, (why, _)) in gone {
         say!(
+            out,
             "  {id}  {}  ({why})",
             printable(&record.source.to_string_lossy())
         );
@@ -315,12 +324,12 @@ pub fn cleanup(home: &Home, tunnel_marker: &Path, unopened: Option<&str>) -> Res
 /// `--since-publish`, returns at once if one already did; then prints the
 /// receipt. Fails when the timeout passes first.
 pub fn wait(
-    home: &Home,
+    ctx: &Context,
     query: &str,
     timeout: Option<&str>,
     since_publish: bool,
-    json: bool,
 ) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let timeout = timeout
         .map(|text| crate::when::span_arg(text, "--timeout"))
         .transpose()?;
@@ -373,9 +382,10 @@ pub fn wait(
         if opened {
             let urls = Urls::load(home)?;
             let row = PageRow::new(&urls, &id, record);
-            match json {
-                true => print_json(&row.to_json()),
+            match out.is_json() {
+                true => out.document(row.to_json()),
                 false => say!(
+                    out,
                     "Opened: {}  — {}",
                     row.url,
                     crate::output::receipt(record, SystemTime::now())
@@ -415,26 +425,21 @@ const WAIT_POLL: Duration = Duration::from_millis(250);
 /// no process is orphaned. With a daemon running, it does both in the
 /// app's turn, so a `drop start` at the same moment cannot slip in between.
 /// Returns whether an app was running and was stopped.
-fn remove_record(
-    home: &Home,
-    id: &str,
-    record: &Record,
-    tunnel_marker: &Path,
-) -> Result<bool, CliError> {
+fn remove_record(ctx: &Context, id: &str, record: &Record) -> Result<bool, CliError> {
+    let home = &ctx.home;
     if record.is_app() && running_server(home.load_server_state()?.as_ref()).is_some() {
         let request = ControlRequest::RemoveApp {
             id: id.to_owned(),
-            stop_grace_ms: Settings::from_env()?.apps_given.stop_grace_ms(),
+            stop_grace_ms: ctx.settings.apps_given.stop_grace_ms(),
         };
         return match crate::control::send(home, &request)? {
             ControlReply::Removed { stopped } => Ok(stopped),
-            ControlReply::Failed { error } => Err(CliError::App(error)),
-            other => Err(crate::apps::unexpected(&other)),
+            other => Err(crate::apps::failure(other)),
         };
     }
     let mut stopped = false;
     if record.is_app() && (record.pid.is_some() || record.tunnel_state.is_some()) {
-        stopped = crate::apps::stop_app(home, id, record, tunnel_marker)?;
+        stopped = crate::apps::stop_app(ctx, id, record)?;
     }
     home.registry().update(|pages: &mut Pages| {
         pages.remove(id);

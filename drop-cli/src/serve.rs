@@ -4,22 +4,18 @@
 //! that `main` built.
 
 use std::net::ToSocketAddrs;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use drop_core::daemon::{Daemon, DaemonConfig, ServerLock};
 use drop_core::supervise::{AppRunner, LinkCheck, LinkChecker, TunnelSource};
-use drop_registry::Home;
 
+use crate::context::Context;
 use crate::error::CliError;
-use crate::settings::Settings;
 
 /// What the daemon reaches the outside world through.
 pub struct World {
     /// Where tunnels come from: quick tunnels, or the user's named tunnel.
     pub tunnels: TunnelSource,
-    /// The argument every tunnel process of this home carries.
-    pub tunnel_marker: PathBuf,
     /// Runs apps.
     pub runner: Arc<dyn AppRunner>,
     /// The network this machine is on (see [`DaemonConfig::network`]).
@@ -30,13 +26,13 @@ pub struct World {
 
 /// `drop serve --port N [--host H] [--bind ADDR]`.
 pub fn serve(
-    home: &Home,
+    ctx: &Context,
     port: u16,
     host: Option<String>,
     bind: String,
     world: World,
 ) -> Result<(), CliError> {
-    let settings = Settings::from_env()?;
+    let (home, settings) = (&ctx.home, &ctx.settings);
     raise_fd_limit();
     // Before binding: a second daemon is told the home is taken, not that
     // the port is.
@@ -58,7 +54,7 @@ pub fn serve(
         bind,
         server: settings.server.clone(),
         apps: settings.apps.clone(),
-        tunnel_marker: world.tunnel_marker,
+        tunnel_config_dir: ctx.tunnel_config_dir(),
         network: world.network,
     };
     let links = LinkCheck {

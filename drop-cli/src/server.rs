@@ -17,12 +17,11 @@ use drop_core::supervise::{
 };
 use drop_registry::{Home, ServerState, TunnelChoice, TunnelPhase, TunnelReason, TunnelState};
 
+use crate::context::Context;
 use crate::error::CliError;
 use crate::nat;
-use crate::output::label;
-use crate::output::{note, say};
+use crate::output::{Output, label, note, say};
 use crate::running::{answers_http, launch_error, running_server};
-use crate::settings::Settings;
 use crate::systemd;
 use crate::urls::{Urls, legacy_state};
 
@@ -43,21 +42,21 @@ pub struct StartOptions {
 
 /// `drop start [--port] [--host] [--tunnel|--no-tunnel]`; under `--json`,
 /// then the server as `status --json` shows it.
-pub fn start(home: &Home, options: StartOptions) -> Result<(), CliError> {
-    let already_running = start_server(home, options)?;
-    if crate::output::json_mode() {
+pub fn start(ctx: &Context, options: StartOptions) -> Result<(), CliError> {
+    let already_running = start_server(ctx, options)?;
+    if ctx.out.is_json() {
+        let home = &ctx.home;
         let seen = crate::server_view::ServerSeen::load(home)?;
         let mut doc = crate::server_view::server_document(home, &seen)?;
         doc["was_running"] = serde_json::Value::Bool(already_running);
-        crate::output::print_json(&serde_json::json!({ "server": doc }));
+        ctx.out.document(serde_json::json!({ "server": doc }));
     }
     Ok(())
 }
 
 /// Starts the server; whether it was already running.
-fn start_server(home: &Home, options: StartOptions) -> Result<bool, CliError> {
-    // A bad setting stops the start before anything is detected or launched.
-    Settings::from_env()?;
+fn start_server(ctx: &Context, options: StartOptions) -> Result<bool, CliError> {
+    let home = &ctx.home;
     home.ensure()?;
     let _one_start = StartLock::take(home)?;
     let saved = home.load_server_state()?;
@@ -65,20 +64,28 @@ fn start_server(home: &Home, options: StartOptions) -> Result<bool, CliError> {
         before_launch(home)?;
     }
     if running_server(saved.as_ref()).is_some() {
-        say!("Server already running: {}", Urls::load(home)?.base());
+        say!(
+            ctx.out,
+            "Server already running: {}",
+            Urls::load(home)?.base()
+        );
         if options.port.is_some() || options.host.is_some() || options.tunnel.is_some() {
-            say!("  (its settings are kept: run 'drop stop' first to change them)");
+            say!(
+                ctx.out,
+                "  (its settings are kept: run 'drop stop' first to change them)"
+            );
         }
         return Ok(true);
     }
-    launch_and_report(home, saved, options)?;
+    launch_and_report(ctx, saved, options)?;
     Ok(false)
 }
 
 /// The running server's state, starting the server first (and saying so)
 /// when it is not running, for commands that need the daemon such as
 /// `start <app>`. The flag tells whether it was started now.
-pub fn ensure_running(home: &Home) -> Result<(ServerState, bool), CliError> {
+pub fn ensure_running(ctx: &Context) -> Result<(ServerState, bool), CliError> {
+    let home = &ctx.home;
     home.ensure()?;
     let _one_start = StartLock::take(home)?;
     let saved = home.load_server_state()?;
@@ -96,7 +103,7 @@ pub fn ensure_running(home: &Home) -> Result<(ServerState, bool), CliError> {
         tunnel,
         ..StartOptions::default()
     };
-    launch_and_report(home, saved, options)?;
+    launch_and_report(ctx, saved, options)?;
     let state = home
         .load_server_state()?
         .ok_or_else(|| CliError::ServerFailed("the server left no state".into()))?;
@@ -118,16 +125,17 @@ fn before_launch(home: &Home) -> Result<(), CliError> {
 }
 
 fn launch_and_report(
-    home: &Home,
+    ctx: &Context,
     saved: Option<ServerState>,
     options: StartOptions,
 ) -> Result<(), CliError> {
+    let home = &ctx.home;
     let any_port = options.port == Some(0);
     let before = previous_base(home, saved.as_ref());
-    let launched = prepare_and_launch(home, saved, options)?;
-    report_start(home, &launched.state)?;
+    let launched = prepare_and_launch(ctx, saved, options)?;
+    report_start(ctx, &launched.state)?;
     if let Some(note) = launched.note {
-        note!("{note}");
+        note!(ctx.out, "{note}");
     }
     let after = Urls::new(Some(&launched.state), None)
         .local_base()
@@ -135,6 +143,7 @@ fn launch_and_report(
     let pages = home.registry().load()?;
     if let Some(before) = before.filter(|b| *b != after && !any_port && !pages.is_empty()) {
         note!(
+            ctx.out,
             "Note: page URLs changed from {before} to {after}; links handed out before no longer work (start with --host and --port to keep the old ones)."
         );
     }
@@ -188,14 +197,15 @@ impl Drop for StartLock {
 /// Decides whether to tunnel, records the decision for the daemon (and for
 /// later restarts), and launches it.
 fn prepare_and_launch(
-    home: &Home,
+    ctx: &Context,
     saved: Option<ServerState>,
     options: StartOptions,
 ) -> Result<Launched, CliError> {
+    let home = &ctx.home;
     let mut state = saved.unwrap_or_else(|| legacy_state(home));
-    let decision = nat::decide(options.tunnel)?;
+    let decision = nat::decide(options.tunnel, &ctx.settings.nat)?;
     if let Some(note) = &decision.note {
-        note!("{note}");
+        note!(ctx.out, "{note}");
     }
     state.tunnel = decision.tunnel;
     state.tunnel_choice = Some(decision.choice.clone());
@@ -212,7 +222,7 @@ fn prepare_and_launch(
     state.start_time = None;
     let before = home.load_server_state()?;
     home.save_server_state(&state)?;
-    launch(home, &state).inspect_err(|_| {
+    launch(ctx, &state).inspect_err(|_| {
         // A start that failed changes nothing: not even the port of later URLs.
         let _ = match &before {
             Some(before) => home.save_server_state(before),
@@ -222,18 +232,19 @@ fn prepare_and_launch(
 }
 
 /// Prints how the server started, waiting for its tunnel's first outcome.
-fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
+fn report_start(ctx: &Context, state: &ServerState) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let urls = Urls::new(Some(state), None);
     if !state.tunnel {
         let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
-        say!("Server started: {}{suffix}", urls.local_base());
+        say!(out, "Server started: {}{suffix}", urls.local_base());
         if let Some(note) = urls.reach_note(urls.reach()) {
-            note!("{note}");
+            note!(out, "{note}");
         }
         return Ok(());
     }
-    let tunnel = wait_for_tunnel(home)?;
+    let tunnel = wait_for_tunnel(ctx)?;
     if running_server(home.load_server_state()?.as_ref()).is_none() {
         return Err(CliError::ServerFailed(
             "the server stopped while its tunnel was opening (a 'drop stop', or see its log, logs/server.log in the drop home)".into(),
@@ -241,10 +252,11 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
     }
     match tunnel.filter(|t| t.current_url().is_some()) {
         Some(up) => {
-            say!("Server started: {}", up.url);
-            say!("  (tunneled via cloudflared)");
+            say!(out, "Server started: {}", up.url);
+            say!(out, "  (tunneled via cloudflared)");
             if !up.is_up() {
                 note!(
+                    out,
                     "{}",
                     unconfirmed_line(up.error.as_deref().unwrap_or_default())
                 );
@@ -252,8 +264,9 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
         }
         None => {
             let why = tunnel_failure(home)?;
-            say!("{why}");
+            say!(out, "{why}");
             say!(
+                out,
                 "Server started: {} (local, not tunneled)",
                 urls.local_base()
             );
@@ -265,8 +278,9 @@ fn report_start(home: &Home, state: &ServerState) -> Result<(), CliError> {
 /// Waits until the daemon's first attempt at the server's tunnel is decided:
 /// its URL confirmed from outside, handed out unconfirmed past the bound,
 /// or down (or the server is gone: a `drop stop` may have come in between).
-fn wait_for_tunnel(home: &Home) -> Result<Option<TunnelState>, CliError> {
-    let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT + Settings::from_env()?.verify_bound;
+fn wait_for_tunnel(ctx: &Context) -> Result<Option<TunnelState>, CliError> {
+    let home = &ctx.home;
+    let deadline = Instant::now() + FIRST_OUTCOME_TIMEOUT + ctx.settings.verify_bound;
     loop {
         let tunnel = home.load_tunnel_state()?;
         let decided = tunnel.as_ref().is_some_and(|t| !t.state.undecided());
@@ -310,9 +324,10 @@ pub fn not_tunneled_line(phase: &TunnelPhase, error: Option<&str>) -> String {
 
 /// Launches `drop serve` detached and waits until it answers. The daemon
 /// reads the tunnel decision from `server.json`.
-fn launch(home: &Home, state: &ServerState) -> Result<Launched, CliError> {
+fn launch(ctx: &Context, state: &ServerState) -> Result<Launched, CliError> {
+    let home = &ctx.home;
     let (port, host) = (state.port, state.host.clone());
-    let bind = Settings::from_env()?.bind;
+    let bind = &ctx.settings.bind;
     let log_path = home.logs_dir().join("server.log");
     let mut log = OpenOptions::new()
         .create(true)
@@ -330,7 +345,7 @@ fn launch(home: &Home, state: &ServerState) -> Result<Launched, CliError> {
     let mut command = Command::new(exe);
     command
         .arg("serve")
-        .args(["--port", &port.to_string(), "--bind", &bind])
+        .args(["--port", &port.to_string(), "--bind", bind])
         .arg("--home")
         .arg(home.root())
         .stdin(Stdio::null())
@@ -415,60 +430,85 @@ fn wait_until_serving(
     })
 }
 
+/// `drop stop [--all]`: with `--all` every running app first, while the
+/// daemon that watches them still runs; then the server and its tunnels.
+pub fn stop_all(ctx: &Context, all: bool) -> Result<(), CliError> {
+    let apps = match all {
+        true => crate::apps::stop_every_app(ctx)?,
+        false => crate::apps::AppsStopped::default(),
+    };
+    let stopped = stop(ctx)?;
+    ctx.out.document(serde_json::json!({
+        "server_was_running": stopped.was_running,
+        "apps_stopped": apps.ids,
+        "apps_running": stopped.apps_running,
+    }));
+    match apps.failures.is_empty() {
+        true => Ok(()),
+        false => Err(CliError::App {
+            code: "app_stop_failed".into(),
+            message: apps.failures.join("\n"),
+        }),
+    }
+}
+
 /// What `drop stop` did.
-pub struct Stopped {
+struct Stopped {
     /// A server (this drop's, or the Python drop's) was running.
-    pub was_running: bool,
+    was_running: bool,
     /// The apps that keep running, by name or id.
-    pub apps_running: Vec<String>,
+    apps_running: Vec<String>,
 }
 
 /// `drop stop`: the server and every tunnel, and the Python drop's server
 /// if it still serves the home; then how many apps keep running.
-pub fn stop(home: &Home, tunnel_marker: &Path) -> Result<Stopped, CliError> {
-    let legacy = stop_legacy_server(home);
-    let own = stop_own_server(home, tunnel_marker)?;
+fn stop(ctx: &Context) -> Result<Stopped, CliError> {
+    let legacy = stop_legacy_server(ctx);
+    let own = stop_own_server(ctx)?;
     if !own && !legacy {
-        say!("Server is not running.");
+        say!(ctx.out, "Server is not running.");
     }
     Ok(Stopped {
         was_running: own || legacy,
-        apps_running: report_running_apps(home)?,
+        apps_running: report_running_apps(ctx)?,
     })
 }
 
 /// Stops this drop's server; whether one ran.
-fn stop_own_server(home: &Home, tunnel_marker: &Path) -> Result<bool, CliError> {
+fn stop_own_server(ctx: &Context) -> Result<bool, CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     if let Some(unit) = systemd::active_unit(home) {
         unit.stop()?;
-        say!("Server stopped.");
+        say!(out, "Server stopped.");
         return Ok(true);
     }
     let saved = home.load_server_state()?;
     let server = running_server(saved.as_ref())
         .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
+    let leftovers = || end_leftovers(home, &ctx.tunnel_config_dir()).len();
     let Some(server) = server else {
-        report_leftovers(end_leftovers(home, tunnel_marker).len());
+        report_leftovers(out, leftovers());
         return Ok(false);
     };
     server.terminate_group(STOP_GRACE);
     forget_pid(home, server.pid)?;
     // A server killed after the grace period could not close its tunnels.
-    report_leftovers(end_leftovers(home, tunnel_marker).len());
-    say!("Server stopped.");
+    report_leftovers(out, leftovers());
+    say!(out, "Server stopped.");
     Ok(true)
 }
 
 /// Stops the Python drop's server of this home, once its pid is shown to
 /// be that server; whether one ran.
-fn stop_legacy_server(home: &Home) -> bool {
-    let Some(old) = LegacyServer::find(home) else {
+fn stop_legacy_server(ctx: &Context) -> bool {
+    let Some(old) = LegacyServer::find(&ctx.home) else {
         return false;
     };
     old.id.terminate_group(STOP_GRACE);
-    home.forget_legacy_server_pid();
+    ctx.home.forget_legacy_server_pid();
     let port = old.port.map_or(String::new(), |p| format!(", port {p}"));
     say!(
+        ctx.out,
         "Stopped the Python drop's server (pid {}{port}).",
         old.id.pid
     );
@@ -476,8 +516,8 @@ fn stop_legacy_server(home: &Home) -> bool {
 }
 
 /// Says which apps keep running once the server is stopped, and returns them.
-fn report_running_apps(home: &Home) -> Result<Vec<String>, CliError> {
-    let pages = home.registry().load()?;
+fn report_running_apps(ctx: &Context) -> Result<Vec<String>, CliError> {
+    let pages = ctx.home.registry().load()?;
     let running: Vec<String> = pages
         .iter()
         .filter(|(_, r)| r.is_app())
@@ -495,6 +535,7 @@ fn report_running_apps(home: &Home) -> Result<Vec<String>, CliError> {
             n => (format!("{n} apps"), "keep"),
         };
         say!(
+            ctx.out,
             "{count} {verb} running: {}. 'drop stop --all' stops apps too; the next 'drop start' adopts them.",
             running.join(", ")
         );
@@ -502,8 +543,11 @@ fn report_running_apps(home: &Home) -> Result<Vec<String>, CliError> {
     Ok(running)
 }
 
-fn report_leftovers(count: usize) {
+fn report_leftovers(out: &Output, count: usize) {
     if count > 0 {
-        say!("Ended {count} tunnel process(es) left by a server that was killed.");
+        say!(
+            out,
+            "Ended {count} tunnel process(es) left by a server that was killed."
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! drop's settings from the environment (`DROP_*`), read in one place, once
-//! per command that needs them, into the plain structs the engine takes.
+//! per command (into its [`crate::context::Context`]), as the plain structs
+//! the engine and drop-nat take.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use drop_core::http::ServerConfig;
 use drop_core::supervise::verify::{DNS_SETTLE, usable_url};
 use drop_core::supervise::{AppLimits, LinkConfig};
+use drop_nat::NatConfig;
 
 use crate::error::CliError;
 
@@ -44,6 +47,12 @@ pub struct Settings {
     /// `DROP_TUNNEL_DNS_SETTLE_MS`: how long after a tunnel comes up public
     /// DNS is first asked about its hostname.
     pub dns_settle: Duration,
+    /// `DROP_IP_ECHO_URLS`, `DROP_NAT_DEADLINE_MS`: how `drop start` asks
+    /// whether this machine is behind NAT.
+    pub nat: NatConfig,
+    /// `TUNNEL_ORIGIN_CERT` (cloudflared's own variable): where the login
+    /// certificate of named tunnels is, when not in cloudflared's places.
+    pub origin_cert: Option<PathBuf>,
 }
 
 /// How long a start waits for a tunnel URL to be seen working from outside.
@@ -111,6 +120,18 @@ impl Settings {
                 second: "DROP_TUNNEL_VERIFY_TIMEOUT_MS",
             });
         }
+        let mut nat =
+            match lookup("DROP_IP_ECHO_URLS") {
+                Some(list) => NatConfig::default().with_services(&list).map_err(|_| {
+                    CliError::BadUrlSetting {
+                        name: "DROP_IP_ECHO_URLS",
+                        value: list.clone(),
+                        expected: "give comma- or space-separated http(s) URLs of IP-echo services",
+                    }
+                })?,
+                None => NatConfig::default(),
+            };
+        nat.deadline = millis("DROP_NAT_DEADLINE_MS", nat.deadline)?;
         Ok(Settings {
             bind: lookup("DROP_BIND")
                 .filter(|v| !v.trim().is_empty())
@@ -137,6 +158,10 @@ impl Settings {
             links,
             verify_bound,
             dns_settle,
+            nat,
+            origin_cert: lookup("TUNNEL_ORIGIN_CERT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -228,6 +253,26 @@ mod tests {
         assert!(huge.to_string().contains("from 1 to 1000000"), "{huge}");
         let threads = settings(&[("DROP_WORKERS", "100000")]).unwrap_err();
         assert!(threads.to_string().contains("from 1 to 1024"), "{threads}");
+    }
+
+    #[test]
+    fn nat_detection_asks_where_the_settings_say() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.nat, NatConfig::default());
+        let s = settings(&[
+            ("DROP_IP_ECHO_URLS", "http://127.0.0.1:1/ip http://[::1]:2"),
+            ("DROP_NAT_DEADLINE_MS", "250"),
+        ])
+        .unwrap();
+        assert_eq!(s.nat.services, ["http://127.0.0.1:1/ip", "http://[::1]:2"]);
+        assert_eq!(s.nat.deadline, Duration::from_millis(250));
+        let err = settings(&[("DROP_IP_ECHO_URLS", "ifconfig.me")]).unwrap_err();
+        assert!(err.to_string().starts_with("DROP_IP_ECHO_URLS is"), "{err}");
+        let err = settings(&[("DROP_NAT_DEADLINE_MS", "0")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("DROP_NAT_DEADLINE_MS is `0`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,32 +7,35 @@
 use std::sync::Arc;
 
 use drop_core::supervise::NamedWorld;
-use drop_registry::{Home, NamedTunnelSetup, TunnelPhase, TunnelState};
+use drop_registry::{NamedTunnelSetup, TunnelPhase, TunnelState};
 use drop_tunnel::{
     CertificateSearch, CloudflaredConfig, DnsRoute, NamedTunnel, NamedTunnels, TunnelError,
 };
 use serde_json::json;
 
+use crate::context::Context;
 use crate::error::CliError;
-use crate::output::print_json;
 use crate::output::say;
 use crate::running::running_server;
 
 /// Where the login certificate is: `TUNNEL_ORIGIN_CERT` when set (as
 /// cloudflared reads it), else where cloudflared looks in this user's home.
-pub fn certificate_search() -> CertificateSearch {
-    match std::env::var_os("TUNNEL_ORIGIN_CERT").filter(|v| !v.is_empty()) {
+fn certificate_search(ctx: &Context) -> CertificateSearch {
+    match &ctx.settings.origin_cert {
         Some(path) => CertificateSearch::at(path),
         None => CertificateSearch::for_this_user(),
     }
 }
 
-/// The named tunnel the daemon of `home` runs, when one is set up.
-pub fn named_world(home: &Home, config: CloudflaredConfig) -> Result<Option<NamedWorld>, CliError> {
-    let Some(setup) = home.load_named_tunnel()? else {
+/// The named tunnel the daemon runs, when one is set up.
+pub fn named_world(
+    ctx: &Context,
+    config: CloudflaredConfig,
+) -> Result<Option<NamedWorld>, CliError> {
+    let Some(setup) = ctx.home.load_named_tunnel()? else {
         return Ok(None);
     };
-    let manage = NamedTunnels::new(config, certificate_search());
+    let manage = NamedTunnels::new(config, certificate_search(ctx));
     let tunnel = NamedTunnel::new(
         setup.tunnel_id.clone(),
         setup.tunnel_name.clone(),
@@ -51,12 +54,12 @@ pub fn named_world(home: &Home, config: CloudflaredConfig) -> Result<Option<Name
 /// tunnel if the account has none of that name, routes `hostname` to it,
 /// and records it. Running it again changes nothing that is already right.
 pub fn setup(
-    home: &Home,
-    config: CloudflaredConfig,
+    ctx: &Context,
     hostname: &str,
     name: Option<&str>,
     replace_dns: bool,
 ) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
     // Named after its hostname unless told: two machines of one account
     // setting up different hostnames never share (and split) one tunnel.
@@ -71,7 +74,7 @@ pub fn setup(
             "{hostname} is the hostname of app {app}; choose another hostname for the page server"
         )));
     }
-    let manage = NamedTunnels::new(config, certificate_search());
+    let manage = NamedTunnels::new(ctx.cloudflared(), certificate_search(ctx));
     // Before any command: a missing login is said plainly, with its fix.
     manage.login_certificate()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -113,8 +116,8 @@ pub fn setup(
     });
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
     let changed = !(same && route == DnsRoute::AlreadyRouted);
-    if crate::output::json_mode() {
-        print_json(&json!({
+    if out.is_json() {
+        out.document(json!({
             "tunnel_id": tunnel.id(),
             "tunnel_name": tunnel.name(),
             "hostname": hostname,
@@ -129,6 +132,7 @@ pub fn setup(
     }
     if !changed {
         say!(
+            out,
             "Named tunnel \"{}\" is already set up for https://{hostname}: nothing changed.",
             tunnel.name()
         );
@@ -144,33 +148,42 @@ pub fn setup(
         extra: Default::default(),
     })?;
     say!(
+        out,
         "Named tunnel \"{}\" ({}) is set up: pages will be at https://{hostname}/p/<id>/, and each app at a hostname of its own beside it.",
         tunnel.name(),
         tunnel.id()
     );
     match route {
-        DnsRoute::AlreadyRouted => say!("  (DNS: {hostname} already routes to it)"),
-        _ => say!("  (DNS: {hostname} now routes to it)"),
+        DnsRoute::AlreadyRouted => say!(out, "  (DNS: {hostname} already routes to it)"),
+        _ => say!(out, "  (DNS: {hostname} now routes to it)"),
     }
     if running {
-        say!("Run 'drop stop' then 'drop start' to serve through it.");
+        say!(
+            out,
+            "Run 'drop stop' then 'drop start' to serve through it."
+        );
     }
-    say!("  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')");
+    say!(
+        out,
+        "  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')"
+    );
     Ok(())
 }
 
 /// `drop tunnel status [--json]`: which kind of tunnel drop uses, and the
 /// named tunnel's details.
-pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
+pub fn status(ctx: &Context) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let setup = home.load_named_tunnel()?;
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
     let state = home.load_tunnel_state()?.filter(|_| running);
     let now = state.as_ref().map(|t| t.state.as_str().to_owned());
     let Some(setup) = setup else {
-        if json {
-            print_json(&json!({ "kind": "quick", "state": now }));
+        if out.is_json() {
+            out.document(json!({ "kind": "quick", "state": now }));
         } else {
             say!(
+                out,
                 "Tunnel: quick tunnels (a new https://….trycloudflare.com URL at each start); 'drop tunnel setup --hostname <name on your domain>' gives links that stay"
             );
         }
@@ -185,13 +198,13 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         .and_then(TunnelState::current_url)
         .filter(|url| url.trim_end_matches('/') != format!("https://{}", setup.hostname))
         .map(str::to_owned);
-    if json {
+    if out.is_json() {
         let apps: serde_json::Map<String, serde_json::Value> = setup
             .app_hostnames
             .iter()
             .map(|(id, host)| (id.clone(), json!(format!("https://{host}"))))
             .collect();
-        print_json(&json!({
+        out.document(json!({
             "kind": "named",
             "tunnel_id": setup.tunnel_id,
             "tunnel_name": setup.tunnel_name,
@@ -207,6 +220,7 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
         return broken(&setup, state.as_ref());
     }
     say!(
+        out,
         "Tunnel: named \"{}\" ({}) at https://{}",
         setup.tunnel_name,
         setup.tunnel_id,
@@ -214,22 +228,30 @@ pub fn status(home: &Home, json: bool) -> Result<(), CliError> {
     );
     let credentials = setup.credentials_file.display();
     match (present, &problem) {
-        (true, None) => say!("  credentials: {credentials}"),
-        (true, Some(_)) => say!("  credentials: {credentials} cannot be used (see below)"),
+        (true, None) => say!(out, "  credentials: {credentials}"),
+        (true, Some(_)) => say!(
+            out,
+            "  credentials: {credentials} cannot be used (see below)"
+        ),
         (false, _) => say!(
+            out,
             "  credentials: {credentials} is missing: run 'drop tunnel setup --hostname {}' again to fetch them",
             setup.hostname
         ),
     }
     for (id, host) in &setup.app_hostnames {
-        say!("  app {id}: https://{host}");
+        say!(out, "  app {id}: https://{host}");
     }
     match (&now, &serving_else) {
         (_, Some(old)) => say!(
+            out,
             "  now: the server still serves at {old}, as set up before: run 'drop stop' then 'drop start' to serve through this tunnel"
         ),
-        (Some(now), None) => say!("  now: {}", now.replace('_', " ")),
-        (None, None) => say!("  now: not running (the server is stopped, or not tunneled)"),
+        (Some(now), None) => say!(out, "  now: {}", now.replace('_', " ")),
+        (None, None) => say!(
+            out,
+            "  now: not running (the server is stopped, or not tunneled)"
+        ),
     }
     broken(&setup, state.as_ref())
 }
@@ -261,27 +283,29 @@ fn broken(setup: &NamedTunnelSetup, state: Option<&TunnelState>) -> Result<(), C
 
 /// `drop tunnel reset`: back to quick tunnels from the next start. The
 /// tunnel stays in the Cloudflare account; the note says how to delete it.
-pub fn reset(home: &Home) -> Result<(), CliError> {
+pub fn reset(ctx: &Context) -> Result<(), CliError> {
+    let (home, out) = (&ctx.home, &ctx.out);
     let setup = home.load_named_tunnel()?;
     let cleared = home.clear_named_tunnel()?;
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
-    if crate::output::json_mode() {
-        print_json(&json!({
+    if out.is_json() {
+        out.document(json!({
             "was_set_up": cleared,
             "tunnel_name": setup.as_ref().map(|s| s.tunnel_name.clone()),
             "restart_needed": cleared && running,
         }));
     }
     if !cleared {
-        say!("No named tunnel is set up: drop uses quick tunnels.");
+        say!(out, "No named tunnel is set up: drop uses quick tunnels.");
         return Ok(());
     }
-    say!("Back to quick tunnels from the next 'drop start'.");
+    say!(out, "Back to quick tunnels from the next 'drop start'.");
     if running {
-        say!("Run 'drop stop' then 'drop start' to switch now.");
+        say!(out, "Run 'drop stop' then 'drop start' to switch now.");
     }
     if let Some(setup) = setup {
         say!(
+            out,
             "  (the tunnel \"{}\" stays in your Cloudflare account: `cloudflared tunnel delete {}` deletes it, and its DNS records are in the dashboard)",
             setup.tunnel_name,
             setup.tunnel_name

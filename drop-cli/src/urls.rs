@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use drop_core::daemon::DEFAULT_PORT;
+use drop_core::daemon::{DEFAULT_PORT, url_host};
 use drop_registry::{
     Home, Record, RegistryError, ServerState, TunnelPhase, TunnelReason, TunnelState,
 };
@@ -219,14 +219,9 @@ pub fn legacy_state(home: &Home) -> ServerState {
 /// else loopback.
 fn local_base(state: Option<&ServerState>) -> String {
     let port = state.map_or(DEFAULT_PORT, |s| s.port);
-    let host = state
-        .and_then(|s| s.host.clone())
-        .unwrap_or_else(outward_host);
+    let outward = drop_nat::outward_ip().map(|ip| ip.to_string());
+    let host = url_host(state.and_then(|s| s.host.as_deref()), outward.as_deref());
     format!("http://{}:{port}", bracket_ipv6(&host))
-}
-
-fn outward_host() -> String {
-    drop_nat::outward_ip().map_or("127.0.0.1".into(), |ip| ip.to_string())
 }
 
 fn bracket_ipv6(host: &str) -> String {

@@ -52,16 +52,6 @@ pub enum NatError {
         /// The rejected text.
         url: String,
     },
-    /// An environment variable holds a value that cannot be used.
-    #[error("environment variable {var}=`{value}` is invalid: expected {expected}")]
-    BadVar {
-        /// The variable's name.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should hold.
-        expected: &'static str,
-    },
     /// The HTTP client could not be set up (its TLS configuration, say).
     #[error("could not set up the http client for ip-echo services")]
     Client {

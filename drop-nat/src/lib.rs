@@ -17,15 +17,16 @@
 //!   first valid answer, within a total deadline.
 //! - [`LocalAddrs`] lists every interface address, not only the default
 //!   route's; [`outward_ip`] is that default route's address alone.
-//! - [`NatConfig::from_env`] reads [`SERVICES_VAR`] (`DROP_IP_ECHO_URLS`)
-//!   and [`DEADLINE_VAR`] (`DROP_NAT_DEADLINE_MS`).
+//! - [`NatConfig`] says which services to ask and for how long; the crate
+//!   reads no environment variable ([`NatConfig::with_services`] takes a
+//!   list as a user would write it).
 //! - With the `mocks` feature, `MockExternalIpSource` is a mockall fake.
 //!
 //! ```no_run
 //! use drop_nat::{NatConfig, Reachability};
 //!
 //! # async fn run() -> Result<(), drop_nat::NatError> {
-//! let config = NatConfig::from_env()?;
+//! let config = NatConfig::default().with_services("https://api.ipify.org")?;
 //! match drop_nat::detect(&config).await {
 //!     Reachability::Public { ip } => println!("serve at http://{ip}:8080"),
 //!     Reachability::BehindNat { external, .. } => println!("behind NAT ({external}): tunnel"),
@@ -45,7 +46,7 @@ mod race;
 mod source;
 mod verdict;
 
-pub use config::{DEADLINE_VAR, DEFAULT_DEADLINE, DEFAULT_SERVICES, NatConfig, SERVICES_VAR};
+pub use config::{DEFAULT_DEADLINE, DEFAULT_SERVICES, NatConfig};
 pub use detect::{detect, detect_with};
 pub use error::NatError;
 pub use interfaces::{LocalAddrs, outward_ip};

@@ -241,6 +241,12 @@ fn an_app_that_exits_at_once_is_reported_crashed() {
         env.ok(&["list", "--all"])
             .contains("[app] [crashed (exit 3)]")
     );
+    // The daemon's reason travels over its control socket with its code.
+    let out = env.run(&["start", "broken", "--json"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let error: serde_json::Value =
+        serde_json::from_str(stderr.lines().last().expect("an error line")).unwrap();
+    assert_eq!(error["error"]["code"], "app_exited", "{error}");
 }
 
 /// An app that never listens: `start` fails within its timeout and leaves

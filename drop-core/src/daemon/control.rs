@@ -101,21 +101,33 @@ pub enum ControlReply {
     },
     /// The request was not carried out.
     Failed {
+        /// A stable name for what failed (`port_in_use`, `app_exited`…),
+        /// which commands pass on to scripts; `failed` from a daemon that
+        /// sent none.
+        #[serde(default = "unnamed_failure")]
+        code: String,
         /// Why, for the user: the error and its causes.
         error: String,
     },
 }
 
+fn unnamed_failure() -> String {
+    "failed".to_owned()
+}
+
 impl ControlReply {
-    /// A failure, with the whole chain of causes in one message.
-    pub fn failed(error: &dyn std::error::Error) -> Self {
+    /// A failure named `code`, with the whole chain of causes in one message.
+    pub fn failed(code: &str, error: &dyn std::error::Error) -> Self {
         let mut message = error.to_string();
         let mut source = error.source();
         while let Some(cause) = source {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        ControlReply::Failed { error: message }
+        ControlReply::Failed {
+            code: code.to_owned(),
+            error: message,
+        }
     }
 }
 
@@ -245,7 +257,7 @@ where
         })??;
     let reply = match serde_json::from_str::<ControlRequest>(&line) {
         Ok(request) => answer(request).await,
-        Err(e) => ControlReply::failed(&e),
+        Err(e) => ControlReply::failed("bad_request", &e),
     };
     let mut text = serde_json::to_string(&reply).expect("replies serialise");
     text.push('\n');
@@ -277,6 +289,7 @@ mod tests {
             ControlReply::Stopped,
             ControlReply::NotRunning,
             ControlReply::Failed {
+                code: "port_in_use".into(),
                 error: "port 5000 is already in use".into(),
             },
         ];
@@ -286,6 +299,15 @@ mod tests {
         }
         let line = serde_json::to_string(&ControlReply::AlreadyRunning).unwrap();
         assert_eq!(line, r#"{"outcome":"already_running"}"#);
+        // From a daemon of an earlier version, which sent no code.
+        let old = r#"{"outcome":"failed","error":"no"}"#;
+        assert_eq!(
+            serde_json::from_str::<ControlReply>(old).unwrap(),
+            ControlReply::Failed {
+                code: "failed".into(),
+                error: "no".into()
+            }
+        );
     }
 
     #[tokio::test]

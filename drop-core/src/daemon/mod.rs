@@ -6,4 +6,4 @@ pub mod control;
 mod run;
 
 pub use control::{ControlError, ControlReply, ControlRequest, ControlServer};
-pub use run::{DEFAULT_PORT, Daemon, DaemonConfig, DaemonError, ServerLock, forget_pid};
+pub use run::{DEFAULT_PORT, Daemon, DaemonConfig, DaemonError, ServerLock, forget_pid, url_host};

@@ -42,7 +42,7 @@ pub struct DaemonConfig {
     /// The folder of the `--config` file every tunnel process of this home
     /// carries (quick or named), by which leftovers of a killed daemon are
     /// found.
-    pub tunnel_marker: PathBuf,
+    pub tunnel_config_dir: PathBuf,
     /// The network this machine is on (the address it goes out from), under
     /// which what is learned of it is noted: that QUIC is blocked there.
     pub network: Option<String>,
@@ -181,15 +181,12 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
     }
 }
 
-/// The host in app URLs, as the commands build them: the one chosen, else
-/// this machine's outward address, else loopback.
-fn url_host(state: &ServerState, config: &DaemonConfig) -> String {
-    state
-        .host
-        .clone()
-        .or_else(|| config.host.clone())
-        .or_else(|| config.network.clone())
-        .unwrap_or_else(|| "127.0.0.1".to_owned())
+/// The host put in URLs of this machine (pages while not tunneled, apps
+/// on their ports): the one the user chose, else the address this machine
+/// goes out from, else loopback. The daemon and every command build URLs
+/// with it.
+pub fn url_host(chosen: Option<&str>, outward: Option<&str>) -> String {
+    chosen.or(outward).unwrap_or("127.0.0.1").to_owned()
 }
 
 /// One drop home's daemon.
@@ -247,7 +244,7 @@ impl Daemon {
         let tunnels = TunnelKeeper::new(
             home.clone(),
             self.tunnels.clone(),
-            self.config.tunnel_marker.clone(),
+            self.config.tunnel_config_dir.clone(),
             self.config.network.clone(),
             self.links.clone(),
         );
@@ -257,7 +254,13 @@ impl Daemon {
             self.config.apps.clone(),
             self.runner.clone(),
             tunnels.clone(),
-            AppReach::new(state.tunnel, &url_host(&state, &self.config)),
+            AppReach::new(
+                state.tunnel,
+                &url_host(
+                    state.host.as_deref().or(self.config.host.as_deref()),
+                    self.config.network.as_deref(),
+                ),
+            ),
         );
         if state.tunnel {
             // A named tunnel starts with the routes of the apps adopted below.
@@ -366,7 +369,7 @@ impl Answers {
                 match self.supervisor.start_app_with(&id, env, &limits).await {
                     Ok(Started::Now(tunnel)) => ControlReply::Started { tunnel },
                     Ok(Started::Already) => ControlReply::AlreadyRunning,
-                    Err(e) => ControlReply::failed(&e),
+                    Err(e) => ControlReply::failed(e.code(), &e),
                 }
             }
             ControlRequest::StopApp { id, stop_grace_ms } => {
@@ -374,12 +377,15 @@ impl Answers {
                 match self.supervisor.stop_app_with(&id, grace).await {
                     Ok(true) => ControlReply::Stopped,
                     Ok(false) => ControlReply::NotRunning,
-                    Err(e) => ControlReply::failed(&e),
+                    Err(e) => ControlReply::failed(e.code(), &e),
                 }
             }
             ControlRequest::CheckLink { id } => match self.check_link(id).await {
                 Ok(report) => ControlReply::LinkChecked { report },
-                Err(error) => ControlReply::Failed { error },
+                Err(error) => ControlReply::Failed {
+                    code: "link_check_failed".into(),
+                    error,
+                },
             },
             ControlRequest::RemoveApp { id, stop_grace_ms } => {
                 let grace = millis(stop_grace_ms).unwrap_or(self.supervisor.limits().stop_grace);
@@ -389,7 +395,7 @@ impl Answers {
                         let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
                         ControlReply::Removed { stopped }
                     }
-                    Err(e) => ControlReply::failed(&e),
+                    Err(e) => ControlReply::failed(e.code(), &e),
                 }
             }
         }
@@ -496,7 +502,7 @@ mod tests {
 
     fn failed(reply: ControlReply) -> String {
         match reply {
-            ControlReply::Failed { error } => error,
+            ControlReply::Failed { error, .. } => error,
             other => panic!("not a failure: {other:?}"),
         }
     }
@@ -762,6 +768,7 @@ mod tests {
         assert_eq!(
             reply,
             ControlReply::Failed {
+                code: "link_check_failed".into(),
                 error: "no tunnel URL is recorded to check".into()
             }
         );

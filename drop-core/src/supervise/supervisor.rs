@@ -222,6 +222,25 @@ pub enum AppError {
     Registry(#[from] RegistryError),
 }
 
+impl AppError {
+    /// A stable name for this kind of failure, for scripts (`--json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::NoSuchApp { .. } => "not_found",
+            AppError::NotAnApp { .. } => "not_an_app",
+            AppError::PortInUse { .. } => "port_in_use",
+            AppError::OldProcess { .. } => "old_process",
+            AppError::Launch { .. } => "app_launch_failed",
+            AppError::ExitedBeforeListening { .. } | AppError::ExitedAfterListening { .. } => {
+                "app_exited"
+            }
+            AppError::NotListening { .. } => "app_not_listening",
+            AppError::LoopbackOnly { .. } => "loopback_only",
+            AppError::Registry(e) => e.code(),
+        }
+    }
+}
+
 fn list_addresses(listeners: &[std::net::SocketAddr]) -> String {
     let names: Vec<String> = listeners.iter().map(|a| a.ip().to_string()).collect();
     names.join(" and ")
