@@ -436,7 +436,7 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
         TunnelPhase::Unconfirmed => Check::ok(
             "tunnel",
             format!(
-                "{whose} is up at {}{pid}, not confirmed from outside: {error}",
+                "{whose} is up at {}{pid}, not confirmed from outside yet: {error}",
                 tunnel.url
             ),
         ),
@@ -456,7 +456,7 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
         ),
         TunnelPhase::RateLimited => Check::fail(
             "tunnel",
-            format!("{whose} is rate limited by the quick-tunnel service: {error}"),
+            format!("{whose} cannot open a tunnel yet: {error}"),
             "wait: drop retries with a growing pause (from a minute up to 30); starting and stopping tunnels often makes it last longer",
         ),
         TunnelPhase::Failed => Check::fail(

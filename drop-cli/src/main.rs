@@ -377,7 +377,9 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             TunnelCommand::Status => tunnel::status(ctx),
             TunnelCommand::Reset => tunnel::reset(ctx),
         },
-        Command::Serve { port, host, bind } => serve::serve(ctx, port, host, bind, world(ctx)?),
+        Command::Serve { port, host, bind } => {
+            serve::serve(ctx, port, host, bind, daemon_parts(ctx)?)
+        }
     }
 }
 
@@ -396,7 +398,7 @@ fn print_notices(home: &Home) {
 /// over HTTP/2 from the start on a network where QUIC was found blocked),
 /// `sh` for apps, public DNS-over-HTTPS and the edge for checking tunnel
 /// URLs (or where `DROP_DOH_URLS`, `DROP_TUNNEL_EDGE` say).
-fn world(ctx: &Context) -> Result<serve::World, CliError> {
+fn daemon_parts(ctx: &Context) -> Result<serve::DaemonParts, CliError> {
     let network = drop_nat::outward_ip().map(|ip| ip.to_string());
     let mut config = ctx.cloudflared();
     let notes = ctx.home.load_network_notes().unwrap_or_default();
@@ -407,11 +409,11 @@ fn world(ctx: &Context) -> Result<serve::World, CliError> {
     if noted == Some(TunnelProtocol::Http2) {
         config.protocol = Some(Protocol::Http2);
     }
-    let tunnels = match tunnel::named_world(ctx, config.clone())? {
+    let tunnels = match tunnel::named_tunnel_access(ctx, config.clone())? {
         Some(named) => TunnelSource::Named(named),
         None => TunnelSource::Quick(Arc::new(Cloudflared::new(config))),
     };
-    Ok(serve::World {
+    Ok(serve::DaemonParts {
         tunnels,
         runner: Arc::new(SystemRunner),
         network,

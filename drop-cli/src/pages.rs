@@ -97,19 +97,19 @@ fn server_line(
             over_http2(t)
         ),
         Some(t) if t.state == TunnelPhase::Unconfirmed => format!(
-            "Server: {} (running, tunneled{}; {})",
+            "Server: {} (running, tunneled{}; not confirmed from outside yet{})",
             urls.base(),
             over_http2(t),
             t.error
                 .as_deref()
-                .unwrap_or("not confirmed from outside yet"),
+                .map_or(String::new(), |error| format!(": {error}")),
         ),
         Some(t) if t.state == TunnelPhase::Verifying => format!(
             "Server: {} (running; tunnel verifying: its new URL is checked from outside before it is handed out)",
             urls.local_base(),
         ),
         Some(t) if t.state == TunnelPhase::Reconnecting => format!(
-            "Server: {} (running, tunneled; reconnecting to the edge, the URL stays{})",
+            "Server: {} (running, tunneled{}; reconnecting to the edge: the URL stays)",
             urls.base(),
             over_http2(t)
         ),

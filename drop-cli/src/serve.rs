@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::error::CliError;
 
 /// What the daemon reaches the outside world through.
-pub struct World {
+pub struct DaemonParts {
     /// Where tunnels come from: quick tunnels, or the user's named tunnel.
     pub tunnels: TunnelSource,
     /// Runs apps.
@@ -30,7 +30,7 @@ pub fn serve(
     port: u16,
     host: Option<String>,
     bind: String,
-    world: World,
+    parts: DaemonParts,
 ) -> Result<(), CliError> {
     let (home, settings) = (&ctx.home, &ctx.settings);
     raise_fd_limit();
@@ -55,15 +55,15 @@ pub fn serve(
         server: settings.server.clone(),
         apps: settings.apps.clone(),
         tunnel_config_dir: ctx.tunnel_config_dir(),
-        network: world.network,
+        network: parts.network,
     };
     let links = LinkCheck {
-        checker: world.links,
+        checker: parts.links,
         probes: Arc::default(),
         bound: settings.verify_bound,
         dns_settle: settings.dns_settle,
     };
-    let daemon = Daemon::new(config, world.tunnels, world.runner, links);
+    let daemon = Daemon::new(config, parts.tunnels, parts.runner, links);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = settings.workers {
         runtime.worker_threads(workers);

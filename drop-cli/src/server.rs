@@ -301,7 +301,6 @@ fn tunnel_failure(home: &Home) -> Result<String, CliError> {
 /// The note under a tunnel URL that was not seen to work from outside
 /// within the bound: what the last check found, and that checks go on.
 pub fn unconfirmed_line(error: &str) -> String {
-    let error = error.trim_start_matches("not confirmed from outside yet: ");
     format!(
         "Note: this link is not confirmed to work from outside yet ({error}). drop keeps checking; 'drop status' says when it is, and 'drop doctor' tells what is wrong if it does not open."
     )

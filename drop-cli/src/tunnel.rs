@@ -2,11 +2,11 @@
 //! for links that outlive restarts. Setup uses the `cloudflared tunnel
 //! login` certificate to create the tunnel (once), route the hostname to it
 //! and record both in `named_tunnel.json`; from then on the daemon runs it
-//! instead of quick tunnels (see `named_world`).
+//! instead of quick tunnels (see `named_tunnel_access`).
 
 use std::sync::Arc;
 
-use drop_core::supervise::NamedWorld;
+use drop_core::supervise::NamedTunnelAccess;
 use drop_registry::{NamedTunnelSetup, TunnelPhase, TunnelState};
 use drop_tunnel::{
     CertificateSearch, CloudflaredConfig, DnsRoute, NamedTunnel, NamedTunnels, TunnelError,
@@ -28,10 +28,10 @@ fn certificate_search(ctx: &Context) -> CertificateSearch {
 }
 
 /// The named tunnel the daemon runs, when one is set up.
-pub fn named_world(
+pub fn named_tunnel_access(
     ctx: &Context,
     config: CloudflaredConfig,
-) -> Result<Option<NamedWorld>, CliError> {
+) -> Result<Option<NamedTunnelAccess>, CliError> {
     let Some(setup) = ctx.home.load_named_tunnel()? else {
         return Ok(None);
     };
@@ -44,7 +44,7 @@ pub fn named_world(
     // Hostnames not routed to an app reach the page server, whose answer
     // to a probe tells drop so.
     let provider = manage.provider(tunnel, &setup.hostname)?.main_catches_all();
-    Ok(Some(NamedWorld {
+    Ok(Some(NamedTunnelAccess {
         provider: Arc::new(provider),
         manage: Arc::new(manage),
     }))

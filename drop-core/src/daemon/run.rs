@@ -580,7 +580,7 @@ mod tests {
         verify(runner);
     }
 
-    /// Removing a running app stops it and removes its record in its turn:
+    /// Removing a running app stops it and removes its record holding its lock:
     /// a start asked at the same moment waits, then finds no app, so
     /// nothing runs that no record knows.
     #[tokio::test(start_paused = true)]

@@ -81,9 +81,8 @@ impl TestHome {
         pages.get(id).expect("the record exists").clone()
     }
 
-    /// A tunnel marker (the folder of `--config` files) no real process
-    /// carries.
-    pub(crate) fn marker(&self) -> PathBuf {
+    /// A folder of tunnels' `--config` files that no real process carries.
+    pub(crate) fn tunnel_config_dir(&self) -> PathBuf {
         self.dir.path().join("tunnel-configs")
     }
 
@@ -102,7 +101,7 @@ impl TestHome {
         TunnelKeeper::new(
             self.home.clone(),
             TunnelSource::Quick(Arc::new(provider)),
-            self.marker(),
+            self.tunnel_config_dir(),
             None,
             outside.links(),
         )
@@ -188,6 +187,8 @@ pub(crate) struct Tunnels {
     opens: Arc<Mutex<Vec<Instant>>>,
     locals: Arc<Mutex<Vec<std::net::SocketAddr>>>,
     closes: Arc<AtomicUsize>,
+    /// Every tunnel has lost its edge connection (and reconnects).
+    edge_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Tunnels {
@@ -217,6 +218,7 @@ impl Tunnels {
             let process = ScriptedTunnel {
                 death: lifetime.map(|l| Instant::now() + l),
                 closes: tunnels.closes.clone(),
+                edge_lost: tunnels.edge_lost.clone(),
             };
             Ok(Tunnel::new(
                 Self::url(n),
@@ -262,12 +264,19 @@ impl Tunnels {
     pub(crate) fn closes(&self) -> usize {
         self.closes.load(Ordering::SeqCst)
     }
+
+    /// Every tunnel loses its edge connection (`true`) or has it back.
+    pub(crate) fn lose_edge(&self, lost: bool) {
+        self.edge_lost.store(lost, Ordering::SeqCst);
+    }
 }
 
-/// A tunnel process that dies at `death` (or never) and counts its closes.
+/// A tunnel process that dies at `death` (or never), is healthy while the
+/// edge is not lost, and counts its closes.
 struct ScriptedTunnel {
     death: Option<Instant>,
     closes: Arc<AtomicUsize>,
+    edge_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -284,7 +293,7 @@ impl TunnelProcess for ScriptedTunnel {
     }
 
     async fn healthy(&self) -> bool {
-        true
+        !self.edge_lost.load(Ordering::SeqCst)
     }
 
     async fn close(&mut self) {

@@ -1,7 +1,7 @@
 //! How the daemon writes what it learns into the registry.
 
 use crate::log::log;
-use drop_registry::{Home, Record, RegistryError};
+use drop_registry::{Home, Record, RegistryError, TunnelState};
 
 /// Changes the record `id` under the registry lock, off the async threads
 /// (a `drop` command may hold the lock for a moment). A record that is gone
@@ -26,5 +26,22 @@ pub(crate) async fn update_record(
     .await;
     if let Ok(Err((id, e))) = written {
         log!("could not record {what} {id}: {e}");
+    }
+}
+
+/// Changes the server's tunnel in `tunnel.json`, off the async threads; a
+/// failure is logged.
+pub(crate) async fn update_server_tunnel(
+    home: &Home,
+    change: impl FnOnce(TunnelState) -> TunnelState + Send + 'static,
+) {
+    let home = home.clone();
+    let saved = tokio::task::spawn_blocking(move || {
+        let now = home.load_tunnel_state()?.unwrap_or_default();
+        home.save_tunnel_state(&change(now))
+    })
+    .await;
+    if let Ok(Err(e)) = saved {
+        log!("could not record the server's tunnel: {e}");
     }
 }

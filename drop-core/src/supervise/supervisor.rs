@@ -256,7 +256,7 @@ pub struct Supervisor {
     reach: AppReach,
     running: Mutex<HashMap<String, Arc<Watched>>>,
     /// One start or stop of an app at a time: a second waits for the first.
-    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// One running app.
@@ -301,7 +301,7 @@ impl Supervisor {
             tunnels,
             reach,
             running: Mutex::default(),
-            turns: Mutex::default(),
+            app_locks: Mutex::default(),
         })
     }
 
@@ -411,8 +411,8 @@ impl Supervisor {
         env: Vec<(String, String)>,
         limits: &AppLimits,
     ) -> Result<Started, AppError> {
-        let turn = self.turn(id);
-        let _turn = turn.lock().await;
+        let app_lock = self.app_lock(id);
+        let _held = app_lock.lock().await;
         let record = self.record(id)?;
         match AppStatus::judged(&record, |p| self.runner.is_running(p)) {
             AppStatus::Running { .. } => return Ok(Started::Already),
@@ -490,10 +490,11 @@ impl Supervisor {
         outcome
     }
 
-    /// The turn of one app: starts and stops of it take turns.
-    fn turn(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.turns.lock().expect("turns lock");
-        turns.entry(id.to_owned()).or_default().clone()
+    /// The lock of one app: its starts, stops and removal hold it, one at
+    /// a time.
+    fn app_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.app_locks.lock().expect("app locks lock");
+        locks.entry(id.to_owned()).or_default().clone()
     }
 
     async fn wait_until_listening(
@@ -548,17 +549,17 @@ impl Supervisor {
         id: &str,
         grace: Duration,
     ) -> Result<bool, AppError> {
-        let turn = self.turn(id);
-        let _turn = turn.lock().await;
+        let app_lock = self.app_lock(id);
+        let _held = app_lock.lock().await;
         self.stop_in_turn(id, grace).await
     }
 
-    /// Stops an app and removes its record, in its turn: a start asked
+    /// Stops an app and removes its record, holding its lock: a start asked
     /// meanwhile waits, then finds no app, so nothing runs unrecorded.
     /// Whether it was running.
     pub async fn remove_app(self: &Arc<Self>, id: &str, grace: Duration) -> Result<bool, AppError> {
-        let turn = self.turn(id);
-        let _turn = turn.lock().await;
+        let app_lock = self.app_lock(id);
+        let _held = app_lock.lock().await;
         let stopped = self.stop_in_turn(id, grace).await?;
         let (registry, gone) = (self.home.registry(), id.to_owned());
         tokio::task::spawn_blocking(move || {

@@ -469,6 +469,8 @@ pub(crate) struct Confirmation {
     url: String,
     since: tokio::time::Instant,
     next: tokio::time::Instant,
+    /// Public DNS is not asked about the URL's host before this.
+    dns_from: tokio::time::Instant,
     stage: Stage,
 }
 
@@ -496,12 +498,18 @@ pub(crate) enum Verdict {
 }
 
 impl Confirmation {
-    /// Checks of `url`, the first one now.
-    pub(crate) fn new(url: String, now: tokio::time::Instant) -> Self {
+    /// Checks of a new `url`, the first one now; public DNS is asked about
+    /// its host from `dns_from` on (it takes a moment to publish it).
+    pub(crate) fn new(
+        url: String,
+        now: tokio::time::Instant,
+        dns_from: tokio::time::Instant,
+    ) -> Self {
         Confirmation {
             url,
             since: now,
             next: now,
+            dns_from,
             stage: Stage::Pending,
         }
     }
@@ -511,14 +519,29 @@ impl Confirmation {
         &self.url
     }
 
-    /// Since when it is checked: when its tunnel came up.
-    pub(crate) fn since(&self) -> tokio::time::Instant {
-        self.since
+    /// When public DNS may first be asked about the URL's host.
+    pub(crate) fn dns_from(&self) -> tokio::time::Instant {
+        self.dns_from
     }
 
     /// When the next check is due.
     pub(crate) fn next_check(&self) -> tokio::time::Instant {
         self.next
+    }
+
+    /// Whether the URL was handed out: `Some(true)` once seen to work,
+    /// `Some(false)` past the bound without that, `None` while pending.
+    pub(crate) fn handed_out(&self) -> Option<bool> {
+        match self.stage {
+            Stage::Pending => None,
+            Stage::Unconfirmed => Some(false),
+            Stage::Confirmed => Some(true),
+        }
+    }
+
+    /// Brings the next check forward to `now`.
+    pub(crate) fn check_now(&mut self, now: tokio::time::Instant) {
+        self.next = now;
     }
 
     /// Takes a check's result; a verdict when it changes what is recorded
@@ -665,7 +688,7 @@ mod tests {
         let bound = Duration::from_secs(30);
         let t0 = tokio::time::Instant::now();
         let not_yet = || LinkError::NotPublished { host: "h".into() };
-        let mut c = Confirmation::new("https://h".into(), t0);
+        let mut c = Confirmation::new("https://h".into(), t0, t0);
         assert_eq!(c.next_check(), t0, "checked at once");
         assert_eq!(c.after(Err(not_yet()), t0, bound), None);
         assert_eq!(c.next_check(), t0 + RETRY_EARLY);

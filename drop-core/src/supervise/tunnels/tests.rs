@@ -11,7 +11,7 @@ use super::*;
 use crate::supervise::fakes::{
     APP, BOUND, Outside, PORT, TestHome, Tunnels, eventually, fake_pid, no_network,
 };
-use crate::supervise::verify::{DNS_SETTLE, LinkError, Origin};
+use crate::supervise::verify::{self, DNS_SETTLE, LinkError, Origin};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const SERVER_PORT: u16 = 8080;
@@ -306,7 +306,7 @@ async fn ending_leftovers_forgets_every_recorded_tunnel() {
         })
         .unwrap();
 
-    assert!(end_leftovers(&t.home, &t.marker()).is_empty());
+    assert!(end_leftovers(&t.home, &t.tunnel_config_dir()).is_empty());
 
     assert_eq!(server_state(&t), None);
     let record = t.record(APP);
@@ -417,7 +417,8 @@ async fn past_the_bound_a_url_is_handed_out_unconfirmed_and_still_checked() {
         Some(url.as_str()),
         "handed out"
     );
-    assert!(record.tunnel_error.unwrap().contains("not confirmed"));
+    let error = record.tunnel_error.unwrap();
+    assert!(error.contains("530"), "what the check found: {error}");
     assert_eq!(record.tunnel_verified_at, None);
 
     outside.fail_with(None);
@@ -533,50 +534,66 @@ fn app_local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Apps' hostnames on a named tunnel: one DNS-safe label beside the
-/// server's, never one already given (nor the server's own), within DNS's
-/// 63 characters a label.
-#[test]
-fn app_hostnames_are_safe_distinct_and_short_enough() {
-    let main = "drop.example.com".to_owned();
-    let none: Vec<&String> = vec![&main];
-    let id = "abcdef1234567890wxyz";
-    assert_eq!(
-        app_hostname(&main, id, "api", &none).unwrap(),
-        "api-drop.example.com"
-    );
-    assert_eq!(
-        app_hostname("example.com", id, "api", &[]).unwrap(),
-        "api.example.com"
-    );
-    assert_eq!(
-        app_hostname(&main, id, "Same__A.b", &none).unwrap(),
-        "same-a-b-drop.example.com",
-        "one hyphen between words, never two"
-    );
-    assert_eq!(
-        app_hostname(&main, id, "", &none).unwrap(),
-        "abcdef-drop.example.com"
-    );
-    let taken = "api-drop.example.com".to_owned();
-    assert_eq!(
-        app_hostname(&main, id, "api", &[&main, &taken]).unwrap(),
-        "api-abcdef-drop.example.com"
-    );
-    let long = "x".repeat(80);
-    let hostname = app_hostname(&main, id, &long, &none).unwrap();
+/// cloudflared loses the edge for 15 s and registers again with the same
+/// URL: the URL that worked is never withdrawn (`reconnecting` while the
+/// edge is gone, then `up` again at once, with no new verification), and
+/// it is checked again from outside in the background.
+#[tokio::test(start_paused = true)]
+async fn a_url_that_worked_stays_handed_out_across_a_reconnection() {
+    let t = TestHome::new();
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let keeper = t.keeper_seen_by(tunnels.always_up(), &outside);
+    keeper.open_server(SERVER_PORT).await;
+    eventually("the tunnel is up", DNS_SETTLE + secs(2), || {
+        server_state(&t).is_some_and(|s| s.is_up())
+    })
+    .await;
+    let url = Tunnels::url(1);
+    let verified_at = server_state(&t).unwrap().verified_at;
+
+    // The edge goes away: checks through it fail meanwhile.
+    let host = verify::host_of(&url).to_owned();
+    outside.fail_with(Some(LinkError::EdgeNotConnected { host, status: 530 }));
+    tunnels.lose_edge(true);
+    let lost = Instant::now();
+    let mut phases = Vec::new();
+    while Instant::now() < lost + secs(15) {
+        let state = server_state(&t).unwrap();
+        assert_eq!(
+            state.current_url(),
+            Some(url.as_str()),
+            "withdrawn: {state:?}"
+        );
+        phases.push(state.state);
+        tokio::time::sleep(ms(100)).await;
+    }
+    assert!(phases.contains(&TunnelPhase::Reconnecting), "{phases:?}");
+    let checks_before = outside.checks().len();
+
+    outside.fail_with(None);
+    tunnels.lose_edge(false);
+    let back = Instant::now();
+    while Instant::now() < back + secs(30) {
+        let state = server_state(&t).unwrap();
+        assert_eq!(
+            state.current_url(),
+            Some(url.as_str()),
+            "withdrawn: {state:?}"
+        );
+        assert_ne!(
+            state.state,
+            TunnelPhase::Verifying,
+            "verified again from scratch"
+        );
+        tokio::time::sleep(ms(100)).await;
+    }
+    let state = server_state(&t).unwrap();
+    assert_eq!(state.state, TunnelPhase::Up);
+    assert_eq!(tunnels.opens(), 1, "the same tunnel, not a new one");
     assert!(
-        hostname.split('.').all(|label| label.len() <= 63),
-        "{hostname}"
+        outside.checks().len() > checks_before,
+        "rechecked from outside after it came back"
     );
-    let long_main = format!("{}.example.com", "d".repeat(60));
-    assert!(
-        app_hostname(&long_main, id, "api", &[])
-            .unwrap_err()
-            .contains("too long")
-    );
-    // The server's own hostname is never an app's.
-    let server = "api-drop.example.com".to_owned();
-    let main_only = vec![&server];
-    assert_ne!(app_hostname(&main, id, "api", &main_only).unwrap(), server);
+    assert!(state.verified_at >= verified_at);
 }
