@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::page::Manifest;
-use drop_core::supervise::verify::{LinkReport, StepResult};
+use drop_core::supervise::verify::{FailureKind, LinkReport, StepResult};
 use drop_core::supervise::{AppStatus, ProcessId, app_log_path, log_tail, sockets};
 use drop_registry::{Home, Record, ServerState, TunnelPhase, TunnelState};
 use serde_json::json;
@@ -483,10 +483,26 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
 /// The checks from outside, with fixes for the kind of tunnel: a quick
 /// tunnel is replaced by a new one at the next start; a named tunnel keeps
 /// its hostname, whose DNS record may point elsewhere.
+/// The fix when no public DNS resolver can be reached from this machine:
+/// the link may well work, drop just cannot tell from here.
+const RESOLVERS_FIX: &str = "this machine cannot reach the public DNS-over-HTTPS resolvers drop asks (cloudflare-dns.com, dns.google), so it cannot tell whether the link opens elsewhere: check this machine's network, firewall or proxy, or point DROP_DOH_URLS at a resolver it can reach";
+
 fn push_link_checks(report: &LinkReport, named: Option<&str>, checks: &mut Vec<Check>) {
     let step = |name: &'static str, ok: &str, result: &StepResult, fix: &str| match result {
         StepResult::Passed => Check::ok(name, ok.to_owned()),
-        StepResult::Failed { error } => Check::fail(name, error.clone(), fix.to_owned()),
+        StepResult::Failed {
+            error,
+            fix: given,
+            kind,
+            ..
+        } => {
+            let fix = match (given, kind) {
+                (Some(given), _) => given.as_str(),
+                (None, FailureKind::ResolversUnreachable) => RESOLVERS_FIX,
+                (None, _) => fix,
+            };
+            Check::fail(name, error.clone(), fix.to_owned())
+        }
         StepResult::NotAsked { why } => Check::skipped(name, format!("not asked: {why}")),
     };
     checks.push(step(

@@ -408,28 +408,32 @@ impl Answers {
     async fn check_link(&self, id: Option<String>) -> Result<LinkReport, String> {
         let home = self.home.clone();
         let recorded = tokio::task::spawn_blocking(move || -> Result<_, RegistryError> {
-            let tunnel = match &id {
-                None => home.load_tunnel_state()?,
-                Some(id) => home.registry().load()?.get(id).and_then(Record::tunnel),
+            let (tunnel, app_port) = match &id {
+                None => (home.load_tunnel_state()?, None),
+                Some(id) => {
+                    let record = home.registry().load()?.get(id).cloned();
+                    let port = record.as_ref().and_then(|r| r.port);
+                    (record.as_ref().and_then(Record::tunnel), port)
+                }
             };
             Ok(tunnel
                 .filter(|t| !t.url.is_empty())
-                .map(|t| (t.url, t.state, id.is_none())))
+                .map(|t| (t.url, t.state, app_port)))
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        let Some((url, phase, daemon)) = recorded else {
+        let Some((url, phase, app_port)) = recorded else {
             return Err("no tunnel URL is recorded to check".into());
         };
         // A new URL is the keeper's to check while it settles.
         let ask_dns = phase != TunnelPhase::Verifying;
-        let origin = match daemon {
-            true => Origin::Daemon {
-                nonce: self.links.probes.issue(),
-            },
-            false => Origin::App {
-                nonce: self.links.probes.issue(),
+        let nonce = self.links.probes.issue();
+        let origin = match app_port {
+            None => Origin::Daemon { nonce },
+            Some(port) => Origin::App {
+                nonce,
+                local: self.supervisor.tunnel_target(port),
             },
         };
         Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin, ask_dns).await)
@@ -793,7 +797,10 @@ mod tests {
         assert_eq!(
             report.dns,
             StepResult::Failed {
-                error: "tunnel-1.trycloudflare.com does not resolve at public DNS yet".into()
+                error: "tunnel-1.trycloudflare.com does not resolve at public DNS yet".into(),
+                detail: None,
+                fix: None,
+                kind: verify::FailureKind::NotThere,
             }
         );
         let (_, origin, _) = outside.checks().pop().unwrap();

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 /// The path prefix of probes: `/_drop/probe/<nonce>`.
 pub const PROBE_PREFIX: &str = "/_drop/probe/";
+/// The header that carries a nonce when an app's tunnel is checked at `/`:
+/// drop's page server answers it as a probe (the tunnel reached drop, not
+/// the app), and an app ignores it.
+pub const PROBE_HEADER: &str = "x-drop-probe";
 /// The body a probe with an issued nonce is answered with.
 pub const PROBE_ANSWER: &str = "drop\n";
 /// How long an issued nonce is accepted.

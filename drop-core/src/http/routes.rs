@@ -41,6 +41,15 @@ pub(super) fn routes(
             true => Answer::probe(),
             false => Answer::not_found(),
         });
+    // probe::PROBE_HEADER: the check of an app's tunnel reached drop instead.
+    let prober = site.clone();
+    let app_probe = warp::path::end()
+        .and(warp::get())
+        .and(warp::header::<String>(super::probe::PROBE_HEADER))
+        .map(move |nonce: String| match prober.probes().accepts(&nonce) {
+            true => Answer::probe(),
+            false => Answer::not_found(),
+        });
     let pages = warp::path("p")
         .and(warp::method())
         .and(warp::path::full())
@@ -66,6 +75,8 @@ pub(super) fn routes(
         .or(login_css)
         .unify()
         .or(probe)
+        .unify()
+        .or(app_probe)
         .unify()
         .or(pages)
         .unify()

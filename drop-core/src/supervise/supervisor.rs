@@ -345,7 +345,7 @@ impl Supervisor {
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
             if let (Some(_), Some(port)) = (self.still_running(record), record.port) {
-                let local = sockets::local_target(&self.runner.listeners(port), port);
+                let local = self.tunnel_target(port);
                 self.tunnels.preroute(id, local).await;
             }
         }
@@ -359,6 +359,12 @@ impl Supervisor {
             AppStatus::Running { .. } => ProcessId::recorded(record.pid, record.pid_start_time),
             _ => None,
         }
+    }
+
+    /// Where a tunnel reaches an app that listens on `port` (loopback, or
+    /// IPv6 loopback for an app on `[::1]` alone).
+    pub fn tunnel_target(&self, port: u16) -> std::net::SocketAddr {
+        sockets::local_target(&self.runner.listeners(port), port)
     }
 
     /// The limits the daemon was started with.
@@ -482,7 +488,7 @@ impl Supervisor {
     /// Opens an app's tunnel; if the app ended meanwhile, closes it again,
     /// so no tunnel outlives its app.
     async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> TunnelOutcome {
-        let local = sockets::local_target(&self.runner.listeners(port), port);
+        let local = self.tunnel_target(port);
         let outcome = self.tunnels.open_app(id, local).await;
         if watched.exited.load(Ordering::SeqCst) {
             self.tunnels.close_app(id).await;

@@ -8,6 +8,7 @@
 //! rechecked in the background.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -175,8 +176,9 @@ fn protocol_of(protocol: Protocol) -> TunnelProtocol {
 pub(super) struct Follower {
     pub(super) home: Home,
     pub(super) links: LinkCheck,
-    /// The app whose tunnel this is; `None` for the server's.
-    pub(super) app: Option<String>,
+    /// The app whose tunnel this is, and where the tunnel reaches it;
+    /// `None` for the server's.
+    pub(super) app: Option<(String, SocketAddr)>,
     /// Whoever waits for the first outcome.
     pub(super) first: Option<oneshot::Sender<TunnelOutcome>>,
 }
@@ -309,13 +311,13 @@ impl Follower {
         let (checker, probes) = (self.links.checker.clone(), self.links.probes.clone());
         let url = confirmation.url().to_owned();
         let (due, dns_from) = (confirmation.next_check(), confirmation.dns_from());
-        let daemon = self.app.is_none();
+        let local = self.app.as_ref().map(|(_, local)| *local);
         Box::pin(async move {
             tokio::time::sleep_until(due).await;
             let nonce = probes.issue();
-            let origin = match daemon {
-                true => Origin::Daemon { nonce },
-                false => Origin::App { nonce },
+            let origin = match local {
+                None => Origin::Daemon { nonce },
+                Some(local) => Origin::App { nonce, local },
             };
             verify::check(checker.as_ref(), &url, &origin, dns_from).await
         })
@@ -325,7 +327,7 @@ impl Follower {
     async fn record(&self, change: Change) {
         match &self.app {
             None => update_server_tunnel(&self.home, move |now| change.applied_to(now)).await,
-            Some(id) => {
+            Some((id, _)) => {
                 update_record(&self.home, id, "the tunnel of app", move |r| {
                     r.set_tunnel(change.applied_to(r.tunnel().unwrap_or_default()));
                 })
@@ -335,7 +337,7 @@ impl Follower {
     }
 
     fn log_verdict(&self, url: &str, verdict: &Verdict) {
-        let whose = whose(self.app.as_deref());
+        let whose = whose(self.app.as_ref().map(|(id, _)| id.as_str()));
         match verdict {
             Verdict::Confirmed => log!("{whose} tunnel {url} works from outside"),
             Verdict::Rechecked => {}

@@ -212,7 +212,7 @@ impl TunnelKeeper {
         .await;
         let (first, outcome) = oneshot::channel();
         let kept = match &self.apps_via {
-            AppTunnels::Own => self.keep(local, Some(id.to_owned()), Some(first)),
+            AppTunnels::Own => self.keep(local, Some(id), Some(first)),
             AppTunnels::Routed(routes) => match self.route_app(routes, id, local, first).await {
                 Ok(kept) => kept,
                 Err(error) => return self.routing_failed(id, error).await,
@@ -262,7 +262,7 @@ impl TunnelKeeper {
         first: oneshot::Sender<TunnelOutcome>,
     ) -> Result<TunnelTasks, String> {
         let (news, restart) = routes.add(&self.home, id, local).await?;
-        let follower = self.follower(Some(id.to_owned()), Some(first));
+        let follower = self.follower(Some((id.to_owned(), local)), Some(first));
         let follower = tokio::spawn(follower.run(news));
         if restart {
             self.reopen_with_routes(routes).await;
@@ -340,15 +340,16 @@ impl TunnelKeeper {
     fn keep(
         self: &Arc<Self>,
         local: SocketAddr,
-        app: Option<String>,
+        app: Option<&str>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> TunnelTasks {
         let (watchdog, events) =
             Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default());
         let (news, heard) = mpsc::unbounded_channel();
-        let whose = whose(app.as_deref());
+        let whose = whose(app);
         let server = app.is_none();
         let pump = tokio::spawn(self.clone().pump(events, whose, news, server));
+        let app = app.map(|id| (id.to_owned(), local));
         let follower = tokio::spawn(self.follower(app, first).run(heard));
         TunnelTasks {
             watchdog: Some(watchdog),
@@ -357,11 +358,11 @@ impl TunnelKeeper {
         }
     }
 
-    /// A follower that records the tunnel of `app` (the server's when
-    /// `None`).
+    /// A follower that records the tunnel of `app`, reached at its address
+    /// (the server's when `None`).
     fn follower(
         &self,
-        app: Option<String>,
+        app: Option<(String, SocketAddr)>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> Follower {
         Follower {

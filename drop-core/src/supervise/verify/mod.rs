@@ -16,18 +16,23 @@
 //! [`LinkChecker`] is the boundary to the outside world; [`PublicChecker`]
 //! is the real one, and tests swap in a fake.
 
+mod public;
+mod refusal;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::http::probe::{PROBE_ANSWER, PROBE_PREFIX, Probes};
+pub use self::public::PublicChecker;
+pub use self::refusal::DevServer;
+pub use crate::http::probe::{PROBE_ANSWER, PROBE_HEADER, PROBE_PREFIX, Probes};
 
 /// Public DNS-over-HTTPS resolvers with the JSON API.
 pub const DEFAULT_DOH_URLS: &[&str] = &[
     "https://cloudflare-dns.com/dns-query",
     "https://dns.google/resolve",
 ];
-/// How long one question to a resolver or the edge may take.
+/// How long one question to a resolver, the edge or an app may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of an answer read: a DNS JSON answer is a few KiB, the probe's
 /// five bytes; anything longer is not what was asked for.
@@ -71,23 +76,18 @@ pub enum Origin {
         /// A nonce from [`Probes::issue`].
         nonce: String,
     },
-    /// An app: any answer from it but the edge's own failures, asked at
-    /// drop's probe path with this nonce, so that drop's page server
-    /// answering instead (a named tunnel's catch-all: the hostname is not
-    /// routed to the app) is told apart.
+    /// An app listening at `local`: its page `/` through the edge must be
+    /// what the human can use, and no refusal the app does not also give
+    /// on its own port (a dev server refusing the public hostname). The
+    /// request carries this nonce in [`PROBE_HEADER`], which drop's page
+    /// server answers with the probe's answer: a named tunnel that hands
+    /// the hostname to drop rather than the app is told apart.
     App {
         /// A nonce from [`Probes::issue`].
         nonce: String,
+        /// Where the tunnel reaches the app.
+        local: SocketAddr,
     },
-}
-
-impl Origin {
-    /// The nonce the probe path carries.
-    fn nonce(&self) -> &str {
-        match self {
-            Origin::Daemon { nonce } | Origin::App { nonce } => nonce,
-        }
-    }
 }
 
 /// Why a link is not confirmed yet.
@@ -101,9 +101,9 @@ pub enum LinkError {
         host: String,
     },
     /// No DNS-over-HTTPS resolver answered.
-    #[error("no public DNS resolver answered ({detail})")]
+    #[error("no public DNS resolver could be reached")]
     DnsUnreachable {
-        /// Why, from the last one asked.
+        /// Why, from the last one asked (for logs and `--json`).
         detail: String,
     },
     /// The edge answered, but not with the origin: the tunnel is not
@@ -123,13 +123,51 @@ pub enum LinkError {
         host: String,
     },
     /// No answer through the edge at all.
-    #[error("{host} does not answer through the edge ({detail})")]
+    #[error("{host} does not answer through the edge")]
     EdgeUnreachable {
         /// The hostname.
         host: String,
-        /// Why.
+        /// Why, in the words of the HTTP client (for logs and `--json`).
         detail: String,
     },
+    /// The app answers the human with a refusal it does not give on its own
+    /// port: a dev server that checks the `Host` it is sent.
+    #[error(
+        "the app refuses {host}: it answers {status} through the tunnel{}, and {local} on its own port",
+        dev_server.map_or(String::new(), |d| format!(" ({})", d.refusal())),
+        local = local_status.map_or("nothing".to_owned(), |s| s.to_string())
+    )]
+    Refused {
+        /// The hostname.
+        host: String,
+        /// What the app answered through the tunnel.
+        status: u16,
+        /// What it answers on its own port, when it answered.
+        local_status: Option<u16>,
+        /// The dev server whose host check it is, when its answer tells.
+        dev_server: Option<DevServer>,
+    },
+}
+
+impl LinkError {
+    /// What the user does about it, when it is theirs to mend.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            LinkError::Refused { dev_server, .. } => Some(refusal::fix(*dev_server)),
+            _ => None,
+        }
+    }
+
+    /// The cause in the words of the HTTP client or resolver, when there is
+    /// more to it than the message says.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            LinkError::EdgeUnreachable { detail, .. } | LinkError::DnsUnreachable { detail } => {
+                Some(detail)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The outside world as link checks see it.
@@ -180,12 +218,34 @@ pub enum StepResult {
     Failed {
         /// Why, in one line.
         error: String,
+        /// The cause in the HTTP client's or resolver's words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// What to do, when the failure says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
+        /// The failure's kind, for the fix a command gives otherwise.
+        #[serde(default)]
+        kind: FailureKind,
     },
     /// It was not tried.
     NotAsked {
         /// Why not.
         why: String,
     },
+}
+
+/// What kind of failure a step met.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The tunnel or its name is not there (yet).
+    #[default]
+    NotThere,
+    /// Public DNS could not be asked at all: this machine's way out.
+    ResolversUnreachable,
+    /// The app refuses the human.
+    Refused,
 }
 
 /// Every step of checking a URL from outside, each tried even when a step
@@ -211,6 +271,13 @@ pub async fn diagnose(
 ) -> LinkReport {
     let failed = |e: LinkError| StepResult::Failed {
         error: e.to_string(),
+        detail: e.detail().map(str::to_owned),
+        fix: e.fix(),
+        kind: match e {
+            LinkError::DnsUnreachable { .. } => FailureKind::ResolversUnreachable,
+            LinkError::Refused { .. } => FailureKind::Refused,
+            _ => FailureKind::NotThere,
+        },
     };
     let edge = match checker.reach(url, origin).await {
         Ok(()) => StepResult::Passed,
@@ -236,205 +303,10 @@ pub async fn diagnose(
     }
 }
 
-/// The zone above `host`: `trycloudflare.com` for `a-b.trycloudflare.com`.
-fn parent_of(host: &str) -> Option<&str> {
-    let (_, parent) = host.split_once('.')?;
-    parent.contains('.').then_some(parent)
-}
-
 /// The hostname of an `https://host[/…]` URL.
 pub fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     rest.split(['/', ':']).next().unwrap_or(rest)
-}
-
-/// The real checks: HTTPS to the edge, then DNS-over-HTTPS resolvers
-/// raced (never the local resolver).
-#[derive(Debug, Clone)]
-pub struct PublicChecker {
-    config: LinkConfig,
-    client: reqwest::Client,
-}
-
-impl PublicChecker {
-    /// A checker asking where `config` says.
-    pub fn new(config: LinkConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a TLS client with bundled roots");
-        PublicChecker { config, client }
-    }
-
-    async fn ask_resolver(&self, doh: &str, host: &str) -> Result<Vec<IpAddr>, LinkError> {
-        let unreachable = |detail: String| LinkError::DnsUnreachable { detail };
-        let response = self
-            .client
-            .get(doh)
-            .query(&[("name", host), ("type", "A")])
-            .header("accept", "application/dns-json")
-            .send()
-            .await
-            .map_err(|e| unreachable(format!("{doh}: {}", error_chain(&e))))?;
-        if !response.status().is_success() {
-            return Err(unreachable(format!(
-                "{doh} answered HTTP {}",
-                response.status().as_u16()
-            )));
-        }
-        let text = read_capped(response)
-            .await
-            .map_err(|e| unreachable(format!("{doh}: {e}")))?;
-        let body: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| unreachable(format!("{doh}: not a DNS JSON answer ({e})")))?;
-        let addrs = answers(&body, host);
-        match (body["Status"].as_u64(), addrs.is_empty()) {
-            (Some(0), false) => Ok(addrs),
-            // NXDOMAIN (3), or a name with no address yet.
-            (Some(0 | 3), _) => Err(LinkError::NotPublished {
-                host: host.to_owned(),
-            }),
-            (status, _) => Err(unreachable(format!("{doh}: status {status:?}"))),
-        }
-    }
-}
-
-/// Whether `status` is the edge's own failure rather than the origin's
-/// answer: 502 and 504 (bad gateway, timeout to the origin), 520–527
-/// (Cloudflare's origin errors) and 530 (no tunnel connected, error 1033).
-fn edge_failure(status: u16) -> bool {
-    matches!(status, 502 | 504 | 520..=527 | 530)
-}
-
-/// An error with its causes, as one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    line
-}
-
-/// The usable addresses of `host` in a DNS JSON answer: A records of the
-/// name asked, or of a name it is a CNAME of (in the answer's order).
-fn answers(body: &serde_json::Value, host: &str) -> Vec<IpAddr> {
-    let records: Vec<&serde_json::Value> =
-        body["Answer"].as_array().into_iter().flatten().collect();
-    let name_of = |r: &serde_json::Value| {
-        r["name"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_end_matches('.')
-            .to_ascii_lowercase()
-    };
-    let mut names = vec![host.trim_end_matches('.').to_ascii_lowercase()];
-    for record in &records {
-        if record["type"].as_u64() == Some(5) && names.contains(&name_of(record)) {
-            let target = record["data"].as_str().unwrap_or_default();
-            names.push(target.trim_end_matches('.').to_ascii_lowercase());
-        }
-    }
-    records
-        .iter()
-        .filter(|r| r["type"].as_u64() == Some(1) && names.contains(&name_of(r)))
-        .filter_map(|r| r["data"].as_str()?.parse::<IpAddr>().ok())
-        .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
-        .collect()
-}
-
-/// The body of `response`, at most [`MAX_ANSWER`] bytes of it.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!("an answer longer than {MAX_ANSWER} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-#[async_trait::async_trait]
-impl LinkChecker for PublicChecker {
-    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, LinkError> {
-        let asks = self
-            .config
-            .doh_urls
-            .iter()
-            .map(|doh| Box::pin(self.ask_resolver(doh, host)));
-        // The first resolver that knows the name wins; "not yet" from one
-        // is kept only if no other knows better.
-        let mut pending: Vec<_> = asks.collect();
-        let mut last = LinkError::DnsUnreachable {
-            detail: "no resolver configured".into(),
-        };
-        while !pending.is_empty() {
-            let (result, _, rest) = futures_util::future::select_all(pending).await;
-            pending = rest;
-            match result {
-                Ok(addrs) => return Ok(addrs),
-                Err(e @ LinkError::NotPublished { .. }) => last = e,
-                Err(e) if !matches!(last, LinkError::NotPublished { .. }) => last = e,
-                Err(_) => {}
-            }
-        }
-        Err(last)
-    }
-
-    async fn reach(&self, url: &str, origin: &Origin) -> Result<(), LinkError> {
-        let host = host_of(url);
-        let unreachable = |detail: String| LinkError::EdgeUnreachable {
-            host: host.to_owned(),
-            detail,
-        };
-        let path = format!("{PROBE_PREFIX}{}", origin.nonce());
-        let request = match &self.config.edge {
-            Some(edge) => self
-                .client
-                .get(format!("{}{path}", edge.trim_end_matches('/')))
-                .header("host", host),
-            None => {
-                // The edge at its parent zone's address: neither public DNS
-                // nor the local resolver is asked for the new name yet.
-                let parent = parent_of(host)
-                    .ok_or_else(|| unreachable("a hostname without a parent zone".into()))?;
-                let addrs = self
-                    .resolve(parent)
-                    .await
-                    .map_err(|e| unreachable(format!("the edge's address: {e}")))?;
-                let pinned = reqwest::Client::builder()
-                    .timeout(REQUEST_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .resolve(host, SocketAddr::new(addrs[0], 443))
-                    .build()
-                    .expect("a TLS client with bundled roots");
-                pinned.get(format!("https://{host}{path}"))
-            }
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
-        let status = response.status().as_u16();
-        let drop_answered = status == 200
-            && read_capped(response)
-                .await
-                .is_ok_and(|b| b == PROBE_ANSWER.as_bytes());
-        match origin {
-            Origin::Daemon { .. } if drop_answered => Ok(()),
-            Origin::App { .. } if drop_answered => Err(LinkError::NotRouted {
-                host: host.to_owned(),
-            }),
-            Origin::App { .. } if !edge_failure(status) => Ok(()),
-            _ => Err(LinkError::EdgeNotConnected {
-                host: host.to_owned(),
-                status,
-            }),
-        }
-    }
 }
 
 /// How the daemon checks its tunnels' URLs: the checker, the nonces the
@@ -586,44 +458,6 @@ mod tests {
         assert_eq!(host_of("http://127.0.0.1:8080/"), "127.0.0.1");
     }
 
-    /// An edge or resolver that answers without end is cut off at
-    /// [`MAX_ANSWER`], not read into memory.
-    #[tokio::test]
-    async fn endless_answers_are_cut_off() {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut head = [0u8; 1024];
-                let _ = stream.read(&mut head);
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-json\r\n\r\n");
-                let chunk = vec![b'x'; 64 * 1024];
-                while stream.write_all(&chunk).is_ok() {}
-            }
-        });
-        let base = format!("http://127.0.0.1:{port}");
-        let checker = PublicChecker::new(LinkConfig {
-            doh_urls: vec![format!("{base}/dns-query")],
-            edge: Some(base),
-        });
-        let origin = Origin::Daemon { nonce: "n".into() };
-        let reached = checker.reach("https://a.trycloudflare.com", &origin).await;
-        assert!(
-            matches!(
-                reached,
-                Err(LinkError::EdgeNotConnected { status: 200, .. })
-            ),
-            "{reached:?}"
-        );
-        let resolved = checker.resolve("a.trycloudflare.com").await;
-        let Err(LinkError::DnsUnreachable { detail }) = resolved else {
-            panic!("{resolved:?}");
-        };
-        assert!(detail.contains("longer than"), "{detail}");
-    }
-
     #[test]
     fn only_urls_the_checks_can_ask_are_usable() {
         assert!(usable_url("https://dns.google/resolve", false));
@@ -641,46 +475,6 @@ mod tests {
             assert!(!usable_url(bad, false), "{bad}");
         }
         assert!(!usable_url("http://127.0.0.1:9/some/path?q=1", true));
-    }
-
-    #[test]
-    fn the_edge_is_found_at_the_parent_zone() {
-        assert_eq!(
-            parent_of("a-b-c.trycloudflare.com"),
-            Some("trycloudflare.com")
-        );
-        assert_eq!(parent_of("app.example.co.uk"), Some("example.co.uk"));
-        assert_eq!(parent_of("example.com"), None, "no zone above a zone");
-        assert_eq!(parent_of("localhost"), None);
-    }
-
-    #[test]
-    fn only_a_records_of_the_name_asked_count_as_answers() {
-        let body = serde_json::json!({
-            "Status": 0,
-            "Answer": [
-                {"name": "x.", "type": 5, "data": "y."},
-                {"name": "y.", "type": 1, "data": "104.16.1.2"},
-                {"name": "evil.", "type": 1, "data": "203.0.113.9"},
-                {"name": "x.", "type": 1, "data": "0.0.0.0"},
-            ]
-        });
-        assert_eq!(
-            answers(&body, "x"),
-            ["104.16.1.2".parse::<IpAddr>().unwrap()]
-        );
-        assert!(answers(&body, "other").is_empty());
-        assert!(answers(&serde_json::json!({"Status": 3}), "x").is_empty());
-    }
-
-    #[test]
-    fn the_edges_own_failures_are_told_from_an_apps_answers() {
-        for status in [502, 504, 520, 524, 527, 530] {
-            assert!(edge_failure(status), "{status}");
-        }
-        for status in [200, 301, 401, 404, 500, 503] {
-            assert!(!edge_failure(status), "{status}");
-        }
     }
 
     #[test]
