@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use drop_tunnel::{
     CertificateSearch, Cloudflared, CloudflaredConfig, NamedTunnels, TunnelError, TunnelEvent,
-    Watchdog, WatchdogConfig,
+    TunnelEvents, Watchdog, WatchdogConfig,
 };
 
 const USAGE: &str = "usage: expose PORT [CLOUDFLARED] [--named HOSTNAME]";
@@ -78,7 +78,7 @@ async fn named_watchdog(
     config: CloudflaredConfig,
     hostname: &str,
     local: SocketAddr,
-) -> Result<(Watchdog, tokio::sync::mpsc::UnboundedReceiver<TunnelEvent>), TunnelError> {
+) -> Result<(Watchdog, TunnelEvents), TunnelError> {
     let tunnels = NamedTunnels::new(config, CertificateSearch::for_this_user());
     let name = format!("expose-{}", hostname.replace(['.', '*'], "-"));
     let tunnel = tunnels.create(&name).await?;

@@ -20,16 +20,17 @@
 //! - [`TunnelProvider`]: opens a [`Tunnel`] (URL, process id, protocol,
 //!   `wait`, `healthy`, `close`). `MockTunnelProvider` comes with the
 //!   `mocks` feature.
-//! - [`Cloudflared`] with [`CloudflaredConfig`]: the real provider. It
+//! - [`Cloudflared`] with [`CloudflaredConfig`]: the real provider
+//!   (`Cloudflared::open` needs no trait in scope). It
 //!   gives cloudflared a clean environment (no `TUNNEL_*` variable of the
 //!   caller's can turn the quick tunnel into something else), a config file
 //!   of its own, a log and a metrics port per process, and falls back to
 //!   HTTP/2 where UDP is blocked. Its failures are typed in [`TunnelError`]:
 //!   not found, rate limited, no network, refused arguments, exited early,
 //!   no URL in time, UDP blocked.
-//! - [`Watchdog`]: keeps one tunnel open and sends a [`TunnelEvent`] for
-//!   each change; [`Watchdog::current_url`] says where it is now;
-//!   [`Backoff`] decides the pauses.
+//! - [`Watchdog`]: keeps one tunnel open and reports each change as a
+//!   [`TunnelEvent`] on its [`TunnelEvents`]; [`Watchdog::current_url`]
+//!   says where it is now; [`Backoff`] decides the pauses.
 //!
 //! Named tunnels, once the user ran `cloudflared tunnel login` (which opens
 //! a browser once to pick the domain and writes `cert.pem`):
@@ -69,6 +70,20 @@
 //! let api = NamedRoute::new("api.app.example.com", "http://127.0.0.1:5000")?;
 //! provider.set_routes(vec![api])?;
 //! watchdog.reopen();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! One tunnel, with no watchdog to replace it, is one call:
+//!
+//! ```no_run
+//! use drop_tunnel::{Cloudflared, CloudflaredConfig};
+//!
+//! # async fn run() -> Result<(), drop_tunnel::TunnelError> {
+//! let provider = Cloudflared::new(CloudflaredConfig::new("/tmp/my-app-tunnel"));
+//! let mut tunnel = provider.open("127.0.0.1:8080".parse().unwrap()).await?;
+//! println!("public at {}", tunnel.url());
+//! tunnel.close().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -113,6 +128,7 @@ mod named;
 mod parse;
 mod process;
 mod provider;
+mod startup;
 mod watchdog;
 
 pub use backoff::{Backoff, BackoffPolicy};
@@ -125,4 +141,4 @@ pub use named::{
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::{MockTunnelProcess, MockTunnelProvider};
 pub use provider::{Protocol, Tunnel, TunnelExit, TunnelProcess, TunnelProvider};
-pub use watchdog::{DownReason, TunnelEvent, Watchdog, WatchdogConfig};
+pub use watchdog::{DownReason, TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig};

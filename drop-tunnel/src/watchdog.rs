@@ -143,14 +143,11 @@ impl Watchdog {
     /// Starts keeping a tunnel to `local` open through `provider`, and
     /// returns the watchdog with the stream of its events. Must be called
     /// within a Tokio runtime.
-    ///
-    /// Events are few (one per open or failure), so the channel is
-    /// unbounded; nobody reading them does not stall the watchdog.
     pub fn spawn<P: TunnelProvider + 'static>(
         provider: P,
         local: SocketAddr,
         config: WatchdogConfig,
-    ) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
+    ) -> (Watchdog, TunnelEvents) {
         let (stop, stop_rx) = watch::channel(false);
         let (reopen, reopen_rx) = watch::channel(0);
         let (url, url_rx) = watch::channel(None);
@@ -172,7 +169,10 @@ impl Watchdog {
             url: url_rx,
             task,
         };
-        (watchdog, events_rx)
+        let events = TunnelEvents {
+            receiver: events_rx,
+        };
+        (watchdog, events)
     }
 
     /// The URL of the tunnel now, while one is up (also while it
@@ -208,6 +208,23 @@ impl Watchdog {
     /// Whether the watchdog has ended (it gave up, or was stopped).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+/// The events of one [`Watchdog`], in the order they happened.
+///
+/// Events are few (one per open or failure), so they are queued without
+/// bound: nobody reading them does not stall the watchdog.
+#[derive(Debug)]
+pub struct TunnelEvents {
+    receiver: mpsc::UnboundedReceiver<TunnelEvent>,
+}
+
+impl TunnelEvents {
+    /// The next event; `None` once the watchdog has ended (it gave up, was
+    /// stopped or dropped) and every event before was read. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<TunnelEvent> {
+        self.receiver.recv().await
     }
 }
 
@@ -501,7 +518,7 @@ mod tests {
     }
 
     /// The next event that is not an `Opening`.
-    async fn next(events: &mut mpsc::UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+    async fn next(events: &mut TunnelEvents) -> TunnelEvent {
         loop {
             match events.recv().await.expect("the watchdog reports") {
                 TunnelEvent::Opening { .. } => continue,

@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
-use drop_tunnel::{Cloudflared, Protocol, TunnelError, TunnelProvider};
+use drop_tunnel::{Cloudflared, Protocol, TunnelError};
 
 /// A failure must be reported long before the start deadline.
 const FAST: Duration = Duration::from_secs(2);

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
 use drop_tunnel::{
     CertificateSearch, DnsRoute, DownReason, NamedCloudflared, NamedRoute, NamedTunnel,
-    NamedTunnels, Protocol, TunnelError, TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
+    NamedTunnels, Protocol, TunnelError, TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const ZONE: &str = "example.com";
 const HOSTNAME: &str = "drop.example.com";
@@ -38,7 +37,7 @@ fn pairs(rules: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// The next event but `Opening`.
-async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+async fn next(events: &mut TunnelEvents) -> TunnelEvent {
     loop {
         let event = tokio::time::timeout(PATIENCE, events.recv())
             .await
