@@ -33,6 +33,20 @@ pub enum TunnelError {
         /// cloudflared's own words, e.g. `… no such host`.
         detail: String,
     },
+    /// cloudflared got its quick tunnel, then could not find Cloudflare's
+    /// edge: the DNS lookup of the edge's addresses failed, so no
+    /// connection can be made (it exits about a second after printing the
+    /// URL).
+    #[error(
+        "no network: cloudflared could not look up the address of Cloudflare's edge; check this machine's network and DNS"
+    )]
+    EdgeUnreachable {
+        /// cloudflared's own words, e.g. `lookup
+        /// _v2-origintunneld._tcp.argotunnel.com on 127.0.0.53:53: no such host`.
+        detail: String,
+        /// The last lines of its log.
+        log_tail: String,
+    },
     /// cloudflared refused its arguments or its environment: a version
     /// that does not know a flag drop-tunnel gives.
     #[error("cloudflared refused its arguments ({detail}); is it too old?")]
@@ -218,6 +232,7 @@ impl TunnelError {
             TunnelError::NotFound { .. } => "cloudflared_not_found",
             TunnelError::RateLimited => "tunnel_rate_limited",
             TunnelError::NoNetwork { .. } => "tunnel_no_network",
+            TunnelError::EdgeUnreachable { .. } => "tunnel_edge_unreachable",
             TunnelError::Usage { .. } => "cloudflared_usage",
             TunnelError::ExitedEarly { .. } => "cloudflared_exited",
             TunnelError::NoUrl { .. } => "tunnel_no_url",
@@ -268,6 +283,18 @@ impl TunnelError {
         }
     }
 
+    /// Whether this machine's network is at fault: cloudflared could not
+    /// reach the quick-tunnel service, Cloudflare's edge or its API. Such
+    /// failures are retried with the ordinary backoff.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            TunnelError::NoNetwork { .. }
+                | TunnelError::EdgeUnreachable { .. }
+                | TunnelError::ApiUnreachable { .. }
+        )
+    }
+
     /// The last lines of cloudflared's log, for failures that have them.
     /// Kept out of the message, which is one line for the user.
     pub fn log_tail(&self) -> Option<&str> {
@@ -276,6 +303,7 @@ impl TunnelError {
             | TunnelError::NoUrl { log_tail, .. }
             | TunnelError::NotReady { log_tail, .. }
             | TunnelError::UdpBlocked { log_tail }
+            | TunnelError::EdgeUnreachable { log_tail, .. }
             | TunnelError::TunnelDeleted { log_tail, .. } => Some(log_tail),
             _ => None,
         }
@@ -371,6 +399,27 @@ mod tests {
             detail: "flag provided but not defined: -x".into(),
         };
         assert!(usage.is_permanent());
+    }
+
+    /// Edge discovery failing is the network's fault, in one plain
+    /// sentence with a stable code; the lookup's words and the log are
+    /// kept apart.
+    #[test]
+    fn an_unreachable_edge_is_a_network_failure() {
+        let err = TunnelError::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host"
+                .into(),
+            log_tail: "Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com"
+                .into(),
+        };
+        assert_eq!(err.code(), "tunnel_edge_unreachable");
+        assert_eq!(
+            err.to_string(),
+            "no network: cloudflared could not look up the address of Cloudflare's edge; check this machine's network and DNS"
+        );
+        assert!(err.is_network() && !err.is_permanent());
+        assert!(err.log_tail().unwrap().starts_with("Could not lookup srv"));
+        assert!(!TunnelError::RateLimited.is_network());
     }
 
     /// Each failure of a named tunnel says what to do about it, in one

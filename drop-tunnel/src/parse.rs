@@ -99,6 +99,13 @@ pub(crate) enum Failure {
         /// cloudflared's explanation.
         detail: String,
     },
+    /// The quick tunnel was made, but Cloudflare's edge could not be
+    /// found: the DNS lookup of its addresses (SRV records) failed.
+    EdgeUnreachable {
+        /// The lookup's error, e.g. `lookup _v2-origintunneld._tcp.argotunnel.com
+        /// on 127.0.0.1:53: no such host`.
+        detail: String,
+    },
     /// cloudflared refused a flag or its value (it then prints its help on
     /// stdout and exits 0).
     Usage {
@@ -116,6 +123,7 @@ pub(crate) fn failure(log: &str) -> Option<Failure> {
     log.lines()
         .find_map(usage)
         .or_else(|| log.lines().find_map(no_network))
+        .or_else(|| log.lines().find_map(edge_unreachable))
 }
 
 /// `Incorrect Usage. flag provided but not defined: -x` (a command with
@@ -140,6 +148,25 @@ fn no_network(line: &str) -> Option<Failure> {
     let (_, detail) = line.split_once("failed to request quick Tunnel: ")?;
     Some(Failure::NoNetwork {
         detail: last_cause(detail).to_owned(),
+    })
+}
+
+/// Edge discovery failing, after the URL box: `ERR edge discovery: error
+/// looking up Cloudflare edge IPs: … error="lookup …"`, then the bare
+/// `Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com:
+/// lookup …` that cloudflared exits 1 with.
+fn edge_unreachable(line: &str) -> Option<Failure> {
+    let cause = if let Some((_, rest)) = line.split_once("Could not lookup srv records on ") {
+        rest.split_once(": ").map_or(rest, |(_, cause)| cause)
+    } else if line.contains("error looking up Cloudflare edge IPs") {
+        line.split_once("error=\"")?.1
+    } else {
+        return None;
+    };
+    // Inside `error="…"` the cause ends at the quote.
+    let cause = cause.split('"').next().unwrap_or(cause);
+    Some(Failure::EdgeUnreachable {
+        detail: cause.trim().to_owned(),
     })
 }
 
@@ -355,6 +382,47 @@ failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of
             assert!(detail.contains(needle), "{detail}");
             assert!(!detail.contains("Post"), "{detail}");
         }
+    }
+
+    /// The real cloudflared (2026.8.2) where the edge's SRV lookup fails:
+    /// it prints the URL box, then exits 1 about a second later.
+    const SRV_LOOKUP_FAILED: &str = "\
+2026-12-06T16:40:01Z INF |  https://proxy-fixture-alpha-bravo.trycloudflare.com                                       |
+2026-12-06T16:40:01Z INF +--------------------------------------------------------------------------------------------+
+2026-12-06T16:40:01Z ERR Failed to fetch features, default to disable error=\"lookup cfd-features.argotunnel.com on 127.0.0.1:53: no such host\"
+2026-12-06T16:40:01Z WRN Unable to lookup protocol percentage.
+2026-12-06T16:40:01Z ERR edge discovery: error looking up Cloudflare edge IPs: the DNS query failed error=\"lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host\" event=0
+2026-12-06T16:40:01Z INF Starting metrics server on 127.0.0.1:35237/metrics
+2026-12-06T16:40:01Z INF Tunnel server stopped
+2026-12-06T16:40:01Z ERR Initiating shutdown error=\"Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host\"
+2026-12-06T16:40:02Z INF Metrics server stopped
+Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host
+";
+
+    /// Each line that tells of the failed SRV lookup alone is enough, with
+    /// the lookup's own words.
+    #[test]
+    fn a_failed_edge_lookup_means_the_edge_is_unreachable() {
+        let expected = Some(Failure::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host"
+                .into(),
+        });
+        assert_eq!(failure(SRV_LOOKUP_FAILED), expected);
+        let telling: Vec<&str> = SRV_LOOKUP_FAILED
+            .lines()
+            .filter(|line| failure(line).is_some())
+            .collect();
+        assert_eq!(telling.len(), 3, "{telling:?}");
+        for line in telling {
+            assert_eq!(failure(line), expected, "{line}");
+        }
+        assert_eq!(
+            failure(
+                "2026-12-06T16:40:01Z ERR Failed to fetch features, default to disable error=\"lookup cfd-features.argotunnel.com on 127.0.0.1:53: no such host\""
+            ),
+            None,
+            "cloudflared carries on without its features"
+        );
     }
 
     #[test]

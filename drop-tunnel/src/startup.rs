@@ -248,6 +248,10 @@ pub(crate) fn exit_error(exit: TunnelExit) -> TunnelError {
     match parse::failure(&exit.log_tail) {
         Some(Failure::RateLimited) => TunnelError::RateLimited,
         Some(Failure::NoNetwork { detail }) => TunnelError::NoNetwork { detail },
+        Some(Failure::EdgeUnreachable { detail }) => TunnelError::EdgeUnreachable {
+            detail,
+            log_tail: exit.log_tail,
+        },
         Some(Failure::Usage { detail }) => TunnelError::Usage { detail },
         None => TunnelError::ExitedEarly {
             code: exit.code,
@@ -390,5 +394,12 @@ mod tests {
             exit_error(exit("something else")),
             TunnelError::ExitedEarly { .. }
         ));
+        let srv = "Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host";
+        let err = exit_error(exit(srv));
+        assert!(
+            matches!(err, TunnelError::EdgeUnreachable { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.log_tail(), Some(srv));
     }
 }

@@ -114,6 +114,12 @@ impl DownReason {
         matches!(self, DownReason::OpenFailed(TunnelError::RateLimited))
     }
 
+    /// Whether this machine's network is at fault (see
+    /// [`TunnelError::is_network`]).
+    pub fn is_network(&self) -> bool {
+        matches!(self, DownReason::OpenFailed(err) if err.is_network())
+    }
+
     /// The last lines of the tunnel's log, when there are any.
     pub fn log_tail(&self) -> Option<&str> {
         match self {
@@ -547,6 +553,29 @@ mod tests {
         }
         assert_eq!(waits, [1, 2, 4, 8]);
         assert_eq!(script.gaps(), [1, 2, 4]);
+        watchdog.stop().await;
+    }
+
+    /// Cloudflare's edge not found after the URL came is the network's
+    /// fault: retried with the same backoff as no network at all, never
+    /// given up.
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_edge_backs_off_as_no_network_does() {
+        let script = Script::new();
+        let provider = failing_provider(&script, || TunnelError::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com: no such host".into(),
+            log_tail: String::new(),
+        });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let TunnelEvent::Down { retry_in, reason } = next(&mut events).await else {
+                panic!("down, and retried");
+            };
+            assert!(reason.is_network() && !reason.is_rate_limited(), "{reason}");
+            waits.push(retry_in.as_secs());
+        }
+        assert_eq!(waits, [1, 2, 4, 8]);
         watchdog.stop().await;
     }
 
