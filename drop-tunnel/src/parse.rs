@@ -425,6 +425,43 @@ Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v
         );
     }
 
+    /// The real cloudflared (2026.8.2) with no network: no route at all,
+    /// a DNS server that never answers, one that says NXDOMAIN, and an API
+    /// that never answers. Each ends the process with this bare line.
+    #[test]
+    fn every_way_the_real_request_fails_offline_is_no_network() {
+        let cases = [
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable",
+                "dial tcp: lookup api.trycloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: read udp 127.0.0.1:41930->127.0.0.1:53: i/o timeout",
+                "dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: read udp 127.0.0.1:41930->127.0.0.1:53: i/o timeout",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: no such host",
+                "dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: no such host",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+            ),
+        ];
+        for (line, detail) in cases {
+            let log = format!(
+                "2026-12-06T16:26:25Z INF Requesting new quick Tunnel on trycloudflare.com...\n{line}\n"
+            );
+            assert_eq!(
+                failure(&log),
+                Some(Failure::NoNetwork {
+                    detail: detail.into()
+                }),
+                "{line}"
+            );
+        }
+    }
+
     #[test]
     fn an_unreachable_origin_is_no_failure_of_the_tunnel() {
         assert_eq!(failure(ORIGIN_DOWN), None);
