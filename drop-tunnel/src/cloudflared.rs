@@ -6,7 +6,8 @@
 //! metrics port (cloudflared picks it for `--metrics 127.0.0.1:0` and logs
 //! it), so two tunnels never read each other's URL. Where QUIC (UDP port
 //! 7844) is blocked, an open falls back to `--protocol http2` by itself,
-//! and later opens of the same provider start there.
+//! within the same start timeout, and later opens of the same provider
+//! start there.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -53,19 +54,23 @@ impl Cloudflared {
     }
 
     /// Opens a quick tunnel to `local` and returns once the edge has
-    /// registered a connection for it. Each process may take
+    /// registered a connection for it. The whole open, a fallback from QUIC
+    /// to HTTP/2 included, ends within
     /// [`start_timeout`](CloudflaredConfig::start_timeout).
     ///
     /// The same as [`TunnelProvider::open`], without importing the trait.
     pub async fn open(&self, local: SocketAddr) -> Result<Tunnel, TunnelError> {
+        let deadline = Deadline::after(self.config.start_timeout);
         let binary = self.find_binary()?;
         self.write_config()?;
         let protocol = self.protocol_now();
-        let deadline = Deadline::after(self.config.start_timeout);
         match self.open_with(&binary, local, protocol, deadline).await {
-            Err(TunnelError::UdpBlocked { .. }) if self.may_fall_back(protocol) => {
+            Err(TunnelError::UdpBlocked { log_tail }) if self.may_fall_back(protocol) => {
                 self.http2_learned.store(true, Ordering::SeqCst);
-                let deadline = Deadline::after(self.config.start_timeout);
+                // Found out as time ran out: the next open starts on HTTP/2.
+                if deadline.passed() {
+                    return Err(TunnelError::UdpBlocked { log_tail });
+                }
                 self.open_with(&binary, local, Protocol::Http2, deadline)
                     .await
             }

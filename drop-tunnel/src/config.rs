@@ -27,10 +27,12 @@ pub struct CloudflaredConfig {
     /// A directory of the caller's for cloudflared's config files and its
     /// logs.
     pub state_dir: PathBuf,
-    /// How long cloudflared may take to print a URL and register a
-    /// connection. The quick-tunnel request alone may take 15 s. Commands
-    /// that manage named tunnels get twice as long (each API call may take
-    /// 15 s).
+    /// How long an open may take in all: cloudflared printing a URL and
+    /// registering a connection, a quick tunnel's fallback from QUIC to
+    /// HTTP/2 included (cloudflared needs about 10 s to show QUIC blocked;
+    /// the rest is left for HTTP/2). The quick-tunnel request alone may
+    /// take 15 s. Commands that manage named tunnels get twice as long
+    /// each (each API call may take 15 s).
     pub start_timeout: Duration,
     /// How long cloudflared may take to end after SIGTERM before SIGKILL.
     /// It is told to finish its graceful shutdown a second before that.

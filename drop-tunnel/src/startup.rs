@@ -48,6 +48,11 @@ impl Deadline {
             timeout,
         }
     }
+
+    /// Whether no time is left.
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
 }
 
 /// A starting cloudflared: what it is expected to be, and what it has told

@@ -291,6 +291,38 @@ async fn blocked_udp_falls_back_to_http2_and_stays_there() {
     fake.assert_no_process_left();
 }
 
+/// One bound covers the whole start: when QUIC shows blocked late, the
+/// HTTP/2 retry gets what is left of `start_timeout`, not a fresh one.
+#[tokio::test]
+async fn the_fallback_to_http2_stays_within_the_one_start_timeout() {
+    let fake = FakeCloudflared::new()
+        .env("FAKE_CLOUDFLARED_UDP", "blocked")
+        // QUIC shows blocked (its second failed dial) about 1.5 s in...
+        .env("FAKE_CLOUDFLARED_REQUEST_MS", "1000")
+        .env("FAKE_CLOUDFLARED_PRECHECKS_MS", "60000")
+        // ...and HTTP/2 would register long after the bound.
+        .env("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", "60000");
+    let mut config = fake.config();
+    let bound = Duration::from_secs(4);
+    config.start_timeout = bound;
+    let provider = Cloudflared::new(config);
+    let started = Instant::now();
+    let err = provider.open(local()).await.unwrap_err();
+    let took = started.elapsed();
+    let (TunnelError::NotReady { timeout, .. } | TunnelError::NoUrl { timeout, .. }) = &err else {
+        panic!("not up over HTTP/2 in time, got {err:?}");
+    };
+    assert_eq!(*timeout, bound, "the error names the one bound");
+    assert_eq!(fake.starts().len(), 2, "QUIC, then HTTP/2");
+    assert!(took >= bound, "{took:?}");
+    assert!(
+        took < bound + Duration::from_secs(1),
+        "the HTTP/2 retry got a fresh timeout: {took:?}"
+    );
+    assert_eq!(provider.protocol_now(), Protocol::Http2);
+    fake.assert_no_process_left();
+}
+
 /// Asked for QUIC only, a blocked UDP port is an error that says so.
 #[tokio::test]
 async fn quic_only_reports_blocked_udp() {
