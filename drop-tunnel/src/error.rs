@@ -63,7 +63,7 @@ pub enum TunnelError {
         log_tail: String,
     },
     /// No public URL appeared before the deadline.
-    #[error("cloudflared gave no public URL within {timeout:?}")]
+    #[error("cloudflared gave no public URL within {}", seconds(*.timeout))]
     NoUrl {
         /// The deadline that passed.
         timeout: Duration,
@@ -72,7 +72,10 @@ pub enum TunnelError {
     },
     /// A URL appeared, but no edge connection registered before the
     /// deadline: the URL would not answer yet.
-    #[error("cloudflared printed {url} but registered no connection within {timeout:?}")]
+    #[error(
+        "cloudflared printed {url} but registered no connection within {}",
+        seconds(*.timeout)
+    )]
     NotReady {
         /// The URL that was printed.
         url: String,
@@ -196,7 +199,7 @@ pub enum TunnelError {
     },
     /// A hostname or a service cloudflared would refuse, or two routes for
     /// one hostname.
-    #[error("cloudflared would refuse the route {route:?}: {reason}")]
+    #[error("cloudflared would refuse the route `{route}`: {reason}")]
     InvalidRoute {
         /// The hostname or service.
         route: String,
@@ -310,6 +313,15 @@ impl TunnelError {
     }
 }
 
+/// A duration for people, to the tenth of a second: `30 s`, `0.8 s`.
+pub(crate) fn seconds(duration: Duration) -> String {
+    let tenths = (duration.as_millis() + 50) / 100;
+    match tenths % 10 {
+        0 => format!("{} s", tenths / 10),
+        tenth => format!("{}.{tenth} s", tenths / 10),
+    }
+}
+
 pub(crate) fn describe_code(code: Option<i32>) -> String {
     match code {
         Some(code) => format!("exit code {code}"),
@@ -359,6 +371,38 @@ mod tests {
             hinted.to_string(),
             "cloudflared not found. Run ./install.sh (looked on PATH, then at /opt/cf/cloudflared)"
         );
+    }
+
+    /// Durations and routes read as words, not as Rust's debug output.
+    #[test]
+    fn messages_name_durations_and_routes_plainly() {
+        let no_url = TunnelError::NoUrl {
+            timeout: Duration::from_millis(800),
+            log_tail: String::new(),
+        };
+        assert_eq!(
+            no_url.to_string(),
+            "cloudflared gave no public URL within 0.8 s"
+        );
+        let not_ready = TunnelError::NotReady {
+            url: "https://a-b.trycloudflare.com".into(),
+            timeout: Duration::from_secs(30),
+            log_tail: String::new(),
+        };
+        assert!(
+            not_ready.to_string().ends_with("within 30 s"),
+            "{not_ready}"
+        );
+        let route = TunnelError::InvalidRoute {
+            route: "dröp.example.com".into(),
+            reason: "not ASCII".into(),
+        };
+        assert_eq!(
+            route.to_string(),
+            "cloudflared would refuse the route `dröp.example.com`: not ASCII"
+        );
+        assert_eq!(seconds(Duration::from_millis(120_049)), "120 s");
+        assert_eq!(seconds(Duration::from_millis(1_450)), "1.5 s");
     }
 
     #[test]

@@ -106,7 +106,9 @@
 //! while let Some(event) = events.recv().await {
 //!     match event {
 //!         TunnelEvent::Up { url, .. } => println!("public at {url}"),
-//!         TunnelEvent::Down { reason, retry_in } => eprintln!("down: {reason}; retry in {retry_in:?}"),
+//!         TunnelEvent::Down { reason, retry_in } => {
+//!             eprintln!("down: {reason}; retry in {} s", retry_in.as_secs())
+//!         }
 //!         TunnelEvent::GaveUp { reason } => { eprintln!("gave up: {reason}"); break }
 //!         _ => {}
 //!     }

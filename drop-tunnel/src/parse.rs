@@ -147,7 +147,7 @@ fn no_network(line: &str) -> Option<Failure> {
     // *origin* is down, which is no reason for cloudflared to exit.
     let (_, detail) = line.split_once("failed to request quick Tunnel: ")?;
     Some(Failure::NoNetwork {
-        detail: last_cause(detail).to_owned(),
+        detail: network_cause(detail).to_owned(),
     })
 }
 
@@ -170,14 +170,50 @@ fn edge_unreachable(line: &str) -> Option<Failure> {
     })
 }
 
-/// The useful end of a Go error chain: from `dial tcp` or `context
-/// deadline` on, dropping the `Post "https://api…"` wrapper.
-fn last_cause(detail: &str) -> &str {
-    ["dial tcp", "context deadline"]
-        .iter()
-        .find_map(|marker| detail.find(marker).map(|at| &detail[at..]))
-        .unwrap_or(detail)
-        .trim()
+/// Where the cause begins in a Go error chain about the network.
+const NETWORK_CAUSES: [&str; 3] = ["dial tcp", "context deadline", "net/http:"];
+/// What cloudflared's API client wraps each failure in (twice, at times).
+const REST_WRAPPER: &str = "REST request failed: ";
+
+/// The useful end of a Go error chain about the network: from `dial tcp`,
+/// `context deadline` or `net/http:` on; else what follows the last `REST
+/// request failed: ` and a request's `Post "https://…": `.
+pub(crate) fn network_cause(detail: &str) -> &str {
+    if let Some(at) = NETWORK_CAUSES.iter().filter_map(|m| detail.find(m)).min() {
+        return detail[at..].trim();
+    }
+    let unwrapped = detail
+        .rsplit_once(REST_WRAPPER)
+        .map_or(detail, |(_, rest)| rest);
+    past_request(unwrapped).trim()
+}
+
+/// `cause` of `Get "https://…": cause`, Go's error for a failed request;
+/// anything else as it is.
+fn past_request(text: &str) -> &str {
+    let Some((method, rest)) = text.split_once(" \"") else {
+        return text;
+    };
+    // Go names the method as `Get`, `Post`, `Put`…
+    let is_method = method.starts_with(|c: char| c.is_ascii_uppercase())
+        && method.bytes().all(|b| b.is_ascii_alphabetic());
+    if !is_method {
+        return text;
+    }
+    rest.split_once("\": ").map_or(text, |(_, cause)| cause)
+}
+
+/// `text` without a segment of its error chain said twice in a row, as
+/// cloudflared's API errors do (`REST request failed: REST request failed:
+/// …`).
+pub(crate) fn without_repeats(text: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in text.split(": ") {
+        if kept.last() != Some(&segment) {
+            kept.push(segment);
+        }
+    }
+    kept.join(": ")
 }
 
 fn url_at(rest: &str) -> Option<String> {

@@ -101,7 +101,10 @@ pub enum DownReason {
     #[error("the tunnel process ended ({})", crate::error::describe_code(.0.code))]
     Exited(TunnelExit),
     /// The process ran without an edge connection for too long.
-    #[error("the tunnel process ran without a connection to the edge for {0:?}")]
+    #[error(
+        "the tunnel process ran without a connection to the edge for {}",
+        crate::error::seconds(*.0)
+    )]
     Unhealthy(Duration),
     /// A new tunnel could not be opened.
     #[error(transparent)]
