@@ -116,7 +116,7 @@ impl Cloudflared {
         protocol: Protocol,
         deadline: Deadline,
     ) -> Result<Tunnel, TunnelError> {
-        let args = self.args(local, protocol);
+        let args = self.args(local, protocol)?;
         let process = self.launcher.spawn(&self.config, binary, args)?;
         Startup::quick(protocol)
             .until_up(process, deadline, startup::exit_error)
@@ -128,8 +128,9 @@ impl Cloudflared {
     /// config of ours so a user's `config.yml` cannot reroute the tunnel,
     /// a metrics port of its choosing (it logs which), a graceful shutdown
     /// that ends before our SIGKILL, and the log level that prints the URL
-    /// box and the `Registered` line.
-    fn args(&self, local: SocketAddr, protocol: Protocol) -> Vec<OsString> {
+    /// box and the `Registered` line; then the Host the local server is to
+    /// get, if not the visitor's.
+    fn args(&self, local: SocketAddr, protocol: Protocol) -> Result<Vec<OsString>, TunnelError> {
         let mut args: Vec<OsString> = vec![
             "tunnel".into(),
             "--url".into(),
@@ -144,12 +145,15 @@ impl Cloudflared {
             "--grace-period".into(),
             launch::grace_period(&self.config),
         ];
+        if let Some(host) = self.config.origin_host.header(local.port())? {
+            args.extend(["--http-host-header".into(), host.into()]);
+        }
         // cloudflared picks QUIC for quick tunnels when nothing is said.
         if self.config.protocol.is_some() || protocol != Protocol::Quic {
             args.extend(["--protocol".into(), protocol.as_str().into()]);
         }
         args.extend(self.config.extra_args.iter().cloned());
-        args
+        Ok(args)
     }
 
     /// Writes the config file (owner-only) and makes the state dir.
@@ -161,6 +165,7 @@ impl Cloudflared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OriginHost;
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 
@@ -181,7 +186,9 @@ mod tests {
         config.stop_grace = Duration::from_secs(3);
         let provider = Cloudflared::new(config);
         let config_file = provider.config_file();
-        let args = provider.args("0.0.0.0:8080".parse().unwrap(), Protocol::Quic);
+        let args = provider
+            .args("0.0.0.0:8080".parse().unwrap(), Protocol::Quic)
+            .unwrap();
         assert_eq!(
             strings(&args),
             [
@@ -199,7 +206,9 @@ mod tests {
                 "2000ms",
             ]
         );
-        let http2 = provider.args("127.0.0.1:8080".parse().unwrap(), Protocol::Http2);
+        let http2 = provider
+            .args("127.0.0.1:8080".parse().unwrap(), Protocol::Http2)
+            .unwrap();
         assert_eq!(strings(&http2[12..]), ["--protocol", "http2"]);
     }
 
@@ -210,13 +219,46 @@ mod tests {
         config.protocol = Some(Protocol::Quic);
         config.extra_args = vec!["--edge-ip-version".into(), "4".into()];
         let provider = Cloudflared::new(config);
-        let args = provider.args("127.0.0.1:1".parse().unwrap(), Protocol::Quic);
+        let args = provider
+            .args("127.0.0.1:1".parse().unwrap(), Protocol::Quic)
+            .unwrap();
         assert_eq!(
             strings(&args[12..]),
             ["--protocol", "quic", "--edge-ip-version", "4"]
         );
         assert!(!provider.may_fall_back(Protocol::Quic));
         assert_eq!(provider.protocol_now(), Protocol::Quic);
+    }
+
+    /// The Host the local server gets follows the config: none by default,
+    /// `localhost` with the tunnel's port, or the caller's; a bad one is
+    /// refused before anything runs.
+    #[test]
+    fn the_origin_host_is_given_as_http_host_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |origin_host: OriginHost| {
+            let mut config = config_in(dir.path());
+            config.origin_host = origin_host;
+            Cloudflared::new(config).args("0.0.0.0:5173".parse().unwrap(), Protocol::Http2)
+        };
+        let public = with(OriginHost::Public).unwrap();
+        assert!(!strings(&public).contains(&"--http-host-header"));
+        assert_eq!(
+            strings(&with(OriginHost::Localhost).unwrap()[12..]),
+            [
+                "--http-host-header",
+                "localhost:5173",
+                "--protocol",
+                "http2"
+            ]
+        );
+        let custom = with(OriginHost::Custom("myapp.test:3000".into())).unwrap();
+        assert_eq!(
+            strings(&custom[12..14]),
+            ["--http-host-header", "myapp.test:3000"]
+        );
+        let bad = with(OriginHost::Custom("my app".into())).unwrap_err();
+        assert!(matches!(bad, TunnelError::InvalidRoute { .. }), "{bad:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Protocol;
+use crate::{OriginHost, Protocol};
 #[cfg(doc)]
 use crate::{TunnelError, TunnelProvider};
 
@@ -41,6 +41,15 @@ pub struct CloudflaredConfig {
     /// tunnels that is QUIC, and drop-tunnel falls back to HTTP/2 when UDP
     /// port 7844 turns out blocked; named tunnels fall back by themselves.
     pub protocol: Option<Protocol>,
+    /// The `Host` header the local server at the address `open` is given
+    /// gets: the visitor's (the default), `localhost:PORT`, or one of your
+    /// choice. For a quick tunnel, every tunnel of the provider; for a
+    /// named one, its main hostname ([`NamedRoute::with_origin_host`]
+    /// sets it per route). The visitor's Host then comes as
+    /// `X-Forwarded-Host`.
+    ///
+    /// [`NamedRoute::with_origin_host`]: crate::NamedRoute::with_origin_host
+    pub origin_host: OriginHost,
     /// Linux: end cloudflared (SIGKILL) if the thread that started it dies,
     /// so a killed caller does not leave the port public. drop-tunnel
     /// starts it from the task that calls [`TunnelProvider::open`], that is
@@ -59,7 +68,8 @@ pub struct CloudflaredConfig {
 
 impl CloudflaredConfig {
     /// The defaults, keeping files in `state_dir`: cloudflared from `PATH`,
-    /// QUIC with a fallback to HTTP/2, 30 s to come up, 5 s to stop.
+    /// QUIC with a fallback to HTTP/2, 30 s to come up, 5 s to stop, the
+    /// visitor's Host.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         CloudflaredConfig {
             binary: None,
@@ -70,6 +80,7 @@ impl CloudflaredConfig {
             start_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
             protocol: None,
+            origin_host: OriginHost::Public,
             die_with_parent: false,
             extra_args: Vec::new(),
             env: Vec::new(),

@@ -28,6 +28,8 @@
 //!   HTTP/2 where UDP is blocked. Its failures are typed in [`TunnelError`]:
 //!   not found, rate limited, no network, refused arguments, exited early,
 //!   no URL in time, UDP blocked.
+//! - [`OriginHost`]: the `Host` the local server gets, the visitor's by
+//!   default, or `localhost:PORT` for dev servers that check it.
 //! - [`Watchdog`]: keeps one tunnel open and reports each change as a
 //!   [`TunnelEvent`] on its [`TunnelEvents`]; [`Watchdog::current_url`]
 //!   says where it is now; [`Backoff`] decides the pauses.
@@ -127,6 +129,7 @@ mod launch;
 mod logfile;
 mod metrics;
 mod named;
+mod origin_host;
 mod parse;
 mod process;
 mod provider;
@@ -140,6 +143,7 @@ pub use error::TunnelError;
 pub use named::{
     CertificateSearch, DnsRoute, NamedCloudflared, NamedRoute, NamedTunnel, NamedTunnels,
 };
+pub use origin_host::OriginHost;
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::{MockTunnelProcess, MockTunnelProvider};
 pub use provider::{Protocol, Tunnel, TunnelExit, TunnelProcess, TunnelProvider};

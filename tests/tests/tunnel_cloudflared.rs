@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
-use drop_tunnel::{Cloudflared, Protocol, TunnelError};
+use drop_tunnel::{Cloudflared, OriginHost, Protocol, TunnelError};
 
 /// A failure must be reported long before the start deadline.
 const FAST: Duration = Duration::from_secs(2);
@@ -78,6 +78,29 @@ async fn opens_with_the_recommended_flags_and_closes_gracefully() {
             .contains("Initiating graceful shutdown due to signal terminated")
     );
     assert!(fake.log().contains("Metrics server stopped"));
+    tunnel.close().await;
+}
+
+/// Asked to, cloudflared gives the local server `localhost:PORT` as its
+/// Host (`--http-host-header`, a flag the fake knows as the real one does:
+/// an unknown one would be refused).
+#[tokio::test]
+async fn the_local_server_gets_the_host_asked_for() {
+    let fake = FakeCloudflared::new();
+    let mut config = fake.config();
+    config.origin_host = OriginHost::Localhost;
+    let mut tunnel = Cloudflared::new(config)
+        .open(local())
+        .await
+        .expect("tunnel up");
+    let pid = tunnel.pid().unwrap();
+    let host_header = fake
+        .records()
+        .into_iter()
+        .find(|r| r["pid"] == pid && r.get("origin").is_some())
+        .map(|r| r["host_header"].clone());
+    assert_eq!(host_header, Some("localhost:8080".into()));
+    assert!(fake.log().contains("http-host-header:localhost:8080"));
     tunnel.close().await;
 }
 

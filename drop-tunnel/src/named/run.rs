@@ -126,9 +126,12 @@ impl NamedCloudflared {
     }
 
     /// Every rule an open to `local` gives cloudflared, in order: the main
-    /// hostname to `local`, then the other routes (a 404 follows).
+    /// hostname to `local` (with the Host of the config's
+    /// [`origin_host`](CloudflaredConfig::origin_host)), then the other
+    /// routes (a 404 follows).
     pub fn ingress(&self, local: SocketAddr) -> Result<Vec<NamedRoute>, TunnelError> {
-        let main = NamedRoute::to_local(&self.hostname, local)?;
+        let main = NamedRoute::to_local(&self.hostname, local)?
+            .with_origin_host(self.config.origin_host.clone())?;
         Ok(std::iter::once(main).chain(self.routes()).collect())
     }
 
@@ -169,7 +172,7 @@ impl NamedCloudflared {
     fn write_config(&self, local: SocketAddr) -> Result<(), TunnelError> {
         let rules = self.ingress(local)?;
         let fallback = match self.main_catches_all {
-            true => Some(rules[0].service()),
+            true => Some(&rules[0]),
             false => None,
         };
         let text = ingress::config_text(
@@ -219,6 +222,7 @@ impl TunnelProvider for NamedCloudflared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OriginHost;
     use std::path::Path;
     use std::time::Duration;
 
@@ -292,6 +296,17 @@ mod tests {
             1,
             "a refused change changes nothing"
         );
+    }
+
+    /// The main hostname's rule gives the local server the Host the
+    /// config asks for.
+    #[test]
+    fn the_main_hostname_gets_the_configs_origin_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut provider = provider(dir.path());
+        provider.config.origin_host = OriginHost::Localhost;
+        let ingress = provider.ingress("0.0.0.0:8080".parse().unwrap()).unwrap();
+        assert_eq!(ingress[0].http_host_header(), Some("localhost:8080"));
     }
 
     /// Missing, unreadable or non-JSON credentials are caught before
