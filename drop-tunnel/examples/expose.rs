@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use drop_tunnel::{
-    CertificateSearch, Cloudflared, CloudflaredConfig, NamedTunnels, TunnelError, TunnelEvent,
-    Watchdog, WatchdogConfig,
+    CertificateSearch, Cloudflared, CloudflaredConfig, DnsRoute, NamedTunnels, TunnelError,
+    TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig,
 };
 
 const USAGE: &str = "usage: expose PORT [CLOUDFLARED] [--named HOSTNAME]";
@@ -78,13 +78,16 @@ async fn named_watchdog(
     config: CloudflaredConfig,
     hostname: &str,
     local: SocketAddr,
-) -> Result<(Watchdog, tokio::sync::mpsc::UnboundedReceiver<TunnelEvent>), TunnelError> {
+) -> Result<(Watchdog, TunnelEvents), TunnelError> {
     let tunnels = NamedTunnels::new(config, CertificateSearch::for_this_user());
     let name = format!("expose-{}", hostname.replace(['.', '*'], "-"));
     let tunnel = tunnels.create(&name).await?;
     println!("tunnel {} ({})", tunnel.name(), tunnel.id());
     let routed = tunnels.route_dns(&tunnel, hostname).await?;
-    println!("{hostname}: {routed:?}");
+    match routed {
+        DnsRoute::Added => println!("{hostname}: DNS record added"),
+        _ => println!("{hostname}: already routed to this tunnel"),
+    }
     let provider = tunnels.provider(tunnel, hostname)?;
     Ok(Watchdog::spawn(provider, local, WatchdogConfig::default()))
 }
@@ -94,10 +97,17 @@ fn print_event(event: &TunnelEvent) {
         TunnelEvent::Opening { attempt } => println!("opening (attempt {attempt})..."),
         TunnelEvent::Up {
             url, pid, protocol, ..
-        } => println!("up: {url} (pid {pid:?}, {protocol:?})"),
+        } => {
+            let pid = pid.map_or("no process".into(), |pid| format!("pid {pid}"));
+            let protocol = protocol.map_or("protocol unknown".into(), |p| p.to_string());
+            println!("up: {url} ({pid}, {protocol})")
+        }
         TunnelEvent::Reconnecting { url } => println!("reconnecting; {url} stays"),
         TunnelEvent::Down { reason, retry_in } => {
-            println!("down: {reason}; retrying in {retry_in:.1?}")
+            println!(
+                "down: {reason}; retrying in {:.1} s",
+                retry_in.as_secs_f64()
+            )
         }
         TunnelEvent::GaveUp { reason } => println!("gave up: {reason}"),
         // Events a newer drop-tunnel may add.

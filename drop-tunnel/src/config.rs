@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Protocol;
+use crate::{OriginHost, Protocol};
 #[cfg(doc)]
 use crate::{TunnelError, TunnelProvider};
 
@@ -27,10 +27,12 @@ pub struct CloudflaredConfig {
     /// A directory of the caller's for cloudflared's config files and its
     /// logs.
     pub state_dir: PathBuf,
-    /// How long cloudflared may take to print a URL and register a
-    /// connection. The quick-tunnel request alone may take 15 s. Commands
-    /// that manage named tunnels get twice as long (each API call may take
-    /// 15 s).
+    /// How long an open may take in all: cloudflared printing a URL and
+    /// registering a connection, a quick tunnel's fallback from QUIC to
+    /// HTTP/2 included (cloudflared needs about 10 s to show QUIC blocked;
+    /// the rest is left for HTTP/2). The quick-tunnel request alone may
+    /// take 15 s. Commands that manage named tunnels get twice as long
+    /// each (each API call may take 15 s).
     pub start_timeout: Duration,
     /// How long cloudflared may take to end after SIGTERM before SIGKILL.
     /// It is told to finish its graceful shutdown a second before that.
@@ -39,6 +41,15 @@ pub struct CloudflaredConfig {
     /// tunnels that is QUIC, and drop-tunnel falls back to HTTP/2 when UDP
     /// port 7844 turns out blocked; named tunnels fall back by themselves.
     pub protocol: Option<Protocol>,
+    /// The `Host` header the local server at the address `open` is given
+    /// gets: the visitor's (the default), `localhost:PORT`, or one of your
+    /// choice. For a quick tunnel, every tunnel of the provider; for a
+    /// named one, its main hostname ([`NamedRoute::with_origin_host`]
+    /// sets it per route). The visitor's Host then comes as
+    /// `X-Forwarded-Host`.
+    ///
+    /// [`NamedRoute::with_origin_host`]: crate::NamedRoute::with_origin_host
+    pub origin_host: OriginHost,
     /// Linux: end cloudflared (SIGKILL) if the thread that started it dies,
     /// so a killed caller does not leave the port public. drop-tunnel
     /// starts it from the task that calls [`TunnelProvider::open`], that is
@@ -57,7 +68,8 @@ pub struct CloudflaredConfig {
 
 impl CloudflaredConfig {
     /// The defaults, keeping files in `state_dir`: cloudflared from `PATH`,
-    /// QUIC with a fallback to HTTP/2, 30 s to come up, 5 s to stop.
+    /// QUIC with a fallback to HTTP/2, 30 s to come up, 5 s to stop, the
+    /// visitor's Host.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         CloudflaredConfig {
             binary: None,
@@ -68,6 +80,7 @@ impl CloudflaredConfig {
             start_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
             protocol: None,
+            origin_host: OriginHost::Public,
             die_with_parent: false,
             extra_args: Vec::new(),
             env: Vec::new(),

@@ -33,6 +33,20 @@ pub enum TunnelError {
         /// cloudflared's own words, e.g. `… no such host`.
         detail: String,
     },
+    /// cloudflared got its quick tunnel, then could not find Cloudflare's
+    /// edge: the DNS lookup of the edge's addresses failed, so no
+    /// connection can be made (it exits about a second after printing the
+    /// URL).
+    #[error(
+        "no network: cloudflared could not look up the address of Cloudflare's edge; check this machine's network and DNS"
+    )]
+    EdgeUnreachable {
+        /// cloudflared's own words, e.g. `lookup
+        /// _v2-origintunneld._tcp.argotunnel.com on 127.0.0.53:53: no such host`.
+        detail: String,
+        /// The last lines of its log.
+        log_tail: String,
+    },
     /// cloudflared refused its arguments or its environment: a version
     /// that does not know a flag drop-tunnel gives.
     #[error("cloudflared refused its arguments ({detail}); is it too old?")]
@@ -49,7 +63,7 @@ pub enum TunnelError {
         log_tail: String,
     },
     /// No public URL appeared before the deadline.
-    #[error("cloudflared gave no public URL within {timeout:?}")]
+    #[error("cloudflared gave no public URL within {}", seconds(*.timeout))]
     NoUrl {
         /// The deadline that passed.
         timeout: Duration,
@@ -58,7 +72,10 @@ pub enum TunnelError {
     },
     /// A URL appeared, but no edge connection registered before the
     /// deadline: the URL would not answer yet.
-    #[error("cloudflared printed {url} but registered no connection within {timeout:?}")]
+    #[error(
+        "cloudflared printed {url} but registered no connection within {}",
+        seconds(*.timeout)
+    )]
     NotReady {
         /// The URL that was printed.
         url: String,
@@ -182,7 +199,7 @@ pub enum TunnelError {
     },
     /// A hostname or a service cloudflared would refuse, or two routes for
     /// one hostname.
-    #[error("cloudflared would refuse the route {route:?}: {reason}")]
+    #[error("cloudflared would refuse the route `{route}`: {reason}")]
     InvalidRoute {
         /// The hostname or service.
         route: String,
@@ -218,6 +235,7 @@ impl TunnelError {
             TunnelError::NotFound { .. } => "cloudflared_not_found",
             TunnelError::RateLimited => "tunnel_rate_limited",
             TunnelError::NoNetwork { .. } => "tunnel_no_network",
+            TunnelError::EdgeUnreachable { .. } => "tunnel_edge_unreachable",
             TunnelError::Usage { .. } => "cloudflared_usage",
             TunnelError::ExitedEarly { .. } => "cloudflared_exited",
             TunnelError::NoUrl { .. } => "tunnel_no_url",
@@ -268,6 +286,18 @@ impl TunnelError {
         }
     }
 
+    /// Whether this machine's network is at fault: cloudflared could not
+    /// reach the quick-tunnel service, Cloudflare's edge or its API. Such
+    /// failures are retried with the ordinary backoff.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            TunnelError::NoNetwork { .. }
+                | TunnelError::EdgeUnreachable { .. }
+                | TunnelError::ApiUnreachable { .. }
+        )
+    }
+
     /// The last lines of cloudflared's log, for failures that have them.
     /// Kept out of the message, which is one line for the user.
     pub fn log_tail(&self) -> Option<&str> {
@@ -276,9 +306,19 @@ impl TunnelError {
             | TunnelError::NoUrl { log_tail, .. }
             | TunnelError::NotReady { log_tail, .. }
             | TunnelError::UdpBlocked { log_tail }
+            | TunnelError::EdgeUnreachable { log_tail, .. }
             | TunnelError::TunnelDeleted { log_tail, .. } => Some(log_tail),
             _ => None,
         }
+    }
+}
+
+/// A duration for people, to the tenth of a second: `30 s`, `0.8 s`.
+pub(crate) fn seconds(duration: Duration) -> String {
+    let tenths = (duration.as_millis() + 50) / 100;
+    match tenths % 10 {
+        0 => format!("{} s", tenths / 10),
+        tenth => format!("{}.{tenth} s", tenths / 10),
     }
 }
 
@@ -333,6 +373,38 @@ mod tests {
         );
     }
 
+    /// Durations and routes read as words, not as Rust's debug output.
+    #[test]
+    fn messages_name_durations_and_routes_plainly() {
+        let no_url = TunnelError::NoUrl {
+            timeout: Duration::from_millis(800),
+            log_tail: String::new(),
+        };
+        assert_eq!(
+            no_url.to_string(),
+            "cloudflared gave no public URL within 0.8 s"
+        );
+        let not_ready = TunnelError::NotReady {
+            url: "https://a-b.trycloudflare.com".into(),
+            timeout: Duration::from_secs(30),
+            log_tail: String::new(),
+        };
+        assert!(
+            not_ready.to_string().ends_with("within 30 s"),
+            "{not_ready}"
+        );
+        let route = TunnelError::InvalidRoute {
+            route: "dröp.example.com".into(),
+            reason: "not ASCII".into(),
+        };
+        assert_eq!(
+            route.to_string(),
+            "cloudflared would refuse the route `dröp.example.com`: not ASCII"
+        );
+        assert_eq!(seconds(Duration::from_millis(120_049)), "120 s");
+        assert_eq!(seconds(Duration::from_millis(1_450)), "1.5 s");
+    }
+
     #[test]
     fn early_exit_names_the_code_and_keeps_the_log_apart() {
         let err = TunnelError::ExitedEarly {
@@ -371,6 +443,27 @@ mod tests {
             detail: "flag provided but not defined: -x".into(),
         };
         assert!(usage.is_permanent());
+    }
+
+    /// Edge discovery failing is the network's fault, in one plain
+    /// sentence with a stable code; the lookup's words and the log are
+    /// kept apart.
+    #[test]
+    fn an_unreachable_edge_is_a_network_failure() {
+        let err = TunnelError::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host"
+                .into(),
+            log_tail: "Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com"
+                .into(),
+        };
+        assert_eq!(err.code(), "tunnel_edge_unreachable");
+        assert_eq!(
+            err.to_string(),
+            "no network: cloudflared could not look up the address of Cloudflare's edge; check this machine's network and DNS"
+        );
+        assert!(err.is_network() && !err.is_permanent());
+        assert!(err.log_tail().unwrap().starts_with("Could not lookup srv"));
+        assert!(!TunnelError::RateLimited.is_network());
     }
 
     /// Each failure of a named tunnel says what to do about it, in one

@@ -20,16 +20,19 @@
 //! - [`TunnelProvider`]: opens a [`Tunnel`] (URL, process id, protocol,
 //!   `wait`, `healthy`, `close`). `MockTunnelProvider` comes with the
 //!   `mocks` feature.
-//! - [`Cloudflared`] with [`CloudflaredConfig`]: the real provider. It
+//! - [`Cloudflared`] with [`CloudflaredConfig`]: the real provider
+//!   (`Cloudflared::open` needs no trait in scope). It
 //!   gives cloudflared a clean environment (no `TUNNEL_*` variable of the
 //!   caller's can turn the quick tunnel into something else), a config file
 //!   of its own, a log and a metrics port per process, and falls back to
 //!   HTTP/2 where UDP is blocked. Its failures are typed in [`TunnelError`]:
 //!   not found, rate limited, no network, refused arguments, exited early,
 //!   no URL in time, UDP blocked.
-//! - [`Watchdog`]: keeps one tunnel open and sends a [`TunnelEvent`] for
-//!   each change; [`Watchdog::current_url`] says where it is now;
-//!   [`Backoff`] decides the pauses.
+//! - [`OriginHost`]: the `Host` the local server gets, the visitor's by
+//!   default, or `localhost:PORT` for dev servers that check it.
+//! - [`Watchdog`]: keeps one tunnel open and reports each change as a
+//!   [`TunnelEvent`] on its [`TunnelEvents`]; [`Watchdog::current_url`]
+//!   says where it is now; [`Backoff`] decides the pauses.
 //!
 //! Named tunnels, once the user ran `cloudflared tunnel login` (which opens
 //! a browser once to pick the domain and writes `cert.pem`):
@@ -73,6 +76,20 @@
 //! # }
 //! ```
 //!
+//! One tunnel, with no watchdog to replace it, is one call:
+//!
+//! ```no_run
+//! use drop_tunnel::{Cloudflared, CloudflaredConfig};
+//!
+//! # async fn run() -> Result<(), drop_tunnel::TunnelError> {
+//! let provider = Cloudflared::new(CloudflaredConfig::new("/tmp/my-app-tunnel"));
+//! let mut tunnel = provider.open("127.0.0.1:8080".parse().unwrap()).await?;
+//! println!("public at {}", tunnel.url());
+//! tunnel.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! If the program is killed, its tunnel outlives it unless
 //! [`CloudflaredConfig::die_with_parent`] is set (Linux only); callers that
 //! restart can find leftovers by [`Cloudflared::config_file`] (or
@@ -91,7 +108,9 @@
 //! while let Some(event) = events.recv().await {
 //!     match event {
 //!         TunnelEvent::Up { url, .. } => println!("public at {url}"),
-//!         TunnelEvent::Down { reason, retry_in } => eprintln!("down: {reason}; retry in {retry_in:?}"),
+//!         TunnelEvent::Down { reason, retry_in } => {
+//!             eprintln!("down: {reason}; retry in {} s", retry_in.as_secs())
+//!         }
 //!         TunnelEvent::GaveUp { reason } => { eprintln!("gave up: {reason}"); break }
 //!         _ => {}
 //!     }
@@ -110,9 +129,11 @@ mod launch;
 mod logfile;
 mod metrics;
 mod named;
+mod origin_host;
 mod parse;
 mod process;
 mod provider;
+mod startup;
 mod watchdog;
 
 pub use backoff::{Backoff, BackoffPolicy};
@@ -122,7 +143,8 @@ pub use error::TunnelError;
 pub use named::{
     CertificateSearch, DnsRoute, NamedCloudflared, NamedRoute, NamedTunnel, NamedTunnels,
 };
+pub use origin_host::OriginHost;
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::{MockTunnelProcess, MockTunnelProvider};
 pub use provider::{Protocol, Tunnel, TunnelExit, TunnelProcess, TunnelProvider};
-pub use watchdog::{DownReason, TunnelEvent, Watchdog, WatchdogConfig};
+pub use watchdog::{DownReason, TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig};

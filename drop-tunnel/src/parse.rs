@@ -99,6 +99,13 @@ pub(crate) enum Failure {
         /// cloudflared's explanation.
         detail: String,
     },
+    /// The quick tunnel was made, but Cloudflare's edge could not be
+    /// found: the DNS lookup of its addresses (SRV records) failed.
+    EdgeUnreachable {
+        /// The lookup's error, e.g. `lookup _v2-origintunneld._tcp.argotunnel.com
+        /// on 127.0.0.1:53: no such host`.
+        detail: String,
+    },
     /// cloudflared refused a flag or its value (it then prints its help on
     /// stdout and exits 0).
     Usage {
@@ -116,6 +123,7 @@ pub(crate) fn failure(log: &str) -> Option<Failure> {
     log.lines()
         .find_map(usage)
         .or_else(|| log.lines().find_map(no_network))
+        .or_else(|| log.lines().find_map(edge_unreachable))
 }
 
 /// `Incorrect Usage. flag provided but not defined: -x` (a command with
@@ -139,18 +147,73 @@ fn no_network(line: &str) -> Option<Failure> {
     // *origin* is down, which is no reason for cloudflared to exit.
     let (_, detail) = line.split_once("failed to request quick Tunnel: ")?;
     Some(Failure::NoNetwork {
-        detail: last_cause(detail).to_owned(),
+        detail: network_cause(detail).to_owned(),
     })
 }
 
-/// The useful end of a Go error chain: from `dial tcp` or `context
-/// deadline` on, dropping the `Post "https://api…"` wrapper.
-fn last_cause(detail: &str) -> &str {
-    ["dial tcp", "context deadline"]
-        .iter()
-        .find_map(|marker| detail.find(marker).map(|at| &detail[at..]))
-        .unwrap_or(detail)
-        .trim()
+/// Edge discovery failing, after the URL box: `ERR edge discovery: error
+/// looking up Cloudflare edge IPs: … error="lookup …"`, then the bare
+/// `Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com:
+/// lookup …` that cloudflared exits 1 with.
+fn edge_unreachable(line: &str) -> Option<Failure> {
+    let cause = if let Some((_, rest)) = line.split_once("Could not lookup srv records on ") {
+        rest.split_once(": ").map_or(rest, |(_, cause)| cause)
+    } else if line.contains("error looking up Cloudflare edge IPs") {
+        line.split_once("error=\"")?.1
+    } else {
+        return None;
+    };
+    // Inside `error="…"` the cause ends at the quote.
+    let cause = cause.split('"').next().unwrap_or(cause);
+    Some(Failure::EdgeUnreachable {
+        detail: cause.trim().to_owned(),
+    })
+}
+
+/// Where the cause begins in a Go error chain about the network.
+const NETWORK_CAUSES: [&str; 3] = ["dial tcp", "context deadline", "net/http:"];
+/// What cloudflared's API client wraps each failure in (twice, at times).
+const REST_WRAPPER: &str = "REST request failed: ";
+
+/// The useful end of a Go error chain about the network: from `dial tcp`,
+/// `context deadline` or `net/http:` on; else what follows the last `REST
+/// request failed: ` and a request's `Post "https://…": `.
+pub(crate) fn network_cause(detail: &str) -> &str {
+    if let Some(at) = NETWORK_CAUSES.iter().filter_map(|m| detail.find(m)).min() {
+        return detail[at..].trim();
+    }
+    let unwrapped = detail
+        .rsplit_once(REST_WRAPPER)
+        .map_or(detail, |(_, rest)| rest);
+    past_request(unwrapped).trim()
+}
+
+/// `cause` of `Get "https://…": cause`, Go's error for a failed request;
+/// anything else as it is.
+fn past_request(text: &str) -> &str {
+    let Some((method, rest)) = text.split_once(" \"") else {
+        return text;
+    };
+    // Go names the method as `Get`, `Post`, `Put`…
+    let is_method = method.starts_with(|c: char| c.is_ascii_uppercase())
+        && method.bytes().all(|b| b.is_ascii_alphabetic());
+    if !is_method {
+        return text;
+    }
+    rest.split_once("\": ").map_or(text, |(_, cause)| cause)
+}
+
+/// `text` without a segment of its error chain said twice in a row, as
+/// cloudflared's API errors do (`REST request failed: REST request failed:
+/// …`).
+pub(crate) fn without_repeats(text: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in text.split(": ") {
+        if kept.last() != Some(&segment) {
+            kept.push(segment);
+        }
+    }
+    kept.join(": ")
 }
 
 fn url_at(rest: &str) -> Option<String> {
@@ -354,6 +417,84 @@ failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of
             };
             assert!(detail.contains(needle), "{detail}");
             assert!(!detail.contains("Post"), "{detail}");
+        }
+    }
+
+    /// The real cloudflared (2026.8.2) where the edge's SRV lookup fails:
+    /// it prints the URL box, then exits 1 about a second later.
+    const SRV_LOOKUP_FAILED: &str = "\
+2026-12-06T16:40:01Z INF |  https://proxy-fixture-alpha-bravo.trycloudflare.com                                       |
+2026-12-06T16:40:01Z INF +--------------------------------------------------------------------------------------------+
+2026-12-06T16:40:01Z ERR Failed to fetch features, default to disable error=\"lookup cfd-features.argotunnel.com on 127.0.0.1:53: no such host\"
+2026-12-06T16:40:01Z WRN Unable to lookup protocol percentage.
+2026-12-06T16:40:01Z ERR edge discovery: error looking up Cloudflare edge IPs: the DNS query failed error=\"lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host\" event=0
+2026-12-06T16:40:01Z INF Starting metrics server on 127.0.0.1:35237/metrics
+2026-12-06T16:40:01Z INF Tunnel server stopped
+2026-12-06T16:40:01Z ERR Initiating shutdown error=\"Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host\"
+2026-12-06T16:40:02Z INF Metrics server stopped
+Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com: lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host
+";
+
+    /// Each line that tells of the failed SRV lookup alone is enough, with
+    /// the lookup's own words.
+    #[test]
+    fn a_failed_edge_lookup_means_the_edge_is_unreachable() {
+        let expected = Some(Failure::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com on 127.0.0.1:53: no such host"
+                .into(),
+        });
+        assert_eq!(failure(SRV_LOOKUP_FAILED), expected);
+        let telling: Vec<&str> = SRV_LOOKUP_FAILED
+            .lines()
+            .filter(|line| failure(line).is_some())
+            .collect();
+        assert_eq!(telling.len(), 3, "{telling:?}");
+        for line in telling {
+            assert_eq!(failure(line), expected, "{line}");
+        }
+        assert_eq!(
+            failure(
+                "2026-12-06T16:40:01Z ERR Failed to fetch features, default to disable error=\"lookup cfd-features.argotunnel.com on 127.0.0.1:53: no such host\""
+            ),
+            None,
+            "cloudflared carries on without its features"
+        );
+    }
+
+    /// The real cloudflared (2026.8.2) with no network: no route at all,
+    /// a DNS server that never answers, one that says NXDOMAIN, and an API
+    /// that never answers. Each ends the process with this bare line.
+    #[test]
+    fn every_way_the_real_request_fails_offline_is_no_network() {
+        let cases = [
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable",
+                "dial tcp: lookup api.trycloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: read udp 127.0.0.1:41930->127.0.0.1:53: i/o timeout",
+                "dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: read udp 127.0.0.1:41930->127.0.0.1:53: i/o timeout",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: no such host",
+                "dial tcp: lookup api.trycloudflare.com on 127.0.0.1:53: no such host",
+            ),
+            (
+                "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                "context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+            ),
+        ];
+        for (line, detail) in cases {
+            let log = format!(
+                "2026-12-06T16:26:25Z INF Requesting new quick Tunnel on trycloudflare.com...\n{line}\n"
+            );
+            assert_eq!(
+                failure(&log),
+                Some(Failure::NoNetwork {
+                    detail: detail.into()
+                }),
+                "{line}"
+            );
         }
     }
 

@@ -101,7 +101,10 @@ pub enum DownReason {
     #[error("the tunnel process ended ({})", crate::error::describe_code(.0.code))]
     Exited(TunnelExit),
     /// The process ran without an edge connection for too long.
-    #[error("the tunnel process ran without a connection to the edge for {0:?}")]
+    #[error(
+        "the tunnel process ran without a connection to the edge for {}",
+        crate::error::seconds(*.0)
+    )]
     Unhealthy(Duration),
     /// A new tunnel could not be opened.
     #[error(transparent)]
@@ -112,6 +115,12 @@ impl DownReason {
     /// Whether the quick-tunnel service refused us for asking too often.
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, DownReason::OpenFailed(TunnelError::RateLimited))
+    }
+
+    /// Whether this machine's network is at fault (see
+    /// [`TunnelError::is_network`]).
+    pub fn is_network(&self) -> bool {
+        matches!(self, DownReason::OpenFailed(err) if err.is_network())
     }
 
     /// The last lines of the tunnel's log, when there are any.
@@ -143,14 +152,11 @@ impl Watchdog {
     /// Starts keeping a tunnel to `local` open through `provider`, and
     /// returns the watchdog with the stream of its events. Must be called
     /// within a Tokio runtime.
-    ///
-    /// Events are few (one per open or failure), so the channel is
-    /// unbounded; nobody reading them does not stall the watchdog.
     pub fn spawn<P: TunnelProvider + 'static>(
         provider: P,
         local: SocketAddr,
         config: WatchdogConfig,
-    ) -> (Watchdog, mpsc::UnboundedReceiver<TunnelEvent>) {
+    ) -> (Watchdog, TunnelEvents) {
         let (stop, stop_rx) = watch::channel(false);
         let (reopen, reopen_rx) = watch::channel(0);
         let (url, url_rx) = watch::channel(None);
@@ -172,7 +178,10 @@ impl Watchdog {
             url: url_rx,
             task,
         };
-        (watchdog, events_rx)
+        let events = TunnelEvents {
+            receiver: events_rx,
+        };
+        (watchdog, events)
     }
 
     /// The URL of the tunnel now, while one is up (also while it
@@ -208,6 +217,23 @@ impl Watchdog {
     /// Whether the watchdog has ended (it gave up, or was stopped).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+}
+
+/// The events of one [`Watchdog`], in the order they happened.
+///
+/// Events are few (one per open or failure), so they are queued without
+/// bound: nobody reading them does not stall the watchdog.
+#[derive(Debug)]
+pub struct TunnelEvents {
+    receiver: mpsc::UnboundedReceiver<TunnelEvent>,
+}
+
+impl TunnelEvents {
+    /// The next event; `None` once the watchdog has ended (it gave up, was
+    /// stopped or dropped) and every event before was read. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<TunnelEvent> {
+        self.receiver.recv().await
     }
 }
 
@@ -501,7 +527,7 @@ mod tests {
     }
 
     /// The next event that is not an `Opening`.
-    async fn next(events: &mut mpsc::UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+    async fn next(events: &mut TunnelEvents) -> TunnelEvent {
         loop {
             match events.recv().await.expect("the watchdog reports") {
                 TunnelEvent::Opening { .. } => continue,
@@ -530,6 +556,29 @@ mod tests {
         }
         assert_eq!(waits, [1, 2, 4, 8]);
         assert_eq!(script.gaps(), [1, 2, 4]);
+        watchdog.stop().await;
+    }
+
+    /// Cloudflare's edge not found after the URL came is the network's
+    /// fault: retried with the same backoff as no network at all, never
+    /// given up.
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_edge_backs_off_as_no_network_does() {
+        let script = Script::new();
+        let provider = failing_provider(&script, || TunnelError::EdgeUnreachable {
+            detail: "lookup _v2-origintunneld._tcp.argotunnel.com: no such host".into(),
+            log_tail: String::new(),
+        });
+        let (watchdog, mut events) = Watchdog::spawn(provider, LOCAL.parse().unwrap(), config());
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let TunnelEvent::Down { retry_in, reason } = next(&mut events).await else {
+                panic!("down, and retried");
+            };
+            assert!(reason.is_network() && !reason.is_rate_limited(), "{reason}");
+            waits.push(retry_in.as_secs());
+        }
+        assert_eq!(waits, [1, 2, 4, 8]);
         watchdog.stop().await;
     }
 

@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
-use drop_tunnel::{Cloudflared, Protocol, TunnelError, TunnelProvider};
+use drop_tunnel::{Cloudflared, OriginHost, Protocol, TunnelError};
 
 /// A failure must be reported long before the start deadline.
 const FAST: Duration = Duration::from_secs(2);
@@ -78,6 +78,29 @@ async fn opens_with_the_recommended_flags_and_closes_gracefully() {
             .contains("Initiating graceful shutdown due to signal terminated")
     );
     assert!(fake.log().contains("Metrics server stopped"));
+    tunnel.close().await;
+}
+
+/// Asked to, cloudflared gives the local server `localhost:PORT` as its
+/// Host (`--http-host-header`, a flag the fake knows as the real one does:
+/// an unknown one would be refused).
+#[tokio::test]
+async fn the_local_server_gets_the_host_asked_for() {
+    let fake = FakeCloudflared::new();
+    let mut config = fake.config();
+    config.origin_host = OriginHost::Localhost;
+    let mut tunnel = Cloudflared::new(config)
+        .open(local())
+        .await
+        .expect("tunnel up");
+    let pid = tunnel.pid().unwrap();
+    let host_header = fake
+        .records()
+        .into_iter()
+        .find(|r| r["pid"] == pid && r.get("origin").is_some())
+        .map(|r| r["host_header"].clone());
+    assert_eq!(host_header, Some("localhost:8080".into()));
+    assert!(fake.log().contains("http-host-header:localhost:8080"));
     tunnel.close().await;
 }
 
@@ -288,6 +311,38 @@ async fn blocked_udp_falls_back_to_http2_and_stays_there() {
     assert_eq!(fake.starts().len(), 3, "straight to HTTP/2");
     assert_eq!(again.protocol(), Some(Protocol::Http2));
     again.close().await;
+    fake.assert_no_process_left();
+}
+
+/// One bound covers the whole start: when QUIC shows blocked late, the
+/// HTTP/2 retry gets what is left of `start_timeout`, not a fresh one.
+#[tokio::test]
+async fn the_fallback_to_http2_stays_within_the_one_start_timeout() {
+    let fake = FakeCloudflared::new()
+        .env("FAKE_CLOUDFLARED_UDP", "blocked")
+        // QUIC shows blocked (its second failed dial) about 1.5 s in...
+        .env("FAKE_CLOUDFLARED_REQUEST_MS", "1000")
+        .env("FAKE_CLOUDFLARED_PRECHECKS_MS", "60000")
+        // ...and HTTP/2 would register long after the bound.
+        .env("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", "60000");
+    let mut config = fake.config();
+    let bound = Duration::from_secs(4);
+    config.start_timeout = bound;
+    let provider = Cloudflared::new(config);
+    let started = Instant::now();
+    let err = provider.open(local()).await.unwrap_err();
+    let took = started.elapsed();
+    let (TunnelError::NotReady { timeout, .. } | TunnelError::NoUrl { timeout, .. }) = &err else {
+        panic!("not up over HTTP/2 in time, got {err:?}");
+    };
+    assert_eq!(*timeout, bound, "the error names the one bound");
+    assert_eq!(fake.starts().len(), 2, "QUIC, then HTTP/2");
+    assert!(took >= bound, "{took:?}");
+    assert!(
+        took < bound + Duration::from_secs(1),
+        "the HTTP/2 retry got a fresh timeout: {took:?}"
+    );
+    assert_eq!(provider.protocol_now(), Protocol::Http2);
     fake.assert_no_process_left();
 }
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
 use drop_tunnel::{
     CertificateSearch, DnsRoute, DownReason, NamedCloudflared, NamedRoute, NamedTunnel,
-    NamedTunnels, Protocol, TunnelError, TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
+    NamedTunnels, OriginHost, Protocol, TunnelError, TunnelEvent, TunnelEvents, Watchdog,
+    WatchdogConfig,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const ZONE: &str = "example.com";
 const HOSTNAME: &str = "drop.example.com";
@@ -38,7 +38,7 @@ fn pairs(rules: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// The next event but `Opening`.
-async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+async fn next(events: &mut TunnelEvents) -> TunnelEvent {
     loop {
         let event = tokio::time::timeout(PATIENCE, events.recv())
             .await
@@ -375,6 +375,38 @@ async fn runs_up_at_the_hostname_with_each_route_to_its_service() {
     up.close().await;
     assert!(!alive(pid));
     assert_eq!(fake.exit_of(pid), Some(0), "a graceful exit");
+}
+
+/// Each rule may give its service a Host of its own (`originRequest:
+/// httpHostHeader`), which the config carries to cloudflared: the main
+/// hostname's from the provider's config, a route's from the route.
+#[tokio::test]
+async fn each_rule_gives_its_service_the_host_asked_for() {
+    let fake = FakeCloudflared::logged_in(ZONE);
+    let (_, tunnel) = created(&fake).await;
+    let mut config = fake.config();
+    config.origin_host = OriginHost::Localhost;
+    let provider = NamedCloudflared::new(config, tunnel, HOSTNAME).unwrap();
+    let vite = route("vite.drop.example.com", 5173)
+        .with_origin_host(OriginHost::Localhost)
+        .unwrap();
+    provider
+        .set_routes(vec![vite, route("api.drop.example.com", 5000)])
+        .unwrap();
+    let mut up = provider.open(local()).await.expect("tunnel up");
+    let pid = up.pid().unwrap();
+    let records = fake.records();
+    let rules = records
+        .iter()
+        .find(|r| r["pid"] == pid && r.get("ingress").is_some())
+        .map(|r| r["ingress"].as_array().unwrap().clone())
+        .unwrap();
+    let hosts: Vec<Option<&str>> = rules.iter().map(|r| r["httpHostHeader"].as_str()).collect();
+    assert_eq!(
+        hosts,
+        [Some("localhost:8080"), Some("localhost:5173"), None, None]
+    );
+    up.close().await;
 }
 
 /// Run by its id and credentials, the tunnel needs no login certificate.

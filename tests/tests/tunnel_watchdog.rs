@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use drop_tests::kill;
 use drop_tests::tunnel::{FakeCloudflared, alive, local};
-use drop_tunnel::{DownReason, TunnelError, TunnelEvent, Watchdog, WatchdogConfig};
-use tokio::sync::mpsc::UnboundedReceiver;
+use drop_tunnel::{DownReason, TunnelError, TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig};
 
 /// Longer than any event should take to come.
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The next event but `Opening`, which comes before every attempt.
-async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
+async fn next(events: &mut TunnelEvents) -> TunnelEvent {
     loop {
         let event = tokio::time::timeout(PATIENCE, events.recv())
             .await
@@ -24,7 +23,7 @@ async fn next(events: &mut UnboundedReceiver<TunnelEvent>) -> TunnelEvent {
     }
 }
 
-async fn next_up(events: &mut UnboundedReceiver<TunnelEvent>) -> (String, u32) {
+async fn next_up(events: &mut TunnelEvents) -> (String, u32) {
     match next(events).await {
         TunnelEvent::Up { url, pid, .. } => (url, pid.expect("a pid")),
         other => panic!("expected up, got {other:?}"),

@@ -12,17 +12,21 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::TunnelError;
 use crate::launch::origin;
+use crate::{OriginHost, TunnelError};
 
 /// The service of the last rule: every hostname not routed gets a 404.
 pub(crate) const CATCH_ALL: &str = "http_status:404";
 
-/// One ingress rule: requests for `hostname` go to `service`.
+/// One ingress rule: requests for `hostname` go to `service`, with the
+/// visitor's `Host` unless [`with_origin_host`](Self::with_origin_host)
+/// says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NamedRoute {
     hostname: String,
     service: String,
+    /// The Host the service gets instead of the visitor's.
+    http_host_header: Option<String>,
 }
 
 impl NamedRoute {
@@ -33,7 +37,31 @@ impl NamedRoute {
         Ok(NamedRoute {
             hostname: checked_hostname(hostname)?,
             service: checked_service(service)?,
+            http_host_header: None,
         })
+    }
+
+    /// The same route, its service getting `host` as the `Host` header
+    /// (cloudflared's `originRequest.httpHostHeader`; the visitor's then
+    /// comes as `X-Forwarded-Host`). [`OriginHost::Localhost`] takes the
+    /// service's port. Refuses a Host that is not one, and any for an
+    /// `http_status:` rule, which has no server to send it to.
+    pub fn with_origin_host(mut self, host: OriginHost) -> Result<Self, TunnelError> {
+        if host == OriginHost::Public {
+            self.http_host_header = None;
+            return Ok(self);
+        }
+        let port = service_port(&self.service).ok_or_else(|| TunnelError::InvalidRoute {
+            route: self.service.clone(),
+            reason: "it names no server port to put in a Host header".into(),
+        })?;
+        self.http_host_header = host.header(port)?;
+        Ok(self)
+    }
+
+    /// The Host its service gets, when not the visitor's.
+    pub fn http_host_header(&self) -> Option<&str> {
+        self.http_host_header.as_deref()
     }
 
     /// Requests for `hostname` go to a server on this machine at `local`
@@ -72,16 +100,15 @@ pub(crate) fn check_distinct(routes: &[NamedRoute]) -> Result<(), TunnelError> {
 }
 
 /// The config file of a `cloudflared tunnel run`: the tunnel, its
-/// credentials, the routes in order, then `fallback` (else the 404) for
-/// everything else. Strings are written as JSON strings, which YAML reads
-/// the same.
+/// credentials, the routes in order, then `fallback`'s service (else the
+/// 404) for everything else. Strings are written as JSON strings, which
+/// YAML reads the same.
 pub(crate) fn config_text(
     tunnel_id: &str,
     credentials_file: &Path,
     routes: &[NamedRoute],
-    fallback: Option<&str>,
+    fallback: Option<&NamedRoute>,
 ) -> String {
-    let quoted = |text: &str| serde_json::Value::from(text).to_string();
     let mut text = String::from(
         "# Written by drop-tunnel for `cloudflared tunnel run`, at every start:\n\
          # the tunnel, its credentials, and where each hostname goes.\n",
@@ -93,14 +120,52 @@ pub(crate) fn config_text(
     );
     text += "no-autoupdate: true\ningress:\n";
     for route in routes {
+        text += &format!("  - hostname: {}\n", quoted(&route.hostname));
+        text += &rule_text("    ", route);
+    }
+    text += &match fallback {
+        Some(route) => rule_text("  - ", route),
+        None => format!("  - service: {}\n", quoted(CATCH_ALL)),
+    };
+    text
+}
+
+/// A rule's service and, if any, the Host it gets; `lead` begins the
+/// service's line (`  - ` for a new rule, else the indentation of a rule's
+/// later keys).
+fn rule_text(lead: &str, route: &NamedRoute) -> String {
+    let mut text = format!("{lead}service: {}\n", quoted(&route.service));
+    if let Some(host) = route.http_host_header() {
         text += &format!(
-            "  - hostname: {}\n    service: {}\n",
-            quoted(&route.hostname),
-            quoted(&route.service)
+            "    originRequest:\n      httpHostHeader: {}\n",
+            quoted(host)
         );
     }
-    text += &format!("  - service: {}\n", quoted(fallback.unwrap_or(CATCH_ALL)));
     text
+}
+
+/// `text` as a JSON string, which YAML reads as the same string.
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The port a service URL's server listens on: the one it names, else its
+/// scheme's; `None` for a fixed status.
+fn service_port(service: &str) -> Option<u16> {
+    let (default, rest) = match service.split_once("://")? {
+        ("http", rest) => (80, rest),
+        ("https", rest) => (443, rest),
+        _ => return None,
+    };
+    let authority = rest.trim_end_matches('/');
+    // After an IPv6 literal's `]`, or after the last `:` of a name.
+    let after_host = authority
+        .rsplit_once(']')
+        .map_or(authority, |(_, rest)| rest);
+    match after_host.rsplit_once(':') {
+        Some((_, port)) => port.parse().ok(),
+        None => Some(default),
+    }
 }
 
 /// `hostname` lower-cased, if cloudflared would take it for a DNS route
@@ -241,6 +306,62 @@ mod tests {
         assert_eq!(local.url(), "https://drop.example.com");
     }
 
+    /// A route may give its service another Host: `originRequest:
+    /// httpHostHeader` under its rule, `localhost` with the service's
+    /// port; the rule that catches all carries it too.
+    #[test]
+    fn a_route_with_its_own_host_says_so_under_its_rule() {
+        let api = NamedRoute::new("api.drop.example.com", "http://127.0.0.1:5173")
+            .unwrap()
+            .with_origin_host(OriginHost::Localhost)
+            .unwrap();
+        assert_eq!(api.http_host_header(), Some("localhost:5173"));
+        let main = NamedRoute::new("drop.example.com", "http://127.0.0.1:8080").unwrap();
+        let text = config_text("x", Path::new("/c"), &[main, api.clone()], Some(&api));
+        let settings: Vec<&str> = text.lines().skip_while(|l| *l != "ingress:").collect();
+        assert_eq!(
+            settings,
+            [
+                "ingress:",
+                "  - hostname: \"drop.example.com\"",
+                "    service: \"http://127.0.0.1:8080\"",
+                "  - hostname: \"api.drop.example.com\"",
+                "    service: \"http://127.0.0.1:5173\"",
+                "    originRequest:",
+                "      httpHostHeader: \"localhost:5173\"",
+                "  - service: \"http://127.0.0.1:5173\"",
+                "    originRequest:",
+                "      httpHostHeader: \"localhost:5173\"",
+            ]
+        );
+        let kept = api.with_origin_host(OriginHost::Public).unwrap();
+        assert_eq!(kept.http_host_header(), None);
+    }
+
+    /// `localhost` takes the port the service names, or its scheme's; a
+    /// fixed status has no server, and a bad custom Host is refused.
+    #[test]
+    fn the_host_a_route_gives_follows_its_service() {
+        let host = |service: &str, host: OriginHost| {
+            NamedRoute::new("a.example.com", service)
+                .and_then(|route| route.with_origin_host(host))
+                .map(|route| route.http_host_header().map(str::to_owned))
+        };
+        for (service, expected) in [
+            ("http://127.0.0.1:3000", "localhost:3000"),
+            ("http://[::1]:8000/", "localhost:8000"),
+            ("http://127.0.0.1", "localhost:80"),
+            ("https://localhost", "localhost:443"),
+        ] {
+            let got = host(service, OriginHost::Localhost).unwrap();
+            assert_eq!(got.as_deref(), Some(expected), "{service}");
+        }
+        assert!(host("http_status:404", OriginHost::Localhost).is_err());
+        assert!(host("http://127.0.0.1:1", OriginHost::Custom("a b".into())).is_err());
+        let custom = host("http://127.0.0.1:1", OriginHost::Custom("app.test".into()));
+        assert_eq!(custom.unwrap().as_deref(), Some("app.test"));
+    }
+
     /// A hostname routed twice is refused.
     #[test]
     fn a_hostname_routed_twice_is_refused() {
@@ -284,7 +405,7 @@ mod tests {
             ]
         );
         let odd = config_text("x", Path::new("/a \"quoted\": path"), &[], None);
-        let caught = config_text("x", Path::new("/c"), &routes, Some("http://127.0.0.1:8080"));
+        let caught = config_text("x", Path::new("/c"), &routes, Some(&routes[0]));
         assert!(
             caught.ends_with("  - service: \"http://127.0.0.1:8080\"\n"),
             "{caught}"

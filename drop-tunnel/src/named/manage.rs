@@ -279,8 +279,9 @@ impl NamedTunnels {
         let output = launch::run_to_end(&self.config, &binary, full, timeout).await?;
         output.ok_or_else(|| TunnelError::ApiUnreachable {
             detail: format!(
-                "`cloudflared tunnel {}` had no answer within {timeout:?}",
-                args[0]
+                "`cloudflared tunnel {}` had no answer within {}",
+                args[0],
+                crate::error::seconds(timeout)
             ),
         })
     }

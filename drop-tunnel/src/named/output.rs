@@ -15,6 +15,7 @@ use std::path::Path;
 
 use crate::TunnelError;
 use crate::launch::CommandOutput;
+use crate::parse;
 
 /// A Go `time.Time` zero value, as `deleted_at` of a tunnel never deleted.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -132,7 +133,7 @@ pub(crate) fn failure(command: &str, output: &CommandOutput, certificate: &Path)
     }
     if all.contains("REST request failed") {
         return TunnelError::ApiUnreachable {
-            detail: network_cause(&detail).to_owned(),
+            detail: parse::network_cause(&detail).to_owned(),
         };
     }
     TunnelError::CommandFailed {
@@ -148,22 +149,13 @@ pub(crate) fn record_exists(output: &CommandOutput) -> bool {
     output.stderr.contains("code: 1003")
 }
 
-/// The useful end of a Go error chain about the network.
-fn network_cause(detail: &str) -> &str {
-    ["dial tcp", "context deadline", "net/http:"]
-        .iter()
-        .find_map(|marker| detail.find(marker).map(|at| &detail[at..]))
-        .unwrap_or(detail)
-        .trim()
-}
-
 /// The last line that says something, without a log line's time and
-/// level.
+/// level, or a wrapper said twice.
 fn last_words(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .rfind(|line| !line.is_empty() && !line.starts_with("See 'cloudflared"))
-        .map(|line| log_message(line).to_owned())
+        .map(|line| parse::without_repeats(log_message(line)))
 }
 
 /// The message of a zerolog console line (`<RFC 3339> <LVL> message`);
@@ -333,6 +325,78 @@ mod tests {
         assert!(
             detail.starts_with("\"cloudflared tunnel create\" requires"),
             "{detail}"
+        );
+    }
+
+    /// The real cloudflared (2026.8.2) offline, with a well-formed
+    /// certificate: each management command ends with the API's failure,
+    /// `REST request failed: ` doubled for `list`. Each is the API out of
+    /// reach, and its detail is the network's cause, said once.
+    #[test]
+    fn the_real_commands_offline_mean_the_api_is_out_of_reach() {
+        let cause = "dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable";
+        let printed = [
+            (
+                "list",
+                "Error Parsing page 1: REST request failed: REST request failed: Get \"https://api.cloudflare.com/client/v4/accounts/abcdabcdabcdabcd1234567890abcdef/cfd_tunnel?is_deleted=false&page=1\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\n",
+            ),
+            (
+                "create",
+                "failed to create tunnel: Create Tunnel API call failed: REST request failed: Post \"https://api.cloudflare.com/client/v4/accounts/abcdabcdabcdabcd1234567890abcdef/cfd_tunnel\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\n",
+            ),
+            (
+                "route dns",
+                "REST request failed: Put \"https://api.cloudflare.com/client/v4/zones/7b0a4d77dfb881c1a3b7d61ea9443e19/tunnels/6ff42ae2-765d-4adf-8112-31c55c1551ef/routes\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\n",
+            ),
+            (
+                "token",
+                "2026-12-06T17:43:43Z ERR Could not get the Token for the given Tunnel 6ff42ae2-765d-4adf-8112-31c55c1551ef error=\"REST request failed: Get \\\"https://api.cloudflare.com/client/v4/accounts/abcdabcdabcdabcd1234567890abcdef/cfd_tunnel/6ff42ae2-765d-4adf-8112-31c55c1551ef/token\\\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\"\nREST request failed: Get \"https://api.cloudflare.com/client/v4/accounts/abcdabcdabcdabcd1234567890abcdef/cfd_tunnel/6ff42ae2-765d-4adf-8112-31c55c1551ef/token\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\n",
+            ),
+            (
+                "delete",
+                "Can't get tunnel information. Please check tunnel id: 6ff42ae2-765d-4adf-8112-31c55c1551ef: REST request failed: Get \"https://api.cloudflare.com/client/v4/accounts/abcdabcdabcdabcd1234567890abcdef/cfd_tunnel/6ff42ae2-765d-4adf-8112-31c55c1551ef\": dial tcp: lookup api.cloudflare.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable\n",
+            ),
+        ];
+        for (command, stderr) in printed {
+            let err = failure(command, &failed(1, "", stderr), &cert());
+            let TunnelError::ApiUnreachable { detail } = &err else {
+                panic!("{command}: unreachable, got {err:?}");
+            };
+            assert_eq!(detail, cause, "{command}");
+            assert!(!err.to_string().contains("REST request failed"), "{err}");
+            assert!(err.is_network());
+        }
+    }
+
+    /// A cause the network markers do not name is still given without
+    /// the doubled wrapper and the request; any other detail loses the
+    /// repeat.
+    #[test]
+    fn a_doubled_wrapper_never_reaches_the_user() {
+        let tls = failed(
+            1,
+            "",
+            "Error Parsing page 1: REST request failed: REST request failed: Get \"https://api.cloudflare.com/client/v4/accounts/x/cfd_tunnel?is_deleted=false&page=1\": tls: failed to verify certificate: x509: certificate signed by unknown authority\n",
+        );
+        let TunnelError::ApiUnreachable { detail } = failure("list", &tls, &cert()) else {
+            panic!("unreachable");
+        };
+        assert_eq!(
+            detail,
+            "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+        );
+        let revoked = failed(
+            1,
+            "",
+            "Error Parsing page 1: REST request failed: REST request failed: Failed to list tunnels: code: 10000, reason: Authentication error\n",
+        );
+        let TunnelError::CertificateRejected { detail, .. } = failure("list", &revoked, &cert())
+        else {
+            panic!("rejected");
+        };
+        assert_eq!(
+            detail,
+            "Error Parsing page 1: REST request failed: Failed to list tunnels: code: 10000, reason: Authentication error"
         );
     }
 

@@ -9,40 +9,25 @@
 //! a missing credentials file ends it at once (`credential_finder.go`);
 //! a tunnel deleted from the dashboard is refused by the edge at
 //! registration (`Register tunnel error from server side error="Unauthorized:
-//! …"`), and cloudflared retries that forever, hoping for propagation lag
-//! on a new tunnel (`supervisor/supervisor.go`), so a few refusals in a
-//! row with no connection are taken as final here. Named tunnels fall back
-//! from QUIC to HTTP/2 by themselves (`connection/protocol.go`), so
-//! nothing here waits on UDP unless QUIC was asked for.
+//! …"`), and a few refusals in a row with no connection are taken as
+//! final. Named tunnels fall back from QUIC to HTTP/2 by themselves
+//! (`connection/protocol.go`), so nothing here waits on UDP unless QUIC
+//! was asked for.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::launch::{self, Launcher};
-use crate::logfile::LogFollower;
-use crate::metrics::Metrics;
 use crate::named::NamedTunnel;
 use crate::named::ingress::{self, NamedRoute, checked_hostname};
-use crate::parse;
-use crate::process::CloudflaredProcess;
-use crate::{CloudflaredConfig, Protocol, Tunnel, TunnelError, TunnelExit, TunnelProvider};
+use crate::startup::{self, Deadline, Startup};
+use crate::{CloudflaredConfig, Tunnel, TunnelError, TunnelExit, TunnelProvider};
 
 /// The config file of the running tunnel, in the state dir; every process
 /// of a provider carries it as `--config`.
 const CONFIG_FILE: &str = "cloudflared-named.yml";
-/// How often a starting cloudflared is asked whether it is up.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// Refusals by the edge in a row, with no connection, that mean the
-/// tunnel is gone rather than new (cloudflared waits up to 1, 2, 4, 8 s
-/// between them).
-const REFUSALS_FOR_DELETED: usize = 4;
-/// Failed QUIC dials that show UDP blocked, when QUIC alone was asked for.
-const QUIC_FAILURES_FOR_BLOCKED: usize = 2;
 
 /// Runs one named tunnel: `https://<hostname>` to the address each open is
 /// given, and each route of [`set_routes`](Self::set_routes) to its
@@ -93,6 +78,22 @@ impl NamedCloudflared {
         &self.tunnel
     }
 
+    /// Runs the tunnel with the main hostname going to `local`, and returns
+    /// once the edge has registered a connection, within
+    /// [`start_timeout`](CloudflaredConfig::start_timeout).
+    ///
+    /// The same as [`TunnelProvider::open`], without importing the trait.
+    pub async fn open(&self, local: SocketAddr) -> Result<Tunnel, TunnelError> {
+        let deadline = Deadline::after(self.config.start_timeout);
+        let binary = launch::find_binary(&self.config)?;
+        self.check_credentials()?;
+        self.write_config(local)?;
+        let process = self.launcher.spawn(&self.config, &binary, self.args())?;
+        Startup::named(self.url(), self.tunnel.id(), self.config.protocol)
+            .until_up(process, deadline, |exit| self.exit_error(exit))
+            .await
+    }
+
     /// The main hostname, lower-case.
     pub fn hostname(&self) -> &str {
         &self.hostname
@@ -125,9 +126,12 @@ impl NamedCloudflared {
     }
 
     /// Every rule an open to `local` gives cloudflared, in order: the main
-    /// hostname to `local`, then the other routes (a 404 follows).
+    /// hostname to `local` (with the Host of the config's
+    /// [`origin_host`](CloudflaredConfig::origin_host)), then the other
+    /// routes (a 404 follows).
     pub fn ingress(&self, local: SocketAddr) -> Result<Vec<NamedRoute>, TunnelError> {
-        let main = NamedRoute::to_local(&self.hostname, local)?;
+        let main = NamedRoute::to_local(&self.hostname, local)?
+            .with_origin_host(self.config.origin_host.clone())?;
         Ok(std::iter::once(main).chain(self.routes()).collect())
     }
 
@@ -163,53 +167,26 @@ impl NamedCloudflared {
         args
     }
 
+    /// Writes the config file: the tunnel, its credentials and its ingress
+    /// rules for an open to `local`.
+    fn write_config(&self, local: SocketAddr) -> Result<(), TunnelError> {
+        let rules = self.ingress(local)?;
+        let fallback = match self.main_catches_all {
+            true => Some(&rules[0]),
+            false => None,
+        };
+        let text = ingress::config_text(
+            self.tunnel.id(),
+            self.tunnel.credentials_file(),
+            &rules,
+            fallback,
+        );
+        launch::write_config(&self.config, CONFIG_FILE, &text).map(|_| ())
+    }
+
     /// The credentials file as cloudflared will read it: there, and JSON.
     fn check_credentials(&self) -> Result<(), TunnelError> {
         self.tunnel.check_credentials()
-    }
-
-    /// Watches the starting process until it is up, fails, or the deadline
-    /// passes; on failure the process is ended.
-    async fn wait_until_up(&self, mut process: CloudflaredProcess) -> Result<Tunnel, TunnelError> {
-        let timeout = self.config.start_timeout;
-        let deadline = Instant::now() + timeout;
-        let mut startup = Startup {
-            quic_only: self.config.protocol == Some(Protocol::Quic),
-            ..Startup::default()
-        };
-        let polled = poll_until_up(&mut process, &mut startup);
-        let url = self.url();
-        match tokio::time::timeout_at(deadline, polled).await {
-            Ok(Ok(protocol)) => {
-                let pid = process.pid();
-                let tunnel = Tunnel::new(url, Some(pid), Box::new(process));
-                Ok(match protocol.or(self.config.protocol) {
-                    Some(protocol) => tunnel.with_protocol(protocol),
-                    None => tunnel,
-                })
-            }
-            Ok(Err(Ended::Exited(exit))) => Err(self.exit_error(exit)),
-            Ok(Err(Ended::Refused)) => {
-                crate::TunnelProcess::close(&mut process).await;
-                Err(TunnelError::TunnelDeleted {
-                    id: self.tunnel.id().to_owned(),
-                    detail: startup.refusal.unwrap_or_default(),
-                    log_tail: process.log_tail().await,
-                })
-            }
-            Ok(Err(Ended::UdpBlocked)) | Err(_) => {
-                crate::TunnelProcess::close(&mut process).await;
-                let log_tail = process.log_tail().await;
-                Err(match startup.udp_blocked() {
-                    true => TunnelError::UdpBlocked { log_tail },
-                    false => TunnelError::NotReady {
-                        url,
-                        timeout,
-                        log_tail,
-                    },
-                })
-            }
-        }
     }
 
     /// The error for a process that ended while starting, from its log.
@@ -231,142 +208,23 @@ impl NamedCloudflared {
                 detail: "cloudflared cannot parse it".into(),
             };
         }
-        match parse::failure(log) {
-            Some(parse::Failure::Usage { detail }) => TunnelError::Usage { detail },
-            _ => TunnelError::ExitedEarly {
-                code: exit.code,
-                log_tail: exit.log_tail,
-            },
-        }
+        startup::exit_error(exit)
     }
 }
 
 #[async_trait::async_trait]
 impl TunnelProvider for NamedCloudflared {
     async fn open(&self, local: SocketAddr) -> Result<Tunnel, TunnelError> {
-        let binary = launch::find_binary(&self.config)?;
-        self.check_credentials()?;
-        let rules = self.ingress(local)?;
-        let fallback = match self.main_catches_all {
-            true => Some(rules[0].service()),
-            false => None,
-        };
-        let text = ingress::config_text(
-            self.tunnel.id(),
-            self.tunnel.credentials_file(),
-            &rules,
-            fallback,
-        );
-        launch::write_config(&self.config, CONFIG_FILE, &text)?;
-        let process = self.launcher.spawn(&self.config, &binary, self.args())?;
-        self.wait_until_up(process).await
-    }
-}
-
-/// What a starting cloudflared has told us so far.
-#[derive(Debug, Default)]
-struct Startup {
-    /// Whether QUIC alone was asked for: only then does a UDP failure
-    /// stop it (otherwise cloudflared falls back to HTTP/2 itself).
-    quic_only: bool,
-    /// Set once a connection registered, with its protocol if it said.
-    registered: Option<Option<Protocol>>,
-    metrics: Option<SocketAddr>,
-    /// The edge's refusals in a row, and the last one's words.
-    refusals: usize,
-    refusal: Option<String>,
-    quic_failures: usize,
-    udp_failed: bool,
-}
-
-impl Startup {
-    fn scan(&mut self, line: &str) {
-        if self.metrics.is_none() {
-            self.metrics = parse::metrics_address(line);
-        }
-        if parse::is_registered(line) {
-            self.registered = Some(parse::registered_protocol(line));
-        }
-        if let Some(refusal) = parse::edge_refusal(line) {
-            self.refusals += 1;
-            self.refusal = Some(refusal);
-        }
-        self.quic_failures += usize::from(parse::is_quic_dial_failure(line));
-        self.udp_failed |= parse::prechecks_udp_failed(line);
-    }
-
-    fn refused(&self) -> bool {
-        self.registered.is_none() && self.refusals >= REFUSALS_FOR_DELETED
-    }
-
-    fn udp_blocked(&self) -> bool {
-        let evidence = self.udp_failed || self.quic_failures >= QUIC_FAILURES_FOR_BLOCKED;
-        self.quic_only && self.registered.is_none() && evidence
-    }
-}
-
-/// How a start ended other than up.
-enum Ended {
-    /// The process ended.
-    Exited(TunnelExit),
-    /// The edge keeps refusing the tunnel.
-    Refused,
-    /// QUIC alone was asked for, and UDP is blocked.
-    UdpBlocked,
-}
-
-/// Polls the log and the metrics server until a connection registered
-/// (its protocol, when it said), the process ends, or it cannot come up.
-async fn poll_until_up(
-    process: &mut CloudflaredProcess,
-    startup: &mut Startup,
-) -> Result<Option<Protocol>, Ended> {
-    let mut follower = LogFollower::open(process.log_path()).await.ok();
-    loop {
-        if let Some(follower) = follower.as_mut() {
-            for line in follower.new_lines().await {
-                startup.scan(&line);
-            }
-        }
-        ask_metrics(process, startup).await;
-        if let Some(exit) = process.try_exit().await {
-            return Err(Ended::Exited(exit));
-        }
-        if let Some(protocol) = startup.registered {
-            return Ok(protocol);
-        }
-        if startup.refused() {
-            return Err(Ended::Refused);
-        }
-        if startup.udp_blocked() {
-            return Err(Ended::UdpBlocked);
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-/// Asks `/ready`, once the log has said where the metrics server is.
-async fn ask_metrics(process: &mut CloudflaredProcess, startup: &mut Startup) {
-    if process.metrics().is_none()
-        && let Some(addr) = startup.metrics
-    {
-        process.set_metrics(Metrics::new(addr));
-    }
-    let Some(metrics) = process.metrics() else {
-        return;
-    };
-    if let Some(ready) = metrics.ready().await {
-        process.saw_metrics();
-        if ready && startup.registered.is_none() {
-            startup.registered = Some(None);
-        }
+        NamedCloudflared::open(self, local).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OriginHost;
     use std::path::Path;
+    use std::time::Duration;
 
     fn provider(dir: &Path) -> NamedCloudflared {
         let mut config = CloudflaredConfig::new(dir.join("state"));
@@ -440,6 +298,17 @@ mod tests {
         );
     }
 
+    /// The main hostname's rule gives the local server the Host the
+    /// config asks for.
+    #[test]
+    fn the_main_hostname_gets_the_configs_origin_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut provider = provider(dir.path());
+        provider.config.origin_host = OriginHost::Localhost;
+        let ingress = provider.ingress("0.0.0.0:8080".parse().unwrap()).unwrap();
+        assert_eq!(ingress[0].http_host_header(), Some("localhost:8080"));
+    }
+
     /// Missing, unreadable or non-JSON credentials are caught before
     /// cloudflared runs.
     #[test]
@@ -460,39 +329,6 @@ mod tests {
         )
         .unwrap();
         provider.check_credentials().unwrap();
-    }
-
-    /// Registration says up and how; a few refusals with none say the
-    /// tunnel is gone; failed QUIC dials matter only when QUIC alone was
-    /// asked for.
-    #[test]
-    fn the_log_says_up_refused_or_blocked() {
-        let mut startup = Startup::default();
-        for _ in 0..REFUSALS_FOR_DELETED {
-            assert!(!startup.refused());
-            startup.scan("2026-08-20T10:00:00Z ERR Register tunnel error from server side error=\"Unauthorized: Failed to get tunnel\" connIndex=0 event=0 ip=198.41.192.107");
-        }
-        assert!(startup.refused());
-        assert_eq!(
-            startup.refusal.as_deref(),
-            Some("Unauthorized: Failed to get tunnel")
-        );
-        startup.scan("2026-08-20T10:00:09Z INF Registered tunnel connection connIndex=0 connection=x event=0 ip=198.41.192.107 location=sjc08 protocol=http2");
-        assert!(!startup.refused(), "it got through after all");
-        assert_eq!(startup.registered, Some(Some(Protocol::Http2)));
-
-        let dial = "ERR Failed to dial a quic connection error=\"timeout: no recent network activity\" connIndex=0";
-        let mut auto = Startup::default();
-        auto.scan(dial);
-        auto.scan(dial);
-        assert!(!auto.udp_blocked(), "cloudflared falls back by itself");
-        let mut quic = Startup {
-            quic_only: true,
-            ..Startup::default()
-        };
-        quic.scan(dial);
-        quic.scan(dial);
-        assert!(quic.udp_blocked());
     }
 
     /// A process that ended is classified by its last words.

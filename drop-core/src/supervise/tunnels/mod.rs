@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use drop_registry::{Home, Record, RegistryError, TunnelPhase, TunnelProtocol, TunnelState};
 use drop_tunnel::{
-    Protocol, Tunnel, TunnelError, TunnelEvent, TunnelProvider, Watchdog, WatchdogConfig,
+    Protocol, Tunnel, TunnelError, TunnelEvent, TunnelEvents, TunnelProvider, Watchdog,
+    WatchdogConfig,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -377,7 +378,7 @@ impl TunnelKeeper {
     /// follower; the server's also to every app routed through it.
     async fn pump(
         self: Arc<Self>,
-        mut events: mpsc::UnboundedReceiver<TunnelEvent>,
+        mut events: TunnelEvents,
         whose: String,
         follower: mpsc::UnboundedSender<TunnelNews>,
         server: bool,

@@ -67,8 +67,9 @@
 //! - `FAKE_CLOUDFLARED_RETRY_MS`: the pause between a named tunnel's
 //!   refused registrations (default 200; the real one backs off from 1 s).
 //! - `FAKE_CLOUDFLARED_RECORD=path`: append JSON lines to `path`:
-//!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start, `{"pid":…,"origin":…}`,
-//!   `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…,"at_ms":…}`,
+//!   `{"pid":…,"args":[…],"tunnel_env":[…]}` at start,
+//!   `{"pid":…,"origin":…,"host_header":…}` (`--http-host-header`, or
+//!   null), `{"pid":…,"child":…}`, `{"pid":…,"url":…,"protocol":…,"at_ms":…}`,
 //!   `{"pid":…,"tunnel":…,"ingress":[…]}` and `{"pid":…,"connected":…,"at_ms":…}` for
 //!   a named tunnel, `{"pid":…,"exit":…,"after_ms":…}` when it ends by
 //!   itself or by signal.
@@ -234,6 +235,11 @@ const FLAGS: &[FlagSpec] = &[
     FlagSpec {
         names: &["edge-ip-version"],
         env: Some("TUNNEL_EDGE_IP_VERSION"),
+        kind: Kind::Text,
+    },
+    FlagSpec {
+        names: &["http-host-header"],
+        env: Some("TUNNEL_HTTP_HOST_HEADER"),
         kind: Kind::Text,
     },
     FlagSpec {
@@ -543,7 +549,9 @@ async fn run(flags: Flags) -> u8 {
         );
         return 1;
     };
-    record(&serde_json::json!({ "pid": std::process::id(), "origin": origin }));
+    record(&serde_json::json!({
+        "pid": std::process::id(), "origin": origin, "host_header": flags.get("http-host-header"),
+    }));
     if knob("FAKE_CLOUDFLARED_CHILD").is_some() {
         start_child();
     }

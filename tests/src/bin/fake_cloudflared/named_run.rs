@@ -21,7 +21,8 @@
 //! `--protocol quic` was asked for.
 //!
 //! It records `{"pid":…,"tunnel":…,"ingress":[{"hostname":…,"service":…}]}`
-//! once the config is read (the catch-all rule's hostname is `""`), and
+//! once the config is read (the catch-all rule's hostname is `""`; a rule
+//! with `originRequest: {httpHostHeader: …}` has `"httpHostHeader"` too), and
 //! `{"pid":…,"connected":<protocol>}` once registered.
 
 use std::collections::BTreeMap;
@@ -149,10 +150,13 @@ pub(super) fn read_config_file(flags: &Flags) -> Result<ConfigFile, u8> {
 
 /// The YAML a config file holds, as far as `key: value` lines and the
 /// `ingress:` list of such go (what drop-tunnel writes, and the usual
-/// hand-written file); nested settings are skipped.
+/// hand-written file); a rule's nested settings are kept as
+/// `originRequest.httpHostHeader`, other nested settings are skipped.
 fn parse_config(text: &str) -> ConfigFile {
     let mut config = ConfigFile::default();
     let mut in_ingress = false;
+    // A rule's key whose settings follow, more indented, and its indent.
+    let mut section: Option<(String, usize)> = None;
     for line in text.lines() {
         let content = line.trim_end();
         let trimmed = content.trim_start();
@@ -173,6 +177,7 @@ fn parse_config(text: &str) -> ConfigFile {
         }
         let item = trimmed.strip_prefix("- ").map(str::trim_start);
         if let Some(first) = item {
+            section = None;
             config.ingress.push(BTreeMap::new());
             let (key, value) = split_pair(first);
             config
@@ -181,7 +186,15 @@ fn parse_config(text: &str) -> ConfigFile {
                 .expect("a rule")
                 .insert(key, value);
         } else if let Some(rule) = config.ingress.last_mut() {
+            let depth = content.len() - trimmed.len();
             let (key, value) = split_pair(trimmed);
+            let key = match &section {
+                Some((parent, at)) if depth > *at => format!("{parent}.{key}"),
+                _ => {
+                    section = value.is_empty().then(|| (key.clone(), depth));
+                    key
+                }
+            };
             rule.entry(key).or_insert(value);
         }
     }
@@ -330,7 +343,11 @@ fn ingress_rules(config: &ConfigFile) -> Result<Vec<Value>, String> {
         .iter()
         .map(|rule| {
             let field = |k: &str| rule.get(k).cloned().unwrap_or_default();
-            json!({ "hostname": field("hostname"), "service": field("service") })
+            let mut json = json!({ "hostname": field("hostname"), "service": field("service") });
+            if let Some(host) = rule.get("originRequest.httpHostHeader") {
+                json["httpHostHeader"] = json!(host);
+            }
+            json
         })
         .collect();
     for (at, rule) in rules.iter().enumerate() {
@@ -361,9 +378,13 @@ fn config_json(rules: &[Value]) -> String {
     let ingress: Vec<Value> = rules
         .iter()
         .map(|rule| {
+            let origin_request = match rule.get("httpHostHeader") {
+                Some(host) => json!({ "httpHostHeader": host }),
+                None => json!({}),
+            };
             json!({
                 "hostname": rule["hostname"], "path": null, "service": rule["service"],
-                "Handlers": null, "originRequest": {},
+                "Handlers": null, "originRequest": origin_request,
             })
         })
         .collect();
@@ -539,6 +560,8 @@ mod tests {
         assert_eq!(config.values["credentials-file"], "/x/y.json");
         assert_eq!(config.ingress.len(), 3);
         assert_eq!(config.ingress[1]["hostname"], "api.example.com");
+        assert_eq!(config.ingress[1]["originRequest.noTLSVerify"], "true");
+        assert!(!config.ingress[1].contains_key("noTLSVerify"));
         assert_eq!(config.ingress[2]["service"], "http_status:404");
         assert!(ingress_rules(&config).is_ok());
     }
