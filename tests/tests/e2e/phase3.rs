@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{NAT_ADDRESS, Phase3, is_quick_tunnel, wait_for};
+use crate::common::{NAT_ADDRESS, Phase3, is_quick_tunnel, wait_for};
 use drop_tests::{alive, free_port, group_members, kill};
 
 /// The line `start` adds when no systemd unit restarts the server.
@@ -692,7 +690,7 @@ fn an_app_on_the_address_of_its_url_starts() {
     let port = free_port();
     let dir = p.env.work.path().join("lan");
     std::fs::create_dir_all(&dir).unwrap();
-    let command = format!("exec {} {port} --bind {ip}", common::TEST_APP);
+    let command = format!("exec {} {port} --bind {ip}", crate::common::TEST_APP);
     let port_arg = port.to_string();
     p.env.ok(&[
         "add",

@@ -2,11 +2,9 @@
 //! `drop`, the fake cloudflared logged in to a fake Cloudflare account, and
 //! local stand-ins for public DNS and the edge.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Phase3, is_quick_tunnel, wait_for};
+use crate::common::{Phase3, is_quick_tunnel, wait_for};
 use drop_tests::kill;
 
 const ZONE: &str = "example.com";
