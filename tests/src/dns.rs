@@ -197,6 +197,7 @@ pub struct Edge {
     /// Its port.
     pub port: u16,
     refusing: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
 }
 
 impl Edge {
@@ -206,16 +207,21 @@ impl Edge {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an edge port");
         let port = listener.local_addr().expect("address").port();
         let refusing = Arc::new(AtomicBool::new(false));
-        let refuse = refusing.clone();
+        let refused = Arc::new(AtomicU64::new(0));
+        let (refuse, count) = (refusing.clone(), refused.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (records, refuse) = (records.clone(), refuse.clone());
+                let (records, refuse, count) = (records.clone(), refuse.clone(), count.clone());
                 std::thread::spawn(move || {
-                    forward(stream, &records, refuse.load(Ordering::SeqCst))
+                    forward(stream, &records, refuse.load(Ordering::SeqCst), &count)
                 });
             }
         });
-        Edge { port, refusing }
+        Edge {
+            port,
+            refusing,
+            refused,
+        }
     }
 
     /// The URL to give `DROP_TUNNEL_EDGE`.
@@ -227,9 +233,14 @@ impl Edge {
     pub fn refuse(&self, refusing: bool) {
         self.refusing.store(refusing, Ordering::SeqCst);
     }
+
+    /// How many requests it answered 530 so far.
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
 }
 
-fn forward(mut stream: TcpStream, records: &FakeRecords, refusing: bool) {
+fn forward(mut stream: TcpStream, records: &FakeRecords, refusing: bool, refused: &AtomicU64) {
     let Some((target, head)) = read_head(&mut stream) else {
         return;
     };
@@ -246,7 +257,9 @@ fn forward(mut stream: TcpStream, records: &FakeRecords, refusing: bool) {
         .and_then(|o| o.origin);
     let Some(origin) = origin else {
         let page = "error code: 1033";
-        return respond(&mut stream, 530, "text/plain; charset=UTF-8", page);
+        respond(&mut stream, 530, "text/plain; charset=UTF-8", page);
+        refused.fetch_add(1, Ordering::SeqCst);
+        return;
     };
     let addr = origin.trim_start_matches("http://").trim_end_matches('/');
     let Ok(mut upstream) = TcpStream::connect(addr) else {

@@ -283,3 +283,14 @@ pub fn wait_for<T>(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Waits until `pid`, a command that polls (`drop wait`, `drop logs -f`),
+/// sleeps between two looks: then it has done what comes before its first
+/// look, such as noting when it began or where the log ended. The kernel
+/// names where a process sleeps in `/proc/PID/wchan`.
+pub fn wait_until_polling(what: &str, pid: u32) {
+    wait_for(what, std::time::Duration::from_secs(10), || {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+        wchan.contains("nanosleep").then_some(())
+    });
+}

@@ -434,4 +434,41 @@ mod tests {
         let record = registry.load().unwrap().get("p4").cloned().unwrap();
         assert_eq!(record.used_at, None, "round 2's use is not round 3's");
     }
+
+    /// Views gather for the whole interval before they are written; a
+    /// one-time link's use is written at once, also when it comes while
+    /// views gather, so a crash right after cannot give the link a second
+    /// life.
+    #[tokio::test(start_paused = true)]
+    async fn a_one_time_use_is_written_at_once_and_views_in_batches() {
+        let every = Duration::from_secs(1);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let gathering = |r: Receipts| async move {
+            let began = tokio::time::Instant::now();
+            r.gathered(every).await;
+            began.elapsed()
+        };
+
+        let views = receipts();
+        views.saw("p5", None, false, t0);
+        assert_eq!(gathering(views).await, every, "views wait for the batch");
+
+        let used = receipts();
+        assert!(used.use_once(&page("p6", false), "alice", t0));
+        assert_eq!(gathering(used).await, Duration::ZERO, "a use at once");
+
+        let both = receipts();
+        both.saw("p7", None, false, t0);
+        let began = tokio::time::Instant::now();
+        let use_later = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(both.use_once(&page("p8", false), "bob", t0));
+        };
+        tokio::join!(both.gathered(every), use_later);
+        assert_eq!(
+            began.elapsed(),
+            Duration::from_millis(100),
+            "a use ends the gathering"
+        );
+    }
 }

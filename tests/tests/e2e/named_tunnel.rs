@@ -2,12 +2,10 @@
 //! `drop`, the fake cloudflared logged in to a fake Cloudflare account, and
 //! local stand-ins for public DNS and the edge.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Phase3, is_quick_tunnel, wait_for};
-use drop_tests::kill;
+use crate::common::{Phase3, is_quick_tunnel, wait_for};
+use drop_tests::{alive, kill};
 
 const ZONE: &str = "example.com";
 const HOSTNAME: &str = "drop.example.com";
@@ -149,8 +147,11 @@ fn named_tunnel_urls_stay_the_same_across_every_restart() {
     );
 
     // A daemon crash: the next start ends its cloudflared and serves the same URLs.
-    kill(p.env.server_pid().unwrap());
-    std::thread::sleep(Duration::from_millis(300));
+    let daemon = p.env.server_pid().unwrap();
+    kill(daemon);
+    wait_for("the daemon dead", Duration::from_secs(10), || {
+        (!alive(daemon)).then_some(())
+    });
     let out = p.start(&[]);
     assert_eq!(started_url(&out), format!("https://{HOSTNAME}"));
     all_up(&p, &[&api, &web]);

@@ -554,7 +554,14 @@ fn clients_that_never_read_do_not_hold_the_server() {
             socket
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    for socket in &stalled {
+        // The server answers it, so it holds a slot: the answer has begun.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut first = [std::mem::MaybeUninit::uninit()];
+        assert_eq!(socket.peek(&mut first).unwrap(), 1, "the answer begins");
+    }
     let started = Instant::now();
     assert_eq!(get(port, "/robots.txt").status, 200);
     let waited = started.elapsed();
@@ -585,6 +592,7 @@ fn slowloris_is_cut_off_while_others_are_served() {
         }
         // A fresh client is answered while the slow one dawdles.
         assert_eq!(get(port, &path).text(), "fresh");
+        // About time itself: a slowloris is its pace.
         std::thread::sleep(Duration::from_millis(300));
     }
     let closed_after = closed_after.expect("the slow connection was never closed");

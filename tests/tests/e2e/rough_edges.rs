@@ -306,6 +306,8 @@ fn an_idle_daemon_hardly_wakes_up() {
     let env = DropEnv::new();
     env.start();
     let pid = env.server_pid().unwrap();
+    // About time itself: wakeups are a rate, counted over 3 s once the
+    // start-up's last work has had a second to end.
     std::thread::sleep(Duration::from_secs(1));
     let before = context_switches(pid);
     std::thread::sleep(Duration::from_secs(3));

@@ -1,7 +1,6 @@
 //! What the end-to-end tunnel tests share: a drop home behind a fake NAT,
 //! with the fake cloudflared first on PATH and local stand-ins for public
 //! DNS and Cloudflare's edge.
-#![allow(dead_code)] // each test file uses part of it
 
 use std::time::Duration;
 

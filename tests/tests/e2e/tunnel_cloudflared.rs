@@ -6,6 +6,7 @@ use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
 use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
+use drop_tests::wait_for;
 use drop_tunnel::{Cloudflared, OriginHost, Protocol, TunnelError};
 
 /// A failure must be reported long before the start deadline.
@@ -154,7 +155,10 @@ async fn the_prechecks_box_does_not_change_the_url() {
         .env("FAKE_CLOUDFLARED_NO_METRICS", "1")
         .env("FAKE_CLOUDFLARED_PRECHECKS_MS", "100");
     let mut tunnel = fake.provider().open(local()).await.expect("tunnel up");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its last line comes after the box.
+    wait_for("the pre-checks", Duration::from_secs(10), || {
+        fake.log().contains("precheck complete").then_some(())
+    });
     assert!(fake.log().contains("CONNECTIVITY PRE-CHECKS"));
     assert_eq!(fake.urls(), [tunnel.url()]);
     tunnel.close().await;
@@ -540,7 +544,12 @@ async fn dropping_a_tunnel_ends_its_process_group() {
 async fn a_lost_connection_is_unhealthy_while_the_process_lives() {
     let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_UNREADY_AFTER_MS", "200");
     let mut tunnel = fake.provider().open(local()).await.expect("tunnel up");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The fake logs its retries once `/ready` answers 503.
+    wait_for("the connection lost", Duration::from_secs(10), || {
+        fake.log()
+            .contains("Failed to dial a quic connection")
+            .then_some(())
+    });
     assert!(alive(tunnel.pid().unwrap()));
     assert!(!tunnel.healthy().await);
     tunnel.close().await;

@@ -2,12 +2,10 @@
 //! found, named on its own line with the fix, and the exit status says
 //! whether the link works.
 
-mod common;
-
 use std::process::Output;
 use std::time::Duration;
 
-use common::{NAT_ADDRESS, Phase3, wait_for};
+use crate::common::{NAT_ADDRESS, Phase3, wait_for};
 use drop_tests::{DropEnv, kill};
 
 /// `drop doctor ARGS --json`: the report, and whether it exited 0.

@@ -118,7 +118,11 @@ fn idle_sockets_at_the_connection_cap_do_not_make_a_visitor_wait() {
         // Half a request head, then nothing.
         socket.write_all(b"GET /robots.txt HTTP/1.1\r\nHo").unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The server took all eight: each past the cap closed the one idle for
+    // longest, so the first four are closed and the last four fill the cap.
+    drop_tests::wait_for("four closed to make room", Duration::from_secs(10), || {
+        (idle.iter().filter(|s| closed_by_server(s)).count() == 4).then_some(())
+    });
     for _ in 0..3 {
         let started = Instant::now();
         assert_eq!(get(port, "/robots.txt").status, 200);
@@ -129,4 +133,15 @@ fn idle_sockets_at_the_connection_cap_do_not_make_a_visitor_wait() {
         );
     }
     drop(idle);
+}
+
+/// Whether the server closed `socket` (it sent nothing before closing).
+fn closed_by_server(socket: &TcpStream) -> bool {
+    socket.set_nonblocking(true).unwrap();
+    let closed = match socket.peek(&mut [0u8; 1]) {
+        Ok(read) => read == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    socket.set_nonblocking(false).unwrap();
+    closed
 }

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{NAT_ADDRESS, Phase3, is_quick_tunnel, wait_for};
+use crate::common::{NAT_ADDRESS, Phase3, is_quick_tunnel, wait_for};
 use drop_tests::{alive, free_port, group_members, kill};
 
 /// The line `start` adds when no systemd unit restarts the server.
@@ -68,9 +66,11 @@ fn public_ip_means_no_tunnel() {
         out.lines().next(),
         Some(format!("Server started: http://{ip}:{port}").as_str())
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(p.spawned().is_empty(), "no cloudflared ran");
+    // The daemon opens its tunnel (writing tunnel.json) before it serves.
     assert!(p.tunnel_json().is_none());
+    // Its whole life over, nothing it did can start one any more.
+    p.env.ok(&["stop"]);
+    assert!(p.spawned().is_empty(), "no cloudflared ran");
 }
 
 /// `--no-tunnel` behind NAT: `(local)` and no tunnel process.
@@ -83,10 +83,9 @@ fn no_tunnel_flag_stays_local_behind_nat() {
         line.starts_with("Server started: http://127.0.0.1:") && line.ends_with(" (local)"),
         "{out}"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(p.spawned().is_empty(), "no cloudflared ran");
     // Until the next start: a plain `drop start` detects NAT again.
     p.env.ok(&["stop"]);
+    assert!(p.spawned().is_empty(), "no cloudflared ran while it served");
     assert_eq!(
         p.start(&[]).lines().next(),
         Some("Detected NAT, starting tunnel...")
@@ -107,7 +106,7 @@ fn an_app_start_that_starts_the_server_keeps_the_last_no_tunnel() {
     assert!(!out.contains("Detected NAT"), "{out}");
     assert!(out.lines().next().unwrap().ends_with(" (local)"), "{out}");
     assert!(out.contains("App started: http://127.0.0.1:"), "{out}");
-    std::thread::sleep(Duration::from_millis(300));
+    p.env.ok(&["stop", "--all"]);
     assert!(p.spawned().is_empty(), "no cloudflared ran");
 }
 
@@ -120,8 +119,11 @@ fn stop_after_a_killed_daemon_ends_its_tunnels() {
     let id = p.add_app("app");
     p.env.ok(&["start", &id]);
     let (page, _) = p.env.add(&p.env.write("p.html", "p"), &[]);
-    kill(p.env.server_pid().unwrap());
-    std::thread::sleep(Duration::from_millis(200));
+    let daemon = p.env.server_pid().unwrap();
+    kill(daemon);
+    wait_for("the daemon dead", Duration::from_secs(10), || {
+        (!alive(daemon)).then_some(())
+    });
     let listed = p.env.ok(&["list", "--all"]);
     assert!(
         !listed.contains("trycloudflare.com/p/"),
@@ -341,6 +343,9 @@ fn rate_limited_tunnels_back_off_and_the_server_runs_locally() {
         retry >= 60,
         "a rate limit backs off for at least a minute: {error}"
     );
+    // About time itself: the backoff is a duration (timed exactly on a
+    // paused clock in drop-tunnel's watchdog tests); here, half a second
+    // passes without a second cloudflared.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(p.spawned().len(), 1, "no hammering");
 }
@@ -599,7 +604,12 @@ fn an_edge_answering_530_keeps_the_tunnel_verifying() {
         let now = p.tunnel_json()?;
         (now["state"] == "verifying").then(|| now["url"].as_str().unwrap().to_owned())
     });
-    std::thread::sleep(Duration::from_secs(3));
+    // The daemon asks the edge again, gets 530 and asks once more: it has
+    // seen the refusal and kept the tunnel verifying.
+    let refused = p.edge.refusals();
+    wait_for("two more refusals", Duration::from_secs(10), || {
+        (p.edge.refusals() >= refused + 2).then_some(())
+    });
     assert_eq!(p.tunnel_json().unwrap()["state"], "verifying");
     assert!(start.try_wait().unwrap().is_none(), "start still waits");
     let status = p.env.json(&["status", "--json"]);
@@ -692,7 +702,7 @@ fn an_app_on_the_address_of_its_url_starts() {
     let port = free_port();
     let dir = p.env.work.path().join("lan");
     std::fs::create_dir_all(&dir).unwrap();
-    let command = format!("exec {} {port} --bind {ip}", common::TEST_APP);
+    let command = format!("exec {} {port} --bind {ip}", crate::common::TEST_APP);
     let port_arg = port.to_string();
     p.env.ok(&[
         "add",

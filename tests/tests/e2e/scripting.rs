@@ -4,11 +4,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::Duration;
 
 use drop_tests::http::{get, request};
 use drop_tests::login::{is_form, login, session_cookie};
-use drop_tests::{DropEnv, alive, free_port};
+use drop_tests::{DropEnv, alive, free_port, wait_until_polling};
 
 const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 
@@ -102,7 +101,7 @@ fn every_command_speaks_json() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until_polling("the follower at the end of the log", follower.id());
     let log = env
         .home
         .path()

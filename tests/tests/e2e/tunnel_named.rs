@@ -724,11 +724,11 @@ fn the_callers_tunnel_variables_never_reach_cloudflared() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         return runtime.block_on(set_up_and_run_with_a_hostile_environment());
     }
+    // Its name as the harness knows it: the module path below the crate.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::the_callers_tunnel_variables_never_reach_cloudflared");
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "the_callers_tunnel_variables_never_reach_cloudflared",
-        ])
+        .args(["--exact", &name])
         .env(CHILD, "1")
         .env("TUNNEL_ORIGIN_CERT", "/nonexistent/cert.pem")
         .env("TUNNEL_CRED_FILE", "/nonexistent/credentials.json")
