@@ -6,8 +6,8 @@
 //!
 //! The rig is found beside the cloudflared that `DROP_TEST_CLOUDFLARED`
 //! names (`rig.sh` and `fakeedge` in the same folder), else in
-//! `../shared/real-cloudflared/` next to the workspace. Where there is
-//! none, [`Rig::up_or_skip`] says why and the test returns.
+//! `shared/real-cloudflared/` beside this repository's folder. Where there
+//! is none, [`Rig::up_or_skip`] says why and the test returns.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -60,10 +60,11 @@ impl RigFiles {
             }
             return Ok(files);
         }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let beside_repository = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
-            .expect("the workspace holds the tests package");
-        let folder = workspace.join("../shared/real-cloudflared");
+            .and_then(Path::parent)
+            .expect("the repository sits in a folder");
+        let folder = beside_repository.join("shared").join("real-cloudflared");
         let files = RigFiles::beside(folder.join("cloudflared"));
         match files.missing() {
             None => Ok(files),

@@ -134,18 +134,46 @@ fn an_app_gets_its_own_url_and_opens_through_the_edge() {
     assert_eq!(visit.body, format!("hello from test-app on {port}"));
 }
 
-/// What `status` says of the server while its URL must stay handed out:
-/// the URL itself, `up` or `reconnecting`. Returns the state.
-fn assert_url_kept(env: &DropEnv, url: &str, since: Instant) -> String {
-    let server = server_status(env);
-    let tunnel = &server["tunnel"];
-    let state = tunnel["state"].as_str().unwrap_or_default().to_owned();
-    let at = since.elapsed().as_secs_f64();
-    assert!(
-        server["url"] == url && tunnel["url"] == url && ["up", "reconnecting"].contains(&&*state),
-        "{at:.1} s into the outage, the URL {url} is withdrawn: status says {server}"
-    );
-    state
+/// What `status` showed, look after look, of a URL that must stay handed
+/// out: the states, and the first look that showed it withdrawn.
+struct UrlWatch {
+    url: String,
+    since: Instant,
+    states: Vec<String>,
+    withdrawn: Option<String>,
+}
+
+impl UrlWatch {
+    fn new(url: &str) -> Self {
+        UrlWatch {
+            url: url.to_owned(),
+            since: Instant::now(),
+            states: Vec::new(),
+            withdrawn: None,
+        }
+    }
+
+    /// Looks at `status` once: the tunnel's state. The URL is kept when
+    /// `status` shows it, `up` or `reconnecting`.
+    fn look(&mut self, env: &DropEnv) -> String {
+        let server = server_status(env);
+        let tunnel = &server["tunnel"];
+        let state = tunnel["state"].as_str().unwrap_or_default().to_owned();
+        let kept = server["url"] == self.url.as_str()
+            && tunnel["url"] == self.url.as_str()
+            && ["up", "reconnecting"].contains(&state.as_str());
+        if !kept && self.withdrawn.is_none() {
+            let at = self.since.elapsed().as_secs_f64();
+            self.withdrawn = Some(format!("{at:.1} s after the edge went: {server}"));
+        }
+        self.states.push(state.clone());
+        state
+    }
+
+    /// Whether a look since the edge went showed `state`.
+    fn saw(&self, state: &str) -> bool {
+        self.states.iter().any(|s| s == state)
+    }
 }
 
 /// The edge gone for 15 s and back: `status` shows the same public URL all
@@ -163,37 +191,40 @@ fn an_edge_outage_keeps_the_url_and_it_works_again_after() {
     assert_eq!(rig.open(host_of(&url), &path).status, 200);
 
     rig.edge_stop();
-    let outage = Instant::now();
-    let mut states = vec![];
-    while outage.elapsed() < OUTAGE {
-        states.push(assert_url_kept(&env, &url, outage));
+    let mut watch = UrlWatch::new(&url);
+    while watch.since.elapsed() < OUTAGE {
+        watch.look(&env);
         std::thread::sleep(Duration::from_millis(200));
     }
     rig.edge_start();
     let back = Instant::now();
-    let mut opened = None;
-    loop {
-        let state = assert_url_kept(&env, &url, outage);
-        let works = opened.is_some() || rig.open(host_of(&url), &path).status == 200;
-        if works && opened.is_none() {
+    let (mut opened, mut up) = (None, None);
+    while opened.is_none() || up.is_none() {
+        let state = watch.look(&env);
+        let noticed = watch.states.iter().any(|s| s != "up");
+        if up.is_none() && noticed && state == "up" {
+            up = Some(back.elapsed());
+        }
+        if opened.is_none() && rig.open(host_of(&url), &path).status == 200 {
             opened = Some(back.elapsed());
         }
-        if works && state == "up" && states.contains(&"reconnecting".to_owned()) {
-            break;
-        }
-        states.push(state);
         assert!(
             back.elapsed() < START_LIMIT,
-            "the tunnel did not come back: {states:?}"
+            "the tunnel did not come back: {:?}",
+            watch.states
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let seconds = |d: Option<Duration>| d.unwrap_or_default().as_secs_f64();
     eprintln!(
-        "figure: after a {} s edge outage, the page opened again {:.1} s after the edge was back, and status said up {:.1} s after; the URL was never withdrawn",
+        "figure: after a {} s edge outage, the page opened again {:.1} s after the edge was back, and status said up {:.1} s after; withdrawn meanwhile: {}",
         OUTAGE.as_secs(),
-        opened.unwrap_or_default().as_secs_f64(),
-        back.elapsed().as_secs_f64()
+        seconds(opened),
+        seconds(up),
+        watch.withdrawn.as_deref().unwrap_or("never")
     );
+    assert_eq!(watch.withdrawn, None, "the URL was withdrawn");
+    assert!(watch.saw("reconnecting"), "{:?}", watch.states);
 }
 
 /// The edge's SRV lookup failing (cloudflared prints the URL, then exits
@@ -363,6 +394,8 @@ fn a_killed_daemons_cloudflared_is_ended_by_the_next_start_or_stop() {
     start_verified(&env);
     let first = rig.cloudflared_pids();
     kill_daemon(&env);
+    let left = first.iter().any(|&pid| drop_tests::alive(pid));
+    eprintln!("note: the killed daemon's cloudflared was left running: {left}");
     start_verified(&env);
     let second = rig.cloudflared_pids();
     assert_eq!(
