@@ -3,14 +3,16 @@
 //! exactly as written, with [`login`] on top; the page server run
 //! in-process ([`engine`]); plus what the tunnel tests need around the fake
 //! `cloudflared` this package builds, with stand-ins for public DNS and
-//! Cloudflare's edge ([`dns`]); and the Python drop 0.2 installed in a venv
-//! for upgrade tests ([`python_drop`]).
+//! Cloudflare's edge ([`dns`]); the real cloudflared run offline in a
+//! network namespace of its own ([`rig`]); and the Python drop 0.2
+//! installed in a venv for upgrade tests ([`python_drop`]).
 
 pub mod dns;
 pub mod engine;
 pub mod http;
 pub mod login;
 pub mod python_drop;
+pub mod rig;
 pub mod tunnel;
 
 pub use drop_core::supervise::process::{ProcessId, Signal, group_members};
@@ -42,6 +44,8 @@ pub struct DropEnv {
     pub home: TempDir,
     pub work: TempDir,
     envs: Vec<(String, String)>,
+    /// The command every `drop` runs under (e.g. `ip netns exec NAME`).
+    launcher: Vec<String>,
 }
 
 impl Default for DropEnv {
@@ -56,6 +60,7 @@ impl DropEnv {
             home: tempfile::tempdir().expect("temp home"),
             work: tempfile::tempdir().expect("temp work dir"),
             envs: Vec::new(),
+            launcher: Vec::new(),
         }
     }
 
@@ -65,9 +70,23 @@ impl DropEnv {
         self
     }
 
+    /// Runs every command from now on under `launcher`, which runs the
+    /// command line that follows it (`ip netns exec NAME`).
+    pub fn within(mut self, launcher: &[&str]) -> Self {
+        self.launcher = launcher.iter().map(|&word| word.to_owned()).collect();
+        self
+    }
+
     /// A `drop` command in this home, run from the work folder.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(drop_bin());
+        let mut command = match self.launcher.split_first() {
+            None => Command::new(drop_bin()),
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(drop_bin());
+                command
+            }
+        };
         command
             .args(args)
             .current_dir(self.work.path())

@@ -165,6 +165,34 @@ fn finds_the_tunnel_down_and_rate_limited() {
     );
 }
 
+/// The edge's SRV lookup failing after the URL (cloudflared then exits by
+/// itself) is the network problem it is: `doctor` and `status` say the
+/// edge cannot be reached through DNS, not that cloudflared exited early.
+#[test]
+fn finds_the_edge_unreachable_through_dns() {
+    let p = Phase3::new(NAT_ADDRESS, true, &[("FAKE_CLOUDFLARED_MODE", "no-srv")]);
+    p.start(&["--host", "127.0.0.1"]);
+    let (report, out) = doctor(&p.env, &[]);
+    broken_at(&report, &out, "tunnel", "");
+    let status = p.env.json(&["status", "--json"]);
+    let said = [
+        check(&report, "tunnel")["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        status["server"]["tunnel"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ];
+    for text in said {
+        assert!(
+            !text.contains("exited early") && text.to_lowercase().contains("dns"),
+            "the edge unreachable through DNS: {text}"
+        );
+    }
+}
+
 /// A tunnel whose hostname public DNS does not know yet: the edge reaches
 /// drop, DNS does not; once DNS publishes it, the link works.
 #[test]

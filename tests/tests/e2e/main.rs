@@ -26,6 +26,7 @@ mod passwords;
 mod phase3;
 mod protected_pages;
 mod publish;
+mod real_cloudflared;
 mod receipts;
 mod rough_edges;
 mod scripting;

@@ -587,6 +587,83 @@ fn a_url_that_never_resolves_is_printed_with_a_note_and_checked_on() {
     });
 }
 
+/// A tunnel that loses the edge for longer than a health check and gets it
+/// back with the same URL keeps that URL handed out all along: `status`
+/// says `reconnecting` while the edge is away, then `up`, never the local
+/// URL in its place.
+#[test]
+fn a_reconnect_with_the_same_url_keeps_it_handed_out() {
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[
+            ("FAKE_CLOUDFLARED_DROP_AFTER_MS", "5000"),
+            ("FAKE_CLOUDFLARED_RECONNECT_MS", "12000"),
+            // Long enough to be seen if the URL were checked anew.
+            ("DROP_TUNNEL_DNS_SETTLE_MS", "2000"),
+        ],
+    );
+    let out = p.start(&[]);
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Server started: "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    let since = Instant::now();
+    let mut states: Vec<String> = Vec::new();
+    loop {
+        let server = p.env.json(&["status", "--json"])["server"].clone();
+        let state = server["tunnel"]["state"].as_str().unwrap_or_default();
+        assert!(
+            server["url"] == url.as_str()
+                && server["tunnel"]["url"] == url.as_str()
+                && ["up", "reconnecting"].contains(&state),
+            "{:.1} s after start, {url} is withdrawn: {server}",
+            since.elapsed().as_secs_f64()
+        );
+        if state == "up" && states.iter().any(|s| s == "reconnecting") {
+            break;
+        }
+        states.push(state.to_owned());
+        assert!(since.elapsed() < Duration::from_secs(40), "{states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// With QUIC blocked and cloudflared's real timings (QUIC is found blocked
+/// only seconds in), one bound covers the whole start, the fallback to
+/// HTTP/2 included: a URL that cannot be confirmed is printed when
+/// `DROP_TUNNEL_VERIFY_TIMEOUT_MS` has passed since the start, not that
+/// long again after the fallback.
+#[test]
+fn one_bound_covers_the_whole_start_fallback_to_http2_included() {
+    let bound = Duration::from_secs(8);
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[
+            ("FAKE_CLOUDFLARED_UDP", "blocked"),
+            ("FAKE_CLOUDFLARED_TIMING", "real"),
+            ("FAKE_CLOUDFLARED_PRECHECKS_MS", "6000"),
+            ("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "8000"),
+        ],
+    );
+    p.dns.set_delay(None);
+    let started = Instant::now();
+    let out = p.start(&["--host", "127.0.0.1"]);
+    let took = started.elapsed();
+    let args = p.started_args();
+    assert!(
+        args.last()
+            .is_some_and(|a| a.ends_with(&["--protocol".into(), "http2".into()])),
+        "it fell back: {args:?}"
+    );
+    assert!(
+        took < bound + Duration::from_secs(3),
+        "start took {took:?} with a bound of {bound:?}: {out}"
+    );
+}
+
 /// An edge that answers 530 (no tunnel connected there) keeps the phase at
 /// `verifying`, the URL withheld and `start` waiting; once the edge reaches
 /// the daemon, `start` prints the URL.

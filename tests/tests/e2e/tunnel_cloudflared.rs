@@ -263,6 +263,64 @@ async fn a_request_that_times_out_is_no_network() {
     assert!(started.elapsed() < FAST);
 }
 
+/// "No network" as the real cloudflared also words it: no route off the
+/// machine (`connect: network is unreachable`, at once) and a resolver
+/// that never answers (`i/o timeout`, after its 10 s, shortened here).
+#[tokio::test]
+async fn an_unreachable_network_and_a_silent_resolver_are_no_network() {
+    let endings = [
+        ("unreachable", "connect: network is unreachable"),
+        ("dns-timeout", "i/o timeout"),
+    ];
+    for (mode, ending) in endings {
+        let fake = FakeCloudflared::new()
+            .env("FAKE_CLOUDFLARED_MODE", mode)
+            .env("FAKE_CLOUDFLARED_DNS_TIMEOUT_MS", "300");
+        let started = Instant::now();
+        let err = fake.provider().open(local()).await.unwrap_err();
+        let TunnelError::NoNetwork { detail } = &err else {
+            panic!("{mode}: no network, got {err:?}");
+        };
+        assert!(detail.ends_with(ending), "{mode}: {detail}");
+        assert!(started.elapsed() < FAST, "{mode}: {:?}", started.elapsed());
+    }
+}
+
+/// The edge's SRV lookup failing after the URL box (cloudflared then exits
+/// 1 by itself) is a network problem, the edge unreachable through DNS,
+/// not an unexplained early exit.
+#[tokio::test]
+async fn a_failed_edge_srv_lookup_is_a_network_problem_not_an_early_exit() {
+    let fake = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "no-srv");
+    let err = fake.provider().open(local()).await.unwrap_err();
+    assert!(
+        !matches!(err, TunnelError::ExitedEarly { .. }),
+        "the edge unreachable through DNS, got {err:?}"
+    );
+    assert!(err.to_string().to_lowercase().contains("dns"), "{err}");
+    assert!(!err.is_permanent(), "the network may come back: {err:?}");
+    fake.assert_no_process_left();
+}
+
+/// With cloudflared's real timings (a QUIC dial fails after 5 s, the
+/// pre-checks come at +10 s), blocked UDP is still found and the tunnel
+/// comes up over HTTP/2.
+#[tokio::test]
+async fn with_real_timings_blocked_udp_still_falls_back_to_http2() {
+    let fake = FakeCloudflared::new()
+        .env("FAKE_CLOUDFLARED_UDP", "blocked")
+        .env("FAKE_CLOUDFLARED_TIMING", "real");
+    let mut config = fake.config();
+    config.start_timeout = Duration::from_secs(30);
+    let mut tunnel = Cloudflared::new(config)
+        .open(local())
+        .await
+        .expect("tunnel up over HTTP/2");
+    assert_eq!(tunnel.protocol(), Some(Protocol::Http2));
+    assert!(fake.log().contains("protocol=http2"));
+    tunnel.close().await;
+}
+
 /// A URL whose process reaches the edge by no protocol is not up: a
 /// distinct error that names the URL.
 #[tokio::test]

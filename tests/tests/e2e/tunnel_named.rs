@@ -184,6 +184,39 @@ async fn a_certificate_cloudflared_cannot_use_is_rejected() {
     );
 }
 
+/// Offline, each command that asks Cloudflare's API fails the way the real
+/// cloudflared words it then (`REST request failed: …`, the prefix doubled
+/// for `list`): the API unreachable, with the network's own reason, and
+/// worth trying again later.
+#[tokio::test]
+async fn offline_every_command_that_asks_the_api_finds_it_unreachable() {
+    let fake = FakeCloudflared::logged_in(ZONE);
+    let (_, tunnel) = created(&fake).await;
+    let fake = fake.env("FAKE_CLOUDFLARED_API", "offline");
+    let tunnels = fake.named_tunnels();
+    let failures = [
+        ("list", tunnels.list().await.map(|_| ())),
+        ("create", tunnels.create("other").await.map(|_| ())),
+        (
+            "route dns",
+            tunnels.route_dns(&tunnel, HOSTNAME).await.map(|_| ()),
+        ),
+        ("delete", tunnels.delete(&tunnel).await),
+    ];
+    for (command, outcome) in failures {
+        let err = outcome.expect_err(command);
+        let TunnelError::ApiUnreachable { detail } = &err else {
+            panic!("{command}: the API unreachable, got {err:?}");
+        };
+        assert_eq!(
+            detail, "dial tcp: lookup api.cloudflare.com on 127.0.0.53:53: no such host",
+            "{command}"
+        );
+        assert!(!err.is_permanent(), "{command}");
+    }
+    assert!(tunnel.has_credentials(), "nothing deleted");
+}
+
 /// A hostname is routed with a CNAME to the tunnel; routing it again says
 /// so and changes nothing.
 #[tokio::test]

@@ -18,6 +18,10 @@
 //! "content"}]}`. A certificate whose account id or API token differ from
 //! the account's gets the API's `code: 10000, reason: Authentication
 //! error`.
+//!
+//! With `FAKE_CLOUDFLARED_API=offline` the API cannot be reached: each
+//! request fails as cloudflared's REST client fails on a machine whose
+//! resolver knows no `api.cloudflare.com` ([`unreachable`]).
 
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -182,6 +186,17 @@ fn account_dir() -> PathBuf {
     knob("FAKE_CLOUDFLARED_ACCOUNT")
         .map(PathBuf::from)
         .unwrap_or_else(|| expand("~/.fake-cloudflare-account"))
+}
+
+/// The error of a `method` request to the API's `path` (after
+/// `/client/v4/`) when `FAKE_CLOUDFLARED_API=offline`, as cloudflared's
+/// REST client words it; `None` when the API answers.
+pub(super) fn unreachable(method: &str, path: &str) -> Option<String> {
+    (knob("FAKE_CLOUDFLARED_API").as_deref() == Some("offline")).then(|| {
+        format!(
+            "REST request failed: {method} \"https://api.cloudflare.com/client/v4/{path}\": dial tcp: lookup api.cloudflare.com on 127.0.0.53:53: no such host"
+        )
+    })
 }
 
 /// Reads the account, lets `change` see and change it, and writes it

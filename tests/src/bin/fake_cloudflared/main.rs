@@ -34,22 +34,39 @@
 //! Knobs, all environment variables:
 //! - `FAKE_CLOUDFLARED_MODE`: `ok` (default); `rate-limit` (the 429
 //!   unmarshal lines, exit 1); `no-network` (`failed to request quick
-//!   Tunnel … no such host`, exit 1); `uuid` (`invalid UUID length: 0`,
-//!   exit 1); `hang` (the quick-tunnel request never answers: it gives up
-//!   after 15 s, or `FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS`); `no-edge`
-//!   (prints a URL, reaches the edge by no protocol, retries forever).
+//!   Tunnel … no such host`, exit 1); `unreachable` (the same ending in
+//!   `connect: network is unreachable`, where no route leaves the machine);
+//!   `dns-timeout` (the same ending in `i/o timeout`, after the resolver's
+//!   10 s, or `FAKE_CLOUDFLARED_DNS_TIMEOUT_MS`); `uuid` (`invalid UUID
+//!   length: 0`, exit 1); `hang` (the quick-tunnel request never answers:
+//!   it gives up after 15 s, or `FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS`);
+//!   `no-edge` (prints a URL, reaches the edge by no protocol, retries
+//!   forever); `no-srv` (prints a URL, then the edge's SRV lookup fails:
+//!   `Could not lookup srv records on _v2-origintunneld._tcp.argotunnel.com`,
+//!   exit 1, a second after the box or `FAKE_CLOUDFLARED_SRV_EXIT_MS`).
+//! - `FAKE_CLOUDFLARED_API=offline`: the commands that manage named
+//!   tunnels cannot reach Cloudflare's API: `REST request failed: …`,
+//!   worded per command as the real one words it offline (`tunnel list`
+//!   doubles the prefix), exit 1.
+//! - `FAKE_CLOUDFLARED_TIMING=real`: the real timings instead of compressed
+//!   ones (`timing.rs`): a QUIC dial fails after 5 s
+//!   (`FAKE_CLOUDFLARED_QUIC_TIMEOUT_MS`, default 0), retries wait the
+//!   whole ceiling they announce (else 500 ms), the pre-checks come at
+//!   +10 s, registration ~1 s after the box, and a lost edge connection is
+//!   retried after 1 s, 2 s, 4 s … 32 s until the edge is back.
 //! - `FAKE_CLOUDFLARED_UDP=blocked`: QUIC cannot reach the edge; HTTP/2 can.
 //! - `FAKE_CLOUDFLARED_REQUEST_MS`: how long the quick-tunnel request takes
 //!   (default 100).
 //! - `FAKE_CLOUDFLARED_REGISTER_DELAY_MS`: from the URL box to
 //!   `Registered tunnel connection` (default 300; the real one takes ~1 s).
 //! - `FAKE_CLOUDFLARED_PRECHECKS_MS`: when the pre-checks table comes, after
-//!   start-up (default 500; the real one ~6 s).
+//!   start-up (default 500; the real one 10 s).
 //! - `FAKE_CLOUDFLARED_EXIT_AFTER_SECS`: exit this long after starting
 //!   (fractions allowed), with `FAKE_CLOUDFLARED_EXIT_CODE` (default 1).
 //! - `FAKE_CLOUDFLARED_DROP_AFTER_MS`: this long after registering, the edge
-//!   connection drops; it is back after `FAKE_CLOUDFLARED_RECONNECT_MS`
-//!   (default 1000), same hostname, new connection id.
+//!   connection drops; the edge is back after `FAKE_CLOUDFLARED_RECONNECT_MS`
+//!   (default 1000), and the connection with it (with real timings, at the
+//!   next retry), same hostname, new connection id.
 //! - `FAKE_CLOUDFLARED_UNREADY_AFTER_MS`: this long after registering, lose
 //!   the edge connection for good: `/ready` answers 503, the process lives.
 //! - `FAKE_CLOUDFLARED_NO_METRICS=1`: no metrics server (the URL is then
@@ -77,6 +94,7 @@
 mod account;
 mod manage;
 mod named_run;
+mod timing;
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -564,6 +582,7 @@ async fn run(flags: Flags) -> u8 {
     let mode = knob("FAKE_CLOUDFLARED_MODE").unwrap_or_else(|| "ok".into());
     let request = Duration::from_millis(match mode.as_str() {
         "hang" => u64::MAX / 4,
+        "dns-timeout" => knob_ms("FAKE_CLOUDFLARED_DNS_TIMEOUT_MS", 10_000),
         _ => knob_ms("FAKE_CLOUDFLARED_REQUEST_MS", 100),
     });
     let timeout = Duration::from_millis(knob_ms("FAKE_CLOUDFLARED_REQUEST_TIMEOUT_MS", 15_000));
@@ -584,12 +603,26 @@ async fn run(flags: Flags) -> u8 {
                 "failed to unmarshal quick Tunnel: invalid character 'e' looking for beginning of value",
             )
         }
-        "no-network" => bare(
-            "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com on 127.0.0.53:53: no such host",
+        "no-network" => no_network("on 127.0.0.53:53: no such host"),
+        "unreachable" => no_network(
+            "on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable",
         ),
+        "dns-timeout" => {
+            no_network("on 127.0.0.1:53: read udp 127.0.0.1:41930->127.0.0.1:53: i/o timeout")
+        }
         "uuid" => bare("failed to parse quick Tunnel ID: invalid UUID length: 0"),
-        _ => tunnel(&flags, &origin, config_loaded, mode == "no-edge").await,
+        "no-edge" => tunnel(&flags, &origin, config_loaded, Edge::Unreachable).await,
+        "no-srv" => tunnel(&flags, &origin, config_loaded, Edge::NoSrv).await,
+        _ => tunnel(&flags, &origin, config_loaded, Edge::Reachable).await,
     }
+}
+
+/// The quick-tunnel request failing to look up the API's name; `how` is
+/// the end of Go's resolver error.
+fn no_network(how: &str) -> u8 {
+    bare(&format!(
+        "failed to request quick Tunnel: Post \"https://api.trycloudflare.com/tunnel\": dial tcp: lookup api.trycloudflare.com {how}"
+    ))
 }
 
 /// Reads `--config`: `Ok(true)` when a non-empty file was loaded. A missing
@@ -648,9 +681,20 @@ impl Transport {
     }
 }
 
+/// How the edge can be reached, after the URL box.
+#[derive(Clone, Copy, PartialEq)]
+enum Edge {
+    /// By the protocols the network lets through.
+    Reachable,
+    /// By no protocol: every dial fails, forever.
+    Unreachable,
+    /// Not even found: its SRV lookup fails, and cloudflared exits.
+    NoSrv,
+}
+
 /// The tunnel exists: print the box, serve metrics, connect (or retry
 /// forever), run the pre-checks, and wait for a signal.
-async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool) -> u8 {
+async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, edge: Edge) -> u8 {
     let hostname = random_hostname();
     let url = format!("https://{hostname}");
     let heading = if knob("FAKE_CLOUDFLARED_OLD_BOX").is_some() {
@@ -674,6 +718,9 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
         connected: AtomicBool::new(false),
     });
     print_start_lines(flags, &state, config_loaded, transport, origin);
+    if edge == Edge::NoSrv {
+        edge_not_found();
+    }
     if knob("FAKE_CLOUDFLARED_NO_METRICS").is_none() {
         let requested = flags.get("metrics").unwrap_or("localhost:0");
         let Some(listener) = bind_metrics(requested).await else {
@@ -690,6 +737,10 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
         log("INF", &format!("Starting metrics server on {addr}/metrics"));
         tokio::spawn(serve_metrics(listener, state.clone()));
     }
+    if edge == Edge::NoSrv {
+        return shut_down_without_edge().await;
+    }
+    let no_edge = edge == Edge::Unreachable;
     let udp_blocked = knob("FAKE_CLOUDFLARED_UDP").as_deref() == Some("blocked");
     let blocked = no_edge || (udp_blocked && transport == Transport::Quic);
     if !flags.is_true("no-prechecks") {
@@ -709,6 +760,58 @@ async fn tunnel(flags: &Flags, origin: &str, config_loaded: bool, no_edge: bool)
         _ = timeline => unreachable!("the timeline never ends"),
         code = until_signalled(&state, flags) => code,
     }
+}
+
+/// The SRV name of the edge, which cloudflared looks up to find it.
+const EDGE_SRV: &str = "_v2-origintunneld._tcp.argotunnel.com";
+/// Go's resolver failing to find the SRV record, as the real one logs it
+/// with a local resolver that knows no such name.
+fn srv_lookup_error() -> String {
+    format!("lookup {EDGE_SRV} on 127.0.0.1:53: no such host")
+}
+
+/// What cloudflared logs when DNS cannot find the edge: the features
+/// lookup fails (it reads them from DNS too), then edge discovery, with
+/// its advice.
+fn edge_not_found() {
+    log(
+        "ERR",
+        "Failed to fetch features, default to disable error=\"lookup cfd-features.argotunnel.com on 127.0.0.1:53: no such host\"",
+    );
+    log("WRN", "Unable to lookup protocol percentage.");
+    let advice = [
+        "Please try the following things to diagnose this issue:",
+        "  1. ensure that argotunnel.com is returning \"origintunneld\" service records.",
+        "     Run your system's equivalent of: dig srv _origintunneld._tcp.argotunnel.com",
+        "  2. ensure that your DNS resolver is not returning compressed SRV records.",
+        "     See GitHub issue https://github.com/golang/go/issues/27546",
+        "     For example, you could use Cloudflare's 1.1.1.1 as your resolver:",
+        "     https://developers.cloudflare.com/1.1.1.1/setting-up-1.1.1.1/",
+    ];
+    log(
+        "ERR",
+        &format!(
+            "edge discovery: error looking up Cloudflare edge IPs: the DNS query failed error=\"{}\" event=0",
+            srv_lookup_error()
+        ),
+    );
+    for line in advice {
+        log("ERR", &format!("{line} event=0"));
+    }
+}
+
+/// Without an edge, cloudflared shuts down by itself, about a second after
+/// the URL box: exit 1, the reason last.
+async fn shut_down_without_edge() -> u8 {
+    sleep_ms(knob_ms("FAKE_CLOUDFLARED_SRV_EXIT_MS", 1000)).await;
+    let reason = format!(
+        "Could not lookup srv records on {EDGE_SRV}: {}",
+        srv_lookup_error()
+    );
+    log("INF", "Tunnel server stopped");
+    log("ERR", &format!("Initiating shutdown error=\"{reason}\""));
+    log("INF", "Metrics server stopped");
+    bare(&reason)
 }
 
 /// The lines between the box and the first connection, in cloudflared's order.
@@ -778,34 +881,30 @@ fn registered_line(transport: Transport) -> String {
 /// back, or one lost for good. Never ends.
 async fn connect(state: &State, transport: Transport) {
     log("INF", &curve_line());
-    sleep_ms(knob_ms("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", 300)).await;
+    tokio::time::sleep(timing::register_delay()).await;
     log("INF", &registered_line(transport));
     state.ready.store(true, Ordering::SeqCst);
     state.connected.store(true, Ordering::SeqCst);
     if let Some(ms) = knob("FAKE_CLOUDFLARED_DROP_AFTER_MS").and_then(|s| s.parse().ok()) {
         sleep_ms(ms).await;
         state.ready.store(false, Ordering::SeqCst);
-        let fields = format!("connIndex=0 event=0 ip={EDGE_IP}");
-        log(
-            "ERR",
-            &format!(
-                "failed to accept incoming stream requests error=\"failed to accept QUIC stream: timeout: no recent network activity\" {fields}"
-            ),
-        );
-        log(
-            "ERR",
-            &format!(
-                "failed to serve tunnel connection error=\"accept stream listener encountered a failure while serving\" {fields}"
-            ),
-        );
-        log(
-            "ERR",
-            &format!(
-                "Serve tunnel error error=\"accept stream listener encountered a failure while serving\" {fields}"
-            ),
-        );
-        log("INF", &format!("Retrying connection in up to 1s {fields}"));
-        sleep_ms(knob_ms("FAKE_CLOUDFLARED_RECONNECT_MS", 1000)).await;
+        lose_connection(transport);
+        let outage = Duration::from_millis(knob_ms("FAKE_CLOUDFLARED_RECONNECT_MS", 1000));
+        let tries = timing::reconnect_tries(outage);
+        for (at, (ceiling, wait)) in tries.iter().enumerate() {
+            if at > 0 {
+                fail_to_dial(transport, "connect: connection refused");
+            }
+            log(
+                "INF",
+                &format!(
+                    "Retrying connection in up to {} {}",
+                    go_duration(*ceiling),
+                    edge_fields()
+                ),
+            );
+            tokio::time::sleep(*wait).await;
+        }
         log("INF", &curve_line());
         log("INF", &registered_line(transport));
         state.ready.store(true, Ordering::SeqCst);
@@ -818,55 +917,99 @@ async fn connect(state: &State, transport: Transport) {
     std::future::pending().await
 }
 
+/// The fields cloudflared logs with each line about the edge connection.
+fn edge_fields() -> String {
+    format!("connIndex=0 event=0 ip={EDGE_IP}")
+}
+
+/// What cloudflared logs when a registered connection is lost.
+fn lose_connection(transport: Transport) {
+    let fields = edge_fields();
+    match transport {
+        Transport::Quic => {
+            let failure = "accept stream listener encountered a failure while serving";
+            log(
+                "ERR",
+                &format!(
+                    "failed to accept incoming stream requests error=\"failed to accept QUIC stream: timeout: no recent network activity\" {fields}"
+                ),
+            );
+            log(
+                "ERR",
+                &format!("failed to serve tunnel connection error=\"{failure}\" {fields}"),
+            );
+            log(
+                "ERR",
+                &format!("Serve tunnel error error=\"{failure}\" {fields}"),
+            );
+        }
+        Transport::Http2 => {
+            log("INF", "Lost connection with the edge connIndex=0");
+            log(
+                "WRN",
+                &format!("Serve tunnel error error=\"connection with edge closed\" {fields}"),
+            );
+            log(
+                "ERR",
+                "Connection terminated error=\"connection with edge closed\" connIndex=0",
+            );
+        }
+    }
+}
+
+/// What cloudflared logs for a dial that fails; `http2_cause` is how a
+/// TCP dial fails (`i/o timeout` where it is blocked, `connect: connection
+/// refused` where nothing listens).
+fn fail_to_dial(transport: Transport, http2_cause: &str) {
+    let fields = edge_fields();
+    let line = match transport {
+        Transport::Quic => format!(
+            "Failed to dial a quic connection error=\"failed to dial to edge with quic: timeout: no recent network activity\" {fields}"
+        ),
+        Transport::Http2 => format!(
+            "Unable to establish connection with Cloudflare edge error=\"DialContext error: dial tcp {EDGE_IP}:7844: {http2_cause}\" {fields}"
+        ),
+    };
+    log("ERR", &line);
+}
+
 /// What cloudflared does when QUIC cannot reach the edge: retry, forever,
 /// with the backoff it logs (`up to 2s, 4s … 1m4s`).
 async fn retry_quic_forever() {
-    let mut ceiling = 2u64;
-    loop {
-        log(
-            "ERR",
-            &format!(
-                "Failed to dial a quic connection error=\"failed to dial to edge with quic: timeout: no recent network activity\" connIndex=0 event=0 ip={EDGE_IP}"
-            ),
-        );
-        log(
-            "INF",
-            &format!(
-                "Retrying connection in up to {} connIndex=0 event=0 ip={EDGE_IP}",
-                go_duration(Duration::from_secs(ceiling))
-            ),
-        );
-        sleep_ms(500).await;
-        ceiling = (ceiling * 2).min(64);
-    }
+    retry_forever(Transport::Quic).await
 }
 
 /// The same over HTTP/2, where TCP 7844 is blocked too.
 async fn retry_http2_forever() {
-    let mut ceiling = 2u64;
+    retry_forever(Transport::Http2).await
+}
+
+/// Dials that fail (a QUIC one after its timeout), each followed by a
+/// retry after a growing pause, forever.
+async fn retry_forever(transport: Transport) {
+    let mut ceiling = Duration::from_secs(2);
     loop {
-        log(
-            "ERR",
-            &format!(
-                "Unable to establish connection with Cloudflare edge error=\"DialContext error: dial tcp {EDGE_IP}:7844: i/o timeout\" connIndex=0 event=0 ip={EDGE_IP}"
-            ),
-        );
+        if transport == Transport::Quic {
+            tokio::time::sleep(timing::quic_dial_timeout()).await;
+        }
+        fail_to_dial(transport, "i/o timeout");
         log(
             "INF",
             &format!(
-                "Retrying connection in up to {} connIndex=0 event=0 ip={EDGE_IP}",
-                go_duration(Duration::from_secs(ceiling))
+                "Retrying connection in up to {} {}",
+                go_duration(ceiling),
+                edge_fields()
             ),
         );
-        sleep_ms(500).await;
-        ceiling = (ceiling * 2).min(64);
+        tokio::time::sleep(timing::retry_pause(ceiling)).await;
+        ceiling = (ceiling * 2).min(Duration::from_secs(64));
     }
 }
 
 /// The connectivity pre-checks table, when its probes are done. `fails`:
 /// (UDP fails, TCP fails).
 async fn prechecks(fails: (bool, bool), transport: Transport) {
-    sleep_ms(knob_ms("FAKE_CLOUDFLARED_PRECHECKS_MS", 500)).await;
+    tokio::time::sleep(timing::prechecks_after()).await;
     let (udp_fails, tcp_fails) = fails;
     let mut rows: Vec<[String; 4]> = Vec::new();
     for region in REGIONS {

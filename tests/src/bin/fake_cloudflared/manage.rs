@@ -183,6 +183,10 @@ fn create(flags: &Flags, sub: &Subcommand) -> u8 {
             }
         }
     };
+    let path = format!("accounts/{}/cfd_tunnel", certificate.account_id);
+    if let Some(e) = account::unreachable("Post", &path) {
+        return failed(format!("Create Tunnel API call failed: {e}"));
+    }
     let created = account::with_account(|account| create_in(account, &certificate, name, secret));
     let tunnel = match created {
         Ok(tunnel) => tunnel,
@@ -260,6 +264,9 @@ fn list(flags: &Flags, sub: &Subcommand) -> u8 {
         Ok(certificate) => certificate,
         Err(e) => return bare(&e),
     };
+    if let Some(e) = account::unreachable("Get", &list_path(&certificate, sub.flags.get("name"))) {
+        return bare(&format!("Error Parsing page 1: REST request failed: {e}"));
+    }
     let listed = account::with_account(|account| {
         account::authenticate(&certificate, account).map_err(|e| {
             format!("Error Parsing page 1: REST request failed: Failed to list tunnels: {e}")
@@ -304,6 +311,15 @@ fn list(flags: &Flags, sub: &Subcommand) -> u8 {
     0
 }
 
+/// The API's path for listing tunnels (`name`: of that name only).
+fn list_path(certificate: &Certificate, name: Option<&str>) -> String {
+    let name = name.map(|n| format!("&name={n}")).unwrap_or_default();
+    format!(
+        "accounts/{}/cfd_tunnel?is_deleted=false{name}&page=1",
+        certificate.account_id
+    )
+}
+
 /// `tunnel route dns TUNNEL HOSTNAME`: a CNAME to `<id>.cfargotunnel.com`
 /// in the certificate's zone. A hostname outside the zone gets the zone
 /// appended, as the API does; a name with another A, AAAA or CNAME record
@@ -327,6 +343,10 @@ fn route_dns(flags: &Flags, sub: &Subcommand) -> u8 {
         Ok(certificate) => certificate,
         Err(e) => return bare(&e),
     };
+    let path = format!("zones/{}/tunnels/{id}/routes", certificate.zone_id);
+    if let Some(e) = account::unreachable("Put", &path) {
+        return bare(&e);
+    }
     let overwrite = sub.flags.is_true("overwrite-dns");
     let routed =
         account::with_account(|account| add_route(account, &certificate, &id, hostname, overwrite));
@@ -414,6 +434,12 @@ fn delete(flags: &Flags, sub: &Subcommand) -> u8 {
         }
     }
     for id in ids {
+        let path = format!("accounts/{}/cfd_tunnel/{id}", certificate.account_id);
+        if let Some(e) = account::unreachable("Get", &path) {
+            return bare(&format!(
+                "Can't get tunnel information. Please check tunnel id: {id}: {e}"
+            ));
+        }
         let deleted = account::with_account(|account| {
             account::authenticate(&certificate, account).map_err(|e| {
                 format!("Can't get tunnel information. Please check tunnel id: {id}: Failed to get tunnel: {e}")
@@ -459,21 +485,17 @@ fn token(flags: &Flags, sub: &Subcommand) -> u8 {
         Ok(certificate) => certificate,
         Err(e) => return bare(&e),
     };
-    let found = account::with_account(|account| {
-        account::authenticate(&certificate, account)
-            .map_err(|e| format!("Failed to get tunnel token: {e}"))?;
-        let tunnel = account::tunnels(account)
-            .iter()
-            .find(|t| t["id"] == id.as_str() && !account::is_deleted(t))
-            .cloned();
-        tunnel.ok_or_else(|| "not found".to_owned())
-    });
+    let path = format!("accounts/{}/cfd_tunnel/{id}/token", certificate.account_id);
+    let found = match account::unreachable("Get", &path) {
+        Some(e) => Err(e),
+        None => fetch_tunnel(&certificate, &id),
+    };
     let tunnel = match found {
         Ok(tunnel) => tunnel,
         Err(e) => {
             log(
                 "ERR",
-                &format!("Could not get the Token for the given Tunnel {id} error=\"{e}\""),
+                &format!("Could not get the Token for the given Tunnel {id} error={e:?}"),
             );
             return bare(&e);
         }
@@ -497,6 +519,19 @@ fn token(flags: &Flags, sub: &Subcommand) -> u8 {
     }
 }
 
+/// The live tunnel `id` of the certificate's account.
+fn fetch_tunnel(certificate: &Certificate, id: &str) -> Result<Value, String> {
+    account::with_account(|account| {
+        account::authenticate(certificate, account)
+            .map_err(|e| format!("Failed to get tunnel token: {e}"))?;
+        let tunnel = account::tunnels(account)
+            .iter()
+            .find(|t| t["id"] == id && !account::is_deleted(t))
+            .cloned();
+        tunnel.ok_or_else(|| "not found".to_owned())
+    })
+}
+
 /// `sc.findID`: a UUID as it is, else the id in `--credentials-file`,
 /// else the live tunnel of that name.
 pub(super) fn find_id(flags: &Flags, sub: &Subcommand, reference: &str) -> Result<String, String> {
@@ -518,6 +553,9 @@ pub(super) fn find_id(flags: &Flags, sub: &Subcommand, reference: &str) -> Resul
 fn id_by_name_or_uuid(certificate: &Certificate, reference: &str) -> Result<String, String> {
     if is_uuid(reference) {
         return Ok(reference.to_ascii_lowercase());
+    }
+    if let Some(e) = account::unreachable("Get", &list_path(certificate, Some(reference))) {
+        return Err(format!("Error Parsing page 1: REST request failed: {e}"));
     }
     account::with_account(|account| {
         account::authenticate(certificate, account).map_err(|e| {

@@ -496,7 +496,7 @@ async fn connect(state: &State, credentials: &Value, protocol: &str, udp_blocked
         );
         transport = Transport::Http2;
     }
-    sleep_ms(knob_ms("FAKE_CLOUDFLARED_REGISTER_DELAY_MS", 300)).await;
+    tokio::time::sleep(super::timing::register_delay()).await;
     for (index, location) in LOCATIONS.iter().enumerate() {
         log(
             "INF",
