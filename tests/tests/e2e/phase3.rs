@@ -660,7 +660,8 @@ fn one_bound_covers_the_whole_start_fallback_to_http2_included() {
     );
     assert!(
         took < bound + Duration::from_secs(3),
-        "start took {took:?} with a bound of {bound:?}: {out}"
+        "start took {took:?} with a bound of {bound:?}: {out}\n{}",
+        p.env.server_log()
     );
 }
 

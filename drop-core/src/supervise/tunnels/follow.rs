@@ -181,6 +181,11 @@ pub(super) struct Follower {
     pub(super) app: Option<(String, SocketAddr)>,
     /// Whoever waits for the first outcome.
     pub(super) first: Option<oneshot::Sender<TunnelOutcome>>,
+    /// When the tunnel was asked for: its first URL's bound counts from
+    /// then, so one bound covers the whole start, however long opening
+    /// took (a fallback to HTTP/2 included). Later URLs count from their
+    /// own coming up.
+    pub(super) asked_at: Option<Instant>,
 }
 
 /// One check of a URL from outside, waiting for its time.
@@ -239,7 +244,7 @@ impl Follower {
     /// What `heard` changes, and the outcome it tells (a failure); starts,
     /// pauses, resumes or ends the checks of its URL.
     fn hear(
-        &self,
+        &mut self,
         heard: TunnelNews,
         confirmation: &mut Option<Confirmation>,
         check: &mut Option<Check>,
@@ -257,9 +262,10 @@ impl Follower {
                         confirmed,
                     },
                     None => {
-                        let dns_from = Instant::now() + self.links.dns_settle;
-                        *confirmation =
-                            Some(Confirmation::new(url.clone(), Instant::now(), dns_from));
+                        let now = Instant::now();
+                        let since = self.asked_at.take().unwrap_or(now);
+                        let dns_from = now + self.links.dns_settle;
+                        *confirmation = Some(Confirmation::new(url.clone(), since, dns_from));
                         Change::Set(TunnelState {
                             url,
                             pid,
@@ -311,6 +317,7 @@ impl Follower {
         let (checker, probes) = (self.links.checker.clone(), self.links.probes.clone());
         let url = confirmation.url().to_owned();
         let (due, dns_from) = (confirmation.next_check(), confirmation.dns_from());
+        let answer_by = confirmation.answer_by(self.links.bound);
         let local = self.app.as_ref().map(|(_, local)| *local);
         Box::pin(async move {
             tokio::time::sleep_until(due).await;
@@ -319,7 +326,7 @@ impl Follower {
                 None => Origin::Daemon { nonce },
                 Some(local) => Origin::App { nonce, local },
             };
-            verify::check(checker.as_ref(), &url, &origin, dns_from).await
+            verify::check(checker.as_ref(), &url, &origin, dns_from, answer_by).await
         })
     }
 

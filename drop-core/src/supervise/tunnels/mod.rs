@@ -371,6 +371,7 @@ impl TunnelKeeper {
             links: self.links.clone(),
             app,
             first,
+            asked_at: Some(Instant::now()),
         }
     }
 

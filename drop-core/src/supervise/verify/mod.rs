@@ -94,6 +94,14 @@ pub enum Origin {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
+    /// The edge reaches the origin, and public DNS is not asked yet: the
+    /// name is too new (asking now could make resolvers remember "no such
+    /// name").
+    #[error("the edge reaches it, and public DNS is not asked about {host} yet: the name is new")]
+    DnsNotAskedYet {
+        /// The hostname.
+        host: String,
+    },
     /// Public DNS does not know the hostname yet (NXDOMAIN, or no address).
     #[error("{host} does not resolve at public DNS yet")]
     NotPublished {
@@ -183,14 +191,23 @@ pub trait LinkChecker: Send + Sync {
 }
 
 /// Checks a URL end to end: the edge first; then, not before `dns_from`,
-/// public DNS (see the module docs for why in this order).
+/// public DNS (see the module docs for why in this order). When an answer
+/// is due by `answer_by`, before DNS may be asked, the check ends then,
+/// with [`LinkError::DnsNotAskedYet`].
 pub async fn check(
     checker: &dyn LinkChecker,
     url: &str,
     origin: &Origin,
     dns_from: tokio::time::Instant,
+    answer_by: Option<tokio::time::Instant>,
 ) -> Result<(), LinkError> {
     checker.reach(url, origin).await?;
+    if let Some(due) = answer_by.filter(|due| *due < dns_from) {
+        tokio::time::sleep_until(due).await;
+        return Err(LinkError::DnsNotAskedYet {
+            host: host_of(url).to_owned(),
+        });
+    }
     tokio::time::sleep_until(dns_from).await;
     checker.resolve(host_of(url)).await.map(drop)
 }
@@ -370,17 +387,18 @@ pub(crate) enum Verdict {
 }
 
 impl Confirmation {
-    /// Checks of a new `url`, the first one now; public DNS is asked about
-    /// its host from `dns_from` on (it takes a moment to publish it).
+    /// Checks of a new `url`, the first one now, its bound counted from
+    /// `since`; public DNS is asked about its host from `dns_from` on (it
+    /// takes a moment to publish it).
     pub(crate) fn new(
         url: String,
-        now: tokio::time::Instant,
+        since: tokio::time::Instant,
         dns_from: tokio::time::Instant,
     ) -> Self {
         Confirmation {
             url,
-            since: now,
-            next: now,
+            since,
+            next: since,
             dns_from,
             stage: Stage::Pending,
         }
@@ -409,6 +427,11 @@ impl Confirmation {
             Stage::Unconfirmed => Some(false),
             Stage::Confirmed => Some(true),
         }
+    }
+
+    /// When the bound passes, while the URL is not handed out yet.
+    pub(crate) fn answer_by(&self, bound: Duration) -> Option<tokio::time::Instant> {
+        (self.stage == Stage::Pending).then_some(self.since + bound)
     }
 
     /// Brings the next check forward to `now`.
