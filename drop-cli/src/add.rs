@@ -143,7 +143,12 @@ pub fn add_app(
     app: AppCommand,
 ) -> Result<(), CliError> {
     let home = &ctx.home;
-    let AppCommand { run, port, restart } = app;
+    let AppCommand {
+        run,
+        port,
+        restart,
+        keep_host,
+    } = app;
     if details.password.is_some() || details.no_password {
         return Err(CliError::PasswordOnApp);
     }
@@ -160,10 +165,10 @@ pub fn add_app(
     let serving = Serving::load(home)?;
     let same = |r: &Record| r.is_app() && r.source == source;
     let pages = home.registry().load()?;
-    let changed_while_running = pages
-        .iter()
-        .find(|(_, r)| same(r))
-        .and_then(|(id, r)| Some((id.to_owned(), running_change(id, r, &run, port)?)));
+    let changed_while_running = pages.iter().find(|(_, r)| same(r)).and_then(|(id, r)| {
+        let change = running_change(id, r, &run, port, keep_host)?;
+        Some((id.to_owned(), change))
+    });
     let restarted = match changed_while_running {
         Some((_, change)) if !restart => return Err(change),
         Some((id, _)) => {
@@ -190,7 +195,7 @@ pub fn add_app(
             // Started by someone else since it was read above.
             match pages
                 .get(id)
-                .and_then(|r| running_change(id, r, &run, port))
+                .and_then(|r| running_change(id, r, &run, port, keep_host))
             {
                 Some(change) => Err(change),
                 None => Ok(()),
@@ -199,6 +204,9 @@ pub fn add_app(
         |record| {
             record.run_cmd = Some(run.clone());
             record.port = Some(port);
+            if let Some(keep) = keep_host {
+                record.keep_host = keep;
+            }
         },
     )?;
     let extras = ReportExtras {
@@ -248,26 +256,44 @@ pub struct AppCommand {
     pub port: u16,
     /// Apply a change to a running app by restarting it.
     pub restart: bool,
+    /// `--keep-host` (`Some(true)`) or `--no-keep-host`: which `Host` the
+    /// app is sent through its tunnel; unchanged when `None`.
+    pub keep_host: Option<bool>,
 }
 
-/// The refusal to change a running app's command or port, when `record`
-/// runs and `run`/`port` differ from what it runs with.
-fn running_change(id: &str, record: &Record, run: &str, port: u16) -> Option<CliError> {
+/// The refusal to change a running app's command, port or `Host`, when
+/// `record` runs and `run`/`port`/`keep_host` differ from what it runs with.
+fn running_change(
+    id: &str,
+    record: &Record,
+    run: &str,
+    port: u16,
+    keep_host: Option<bool>,
+) -> Option<CliError> {
     let runs = matches!(
         AppStatus::of(record),
         AppStatus::Running { .. } | AppStatus::Unverified { .. }
     );
     let (old_run, old_port) = (record.run_cmd.as_deref(), record.port);
-    let (running, asked) = match (old_port != Some(port), old_run != Some(run)) {
-        (true, _) => (
+    let host_words = |keep: bool| match keep {
+        true => "the public hostname as Host",
+        false => "Host: localhost",
+    };
+    let new_host = keep_host.filter(|keep| *keep != record.keep_host);
+    let (running, asked) = match (old_port != Some(port), old_run != Some(run), new_host) {
+        (true, _, _) => (
             format!("port {}", old_port.unwrap_or_default()),
             format!("port {port}"),
         ),
-        (false, true) => (
+        (false, true, _) => (
             format!("the command `{}`", old_run.unwrap_or_default()),
             format!("`{run}`"),
         ),
-        (false, false) => return None,
+        (false, false, Some(keep)) => (
+            host_words(record.keep_host).to_owned(),
+            host_words(keep).to_owned(),
+        ),
+        (false, false, None) => return None,
     };
     runs.then(|| CliError::RunningAppChange {
         label: crate::output::label(id, record),

@@ -32,9 +32,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use drop_core::daemon::DEFAULT_PORT;
-use drop_core::supervise::{PublicChecker, SystemRunner, TunnelSource};
+use drop_core::supervise::{PublicChecker, QuickTunnels, SystemRunner, TunnelSource};
 use drop_registry::{Home, TunnelProtocol};
-use drop_tunnel::{Cloudflared, Protocol};
+use drop_tunnel::{Cloudflared, OriginHost, Protocol};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -144,6 +144,13 @@ enum Command {
         /// start it again.
         #[arg(long, requires = "run", conflicts_with = "json")]
         restart: bool,
+        /// Send the app the public hostname as `Host` through its tunnel
+        /// (by default it gets `localhost:PORT`, which dev servers accept).
+        #[arg(long, requires = "run")]
+        keep_host: bool,
+        /// Send the app `localhost:PORT` as `Host` again.
+        #[arg(long, requires = "run", conflicts_with = "keep_host")]
+        no_keep_host: bool,
         /// Protect the page: with PASS, that password; alone, a generated one
         /// that is printed once. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
@@ -328,6 +335,8 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             run,
             port,
             restart,
+            keep_host,
+            no_keep_host,
             password,
             no_password,
             expires,
@@ -347,7 +356,17 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             };
             match (run, port) {
                 (Some(run), Some(port)) => {
-                    let app = add::AppCommand { run, port, restart };
+                    let keep_host = match (keep_host, no_keep_host) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    };
+                    let app = add::AppCommand {
+                        run,
+                        port,
+                        restart,
+                        keep_host,
+                    };
                     add::add_app(ctx, &path, details, app)
                 }
                 _ => add::add(ctx, &path, details),
@@ -411,7 +430,17 @@ fn daemon_parts(ctx: &Context) -> Result<serve::DaemonParts, CliError> {
     }
     let tunnels = match tunnel::named_tunnel_access(ctx, config.clone())? {
         Some(named) => TunnelSource::Named(named),
-        None => TunnelSource::Quick(Arc::new(Cloudflared::new(config))),
+        None => {
+            // drop's page server gets the public hostname (its login form
+            // checks it); apps get `localhost:PORT` unless added with
+            // --keep-host: dev servers refuse hosts they do not know.
+            let mut localhost = config.clone();
+            localhost.origin_host = OriginHost::Localhost;
+            TunnelSource::Quick(QuickTunnels {
+                public_host: Arc::new(Cloudflared::new(config)),
+                localhost: Arc::new(Cloudflared::new(localhost)),
+            })
+        }
     };
     Ok(serve::DaemonParts {
         tunnels,

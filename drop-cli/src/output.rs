@@ -111,6 +111,7 @@ impl<'a> PageRow<'a> {
             doc["status"] = json!(status.word());
             doc["run_cmd"] = json!(r.run_cmd);
             doc["port"] = json!(r.port);
+            doc["keep_host"] = json!(r.keep_host);
             doc["pid"] = json!(match status {
                 AppStatus::Running { pid } | AppStatus::Unverified { pid } => Some(pid),
                 _ => None,

@@ -45,6 +45,10 @@ pub struct Record {
     /// The port the app listens on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The app is sent the public hostname as `Host` through its tunnel,
+    /// rather than `localhost:PORT` (which dev servers accept).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_host: bool,
     /// The app's process id while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -130,6 +134,7 @@ impl Record {
             created_at: crate::now_rfc3339(),
             run_cmd: None,
             port: None,
+            keep_host: false,
             pid: None,
             pid_start_time: None,
             crashed: false,

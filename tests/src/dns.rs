@@ -33,6 +33,9 @@ pub struct Opened {
     pub at_ms: u64,
     /// The origin it forwards to (`http://127.0.0.1:PORT`).
     pub origin: Option<String>,
+    /// The `Host` it sends the origin instead of the hostname
+    /// (`--http-host-header`, or a rule's `httpHostHeader`).
+    pub host_header: Option<String>,
 }
 
 impl FakeRecords {
@@ -82,15 +85,16 @@ impl FakeRecords {
         });
         if let Some(url) = quick {
             let pid = url["pid"].as_u64()? as u32;
-            let origin = lines
+            let served = lines
                 .iter()
-                .find(|r| r["pid"] == pid && r.get("origin").is_some())
-                .and_then(|r| r["origin"].as_str().map(str::to_owned));
+                .find(|r| r["pid"] == pid && r.get("origin").is_some());
+            let text = |key: &str| served.and_then(|r| r[key].as_str().map(str::to_owned));
             return Some(Opened {
                 host: host.to_owned(),
                 pid,
                 at_ms: url["at_ms"].as_u64().unwrap_or(0),
-                origin,
+                origin: text("origin"),
+                host_header: text("host_header"),
             });
         }
         lines.iter().rev().find_map(|r| {
@@ -104,6 +108,7 @@ impl FakeRecords {
                 pid: r["pid"].as_u64()? as u32,
                 at_ms,
                 origin: rule["service"].as_str().map(str::to_owned),
+                host_header: rule["httpHostHeader"].as_str().map(str::to_owned),
             })
         })
     }
@@ -251,11 +256,11 @@ fn forward(mut stream: TcpStream, records: &FakeRecords, refusing: bool, refused
             k.eq_ignore_ascii_case("host").then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
-    let origin = records
+    let opened = records
         .find(&host)
-        .filter(|o| !refusing && crate::alive(o.pid))
-        .and_then(|o| o.origin);
-    let Some(origin) = origin else {
+        .filter(|o| !refusing && crate::alive(o.pid));
+    let host_header = opened.as_ref().and_then(|o| o.host_header.clone());
+    let Some(origin) = opened.and_then(|o| o.origin) else {
         let page = "error code: 1033";
         respond(&mut stream, 530, "text/plain; charset=UTF-8", page);
         refused.fetch_add(1, Ordering::SeqCst);
@@ -266,8 +271,27 @@ fn forward(mut stream: TcpStream, records: &FakeRecords, refusing: bool, refused
         return respond(&mut stream, 502, "text/plain", "bad gateway");
     };
     let _ = upstream.set_read_timeout(Some(Duration::from_secs(5)));
+    // As cloudflared does: the visitor's headers go along; a Host of the
+    // tunnel's choice replaces the visitor's, which goes as
+    // X-Forwarded-Host.
+    let passed: String = head
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let name = l.split(':').next().unwrap_or_default().trim();
+            !["host", "connection"]
+                .iter()
+                .any(|h| name.eq_ignore_ascii_case(h))
+        })
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let sent_host = match &host_header {
+        Some(rewritten) => format!("Host: {rewritten}\r\nX-Forwarded-Host: {host}"),
+        None => format!("Host: {host}"),
+    };
     let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {host}\r\nCF-Connecting-IP: 203.0.113.50\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\n{sent_host}\r\n{passed}CF-Connecting-IP: 203.0.113.50\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
     );
     if upstream.write_all(request.as_bytes()).is_err() {
         return;

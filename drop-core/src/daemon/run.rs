@@ -433,7 +433,7 @@ impl Answers {
             None => Origin::Daemon { nonce },
             Some(port) => Origin::App {
                 nonce,
-                local: self.supervisor.tunnel_target(port),
+                local: self.supervisor.local_address(port),
             },
         };
         Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin, ask_dns).await)

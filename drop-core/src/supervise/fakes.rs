@@ -100,7 +100,7 @@ impl TestHome {
     ) -> Arc<TunnelKeeper> {
         TunnelKeeper::new(
             self.home.clone(),
-            TunnelSource::Quick(Arc::new(provider)),
+            TunnelSource::quick(Arc::new(provider)),
             self.tunnel_config_dir(),
             None,
             outside.links(),

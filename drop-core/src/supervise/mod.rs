@@ -22,8 +22,8 @@ pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
 pub use supervisor::{AppError, AppLimits, AppReach, Started, Supervisor, app_log_path};
 pub use tunnels::{
-    FIRST_OUTCOME_TIMEOUT, NamedTunnelAccess, TunnelKeeper, TunnelOutcome, TunnelSource,
-    end_leftovers,
+    AppTarget, FIRST_OUTCOME_TIMEOUT, NamedTunnelAccess, QuickTunnels, TunnelKeeper, TunnelOutcome,
+    TunnelSource, end_leftovers,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use verify::MockLinkChecker;

@@ -19,7 +19,7 @@ use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 use super::records::update_record;
 use super::sockets;
-use super::tunnels::{TunnelKeeper, TunnelOutcome};
+use super::tunnels::{AppTarget, TunnelKeeper, TunnelOutcome};
 use crate::log::log;
 
 /// How often an adopted app (not this daemon's child) is checked.
@@ -324,9 +324,9 @@ impl Supervisor {
             let watched = self.watch(id, process);
             tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
             log!("adopted app {id} (pid {})", process.pid);
-            if let (AppReach::Tunnel, Some(port)) = (&self.reach, record.port) {
+            if let (AppReach::Tunnel, Some(target)) = (&self.reach, self.tunnel_target(record)) {
                 let (supervisor, id) = (self.clone(), id.to_owned());
-                tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
+                tokio::spawn(async move { supervisor.tunnel_for(&id, target, &watched).await });
             }
         }
     }
@@ -344,9 +344,10 @@ impl Supervisor {
             return;
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
-            if let (Some(_), Some(port)) = (self.still_running(record), record.port) {
-                let local = self.tunnel_target(port);
-                self.tunnels.preroute(id, local).await;
+            if let (Some(_), Some(target)) =
+                (self.still_running(record), self.tunnel_target(record))
+            {
+                self.tunnels.preroute(id, target).await;
             }
         }
     }
@@ -363,8 +364,16 @@ impl Supervisor {
 
     /// Where a tunnel reaches an app that listens on `port` (loopback, or
     /// IPv6 loopback for an app on `[::1]` alone).
-    pub fn tunnel_target(&self, port: u16) -> std::net::SocketAddr {
+    pub fn local_address(&self, port: u16) -> std::net::SocketAddr {
         sockets::local_target(&self.runner.listeners(port), port)
+    }
+
+    /// Where the tunnel of the app `record` goes, and the `Host` it sends.
+    fn tunnel_target(&self, record: &Record) -> Option<AppTarget> {
+        Some(AppTarget {
+            local: self.local_address(record.port?),
+            keep_host: record.keep_host,
+        })
     }
 
     /// The limits the daemon was started with.
@@ -391,9 +400,10 @@ impl Supervisor {
                 let watched = self.watch(id, process);
                 tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
                 log!("adopted app {id} of an earlier drop (pid {})", process.pid);
-                if let (AppReach::Tunnel, Some(port)) = (&self.reach, record.port) {
+                if let (AppReach::Tunnel, Some(target)) = (&self.reach, self.tunnel_target(record))
+                {
                     let (supervisor, id) = (self.clone(), id.to_owned());
-                    tokio::spawn(async move { supervisor.tunnel_for(&id, port, &watched).await });
+                    tokio::spawn(async move { supervisor.tunnel_for(&id, target, &watched).await });
                 }
             }
         }
@@ -469,7 +479,13 @@ impl Supervisor {
             }
         }
         let tunnel = match self.reach {
-            AppReach::Tunnel => Some(self.tunnel_for(id, port, &watched).await),
+            AppReach::Tunnel => {
+                let target = AppTarget {
+                    local: self.local_address(port),
+                    keep_host: record.keep_host,
+                };
+                Some(self.tunnel_for(id, target, &watched).await)
+            }
             _ => None,
         };
         if watched.exited.load(Ordering::SeqCst) {
@@ -487,9 +503,13 @@ impl Supervisor {
 
     /// Opens an app's tunnel; if the app ended meanwhile, closes it again,
     /// so no tunnel outlives its app.
-    async fn tunnel_for(&self, id: &str, port: u16, watched: &Arc<Watched>) -> TunnelOutcome {
-        let local = self.tunnel_target(port);
-        let outcome = self.tunnels.open_app(id, local).await;
+    async fn tunnel_for(
+        &self,
+        id: &str,
+        target: AppTarget,
+        watched: &Arc<Watched>,
+    ) -> TunnelOutcome {
+        let outcome = self.tunnels.open_app(id, target).await;
         if watched.exited.load(Ordering::SeqCst) {
             self.tunnels.close_app(id).await;
         }

@@ -14,6 +14,7 @@ mod common;
 
 mod apps;
 mod browser;
+mod dev_servers;
 mod doctor;
 mod hardening;
 mod hostile_paths;

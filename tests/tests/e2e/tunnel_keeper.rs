@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drop_core::supervise::{
-    LinkCheck, LinkConfig, PublicChecker, TunnelKeeper, TunnelOutcome, TunnelSource,
+    AppTarget, LinkCheck, LinkConfig, PublicChecker, TunnelKeeper, TunnelOutcome, TunnelSource,
 };
 use drop_registry::{Home, Record, RegistryError, TunnelPhase};
 use drop_tests::EchoServer;
@@ -51,12 +51,18 @@ async fn every_restart_of_an_app_tunnel_records_its_own_new_url() {
     config.stop_grace = Duration::from_secs(1);
     let provider = Cloudflared::new(config);
     let marker = provider.config_file().parent().unwrap().to_owned();
-    let source = TunnelSource::Quick(Arc::new(provider));
+    let source = TunnelSource::quick(Arc::new(provider));
     let keeper = TunnelKeeper::new(home.clone(), source, marker, None, links);
     let mut seen = Vec::new();
     for round in 0..20 {
         let TunnelOutcome::Up { url } = keeper
-            .open_app("app1", ([127, 0, 0, 1], app.port).into())
+            .open_app(
+                "app1",
+                AppTarget {
+                    local: ([127, 0, 0, 1], app.port).into(),
+                    keep_host: false,
+                },
+            )
             .await
         else {
             panic!("round {round}: not up");

@@ -73,10 +73,45 @@ pub enum TunnelOutcome {
 #[derive(Clone)]
 pub enum TunnelSource {
     /// A tunnel of its own for the server and for each app (quick tunnels).
-    Quick(Arc<dyn TunnelProvider>),
+    Quick(QuickTunnels),
     /// The user's named tunnel: the server's tunnel runs it, and each app
     /// is a route of it with a hostname of its own that never changes.
     Named(NamedTunnelAccess),
+}
+
+/// Where an app's tunnel goes: the app's address, and whether the app is
+/// sent the public hostname as `Host` (`keep_host`) or `localhost:PORT`,
+/// which dev servers that check `Host` (Vite, webpack, Django) accept; the
+/// public one goes along as `X-Forwarded-Host` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppTarget {
+    /// Where the app listens, as the tunnel reaches it.
+    pub local: SocketAddr,
+    /// Send the app the public hostname as `Host`.
+    pub keep_host: bool,
+}
+
+/// Quick tunnels through one provider, configured twice: giving the local
+/// server the public hostname as `Host` (drop's page server, whose login
+/// checks it, and apps added with `--keep-host`), or `localhost:PORT`
+/// (other apps).
+#[derive(Clone)]
+pub struct QuickTunnels {
+    /// Sends the public hostname.
+    pub public_host: Arc<dyn TunnelProvider>,
+    /// Sends `localhost:PORT`.
+    pub localhost: Arc<dyn TunnelProvider>,
+}
+
+impl TunnelSource {
+    /// Quick tunnels all from `provider`, whatever `Host` they would send
+    /// (for tests and embedders that do not care).
+    pub fn quick(provider: Arc<dyn TunnelProvider>) -> Self {
+        TunnelSource::Quick(QuickTunnels {
+            public_host: provider.clone(),
+            localhost: provider,
+        })
+    }
 }
 
 /// How apps get their tunnels: the strategy of the [`TunnelSource`].
@@ -90,8 +125,11 @@ enum AppTunnels {
 /// The tunnels of one daemon, opened through the provider it was given.
 pub struct TunnelKeeper {
     home: Home,
-    /// Opens every tunnel, one at a time and spaced out.
+    /// Opens the server's tunnel (and apps' that keep their `Host`), one
+    /// at a time and spaced out, as every provider here.
     provider: Arc<SpacedProvider>,
+    /// Opens quick tunnels that send apps `localhost:PORT`.
+    localhost_provider: Arc<SpacedProvider>,
     /// The folder of the `--config` file every tunnel process of this home
     /// carries, by which leftovers of a killed daemon are found.
     config_dir: PathBuf,
@@ -130,10 +168,11 @@ impl TunnelTasks {
     }
 }
 
-/// A provider that spaces out openings: one at a time, `OPEN_SPACING` apart.
+/// A provider that spaces out openings: one at a time, `OPEN_SPACING`
+/// apart, across every provider sharing its `next`.
 struct SpacedProvider {
     inner: Arc<dyn TunnelProvider>,
-    next: Mutex<Instant>,
+    next: Arc<Mutex<Instant>>,
 }
 
 #[async_trait::async_trait]
@@ -159,19 +198,29 @@ impl TunnelKeeper {
         network: Option<String>,
         links: LinkCheck,
     ) -> Arc<Self> {
-        let (provider, apps_via): (Arc<dyn TunnelProvider>, _) = match source {
-            TunnelSource::Quick(provider) => (provider, AppTunnels::Own),
+        let (public_host, localhost, apps_via): (
+            Arc<dyn TunnelProvider>,
+            Arc<dyn TunnelProvider>,
+            _,
+        ) = match source {
+            TunnelSource::Quick(quick) => (quick.public_host, quick.localhost, AppTunnels::Own),
             TunnelSource::Named(access) => (
+                access.provider.clone(),
                 access.provider.clone(),
                 AppTunnels::Routed(NamedRoutes::new(access)),
             ),
         };
+        let next = Arc::new(Mutex::new(Instant::now()));
+        let spaced = |inner| {
+            Arc::new(SpacedProvider {
+                inner,
+                next: next.clone(),
+            })
+        };
         Arc::new(TunnelKeeper {
             home,
-            provider: Arc::new(SpacedProvider {
-                inner: provider,
-                next: Mutex::new(Instant::now()),
-            }),
+            provider: spaced(public_host),
+            localhost_provider: spaced(localhost),
             config_dir,
             network,
             links,
@@ -194,7 +243,8 @@ impl TunnelKeeper {
     /// Opens the server's tunnel to `port`; its state goes to `tunnel.json`.
     pub async fn open_server(self: &Arc<Self>, port: u16) {
         update_server_tunnel(&self.home, |_| TunnelState::default()).await;
-        let kept = self.keep(SocketAddr::from(([127, 0, 0, 1], port)), None, None);
+        let local = SocketAddr::from(([127, 0, 0, 1], port));
+        let kept = self.keep(self.provider.clone(), local, None, None);
         let old = self.server.lock().await.replace(kept);
         if let Some(old) = old {
             old.close().await;
@@ -204,7 +254,7 @@ impl TunnelKeeper {
     /// Opens an app's tunnel to `local` (closing one it had) and waits for
     /// its first outcome: up and confirmed, up but not confirmed within the
     /// bound, or down.
-    pub async fn open_app(self: &Arc<Self>, id: &str, local: SocketAddr) -> TunnelOutcome {
+    pub async fn open_app(self: &Arc<Self>, id: &str, target: AppTarget) -> TunnelOutcome {
         self.close_app_tunnel(id).await;
         update_record(&self.home, id, "the tunnel of app", |r| {
             r.clear_tunnel();
@@ -213,8 +263,14 @@ impl TunnelKeeper {
         .await;
         let (first, outcome) = oneshot::channel();
         let kept = match &self.apps_via {
-            AppTunnels::Own => self.keep(local, Some(id), Some(first)),
-            AppTunnels::Routed(routes) => match self.route_app(routes, id, local, first).await {
+            AppTunnels::Own => {
+                let provider = match target.keep_host {
+                    true => self.provider.clone(),
+                    false => self.localhost_provider.clone(),
+                };
+                self.keep(provider, target.local, Some(id), Some(first))
+            }
+            AppTunnels::Routed(routes) => match self.route_app(routes, id, target, first).await {
                 Ok(kept) => kept,
                 Err(error) => return self.routing_failed(id, error).await,
             },
@@ -259,11 +315,11 @@ impl TunnelKeeper {
         self: &Arc<Self>,
         routes: &NamedRoutes,
         id: &str,
-        local: SocketAddr,
+        target: AppTarget,
         first: oneshot::Sender<TunnelOutcome>,
     ) -> Result<TunnelTasks, String> {
-        let (news, restart) = routes.add(&self.home, id, local).await?;
-        let follower = self.follower(Some((id.to_owned(), local)), Some(first));
+        let (news, restart) = routes.add(&self.home, id, target).await?;
+        let follower = self.follower(Some((id.to_owned(), target.local)), Some(first));
         let follower = tokio::spawn(follower.run(news));
         if restart {
             self.reopen_with_routes(routes).await;
@@ -291,12 +347,12 @@ impl TunnelKeeper {
         }
     }
 
-    /// Routes app `id`, listening at `local`, through the named tunnel
-    /// under the hostname it was given before, ahead of its tunnel's start
-    /// (see `Supervisor::preroute`); `open_app` then finds it routed.
-    pub async fn preroute(&self, id: &str, local: SocketAddr) {
+    /// Routes app `id` through the named tunnel under the hostname it was
+    /// given before, ahead of its tunnel's start (see
+    /// `Supervisor::preroute`); `open_app` then finds it routed.
+    pub async fn preroute(&self, id: &str, target: AppTarget) {
         if let AppTunnels::Routed(routes) = &self.apps_via
-            && routes.preroute(&self.home, id, local).await
+            && routes.preroute(&self.home, id, target).await
         {
             self.reopen_with_routes(routes).await;
         }
@@ -340,12 +396,12 @@ impl TunnelKeeper {
     /// events on, and its follower (the server's when `app` is `None`).
     fn keep(
         self: &Arc<Self>,
+        provider: Arc<SpacedProvider>,
         local: SocketAddr,
         app: Option<&str>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> TunnelTasks {
-        let (watchdog, events) =
-            Watchdog::spawn(self.provider.clone(), local, WatchdogConfig::default());
+        let (watchdog, events) = Watchdog::spawn(provider, local, WatchdogConfig::default());
         let (news, heard) = mpsc::unbounded_channel();
         let whose = whose(app);
         let server = app.is_none();

@@ -5,13 +5,13 @@
 //! does, at their own hostnames.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use drop_registry::{Home, RegistryError};
-use drop_tunnel::{NamedCloudflared, NamedRoute, NamedTunnels};
+use drop_tunnel::{NamedCloudflared, NamedRoute, NamedTunnels, OriginHost};
 use tokio::sync::mpsc;
 
+use super::AppTarget;
 use super::follow::TunnelNews;
 use crate::log::log;
 
@@ -62,8 +62,8 @@ impl NamedRoutes {
         }
     }
 
-    /// Routes app `id`, listening at `local`: its hostname (kept from
-    /// before, else made from its name and routed in DNS) and its route.
+    /// Routes app `id` to `target`: its hostname (kept from before, else
+    /// made from its name and routed in DNS) and its route.
     /// Returns where its follower hears of it, and whether the tunnel must
     /// restart to carry the route (not when it was routed before the
     /// tunnel started).
@@ -71,10 +71,10 @@ impl NamedRoutes {
         &self,
         home: &Home,
         id: &str,
-        local: SocketAddr,
+        target: AppTarget,
     ) -> Result<(mpsc::UnboundedReceiver<TunnelNews>, bool), String> {
         let hostname = self.hostname(home, id).await?;
-        let route = NamedRoute::to_local(&hostname, local).map_err(|e| e.to_string())?;
+        let route = route_to(&hostname, target).map_err(|e| e.to_string())?;
         let mut routes = self.routes.lock().expect("routes lock");
         let routed = routes.get(id).is_some_and(|r| r.route == route);
         let (news, heard) = mpsc::unbounded_channel();
@@ -95,7 +95,7 @@ impl NamedRoutes {
     /// Routes app `id` under the hostname it was given before, ahead of the
     /// tunnel's start (see `Supervisor::preroute`); nobody follows it until
     /// it is added. Whether it was routed.
-    pub(super) async fn preroute(&self, home: &Home, id: &str, local: SocketAddr) -> bool {
+    pub(super) async fn preroute(&self, home: &Home, id: &str, target: AppTarget) -> bool {
         let home = home.clone();
         let Ok(Ok(Some(setup))) =
             tokio::task::spawn_blocking(move || home.load_named_tunnel()).await
@@ -105,7 +105,7 @@ impl NamedRoutes {
         let Some(route) = setup
             .app_hostnames
             .get(id)
-            .and_then(|hostname| NamedRoute::to_local(hostname, local).ok())
+            .and_then(|hostname| route_to(hostname, target).ok())
         else {
             return false;
         };
@@ -191,6 +191,16 @@ impl NamedRoutes {
         log!("app {id} routed at {hostname} on the named tunnel");
         Ok(hostname)
     }
+}
+
+/// The route of `hostname` to the app at `target`, sending it the `Host`
+/// the target asks for.
+fn route_to(hostname: &str, target: AppTarget) -> Result<NamedRoute, drop_tunnel::TunnelError> {
+    let host = match target.keep_host {
+        true => OriginHost::Public,
+        false => OriginHost::Localhost,
+    };
+    NamedRoute::to_local(hostname, target.local)?.with_origin_host(host)
 }
 
 /// An app's hostname under the named tunnel's `main` hostname, one label

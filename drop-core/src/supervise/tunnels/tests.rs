@@ -529,9 +529,13 @@ async fn a_url_that_stops_working_is_marked_unconfirmed() {
     assert!(record.tunnel_verified_at.is_some(), "when it last worked");
 }
 
-/// Where an app listening on loopback at `port` is reached.
-fn app_local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+/// Where an app listening on loopback at `port` is reached (sent
+/// `localhost:PORT` as `Host`).
+fn app_local(port: u16) -> AppTarget {
+    AppTarget {
+        local: SocketAddr::from(([127, 0, 0, 1], port)),
+        keep_host: false,
+    }
 }
 
 /// cloudflared loses the edge for 15 s and registers again with the same
