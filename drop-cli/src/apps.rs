@@ -360,3 +360,25 @@ pub fn stop_every_app(ctx: &Context) -> Result<AppsStopped, CliError> {
     }
     Ok(stopped)
 }
+
+/// `drop stop [--all]`: with `--all` every running app first, while the
+/// daemon that watches them still runs; then the server and its tunnels.
+pub fn stop_all(ctx: &Context, all: bool) -> Result<(), CliError> {
+    let apps = match all {
+        true => stop_every_app(ctx)?,
+        false => AppsStopped::default(),
+    };
+    let stopped = crate::server::stop(ctx)?;
+    ctx.out.document(serde_json::json!({
+        "server_was_running": stopped.was_running,
+        "apps_stopped": apps.ids,
+        "apps_running": stopped.apps_running,
+    }));
+    match apps.failures.is_empty() {
+        true => Ok(()),
+        false => Err(CliError::App {
+            code: "app_stop_failed".into(),
+            message: apps.failures.join("\n"),
+        }),
+    }
+}

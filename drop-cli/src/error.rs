@@ -258,6 +258,30 @@ pub enum CliError {
         /// What it takes.
         expected: &'static str,
     },
+    /// A hostname no DNS can hold.
+    #[error(
+        "`{hostname}` is not a hostname: use letters, digits and hyphens in dot-separated parts, such as drop.example.com"
+    )]
+    BadHostname {
+        /// As given.
+        hostname: String,
+    },
+    /// A setup that failed after it created the tunnel.
+    #[error(
+        "{error}; {}",
+        match deleted {
+            true => format!("the tunnel \"{tunnel}\" this setup had created is deleted again"),
+            false => format!("the tunnel \"{tunnel}\" this setup created is left in the account: delete it with `cloudflared tunnel delete {tunnel}`"),
+        }
+    )]
+    SetupUndone {
+        /// Why it failed.
+        error: Box<CliError>,
+        /// The tunnel it had created.
+        tunnel: String,
+        /// Whether the tunnel was deleted again.
+        deleted: bool,
+    },
     /// The named tunnel that is set up cannot serve.
     #[error("{0}")]
     NamedTunnelBroken(String),
@@ -360,6 +384,8 @@ impl CliError {
             CliError::BadTime { .. } | CliError::BadSpan { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",
             CliError::NamedTunnelBroken(_) => "named_tunnel_broken",
+            CliError::BadHostname { .. } => "bad_hostname",
+            CliError::SetupUndone { error, .. } => error.code(),
             CliError::Tunnel(e) | CliError::DnsTaken { refusal: e, .. } => e.code(),
             CliError::ServerFailed(_) => "server_failed",
             CliError::ServerTimeout { .. } => "server_timeout",

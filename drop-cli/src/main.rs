@@ -324,7 +324,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             server::start(ctx, server::StartOptions { port, host, tunnel })
         }
         Command::Stop { app: Some(app), .. } => apps::stop(ctx, &app),
-        Command::Stop { app: None, all } => server::stop_all(ctx, all),
+        Command::Stop { app: None, all } => apps::stop_all(ctx, all),
         Command::Logs { app, lines, follow } => apps::logs(ctx, &app, lines, follow),
         Command::Status => pages::status(ctx),
         Command::Doctor { page } => doctor::doctor(ctx, page.as_deref()),

@@ -429,39 +429,17 @@ fn wait_until_serving(
     })
 }
 
-/// `drop stop [--all]`: with `--all` every running app first, while the
-/// daemon that watches them still runs; then the server and its tunnels.
-pub fn stop_all(ctx: &Context, all: bool) -> Result<(), CliError> {
-    let apps = match all {
-        true => crate::apps::stop_every_app(ctx)?,
-        false => crate::apps::AppsStopped::default(),
-    };
-    let stopped = stop(ctx)?;
-    ctx.out.document(serde_json::json!({
-        "server_was_running": stopped.was_running,
-        "apps_stopped": apps.ids,
-        "apps_running": stopped.apps_running,
-    }));
-    match apps.failures.is_empty() {
-        true => Ok(()),
-        false => Err(CliError::App {
-            code: "app_stop_failed".into(),
-            message: apps.failures.join("\n"),
-        }),
-    }
-}
-
 /// What `drop stop` did.
-struct Stopped {
+pub struct Stopped {
     /// A server (this drop's, or the Python drop's) was running.
-    was_running: bool,
+    pub was_running: bool,
     /// The apps that keep running, by name or id.
-    apps_running: Vec<String>,
+    pub apps_running: Vec<String>,
 }
 
 /// `drop stop`: the server and every tunnel, and the Python drop's server
 /// if it still serves the home; then how many apps keep running.
-fn stop(ctx: &Context) -> Result<Stopped, CliError> {
+pub fn stop(ctx: &Context) -> Result<Stopped, CliError> {
     let legacy = stop_legacy_server(ctx);
     let own = stop_own_server(ctx)?;
     if !own && !legacy {

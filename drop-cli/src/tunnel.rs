@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::NamedTunnelAccess;
 use drop_registry::{NamedTunnelSetup, TunnelPhase, TunnelState};
 use drop_tunnel::{
@@ -52,7 +53,10 @@ pub fn named_tunnel_access(
 
 /// `drop tunnel setup --hostname H [--name N] [--replace-dns]`: creates the
 /// tunnel if the account has none of that name, routes `hostname` to it,
-/// and records it. Running it again changes nothing that is already right.
+/// and records it. Running it again changes nothing that is already right,
+/// and mends what is not (credentials gone from this machine), at once.
+/// Everything that can be checked is checked before anything is created;
+/// a setup that fails after it created the tunnel deletes it again.
 pub fn setup(
     ctx: &Context,
     hostname: &str,
@@ -61,6 +65,7 @@ pub fn setup(
 ) -> Result<(), CliError> {
     let (home, out) = (&ctx.home, &ctx.out);
     let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+    check_hostname(&hostname)?;
     // Named after its hostname unless told: two machines of one account
     // setting up different hostnames never share (and split) one tunnel.
     let name = name.unwrap_or(&hostname).to_owned();
@@ -77,10 +82,6 @@ pub fn setup(
     let manage = NamedTunnels::new(ctx.cloudflared(), certificate_search(ctx));
     // Before any command: a missing login is said plainly, with its fix.
     manage.login_certificate()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::io("start the async runtime"))?;
     // Apps keep their hostnames while the server's hostname stays; on
     // another tunnel, they are routed to it too.
     let app_hostnames = before
@@ -88,34 +89,33 @@ pub fn setup(
         .filter(|b| b.hostname == hostname)
         .map(|b| b.app_hostnames.clone())
         .unwrap_or_default();
-    let (tunnel, route) = runtime
-        .block_on(async {
-            let tunnel = manage.create(&name).await?;
-            let route = match replace_dns {
-                true => manage.replace_dns(&tunnel, &hostname).await?,
-                false => manage.route_dns(&tunnel, &hostname).await?,
-            };
-            if before.as_ref().is_some_and(|b| b.tunnel_id != tunnel.id()) {
-                for app_host in app_hostnames.values() {
-                    manage.replace_dns(&tunnel, app_host).await?;
-                }
-            }
-            Ok::<_, TunnelError>((tunnel, route))
-        })
-        .map_err(|e| match e {
-            TunnelError::DnsRecordExists { ref hostname, .. } => CliError::DnsTaken {
-                hostname: hostname.clone(),
-                refusal: e,
-            },
-            e => e.into(),
-        })?;
+    let had_credentials = before
+        .as_ref()
+        .is_some_and(|b| b.credentials_file.is_file());
+    let (tunnel, route) = create_and_route(&manage, &name, &hostname, replace_dns, &before)?;
     let same = before.as_ref().is_some_and(|b| {
         b.tunnel_id == tunnel.id()
             && b.hostname == hostname
             && b.credentials_file == tunnel.credentials_file()
     });
+    // The same setup, whose credentials had gone: fetched again by create.
+    let mended = same && !had_credentials;
     let running = running_server(home.load_server_state()?.as_ref()).is_some();
     let changed = !(same && route == DnsRoute::AlreadyRouted);
+    if changed || mended {
+        home.save_named_tunnel(&NamedTunnelSetup {
+            tunnel_id: tunnel.id().to_owned(),
+            tunnel_name: tunnel.name().to_owned(),
+            credentials_file: tunnel.credentials_file().to_owned(),
+            hostname: hostname.clone(),
+            app_hostnames,
+            set_up_at: drop_registry::now_rfc3339(),
+            extra: Default::default(),
+        })?;
+    }
+    // Mended in place: the running server's tunnel, which had given up,
+    // opens again now rather than at the next start.
+    let reopened = mended && running && reopen_server_tunnel(ctx);
     if out.is_json() {
         out.document(json!({
             "tunnel_id": tunnel.id(),
@@ -127,8 +127,26 @@ pub fn setup(
                 _ => "routed",
             },
             "changed": changed,
-            "restart_needed": changed && running,
+            "mended": mended,
+            "restart_needed": changed && running && !reopened,
         }));
+    }
+    if mended {
+        say!(
+            out,
+            "Named tunnel \"{}\" for https://{hostname}: its credentials were missing on this machine and are fetched again ({}).",
+            tunnel.name(),
+            tunnel.credentials_file().display()
+        );
+        match (running, reopened) {
+            (true, true) => say!(out, "  (the server's tunnel opens with them now)"),
+            (true, false) => say!(
+                out,
+                "Run 'drop stop' then 'drop start' to serve through it again."
+            ),
+            (false, _) => {}
+        }
+        return Ok(());
     }
     if !changed {
         say!(
@@ -138,15 +156,6 @@ pub fn setup(
         );
         return Ok(());
     }
-    home.save_named_tunnel(&NamedTunnelSetup {
-        tunnel_id: tunnel.id().to_owned(),
-        tunnel_name: tunnel.name().to_owned(),
-        credentials_file: tunnel.credentials_file().to_owned(),
-        hostname: hostname.clone(),
-        app_hostnames,
-        set_up_at: drop_registry::now_rfc3339(),
-        extra: Default::default(),
-    })?;
     say!(
         out,
         "Named tunnel \"{}\" ({}) is set up: pages will be at https://{hostname}/p/<id>/, and each app at a hostname of its own beside it.",
@@ -168,6 +177,93 @@ pub fn setup(
         "  (it is used whenever drop tunnels: behind NAT, or with 'drop start --tunnel')"
     );
     Ok(())
+}
+
+/// A hostname Cloudflare can route: DNS labels of letters, digits and
+/// inner hyphens, at least two of them, within DNS's lengths.
+fn check_hostname(hostname: &str) -> Result<(), CliError> {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let labels: Vec<&str> = hostname.split('.').collect();
+    match hostname.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) {
+        true => Ok(()),
+        false => Err(CliError::BadHostname {
+            hostname: hostname.to_owned(),
+        }),
+    }
+}
+
+/// Creates (or finds) the tunnel and routes the hostnames to it. A tunnel
+/// this call created is deleted again when routing fails, so a failed
+/// setup leaves none behind.
+fn create_and_route(
+    manage: &NamedTunnels,
+    name: &str,
+    hostname: &str,
+    replace_dns: bool,
+    before: &Option<NamedTunnelSetup>,
+) -> Result<(NamedTunnel, DnsRoute), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::io("start the async runtime"))?;
+    runtime.block_on(async {
+        let existed = manage.find(name).await.map_err(setup_error)?.is_some();
+        let tunnel = manage.create(name).await.map_err(setup_error)?;
+        let routed = async {
+            let route = match replace_dns {
+                true => manage.replace_dns(&tunnel, hostname).await?,
+                false => manage.route_dns(&tunnel, hostname).await?,
+            };
+            if let Some(before) = before.as_ref().filter(|b| b.tunnel_id != tunnel.id()) {
+                let apps = before
+                    .app_hostnames
+                    .values()
+                    .filter(|_| before.hostname == hostname);
+                for app_host in apps {
+                    manage.replace_dns(&tunnel, app_host).await?;
+                }
+            }
+            Ok::<_, TunnelError>(route)
+        };
+        match routed.await {
+            Ok(route) => Ok((tunnel, route)),
+            Err(e) if existed => Err(setup_error(e)),
+            Err(e) => {
+                let deleted = manage.delete(&tunnel).await.is_ok();
+                Err(CliError::SetupUndone {
+                    error: Box::new(setup_error(e)),
+                    tunnel: tunnel.name().to_owned(),
+                    deleted,
+                })
+            }
+        }
+    })
+}
+
+/// A failure of the Cloudflare side of a setup, as the user reads it.
+fn setup_error(e: TunnelError) -> CliError {
+    match e {
+        TunnelError::DnsRecordExists { ref hostname, .. } => CliError::DnsTaken {
+            hostname: hostname.clone(),
+            refusal: e,
+        },
+        e => e.into(),
+    }
+}
+
+/// Asks the running server to open its tunnel again; whether it did.
+fn reopen_server_tunnel(ctx: &Context) -> bool {
+    matches!(
+        crate::control::send(&ctx.home, &ControlRequest::ReopenTunnel),
+        Ok(ControlReply::Reopened { tunneled: true })
+    )
 }
 
 /// `drop tunnel status [--json]`: which kind of tunnel drop uses, and the

@@ -60,6 +60,9 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// Open the server's tunnel again from scratch, as at start (its
+    /// named tunnel's credentials were fetched again).
+    ReopenTunnel,
     /// Stop an app and remove its record, in one turn: a start asked
     /// meanwhile finds no app rather than launching one nobody records.
     RemoveApp {
@@ -77,6 +80,12 @@ pub enum ControlRequest {
 pub enum ControlReply {
     /// The registry was read again.
     Reloaded,
+    /// The server's tunnel is opening again (`tunneled`: it had one to
+    /// open).
+    Reopened {
+        /// Whether the server is tunneled.
+        tunneled: bool,
+    },
     /// The app was launched and listens.
     Started {
         /// Its tunnel's first outcome, when apps are tunneled.
@@ -102,8 +111,8 @@ pub enum ControlReply {
     /// The request was not carried out.
     Failed {
         /// A stable name for what failed (`port_in_use`, `app_exited`…),
-        /// which commands pass on to scripts; `failed` from a daemon that
-        /// sent none.
+        /// which commands pass on to scripts; `app_failed` from a daemon
+        /// that sent none.
         #[serde(default = "unnamed_failure")]
         code: String,
         /// Why, for the user: the error and its causes.
@@ -112,7 +121,7 @@ pub enum ControlReply {
 }
 
 fn unnamed_failure() -> String {
-    "failed".to_owned()
+    "app_failed".to_owned()
 }
 
 impl ControlReply {
@@ -304,7 +313,7 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<ControlReply>(old).unwrap(),
             ControlReply::Failed {
-                code: "failed".into(),
+                code: "app_failed".into(),
                 error: "no".into()
             }
         );

@@ -277,6 +277,7 @@ impl Daemon {
             home: home.clone(),
             catalog: catalog.clone(),
             supervisor,
+            tunnels: tunnels.clone(),
             links: self.links.clone(),
         };
         let control = tokio::spawn(control.run(
@@ -344,6 +345,7 @@ pub(crate) struct Answers {
     pub(crate) home: Home,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) supervisor: Arc<Supervisor>,
+    pub(crate) tunnels: Arc<TunnelKeeper>,
     pub(crate) links: LinkCheck,
 }
 
@@ -380,6 +382,9 @@ impl Answers {
                     Err(e) => ControlReply::failed(e.code(), &e),
                 }
             }
+            ControlRequest::ReopenTunnel => ControlReply::Reopened {
+                tunneled: self.tunnels.reopen_server().await,
+            },
             ControlRequest::CheckLink { id } => match self.check_link(id).await {
                 Ok(report) => ControlReply::LinkChecked { report },
                 Err(error) => ControlReply::Failed {
@@ -482,9 +487,10 @@ mod tests {
                 t.home.clone(),
                 AppLimits::default(),
                 runner.clone(),
-                tunnels,
+                tunnels.clone(),
                 AppReach::ThisMachine,
             ),
+            tunnels,
         }
     }
 

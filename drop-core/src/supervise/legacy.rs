@@ -67,27 +67,35 @@ fn is_the_app(id: ProcessId, record: &Record) -> bool {
         (Some(process), Some(created)) => process + START_SLACK >= created,
         _ => false,
     };
-    let runs_command = match (cmdline(id.pid), &record.run_cmd) {
-        (Some(argv), Some(command)) => runs(&argv, command),
-        _ => false,
+    let folder = record.working_dir();
+    let (runs_command, moved_to) = match (cmdline(id.pid), &record.run_cmd) {
+        (Some(argv), Some(command)) => (
+            runs(&argv, command),
+            SimpleCommand::of(command)
+                .and_then(|c| c.cd)
+                .map(|dir| folder.join(dir)),
+        ),
+        _ => (false, None),
     };
-    let in_folder = cwd(id.pid).is_some_and(|dir| same_dir(&dir, &record.working_dir()));
+    let in_folder = cwd(id.pid).is_some_and(|dir| {
+        same_dir(&dir, &folder) || moved_to.is_some_and(|moved| same_dir(&dir, &moved))
+    });
     leads_its_group && started_after && runs_command && in_folder
 }
 
 /// Whether `argv` is `command` as a shell runs it: `sh -c COMMAND`, or, for
-/// a shell that replaced itself with a simple command, the command's words
-/// (after the interpreter of a script, such as `python3 /venv/bin/flask`).
+/// a shell that replaced itself with its last simple command, that
+/// command's words (after the interpreter of a script, such as `python3
+/// /venv/bin/flask`).
 fn runs(argv: &[String], command: &str) -> bool {
     let is_shell = |arg: &String| matches!(file_name(arg), "sh" | "bash" | "dash");
     if argv.len() == 3 && is_shell(&argv[0]) && argv[1] == "-c" && argv[2] == command {
         return true;
     }
-    let special = |c: char| ";&|<>$`'\"(){}*?[]#~=\\".contains(c);
-    let words: Vec<&str> = command.split_whitespace().collect();
-    if words.is_empty() || command.contains(special) {
+    let Some(simple) = SimpleCommand::of(command) else {
         return false;
-    }
+    };
+    let words = simple.words;
     let same = |args: &[String], words: &[&str]| {
         args.len() == words.len() && args.iter().zip(words).all(|(a, w)| a == w)
     };
@@ -95,6 +103,51 @@ fn runs(argv: &[String], command: &str) -> bool {
         || (argv.len() == words.len() + 1
             && file_name(&argv[1]) == file_name(words[0])
             && same(&argv[2..], &words[1..]))
+}
+
+/// The program a shell ends up running for a command, when it is one
+/// simple command in the forms `sh -c` takes and replaces itself with:
+/// after a leading `cd DIR &&`, variable assignments (`PORT=5000 …`) and
+/// `exec`.
+#[derive(Debug, PartialEq)]
+struct SimpleCommand<'a> {
+    /// The program and its arguments.
+    words: Vec<&'a str>,
+    /// The folder a leading `cd DIR &&` moves to.
+    cd: Option<&'a str>,
+}
+
+impl<'a> SimpleCommand<'a> {
+    fn of(command: &'a str) -> Option<Self> {
+        let special = |c: char| ";&|<>$`'\"(){}*?[]#~=\\".contains(c);
+        let mut words: Vec<&str> = command.split_whitespace().collect();
+        let mut cd = None;
+        if let ["cd", dir, "&&", ..] = words.as_slice()
+            && !dir.contains(special)
+        {
+            cd = Some(*dir);
+            words.drain(..3);
+        }
+        let assignment = |word: &str| {
+            word.split_once('=').is_some_and(|(name, value)| {
+                let mut chars = name.chars();
+                chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !value.contains(special)
+            })
+        };
+        let assignments = words.iter().take_while(|w| assignment(w)).count();
+        words.drain(..assignments);
+        if words.first() == Some(&"exec") {
+            words.remove(0);
+        }
+        match words.is_empty() || words.iter().any(|w| w.contains(special)) {
+            true => None,
+            false => Some(SimpleCommand { words, cd }),
+        }
+    }
 }
 
 fn file_name(path: &str) -> &str {
@@ -211,6 +264,33 @@ mod tests {
         assert!(!runs(&argv(&[]), ""));
     }
 
+    /// What `sh -c` accepts and replaces itself with: `exec`, variables set
+    /// for the command, a leading `cd DIR &&`.
+    #[test]
+    fn commands_a_shell_rewrites_are_recognised() {
+        let flask = argv(&["python3", "-m", "flask", "run"]);
+        for command in [
+            "exec python3 -m flask run",
+            "FLASK_APP=app.py PORT=5000 python3 -m flask run",
+            "cd api && python3 -m flask run",
+            "cd api && FLASK_DEBUG=1 exec python3 -m flask run",
+        ] {
+            assert!(runs(&flask, command), "{command}");
+        }
+        assert_eq!(
+            SimpleCommand::of("cd api && exec npm run dev").map(|c| c.cd),
+            Some(Some("api"))
+        );
+        for other in [
+            "cd api; python3 -m flask run",
+            "X=$(id) python3 -m flask run",
+            "exec",
+            "cd api && python3 app.py && echo done",
+        ] {
+            assert!(!runs(&flask, other), "{other}");
+        }
+    }
+
     fn python_app(dir: &Path, command: &str, pid: u32) -> Record {
         let mut record = Record::app(dir.join("app.py"), false, command.into(), 5000);
         record.created_at = "2000-01-01T00:00:00.000001+00:00".into();
@@ -266,6 +346,46 @@ mod tests {
             LegacyApp::judge(&python_app(dir.path(), "sleep 30", pid)),
             LegacyApp::Gone
         );
+    }
+
+    /// The Python drop ran commands with `sh -c` in the app's folder; the
+    /// shell replaces itself with `exec`'s command, one with variables set,
+    /// and one after `cd DIR &&`, which then runs in DIR: each is still
+    /// proven to be the app.
+    #[test]
+    fn an_app_whose_command_the_shell_rewrote_is_proven() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("api")).unwrap();
+        for command in [
+            "exec sleep 29",
+            "PORT=5000 sleep 29",
+            "cd api && exec sleep 29",
+        ] {
+            let mut child = Command::new("/bin/sh")
+                .args(["-c", command])
+                .current_dir(dir.path())
+                .process_group(0)
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            // Until it has exec'd, its command line is the test's; then
+            // the shell's (`sh -c COMMAND`) or, once the shell replaced
+            // itself, the command's: either is the app.
+            let ran = |first: &str| first == "/bin/sh" || first == "sleep";
+            while !cmdline(pid)
+                .and_then(|a| a.first().cloned())
+                .is_some_and(|a| ran(&a))
+            {
+                assert!(std::time::Instant::now() < deadline, "{command}: never ran");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let id = ProcessId::of(pid).unwrap();
+            let judged = LegacyApp::judge(&python_app(dir.path(), command, pid));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            assert_eq!(judged, LegacyApp::Proven(id), "{command}");
+        }
     }
 
     /// `server.pid` counts only while it names a process running the

@@ -80,6 +80,18 @@ impl Phase3 {
         drop_tests::tunnel::edit_account(root.path(), change);
     }
 
+    /// The fake Cloudflare account's tunnels that are not deleted.
+    pub fn live_tunnels(&self) -> Vec<serde_json::Value> {
+        let mut live = Vec::new();
+        self.edit_account(|account| {
+            live = (account["tunnels"].as_array().into_iter().flatten())
+                .filter(|t| t["deleted_at"].is_null())
+                .cloned()
+                .collect();
+        });
+        live
+    }
+
     /// Opens `url` (`https://host/path`) as the human would: through the
     /// edge, which finds the tunnel by the hostname.
     pub fn open(&self, url: &str) -> drop_tests::http::Response {

@@ -331,6 +331,72 @@ fn a_deleted_tunnel_or_lost_credentials_are_told_at_start() {
     assert!(is_quick_tunnel(&started_url(&p.start(&[]))));
 }
 
+/// Setup checks what it can before it creates anything, and a setup that
+/// fails after it created the tunnel deletes it again: a hostname that is
+/// no hostname runs no cloudflared at all; one outside the login's domain
+/// leaves no tunnel in the account (only the DNS record cloudflared made,
+/// which the error names).
+#[test]
+fn a_failed_setup_leaves_no_tunnel_behind() {
+    let p = Phase3::logged_in(ZONE, &[]);
+    let out = p
+        .env
+        .run(&["tunnel", "setup", "--hostname", "bad host!", "--json"]);
+    assert!(!out.status.success());
+    let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end()).unwrap();
+    assert_eq!(error["error"]["code"], "bad_hostname", "{error}");
+    assert!(p.spawned().is_empty(), "cloudflared never ran");
+
+    let out = p
+        .env
+        .run(&["tunnel", "setup", "--hostname", "drop.other.org"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("Error: drop.other.org is not in example.com")
+            && stderr.contains("delete it in the Cloudflare dashboard")
+            && stderr.contains("is deleted again"),
+        "{stderr}"
+    );
+    assert!(p.live_tunnels().is_empty(), "{:?}", p.live_tunnels());
+    assert!(!p.env.home.path().join("named_tunnel.json").exists());
+}
+
+/// Credentials lost while the server serves through the named tunnel:
+/// its tunnel fails; setting up again fetches them, says so, and the
+/// server's tunnel opens with them at once, with no restart.
+#[test]
+fn setting_up_again_after_lost_credentials_mends_it_at_once() {
+    let p = Phase3::logged_in(ZONE, &[("FAKE_CLOUDFLARED_RETRY_MS", "50")]);
+    set_up(&p);
+    let out = p.start(&[]);
+    assert_eq!(started_url(&out), format!("https://{HOSTNAME}"), "{out}");
+    let status = p.env.json(&["tunnel", "status", "--json"]);
+    let credentials = status["credentials_file"].as_str().unwrap().to_owned();
+    std::fs::remove_file(&credentials).unwrap();
+    let pid = p.tunnel_json().unwrap()["pid"].as_u64().unwrap() as u32;
+    kill(pid);
+    wait_for("the tunnel fails", Duration::from_secs(20), || {
+        (p.tunnel_json()?["state"] == "failed").then_some(())
+    });
+    assert!(!p.env.run(&["tunnel", "status"]).status.success());
+
+    let out = set_up(&p);
+    assert!(
+        out.contains("credentials were missing on this machine and are fetched again")
+            && out.contains("the server's tunnel opens with them now"),
+        "{out}"
+    );
+    wait_for("the tunnel up again", Duration::from_secs(20), || {
+        (p.tunnel_json()?["state"] == "up").then_some(())
+    });
+    p.env.ok(&["tunnel", "status"]);
+    assert_eq!(
+        p.open(&format!("https://{HOSTNAME}/robots.txt")).status,
+        200
+    );
+}
+
 /// A tunnel deleted from the dashboard is mended by setting up again: a
 /// new tunnel of the same name takes the hostname over (`--replace-dns`,
 /// since DNS still points at the deleted one), and the URL is the same.

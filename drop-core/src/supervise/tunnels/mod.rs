@@ -144,6 +144,8 @@ pub struct TunnelKeeper {
     server: Mutex<Option<TunnelTasks>>,
     /// Each app's tunnel (or route), by app id.
     apps: Mutex<HashMap<String, TunnelTasks>>,
+    /// Where the server's tunnel goes, once it was opened.
+    server_local: std::sync::Mutex<Option<SocketAddr>>,
 }
 
 /// The tasks of one kept tunnel: its watchdog and the task that passes its
@@ -227,6 +229,7 @@ impl TunnelKeeper {
             apps_via,
             server: Mutex::new(None),
             apps: Mutex::new(HashMap::new()),
+            server_local: std::sync::Mutex::new(None),
         })
     }
 
@@ -244,11 +247,23 @@ impl TunnelKeeper {
     pub async fn open_server(self: &Arc<Self>, port: u16) {
         update_server_tunnel(&self.home, |_| TunnelState::default()).await;
         let local = SocketAddr::from(([127, 0, 0, 1], port));
+        *self.server_local.lock().expect("server address lock") = Some(local);
         let kept = self.keep(self.provider.clone(), local, None, None);
         let old = self.server.lock().await.replace(kept);
         if let Some(old) = old {
             old.close().await;
         }
+    }
+
+    /// Opens the server's tunnel again from scratch (one that gave up
+    /// too); whether there is one to open (the server is tunneled).
+    pub async fn reopen_server(self: &Arc<Self>) -> bool {
+        let local = *self.server_local.lock().expect("server address lock");
+        let Some(local) = local else {
+            return false;
+        };
+        self.open_server(local.port()).await;
+        true
     }
 
     /// Opens an app's tunnel to `local` (closing one it had) and waits for
