@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod blocking;
 pub mod daemon;
 pub mod http;
 mod log;

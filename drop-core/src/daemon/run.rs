@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::control::{ControlReply, ControlRequest, ControlServer};
 use crate::auth::SessionKey;
+use crate::blocking::blocking;
 use crate::http::{ServerConfig, Site, serve};
 use crate::log::log;
 use crate::page::Catalog;
@@ -139,7 +140,7 @@ async fn sweep_expired(home: Home, catalog: Arc<Catalog>, supervisor: Arc<Superv
         }
         remove_expired(&home, &supervisor).await;
         let catalog = catalog.clone();
-        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+        blocking(move || catalog.refresh()).await;
     }
 }
 
@@ -147,7 +148,7 @@ async fn sweep_expired(home: Home, catalog: Arc<Catalog>, supervisor: Arc<Superv
 async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
     let registry = home.registry();
     let now = std::time::SystemTime::now();
-    let Ok(Ok(pages)) = tokio::task::spawn_blocking(move || registry.load()).await else {
+    let Ok(pages) = blocking(move || registry.load()).await else {
         return;
     };
     let expired: Vec<(String, bool)> = pages
@@ -165,7 +166,7 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
             continue;
         }
         let registry = home.registry();
-        let removed = tokio::task::spawn_blocking(move || {
+        let removed = blocking(move || {
             registry.update(|pages| {
                 // Only if it is still expired: changed meanwhile, it stays.
                 if pages.get(&id).is_some_and(|r| r.expired(now)) {
@@ -175,7 +176,7 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
             })
         })
         .await;
-        if let Ok(Err(e)) = removed {
+        if let Err(e) = removed {
             log!("could not remove an expired page: {e}");
         }
     }
@@ -228,12 +229,16 @@ impl Daemon {
         let home = self.config.home.clone();
         // A registry that does not parse would leave a server serving
         // nothing: refuse, naming the file (a copy of it is kept).
-        home.registry().load()?;
+        let registry = home.registry();
+        blocking(move || registry.load()).await?;
         let port = listener
             .local_addr()
             .map_err(DaemonError::io("read the bound address"))?
             .port();
-        let state = self.record_serving(port)?;
+        let state = {
+            let (config, home) = (self.config.clone(), home.clone());
+            blocking(move || record_serving(&home, &config, port)).await?
+        };
         log!("serving {} on port {port}", home.root().display());
         let key_path = home.session_key_path();
         let key = SessionKey::load_or_create(&key_path).map_err(DaemonError::io(format!(
@@ -300,30 +305,35 @@ impl Daemon {
         let _ = stop_control.send(());
         let _ = control.await;
         tunnels.close_all().await;
-        forget_pid(&home, ProcessId::current().pid)?;
+        let pid = ProcessId::current().pid;
+        let gone = home.clone();
+        blocking(move || forget_pid(&gone, pid)).await?;
         log!("server stopped");
         drop(lock);
         Ok(())
     }
+}
 
-    /// Writes who serves and where into `server.json`, keeping the tunnel
-    /// decision `drop start` recorded there (a daemon restarted by systemd
-    /// finds the same decision).
-    fn record_serving(&self, port: u16) -> Result<ServerState, DaemonError> {
-        let home = &self.config.home;
-        let me = ProcessId::current();
-        let mut state = home
-            .load_server_state()?
-            .unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
-        state.pid = Some(me.pid);
-        state.start_time = Some(me.start_time);
-        state.port = port;
-        state.host = self.config.host.clone().or(state.host);
-        state.bind.clone_from(&self.config.bind);
-        state.started_at = drop_registry::now_rfc3339();
-        home.save_server_state(&state)?;
-        Ok(state)
-    }
+/// Writes who serves and where into `server.json`, keeping the tunnel
+/// decision `drop start` recorded there (a daemon restarted by systemd
+/// finds the same decision).
+fn record_serving(
+    home: &Home,
+    config: &DaemonConfig,
+    port: u16,
+) -> Result<ServerState, DaemonError> {
+    let me = ProcessId::current();
+    let mut state = home
+        .load_server_state()?
+        .unwrap_or_else(|| ServerState::new(DEFAULT_PORT));
+    state.pid = Some(me.pid);
+    state.start_time = Some(me.start_time);
+    state.port = port;
+    state.host = config.host.clone().or(state.host);
+    state.bind.clone_from(&config.bind);
+    state.started_at = drop_registry::now_rfc3339();
+    home.save_server_state(&state)?;
+    Ok(state)
 }
 
 /// Forgets the server's pid in `server.json` if it is still `pid`, keeping
@@ -355,7 +365,7 @@ impl Answers {
         match request {
             ControlRequest::Reload => {
                 let catalog = self.catalog.clone();
-                let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+                blocking(move || catalog.refresh()).await;
                 ControlReply::Reloaded
             }
             ControlRequest::StartApp {
@@ -397,7 +407,7 @@ impl Answers {
                 match self.supervisor.remove_app(&id, grace).await {
                     Ok(stopped) => {
                         let catalog = self.catalog.clone();
-                        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+                        blocking(move || catalog.refresh()).await;
                         ControlReply::Removed { stopped }
                     }
                     Err(e) => ControlReply::failed(e.code(), &e),
@@ -412,7 +422,7 @@ impl Answers {
     /// outside, now: what `drop doctor` shows.
     async fn check_link(&self, id: Option<String>) -> Result<LinkReport, String> {
         let home = self.home.clone();
-        let recorded = tokio::task::spawn_blocking(move || -> Result<_, RegistryError> {
+        let recorded = blocking(move || -> Result<_, RegistryError> {
             let (tunnel, app_port) = match &id {
                 None => (home.load_tunnel_state()?, None),
                 Some(id) => {
@@ -426,7 +436,6 @@ impl Answers {
                 .map(|t| (t.url, t.state, app_port)))
         })
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         let Some((url, phase, app_port)) = recorded else {
             return Err("no tunnel URL is recorded to check".into());

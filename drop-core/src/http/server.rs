@@ -30,6 +30,7 @@ use super::routes::routes;
 use super::site::Site;
 use super::slots::{Slot, Slots};
 use super::stall::StallGuard;
+use crate::blocking::blocking;
 use crate::log::log;
 use crate::page::follow_registry;
 
@@ -172,9 +173,8 @@ async fn keep_receipts(site: Arc<Site>) {
 
 async fn write_receipts(site: &Arc<Site>) {
     let site = site.clone();
-    let written =
-        tokio::task::spawn_blocking(move || site.receipts().flush(site.catalog().registry())).await;
-    if let Ok(Err(e)) = written {
+    let written = blocking(move || site.receipts().flush(site.catalog().registry())).await;
+    if let Err(e) = written {
         log!("could not write who opened which page (kept for the next try): {e}");
     }
 }

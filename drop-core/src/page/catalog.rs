@@ -146,7 +146,7 @@ impl Catalog {
     ) -> String {
         let catalog = self.clone();
         let (id, expected) = (id.to_owned(), old.to_owned());
-        let stored = tokio::task::spawn_blocking(move || {
+        let stored = crate::blocking::blocking(move || {
             let result = catalog.registry.update(|pages| {
                 let not_found = || RegistryError::NotFound { query: id.clone() };
                 let record = pages.get_mut(&id).ok_or_else(not_found)?;
@@ -172,12 +172,11 @@ impl Catalog {
         })
         .await;
         match stored {
-            Ok(Ok(hash)) => hash,
-            Ok(Err(e)) => {
+            Ok(hash) => hash,
+            Err(e) => {
                 log!("could not store the upgraded password hash: {e}");
                 old.to_owned()
             }
-            Err(_) => old.to_owned(),
         }
     }
 

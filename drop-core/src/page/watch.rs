@@ -40,7 +40,7 @@ pub async fn follow_registry(catalog: Arc<Catalog>) {
             () = tokio::time::sleep(poll) => {}
         }
         let catalog = catalog.clone();
-        let _ = tokio::task::spawn_blocking(move || catalog.refresh()).await;
+        crate::blocking::blocking(move || catalog.refresh()).await;
     }
 }
 

@@ -131,13 +131,11 @@ impl AppRunner for SystemRunner {
     }
 
     async fn end_group(&self, id: ProcessId, grace: Duration) -> StopOutcome {
-        tokio::task::spawn_blocking(move || id.terminate_group(grace))
-            .await
-            .unwrap_or(StopOutcome::NotRunning)
+        crate::blocking::blocking(move || id.terminate_group(grace)).await
     }
 
     async fn end_leftovers(&self, leader: ProcessId) {
-        let _ = tokio::task::spawn_blocking(move || process::end_leftovers(leader.pid)).await;
+        crate::blocking::blocking(move || process::end_leftovers(leader.pid)).await;
     }
 }
 

@@ -1,7 +1,8 @@
 //! How the daemon writes what it learns into the registry.
 
+use crate::blocking::blocking;
 use crate::log::log;
-use drop_registry::{Home, Record, RegistryError, TunnelState};
+use drop_registry::{Home, Pages, Record, RegistryError, TunnelState};
 
 /// Changes the record `id` under the registry lock, off the async threads
 /// (a `drop` command may hold the lock for a moment). A record that is gone
@@ -13,7 +14,7 @@ pub(crate) async fn update_record(
     change: impl FnOnce(&mut Record) + Send + 'static,
 ) {
     let (registry, id) = (home.registry(), id.to_owned());
-    let written = tokio::task::spawn_blocking(move || {
+    let written = blocking(move || {
         registry
             .update(|pages| {
                 if let Some(record) = pages.get_mut(&id) {
@@ -24,7 +25,7 @@ pub(crate) async fn update_record(
             .map_err(|e| (id, e))
     })
     .await;
-    if let Ok(Err((id, e))) = written {
+    if let Err((id, e)) = written {
         log!("could not record {what} {id}: {e}");
     }
 }
@@ -36,12 +37,18 @@ pub(crate) async fn update_server_tunnel(
     change: impl FnOnce(TunnelState) -> TunnelState + Send + 'static,
 ) {
     let home = home.clone();
-    let saved = tokio::task::spawn_blocking(move || {
+    let saved = blocking(move || {
         let now = home.load_tunnel_state()?.unwrap_or_default();
         home.save_tunnel_state(&change(now))
     })
     .await;
-    if let Ok(Err(e)) = saved {
+    if let Err(e) = saved {
         log!("could not record the server's tunnel: {e}");
     }
+}
+
+/// The pages of the registry, read off the async threads.
+pub(crate) async fn load_pages(home: &Home) -> Result<Pages, RegistryError> {
+    let registry = home.registry();
+    blocking(move || registry.load()).await
 }

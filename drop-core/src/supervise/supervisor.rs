@@ -17,10 +17,15 @@ use tokio::time::Instant;
 use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, process_to_stop};
 use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
-use super::records::update_record;
+use super::records::{load_pages, update_record};
 use super::sockets;
 use super::tunnels::{AppTarget, TunnelKeeper, TunnelOutcome};
+
+mod error;
+use crate::blocking::blocking;
 use crate::log::log;
+pub use error::AppError;
+use error::describe_code;
 
 /// How often an adopted app (not this daemon's child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
@@ -108,144 +113,6 @@ pub enum Started {
     Already,
 }
 
-/// Why an app could not be started or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// No record has this id.
-    #[error("no app has the id {id}")]
-    NoSuchApp {
-        /// The id asked for.
-        id: String,
-    },
-    /// The record is a page, not an app.
-    #[error("page {id} is not an app: add it with --run CMD --port N")]
-    NotAnApp {
-        /// The page's id.
-        id: String,
-    },
-    /// Something else listens on the app's port already.
-    #[error(
-        "port {port} is already in use by another process; stop it or give the app another port"
-    )]
-    PortInUse {
-        /// The app's port.
-        port: u16,
-    },
-    /// The Python drop's process of this app lives on, and cannot be shown
-    /// to be the app: drop leaves it alone.
-    #[error(
-        "the app's old process (pid {pid}) {}; it was started by an earlier drop and cannot be shown to be this app, so drop leaves it alone: end it with `kill {pid}` (or `kill -- -{pid}` for its whole process group), then run 'drop start {id}'",
-        match port { Some(port) => format!("still holds port {port}"), None => "still runs".to_owned() }
-    )]
-    OldProcess {
-        /// The app.
-        id: String,
-        /// The old process.
-        pid: u32,
-        /// The app's port, when something listens on it.
-        port: Option<u16>,
-    },
-    /// `sh` could not be started.
-    #[error("could not launch the app")]
-    Launch {
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The app ended before it listened on its port.
-    #[error(
-        "app {id} exited with {} before listening on port {port}; last lines of `{}`:\n{}",
-        describe_code(*code), log.display(), indent(tail)
-    )]
-    ExitedBeforeListening {
-        /// The app.
-        id: String,
-        /// Its port.
-        port: u16,
-        /// How it ended.
-        code: Option<i32>,
-        /// Its log.
-        log: PathBuf,
-        /// The last lines of its log.
-        tail: String,
-    },
-    /// The app ran but never listened; it was stopped.
-    #[error(
-        "app {id} did not listen on port {port} within {} s and was stopped; last lines of `{}`:\n{}",
-        timeout.as_secs_f32(), log.display(), indent(tail)
-    )]
-    NotListening {
-        /// The app.
-        id: String,
-        /// Its port.
-        port: u16,
-        /// How long it was given.
-        timeout: Duration,
-        /// Its log.
-        log: PathBuf,
-        /// The last lines of its log.
-        tail: String,
-    },
-    /// The app ended right after it started listening.
-    #[error(
-        "app {id} exited with {} right after it started listening; last lines of `{}`:\n{}",
-        describe_code(*code), log.display(), indent(tail)
-    )]
-    ExitedAfterListening {
-        /// The app.
-        id: String,
-        /// How it ended.
-        code: Option<i32>,
-        /// Its log.
-        log: PathBuf,
-        /// The last lines of its log.
-        tail: String,
-    },
-    /// The app listens only on loopback, and its URL is for other
-    /// machines; it was stopped.
-    #[error(
-        "app {id} listens only on {} (this machine alone), so its URL http://{host}:{port}/ would not open for anyone else; it was stopped. Make its command listen on every address (for example `--host 0.0.0.0` for flask, `--bind 0.0.0.0` for gunicorn, `--host` for vite), or reach it through a tunnel with 'drop start --tunnel', then run 'drop start {id}'",
-        list_addresses(listeners)
-    )]
-    LoopbackOnly {
-        /// The app.
-        id: String,
-        /// The host in its URL.
-        host: String,
-        /// Its port.
-        port: u16,
-        /// Where it listens.
-        listeners: Vec<std::net::SocketAddr>,
-    },
-    /// The registry could not be read.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-}
-
-impl AppError {
-    /// A stable name for this kind of failure, for scripts (`--json`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            AppError::NoSuchApp { .. } => "not_found",
-            AppError::NotAnApp { .. } => "not_an_app",
-            AppError::PortInUse { .. } => "port_in_use",
-            AppError::OldProcess { .. } => "old_process",
-            AppError::Launch { .. } => "app_launch_failed",
-            AppError::ExitedBeforeListening { .. } | AppError::ExitedAfterListening { .. } => {
-                "app_exited"
-            }
-            AppError::NotListening { .. } => "app_not_listening",
-            AppError::LoopbackOnly { .. } => "loopback_only",
-            AppError::Registry(e) => e.code(),
-        }
-    }
-}
-
-fn list_addresses(listeners: &[std::net::SocketAddr]) -> String {
-    let names: Vec<String> = listeners.iter().map(|a| a.ip().to_string()).collect();
-    names.join(" and ")
-}
-
 /// Every app the daemon watches, by id.
 pub struct Supervisor {
     home: Home,
@@ -309,7 +176,7 @@ impl Supervisor {
     /// (and tunneled again when apps are tunneled), dead ones are recorded
     /// as crashed.
     pub async fn adopt(self: &Arc<Self>) {
-        let Ok(pages) = self.home.registry().load() else {
+        let Ok(pages) = load_pages(&self.home).await else {
             return;
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app() && r.pid.is_some()) {
@@ -340,7 +207,7 @@ impl Supervisor {
         if self.reach != AppReach::Tunnel {
             return;
         }
-        let Ok(pages) = self.home.registry().load() else {
+        let Ok(pages) = load_pages(&self.home).await else {
             return;
         };
         for (id, record) in pages.iter().filter(|(_, r)| r.is_app()) {
@@ -429,7 +296,7 @@ impl Supervisor {
     ) -> Result<Started, AppError> {
         let app_lock = self.app_lock(id);
         let _held = app_lock.lock().await;
-        let record = self.record(id)?;
+        let record = self.record(id).await?;
         match AppStatus::judged(&record, |p| self.runner.is_running(p)) {
             AppStatus::Running { .. } => return Ok(Started::Already),
             AppStatus::Unverified { pid } => return Err(self.old_process(id, pid, &record).await),
@@ -588,14 +455,13 @@ impl Supervisor {
         let _held = app_lock.lock().await;
         let stopped = self.stop_in_turn(id, grace).await?;
         let (registry, gone) = (self.home.registry(), id.to_owned());
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             registry.update(|pages| {
                 pages.remove(&gone);
                 Ok::<_, RegistryError>(())
             })
         })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        .await?;
         Ok(stopped)
     }
 
@@ -606,7 +472,7 @@ impl Supervisor {
             self.stop_watched(&watched, grace).await;
             return Ok(true);
         }
-        let record = self.record(id)?;
+        let record = self.record(id).await?;
         let outcome = match process_to_stop(&record) {
             Ok(Some(process)) => self.runner.end_group(process, grace).await,
             Ok(None) => StopOutcome::NotRunning,
@@ -705,8 +571,8 @@ impl Supervisor {
         .await;
     }
 
-    fn record(&self, id: &str) -> Result<Record, AppError> {
-        let pages = self.home.registry().load()?;
+    async fn record(&self, id: &str) -> Result<Record, AppError> {
+        let pages = load_pages(&self.home).await?;
         let record = pages
             .get(id)
             .ok_or_else(|| AppError::NoSuchApp { id: id.to_owned() })?;
@@ -725,20 +591,6 @@ impl Supervisor {
 /// The log file of the app `id`.
 pub fn app_log_path(home: &Home, id: &str) -> PathBuf {
     home.logs_dir().join(format!("app-{id}.log"))
-}
-
-fn describe_code(code: Option<i32>) -> String {
-    code.map_or("an unknown code".to_owned(), |c| format!("code {c}"))
-}
-
-fn indent(text: &str) -> String {
-    if text.is_empty() {
-        return "  (the log is empty)".to_owned();
-    }
-    text.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

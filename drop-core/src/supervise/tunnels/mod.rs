@@ -32,6 +32,7 @@ pub use self::routes::NamedTunnelAccess;
 use super::process;
 use super::records::{update_record, update_server_tunnel};
 use super::verify::LinkCheck;
+use crate::blocking::blocking;
 use crate::log::log;
 
 /// Least time between two tunnel openings, across all tunnels.
@@ -237,8 +238,7 @@ impl TunnelKeeper {
     /// before it could close them), so no page ever has two.
     pub async fn end_leftovers(&self) {
         let (home, dir) = (self.home.clone(), self.config_dir.clone());
-        let ended = tokio::task::spawn_blocking(move || end_leftovers(&home, &dir)).await;
-        for pid in ended.unwrap_or_default() {
+        for pid in blocking(move || end_leftovers(&home, &dir)).await {
             log!("ended tunnel process {pid}, left by a server that was killed");
         }
     }
@@ -404,7 +404,7 @@ impl TunnelKeeper {
             update_record(&self.home, &id, "the tunnel of app", Record::clear_tunnel).await;
         }
         let home = self.home.clone();
-        let _ = tokio::task::spawn_blocking(move || home.clear_tunnel_state()).await;
+        let _ = blocking(move || home.clear_tunnel_state()).await;
     }
 
     /// Starts a watchdog for a tunnel to `local`, the task that passes its
@@ -481,11 +481,8 @@ impl TunnelKeeper {
             return;
         };
         let home = self.home.clone();
-        let noted = tokio::task::spawn_blocking(move || {
-            home.note_network_protocol(&network, TunnelProtocol::Http2)
-        })
-        .await;
-        if let Ok(Err(e)) = noted {
+        let noted = blocking(move || home.note_network_protocol(&network, TunnelProtocol::Http2));
+        if let Err(e) = noted.await {
             log!("could not note that this network needs HTTP/2 tunnels: {e}");
         }
     }

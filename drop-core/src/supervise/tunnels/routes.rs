@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::AppTarget;
 use super::follow::TunnelNews;
+use crate::blocking::blocking;
 use crate::log::log;
 
 /// A named tunnel as the daemon runs it: the provider the server's tunnel
@@ -97,9 +98,7 @@ impl NamedRoutes {
     /// it is added. Whether it was routed.
     pub(super) async fn preroute(&self, home: &Home, id: &str, target: AppTarget) -> bool {
         let home = home.clone();
-        let Ok(Ok(Some(setup))) =
-            tokio::task::spawn_blocking(move || home.load_named_tunnel()).await
-        else {
+        let Ok(Some(setup)) = blocking(move || home.load_named_tunnel()).await else {
             return false;
         };
         let Some(route) = setup
@@ -150,7 +149,7 @@ impl NamedRoutes {
     async fn hostname(&self, home: &Home, id: &str) -> Result<String, String> {
         let _one = self.naming.lock().await;
         let (home, app) = (home.clone(), id.to_owned());
-        let loaded = tokio::task::spawn_blocking({
+        let loaded = blocking({
             let home = home.clone();
             move || {
                 let setup = home.load_named_tunnel()?;
@@ -158,10 +157,7 @@ impl NamedRoutes {
                 Ok::<_, RegistryError>((setup, name.unwrap_or_default()))
             }
         });
-        let (setup, name) = loaded
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (setup, name) = loaded.await.map_err(|e| e.to_string())?;
         let Some(mut setup) = setup else {
             return Err(
                 "the named tunnel is no longer set up: run 'drop stop' then 'drop start'".into(),
@@ -184,9 +180,8 @@ impl NamedRoutes {
             .await
             .map_err(|e| format!("could not route {hostname} to the named tunnel: {e}"))?;
         setup.app_hostnames.insert(id.to_owned(), hostname.clone());
-        tokio::task::spawn_blocking(move || home.save_named_tunnel(&setup))
+        blocking(move || home.save_named_tunnel(&setup))
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         log!("app {id} routed at {hostname} on the named tunnel");
         Ok(hostname)
