@@ -212,6 +212,12 @@ pub enum CliError {
         /// How long `drop wait` waited, as people write it.
         waited: String,
     },
+    /// The caller of `drop mcp`'s `wait` cancelled it.
+    #[error("waiting for page {id} was cancelled")]
+    WaitCancelled {
+        /// The page.
+        id: String,
+    },
     /// A time or span that does not parse.
     #[error(
         "{what} `{value}` is not a span (30m, 2h, 7d, 1w) or an RFC 3339 time with its offset (2026-12-31T18:00:00Z), within 10 years"
@@ -356,6 +362,7 @@ impl CliError {
             CliError::WaitOnApp { .. } => "wait_on_app",
             CliError::PageGone { .. } => "page_gone",
             CliError::NotOpened { .. } => "not_opened",
+            CliError::WaitCancelled { .. } => "cancelled",
             CliError::NobodyCanOpen { .. } => "nobody_can_open",
             CliError::BadTime { .. } | CliError::BadSpan { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",

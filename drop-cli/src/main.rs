@@ -22,6 +22,8 @@ mod server;
 mod server_view;
 mod settings;
 mod systemd;
+#[cfg(test)]
+mod test_home;
 mod tunnel;
 mod urls;
 mod when;
