@@ -311,6 +311,15 @@ pub enum CliError {
     /// A link too long for a QR code.
     #[error(transparent)]
     Qr(#[from] crate::qr::QrError),
+    /// `drop mcp` could not hold its session with the client.
+    #[error("the MCP session on stdin/stdout failed: {what}")]
+    Mcp {
+        /// What failed.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Any other I/O failure, with what was being done.
     #[error("could not {action}")]
     Io {
@@ -373,6 +382,7 @@ impl CliError {
             CliError::PortInUse { .. } => "port_in_use",
             CliError::LegacyServer { .. } => "legacy_server",
             CliError::Io { .. } => "io_failed",
+            CliError::Mcp { .. } => "mcp_failed",
             CliError::Qr(_) => "qr_failed",
         }
     }

@@ -11,6 +11,7 @@ mod control;
 mod doctor;
 mod error;
 mod folder_check;
+mod mcp;
 mod names;
 mod nat;
 mod output;
@@ -208,6 +209,9 @@ enum Command {
         #[arg(long)]
         since_publish: bool,
     },
+    /// Serve drop's tools to a coding agent over MCP on stdin/stdout (the
+    /// agent starts it: `claude mcp add drop -- drop mcp`).
+    Mcp,
     /// Stable links on your own domain: a named Cloudflare tunnel.
     Tunnel {
         #[command(subcommand)]
@@ -379,6 +383,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             TunnelCommand::Status => tunnel::status(ctx),
             TunnelCommand::Reset => tunnel::reset(ctx),
         },
+        Command::Mcp => mcp::serve(ctx),
         Command::Serve { port, host, bind } => serve::serve(ctx, port, host, bind, world(ctx)?),
     }
 }
