@@ -492,3 +492,60 @@ fn an_app_is_added_started_logged_stopped_and_removed() {
     assert_eq!(removed["removed"][0]["type"], "app");
     assert_eq!(session.ok("status", json!({}))["pages"], json!([]));
 }
+
+/// Nothing but JSON-RPC reaches stdout, also while a tool starts the
+/// server (whose notes go into the tool's text), and `drop mcp` ends when
+/// the client closes stdin. Spoken to raw, so no SDK hides a stray line.
+#[test]
+fn stdout_carries_only_protocol_messages() {
+    let env = DropEnv::new();
+    home_used_before(&env);
+    let file = env.write("raw.html", "raw");
+    let mut server = env
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("drop mcp runs");
+    let hello = json!({
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": { "name": "raw", "version": "1" },
+    });
+    let requests = [
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello }),
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": { "name": "publish", "arguments": { "path": file } } }),
+        json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": { "name": "logs", "arguments": { "app": "raw.html" } } }),
+    ];
+    let mut stdin = server.stdin.take().unwrap();
+    let lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut answered = Vec::new();
+    let mut lines = lines.map_while(Result::ok);
+    for request in requests {
+        writeln!(stdin, "{request}").unwrap();
+        if request.get("id").is_none() {
+            continue;
+        }
+        let line = lines.next().expect("an answer");
+        let message: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("not a protocol message on stdout: {line}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        assert_eq!(message["id"], request["id"], "{line}");
+        answered.push(message);
+    }
+    assert_eq!(answered[1]["result"]["isError"], false, "{}", answered[1]);
+    assert_eq!(
+        answered[2]["result"]["structuredContent"]["error"]["code"],
+        "not_an_app"
+    );
+    drop(stdin);
+    let rest: Vec<String> = lines.collect();
+    assert!(rest.is_empty(), "more on stdout: {rest:?}");
+    let ended = drop_tests::wait_for("drop mcp to end", ANSWER_WITHIN, || {
+        server.try_wait().unwrap()
+    });
+    assert!(ended.success(), "{ended:?}");
+}
