@@ -1,12 +1,14 @@
 //! What each tool takes. The input schemas a client sees are derived from
 //! these types, their doc comments becoming the descriptions a model reads.
 
-use rmcp::schemars::JsonSchema;
+use rmcp::schemars::transform::{RecursiveTransform, Transform};
+use rmcp::schemars::{JsonSchema, Schema};
 use serde::Deserialize;
+use serde_json::Value;
 
 /// `publish`: a file, or a folder with a `.drop-publish` manifest.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct PublishArgs {
     /// The file or folder to publish: an absolute path, or one relative to
     /// the folder the MCP server was started in. A folder needs a
@@ -37,7 +39,7 @@ pub struct PublishArgs {
 
 /// `true` (generate one) or the password itself.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 #[serde(untagged)]
 pub enum PasswordArg {
     /// `true`: a generated password; `false`: none asked for.
@@ -59,7 +61,7 @@ impl PasswordArg {
 
 /// `wait`: until a human opens a page.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct WaitArgs {
     /// The page: its id, name, the path it was published from, or an id
     /// prefix of at least 4 characters.
@@ -76,7 +78,7 @@ pub struct WaitArgs {
 
 /// `doctor`: a page, an app, or the server.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct DoctorArgs {
     /// The page or app (id, name, path it was published from, or id
     /// prefix); the server when left out.
@@ -86,7 +88,7 @@ pub struct DoctorArgs {
 
 /// `remove`: pages and apps to unpublish.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct RemoveArgs {
     /// Ids, names, paths they were published from, or id prefixes of at
     /// least 4 characters. Every one is looked up before anything is
@@ -97,7 +99,7 @@ pub struct RemoveArgs {
 
 /// `add_app`: a web app drop runs and gives a URL.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct AddAppArgs {
     /// The app's folder (its command runs there): absolute, or relative to
     /// the folder the MCP server was started in.
@@ -114,7 +116,7 @@ pub struct AddAppArgs {
 
 /// `start_app`, `stop_app`: one app.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct AppArgs {
     /// The app: its id, name, the path it was added from, or an id prefix.
     pub app: String,
@@ -122,7 +124,7 @@ pub struct AppArgs {
 
 /// `logs`: the end of an app's output.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
+#[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
 pub struct LogsArgs {
     /// The app: its id, name, the path it was added from, or an id prefix.
     pub app: String,
@@ -133,4 +135,15 @@ pub struct LogsArgs {
 
 fn default_log_lines() -> usize {
     50
+}
+
+/// Doc comments wrap at 80 columns; a model reads each description as one
+/// line.
+fn one_line_descriptions(schema: &mut Schema) {
+    let mut unwrap = RecursiveTransform(|schema: &mut Schema| {
+        if let Some(Value::String(text)) = schema.get_mut("description") {
+            *text = text.replace('\n', " ");
+        }
+    });
+    unwrap.transform(schema);
 }
