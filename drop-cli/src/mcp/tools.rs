@@ -8,7 +8,7 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -292,14 +292,27 @@ async fn wait_reporting_progress(
                 // Sent from this task: the notification then belongs to
                 // this request, as the protocol wants.
                 if let Some(token) = &token {
-                    let note = ProgressNotificationParam::new(token.clone(), so_far.as_secs_f64())
-                        .with_total(timeout as f64)
-                        .with_message(format!("waiting for a human to open the page ({} s of {timeout} s)", so_far.as_secs()));
+                    let note = progress_note(token.clone(), so_far, timeout);
                     let _ = request.peer.notify_progress(note).await;
                 }
             }
         }
     }
+}
+
+/// How long `wait` has waited, of `timeout_s`.
+fn progress_note(
+    token: ProgressToken,
+    so_far: Duration,
+    timeout_s: u64,
+) -> ProgressNotificationParam {
+    let message = format!(
+        "waiting for a human to open the page ({} s of {timeout_s} s)",
+        so_far.as_secs()
+    );
+    ProgressNotificationParam::new(token, so_far.as_secs_f64())
+        .with_total(timeout_s as f64)
+        .with_message(message)
 }
 
 /// A string field of a document, or `?`.
