@@ -333,6 +333,20 @@ install_cloudflared() {
     fi
 }
 
+# How to give a coding agent drop's MCP tools: printed, never written into
+# an agent's settings. The full path, as agents started from a desktop may
+# not have BIN_DIR on their PATH.
+say_mcp() {
+    local drop=$BIN_DIR/drop quoted
+    quoted=$(printf '%q' "$drop")
+    say ""
+    say "drop speaks MCP: to give a coding agent its tools (publish, wait, doctor…), add it yourself:"
+    say "  Claude Code: claude mcp add drop -- $quoted mcp"
+    say "  Codex:       codex mcp add drop -- $quoted mcp"
+    say "  Cursor (~/.cursor/mcp.json) and other agents' mcpServers settings:"
+    say "    {\"mcpServers\": {\"drop\": {\"command\": \"$drop\", \"args\": [\"mcp\"]}}}"
+}
+
 ON_PATH=""
 
 main() {
@@ -345,6 +359,7 @@ main() {
     install_skill
     install_unit
     install_cloudflared
+    say_mcp
     say ""
     if [[ -n $ON_PATH ]]; then
         say "Done. Try: drop start && drop add <file>"

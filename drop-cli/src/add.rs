@@ -53,31 +53,7 @@ struct Saved {
 /// rather than a second URL for the same thing.
 pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError> {
     let home = &ctx.home;
-    let (source, is_dir) = check_source(home, path)?;
-    // `/p/<id>/<name>/…` strips the name: a file or folder of that name at
-    // the top of the folder could no longer be reached by its own path.
-    if let Some(name) = details
-        .name
-        .as_deref()
-        .filter(|n| is_dir && source.join(n).exists())
-    {
-        return Err(CliError::NameShadowsFile {
-            name: name.to_owned(),
-            dir: source,
-        });
-    }
-    if let Some(password) = details.password.as_deref() {
-        if !password.is_empty() && password.trim().is_empty() {
-            return Err(CliError::BadPassword(
-                "a password of only spaces is no password",
-            ));
-        }
-        if password.chars().any(char::is_control) {
-            return Err(CliError::BadPassword(
-                "a password with a newline, a tab or another control character cannot be typed into the login form",
-            ));
-        }
-    }
+    let (source, is_dir) = check_page(home, path, &details)?;
     let generated = (details.password.as_deref() == Some("")).then(generate_password);
     let new_password = generated.as_deref().or(details.password.as_deref());
     let password_hash = match details.no_password {
@@ -121,6 +97,60 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
         show_qr(ctx, &saved.id)?;
     }
     Ok(())
+}
+
+/// What `add` refuses before it writes anything, checked alone: the
+/// source, the name, the password and the end. Returns the canonical
+/// source and whether it is a folder. `drop mcp` asks this before it
+/// starts the server for a page.
+pub fn check_page(
+    home: &Home,
+    path: &Path,
+    details: &Details,
+) -> Result<(PathBuf, bool), CliError> {
+    let (source, is_dir) = check_source(home, path)?;
+    if let Some(name) = &details.name {
+        check_name(name)?;
+    }
+    // `/p/<id>/<name>/…` strips the name: a file or folder of that name at
+    // the top of the folder could no longer be reached by its own path.
+    if let Some(name) = details
+        .name
+        .as_deref()
+        .filter(|n| is_dir && source.join(n).exists())
+    {
+        return Err(CliError::NameShadowsFile {
+            name: name.to_owned(),
+            dir: source,
+        });
+    }
+    if let Some(password) = details.password.as_deref() {
+        if !password.is_empty() && password.trim().is_empty() {
+            return Err(CliError::BadPassword(
+                "a password of only spaces is no password",
+            ));
+        }
+        if password.chars().any(char::is_control) {
+            return Err(CliError::BadPassword(
+                "a password with a newline, a tab or another control character cannot be typed into the login form",
+            ));
+        }
+    }
+    expiry(details, std::time::SystemTime::now())?;
+    Ok((source, is_dir))
+}
+
+/// `--expires` as the record takes it: `None` to leave the end as it is,
+/// `Some(None)` for `never` (no end any more), else the new end.
+fn expiry(
+    details: &Details,
+    now: std::time::SystemTime,
+) -> Result<Option<Option<std::time::SystemTime>>, CliError> {
+    match details.expires.as_deref() {
+        None => Ok(None),
+        Some("never") => Ok(Some(None)),
+        Some(text) => crate::when::parse_moment(text, now, "--expires").map(|at| Some(Some(at))),
+    }
 }
 
 /// `--qr`: the URL as a QR code, after the rest (under `--json` the
@@ -315,12 +345,7 @@ fn upsert(
         check_name(name)?;
     }
     let now = std::time::SystemTime::now();
-    // `Some(None)`: `--expires never`, no end any more.
-    let expires_at = match details.expires.as_deref() {
-        None => None,
-        Some("never") => Some(None),
-        Some(text) => Some(Some(crate::when::parse_moment(text, now, "--expires")?)),
-    };
+    let expires_at = expiry(details, now)?;
     home.ensure()?;
     let saved = home.registry().update(|pages| {
         let existing = pages

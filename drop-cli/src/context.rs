@@ -27,6 +27,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// The same world with output going to `out`: how `drop mcp` runs a
+    /// command with its words kept rather than printed.
+    pub fn with_output(&self, out: Output) -> Context {
+        Context {
+            out,
+            ..self.clone()
+        }
+    }
+
     /// cloudflared as drop runs it: found on `PATH` or in the home's `bin/`
     /// (where install.sh puts it), its config and logs in the home's `logs/`.
     pub fn cloudflared(&self) -> CloudflaredConfig {

@@ -212,6 +212,12 @@ pub enum CliError {
         /// How long `drop wait` waited, as people write it.
         waited: String,
     },
+    /// The caller of `drop mcp`'s `wait` cancelled it.
+    #[error("waiting for page {id} was cancelled")]
+    WaitCancelled {
+        /// The page.
+        id: String,
+    },
     /// A time or span that does not parse.
     #[error(
         "{what} `{value}` is not a span (30m, 2h, 7d, 1w) or an RFC 3339 time with its offset (2026-12-31T18:00:00Z), within 10 years"
@@ -329,6 +335,15 @@ pub enum CliError {
     /// A link too long for a QR code.
     #[error(transparent)]
     Qr(#[from] crate::qr::QrError),
+    /// `drop mcp` could not hold its session with the client.
+    #[error("the MCP session on stdin/stdout failed: {what}")]
+    Mcp {
+        /// What failed.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Any other I/O failure, with what was being done.
     #[error("could not {action}")]
     Io {
@@ -380,6 +395,7 @@ impl CliError {
             CliError::WaitOnApp { .. } => "wait_on_app",
             CliError::PageGone { .. } => "page_gone",
             CliError::NotOpened { .. } => "not_opened",
+            CliError::WaitCancelled { .. } => "cancelled",
             CliError::NobodyCanOpen { .. } => "nobody_can_open",
             CliError::BadTime { .. } | CliError::BadSpan { .. } => "bad_time",
             CliError::PastTime { .. } => "past_time",
@@ -392,6 +408,7 @@ impl CliError {
             CliError::PortInUse { .. } => "port_in_use",
             CliError::LegacyServer { .. } => "legacy_server",
             CliError::Io { .. } => "io_failed",
+            CliError::Mcp { .. } => "mcp_failed",
             CliError::Qr(_) => "qr_failed",
         }
     }

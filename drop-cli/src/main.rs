@@ -11,6 +11,7 @@ mod control;
 mod doctor;
 mod error;
 mod folder_check;
+mod mcp;
 mod names;
 mod nat;
 mod output;
@@ -22,6 +23,8 @@ mod server;
 mod server_view;
 mod settings;
 mod systemd;
+#[cfg(test)]
+mod test_home;
 mod tunnel;
 mod urls;
 mod when;
@@ -213,6 +216,9 @@ enum Command {
         #[arg(long)]
         since_publish: bool,
     },
+    /// Serve drop's tools to a coding agent over MCP on stdin/stdout (the
+    /// agent starts it: `claude mcp add drop -- drop mcp`).
+    Mcp,
     /// Stable links on your own domain: a named Cloudflare tunnel.
     Tunnel {
         #[command(subcommand)]
@@ -396,6 +402,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             TunnelCommand::Status => tunnel::status(ctx),
             TunnelCommand::Reset => tunnel::reset(ctx),
         },
+        Command::Mcp => mcp::serve(ctx),
         Command::Serve { port, host, bind } => {
             serve::serve(ctx, port, host, bind, daemon_parts(ctx)?)
         }

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use drop_registry::{MAX_VISITORS, Record, TunnelPhase, parse_rfc3339};
@@ -219,8 +220,9 @@ pub fn label(id: &str, record: &Record) -> String {
     }
 }
 
-/// Where a command's words go: lines for people on a terminal, or under
-/// `--json` one document on stdout and notes on stderr.
+/// Where a command's words go: lines for people on a terminal, under
+/// `--json` one document on stdout and notes on stderr, or, for a caller in
+/// this process (`drop mcp`), kept: nothing is printed.
 #[derive(Debug, Clone)]
 pub struct Output {
     mode: Mode,
@@ -230,6 +232,19 @@ pub struct Output {
 enum Mode {
     Text,
     Json,
+    Kept(Arc<Mutex<Kept>>),
+}
+
+/// What a command said under [`Output::kept`]: what `--json` would have
+/// printed, for the caller to hand on.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// The command's JSON documents, in order (one for every command).
+    pub documents: Vec<Value>,
+    /// The objects `--json` streams one a line (`logs`).
+    pub lines: Vec<Value>,
+    /// Its warnings for people (`note!`).
+    pub notes: Vec<String>,
 }
 
 impl Output {
@@ -241,6 +256,17 @@ impl Output {
     /// `--json`: documents on stdout, notes on stderr.
     pub fn json() -> Self {
         Output { mode: Mode::Json }
+    }
+
+    /// Speaks JSON like [`Output::json`] but prints nothing: what the
+    /// command says is kept in the returned [`Kept`]. Under `drop mcp`
+    /// stdout carries the protocol alone.
+    pub fn kept() -> (Self, Arc<Mutex<Kept>>) {
+        let kept = Arc::new(Mutex::new(Kept::default()));
+        let out = Output {
+            mode: Mode::Kept(Arc::clone(&kept)),
+        };
+        (out, kept)
     }
 
     /// Whether the command ends with a JSON document rather than lines.
@@ -262,6 +288,7 @@ impl Output {
         match &self.mode {
             Mode::Text => println!("{line}"),
             Mode::Json => eprintln!("{line}"),
+            Mode::Kept(kept) => keep(kept, |k| k.notes.push(line.to_string())),
         }
     }
 
@@ -274,15 +301,28 @@ impl Output {
                 "{}",
                 serde_json::to_string_pretty(&value).expect("json values serialise")
             ),
+            Mode::Kept(kept) => keep(kept, |k| k.documents.push(value)),
         }
     }
 
     /// One JSON object on a line of its own, for output that streams
     /// (`logs --json`); false once stdout is closed.
     pub fn json_line(&self, value: Value) -> bool {
+        if let Mode::Kept(kept) = &self.mode {
+            keep(kept, |k| k.lines.push(value));
+            return true;
+        }
         let mut out = std::io::stdout().lock();
         writeln!(out, "{value}").and_then(|()| out.flush()).is_ok()
     }
+}
+
+/// Adds to what is kept. A command that panicked while holding the lock
+/// left whole entries only, so a poisoned lock is still used.
+fn keep(kept: &Mutex<Kept>, add: impl FnOnce(&mut Kept)) {
+    add(&mut kept
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner));
 }
 
 /// A line for people: `say!(out, "…", …)` with `out` an [`Output`].

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::LegacyServer;
 use drop_registry::{
-    Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
+    Home, Pages, Record, RegistryError, ServerState, TunnelPhase, TunnelProtocol, TunnelState,
     parse_rfc3339,
 };
 use serde_json::json;
@@ -329,10 +329,35 @@ pub fn wait(
     timeout: Option<&str>,
     since_publish: bool,
 ) -> Result<(), CliError> {
-    let (home, out) = (&ctx.home, &ctx.out);
     let timeout = timeout
         .map(|text| crate::when::span_arg(text, "--timeout"))
         .transpose()?;
+    let wait_for = WaitFor {
+        timeout,
+        since_publish,
+    };
+    wait_until_opened(ctx, query, &wait_for, |_| true)
+}
+
+/// What `drop wait` waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitFor {
+    /// Give up after this long (`not_opened`); with none, wait on.
+    pub timeout: Option<Duration>,
+    /// An opening at any time since the page was published counts.
+    pub since_publish: bool,
+}
+
+/// [`wait`], asking `keep_waiting` at every look how long it has waited:
+/// a caller reports progress there, and stops the wait by answering
+/// false (a `cancelled` error).
+pub fn wait_until_opened(
+    ctx: &Context,
+    query: &str,
+    wait_for: &WaitFor,
+    mut keep_waiting: impl FnMut(Duration) -> bool,
+) -> Result<(), CliError> {
+    let home = &ctx.home;
     let pages = home.registry().load()?;
     let found = crate::names::find_one(&pages, query)?;
     let id = found.id.to_owned();
@@ -341,66 +366,107 @@ pub fn wait(
             query: query.to_owned(),
         });
     }
-    let state = home.load_server_state()?;
-    if running_server(state.as_ref()).is_none() {
+    if running_server(home.load_server_state()?.as_ref()).is_none() {
         return Err(CliError::NobodyCanOpen {
             id,
             why: "the server is not running: run 'drop start' first".into(),
         });
     }
-    let baseline = if since_publish { 0 } else { found.record.views };
-    // Views are written a second or so late: one counted now may be from
-    // before the wait, which its time (to the millisecond) tells.
-    let began = SystemTime::now();
-    let after_wait_began = |record: &Record| {
-        since_publish
-            || record
-                .last_opened_at
-                .as_deref()
-                .and_then(parse_rfc3339)
-                .is_some_and(|at| at >= began)
+    let watch = OpeningWatch {
+        baseline: if wait_for.since_publish {
+            0
+        } else {
+            found.record.views
+        },
+        began: SystemTime::now(),
+        since_publish: wait_for.since_publish,
+        id,
     };
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let started = std::time::Instant::now();
     loop {
+        if let Some(record) = watch.look(home)? {
+            return report_opened(ctx, &watch.id, &record);
+        }
+        let waited = started.elapsed();
+        if let Some(timeout) = wait_for.timeout.filter(|t| waited >= *t) {
+            return Err(CliError::NotOpened {
+                id: watch.id,
+                waited: crate::when::show_span(timeout),
+            });
+        }
+        if !keep_waiting(waited) {
+            return Err(CliError::WaitCancelled { id: watch.id });
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+}
+
+/// One page watched by `drop wait`.
+struct OpeningWatch {
+    id: String,
+    /// Its views when the wait began (0 with `--since-publish`).
+    baseline: u64,
+    /// When the wait began.
+    began: SystemTime,
+    since_publish: bool,
+}
+
+impl OpeningWatch {
+    /// The page's record once a human opened it; an error once nobody
+    /// can any more (removed, expired, used up, or the server stopped).
+    fn look(&self, home: &Home) -> Result<Option<Record>, CliError> {
+        let id = self.id.clone();
         let pages = home.registry().load()?;
-        let Some(record) = pages.get(&id) else {
+        let Some(record) = pages.get(&self.id) else {
             return Err(CliError::PageGone { id });
         };
-        let opened = record.views > baseline && after_wait_began(record);
-        if !opened && record.expired(SystemTime::now()) {
+        if self.opened(record) {
+            return Ok(Some(record.clone()));
+        }
+        if record.expired(SystemTime::now()) {
             return Err(CliError::PageGone { id });
         }
-        if !opened && let Some(why) = ended(record) {
+        if let Some(why) = ended(record) {
             return Err(CliError::NobodyCanOpen { id, why });
         }
-        if !opened && running_server(home.load_server_state()?.as_ref()).is_none() {
+        if running_server(home.load_server_state()?.as_ref()).is_none() {
             return Err(CliError::NobodyCanOpen {
                 id,
                 why: "the server stopped: run 'drop start', then wait again".into(),
             });
         }
-        if opened {
-            let urls = Urls::load(home)?;
-            let row = PageRow::new(&urls, &id, record);
-            match out.is_json() {
-                true => out.document(row.to_json()),
-                false => say!(
-                    out,
-                    "Opened: {}  — {}",
-                    row.url,
-                    crate::output::receipt(record, SystemTime::now())
-                ),
-            }
-            return Ok(());
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            return Err(CliError::NotOpened {
-                id,
-                waited: crate::when::show_span(timeout.unwrap_or_default()),
-            });
-        }
-        std::thread::sleep(WAIT_POLL);
+        Ok(None)
     }
+
+    /// Views are written a second or so late: one counted now may be from
+    /// before the wait, which its time (to the millisecond) tells.
+    fn opened(&self, record: &Record) -> bool {
+        let after_wait_began = self.since_publish
+            || record
+                .last_opened_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .is_some_and(|at| at >= self.began);
+        record.views > self.baseline && after_wait_began
+    }
+}
+
+/// What `drop wait` says once the page was opened: its receipt, or under
+/// `--json` the page as `list` shows it.
+fn report_opened(ctx: &Context, id: &str, record: &Record) -> Result<(), CliError> {
+    let out = &ctx.out;
+    let urls = Urls::load(&ctx.home)?;
+    let row = PageRow::new(&urls, id, record);
+    match out.is_json() {
+        true => out.document(row.to_json()),
+        false => say!(
+            out,
+            "Opened: {}  — {}",
+            row.url,
+            crate::output::receipt(record, SystemTime::now())
+        ),
+    }
+    Ok(())
 }
 
 /// Why nobody can open `record`'s link any more, when that is so: it
@@ -446,4 +512,59 @@ fn remove_record(ctx: &Context, id: &str, record: &Record) -> Result<bool, CliEr
         Ok::<_, RegistryError>(())
     })?;
     Ok(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Output;
+    use crate::test_home::{PAGE, TestHome};
+
+    fn wait_for(timeout: Option<Duration>) -> WaitFor {
+        WaitFor {
+            timeout,
+            since_publish: false,
+        }
+    }
+
+    /// The human opens the page while `drop wait` waits: the wait ends
+    /// with the page as `list --json` shows it.
+    #[test]
+    fn a_wait_ends_with_the_page_once_a_view_is_counted() {
+        let test = TestHome::new();
+        let (out, kept) = Output::kept();
+        let mut looks = 0;
+        let waited = wait_until_opened(&test.context(out), PAGE, &wait_for(None), |_| {
+            looks += 1;
+            test.count_a_view();
+            true
+        });
+        assert!(waited.is_ok(), "{waited:?}");
+        assert_eq!(looks, 1);
+        let kept = kept.lock().unwrap();
+        assert_eq!(kept.documents[0]["id"], PAGE);
+        assert_eq!(kept.documents[0]["views"], 1);
+    }
+
+    /// A caller that stops waiting (a cancelled MCP call) ends the wait at
+    /// once, with `cancelled`.
+    #[test]
+    fn a_wait_its_caller_stops_ends_cancelled() {
+        let test = TestHome::new();
+        let (out, _) = Output::kept();
+        let waited = wait_until_opened(&test.context(out), PAGE, &wait_for(None), |_| false);
+        assert_eq!(waited.unwrap_err().code(), "cancelled");
+    }
+
+    /// Past its timeout the wait fails with `not_opened`; a view from
+    /// before the wait does not end it.
+    #[test]
+    fn a_wait_past_its_timeout_is_not_opened() {
+        let test = TestHome::new();
+        test.count_a_view();
+        let (out, _) = Output::kept();
+        let timeout = wait_for(Some(Duration::ZERO));
+        let waited = wait_until_opened(&test.context(out), PAGE, &timeout, |_| true);
+        assert_eq!(waited.unwrap_err().code(), "not_opened");
+    }
 }

@@ -15,7 +15,7 @@ fn help_lists_every_command() {
     let out = drop_cmd(home.path()).arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for command in [
-        "start", "stop", "status", "add", "list", "remove", "cleanup",
+        "start", "stop", "status", "add", "list", "remove", "cleanup", "mcp",
     ] {
         assert!(text.contains(command), "{command} missing from:\n{text}");
     }

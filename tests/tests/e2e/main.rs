@@ -21,6 +21,7 @@ mod hostile_paths;
 mod install;
 mod layout;
 mod lifecycle;
+mod mcp;
 mod named_tunnel;
 mod page_server;
 mod passwords;
