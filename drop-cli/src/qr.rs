@@ -2,10 +2,8 @@
 
 use std::io::IsTerminal;
 
-use qrcode::{Color, EcLevel, QrCode};
-
-/// The light border the QR standard asks for on every side, in modules.
-const QUIET_ZONE_MODULES: usize = 4;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
 
 /// Why a link cannot be drawn as a QR code.
 #[derive(Debug, thiserror::Error)]
@@ -69,43 +67,19 @@ pub fn for_stdout(url: &str) -> Result<String, QrError> {
         .collect())
 }
 
-/// The code and its quiet zone, two module rows a line.
+/// The code and its quiet zone, two module rows a line, by the encoder's
+/// own Unicode renderer with its colours swapped: light modules are the
+/// blocks (see [`render`]).
 fn draw(code: &QrCode) -> String {
-    let side = code.width() + 2 * QUIET_ZONE_MODULES;
-    // A QR code's width is odd, so the last line has only a top row.
-    let mut out = String::with_capacity(side.div_ceil(2) * (side * '█'.len_utf8() + 1));
-    for y in (0..side).step_by(2) {
-        for x in 0..side {
-            let bottom = y + 1 < side && is_light(code, x, y + 1);
-            out.push(half_blocks(is_light(code, x, y), bottom));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// Whether the module at `x`, `y` of the code framed by its quiet zone is
-/// light.
-fn is_light(code: &QrCode, x: usize, y: usize) -> bool {
-    let inside = |at: usize| {
-        at.checked_sub(QUIET_ZONE_MODULES)
-            .filter(|at| *at < code.width())
-    };
-    match (inside(x), inside(y)) {
-        (Some(x), Some(y)) => code[(x, y)] == Color::Light,
-        _ => true,
-    }
-}
-
-/// The character that draws a light top and/or bottom module in the
-/// foreground colour.
-fn half_blocks(top_light: bool, bottom_light: bool) -> char {
-    match (top_light, bottom_light) {
-        (true, true) => '█',
-        (true, false) => '▀',
-        (false, true) => '▄',
-        (false, false) => ' ',
-    }
+    let mut drawn = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .module_dimensions(1, 1)
+        .build();
+    drawn.push('\n');
+    drawn
 }
 
 #[cfg(test)]

@@ -1,27 +1,24 @@
-//! Times and spans as users write them: `30m`, `2h`, `7d`, `90s`, `1w`, or
-//! an RFC 3339 time for a moment.
+//! Times and spans as users write them: `30m`, `2h`, `7d`, `90s`, `1w`
+//! (or `2h30m`, `1.5h`), or an RFC 3339 time with its offset for a moment.
+//! Read by `jiff`; drop keeps to spans that are positive and at most ten
+//! years, and to times that say their offset.
 
 use std::time::{Duration, SystemTime};
 
+use jiff::{Span, SpanRelativeTo, Timestamp, Unit};
+
 use crate::error::CliError;
 
-/// `30s`, `15m`, `2h`, `7d`, `1w` (a whole number and a unit).
+/// `30s`, `15m`, `2h`, `7d`, `1w`, or several (`2h30m`): a span of time,
+/// a day being 24 hours; `None` unless it is positive and at most ten
+/// years.
 pub fn parse_span(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(seconds)
-        .map(Duration::from_secs)
-        .filter(|span| *span <= MAX_SPAN)
+    let span: Span = text.trim().parse().ok()?;
+    let seconds = span
+        .total((Unit::Second, SpanRelativeTo::days_are_24_hours()))
+        .ok()?;
+    let span = Duration::try_from_secs_f64(seconds).ok()?;
+    (seconds > 0.0 && span <= MAX_SPAN).then_some(span)
 }
 
 /// The longest span (and the farthest time) drop takes: ten years.
@@ -62,15 +59,9 @@ pub fn parse_moment(
     if let Some(span) = parse_span(text) {
         return Ok(now + span);
     }
-    let text_at = text.trim();
-    let clock = text_at
-        .split_once(['T', 't', ' '])
-        .map_or("", |(_, clock)| clock);
-    let has_offset = clock.ends_with(['Z', 'z']) || clock.contains(['+', '-']);
-    if !has_offset {
-        return Err(bad());
-    }
-    let at = drop_registry::parse_rfc3339(text_at).ok_or_else(bad)?;
+    // A time to come with its offset: without one, whose 10 o'clock?
+    let at: Timestamp = text.trim().parse().map_err(|_| bad())?;
+    let at = SystemTime::from(at);
     if at.duration_since(now).is_ok_and(|ahead| ahead > MAX_SPAN) {
         return Err(bad());
     }
@@ -94,7 +85,10 @@ mod tests {
         assert_eq!(parse_span("7d"), Some(Duration::from_secs(604_800)));
         assert_eq!(parse_span("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_span("1w"), Some(Duration::from_secs(604_800)));
-        for bad in ["", "m", "0h", "2", "2x", "-3h", "1.5h", "99999999999999d"] {
+        assert_eq!(parse_span("2h30m"), Some(Duration::from_secs(9000)));
+        assert_eq!(parse_span("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_span("30min"), Some(Duration::from_secs(1800)));
+        for bad in ["", "m", "0h", "2", "2x", "-3h", "11y", "99999999999999d"] {
             assert_eq!(parse_span(bad), None, "{bad}");
         }
     }
