@@ -16,6 +16,7 @@ mod apps;
 mod browser;
 mod doctor;
 mod hardening;
+mod hostile_home;
 mod hostile_paths;
 mod install;
 mod layout;
