@@ -15,6 +15,9 @@ use crate::output::{Output, PageRow, note, say};
 use crate::running::running_server;
 use crate::urls::Urls;
 
+/// The longest `--desc`, in characters.
+const MAX_DESCRIPTION: usize = 500;
+
 /// What `drop add` may set on a page besides its source.
 pub struct Details {
     pub name: Option<String>,
@@ -344,6 +347,9 @@ fn upsert(
     if let Some(name) = &details.name {
         check_name(name)?;
     }
+    if let Some(description) = &details.description {
+        check_description(description)?;
+    }
     let now = std::time::SystemTime::now();
     let expires_at = expiry(details, now)?;
     home.ensure()?;
@@ -626,6 +632,18 @@ fn check_name(name: &str) -> Result<(), CliError> {
         Err(CliError::BadName {
             name: name.to_owned(),
         })
+    }
+}
+
+/// A description is a line in listings, not a document.
+fn check_description(description: &str) -> Result<(), CliError> {
+    let length = description.chars().count();
+    match length <= MAX_DESCRIPTION {
+        true => Ok(()),
+        false => Err(CliError::DescriptionTooLong {
+            length,
+            max: MAX_DESCRIPTION,
+        }),
     }
 }
 

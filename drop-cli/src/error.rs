@@ -86,6 +86,14 @@ pub enum CliError {
         /// The name given.
         name: String,
     },
+    /// A `--desc` longer than listings show.
+    #[error("--desc is {length} characters long; keep it to {max} (it is one line in `drop list`)")]
+    DescriptionTooLong {
+        /// Its length, in characters.
+        length: usize,
+        /// The most accepted.
+        max: usize,
+    },
     /// A `--name` equal to an entry at the top of the published folder.
     #[error("name `{name}` is also the name of an entry in `{}`, which its URL would hide; choose another name", dir.display())]
     NameShadowsFile {
@@ -372,6 +380,7 @@ impl CliError {
             CliError::NotUtf8 { .. } => "not_utf8",
             CliError::NotPublishable { .. } => "not_publishable",
             CliError::BadName { .. } => "bad_name",
+            CliError::DescriptionTooLong { .. } => "description_too_long",
             CliError::NameShadowsFile { .. } => "name_shadows_file",
             CliError::NameTaken { .. } => "name_taken",
             CliError::PasswordOnApp => "password_on_app",

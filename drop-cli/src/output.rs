@@ -59,6 +59,9 @@ impl<'a> PageRow<'a> {
         if !self.source_exists {
             tags.push("[source missing]".to_owned());
         }
+        for (field, _) in self.record.unreadable_times() {
+            tags.push(format!("[bad {field}]"));
+        }
         if let Some(tag) = self.reach.tag() {
             tags.push(tag.to_owned());
         }
@@ -95,6 +98,8 @@ impl<'a> PageRow<'a> {
             "protected": r.is_protected(),
             "source_exists": self.source_exists,
             "created_at": r.created_at,
+            // Times that do not read as times: taken as expired or used.
+            "bad_times": r.unreadable_times().iter().map(|(field, _)| *field).collect::<Vec<_>>(),
         });
         if !r.is_app() {
             doc["receipt"] = json!(receipt(r, SystemTime::now()));

@@ -3,9 +3,8 @@
 //! waits until it answers (and its tunnel has a first outcome); `stop` ends
 //! it after checking that the recorded pid is still the server.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,7 +14,10 @@ use drop_core::daemon::forget_pid;
 use drop_core::supervise::{
     AppStatus, FIRST_OUTCOME_TIMEOUT, LegacyServer, ProcessId, end_leftovers,
 };
-use drop_registry::{Home, ServerState, TunnelChoice, TunnelPhase, TunnelReason, TunnelState};
+use drop_registry::{
+    FileUse, Home, ServerState, TunnelChoice, TunnelPhase, TunnelReason, TunnelState,
+    open_home_file,
+};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -171,15 +173,7 @@ struct StartLock(File);
 impl StartLock {
     fn take(home: &Home) -> Result<Self, CliError> {
         let path = home.root().join("start.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(CliError::io(format!("create `{}`", path.display())))?;
-        // Owner-only whatever the umask, or an older drop, made of it.
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        let file = open_home_file(&path, FileUse::Lock)?;
         // Held at most for one start: the server's own start timeout and
         // its tunnel's first outcome.
         fs2::FileExt::lock_exclusive(&file)
@@ -328,17 +322,7 @@ fn launch(ctx: &Context, state: &ServerState) -> Result<Launched, CliError> {
     let (port, host) = (state.port, state.host.clone());
     let bind = &ctx.settings.bind;
     let log_path = home.logs_dir().join("server.log");
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(CliError::io(format!(
-            "open the server log `{}`",
-            log_path.display()
-        )))?;
-    // Owner-only whatever the umask or an older drop made of it.
-    let _ = log.set_permissions(std::fs::Permissions::from_mode(0o600));
+    let mut log = open_home_file(&log_path, FileUse::Append)?;
     let log_start = log.seek(SeekFrom::End(0)).unwrap_or(0);
     let exe = std::env::current_exe().map_err(CliError::io("find the drop executable"))?;
     let mut command = Command::new(exe);

@@ -44,6 +44,49 @@ pub enum RegistryError {
         #[source]
         source: serde_json::Error,
     },
+    /// A file or folder of the home that another user owns: they could
+    /// change it, or planted it for drop to trust.
+    #[error(
+        "`{}` belongs to user {owner}, not to you (user {user}): drop keeps its state only in a home that is yours alone. Run drop as that user, or give it a home of your own (--home or DROP_HOME); if this home is yours, give it back to yourself with `chown -R`",
+        path.display()
+    )]
+    NotOwned {
+        /// What another user owns.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The effective uid drop runs as.
+        user: u32,
+    },
+    /// A symbolic link where drop keeps one of its files.
+    #[error(
+        "`{}` is a symbolic link: drop never follows links in its home, which could make it write or chmod a file elsewhere. Remove it and run drop again",
+        path.display()
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// Something else than a regular file (a FIFO, a folder…) where drop
+    /// keeps a file, or than a folder where it keeps a folder.
+    #[error("`{}` is not {expected}: remove or move it and run drop again", path.display())]
+    WrongType {
+        /// What is there.
+        path: PathBuf,
+        /// What drop keeps there.
+        expected: &'static str,
+    },
+    /// A state file that does not parse and changed moments ago: another
+    /// program may be writing it in place. Read it again shortly; only a
+    /// file that stays so is [`RegistryError::Corrupt`].
+    #[error("`{}` is being written by another program; read it again in a moment", path.display())]
+    Torn {
+        /// The file.
+        path: PathBuf,
+        /// The parse error of the read.
+        #[source]
+        source: serde_json::Error,
+    },
     /// No page has this id, id prefix or name.
     #[error("no page matches `{query}`; see `drop list --all`")]
     NotFound {
@@ -81,6 +124,10 @@ impl RegistryError {
             RegistryError::Read { .. } => "read_failed",
             RegistryError::Write { .. } => "write_failed",
             RegistryError::Corrupt { .. } => "registry_corrupt",
+            RegistryError::Torn { .. } => "registry_busy",
+            RegistryError::NotOwned { .. } => "home_not_owned",
+            RegistryError::Symlink { .. } => "home_symlink",
+            RegistryError::WrongType { .. } => "home_wrong_type",
             RegistryError::NotFound { .. } => "not_found",
             RegistryError::Ambiguous { .. } => "ambiguous",
             RegistryError::PrefixTooShort { .. } => "prefix_too_short",

@@ -1,15 +1,12 @@
 //! The drop home (`~/.drop` or `$DROP_HOME`) and the files in it.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::home_file::{check_contents, ensure_home_folder};
 use crate::legacy::LEGACY_SERVER_PID;
 use crate::store::read_json;
 use crate::{LegacyFiles, Registry, RegistryError, ServerState, TunnelState, write_atomic};
-
-/// Owner-only mode for drop's folders.
-const OWNER_ONLY_DIR: u32 = 0o700;
 
 /// A drop home folder. Only names paths; [`Home::ensure`] creates it.
 #[derive(Debug, Clone)]
@@ -28,16 +25,15 @@ impl Home {
         &self.root
     }
 
-    /// Creates the home and its `logs/` folder, owner-only (0700).
+    /// Creates the home and its `logs/` folder, owner-only (0700), and
+    /// checks that nothing in them belongs to another user. A home of
+    /// another user is refused before anything in it is changed: they could
+    /// plant a registry naming files only this user may read, or a log that
+    /// links elsewhere (SECURITY.md §4). `logs/` must be a real folder.
     pub fn ensure(&self) -> Result<(), RegistryError> {
-        for dir in [self.root.clone(), self.logs_dir()] {
-            fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    fs::set_permissions(&dir, fs::Permissions::from_mode(OWNER_ONLY_DIR))
-                })
-                .map_err(|source| RegistryError::Write { path: dir, source })?;
-        }
-        Ok(())
+        ensure_home_folder(&self.root, true)?;
+        ensure_home_folder(&self.logs_dir(), false)?;
+        check_contents(&self.root)
     }
 
     /// The page registry, `pages.json`.
@@ -123,6 +119,7 @@ impl Home {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn ensure_makes_owner_only_folders_whatever_they_were() {
@@ -134,6 +131,55 @@ mod tests {
         for d in [home.root().to_owned(), home.logs_dir()] {
             assert_eq!(fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700);
         }
+    }
+
+    /// A home another user owns, or one with anything of another user in
+    /// it, is refused and left exactly as it was (giving a file away needs
+    /// root; without it this is skipped, saying so).
+    #[test]
+    fn ensure_refuses_a_home_with_anything_of_another_user_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        fs::create_dir(home.root()).unwrap();
+        fs::set_permissions(home.root(), fs::Permissions::from_mode(0o777)).unwrap();
+        let other = rustix::process::geteuid().as_raw() + 1;
+        if std::os::unix::fs::chown(home.root(), Some(other), None).is_err() {
+            eprintln!("skipped: giving a folder to another user needs root");
+            return;
+        }
+        let err = home.ensure().unwrap_err();
+        assert!(matches!(err, RegistryError::NotOwned { owner, .. } if owner == other));
+        let meta = fs::metadata(home.root()).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o777, "not tightened");
+        assert!(!home.logs_dir().exists(), "nothing created in it");
+        // Mine again, but for a log of the other user's.
+        let me = rustix::process::geteuid().as_raw();
+        std::os::unix::fs::chown(home.root(), Some(me), None).unwrap();
+        fs::create_dir(home.logs_dir()).unwrap();
+        let planted = home.logs_dir().join("server.log");
+        fs::write(&planted, "").unwrap();
+        std::os::unix::fs::chown(&planted, Some(other), None).unwrap();
+        let err = home.ensure().unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::NotOwned { path, .. } if *path == planted),
+            "{err}"
+        );
+    }
+
+    /// `logs/` is a folder of the home, never a link to one elsewhere.
+    #[test]
+    fn ensure_refuses_a_logs_folder_that_is_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o755)).unwrap();
+        let home = Home::new(dir.path().join("home"));
+        fs::create_dir(home.root()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, home.logs_dir()).unwrap();
+        let err = home.ensure().unwrap_err();
+        assert!(matches!(err, RegistryError::Symlink { .. }), "{err}");
+        let mode = fs::metadata(&elsewhere).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "the folder it points at is not chmod'ed");
     }
 
     #[test]

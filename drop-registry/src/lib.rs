@@ -7,7 +7,13 @@
 //! rename replaces), written to a temp file, fsynced, renamed over the old
 //! file and followed by a directory fsync. A crash leaves the old or the new
 //! file, never half of one. A registry that does not parse is never reset:
-//! loading it fails with [`RegistryError::Corrupt`] and a copy is kept.
+//! while it changed moments ago (another program writing it in place) it is
+//! read again; one that stays so fails with [`RegistryError::Corrupt`] and
+//! a copy is kept.
+//!
+//! A home belongs to the user drop runs as, and so does everything in it:
+//! [`Home::ensure`] refuses any other, and [`open_home_file`] opens its
+//! files without following links.
 //!
 //! This crate stores records; it does not decide what they mean. Serving,
 //! passwords and processes live in `drop-core`.
@@ -30,6 +36,7 @@
 mod atomic;
 mod error;
 mod home;
+mod home_file;
 mod legacy;
 mod named;
 mod networks;
@@ -43,6 +50,7 @@ mod time;
 pub use atomic::write_atomic;
 pub use error::RegistryError;
 pub use home::Home;
+pub use home_file::{FileUse, open_home_file};
 pub use legacy::LegacyFiles;
 pub use named::NamedTunnelSetup;
 pub use networks::{NetworkNote, NetworkNotes};

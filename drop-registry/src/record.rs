@@ -160,12 +160,32 @@ impl Record {
         }
     }
 
-    /// Whether it has expired at `now`.
+    /// Whether it has expired at `now`. An `expires_at` that does not read
+    /// as a time counts as expired: a page is never served forever because
+    /// its end was written wrong.
     pub fn expired(&self, now: std::time::SystemTime) -> bool {
-        self.expires_at
-            .as_deref()
-            .and_then(crate::parse_rfc3339)
-            .is_some_and(|at| now >= at)
+        match self.expires_at.as_deref() {
+            None => false,
+            Some(text) => crate::parse_rfc3339(text).is_none_or(|at| now >= at),
+        }
+    }
+
+    /// Whether `expires_at` is set but does not read as a time.
+    pub fn expiry_unreadable(&self) -> bool {
+        self.unreadable_times()
+            .iter()
+            .any(|(field, _)| *field == "expires_at")
+    }
+
+    /// The time fields that are set but do not read as times, with their
+    /// text: `expires_at` (the page is then taken as expired) and `used_at`
+    /// (its one-time link as used), never as open forever.
+    pub fn unreadable_times(&self) -> Vec<(&'static str, &str)> {
+        [("expires_at", &self.expires_at), ("used_at", &self.used_at)]
+            .into_iter()
+            .filter_map(|(field, text)| Some((field, text.as_deref()?)))
+            .filter(|(_, text)| crate::parse_rfc3339(text).is_none())
+            .collect()
     }
 
     /// Whether drop runs this page as an app rather than serving files.
@@ -283,6 +303,24 @@ mod tests {
         assert_eq!(record.extra["future_field"]["x"], 1);
         let back = serde_json::to_value(&record).unwrap();
         assert_eq!(back["future_field"]["x"], 1);
+    }
+
+    /// An end or a use that does not read as a time fails closed:
+    /// expired, used, and named for `list` to flag.
+    #[test]
+    fn times_that_do_not_read_count_as_expired_and_are_named() {
+        let now = std::time::SystemTime::now();
+        let mut record = Record::static_page("/a".into(), false);
+        assert!(!record.expired(now) && record.unreadable_times().is_empty());
+        record.expires_at = Some("2999-01-01T00:00:00Z".into());
+        assert!(!record.expired(now) && !record.expiry_unreadable());
+        record.expires_at = Some("next tuesday".into());
+        record.used_at = Some("".into());
+        assert!(record.expired(now) && record.expiry_unreadable());
+        assert_eq!(
+            record.unreadable_times(),
+            vec![("expires_at", "next tuesday"), ("used_at", "")]
+        );
     }
 
     #[test]

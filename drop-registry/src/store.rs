@@ -1,20 +1,28 @@
 //! `pages.json` on disk: lock-free reads, locked read-modify-write updates.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::atomic::OWNER_ONLY_FILE;
-use crate::{Pages, RegistryError, write_atomic};
+use crate::{FileUse, Pages, RegistryError, open_home_file, write_atomic};
 
 /// How long a writer waits for another drop process to release the lock.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest pause between two tries of a held lock.
 const LOCK_POLL_MAX: Duration = Duration::from_millis(20);
+/// How long a state file that does not parse must have stayed unchanged
+/// before it is called corrupt: another program (the Python drop) writes
+/// `pages.json` in place, truncating it first, and a reader may see it
+/// empty or half written meanwhile.
+const WRITER_QUIET: Duration = Duration::from_secs(1);
+/// The longest a reader waits for such a writer before it judges the file.
+const WRITER_WAIT_MAX: Duration = Duration::from_secs(3);
+/// How often a torn file is read again while its writer may be at it.
+const TORN_POLL: Duration = Duration::from_millis(25);
 
 /// The page registry of one drop home.
 #[derive(Debug, Clone)]
@@ -48,23 +56,23 @@ impl Registry {
         &self.path
     }
 
-    /// Reads the registry without locking: writers replace the file by an
-    /// atomic rename, so a reader sees a whole old or a whole new file.
-    /// A missing file is an empty registry.
+    /// Reads the registry without locking: drop's writers replace the file
+    /// by an atomic rename, so a reader sees a whole old or a whole new
+    /// file. A file another program is writing in place is read again
+    /// until its writer is done (see [`RegistryError::Torn`]). A missing
+    /// file is an empty registry.
     pub fn load(&self) -> Result<Pages, RegistryError> {
         Ok(read_json(&self.path)?.unwrap_or_default())
     }
 
-    /// Like [`Registry::load`], with the stamp of the version read.
+    /// Like [`Registry::load`], with the stamp of the version read, but
+    /// without waiting: a file that does not parse and changed moments ago
+    /// is [`RegistryError::Torn`], for the caller to read again shortly.
     pub fn load_stamped(&self) -> Result<(Pages, Option<FileStamp>), RegistryError> {
-        let file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Pages::default(), None)),
-            Err(source) => return Err(self.read_error(source)),
-        };
-        let stamp = file.metadata().ok().map(|m| FileStamp::of(&m));
-        let bytes = std::io::read_to_string(file).map_err(|e| self.read_error(e))?;
-        Ok((parse_or_keep_copy(&self.path, bytes.as_bytes())?, stamp))
+        match read_state(&self.path, false)? {
+            Some((pages, stamp)) => Ok((pages, Some(stamp))),
+            None => Ok((Pages::default(), None)),
+        }
     }
 
     /// The stamp of the file now, `None` when there is no file.
@@ -113,7 +121,7 @@ impl Registry {
     pub fn add_notice(&self, text: &str) -> Result<(), RegistryError> {
         let lock = self.lock()?;
         let path = self.notices_path();
-        let mut notices = fs::read_to_string(&path).unwrap_or_default();
+        let mut notices = read_text(&path);
         notices.push_str(&text.replace('\n', " "));
         notices.push('\n');
         write_atomic(&path, notices.as_bytes())?;
@@ -129,7 +137,7 @@ impl Registry {
             return Ok(Vec::new());
         }
         let lock = self.lock()?;
-        let text = fs::read_to_string(&path).unwrap_or_default();
+        let text = read_text(&path);
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -150,16 +158,7 @@ impl Registry {
     }
 
     fn lock(&self) -> Result<File, RegistryError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(OWNER_ONLY_FILE)
-            .open(&self.lock_path)
-            .map_err(|source| RegistryError::Write {
-                path: self.lock_path.clone(),
-                source,
-            })?;
+        let file = open_home_file(&self.lock_path, FileUse::Lock)?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         // fs2's trait named in full: std's own `File::try_lock` would shadow it.
@@ -173,13 +172,6 @@ impl Registry {
             pause = (pause * 2).min(LOCK_POLL_MAX);
         }
         Ok(file)
-    }
-
-    fn read_error(&self, source: std::io::Error) -> RegistryError {
-        RegistryError::Read {
-            path: self.path.clone(),
-            source,
-        }
     }
 }
 
@@ -200,25 +192,80 @@ impl FileStamp {
     }
 }
 
-/// Reads a JSON state file; `None` when it does not exist. A file that does
-/// not parse is left in place, copied aside, and reported.
+/// Reads a JSON state file; `None` when it does not exist. A file that
+/// does not parse is read again while another program may be writing it;
+/// one that stays invalid is left in place, copied aside, and reported.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, RegistryError> {
-    match fs::read(path) {
-        Ok(bytes) => parse_or_keep_copy(path, &bytes).map(Some),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(RegistryError::Read {
-            path: path.to_owned(),
-            source,
-        }),
+    let started = Instant::now();
+    loop {
+        let waited_enough = started.elapsed() >= WRITER_WAIT_MAX;
+        match read_state(path, waited_enough) {
+            Err(RegistryError::Torn { .. }) => std::thread::sleep(TORN_POLL),
+            read => return read.map(|state| state.map(|(value, _)| value)),
+        }
     }
 }
 
-fn parse_or_keep_copy<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, RegistryError> {
-    serde_json::from_slice(bytes).map_err(|source| RegistryError::Corrupt {
+/// One read of a state file, with the stamp of what was read. A file that
+/// does not parse is [`RegistryError::Torn`] while it changed within
+/// [`WRITER_QUIET`] (unless `judge_now`), else corrupt.
+fn read_state<T: DeserializeOwned>(
+    path: &Path,
+    judge_now: bool,
+) -> Result<Option<(T, FileStamp)>, RegistryError> {
+    let read_error = |source| RegistryError::Read {
         path: path.to_owned(),
-        copy: keep_copy(path, bytes),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(read_error(source)),
+    };
+    let meta = file.metadata().map_err(read_error)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(read_error)?;
+    let source = match serde_json::from_slice(&bytes) {
+        Ok(value) => return Ok(Some((value, FileStamp::of(&meta)))),
+        Err(source) => source,
+    };
+    // The file as it is now: a writer may have finished since it was read.
+    let changed = fs::metadata(path).map_or(UNIX_EPOCH, |m| changed_at(&m));
+    let quiet = SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|quiet| quiet >= WRITER_QUIET);
+    if !judge_now && !quiet {
+        return Err(RegistryError::Torn {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Err(RegistryError::Corrupt {
+        path: path.to_owned(),
+        copy: keep_copy(path, &bytes),
         source,
     })
+}
+
+/// When the file's content or metadata last changed (its ctime), which
+/// nobody can set back.
+fn changed_at(meta: &fs::Metadata) -> SystemTime {
+    let secs = u64::try_from(meta.ctime()).unwrap_or(0);
+    let nanos = u64::try_from(meta.ctime_nsec()).unwrap_or(0);
+    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos)
+}
+
+/// A small text file of the home, empty when missing or refused.
+fn read_text(path: &Path) -> String {
+    String::from_utf8(read_bytes(path).unwrap_or_default()).unwrap_or_default()
+}
+
+/// A file of the home, never read through a link.
+fn read_bytes(path: &Path) -> Option<Vec<u8>> {
+    let mut file = open_home_file(path, FileUse::Read).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// Saves the bytes of a broken file beside it as `<name>.corrupt-<time>`,
@@ -233,20 +280,28 @@ fn keep_copy(path: &Path, bytes: &[u8]) -> PathBuf {
         .flatten()
         .find(|entry| {
             entry.file_name().to_string_lossy().starts_with(&prefix)
-                && fs::read(entry.path()).is_ok_and(|old| old == bytes)
+                && read_bytes(&entry.path()).is_some_and(|old| old == bytes)
         });
     if let Some(entry) = earlier {
         return entry.path();
     }
     let stamp = crate::rfc3339(SystemTime::now()).replace(':', "");
     let mut copy = dir.join(format!("{prefix}{stamp}"));
-    let mut n = 1;
-    while copy.exists() {
-        copy = dir.join(format!("{prefix}{stamp}-{n}"));
-        n += 1;
-    }
-    if fs::write(&copy, bytes).is_ok() {
-        let _ = fs::set_permissions(&copy, fs::Permissions::from_mode(OWNER_ONLY_FILE));
+    // A new name each time: nothing already there, a link least of all, is
+    // written through.
+    for n in 1.. {
+        match open_home_file(&copy, FileUse::CreateNew) {
+            Ok(mut file) => {
+                let _ = file.write_all(bytes);
+                break;
+            }
+            Err(RegistryError::Write { source, .. })
+                if source.kind() == ErrorKind::AlreadyExists =>
+            {
+                copy = dir.join(format!("{prefix}{stamp}-{n}"));
+            }
+            Err(_) => break,
+        }
     }
     copy
 }
@@ -255,6 +310,7 @@ fn keep_copy(path: &Path, bytes: &[u8]) -> PathBuf {
 mod tests {
     use super::*;
     use crate::Record;
+    use std::os::unix::fs::PermissionsExt;
 
     fn registry(dir: &Path) -> Registry {
         Registry::at(dir.join("pages.json"))
@@ -311,6 +367,77 @@ mod tests {
             assert_eq!(fs::read(&a).unwrap(), bytes);
             assert_eq!(fs::read(reg.path()).unwrap(), bytes, "never rewritten");
         }
+    }
+
+    /// A registry another program is writing in place (empty, then half
+    /// of it) is read again once its writer is done: the reader gets the
+    /// whole new registry, and nothing is called corrupt or copied aside.
+    #[test]
+    fn a_registry_written_in_place_is_read_whole_once_its_writer_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let mut pages = Pages::default();
+        pages.insert("old".into(), Record::static_page("/a".into(), false));
+        fs::write(reg.path(), serde_json::to_vec(&pages).unwrap()).unwrap();
+        pages.insert("new".into(), Record::static_page("/b".into(), false));
+        let (torn_tx, torn_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            // The Python drop's way: truncate, write half, then the rest.
+            s.spawn(|| {
+                let json = serde_json::to_vec_pretty(&pages).unwrap();
+                let (first, second) = json.split_at(json.len() / 2);
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(reg.path())
+                    .unwrap();
+                file.write_all(first).unwrap();
+                torn_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                file.write_all(second).unwrap();
+            });
+            torn_rx.recv().unwrap();
+            assert!(
+                matches!(reg.load_stamped(), Err(RegistryError::Torn { .. })),
+                "half a file, just written, is torn rather than corrupt"
+            );
+            let loaded = reg.load().unwrap();
+            assert!(loaded.contains("old") && loaded.contains("new"));
+        });
+        let copies = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .count();
+        assert_eq!(copies, 0, "nothing was called corrupt");
+    }
+
+    /// A file that stays invalid is judged once its writer is quiet,
+    /// however often it is read, and copied aside once.
+    #[test]
+    fn a_registry_that_stays_invalid_is_called_corrupt_and_copied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        fs::write(reg.path(), b"{\"old\": ").unwrap();
+        let started = Instant::now();
+        let first = reg.load().unwrap_err();
+        assert!(
+            started.elapsed() >= WRITER_QUIET,
+            "its writer was waited for"
+        );
+        for _ in 0..3 {
+            assert!(matches!(
+                reg.load_stamped(),
+                Err(RegistryError::Corrupt { .. })
+            ));
+        }
+        assert!(matches!(first, RegistryError::Corrupt { .. }), "{first}");
+        let copies: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(copies.len(), 1, "copied aside once");
     }
 
     /// A writer killed mid-write leaves `.pages.json.tmp-*`, a whole copy

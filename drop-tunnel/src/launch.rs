@@ -7,7 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,10 +138,7 @@ fn spawn_logged(
         path: binary.to_owned(),
         source,
     };
-    let stderr = std::fs::OpenOptions::new()
-        .append(true)
-        .open(log)
-        .map_err(spawn_error)?;
+    let stderr = open_private(log, true).map_err(spawn_error)?;
     let stdout = stderr.try_clone().map_err(spawn_error)?;
     let mut command = Command::new(binary);
     command
@@ -304,17 +301,61 @@ pub(crate) fn grace_period(config: &CloudflaredConfig) -> OsString {
     format!("{}ms", grace.as_millis()).into()
 }
 
-/// Writes `bytes` to `path`, readable by its owner only whatever the umask.
+/// Writes `bytes` to `path` (see [`open_private`]), replacing what it held.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let mut file = open_private(path, false)?;
+    // Emptied only once it is known to be ours: `O_TRUNC` would act first.
+    file.set_len(0)?;
     file.write_all(bytes)
+}
+
+/// Opens `path` to write (at its end with `append`), creating it, readable
+/// by its owner only whatever the umask. Never through a symbolic link, and
+/// only a regular file of the effective user: a link or a FIFO planted in
+/// the state dir must not make a config or a log land, or a chmod act,
+/// anywhere else, nor hang the open.
+pub(crate) fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    use rustix::fs::OFlags;
+    let refused = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{why}; remove it and try again"),
+        )
+    };
+    let mut options = std::fs::OpenOptions::new();
+    match append {
+        true => options.append(true),
+        false => options.write(true),
+    };
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    options
+        .create(true)
+        .mode(0o600)
+        .custom_flags(flags.bits() as i32);
+    let file = options.open(path).map_err(|e| {
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        match e.raw_os_error() {
+            _ if is_link => refused("it is a symbolic link, which is never followed"),
+            Some(code) if code == rustix::io::Errno::NXIO.raw_os_error() => {
+                refused("it is not a regular file")
+            }
+            _ => e,
+        }
+    })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refused("it is not a regular file"));
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(refused("it belongs to another user"));
+    }
+    if meta.mode() & 0o7777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let status = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, status - OFlags::NONBLOCK)?;
+    Ok(file)
 }
 
 pub(crate) fn is_executable(path: &Path) -> bool {
@@ -388,6 +429,30 @@ mod tests {
     fn an_ipv6_origin_keeps_its_brackets() {
         let local: SocketAddr = "[::]:9000".parse().unwrap();
         assert_eq!(format!("http://{}", origin(local)), "http://[::1]:9000");
+    }
+
+    /// A link planted where a config is staged or a log is started is
+    /// never followed: the file it points at is neither written nor
+    /// chmod'ed, and the write fails saying why.
+    #[test]
+    fn links_in_the_state_dir_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let config = config_in(&state);
+        let staged = state.join(format!(".x.yml.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &staged).unwrap();
+        let err = write_config(&config, "x.yml", "a: 1\n").unwrap_err();
+        assert!(format!("{err:?}").contains("symbolic link"), "{err:?}");
+        let log = state.join(format!("cloudflared-starting-{}-0.log", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &log).unwrap();
+        assert!(Launcher::default().starting_log(&config).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     /// A config file is written whole, private, and replaces the last one.

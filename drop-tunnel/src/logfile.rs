@@ -23,7 +23,7 @@ impl LogFollower {
     /// Follows `path` from its start.
     pub(crate) async fn open(path: &Path) -> std::io::Result<Self> {
         Ok(LogFollower {
-            file: File::open(path).await?,
+            file: open_log(path).await?,
             partial: Vec::new(),
         })
     }
@@ -54,8 +54,19 @@ pub(crate) async fn tail(path: &Path, lines: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Opens a log to read it, never through a symbolic link: what it says
+/// (a URL) is believed.
+async fn open_log(path: &Path) -> std::io::Result<File> {
+    let no_follow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(no_follow)
+        .open(path)
+        .await
+}
+
 async fn read_end(path: &Path) -> std::io::Result<String> {
-    let mut file = File::open(path).await?;
+    let mut file = open_log(path).await?;
     let len = file.metadata().await?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
         .await?;

@@ -9,6 +9,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use drop_registry::{FileUse, RegistryError, open_home_file};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -35,7 +36,7 @@ impl SessionKey {
     /// a key. A file of the wrong size is an error that says what to do,
     /// never silently replaced.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match std::fs::File::open(path) {
+        match open_key(path) {
             Ok(file) => return read_key(file, path),
             Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
             Err(_) => {}
@@ -48,9 +49,7 @@ impl SessionKey {
         match written {
             Ok(()) => Ok(SessionKey(key)),
             // Another process made it first: theirs is the key.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                read_key(std::fs::File::open(path)?, path)
-            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => read_key(open_key(path)?, path),
             Err(e) => Err(e),
         }
     }
@@ -137,6 +136,14 @@ impl SessionKey {
         };
         self.hmac(parts).verify_slice(&mac).is_ok()
     }
+}
+
+/// Opens the key file, never through a link nor one of another user.
+fn open_key(path: &Path) -> std::io::Result<std::fs::File> {
+    open_home_file(path, FileUse::Read).map_err(|e| match e {
+        RegistryError::Read { source, .. } => source,
+        refused => std::io::Error::other(refused),
+    })
 }
 
 /// The key in `file`, which must be exactly a key's length.

@@ -4,11 +4,12 @@
 //! a bound listener), so tests run the very same daemon in-process.
 
 use std::future::Future;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use drop_registry::{Home, Record, RegistryError, ServerState, TunnelPhase};
+use drop_registry::{
+    FileUse, Home, Record, RegistryError, ServerState, TunnelPhase, open_home_file,
+};
 use tokio::net::TcpListener;
 
 use super::control::{ControlReply, ControlRequest, ControlServer};
@@ -94,14 +95,7 @@ impl ServerLock {
     /// Takes the lock of `home`, or says another daemon has it.
     pub fn take(home: &Home) -> Result<Self, DaemonError> {
         home.ensure()?;
-        let path = home.server_lock_path();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(DaemonError::io(format!("create `{}`", path.display())))?;
+        let file = open_home_file(&home.server_lock_path(), FileUse::Lock)?;
         // fs2's trait named in full: std's own `File::try_lock` would shadow it.
         if fs2::FileExt::try_lock_exclusive(&file).is_err() {
             return Err(DaemonError::AlreadyServing {
@@ -151,9 +145,12 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
     let Ok(pages) = blocking(move || registry.load()).await else {
         return;
     };
+    // An end that does not read as a time is not served, but kept for the
+    // user to see in `list` and fix.
+    let due = move |r: &Record| r.expired(now) && !r.expiry_unreadable();
     let expired: Vec<(String, bool)> = pages
         .iter()
-        .filter(|(_, r)| r.expired(now))
+        .filter(|(_, r)| due(r))
         .map(|(id, r)| (id.to_owned(), r.is_app()))
         .collect();
     for (id, app) in expired {
@@ -169,7 +166,7 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
         let removed = blocking(move || {
             registry.update(|pages| {
                 // Only if it is still expired: changed meanwhile, it stays.
-                if pages.get(&id).is_some_and(|r| r.expired(now)) {
+                if pages.get(&id).is_some_and(due) {
                     pages.remove(&id);
                 }
                 Ok::<_, RegistryError>(())

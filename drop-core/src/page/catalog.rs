@@ -3,10 +3,10 @@
 //! refreshed when drop's own commands ask for it, when an unknown id is asked
 //! for, and by a periodic check for writers that do not ask.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use drop_registry::{FileStamp, Pages, Registry, RegistryError, parse_rfc3339};
 
@@ -15,6 +15,10 @@ use crate::log::{Throttle, log};
 
 /// How the Python drop's unsalted password hashes begin.
 const LEGACY_HASH_PREFIX: &str = "sha256:";
+/// What a recorded time that does not read as one stands for: long past.
+/// A page whose end does not read has expired, a one-time link whose use
+/// does not read was used (by nobody who could still hold it).
+const UNREADABLE_TIME: SystemTime = UNIX_EPOCH;
 
 /// What the server needs to know of one page.
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ pub struct Catalog {
     manifests: Mutex<HashMap<PathBuf, (FileStamp, Arc<Manifest>)>>,
     /// Warnings a visitor can repeat (a broken manifest asked for again).
     warnings: Throttle,
+    /// The unreadable times already logged (`id field text`): each once.
+    unreadable_logged: Mutex<HashSet<String>>,
     /// Counts the snapshots loaded, for whoever waits for a change.
     reloads: tokio::sync::watch::Sender<u64>,
 }
@@ -84,6 +90,7 @@ impl Catalog {
             reload: Mutex::new(()),
             manifests: Mutex::default(),
             warnings: Throttle::default(),
+            unreadable_logged: Mutex::default(),
             reloads: tokio::sync::watch::Sender::new(0),
         };
         catalog.refresh();
@@ -105,10 +112,15 @@ impl Catalog {
         self.reloads.subscribe()
     }
 
-    /// When the next page expires, if any does.
+    /// When the next page expires, if any does. A page whose end does not
+    /// read as a time is not served, but never due for removal: it stays
+    /// for the user to see in `list` and fix.
     pub fn next_expiry(&self) -> Option<SystemTime> {
         let snapshot = self.snapshot.read().expect("snapshot lock");
-        snapshot.pages.values().filter_map(|p| p.expires_at).min()
+        (snapshot.pages.values())
+            .filter_map(|p| p.expires_at)
+            .filter(|at| *at != UNREADABLE_TIME)
+            .min()
     }
 
     /// The registry it reads.
@@ -220,19 +232,22 @@ impl Catalog {
 
     /// Reloads the snapshot if `pages.json` changed since it was read (one
     /// `stat` when it did not). A registry that no longer parses keeps the
-    /// last good snapshot.
-    pub fn refresh(&self) {
+    /// last good snapshot. False while another program is writing it in
+    /// place (it is half written): then call again shortly, and only a file
+    /// that stays invalid is called corrupt.
+    pub fn refresh(&self) -> bool {
         let now = self.registry.stamp();
         if self.snapshot.read().expect("snapshot lock").stamp == now && now.is_some() {
-            return;
+            return true;
         }
         let _one_reloader = self.reload.lock().expect("reload lock");
         let current = self.snapshot.read().expect("snapshot lock").stamp;
         if current.is_some() && current == self.registry.stamp() {
-            return;
+            return true;
         }
         match self.registry.load_stamped() {
             Ok((pages, stamp)) => {
+                self.log_unreadable_times(&pages);
                 let entries = entries_of(&pages);
                 *self.snapshot.write().expect("snapshot lock") = Snapshot {
                     stamp,
@@ -240,9 +255,32 @@ impl Catalog {
                 };
                 self.reloads.send_modify(|n| *n += 1);
             }
+            // The stamp stays old, so the next refresh reads it again.
+            Err(RegistryError::Torn { .. }) => return false,
             Err(e) => {
                 log!("keeping the pages loaded before: {e}");
                 self.snapshot.write().expect("snapshot lock").stamp = now;
+            }
+        }
+        true
+    }
+
+    /// Says once, for each, which recorded times do not read as times and
+    /// what that makes of the page.
+    fn log_unreadable_times(&self, pages: &Pages) {
+        let mut logged = self.unreadable_logged.lock().expect("unreadable lock");
+        for (id, record) in pages.iter() {
+            for (field, text) in record.unreadable_times() {
+                if !logged.insert(format!("{id} {field} {text}")) {
+                    continue;
+                }
+                let taken = match field {
+                    "expires_at" => "the page is taken as expired and not served",
+                    _ => "its one-time link is taken as used",
+                };
+                log!(
+                    "page {id}: its {field} {text:?} is not a time, so {taken}; 'drop list' flags it, and 'drop add' with --expires or --once sets it anew"
+                );
             }
         }
     }
@@ -267,17 +305,24 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
                 is_dir: record.is_dir,
                 is_app: record.is_app(),
                 password_hash: record.password_hash.clone(),
-                expires_at: record.expires_at.as_deref().and_then(parse_rfc3339),
+                expires_at: record.expires_at.as_deref().map(read_time),
                 once: record.once,
                 once_round: record.once_round,
+                // A use is its time: one recorded without a visitor is
+                // still a use.
                 used: record
-                    .used_by
-                    .clone()
-                    .zip(record.used_at.as_deref().and_then(parse_rfc3339)),
+                    .used_at
+                    .as_deref()
+                    .map(|at| (record.used_by.clone().unwrap_or_default(), read_time(at))),
             };
             (id.to_owned(), Arc::new(entry))
         })
         .collect()
+}
+
+/// A recorded time, or [`UNREADABLE_TIME`] when it does not read as one.
+fn read_time(text: &str) -> SystemTime {
+    parse_rfc3339(text).unwrap_or(UNREADABLE_TIME)
 }
 
 /// A page's root: its folders made canonical, its own name kept as it was

@@ -18,6 +18,9 @@ use crate::log::log;
 pub const SAFETY_POLL: Duration = Duration::from_secs(60);
 /// How often it is checked when notifications cannot be had.
 pub const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How soon a registry another program is writing in place is read again:
+/// its last write may bring no notification of its own (one was pending).
+const TORN_RETRY: Duration = Duration::from_millis(50);
 
 /// Refreshes `catalog` whenever its `pages.json` is replaced or changed,
 /// until the task is aborted.
@@ -34,13 +37,17 @@ pub async fn follow_registry(catalog: Arc<Catalog>) {
             FALLBACK_POLL
         }
     };
+    // A first look once the watch is set: a writer may have finished
+    // between the catalog's first load and the watch.
+    let mut settled = false;
     loop {
+        let wait = if settled { poll } else { TORN_RETRY };
         tokio::select! {
             _ = changed.recv() => {}
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let catalog = catalog.clone();
-        crate::blocking::blocking(move || catalog.refresh()).await;
+        settled = crate::blocking::blocking(move || catalog.refresh()).await;
     }
 }
 
@@ -94,6 +101,51 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "change not seen");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        follower.abort();
+    }
+
+    /// A registry another program writes in place, slowly (truncated, half
+    /// written, then the rest), is read whole once it is done: its new page
+    /// is served, and nothing is called corrupt or copied aside.
+    #[tokio::test]
+    async fn a_registry_written_in_place_slowly_is_read_once_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = drop_registry::Registry::at(dir.path().join("pages.json"));
+        registry
+            .update(|p| {
+                p.insert("page1".into(), Record::static_page("/a".into(), false));
+                Ok::<_, RegistryError>(())
+            })
+            .unwrap();
+        let catalog = Arc::new(Catalog::new(registry.clone()));
+        let follower = tokio::spawn(follow_registry(catalog.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut pages = registry.load().unwrap();
+        pages.insert("page2".into(), Record::static_page("/b".into(), false));
+        let json = serde_json::to_vec_pretty(&pages).unwrap();
+        let (first, second) = json.split_at(json.len() / 2);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(registry.path())
+            .unwrap();
+        std::io::Write::write_all(&mut file, first).unwrap();
+        // A visitor asks for the new page meanwhile.
+        assert!(catalog.page("page2").is_none());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::io::Write::write_all(&mut file, second).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !catalog.knows("page2") {
+            assert!(tokio::time::Instant::now() < deadline, "page not served");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(catalog.knows("page1"));
+        let copies = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .count();
+        assert_eq!(copies, 0, "nothing was called corrupt");
         follower.abort();
     }
 }

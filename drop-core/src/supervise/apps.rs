@@ -6,15 +6,13 @@
 //! supervisor talks to; [`SystemRunner`] is the real one, and tests swap in
 //! a fake.
 
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use drop_registry::Record;
+use drop_registry::{FileUse, Record, open_home_file};
 
 use super::legacy::LegacyApp;
 use super::process::{self, ProcessId, StopOutcome};
@@ -81,11 +79,7 @@ pub struct SystemRunner;
 #[async_trait::async_trait]
 impl AppRunner for SystemRunner {
     fn launch(&self, spec: &AppLaunch) -> std::io::Result<Box<dyn AppProcess>> {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&spec.log)?;
+        let log = open_home_file(&spec.log, FileUse::Append).map_err(std::io::Error::other)?;
         let child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&spec.command)

@@ -147,6 +147,7 @@ fn concurrent_adds_lose_nothing() {
         .map(|f| {
             env.command(&["add", f.to_str().unwrap(), "--json"])
                 .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
@@ -154,7 +155,11 @@ fn concurrent_adds_lose_nothing() {
     let mut ids = Vec::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         ids.push(doc["id"].as_str().unwrap().to_owned());
     }

@@ -17,6 +17,7 @@ mod browser;
 mod dev_servers;
 mod doctor;
 mod hardening;
+mod hostile_home;
 mod hostile_paths;
 mod install;
 mod layout;

@@ -1,0 +1,363 @@
+//! What a hostile home, registry or argument cannot bend (SECURITY.md §4):
+//! a home of another user, or anything of theirs in it, is refused and
+//! left as it was; a link where drop keeps a file is never followed; a
+//! time that does not read fails closed; a registry another program writes
+//! in place is read whole; a description has a length.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use drop_tests::http::get;
+use drop_tests::{DropEnv, wait_for, wait_until_polling};
+
+/// The uid of `nobody`: a user other than the one running the tests.
+const OTHER_USER: u32 = 65534;
+/// A page id no record has.
+const NEVER: &str = "/p/aaaaaaaaaaaaaaaaaaaa/";
+
+/// Whether files can be given to another user here (only root can).
+fn can_give_files_away() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: giving a home to another user needs root");
+    }
+    root
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every entry under `dir` with its mode, owner and content: what must not
+/// change.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
+    let mut seen = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let content = match meta.is_file() {
+            true => std::fs::read(&path).unwrap(),
+            false => Vec::new(),
+        };
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        seen.push((path, meta.mode(), meta.uid(), content));
+    }
+    seen.sort();
+    seen
+}
+
+/// Runs `drop serve` in `env`'s home and returns how it ended; a daemon
+/// still serving after ten seconds is killed and fails the test.
+fn serve(env: &DropEnv) -> Output {
+    let mut child = env
+        .command(&["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the daemon took the home: {:?}", child.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A home another user owns, with their registry naming a root-only file
+/// in it, is refused by every command that would write in it or serve it,
+/// with an `Error:` that says why and what to do (and a code for scripts);
+/// nothing in it is changed, its loose mode included.
+#[test]
+fn a_home_of_another_user_is_refused_and_left_as_it_was() {
+    if !can_give_files_away() {
+        return;
+    }
+    let env = DropEnv::new();
+    let home = env.home.path();
+    let planted =
+        r#"{"aaaaaaaaaaaaaaaaaaaa": {"type": "static", "source": "/etc/shadow", "is_dir": false}}"#;
+    std::fs::write(home.join("pages.json"), planted).unwrap();
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for path in [home.to_owned(), home.join("pages.json")] {
+        chown(&path, Some(OTHER_USER), Some(OTHER_USER)).unwrap();
+    }
+    let before = snapshot(home);
+    let page = env.write("a.html", "a");
+    let page = page.to_str().unwrap();
+    for args in [
+        &["add", page][..],
+        &["start", "--port", "0", "--no-tunnel"],
+        &["remove", "aaaaaaaaaaaaaaaaaaaa"],
+    ] {
+        let out = env.run(args);
+        assert!(!out.status.success(), "drop {args:?} took the home");
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(&format!(
+                "Error: `{}` belongs to user {OTHER_USER}, not to you (user 0)",
+                home.display()
+            )) && said.contains("home of your own"),
+            "drop {args:?}: {said}"
+        );
+        let json = env.run(&[args, &["--json"]].concat());
+        let doc: serde_json::Value =
+            serde_json::from_str(stderr(&json).lines().last().unwrap()).unwrap();
+        assert_eq!(doc["error"]["code"], "home_not_owned", "drop {args:?}");
+    }
+    let daemon = serve(&env);
+    assert!(!daemon.status.success());
+    assert!(stderr(&daemon).contains("belongs to user 65534"));
+    assert_eq!(snapshot(home), before, "nothing in the home changed");
+
+    // A home of one's own, loose, is tightened; a log of the other
+    // user's in it is refused, and left as it was.
+    let env = DropEnv::new();
+    let home = env.home.path();
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.ok(&["add", env.write("a.html", "a").to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(home).unwrap().mode() & 0o7777, 0o700);
+    let log = home.join("logs/server.log");
+    std::fs::write(&log, "theirs\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    chown(&log, Some(OTHER_USER), None).unwrap();
+    let out = env.run(&["start", "--port", "0", "--no-tunnel"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(&format!("Error: `{}` belongs to user", log.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "theirs\n");
+    assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o7777, 0o666);
+}
+
+/// A file outside the home, and a link to it planted where drop keeps
+/// `name`.
+struct Planted {
+    _outside: tempfile::TempDir,
+    victim: PathBuf,
+    link: PathBuf,
+}
+
+impl Planted {
+    fn in_home(env: &DropEnv, name: &str) -> Self {
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = env.home.path().join(name);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(&victim, &link).unwrap();
+        Planted {
+            _outside: outside,
+            victim,
+            link,
+        }
+    }
+
+    /// Asserts that the file it points at was neither written nor
+    /// chmod'ed, and that `said` names the link and what is wrong.
+    fn assert_untouched(&self, said: &str) {
+        assert_eq!(std::fs::read_to_string(&self.victim).unwrap(), "victim\n");
+        let mode = std::fs::metadata(&self.victim).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{} was chmod'ed", self.victim.display());
+        assert!(
+            said.contains(&format!(
+                "`{}` is a symbolic link: drop never follows links in its home",
+                self.link.display()
+            )),
+            "{said}"
+        );
+    }
+}
+
+/// Links planted where drop keeps its logs and locks are never followed:
+/// the file they point at is neither written nor chmod'ed, and the command
+/// says which link is wrong.
+#[test]
+fn links_where_drop_keeps_its_files_are_never_followed() {
+    let start = &["start", "--port", "0", "--no-tunnel"][..];
+    for (name, args) in [
+        ("logs/server.log", start),
+        ("start.lock", start),
+        ("pages.json.lock", &["add", "a.html"][..]),
+    ] {
+        let env = DropEnv::new();
+        env.write("a.html", "a");
+        let planted = Planted::in_home(&env, name);
+        let out = env.run(args);
+        assert!(!out.status.success(), "drop {args:?} went through {name}");
+        planted.assert_untouched(&stderr(&out));
+    }
+
+    let env = DropEnv::new();
+    let planted = Planted::in_home(&env, "server.lock");
+    let daemon = serve(&env);
+    assert!(!daemon.status.success());
+    planted.assert_untouched(&stderr(&daemon));
+
+    let env = DropEnv::new();
+    std::fs::create_dir(env.work.path().join("app")).unwrap();
+    let added = env.json(&["add", "app", "--run", "sleep 30", "--port", "9", "--json"]);
+    let id = added["id"].as_str().unwrap();
+    let planted = Planted::in_home(&env, &format!("logs/app-{id}.log"));
+    env.start();
+    let out = env.run(&["start", id]);
+    assert!(!out.status.success(), "the app started with its log a link");
+    planted.assert_untouched(&stderr(&out));
+    env.ok(&["stop"]);
+}
+
+/// Rewrites the registry as another program might, `change` applied to
+/// each record.
+fn edit_registry(env: &DropEnv, change: impl Fn(&str, &mut serde_json::Value)) {
+    let path = env.home.path().join("pages.json");
+    let mut pages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (id, record) in pages.as_object_mut().unwrap() {
+        change(id, record);
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(&pages).unwrap()).unwrap();
+}
+
+/// An `expires_at` or `used_at` that is not a time fails closed: the page
+/// is gone (the same 404 as a page that never existed), its one-time link
+/// used; the daemon's log says so, `list` flags it, and the page is kept
+/// for the user to fix, not swept away.
+#[test]
+fn times_that_do_not_read_fail_closed_and_are_flagged() {
+    let env = DropEnv::new();
+    let (ends, ends_path) = env.add(&env.write("ends.html", "ends"), &[]);
+    let (once, once_path) = env.add(&env.write("once.html", "once"), &["--once"]);
+    let (soon, _) = env.add(&env.write("soon.html", "soon"), &["--expires", "2s"]);
+    edit_registry(&env, |id, record| {
+        if id == ends {
+            record["expires_at"] = "tomorrow at noon".into();
+        }
+        if id == once {
+            record["used_at"] = "2026-13-45T99:00:00Z".into();
+        }
+    });
+    let port = env.start();
+    let never = get(port, NEVER);
+    for path in [&ends_path, &once_path] {
+        let answer = get(port, path);
+        assert_eq!((answer.status, answer.text()), (never.status, never.text()));
+    }
+    let listed = env.ok(&["list", "--all"]);
+    let line = |id: &str| listed.lines().find(|l| l.contains(id)).unwrap().to_owned();
+    assert!(line(&ends).contains("[bad expires_at]"), "{listed}");
+    assert!(line(&once).contains("[bad used_at]"), "{listed}");
+    assert_eq!(
+        env.listed(&ends).unwrap()["bad_times"],
+        serde_json::json!(["expires_at"])
+    );
+    let log = env.server_log();
+    assert!(
+        log.contains(&format!(
+            "page {ends}: its expires_at \"tomorrow at noon\" is not a time"
+        )),
+        "{log}"
+    );
+    // The sweep removes the page that expired, and keeps the flagged one.
+    wait_for("the expired page removed", Duration::from_secs(10), || {
+        env.listed(&soon).is_none().then_some(())
+    });
+    assert!(env.listed(&ends).is_some());
+    env.ok(&["stop"]);
+}
+
+/// A registry another program writes in place (truncated, half written,
+/// a pause, the rest), as the Python drop does, is read again once its
+/// writer is done: a command reading it meanwhile waits and sees the whole
+/// new registry, the daemon serves the page it adds, and nothing is called
+/// corrupt or copied aside.
+#[test]
+fn a_registry_written_in_place_slowly_is_read_whole() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let (_, first_path) = env.add(&env.write("first.html", "first"), &[]);
+    let source = env.write("second.html", "second");
+    let path = env.home.path().join("pages.json");
+    let mut pages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let new_id = "bbbbbbbbbbbbbbbbbbbb";
+    pages[new_id] = serde_json::json!({
+        "type": "static", "source": source, "is_dir": false,
+        "created_at": "2026-01-01T00:00:00+00:00",
+    });
+    let json = serde_json::to_vec_pretty(&pages).unwrap();
+    let (first, second) = json.split_at(json.len() / 2);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(first).unwrap();
+    let new_path = format!("/p/{new_id}/");
+    assert_eq!(get(port, &new_path).status, 404, "not yet whole");
+    let list = env
+        .command(&["list", "--all", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_polling("the list waiting for the writer", list.id());
+    file.write_all(second).unwrap();
+    drop(file);
+    let listed = list.wait_with_output().unwrap();
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(new_id));
+    let served = wait_for("the new page served", Duration::from_secs(10), || {
+        let answer = get(port, &new_path);
+        (answer.status == 200).then_some(answer)
+    });
+    assert_eq!(served.text(), "second");
+    assert_eq!(get(port, &first_path).status, 200);
+    let copies: Vec<_> = std::fs::read_dir(env.home.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(copies.is_empty(), "called corrupt: {copies:?}");
+    let log = env.server_log();
+    assert!(!log.contains("not a valid drop registry"), "{log}");
+    env.ok(&["stop"]);
+}
+
+/// `--desc` is a line in listings: past 500 characters it is refused with
+/// an `Error:` (and a code), and nothing is stored.
+#[test]
+fn a_description_has_a_length() {
+    let env = DropEnv::new();
+    let page = env.write("a.html", "a");
+    let page = page.to_str().unwrap();
+    let long = "é".repeat(501);
+    let out = env.run(&["add", page, "--desc", &long]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with("Error: --desc is 501 characters long; keep it to 500"),
+        "{}",
+        stderr(&out)
+    );
+    let json = env.run(&["add", page, "--desc", &long, "--json"]);
+    let doc: serde_json::Value =
+        serde_json::from_str(stderr(&json).lines().last().unwrap()).unwrap();
+    assert_eq!(doc["error"]["code"], "description_too_long");
+    assert!(
+        !env.home.path().join("pages.json").exists(),
+        "nothing stored"
+    );
+    let fits = "é".repeat(500);
+    let (id, _) = env.add(Path::new(page), &["--desc", &fits]);
+    assert_eq!(env.listed(&id).unwrap()["description"], fits.as_str());
+}
