@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use drop_core::http::ServerConfig;
+use drop_core::http::{Clock, ServerConfig};
 use drop_tests::engine::PageServer;
 use drop_tests::http::{Response, get, request, request_from};
 use drop_tests::login::LOCAL;
@@ -55,6 +55,27 @@ fn a_published_file_is_served_with_its_type_and_edits_show_at_once() {
         get(port, &data).header("content-type"),
         Some("application/json; charset=utf-8")
     );
+}
+
+/// A page whose time is up answers the 404 of a page that never existed,
+/// from the second it expires: the server's clock is moved on, not waited
+/// for.
+#[test]
+fn an_expired_page_is_the_404_of_a_page_that_never_existed() {
+    let server = PageServer::start();
+    let port = server.port();
+    let ends = server.clock().now() + Duration::from_secs(3600);
+    let path = server
+        .publish_expiring(&server.write("e.html", "e"), ends)
+        .path;
+    assert_eq!(get(port, &path).status, 200);
+    server.clock().advance(Duration::from_secs(3600 - 5));
+    assert_eq!(get(port, &path).status, 200, "five seconds before its end");
+    server.clock().advance(Duration::from_secs(5));
+    let gone = get(port, &path);
+    let never = get(port, "/p/aaaaaaaaaaaaaaaaaaaa/");
+    assert_eq!((gone.status, gone.text()), (never.status, never.text()));
+    assert_eq!(gone.text(), NOT_FOUND);
 }
 
 /// A page written to the registry while the server runs is served on the

@@ -5,6 +5,7 @@
 
 mod answer;
 mod cache;
+pub mod clock;
 mod login;
 mod parse_errors;
 pub mod probe;
@@ -16,6 +17,7 @@ mod site;
 mod slots;
 mod stall;
 
+pub use clock::{Clock, SystemClock};
 pub use probe::Probes;
 pub use receipts::Receipts;
 pub use server::{ServerConfig, bind_listener, serve};
