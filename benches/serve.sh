@@ -10,6 +10,10 @@
 #   the same invocation, in rounds whose order is reversed every other time.
 #   Every request to drop opens the page's document, so each one is counted
 #   as a view (receipts): the worst case for what counting costs.
+#   Beside requests/sec, the server's CPU time per request (its processes'
+#   utime+stime from /proc/<pid>/stat, before and after each run, over the
+#   requests wrk completed): a figure that holds better than throughput when
+#   other work shares the machine.
 #
 # How to run (from anywhere inside the repo):
 #   bash benches/serve.sh                 # 10 s per wrk run
@@ -174,14 +178,37 @@ for url in sys.argv[2:]:
 PY
 
 # --- runs --------------------------------------------------------------------
-# parse_wrk FILE -> "req_per_sec p99 errors" ; errors = non-2xx + socket errors.
+# cpu_ticks PID... -> the processes' utime+stime in clock ticks.
+cpu_ticks() {
+    local total=0 pid stat fields
+    for pid in "$@"; do
+        stat="$(cat "/proc/$pid/stat")"
+        # Fields after the command name, which may hold spaces: utime and
+        # stime are fields 14 and 15, the 12th and 13th after it.
+        read -r -a fields <<<"${stat##*) }"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+# server_pids NAME -> the processes that serve for it.
+server_pids() {
+    case $1 in
+        drop) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$tmp/home/server.json" ;;
+        baseline) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$tmp/baseline-home/server.json" ;;
+        nginx) echo "$nginx_pid" $(ps --ppid "$nginx_pid" -o pid=) ;;
+    esac
+}
+TICKS_PER_SEC="$(getconf CLK_TCK)"
+
+# parse_wrk FILE -> "req_per_sec p99 errors requests" ; errors = non-2xx + socket errors.
 parse_wrk() {
     python3 - "$1" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
 p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M)
-if not rps or not p99:
+done = re.search(r"(\d+) requests in", text)
+if not rps or not p99 or not done:
     sys.exit("error: cannot parse wrk output:\n" + text)
 errors = 0
 m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
@@ -190,7 +217,7 @@ if m:
 m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 if m:
     errors += sum(int(x) for x in m.groups())
-print(rps.group(1), p99.group(1), errors)
+print(rps.group(1), p99.group(1), errors, done.group(1))
 PY
 }
 
@@ -215,14 +242,18 @@ for conns in 1 50; do
         esac
         out="$tmp/wrk-$server-$conns.txt"
         echo "wrk -t$threads -c$conns -d${DURATION}s --latency $url" >&2
+        pids=($(server_pids "$server"))
+        ticks_before="$(cpu_ticks "${pids[@]}")"
         wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$url" >"$out"
+        ticks="$(($(cpu_ticks "${pids[@]}") - ticks_before))"
         parsed="$(parse_wrk "$out")"
-        read -r rps p99 errs <<<"$parsed"
+        read -r rps p99 errs completed <<<"$parsed"
+        cpu_us="$(python3 -c 'import sys; t, hz, n = map(float, sys.argv[1:]); print(f"{t / hz * 1e6 / max(n, 1):.1f}")' "$ticks" "$TICKS_PER_SEC" "$completed")"
         if ((errs > 0)); then
             echo "warning: $server with $conns connections: $errs non-2xx/socket errors" >&2
             grep -E "Non-2xx|Socket errors" "$out" >&2 || true
         fi
-        results+=("$conns $server $rps $p99 $errs")
+        results+=("$conns $server $rps $p99 $errs $cpu_us")
     done
     done
 done
@@ -239,21 +270,27 @@ def micros(text):
 
 runs = {}
 for line in sys.argv[1:]:
-    conns, server, rps, p99, errs = line.split()
-    runs.setdefault((int(conns), server), []).append((float(rps), p99, int(errs)))
-# Mean requests/sec over the rounds; the worst p99; every error.
+    conns, server, rps, p99, errs, cpu = line.split()
+    runs.setdefault((int(conns), server), []).append((float(rps), p99, int(errs), float(cpu)))
+# Mean requests/sec and CPU per request over the rounds; the worst p99;
+# every error.
 rows = {}
 for (conns, server), seen in runs.items():
-    rps = sum(r for r, _, _ in seen) / len(seen)
-    p99 = max((p for _, p, _ in seen), key=micros)
-    rows.setdefault(conns, {})[server] = (rps, p99, sum(e for _, _, e in seen))
+    rps = sum(r for r, _, _, _ in seen) / len(seen)
+    p99 = max((p for _, p, _, _ in seen), key=micros)
+    cpu = sum(c for _, _, _, c in seen) / len(seen)
+    rows.setdefault(conns, {})[server] = (rps, p99, sum(e for _, _, e, _ in seen), cpu)
 names = [s for s in ("drop", "baseline", "nginx") if any(s in r for r in rows.values())]
-head = f"{'conns':>5}" + "".join(f"  {n + ' req/s':>14}  {n + ' p99':>12}" for n in names)
+head = f"{'conns':>5}" + "".join(
+    f"  {n + ' req/s':>14}  {n + ' p99':>12}  {n + ' cpu us/req':>16}" for n in names
+)
 head += f"  {'drop/nginx':>10}" + (f"  {'drop/baseline':>13}" if "baseline" in names else "")
 print(head + f"  {'errors':>8}")
 for conns in sorted(rows):
     r = rows[conns]
-    line = f"{conns:>5}" + "".join(f"  {r[n][0]:>14.0f}  {r[n][1]:>12}" for n in names)
+    line = f"{conns:>5}" + "".join(
+        f"  {r[n][0]:>14.0f}  {r[n][1]:>12}  {r[n][3]:>16.1f}" for n in names
+    )
     line += f"  {r['drop'][0] / r['nginx'][0]:>10.2f}"
     if "baseline" in names:
         line += f"  {r['drop'][0] / r['baseline'][0]:>13.2f}"
