@@ -101,6 +101,12 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    // A client gone mid-response makes `sendfile` (and `writev`) raise
+    // SIGPIPE, whose default action, which drop's binary keeps for its
+    // command line, would end the whole server; with a handler of tokio's
+    // in place those writes fail with EPIPE instead. Handled (not ignored),
+    // the signal is back to its default in the apps the daemon launches.
+    let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe());
     let follower = tokio::spawn(follow_registry(site.catalog().clone()));
     let receipts = tokio::spawn(keep_receipts(site.clone()));
     let service = warp::service(routes(site.clone()));
