@@ -17,7 +17,8 @@ use http::{Method, StatusCode};
 
 use crate::auth::form;
 
-/// Files up to this size are read in one go; larger ones are streamed.
+/// Files up to this size are read in one go; larger ones are sent from the
+/// page cache by `sendfile` (`http::sendfile`).
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
 pub(crate) const NOT_FOUND_BODY: &str =
@@ -45,7 +46,8 @@ pub enum AnswerBody {
     Empty,
     /// Bytes already in memory.
     Bytes(Bytes),
-    /// `len` bytes of an open file from `start`, streamed.
+    /// `len` bytes of an open file from `start`, sent by the connection
+    /// straight from the file.
     File {
         /// The open file.
         file: File,
@@ -183,7 +185,7 @@ impl Answer {
     }
 
     /// A file of a page, honouring conditional and range requests. Small
-    /// files are read whole; larger ones are streamed.
+    /// files are read whole; larger ones are sent straight from the file.
     pub fn file(
         method: &Method,
         file: File,
@@ -202,7 +204,7 @@ impl Answer {
                 None => return Answer::changed_while_read(),
             }
         } else {
-            Content::Stream(file)
+            Content::Send(file)
         };
         Answer::content(method, &facts, body, cond)
     }
@@ -299,7 +301,7 @@ impl Answer {
             Content::Whole(bytes) => {
                 AnswerBody::Bytes(bytes.slice(start as usize..(start + len) as usize))
             }
-            Content::Stream(file) => AnswerBody::File { file, start, len },
+            Content::Send(file) => AnswerBody::File { file, start, len },
             Content::None => AnswerBody::Empty,
         };
         Answer {
@@ -324,7 +326,7 @@ impl Answer {
 enum Content {
     None,
     Whole(Bytes),
-    Stream(File),
+    Send(File),
 }
 
 /// What a file's answer is built from, besides its bytes: worked out once

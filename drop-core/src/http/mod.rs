@@ -12,6 +12,7 @@ pub mod probe;
 pub mod receipts;
 mod request;
 mod routes;
+mod sendfile;
 mod server;
 mod site;
 mod slots;
