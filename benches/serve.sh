@@ -26,7 +26,7 @@
 #
 # Needs: cargo, python3; installs wrk and nginx with apt-get when missing.
 # Everything it starts (drop server, nginx) is stopped on exit, and its temp
-# dir is removed. Exits non-zero if any step fails.
+# dir is removed (benches/lib.sh). Exits non-zero if any step fails.
 set -euo pipefail
 
 DURATION="${DURATION:-10}"
@@ -35,57 +35,10 @@ script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
 cd "$root"
 
-# --- tools -------------------------------------------------------------------
-missing=()
-for tool in wrk nginx; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-    echo "installing: ${missing[*]}" >&2
-    sudo_cmd=()
-    [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-# nginx may live in /usr/sbin, which is not always on a user's PATH.
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
-[[ -x $NGINX ]] || { echo "error: nginx not found" >&2; exit 1; }
+source "$script_dir/lib.sh"
+bench_setup wrk nginx
 
-# --- build -------------------------------------------------------------------
-echo "building drop (release)..." >&2
-cargo build --release -q -p drop-cli
-DROP="$root/target/release/drop"
-
-# --- temp dir and cleanup ----------------------------------------------------
-tmp="$(mktemp -d)"
-nginx_pid=""
-drop_started=0
-baseline_started=0
-BASELINE_DROP="${BASELINE_DROP:-}"
-if [[ -n $BASELINE_DROP && ! -x $BASELINE_DROP ]]; then
-    echo "error: BASELINE_DROP=$BASELINE_DROP is not an executable" >&2
-    exit 1
-fi
-cleanup() {
-    local rc=$?
-    if ((drop_started)); then
-        DROP_HOME="$tmp/home" "$DROP" stop >/dev/null 2>&1 || true
-    fi
-    if ((baseline_started)); then
-        DROP_HOME="$tmp/baseline-home" "$BASELINE_DROP" stop >/dev/null 2>&1 || true
-    fi
-    if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
-        kill "$nginx_pid" 2>/dev/null || true
-        wait "$nginx_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir -p "$tmp/site" "$tmp/nginx"
+mkdir -p "$tmp/site"
 # A 1 KiB HTML page (exactly 1024 bytes).
 python3 - "$tmp/site/index.html" <<'PY'
 import sys
@@ -95,76 +48,17 @@ body = ("lorem ipsum dolor sit amet " * 64)[: 1024 - len(head) - len(tail)]
 open(sys.argv[1], "w").write(head + body + tail)
 PY
 
-# --- drop --------------------------------------------------------------------
-# start_drop BINARY HOME: starts a drop server there, publishes the page,
-# prints its URL.
-start_drop() {
-    local bin=$1 home=$2 out base
-    out="$(DROP_HOME="$home" DROP_BIND=127.0.0.1 "$bin" start --port 0 --host 127.0.0.1 --no-tunnel)"
-    echo "$out" >&2
-    base="$(sed -n 's/^Server started: //p' <<<"$out")"
-    [[ -n $base ]] || { echo "error: could not read drop's address from: $out" >&2; return 1; }
-    DROP_HOME="$home" "$bin" add "$tmp/site/index.html" --json |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
-}
-drop_started=1
-drop_url="$(start_drop "$DROP" "$tmp/home")"
+# --- servers -----------------------------------------------------------------
+drop_url="$(start_drop "$DROP" "$tmp/home" "$tmp/site/index.html")"
 servers=(drop)
 if [[ -n $BASELINE_DROP ]]; then
-    baseline_started=1
-    baseline_url="$(start_drop "$BASELINE_DROP" "$tmp/baseline-home")"
+    baseline_url="$(start_drop "$BASELINE_DROP" "$tmp/baseline-home" "$tmp/site/index.html")"
     servers+=(baseline)
 fi
 servers+=(nginx)
-
-# --- nginx -------------------------------------------------------------------
-nginx_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-# Run as root, nginx's worker would switch to `nobody` and could not read the
-# 0700 temp dir; keep the worker as the current user instead.
-user_line=""
-[[ $(id -u) -eq 0 ]] && user_line="user $(id -un) $(id -gn);"
-cat >"$tmp/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/client_body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    types { text/html html; }
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$nginx_port;
-        root $tmp/site;
-        index index.html;
-    }
-}
-EOF
-"$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
-nginx_pid=$!
+start_nginx "$tmp/site"
 nginx_url="http://127.0.0.1:$nginx_port/index.html"
 
-# Wait until nginx answers (it needs a moment after starting).
-nginx_up=0
-for _ in $(seq 1 100); do
-    kill -0 "$nginx_pid" 2>/dev/null || { echo "error: nginx exited:" >&2; cat "$tmp/nginx/error.log" >&2; exit 1; }
-    if python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2)' "$nginx_port" 2>/dev/null; then
-        nginx_up=1
-        break
-    fi
-    sleep 0.1
-done
-((nginx_up)) || { echo "error: nginx did not start listening on $nginx_port" >&2; exit 1; }
 # Both must answer 200 with exactly the page.
 python3 - "$tmp/site/index.html" "$drop_url" "$nginx_url" ${BASELINE_DROP:+"$baseline_url"} <<'PY'
 import sys, urllib.request
@@ -178,28 +72,6 @@ for url in sys.argv[2:]:
 PY
 
 # --- runs --------------------------------------------------------------------
-# cpu_ticks PID... -> the processes' utime+stime in clock ticks.
-cpu_ticks() {
-    local total=0 pid stat fields
-    for pid in "$@"; do
-        stat="$(cat "/proc/$pid/stat")"
-        # Fields after the command name, which may hold spaces: utime and
-        # stime are fields 14 and 15, the 12th and 13th after it.
-        read -r -a fields <<<"${stat##*) }"
-        total=$((total + fields[11] + fields[12]))
-    done
-    echo "$total"
-}
-# server_pids NAME -> the processes that serve for it.
-server_pids() {
-    case $1 in
-        drop) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$tmp/home/server.json" ;;
-        baseline) python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$tmp/baseline-home/server.json" ;;
-        nginx) echo "$nginx_pid" $(ps --ppid "$nginx_pid" -o pid=) ;;
-    esac
-}
-TICKS_PER_SEC="$(getconf CLK_TCK)"
-
 # parse_wrk FILE -> "req_per_sec p99 errors requests" ; errors = non-2xx + socket errors.
 parse_wrk() {
     python3 - "$1" <<'PY'
@@ -242,7 +114,11 @@ for conns in 1 50; do
         esac
         out="$tmp/wrk-$server-$conns.txt"
         echo "wrk -t$threads -c$conns -d${DURATION}s --latency $url" >&2
-        pids=($(server_pids "$server"))
+        case $server in
+            drop) pids=($(server_pids "$tmp/home")) ;;
+            baseline) pids=($(server_pids "$tmp/baseline-home")) ;;
+            nginx) pids=($(server_pids nginx)) ;;
+        esac
         ticks_before="$(cpu_ticks "${pids[@]}")"
         wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$url" >"$out"
         ticks="$(($(cpu_ticks "${pids[@]}") - ticks_before))"
@@ -297,4 +173,4 @@ for conns in sorted(rows):
     print(line + f"  {'/'.join(str(r[n][2]) for n in names):>8}")
 PY
 echo "drop workers: ${DROP_WORKERS:-one per core}; nginx: 1 worker; $ROUNDS round(s) of ${DURATION} s each, the order reversed every other round"
-echo "goal: drop >= 0.8 x nginx"
+echo "goal: drop >= 1.0 x nginx at 1 and 50 connections"
