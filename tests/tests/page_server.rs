@@ -606,6 +606,46 @@ fn a_file_replaced_mid_download_is_sent_whole_as_it_was() {
     assert_eq!(get(server.port(), &path).body, vec![b'R'; content.len()]);
 }
 
+/// Large files asked for back to back on one connection (pipelined, one a
+/// range) arrive whole, each in its own response, in order.
+#[test]
+fn pipelined_large_files_arrive_whole_and_in_order() {
+    let server = PageServer::start();
+    let first = large_content();
+    let second: Vec<u8> = first.iter().map(|b| b.wrapping_add(100)).collect();
+    let write = |name: &str, content: &[u8]| {
+        let file = server.work.path().join(name);
+        std::fs::write(&file, content).unwrap();
+        server.publish(&file).path
+    };
+    let (a, b) = (write("a.bin", &first), write("b.bin", &second));
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {a} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET {b} HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n\
+         GET {a} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let mut rest = all.as_slice();
+    for want in [&first[..], &second[1000..], &first[..]] {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", want.len())),
+            "{head}"
+        );
+        assert!(&rest[end..end + want.len()] == want, "{head}");
+        rest = &rest[end + want.len()..];
+    }
+    assert!(rest.is_empty());
+}
+
 /// A large file keeps its receipts and its one-time link on the way it is
 /// sent: a range from its middle and a revalidation use nothing up, the
 /// first whole download is counted and uses the link up, and the next

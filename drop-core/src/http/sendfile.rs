@@ -1,7 +1,7 @@
 //! Large files leave by `sendfile(2)`: from the page cache to the socket,
 //! never through drop's memory. hyper frames each response and counts its
 //! bytes, and it writes only through the connection it was given; so a
-//! file's body is made of placeholder frames, slices of one static buffer
+//! file's body is made of placeholder frames, slices of one zeroed buffer
 //! that nothing else uses, each recorded with the part of the file it
 //! stands for, and the connection's [`FileSocket`] sends that part of the
 //! file where hyper hands it the placeholder. The placeholder bytes
@@ -185,19 +185,24 @@ impl FileSocket {
 /// it takes them without blocking; `Ok(0)` when the file ends before.
 #[cfg(target_os = "linux")]
 fn send_part(stream: &TcpStream, file: &File, offset: u64, count: usize) -> io::Result<usize> {
-    let mut offset = offset;
-    Ok(rustix::fs::sendfile(
-        stream,
-        file,
-        Some(&mut offset),
-        count,
-    )?)
+    let mut at = offset;
+    match rustix::fs::sendfile(stream, file, Some(&mut at), count) {
+        // A file system that cannot splice its files: copy them.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            copy_part(stream, file, offset, count)
+        }
+        sent => Ok(sent?),
+    }
 }
 
-/// Without Linux's `sendfile(2)`: a read, then as much of it as the
-/// socket takes (the rest is read again next time).
 #[cfg(not(target_os = "linux"))]
 fn send_part(stream: &TcpStream, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+    copy_part(stream, file, offset, count)
+}
+
+/// [`send_part`] without `sendfile(2)`: a read, then as much of it as the
+/// socket takes (the rest is read again next time).
+fn copy_part(stream: &TcpStream, file: &File, offset: u64, count: usize) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0; count.min(256 * 1024)];
     match file.read_at(&mut buf, offset)? {
@@ -335,6 +340,31 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         drop(socket);
         assert_eq!(reader.await.unwrap(), vec![7u8; 4096]);
+    }
+
+    /// Where a file system cannot splice, its files are copied: the same
+    /// bytes, and `0` past the end.
+    #[tokio::test]
+    async fn copying_sends_the_same_bytes() {
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let (socket, mut client) = connection(Arc::default()).await;
+        let file = file_of(&content);
+        let mut sent = 0;
+        while sent < content.len() - 10 {
+            socket.stream.writable().await.unwrap();
+            let left = content.len() - 10 - sent;
+            match copy_part(&socket.stream, &file, 10 + sent as u64, left) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let past = copy_part(&socket.stream, &file, content.len() as u64, 10);
+        assert_eq!(past.unwrap(), 0);
+        drop(socket);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got == content[10..]);
     }
 
     /// Placeholder bytes no body recorded are never sent.
