@@ -1,14 +1,16 @@
 //! The page server in-process: a throwaway drop home whose registry a test
 //! fills directly, served by `drop_core::http::serve` on a loopback port,
-//! with no `drop` binary and no daemon (mini-redis's pattern).
+//! with no `drop` binary and no daemon (mini-redis's pattern), going by a
+//! clock the test can move.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use drop_core::auth::{SessionKey, hash_password};
-use drop_core::http::{Probes, ServerConfig, Site, bind_listener, serve};
+use drop_core::http::{Clock, Probes, ServerConfig, Site, bind_listener, serve};
 use drop_core::page::{Catalog, MANIFEST_NAME, new_page_id};
 use drop_registry::{Home, Record, RegistryError};
 use tempfile::TempDir;
@@ -24,12 +26,32 @@ pub struct Page {
     pub path: String,
 }
 
+/// The system's clock, plus however far a test moved it on.
+#[derive(Debug, Default)]
+pub struct MovedClock {
+    ahead: Mutex<Duration>,
+}
+
+impl MovedClock {
+    /// Moves the clock on by `by`.
+    pub fn advance(&self, by: Duration) {
+        *self.ahead.lock().expect("clock lock") += by;
+    }
+}
+
+impl Clock for MovedClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + *self.ahead.lock().expect("clock lock")
+    }
+}
+
 /// A page server over a temp drop home, on `127.0.0.1:<port>`. Dropping it
 /// signals shutdown and waits for the server's thread.
 pub struct PageServer {
     home: Home,
     port: u16,
     probes: Arc<Probes>,
+    clock: Arc<MovedClock>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Where the test writes the files it publishes.
@@ -52,7 +74,9 @@ impl PageServer {
         let key = SessionKey::load_or_create(&home.session_key_path()).expect("session key");
         let probes = Arc::new(Probes::default());
         let catalog = Arc::new(Catalog::new(home.registry()));
-        let site = Arc::new(Site::with_probes(catalog, key, probes.clone()));
+        let clock = Arc::new(MovedClock::default());
+        let site = Site::with_probes(catalog, key, probes.clone()).with_clock(clock.clone());
+        let site = Arc::new(site);
         // Bound before the thread starts: connections queue until it accepts.
         let listener =
             bind_listener(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind a loopback port");
@@ -80,6 +104,7 @@ impl PageServer {
             home,
             port,
             probes,
+            clock,
             shutdown: Some(shutdown),
             thread: Some(thread),
             work: tempfile::tempdir().expect("temp work dir"),
@@ -95,6 +120,11 @@ impl PageServer {
     /// The nonces it answers on its tunnel probe path, as the daemon issues them.
     pub fn probes(&self) -> &Probes {
         &self.probes
+    }
+
+    /// The clock it goes by: the system's until a test moves it on.
+    pub fn clock(&self) -> &MovedClock {
+        &self.clock
     }
 
     /// Its drop home.
@@ -124,6 +154,13 @@ impl PageServer {
     pub fn publish_named(&self, source: &Path, name: &str) -> Page {
         let mut record = page_record(source);
         record.name = name.to_owned();
+        self.insert(record)
+    }
+
+    /// Publishes `source` until `expires_at`.
+    pub fn publish_expiring(&self, source: &Path, expires_at: SystemTime) -> Page {
+        let mut record = page_record(source);
+        record.expires_at = Some(drop_registry::rfc3339(expires_at));
         self.insert(record)
     }
 

@@ -8,12 +8,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use headers::{
+    AcceptRanges, ContentLength, ContentRange, ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch,
+    IfRange, LastModified,
+};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::auth::form;
 
-/// Files up to this size are read in one go; larger ones are streamed.
+/// Files up to this size are read in one go; larger ones are sent from the
+/// page cache by `sendfile` (`http::sendfile`).
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
 pub(crate) const NOT_FOUND_BODY: &str =
@@ -41,7 +46,8 @@ pub enum AnswerBody {
     Empty,
     /// Bytes already in memory.
     Bytes(Bytes),
-    /// `len` bytes of an open file from `start`, streamed.
+    /// `len` bytes of an open file from `start`, sent by the connection
+    /// straight from the file.
     File {
         /// The open file.
         file: File,
@@ -52,17 +58,30 @@ pub enum AnswerBody {
     },
 }
 
-/// The request headers that decide between 200, 206, 304 and 416.
+/// The request headers that decide between 200, 206, 304 and 416; one
+/// that does not parse counts as absent.
 #[derive(Debug, Default, Clone)]
 pub struct Conditions {
     /// `If-None-Match`.
-    pub if_none_match: Option<String>,
+    pub if_none_match: Option<IfNoneMatch>,
     /// `If-Modified-Since`.
-    pub if_modified_since: Option<String>,
-    /// `Range`.
-    pub range: Option<String>,
+    pub if_modified_since: Option<IfModifiedSince>,
+    /// `Range`, as sent: see [`byte_range`] for why it is read here.
+    pub range: Option<HeaderValue>,
     /// `If-Range`.
-    pub if_range: Option<String>,
+    pub if_range: Option<IfRange>,
+}
+
+impl Conditions {
+    /// The conditions among a request's headers.
+    pub fn of(headers: &HeaderMap) -> Self {
+        Conditions {
+            if_none_match: headers.typed_get(),
+            if_modified_since: headers.typed_get(),
+            range: headers.get(header::RANGE).cloned(),
+            if_range: headers.typed_get(),
+        }
+    }
 }
 
 impl Answer {
@@ -166,7 +185,7 @@ impl Answer {
     }
 
     /// A file of a page, honouring conditional and range requests. Small
-    /// files are read whole; larger ones are streamed.
+    /// files are read whole; larger ones are sent straight from the file.
     pub fn file(
         method: &Method,
         file: File,
@@ -185,7 +204,7 @@ impl Answer {
                 None => return Answer::changed_while_read(),
             }
         } else {
-            Content::Stream(file)
+            Content::Send(file)
         };
         Answer::content(method, &facts, body, cond)
     }
@@ -238,12 +257,11 @@ impl Answer {
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-cache"),
         );
-        headers.insert(header::ETAG, facts.etag.clone());
-        if let Some(date) = &facts.last_modified {
-            headers.insert(header::LAST_MODIFIED, date.clone());
+        headers.typed_insert(facts.etag.clone());
+        if let Some(date) = facts.last_modified {
+            headers.typed_insert(date);
         }
-        let etag = facts.etag.to_str().unwrap_or_default();
-        if not_modified(cond, etag, facts.modified) {
+        if not_modified(cond, facts, SystemTime::now()) {
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
                 headers,
@@ -251,24 +269,21 @@ impl Answer {
             };
         }
         headers.insert(header::CONTENT_TYPE, facts.content_type.clone());
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.typed_insert(AcceptRanges::bytes());
         let size = facts.size;
-        let (status, start, len) = match byte_range(cond, etag, facts.modified, size) {
+        let asked = cond
+            .range
+            .as_ref()
+            .filter(|_| range_still_fresh(cond, facts));
+        let (status, start, len) = match asked.map_or(RangeChoice::Whole, |r| byte_range(r, size)) {
             RangeChoice::Whole => (StatusCode::OK, 0, size),
             RangeChoice::Part(start, end) => {
-                let value = format!("bytes {start}-{end}/{size}");
-                headers.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&value).expect("ascii"),
-                );
+                let range = ContentRange::bytes(start..=end, size).expect("a closed range");
+                headers.typed_insert(range);
                 (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
             }
             RangeChoice::Unsatisfiable => {
-                let value = format!("bytes */{size}");
-                headers.insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&value).expect("ascii"),
-                );
+                headers.typed_insert(ContentRange::unsatisfied_bytes(size));
                 headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -280,13 +295,13 @@ impl Answer {
                 };
             }
         };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers.typed_insert(ContentLength(len));
         let body = match body {
             _ if method == Method::HEAD => AnswerBody::Empty,
             Content::Whole(bytes) => {
                 AnswerBody::Bytes(bytes.slice(start as usize..(start + len) as usize))
             }
-            Content::Stream(file) => AnswerBody::File { file, start, len },
+            Content::Send(file) => AnswerBody::File { file, start, len },
             Content::None => AnswerBody::Empty,
         };
         Answer {
@@ -295,13 +310,23 @@ impl Answer {
             body,
         }
     }
+
+    /// Whether this answer holds its file from the first byte on: a whole
+    /// file, or a range that starts at 0, as its own `Content-Range` says
+    /// (`bytes=00-` and `bytes=-99999` can start there too).
+    pub fn starts_at_first_byte(&self) -> bool {
+        match self.headers.typed_get::<ContentRange>() {
+            Some(range) => range.bytes_range().is_some_and(|(first, _)| first == 0),
+            None => true,
+        }
+    }
 }
 
 /// Where a file answer's bytes come from.
 enum Content {
     None,
     Whole(Bytes),
-    Stream(File),
+    Send(File),
 }
 
 /// What a file's answer is built from, besides its bytes: worked out once
@@ -311,11 +336,9 @@ pub struct FileFacts {
     /// Its length.
     pub size: u64,
     /// Changes with every edit, rename or replacement.
-    pub etag: HeaderValue,
+    pub etag: ETag,
     /// Its modification time, to the second.
-    pub modified: Option<SystemTime>,
-    /// `Last-Modified`.
-    pub last_modified: Option<HeaderValue>,
+    pub last_modified: Option<LastModified>,
     /// `Content-Type`, from the file name.
     pub content_type: HeaderValue,
 }
@@ -323,15 +346,10 @@ pub struct FileFacts {
 impl FileFacts {
     /// The facts of an open file's metadata and its real path.
     pub fn of(meta: &Metadata, path: &Path) -> Self {
-        let modified = modified_of(meta);
-        let last_modified = modified.map(|m| {
-            HeaderValue::from_str(&httpdate::fmt_http_date(m)).expect("http dates are ascii")
-        });
         FileFacts {
             size: meta.len(),
-            etag: HeaderValue::from_str(&etag_of(meta)).expect("etag is ascii"),
-            modified,
-            last_modified,
+            etag: etag_of(meta).parse().expect("a quoted hex etag"),
+            last_modified: modified_of(meta).map(LastModified::from),
             content_type: content_type(path),
         }
     }
@@ -395,21 +413,31 @@ fn content_type(path: &Path) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
-/// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`.
-fn not_modified(cond: &Conditions, etag: &str, modified: Option<SystemTime>) -> bool {
-    if let Some(inm) = &cond.if_none_match {
-        return inm.trim() == "*" || inm.split(',').any(|tag| weak_eq(tag.trim(), etag));
+/// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`; tags
+/// compare weakly.
+fn not_modified(cond: &Conditions, facts: &FileFacts, now: SystemTime) -> bool {
+    if let Some(tags) = &cond.if_none_match {
+        return !tags.precondition_passes(&facts.etag);
     }
-    match (&cond.if_modified_since, modified) {
+    match (cond.if_modified_since, facts.last_modified) {
         // A date in the future is invalid (RFC 9110 §13.1.3): ignore it.
-        (Some(since), Some(modified)) => httpdate::parse_http_date(since)
-            .is_ok_and(|since| modified <= since && since <= SystemTime::now()),
+        (Some(since), Some(modified)) => {
+            !since.is_modified(modified.into()) && SystemTime::from(since) <= now
+        }
         _ => false,
     }
 }
 
-fn weak_eq(a: &str, b: &str) -> bool {
-    a.trim_start_matches("W/") == b.trim_start_matches("W/")
+/// RFC 9110 §13.1.5: a range is honoured under `If-Range` only when it
+/// names this very version, by its strong ETag or its exact date.
+fn range_still_fresh(cond: &Conditions, facts: &FileFacts) -> bool {
+    let Some(if_range) = &cond.if_range else {
+        return true;
+    };
+    *if_range == IfRange::etag(facts.etag.clone())
+        || facts
+            .last_modified
+            .is_some_and(|date| *if_range == IfRange::date(date.into()))
 }
 
 enum RangeChoice {
@@ -418,29 +446,18 @@ enum RangeChoice {
     Unsatisfiable,
 }
 
-/// One `bytes=` range, as nearly every client sends. Several ranges, bad
-/// syntax or a stale `If-Range` get the whole file, as RFC 9110 allows.
-fn byte_range(
-    cond: &Conditions,
-    etag: &str,
-    modified: Option<SystemTime>,
-    size: u64,
-) -> RangeChoice {
-    let Some(range) = cond.range.as_deref() else {
-        return RangeChoice::Whole;
-    };
-    if let Some(if_range) = cond.if_range.as_deref() {
-        let fresh = if if_range.starts_with('"') {
-            if_range == etag
-        } else {
-            let date = httpdate::parse_http_date(if_range).ok();
-            date.is_some() && date == modified
-        };
-        if !fresh {
-            return RangeChoice::Whole;
-        }
-    }
-    let Some(spec) = range.trim().strip_prefix("bytes=") else {
+/// One `bytes=` range, as nearly every client sends. Several ranges or bad
+/// syntax get the whole file, as RFC 9110 allows. Read here rather than
+/// through `headers::Range`, whose `satisfiable_ranges` drops a suffix
+/// longer than the file (RFC 9110 §14.1.3 serves the whole file), takes
+/// `+5` for a number, and yields nothing alike for `bytes=a-b` and for a
+/// range past the end.
+fn byte_range(range: &HeaderValue, size: u64) -> RangeChoice {
+    let Some(spec) = range
+        .to_str()
+        .ok()
+        .and_then(|r| r.trim().strip_prefix("bytes="))
+    else {
         return RangeChoice::Whole;
     };
     if spec.contains(',') {
@@ -476,11 +493,7 @@ mod tests {
     use super::*;
 
     fn range(spec: &str, size: u64) -> Option<(u64, u64)> {
-        let cond = Conditions {
-            range: Some(spec.to_owned()),
-            ..Conditions::default()
-        };
-        match byte_range(&cond, "\"e\"", None, size) {
+        match byte_range(&HeaderValue::from_str(spec).unwrap(), size) {
             RangeChoice::Whole => None,
             RangeChoice::Part(a, b) => Some((a, b)),
             RangeChoice::Unsatisfiable => Some((u64::MAX, u64::MAX)),
@@ -488,6 +501,25 @@ mod tests {
     }
 
     const UNSAT: Option<(u64, u64)> = Some((u64::MAX, u64::MAX));
+
+    /// The conditions of a request with these headers.
+    fn conditions(headers: &[(header::HeaderName, &str)]) -> Conditions {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        Conditions::of(&map)
+    }
+
+    /// A file with ETag `"e"`, last modified at `modified`.
+    fn facts(modified: Option<SystemTime>) -> FileFacts {
+        FileFacts {
+            size: 10,
+            etag: "\"e\"".parse().unwrap(),
+            last_modified: modified.map(LastModified::from),
+            content_type: HeaderValue::from_static("text/plain"),
+        }
+    }
 
     #[test]
     fn parses_single_byte_ranges() {
@@ -523,35 +555,60 @@ mod tests {
 
     #[test]
     fn a_future_if_modified_since_is_ignored() {
-        let modified = SystemTime::now() - Duration::from_secs(60);
-        let future = Conditions {
-            if_modified_since: Some(httpdate::fmt_http_date(
-                SystemTime::now() + Duration::from_secs(3600),
-            )),
-            ..Conditions::default()
-        };
-        assert!(!not_modified(&future, "\"e\"", Some(modified)));
-        let past = Conditions {
-            if_modified_since: Some(httpdate::fmt_http_date(
-                SystemTime::now() - Duration::from_secs(1),
-            )),
-            ..Conditions::default()
-        };
-        assert!(not_modified(&past, "\"e\"", Some(modified)));
+        let now = SystemTime::now();
+        let file = facts(Some(now - Duration::from_secs(60)));
+        let future = httpdate::fmt_http_date(now + Duration::from_secs(3600));
+        let future = conditions(&[(header::IF_MODIFIED_SINCE, &future)]);
+        assert!(!not_modified(&future, &file, now));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(1));
+        let past = conditions(&[(header::IF_MODIFIED_SINCE, &past)]);
+        assert!(not_modified(&past, &file, now));
     }
 
     #[test]
     fn etags_compare_weakly_for_if_none_match() {
-        let cond = Conditions {
-            if_none_match: Some("\"x\", W/\"e\"".into()),
-            ..Conditions::default()
-        };
-        assert!(not_modified(&cond, "\"e\"", None));
-        let star = Conditions {
-            if_none_match: Some("*".into()),
-            ..Conditions::default()
-        };
-        assert!(not_modified(&star, "\"e\"", None));
+        let now = SystemTime::now();
+        let listed = conditions(&[(header::IF_NONE_MATCH, "\"x\", W/\"e\"")]);
+        assert!(not_modified(&listed, &facts(None), now));
+        let star = conditions(&[(header::IF_NONE_MATCH, "*")]);
+        assert!(not_modified(&star, &facts(None), now));
+        let other = conditions(&[(header::IF_NONE_MATCH, "\"x\"")]);
+        assert!(!not_modified(&other, &facts(None), now));
+    }
+
+    /// Any `If-None-Match`, even one naming no tag of ours, takes the
+    /// decision from `If-Modified-Since`.
+    #[test]
+    fn if_none_match_wins_over_if_modified_since() {
+        let now = SystemTime::now();
+        let file = facts(Some(now - Duration::from_secs(60)));
+        let date = httpdate::fmt_http_date(now);
+        let both = conditions(&[
+            (header::IF_NONE_MATCH, "\"x\""),
+            (header::IF_MODIFIED_SINCE, &date),
+        ]);
+        assert!(!not_modified(&both, &file, now));
+    }
+
+    /// `If-Range` holds for this version's strong ETag or exact date only:
+    /// a later date may belong to another file put in its place.
+    #[test]
+    fn if_range_names_this_version_exactly() {
+        let modified = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let file = facts(Some(modified));
+        let fresh =
+            |value: &str| range_still_fresh(&conditions(&[(header::IF_RANGE, value)]), &file);
+        assert!(fresh("\"e\""));
+        assert!(fresh(&httpdate::fmt_http_date(modified)));
+        assert!(!fresh("W/\"e\""), "a weak tag");
+        assert!(!fresh("\"old\""));
+        assert!(!fresh(&httpdate::fmt_http_date(
+            modified + Duration::from_secs(1)
+        )));
+        assert!(!fresh(&httpdate::fmt_http_date(
+            modified - Duration::from_secs(1)
+        )));
+        assert!(range_still_fresh(&Conditions::default(), &file));
     }
 
     #[test]

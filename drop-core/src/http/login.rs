@@ -1,5 +1,5 @@
 //! A login POST to a protected page, as HTTP: the body is read with a size
-//! cap and a deadline, the form decoded once, and the gate's verdict turned
+//! cap and a deadline, the form decoded (`form_urlencoded`), and the gate's verdict turned
 //! into an answer. A legacy hash that verified is replaced in the registry
 //! before the session is issued, so the cookie is bound to the hash in force.
 
@@ -45,13 +45,19 @@ where
         return Answer::fixed_text(StatusCode::PAYLOAD_TOO_LARGE, "Login form too large.\n");
     }
     let form = match read_body(body).await {
-        Ok(bytes) => parse_form(&bytes),
+        Ok(bytes) => bytes,
         Err(status) => return Answer::fixed_text(status, "Login form could not be read.\n"),
     };
     let token = form_field(&form, "token");
-    let password = form_field(&form, "password").map(str::to_owned);
+    let password = form_field(&form, "password");
     let outcome = gate
-        .attempt(&page.id, &page.password_hash, &login, token, password)
+        .attempt(
+            &page.id,
+            &page.password_hash,
+            &login,
+            token.as_deref(),
+            password,
+        )
         .await;
     let form_again =
         |status, message| Answer::login_form(status, &gate.form_token(&page.id), Some(message));
@@ -88,8 +94,9 @@ where
             };
             let cookie = gate.session_cookie(&page.id, &hash, &login);
             // Back to the page asked for.
-            let back = match HeaderValue::from_str(&req.path) {
-                Ok(_) => req.path.as_str(),
+            let asked = req.path();
+            let back = match HeaderValue::from_str(&asked) {
+                Ok(_) => asked.as_str(),
                 Err(_) => "./",
             };
             let mut answer = Answer::redirect_as(StatusCode::SEE_OTHER, back);
@@ -121,40 +128,12 @@ where
         .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT))
 }
 
-/// `application/x-www-form-urlencoded` pairs; undecodable ones are dropped.
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|&b| b == b'&')
-        .filter_map(|pair| {
-            let mut parts = pair.splitn(2, |&b| b == b'=');
-            let key = form_decode(parts.next()?)?;
-            let value = form_decode(parts.next().unwrap_or_default())?;
-            Some((key, value))
-        })
-        .collect()
-}
-
-fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn form_decode(raw: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+/// The first value of field `name` in an `application/x-www-form-urlencoded`
+/// body, decoded as browsers encode it (`+` is a space, `%XX` a byte).
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(body)
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 #[cfg(test)]
@@ -163,10 +142,15 @@ mod tests {
 
     #[test]
     fn form_bodies_decode_once() {
-        let form = parse_form(b"token=1.ab&password=a%2Bb+c%26d");
-        assert_eq!(form_field(&form, "password"), Some("a+b c&d"));
-        assert_eq!(form_field(&form, "token"), Some("1.ab"));
-        assert_eq!(form_field(&parse_form(b"password"), "password"), Some(""));
-        assert!(parse_form(b"password=%zz").is_empty());
+        let form = b"token=1.ab&password=a%2Bb+c%26d%25";
+        assert_eq!(form_field(form, "password").as_deref(), Some("a+b c&d%"));
+        assert_eq!(form_field(form, "token").as_deref(), Some("1.ab"));
+        assert_eq!(form_field(b"password", "password").as_deref(), Some(""));
+        assert_eq!(form_field(b"pass=x", "password"), None);
+        // What a browser never sends is kept as it came, as browsers read it.
+        assert_eq!(
+            form_field(b"password=%zz", "password").as_deref(),
+            Some("%zz")
+        );
     }
 }

@@ -5,17 +5,20 @@
 
 mod answer;
 mod cache;
+pub mod clock;
 mod login;
 mod parse_errors;
 pub mod probe;
 pub mod receipts;
 mod request;
 mod routes;
+mod sendfile;
 mod server;
 mod site;
 mod slots;
 mod stall;
 
+pub use clock::{Clock, SystemClock};
 pub use probe::Probes;
 pub use receipts::Receipts;
 pub use server::{ServerConfig, bind_listener, serve};

@@ -12,10 +12,13 @@ use crate::auth::gate::LoginRequest;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PeerAddr(pub(super) SocketAddr);
 
-/// What the page handler looks at.
+/// What the page handler looks at, as warp's filters routed it.
 pub(super) struct PageRequest {
     pub(super) method: Method,
-    pub(super) path: String,
+    /// The page id: the segment after `/p/`.
+    pub(super) id: String,
+    /// The rest of the path after `/p/<id>/`, as sent (not yet decoded).
+    pub(super) rest: String,
     pub(super) headers: HeaderMap,
     pub(super) peer: Option<SocketAddr>,
 }
@@ -25,13 +28,13 @@ impl PageRequest {
         self.headers.get(name)?.to_str().ok().map(str::to_owned)
     }
 
+    /// The path asked for, as sent.
+    pub(super) fn path(&self) -> String {
+        format!("/p/{}/{}", self.id, self.rest)
+    }
+
     pub(super) fn conditions(&self) -> Conditions {
-        Conditions {
-            if_none_match: self.header(header::IF_NONE_MATCH),
-            if_modified_since: self.header(header::IF_MODIFIED_SINCE),
-            range: self.header(header::RANGE),
-            if_range: self.header(header::IF_RANGE),
-        }
+        Conditions::of(&self.headers)
     }
 
     /// Who is asking, as the login limiter and receipts see it: the

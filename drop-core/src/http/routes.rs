@@ -3,12 +3,13 @@
 //! session before any path is resolved.
 
 use std::convert::Infallible;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use warp::Filter;
-use warp::path::FullPath;
+use warp::path::{Peek, Tail};
 
 use super::answer::{Answer, Conditions, FileFacts, read_part};
 use super::cache::{CACHED_FILE_MAX, Checked};
@@ -51,18 +52,23 @@ pub(super) fn routes(
             false => Answer::not_found(),
         });
     let pages = warp::path("p")
+        .and(page_path())
         .and(warp::method())
-        .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<PeerAddr>())
         .and(warp::body::stream())
         .then(
-            move |method, path: FullPath, headers, peer: Option<PeerAddr>, body| {
+            move |page: PagePath, method, headers, peer: Option<PeerAddr>, body| {
                 let site = site.clone();
                 async move {
+                    let Some(rest) = page.rest else {
+                        // Whether or not the id exists, so this reveals nothing.
+                        return Answer::redirect(&format!("{}/", page.id));
+                    };
                     let request = PageRequest {
                         method,
-                        path: path.as_str().to_owned(),
+                        id: page.id,
+                        rest,
                         headers,
                         peer: peer.map(|p| p.0),
                     };
@@ -84,33 +90,55 @@ pub(super) fn routes(
         .unify()
 }
 
-/// `/p/<id>`, `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`. On a
-/// protected page the session is checked before any path is resolved.
+/// What follows `/p/`: the page id, and the rest of the path after the
+/// slash that ends it (`None` for a bare `/p/<id>`).
+struct PagePath {
+    id: String,
+    rest: Option<String>,
+}
+
+/// `<id>` and what follows it. warp's segments read `/p/<id>` and
+/// `/p/<id>/` alike, so whether a slash follows the id is looked at ahead.
+fn page_path() -> impl Filter<Extract = (PagePath,), Error = warp::Rejection> + Copy {
+    warp::path::peek()
+        .map(|ahead: Peek| ahead.as_str().contains('/'))
+        .and(warp::path::param::<PlausibleId>())
+        .and(warp::path::tail())
+        .map(|slash: bool, id: PlausibleId, rest: Tail| PagePath {
+            id: id.0,
+            rest: slash.then(|| rest.as_str().to_owned()),
+        })
+}
+
+/// A path segment that could be a page id of any drop version; any other
+/// falls through to the one 404 without a look at the catalog.
+struct PlausibleId(String);
+
+impl FromStr for PlausibleId {
+    type Err = ();
+
+    fn from_str(segment: &str) -> Result<Self, ()> {
+        match is_plausible_id(segment) {
+            true => Ok(PlausibleId(segment.to_owned())),
+            false => Err(()),
+        }
+    }
+}
+
+/// `/p/<id>/`, `/p/<id>/<slug>/…` and `/p/<id>/<path>`. On a protected
+/// page the session is checked before any path is resolved.
 async fn answer_page<S, B>(site: &Arc<Site>, req: &PageRequest, body: S) -> Answer
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
 {
-    let Some(rest) = req.path.strip_prefix("/p/") else {
-        return Answer::not_found();
-    };
-    let (id, tail) = match rest.split_once('/') {
-        Some((id, tail)) => (id, tail),
-        // Redirect whether or not the id exists, so this reveals nothing.
-        None if is_plausible_id(rest) => return Answer::redirect(&format!("{rest}/")),
-        None => return Answer::not_found(),
-    };
-    let now = std::time::SystemTime::now();
-    let Some(page) = site
-        .catalog()
-        .page(id)
-        .filter(|p| !p.is_app && p.expires_at.is_none_or(|at| now < at))
-    else {
+    let now = site.now();
+    let Some(page) = site.catalog().serving(&req.id, now) else {
         return Answer::not_found();
     };
     // A path that does not parse is refused after the password gate, so a
     // protected page answers every path alike.
-    let request = RequestPath::parse(tail);
+    let request = RequestPath::parse(&req.rest);
     // Told from the decoded path, as the file is found: `%6c` is an `l`.
     let document = request.as_ref().is_some_and(|r| is_document(&page, r));
     // Only what receipts and one-time pages need: nothing per asset, and
@@ -148,19 +176,14 @@ where
             .headers
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let status = answer.status.as_u16();
     // The document reached the visitor: a whole GET, a revalidation, or a
     // range from its start (a viewer's later ranges are the same view).
-    // Read from the answer's own `Content-Range`, as the range was parsed
-    // (`bytes=00-`, `bytes=-99999` can start at 0 too).
-    let from_start = || {
-        answer
-            .headers
-            .get(header::CONTENT_RANGE)
-            .is_some_and(|range| range.as_bytes().starts_with(b"bytes 0-"))
-    };
     let delivered = req.method == Method::GET
-        && (matches!(status, 200 | 304) || (status == 206 && from_start()));
+        && match answer.status.as_u16() {
+            200 | 304 => true,
+            206 => answer.starts_at_first_byte(),
+            _ => false,
+        };
     if !(document && delivered) {
         return answer;
     }

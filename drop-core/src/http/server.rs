@@ -9,17 +9,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream;
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
-use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -27,6 +25,7 @@ use super::answer::{Answer, AnswerBody};
 use super::parse_errors::ParseErrorHeaders;
 use super::request::PeerAddr;
 use super::routes::routes;
+use super::sendfile::{FileBody, FileSocket, Spans};
 use super::site::Site;
 use super::slots::{Slot, Slots};
 use super::stall::StallGuard;
@@ -34,8 +33,6 @@ use crate::blocking::blocking;
 use crate::log::log;
 use crate::page::follow_registry;
 
-/// Chunk size when streaming large files.
-const STREAM_CHUNK: usize = 64 * 1024;
 /// How long counted views gather before they are written to the registry.
 const RECEIPTS_EVERY: Duration = Duration::from_secs(1);
 /// Pause after an accept error such as EMFILE, instead of spinning.
@@ -73,8 +70,9 @@ impl Default for ServerConfig {
     }
 }
 
-/// A large file body waiting to be streamed; warp's public body type only
-/// holds bytes, so the file travels in the response's extensions.
+/// A large file body waiting to be sent; warp's public body type only
+/// holds bytes, so the file travels in the response's extensions until
+/// [`finish`] makes it the body.
 #[derive(Debug, Clone)]
 struct PendingFile(Arc<Mutex<Option<(std::fs::File, u64, u64)>>>);
 
@@ -102,6 +100,12 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    // A client gone mid-response makes `sendfile` (and `writev`) raise
+    // SIGPIPE, whose default action, which drop's binary keeps for its
+    // command line, would end the whole server; with a handler of tokio's
+    // in place those writes fail with EPIPE instead. Handled (not ignored),
+    // the signal is back to its default in the apps the daemon launches.
+    let _sigpipe = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe());
     let follower = tokio::spawn(follow_registry(site.catalog().clone()));
     let receipts = tokio::spawn(keep_receipts(site.clone()));
     let service = warp::service(routes(site.clone()));
@@ -135,12 +139,23 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (slot_id, slot) = slots.open();
-        let handler = handler(service.clone(), peer, slots.clone(), slot.clone());
+        let spans = Arc::new(Spans::default());
+        let handler = handler(
+            service.clone(),
+            peer,
+            slots.clone(),
+            slot.clone(),
+            spans.clone(),
+        );
+        let stream = FileSocket::new(stream, spans);
         let stream = ParseErrorHeaders::new(StallGuard::new(stream, config.write_stall_timeout));
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(MAX_HEADER_BUFFER)
+            // Body frames reach the socket as they are, never copied into
+            // one buffer: file bodies rely on it (see `sendfile`).
+            .writev(true)
             .serve_connection(TokioIo::new(stream), handler);
         let connection = graceful.watch(connection);
         let slots = slots.clone();
@@ -181,12 +196,13 @@ async fn write_receipts(site: &Arc<Site>) {
 
 /// The service of one connection: marks the connection busy while it
 /// answers, refuses requests without exactly one `Host`, and hands the rest
-/// to warp's routes.
+/// to warp's routes; file bodies go out by the connection's `spans`.
 fn handler<S>(
     service: S,
     peer: SocketAddr,
     slots: Arc<Slots>,
     slot: Arc<Slot>,
+    spans: Arc<Spans>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = Response<ServerBody>,
@@ -206,7 +222,7 @@ where
     service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(PeerAddr(peer));
         let mut service = service.clone();
-        let (slots, slot) = (slots.clone(), slot.clone());
+        let (slots, slot, spans) = (slots.clone(), slot.clone(), spans.clone());
         async move {
             slots.busy(&slot);
             let response = match host_refusal(&req) {
@@ -215,7 +231,7 @@ where
             };
             // Idle again once the whole response is out (its body dropped).
             let idle = IdleWhenDone(slots, slot);
-            Ok::<_, Infallible>(finish(response, idle))
+            Ok::<_, Infallible>(finish(response, idle, spans))
         }
     })
 }
@@ -292,9 +308,14 @@ impl warp::Reply for Answer {
     }
 }
 
-/// Adds the headers every answer carries and swaps in a streamed body for
-/// large files; `idle` goes with the body.
-fn finish(response: warp::reply::Response, idle: IdleWhenDone) -> Response<ServerBody> {
+/// Adds the headers every answer carries and swaps in the body of a large
+/// file, sent by the connection that shares `spans`; `idle` goes with the
+/// body.
+fn finish(
+    response: warp::reply::Response,
+    idle: IdleWhenDone,
+    spans: Arc<Spans>,
+) -> Response<ServerBody> {
     let (mut parts, body) = response.into_parts();
     let headers = &mut parts.headers;
     headers.insert(
@@ -317,42 +338,11 @@ fn finish(response: warp::reply::Response, idle: IdleWhenDone) -> Response<Serve
         .remove::<PendingFile>()
         .and_then(|p| p.0.lock().ok()?.take());
     let body = match pending {
-        Some((file, start, len)) => file_stream(file, start, len),
+        Some((file, start, len)) => FileBody::new(file, start, len, spans)
+            .map_err(|never| match never {})
+            .boxed_unsync(),
         None => body.map_err(BoxError::from).boxed_unsync(),
     };
     let body = UntilDone { body, _idle: idle }.boxed_unsync();
     Response::from_parts(parts, body)
-}
-
-fn file_stream(file: std::fs::File, start: u64, len: u64) -> ServerBody {
-    let state = (None::<tokio::fs::File>, Some(file), start, len);
-    let chunks = stream::unfold(state, |(open, std_file, start, left)| async move {
-        if left == 0 {
-            return None;
-        }
-        let mut file = match open {
-            Some(file) => file,
-            None => {
-                let mut file = tokio::fs::File::from_std(std_file?);
-                tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(start))
-                    .await
-                    .ok()?;
-                file
-            }
-        };
-        let want = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(STREAM_CHUNK);
-        let mut buf = BytesMut::zeroed(want);
-        match file.read(&mut buf).await {
-            // A file cut short ends the body early; the client sees the length mismatch.
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                let frame = Ok::<_, BoxError>(Frame::data(buf.freeze()));
-                Some((frame, (Some(file), None, start, left - n as u64)))
-            }
-        }
-    });
-    StreamBody::new(chunks).boxed_unsync()
 }

@@ -1,10 +1,13 @@
 //! What one page server serves from: the catalog of pages, the gate of
 //! protected ones, the small files kept in memory, the receipts of who
-//! opened what, and the nonces of the daemon's own tunnel probes.
+//! opened what, the nonces of the daemon's own tunnel probes, and the clock
+//! that says which pages have expired.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::cache::FileCache;
+use super::clock::{Clock, SystemClock};
 use super::probe::Probes;
 use super::receipts::Receipts;
 use crate::auth::SessionKey;
@@ -19,6 +22,7 @@ pub struct Site {
     files: FileCache,
     probes: Arc<Probes>,
     receipts: Receipts,
+    clock: Arc<dyn Clock>,
 }
 
 impl Site {
@@ -36,7 +40,20 @@ impl Site {
             gate: Gate::new(key),
             files: FileCache::default(),
             probes,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same site going by `clock` rather than the system's: a test
+    /// moves it to expire a page without waiting.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time by the site's clock.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     /// Who opened which page.

@@ -50,6 +50,11 @@ impl PageEntry {
     pub fn protected(&self) -> bool {
         !self.password_hash.is_empty()
     }
+
+    /// Whether its time is up at `now`.
+    pub fn has_expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// Published pages as the server sees them.
@@ -105,6 +110,14 @@ impl Catalog {
         }
         self.refresh();
         self.cached(id)
+    }
+
+    /// The page with this id as the page server serves it at `now`: a page
+    /// (apps are reached on their own port) whose time is not up. An
+    /// expired page is the 404 of a page that never existed, until the
+    /// daemon removes it.
+    pub fn serving(&self, id: &str, now: SystemTime) -> Option<Arc<PageEntry>> {
+        self.page(id).filter(|p| !p.is_app && !p.has_expired(now))
     }
 
     /// Changes each time the pages are loaded anew.

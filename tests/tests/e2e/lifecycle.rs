@@ -243,3 +243,26 @@ fn the_header_timeout_setting_reaches_the_server() {
         "closed after {after:?}"
     );
 }
+
+/// Visitors who leave in the middle of a large download end only their
+/// own downloads: the daemon, whose SIGPIPE keeps its default action for
+/// the sake of its command line, lives on and serves the next visitor.
+#[test]
+fn visitors_leaving_mid_download_do_not_end_the_server() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let big = env.write("big.bin", &"x".repeat(16 * 1024 * 1024));
+    let (_, path) = env.add(&big, &[]);
+    let pid = env.server_pid().expect("pid recorded");
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut first = [0u8; 64 * 1024];
+        stream.read_exact(&mut first).unwrap();
+        // Gone with bytes unread: the close is a reset, and the server's
+        // next writes to this connection fail.
+        drop(stream);
+    }
+    assert_eq!(get(port, &path).body.len(), 16 * 1024 * 1024);
+    assert!(alive(pid), "the server ended");
+}

@@ -6,10 +6,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use drop_core::http::ServerConfig;
+use drop_core::http::{Clock, ServerConfig};
+use drop_registry::Record;
 use drop_tests::engine::PageServer;
 use drop_tests::http::{Response, get, request, request_from};
 use drop_tests::login::LOCAL;
+use drop_tests::wait_for;
 
 const NOT_FOUND: &str = "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
 const METHOD_NOT_ALLOWED: &str =
@@ -55,6 +57,27 @@ fn a_published_file_is_served_with_its_type_and_edits_show_at_once() {
         get(port, &data).header("content-type"),
         Some("application/json; charset=utf-8")
     );
+}
+
+/// A page whose time is up answers the 404 of a page that never existed,
+/// from the second it expires: the server's clock is moved on, not waited
+/// for.
+#[test]
+fn an_expired_page_is_the_404_of_a_page_that_never_existed() {
+    let server = PageServer::start();
+    let port = server.port();
+    let ends = server.clock().now() + Duration::from_secs(3600);
+    let path = server
+        .publish_expiring(&server.write("e.html", "e"), ends)
+        .path;
+    assert_eq!(get(port, &path).status, 200);
+    server.clock().advance(Duration::from_secs(3600 - 5));
+    assert_eq!(get(port, &path).status, 200, "five seconds before its end");
+    server.clock().advance(Duration::from_secs(5));
+    let gone = get(port, &path);
+    let never = get(port, "/p/aaaaaaaaaaaaaaaaaaaa/");
+    assert_eq!((gone.status, gone.text()), (never.status, never.text()));
+    assert_eq!(gone.text(), NOT_FOUND);
 }
 
 /// A page written to the registry while the server runs is served on the
@@ -482,6 +505,178 @@ fn large_files_stream_completely() {
     let middle = request(port, "GET", &path, &[("Range", "bytes=400000-699999")]);
     assert_eq!(middle.status, 206);
     assert!(middle.body == content.as_bytes()[400_000..700_000]);
+}
+
+/// 16 MiB whose every 4 KiB page differs from the next.
+fn large_content() -> Vec<u8> {
+    (0..16 * 1024 * 1024u32)
+        .map(|i| (i / 4096 + i % 7) as u8)
+        .collect()
+}
+
+/// A download of `path` begun on a slowly read connection: the response's
+/// head, and the first 64 KiB of its body read.
+fn begin_download(port: u16, path: &str) -> (TcpStream, String, Vec<u8>) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the head");
+        got.extend_from_slice(&chunk[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    let mut body = got.split_off(head_end);
+    while body.len() < 64 * 1024 {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed early");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (stream, head, body)
+}
+
+/// A large file cut short while it is being sent: the response ends with
+/// fewer bytes than its Content-Length, and the connection closes. What it
+/// sent is the file: before the cut as it was; past it, what the kernel
+/// already held when the file was cut, where a page the cut went through
+/// may read as zeros (as from any server that uses sendfile), never as
+/// other bytes.
+#[test]
+fn a_file_cut_short_mid_download_ends_the_response_cleanly() {
+    let server = PageServer::start();
+    let content = large_content();
+    let file = server.work.path().join("big.bin");
+    std::fs::write(&file, &content).unwrap();
+    let path = server.publish(&file).path;
+    let (mut stream, head, mut body) = begin_download(server.port(), &path);
+    assert!(head.contains("content-length: 16777216"), "{head}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(1024 * 1024)
+        .unwrap();
+    stream.read_to_end(&mut body).expect("the connection ends");
+    assert!(body.len() < content.len(), "{} bytes", body.len());
+    let cut = body.len().min(1024 * 1024);
+    assert!(body[..cut] == content[..cut], "the file before the cut");
+    let other = body[cut..]
+        .iter()
+        .zip(&content[cut..])
+        .position(|(&sent, &was)| sent != was && sent != 0);
+    assert_eq!(
+        other, None,
+        "bytes past the cut that are neither the file's nor zero"
+    );
+}
+
+/// A large file replaced (another renamed over it) while it is being sent:
+/// the download goes on with the file that was opened, to its last byte.
+#[test]
+fn a_file_replaced_mid_download_is_sent_whole_as_it_was() {
+    let server = PageServer::start();
+    let content = large_content();
+    let file = server.work.path().join("big.bin");
+    std::fs::write(&file, &content).unwrap();
+    let path = server.publish(&file).path;
+    let (mut stream, _, mut body) = begin_download(server.port(), &path);
+    let other = server.work.path().join("other.bin");
+    std::fs::write(&other, vec![b'R'; content.len()]).unwrap();
+    std::fs::rename(&other, &file).unwrap();
+    stream.read_to_end(&mut body).expect("the connection ends");
+    assert_eq!(body.len(), content.len());
+    assert!(body == content, "the bytes of the file that was opened");
+    assert_eq!(get(server.port(), &path).body, vec![b'R'; content.len()]);
+}
+
+/// Large files asked for back to back on one connection (pipelined, one a
+/// range) arrive whole, each in its own response, in order.
+#[test]
+fn pipelined_large_files_arrive_whole_and_in_order() {
+    let server = PageServer::start();
+    let first = large_content();
+    let second: Vec<u8> = first.iter().map(|b| b.wrapping_add(100)).collect();
+    let write = |name: &str, content: &[u8]| {
+        let file = server.work.path().join(name);
+        std::fs::write(&file, content).unwrap();
+        server.publish(&file).path
+    };
+    let (a, b) = (write("a.bin", &first), write("b.bin", &second));
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {a} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET {b} HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-\r\n\r\n\
+         GET {a} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let mut rest = all.as_slice();
+    for want in [&first[..], &second[1000..], &first[..]] {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", want.len())),
+            "{head}"
+        );
+        assert!(&rest[end..end + want.len()] == want, "{head}");
+        rest = &rest[end + want.len()..];
+    }
+    assert!(rest.is_empty());
+}
+
+/// A large file keeps its receipts and its one-time link on the way it is
+/// sent: a range from its middle and a revalidation use nothing up, the
+/// first whole download is counted and uses the link up, and the next
+/// visitor gets the 404.
+#[test]
+fn a_large_one_time_file_is_used_up_by_its_first_download() {
+    let server = PageServer::start();
+    let port = server.port();
+    let content = large_content();
+    let file = server.work.path().join("big.bin");
+    std::fs::write(&file, &content).unwrap();
+    let mut record = Record::static_page(std::fs::canonicalize(&file).unwrap(), false);
+    record.once = true;
+    let page = server.insert(record);
+    let visitor = [127, 0, 0, 5];
+    let range = [("Range", "bytes=100-199")];
+    let part = request_from(visitor, port, "GET", &page.path, &range, b"");
+    assert_eq!(part.status, 206);
+    assert!(part.body == content[100..200]);
+    let whole = request_from(visitor, port, "GET", &page.path, &[], b"");
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == content, "the whole file");
+    let etag = whole.header("etag").unwrap().to_owned();
+    let other = request_from([127, 0, 0, 6], port, "GET", &page.path, &[], b"");
+    assert_eq!(other.status, 404, "the link was used up");
+    let again = [("If-None-Match", etag.as_str())];
+    let revalidated = request_from(visitor, port, "GET", &page.path, &again, b"");
+    assert_eq!(revalidated.status, 304, "its holder revalidates");
+    wait_for("the views written", Duration::from_secs(10), || {
+        (server.record(&page.id).views == 2).then_some(())
+    });
 }
 
 /// The slug URL and the bare id URL reach the page, and paths without

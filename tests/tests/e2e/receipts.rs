@@ -3,7 +3,7 @@
 //! opened, through the real binary and its page server.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use drop_tests::http::{Response, request, request_from};
 use drop_tests::{DropEnv, wait_for, wait_until_polling};
@@ -112,8 +112,10 @@ fn link_previews_are_not_the_human() {
     );
 }
 
-/// `--expires`: the page answers the 404 of a page that never existed once
-/// its time is up, and the daemon removes it.
+/// `--expires`: the listing says when the page ends, and once its time is
+/// up the daemon removes it; its link is then the 404 of a page that never
+/// existed. (That the server answers that 404 from the very second a page
+/// expires is tested in-process, on a clock moved on, in `page_server`.)
 #[test]
 fn an_expired_page_is_gone() {
     let env = DropEnv::new();
@@ -125,13 +127,12 @@ fn an_expired_page_is_gone() {
         listed.contains("expires in 1 s") || listed.contains("expires in 2 s"),
         "{listed}"
     );
-    std::thread::sleep(Duration::from_millis(2100));
-    let gone = open(port, &path, FIREFOX);
-    let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
-    assert_eq!((gone.status, gone.text()), (never.status, never.text()));
     wait_for("the daemon removes it", Duration::from_secs(10), || {
         env.listed(&id).is_none().then_some(())
     });
+    let gone = open(port, &path, FIREFOX);
+    let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
+    assert_eq!((gone.status, gone.text()), (never.status, never.text()));
     let bad = env.run(&[
         "add",
         env.write("f.html", "f").to_str().unwrap(),
@@ -323,8 +324,16 @@ fn an_ended_page_added_again_says_what_it_is() {
     let env = DropEnv::new();
     let file = env.write("r.html", "r");
     let file = file.to_str().unwrap();
-    env.ok(&["add", file, "--expires", "1s"]);
-    std::thread::sleep(Duration::from_millis(1_200));
+    let (id, _) = env.add(std::path::Path::new(file), &["--expires", "1h"]);
+    // Its hour is up, as the registry would hold it an hour later.
+    drop_registry::Home::new(env.home.path())
+        .registry()
+        .update(|pages| {
+            let record = pages.get_mut(&id).expect("the page is registered");
+            record.expires_at = Some(drop_registry::rfc3339(SystemTime::now()));
+            Ok::<_, drop_registry::RegistryError>(())
+        })
+        .unwrap();
     let again = env.ok(&["add", file]);
     assert!(
         again.contains("(it had expired: published again, with no end)"),
