@@ -33,6 +33,7 @@ pub fn serve(
     parts: DaemonParts,
 ) -> Result<(), CliError> {
     let (home, settings) = (&ctx.home, &ctx.settings);
+    start_log();
     raise_fd_limit();
     // Before binding: a second daemon is told the home is taken, not that
     // the port is.
@@ -78,6 +79,17 @@ pub fn serve(
         daemon.run(lock, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// The daemon's log: one line an event on standard error (which `drop
+/// start` points at `logs/server.log`), its time in UTC and its level
+/// first. A line that cannot be written is lost, never the daemon.
+fn start_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
 }
 
 /// Raises this process's open-file limit to its hard limit (at most 65,536),

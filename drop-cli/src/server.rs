@@ -350,7 +350,13 @@ fn launch(ctx: &Context, state: &ServerState) -> Result<Launched, CliError> {
     }
     detach(&mut command);
     let mut child = command.spawn().map_err(CliError::io("launch the server"))?;
-    let _ = writeln!(log, "drop: server launched as pid {}", child.id());
+    // In the daemon's own log format: its time, its level, the line.
+    let launched = drop_registry::rfc3339_millis(std::time::SystemTime::now());
+    let _ = writeln!(
+        log,
+        "{launched}  INFO server launched as pid {}",
+        child.id()
+    );
     let state = wait_until_serving(home, &mut child, &log_path, log_start)?;
     let note = supervisor
         .err()

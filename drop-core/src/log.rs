@@ -1,29 +1,13 @@
-//! The daemon's log: standard error, which `drop start` points at
-//! `logs/server.log`. Writing it never fails loudly: on a full disk a line
-//! is lost, never the daemon (`eprintln!` would panic). Lines a visitor can
-//! cause (a refused cross-site login, a broken manifest asked for again and
-//! again) go through a [`Throttle`], so nobody can fill the disk with them.
+//! Lines of the daemon's log a visitor can cause (a refused cross-site
+//! login, a broken manifest asked for again and again) go through a
+//! [`Throttle`], so nobody can fill the disk with them. The log itself is
+//! `tracing`'s: levels and timestamps, on standard error, which `drop
+//! start` points at `logs/server.log`.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Writes one line, prefixed `drop: `, to standard error; a failed write
-/// is dropped.
-pub(crate) fn line(args: fmt::Arguments<'_>) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "drop: {args}");
-}
-
-/// Logs a line (see [`line`]).
-macro_rules! log {
-    ($($arg:tt)*) => {
-        $crate::log::line(format_args!($($arg)*))
-    };
-}
-pub(crate) use log;
 
 /// How often a line of one kind and key is written at most.
 const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
@@ -54,14 +38,14 @@ impl Throttle {
                 *at = now;
                 drop(seen);
                 match left_out {
-                    0 => line(args),
-                    n => line(format_args!("{args} ({n} more like it left out)")),
+                    0 => tracing::warn!("{args}"),
+                    n => tracing::warn!("{args} ({n} more like it left out)"),
                 }
             }
             None => {
                 seen.insert(key.to_owned(), (now, 0));
                 drop(seen);
-                line(args);
+                tracing::warn!("{args}");
             }
         }
     }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
-use crate::log::log;
 use crate::supervise::TunnelOutcome;
 use crate::supervise::verify::LinkReport;
+use tracing::warn;
 
 /// How long the daemon waits for a request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -242,7 +242,7 @@ impl ControlServer {
             let answer = answer.clone();
             tokio::spawn(async move {
                 if let Err(e) = serve_one(stream, answer).await {
-                    log!("control request failed: {e}");
+                    warn!("control request failed: {e}");
                 }
             });
         }

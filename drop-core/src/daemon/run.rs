@@ -16,13 +16,13 @@ use super::control::{ControlReply, ControlRequest, ControlServer};
 use crate::auth::SessionKey;
 use crate::blocking::blocking;
 use crate::http::{ServerConfig, Site, serve};
-use crate::log::log;
 use crate::page::Catalog;
 use crate::supervise::verify::{self, LinkReport, Origin};
 use crate::supervise::{
     AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
     TunnelSource,
 };
+use tracing::{info, warn};
 
 /// The port recorded when none was ever chosen.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -154,11 +154,11 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
         .map(|(id, r)| (id.to_owned(), r.is_app()))
         .collect();
     for (id, app) in expired {
-        log!("page {id} expired: removed");
+        info!("page {id} expired: removed");
         if app {
             let grace = supervisor.limits().stop_grace;
             if let Err(e) = supervisor.remove_app(&id, grace).await {
-                log!("could not remove expired app {id}: {e}");
+                warn!("could not remove expired app {id}: {e}");
             }
             continue;
         }
@@ -174,7 +174,7 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
         })
         .await;
         if let Err(e) = removed {
-            log!("could not remove an expired page: {e}");
+            warn!("could not remove an expired page: {e}");
         }
     }
 }
@@ -236,7 +236,7 @@ impl Daemon {
             let (config, home) = (self.config.clone(), home.clone());
             blocking(move || record_serving(&home, &config, port)).await?
         };
-        log!("serving {} on port {port}", home.root().display());
+        info!("serving {} on port {port}", home.root().display());
         let key_path = home.session_key_path();
         let key = SessionKey::load_or_create(&key_path).map_err(DaemonError::io(format!(
             "read or create the session key `{}`",
@@ -305,7 +305,7 @@ impl Daemon {
         let pid = ProcessId::current().pid;
         let gone = home.clone();
         blocking(move || forget_pid(&gone, pid)).await?;
-        log!("server stopped");
+        info!("server stopped");
         drop(lock);
         Ok(())
     }

@@ -30,8 +30,8 @@ use super::site::Site;
 use super::slots::{Slot, Slots};
 use super::stall::StallGuard;
 use crate::blocking::blocking;
-use crate::log::log;
 use crate::page::follow_registry;
+use tracing::warn;
 
 /// How long counted views gather before they are written to the registry.
 const RECEIPTS_EVERY: Duration = Duration::from_secs(1);
@@ -118,7 +118,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    log!("accept failed, pausing: {e}");
+                    warn!("accept failed, pausing: {e}");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
@@ -190,7 +190,7 @@ async fn write_receipts(site: &Arc<Site>) {
     let site = site.clone();
     let written = blocking(move || site.receipts().flush(site.catalog().registry())).await;
     if let Err(e) = written {
-        log!("could not write who opened which page (kept for the next try): {e}");
+        warn!("could not write who opened which page (kept for the next try): {e}");
     }
 }
 

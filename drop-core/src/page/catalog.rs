@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use drop_registry::{FileStamp, Pages, Registry, RegistryError, parse_rfc3339};
 
 use super::manifest::{MANIFEST_NAME, Manifest};
-use crate::log::{Throttle, log};
+use crate::log::Throttle;
+use tracing::warn;
 
 /// How the Python drop's unsalted password hashes begin.
 const LEGACY_HASH_PREFIX: &str = "sha256:";
@@ -199,7 +200,7 @@ impl Catalog {
         match stored {
             Ok(hash) => hash,
             Err(e) => {
-                log!("could not store the upgraded password hash: {e}");
+                warn!("could not store the upgraded password hash: {e}");
                 old.to_owned()
             }
         }
@@ -271,7 +272,7 @@ impl Catalog {
             // The stamp stays old, so the next refresh reads it again.
             Err(RegistryError::Torn { .. }) => return false,
             Err(e) => {
-                log!("keeping the pages loaded before: {e}");
+                warn!("keeping the pages loaded before: {e}");
                 self.snapshot.write().expect("snapshot lock").stamp = now;
             }
         }
@@ -291,7 +292,7 @@ impl Catalog {
                     "expires_at" => "the page is taken as expired and not served",
                     _ => "its one-time link is taken as used",
                 };
-                log!(
+                warn!(
                     "page {id}: its {field} {text:?} is not a time, so {taken}; 'drop list' flags it, and 'drop add' with --expires or --once sets it anew"
                 );
             }

@@ -10,7 +10,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::catalog::Catalog;
-use crate::log::log;
+use tracing::warn;
 
 /// How often the registry is checked while notifications work: a safety
 /// net for events the kernel dropped (a queue overflow), not the way
@@ -30,7 +30,7 @@ pub async fn follow_registry(catalog: Arc<Catalog>) {
     let poll = match &watcher {
         Ok(_) => SAFETY_POLL,
         Err(e) => {
-            log!(
+            warn!(
                 "cannot watch the registry ({e}); checking it every {} s instead",
                 FALLBACK_POLL.as_secs()
             );

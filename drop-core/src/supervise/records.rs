@@ -1,8 +1,8 @@
 //! How the daemon writes what it learns into the registry.
 
 use crate::blocking::blocking;
-use crate::log::log;
 use drop_registry::{Home, Pages, Record, RegistryError, TunnelState};
+use tracing::warn;
 
 /// Changes the record `id` under the registry lock, off the async threads
 /// (a `drop` command may hold the lock for a moment). A record that is gone
@@ -26,7 +26,7 @@ pub(crate) async fn update_record(
     })
     .await;
     if let Err((id, e)) = written {
-        log!("could not record {what} {id}: {e}");
+        warn!("could not record {what} {id}: {e}");
     }
 }
 
@@ -43,7 +43,7 @@ pub(crate) async fn update_server_tunnel(
     })
     .await;
     if let Err(e) = saved {
-        log!("could not record the server's tunnel: {e}");
+        warn!("could not record the server's tunnel: {e}");
     }
 }
 

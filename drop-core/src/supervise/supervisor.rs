@@ -23,9 +23,9 @@ use super::tunnels::{AppTarget, TunnelKeeper, TunnelOutcome};
 
 mod error;
 use crate::blocking::blocking;
-use crate::log::log;
 pub use error::AppError;
 use error::describe_code;
+use tracing::{info, warn};
 
 /// How often an adopted app (not this daemon's child) is checked.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
@@ -190,7 +190,7 @@ impl Supervisor {
             };
             let watched = self.watch(id, process);
             tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
-            log!("adopted app {id} (pid {})", process.pid);
+            info!("adopted app {id} (pid {})", process.pid);
             if let (AppReach::Tunnel, Some(target)) = (&self.reach, self.tunnel_target(record)) {
                 let (supervisor, id) = (self.clone(), id.to_owned());
                 tokio::spawn(async move { supervisor.tunnel_for(&id, target, &watched).await });
@@ -257,7 +257,7 @@ impl Supervisor {
             LegacyApp::NeverStarted => self.record_end(id, None, false).await,
             LegacyApp::Gone => self.record_end(id, None, true).await,
             LegacyApp::Unproven { pid } => {
-                log!("app {id}: pid {pid} lives but is not provably the app; left alone");
+                warn!("app {id}: pid {pid} lives but is not provably the app; left alone");
             }
             LegacyApp::Proven(process) => {
                 update_record(&self.home, id, "the state of app", move |r| {
@@ -266,7 +266,7 @@ impl Supervisor {
                 .await;
                 let watched = self.watch(id, process);
                 tokio::spawn(self.clone().follow_adopted(id.to_owned(), watched.clone()));
-                log!("adopted app {id} of an earlier drop (pid {})", process.pid);
+                info!("adopted app {id} of an earlier drop (pid {})", process.pid);
                 if let (AppReach::Tunnel, Some(target)) = (&self.reach, self.tunnel_target(record))
                 {
                     let (supervisor, id) = (self.clone(), id.to_owned());
@@ -320,7 +320,7 @@ impl Supervisor {
             .launch(&launch)
             .map_err(|source| AppError::Launch { source })?;
         let process = app.id();
-        log!("app {id} launched as pid {}", process.pid);
+        info!("app {id} launched as pid {}", process.pid);
         update_record(&self.home, id, "the state of app", move |r| {
             r.mark_running(process.pid, process.start_time);
         })
@@ -335,7 +335,7 @@ impl Supervisor {
         if let AppReach::Direct { host } = &self.reach {
             let listeners = self.runner.listeners(port);
             if sockets::loopback_only(&listeners) {
-                log!("app {id} listens only on loopback; stopped, its URL is for other machines");
+                warn!("app {id} listens only on loopback; stopped, its URL is for other machines");
                 self.stop_watched(&watched, limits.stop_grace).await;
                 return Err(AppError::LoopbackOnly {
                     id: id.to_owned(),
@@ -548,7 +548,7 @@ impl Supervisor {
         if !asked {
             // Whatever it left in its group goes too, at once.
             self.runner.end_leftovers(watched.id).await;
-            log!("app {id} exited with {}", describe_code(code));
+            info!("app {id} exited with {}", describe_code(code));
         }
         {
             // A newer start of the same app may have replaced this entry.

@@ -274,7 +274,10 @@ fn an_app_that_never_listens_fails_within_the_timeout() {
     let log = env.server_log();
     let pid: u32 = log
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("drop: app {id} launched as pid ")))
+        .find_map(|l| {
+            l.split_once(&format!("app {id} launched as pid "))
+                .map(|(_, pid)| pid)
+        })
         .and_then(|p| p.trim().parse().ok())
         .expect("the launch is logged");
     assert!(

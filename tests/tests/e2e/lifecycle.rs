@@ -85,7 +85,16 @@ fn server_outlives_start_and_logs_to_a_file() {
     let pid = env.server_pid().unwrap();
     assert!(alive(pid));
     let log = std::fs::read_to_string(env.home.path().join("logs/server.log")).unwrap();
-    assert!(log.contains("drop: serving"), "{log}");
+    // Each line of the daemon's log begins with its time and level.
+    let serving = log
+        .lines()
+        .find(|l| l.contains("INFO serving"))
+        .unwrap_or_default();
+    let at = serving.split_whitespace().next().unwrap_or_default();
+    assert!(
+        drop_registry::parse_rfc3339(at).is_some(),
+        "a time first: {log}"
+    );
 }
 
 /// A busy port is a clear error, and nothing is left running.

@@ -18,10 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::TunnelOutcome;
-use crate::log::log;
 use crate::supervise::process::ProcessId;
 use crate::supervise::records::{update_record, update_server_tunnel};
 use crate::supervise::verify::{self, Confirmation, LinkCheck, LinkError, Origin, Verdict};
+use tracing::{info, warn};
 
 /// What a follower hears of its tunnel: the watchdog's events that change
 /// a record, in a form that can be copied to every app routed through the
@@ -346,12 +346,12 @@ impl Follower {
     fn log_verdict(&self, url: &str, verdict: &Verdict) {
         let whose = whose(self.app.as_ref().map(|(id, _)| id.as_str()));
         match verdict {
-            Verdict::Confirmed => log!("{whose} tunnel {url} works from outside"),
+            Verdict::Confirmed => info!("{whose} tunnel {url} works from outside"),
             Verdict::Rechecked => {}
             Verdict::Unconfirmed(e) => {
-                log!("{whose} tunnel {url} handed out unconfirmed: {e}; still checking")
+                warn!("{whose} tunnel {url} handed out unconfirmed: {e}; still checking")
             }
-            Verdict::Lost(e) => log!("{whose} tunnel {url} stopped working from outside: {e}"),
+            Verdict::Lost(e) => warn!("{whose} tunnel {url} stopped working from outside: {e}"),
         }
     }
 }
@@ -387,11 +387,14 @@ pub(super) fn log_event(whose: &str, event: &TunnelEvent) {
         TunnelEvent::GaveUp { reason } => (format!("tunnel given up: {reason}"), Some(reason)),
         other => (format!("tunnel event {other:?}"), None::<&DownReason>),
     };
-    log!("{whose} {line}");
+    match reason {
+        Some(_) => warn!("{whose} {line}"),
+        None => info!("{whose} {line}"),
+    }
     if let Some(tail) = reason
         .and_then(DownReason::log_tail)
         .filter(|t| !t.is_empty())
     {
-        log!("its log ends with:\n{tail}");
+        warn!("its log ends with:\n{tail}");
     }
 }

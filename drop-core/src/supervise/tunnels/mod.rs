@@ -33,7 +33,7 @@ use super::process;
 use super::records::{update_record, update_server_tunnel};
 use super::verify::LinkCheck;
 use crate::blocking::blocking;
-use crate::log::log;
+use tracing::{info, warn};
 
 /// Least time between two tunnel openings, across all tunnels.
 const OPEN_SPACING: Duration = Duration::from_secs(1);
@@ -239,7 +239,7 @@ impl TunnelKeeper {
     pub async fn end_leftovers(&self) {
         let (home, dir) = (self.home.clone(), self.config_dir.clone());
         for pid in blocking(move || end_leftovers(&home, &dir)).await {
-            log!("ended tunnel process {pid}, left by a server that was killed");
+            info!("ended tunnel process {pid}, left by a server that was killed");
         }
     }
 
@@ -349,7 +349,7 @@ impl TunnelKeeper {
     /// An app that cannot be routed through the named tunnel: recorded
     /// failed, and said so.
     async fn routing_failed(&self, id: &str, error: String) -> TunnelOutcome {
-        log!("app {id} cannot be routed through the named tunnel: {error}");
+        warn!("app {id} cannot be routed through the named tunnel: {error}");
         let recorded = error.clone();
         update_record(&self.home, id, "the tunnel of app", move |r| {
             r.tunnel_state = Some(TunnelPhase::Failed);
@@ -483,7 +483,7 @@ impl TunnelKeeper {
         let home = self.home.clone();
         let noted = blocking(move || home.note_network_protocol(&network, TunnelProtocol::Http2));
         if let Err(e) = noted.await {
-            log!("could not note that this network needs HTTP/2 tunnels: {e}");
+            warn!("could not note that this network needs HTTP/2 tunnels: {e}");
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::AppTarget;
 use super::follow::TunnelNews;
 use crate::blocking::blocking;
-use crate::log::log;
+use tracing::{info, warn};
 
 /// A named tunnel as the daemon runs it: the provider the server's tunnel
 /// is opened with (whose routes give apps their hostnames), and the
@@ -137,7 +137,7 @@ impl NamedRoutes {
         match self.access.provider.set_routes(routes) {
             Ok(()) => true,
             Err(e) => {
-                log!("could not give the named tunnel its routes: {e}");
+                warn!("could not give the named tunnel its routes: {e}");
                 false
             }
         }
@@ -183,7 +183,7 @@ impl NamedRoutes {
         blocking(move || home.save_named_tunnel(&setup))
             .await
             .map_err(|e| e.to_string())?;
-        log!("app {id} routed at {hostname} on the named tunnel");
+        info!("app {id} routed at {hostname} on the named tunnel");
         Ok(hostname)
     }
 }
