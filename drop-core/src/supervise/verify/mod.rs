@@ -41,6 +41,10 @@ const MAX_ANSWER: usize = 64 * 1024;
 const RETRY_EARLY: Duration = Duration::from_secs(1);
 /// …and after it.
 const RETRY_LATE: Duration = Duration::from_secs(10);
+/// How often an app whose host check refuses the human is asked again: it
+/// refuses until its settings change, and each refusal can put a traceback
+/// in the app's log (Django's, with `DEBUG`).
+const RETRY_REFUSED: Duration = Duration::from_secs(60);
 /// How often a confirmed URL is checked again.
 const RECHECK: Duration = Duration::from_secs(5 * 60);
 /// How long after a tunnel comes up public DNS is first asked about it:
@@ -447,6 +451,13 @@ impl Confirmation {
         now: tokio::time::Instant,
         bound: Duration,
     ) -> Option<Verdict> {
+        let host_check = matches!(
+            result,
+            Err(LinkError::Refused {
+                dev_server: Some(_),
+                ..
+            })
+        );
         let (stage, verdict) = match (self.stage, result) {
             (Stage::Confirmed, Ok(())) => (Stage::Confirmed, Some(Verdict::Rechecked)),
             (_, Ok(())) => (Stage::Confirmed, Some(Verdict::Confirmed)),
@@ -457,12 +468,14 @@ impl Confirmation {
             (stage, Err(_)) => (stage, None),
         };
         self.stage = stage;
-        self.next = now
-            + match stage {
-                Stage::Confirmed => RECHECK,
-                Stage::Pending => RETRY_EARLY,
-                Stage::Unconfirmed => RETRY_LATE,
-            };
+        self.next = match (stage, host_check) {
+            (Stage::Confirmed, _) => now + RECHECK,
+            // Asked once more at the bound, so the start hears the refusal.
+            (Stage::Pending, true) => (now + RETRY_REFUSED).min(self.since + bound),
+            (Stage::Pending, false) => now + RETRY_EARLY,
+            (Stage::Unconfirmed, true) => now + RETRY_REFUSED,
+            (Stage::Unconfirmed, false) => now + RETRY_LATE,
+        };
         verdict
     }
 }
@@ -523,5 +536,32 @@ mod tests {
             c.after(Err(not_yet()), late, bound),
             Some(Verdict::Lost(not_yet()))
         );
+    }
+
+    /// An app whose host check refuses the human is not asked every
+    /// second: once more at the bound (the start then says why), then once
+    /// a minute.
+    #[test]
+    fn a_refusing_app_is_asked_again_at_the_bound_then_rarely() {
+        let bound = Duration::from_secs(30);
+        let t0 = tokio::time::Instant::now();
+        let refused = || LinkError::Refused {
+            host: "h".into(),
+            status: 400,
+            local_status: Some(200),
+            dev_server: Some(DevServer::Django),
+        };
+        let mut c = Confirmation::new("https://h".into(), t0, t0);
+        let first = t0 + RETRY_EARLY;
+        assert_eq!(c.after(Err(refused()), first, bound), None);
+        assert_eq!(c.next_check(), t0 + bound, "next at the bound");
+        assert_eq!(
+            c.after(Err(refused()), t0 + bound, bound),
+            Some(Verdict::Unconfirmed(refused()))
+        );
+        assert_eq!(c.next_check(), t0 + bound + RETRY_REFUSED);
+        let later = t0 + bound + RETRY_REFUSED;
+        assert_eq!(c.after(Ok(()), later, bound), Some(Verdict::Confirmed));
+        assert_eq!(c.next_check(), later + RECHECK, "the fixed app: as any");
     }
 }
