@@ -404,7 +404,7 @@ fn check_tunnel(
     match control::send_within(home, &request, CHECK_TIMEOUT) {
         Ok(ControlReply::LinkChecked { report }) => {
             let named = home.load_named_tunnel()?.map(|setup| setup.hostname);
-            push_link_checks(&report, named.as_deref(), checks)
+            push_link_checks(&report, named.as_deref(), app.is_some(), checks)
         }
         Ok(ControlReply::Failed { error, .. }) => checks.push(Check::fail(
             "outside",
@@ -480,14 +480,20 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
     }
 }
 
-/// The checks from outside, with fixes for the kind of tunnel: a quick
-/// tunnel is replaced by a new one at the next start; a named tunnel keeps
-/// its hostname, whose DNS record may point elsewhere.
 /// The fix when no public DNS resolver can be reached from this machine:
 /// the link may well work, drop just cannot tell from here.
 const RESOLVERS_FIX: &str = "this machine cannot reach the public DNS-over-HTTPS resolvers drop asks (cloudflare-dns.com, dns.google), so it cannot tell whether the link opens elsewhere: check this machine's network, firewall or proxy, or point DROP_DOH_URLS at a resolver it can reach";
 
-fn push_link_checks(report: &LinkReport, named: Option<&str>, checks: &mut Vec<Check>) {
+/// The checks from outside (of the server's tunnel, or of an app's), with
+/// fixes for the kind of tunnel: a quick tunnel is replaced by a new one at
+/// the next start; a named tunnel keeps its hostname, whose DNS record may
+/// point elsewhere.
+fn push_link_checks(
+    report: &LinkReport,
+    named: Option<&str>,
+    for_app: bool,
+    checks: &mut Vec<Check>,
+) {
     let step = |name: &'static str, ok: &str, result: &StepResult, fix: &str| match result {
         StepResult::Passed => Check::ok(name, ok.to_owned()),
         StepResult::Failed {
@@ -505,9 +511,13 @@ fn push_link_checks(report: &LinkReport, named: Option<&str>, checks: &mut Vec<C
         }
         StepResult::NotAsked { why } => Check::skipped(name, format!("not asked: {why}")),
     };
+    let reached = match for_app {
+        true => "a request through Cloudflare's edge reaches the app, which answers it",
+        false => "a request through Cloudflare's edge reaches drop",
+    };
     checks.push(step(
         "edge",
-        "a request through Cloudflare's edge reaches drop",
+        reached,
         &report.edge,
         match named {
             None => "the tunnel is not connected at the edge yet: wait a few seconds; if it lasts, 'drop stop' then 'drop start' gives a new tunnel",

@@ -4,9 +4,12 @@
 //! in-process ([`engine`]); plus what the tunnel tests need around the fake
 //! `cloudflared` this package builds, with stand-ins for public DNS and
 //! Cloudflare's edge ([`dns`]); the real cloudflared run offline in a
-//! network namespace of its own ([`rig`]); and the Python drop 0.2
-//! installed in a venv for upgrade tests ([`python_drop`]).
+//! network namespace of its own ([`rig`]); the Python drop 0.2
+//! installed in a venv for upgrade tests ([`python_drop`]); and real dev
+//! servers (Vite, Django, Flask) installed once per machine
+//! ([`dev_servers`]).
 
+pub mod dev_servers;
 pub mod dns;
 pub mod engine;
 pub mod http;

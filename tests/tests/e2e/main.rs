@@ -30,6 +30,7 @@ mod phase3;
 mod protected_pages;
 mod publish;
 mod real_cloudflared;
+mod real_dev_servers;
 mod receipts;
 mod rough_edges;
 mod scripting;

@@ -41,6 +41,10 @@ const MAX_ANSWER: usize = 64 * 1024;
 const RETRY_EARLY: Duration = Duration::from_secs(1);
 /// …and after it.
 const RETRY_LATE: Duration = Duration::from_secs(10);
+/// How often an app whose host check refuses the human is asked again: it
+/// refuses until its settings change, and each refusal can put a traceback
+/// in the app's log (Django's, with `DEBUG`).
+const RETRY_REFUSED: Duration = Duration::from_secs(60);
 /// How often a confirmed URL is checked again.
 const RECHECK: Duration = Duration::from_secs(5 * 60);
 /// How long after a tunnel comes up public DNS is first asked about it:
@@ -447,22 +451,32 @@ impl Confirmation {
         now: tokio::time::Instant,
         bound: Duration,
     ) -> Option<Verdict> {
+        let host_check = matches!(
+            result,
+            Err(LinkError::Refused {
+                dev_server: Some(_),
+                ..
+            })
+        );
         let (stage, verdict) = match (self.stage, result) {
             (Stage::Confirmed, Ok(())) => (Stage::Confirmed, Some(Verdict::Rechecked)),
             (_, Ok(())) => (Stage::Confirmed, Some(Verdict::Confirmed)),
             (Stage::Confirmed, Err(e)) => (Stage::Unconfirmed, Some(Verdict::Lost(e))),
-            (Stage::Pending, Err(e)) if now.duration_since(self.since) >= bound => {
+            // A dev server's host check does not pass by waiting: said at
+            // once, as when the bound has passed.
+            (Stage::Pending, Err(e)) if host_check || now.duration_since(self.since) >= bound => {
                 (Stage::Unconfirmed, Some(Verdict::Unconfirmed(e)))
             }
             (stage, Err(_)) => (stage, None),
         };
         self.stage = stage;
-        self.next = now
-            + match stage {
-                Stage::Confirmed => RECHECK,
-                Stage::Pending => RETRY_EARLY,
-                Stage::Unconfirmed => RETRY_LATE,
-            };
+        self.next = match (stage, host_check) {
+            (Stage::Confirmed, _) => now + RECHECK,
+            (Stage::Pending, _) => now + RETRY_EARLY,
+            // Asked rarely: each refusal may fill the app's log.
+            (Stage::Unconfirmed, true) => now + RETRY_REFUSED,
+            (Stage::Unconfirmed, false) => now + RETRY_LATE,
+        };
         verdict
     }
 }
@@ -523,5 +537,31 @@ mod tests {
             c.after(Err(not_yet()), late, bound),
             Some(Verdict::Lost(not_yet()))
         );
+    }
+
+    /// An app whose host check refuses the human is said to at once (it
+    /// does not pass by waiting, and the start need not wait out the
+    /// bound), then asked once a minute, not every ten seconds.
+    #[test]
+    fn a_refusing_app_is_handed_out_unconfirmed_at_once_then_asked_rarely() {
+        let bound = Duration::from_secs(30);
+        let t0 = tokio::time::Instant::now();
+        let refused = || LinkError::Refused {
+            host: "h".into(),
+            status: 400,
+            local_status: Some(200),
+            dev_server: Some(DevServer::Django),
+        };
+        let mut c = Confirmation::new("https://h".into(), t0, t0);
+        let first = t0 + RETRY_EARLY;
+        assert_eq!(
+            c.after(Err(refused()), first, bound),
+            Some(Verdict::Unconfirmed(refused()))
+        );
+        assert_eq!(c.next_check(), first + RETRY_REFUSED);
+        assert_eq!(c.after(Err(refused()), first + RETRY_REFUSED, bound), None);
+        let later = first + 2 * RETRY_REFUSED;
+        assert_eq!(c.after(Ok(()), later, bound), Some(Verdict::Confirmed));
+        assert_eq!(c.next_check(), later + RECHECK, "the fixed app: as any");
     }
 }
