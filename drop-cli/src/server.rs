@@ -176,7 +176,7 @@ impl StartLock {
         let file = open_home_file(&path, FileUse::Lock)?;
         // Held at most for one start: the server's own start timeout and
         // its tunnel's first outcome.
-        fs2::FileExt::lock_exclusive(&file)
+        file.lock()
             .map_err(CliError::io(format!("lock `{}`", path.display())))?;
         Ok(StartLock(file))
     }
@@ -184,7 +184,7 @@ impl StartLock {
 
 impl Drop for StartLock {
     fn drop(&mut self) {
-        let _ = fs2::FileExt::unlock(&self.0);
+        let _ = self.0.unlock();
     }
 }
 

@@ -87,7 +87,7 @@ pub struct ServerLock(std::fs::File);
 
 impl Drop for ServerLock {
     fn drop(&mut self) {
-        let _ = fs2::FileExt::unlock(&self.0);
+        let _ = self.0.unlock();
     }
 }
 
@@ -96,8 +96,7 @@ impl ServerLock {
     pub fn take(home: &Home) -> Result<Self, DaemonError> {
         home.ensure()?;
         let file = open_home_file(&home.server_lock_path(), FileUse::Lock)?;
-        // fs2's trait named in full: std's own `File::try_lock` would shadow it.
-        if fs2::FileExt::try_lock_exclusive(&file).is_err() {
+        if file.try_lock().is_err() {
             return Err(DaemonError::AlreadyServing {
                 home: home.root().to_owned(),
             });
