@@ -135,16 +135,8 @@ impl Cloudflared {
             "tunnel".into(),
             "--url".into(),
             format!("http://{}", launch::origin(local)).into(),
-            "--no-autoupdate".into(),
-            "--config".into(),
-            self.config_file().into(),
-            "--metrics".into(),
-            "127.0.0.1:0".into(),
-            "--loglevel".into(),
-            "info".into(),
-            "--grace-period".into(),
-            launch::grace_period(&self.config),
         ];
+        args.extend(launch::tunnel_flags(&self.config, &self.config_file()));
         if let Some(host) = self.config.origin_host.header(local.port())? {
             args.extend(["--http-host-header".into(), host.into()]);
         }

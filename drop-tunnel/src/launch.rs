@@ -294,11 +294,24 @@ pub(crate) fn origin(local: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, local.port())
 }
 
-/// cloudflared's `--grace-period` value: a second less than our SIGKILL
-/// backstop, so its graceful shutdown ends first.
-pub(crate) fn grace_period(config: &CloudflaredConfig) -> OsString {
+/// The flags every tunnel process of a provider gets, quick or named: no
+/// self-update, the provider's own `config_file` (which also finds
+/// leftovers), a metrics port of cloudflared's choosing, the log level
+/// that logs the URL box and registrations, and a graceful shutdown that
+/// ends a second before our SIGKILL backstop.
+pub(crate) fn tunnel_flags(config: &CloudflaredConfig, config_file: &Path) -> Vec<OsString> {
     let grace = config.stop_grace.saturating_sub(Duration::from_secs(1));
-    format!("{}ms", grace.as_millis()).into()
+    vec![
+        "--no-autoupdate".into(),
+        "--config".into(),
+        config_file.into(),
+        "--metrics".into(),
+        "127.0.0.1:0".into(),
+        "--loglevel".into(),
+        "info".into(),
+        "--grace-period".into(),
+        format!("{}ms", grace.as_millis()).into(),
+    ]
 }
 
 /// Writes `bytes` to `path` (see [`open_private`]), replacing what it held.

@@ -543,12 +543,10 @@ mod tests {
         assert_eq!(answers.catalog.page("page2").unwrap().name, "two");
     }
 
-    /// Starts and stops are answered with what happened: started, already
-    /// running, stopped, not running.
-    #[tokio::test(start_paused = true)]
-    async fn start_and_stop_are_answered_with_what_happened() {
-        let t = TestHome::new();
-        t.add_app(APP, PORT);
+    /// An app process that runs from its launch (once) until it is
+    /// stopped (once, with the default grace), as the runner sees it; the
+    /// flag says whether it runs now.
+    fn app_until_stopped() -> (MockAppRunner, Arc<AtomicBool>) {
         let end = AppEnd::new();
         let alive = Arc::new(AtomicBool::new(false));
         let mut runner = MockAppRunner::new();
@@ -566,16 +564,26 @@ mod tests {
             .expect_is_running()
             .withf(|id| *id == app_process())
             .returning(move |_| running.load(Ordering::SeqCst));
-        let (stopped, ended) = (alive.clone(), end.clone());
+        let stopped = alive.clone();
         runner
             .expect_end_group()
             .withf(|id, grace| *id == app_process() && *grace == AppLimits::default().stop_grace)
             .times(1)
             .returning(move |_, _| {
                 stopped.store(false, Ordering::SeqCst);
-                ended.exit(Some(143));
+                end.exit(Some(143));
                 StopOutcome::Stopped
             });
+        (runner, alive)
+    }
+
+    /// Starts and stops are answered with what happened: started, already
+    /// running, stopped, not running.
+    #[tokio::test(start_paused = true)]
+    async fn start_and_stop_are_answered_with_what_happened() {
+        let t = TestHome::new();
+        t.add_app(APP, PORT);
+        let (runner, _) = app_until_stopped();
         let runner = Arc::new(runner);
         let answers = answers(&t, &runner);
 
@@ -602,28 +610,7 @@ mod tests {
     async fn removing_a_running_app_leaves_nothing_a_racing_start_could_orphan() {
         let t = TestHome::new();
         t.add_app(APP, PORT);
-        let end = AppEnd::new();
-        let alive = Arc::new(AtomicBool::new(false));
-        let mut runner = MockAppRunner::new();
-        let (launched, ended) = (alive.clone(), end.clone());
-        runner.expect_launch().times(1).returning(move |_| {
-            launched.store(true, Ordering::SeqCst);
-            Ok(ended.process(app_process()))
-        });
-        let listening = alive.clone();
-        runner
-            .expect_is_listening()
-            .returning(move |_| listening.load(Ordering::SeqCst));
-        let running = alive.clone();
-        runner
-            .expect_is_running()
-            .returning(move |_| running.load(Ordering::SeqCst));
-        let (stopped, ended) = (alive.clone(), end.clone());
-        runner.expect_end_group().times(1).returning(move |_, _| {
-            stopped.store(false, Ordering::SeqCst);
-            ended.exit(Some(143));
-            StopOutcome::Stopped
-        });
+        let (runner, alive) = app_until_stopped();
         let runner = Arc::new(runner);
         let answers = answers(&t, &runner);
         assert_eq!(

@@ -147,18 +147,8 @@ impl NamedCloudflared {
     /// port of its choosing, the log level that logs registrations, a
     /// graceful shutdown that ends before our SIGKILL), then `run <id>`.
     fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "tunnel".into(),
-            "--no-autoupdate".into(),
-            "--config".into(),
-            self.config_file().into(),
-            "--metrics".into(),
-            "127.0.0.1:0".into(),
-            "--loglevel".into(),
-            "info".into(),
-            "--grace-period".into(),
-            launch::grace_period(&self.config),
-        ];
+        let mut args: Vec<OsString> = vec!["tunnel".into()];
+        args.extend(launch::tunnel_flags(&self.config, &self.config_file()));
         if let Some(protocol) = self.config.protocol {
             args.extend(["--protocol".into(), protocol.as_str().into()]);
         }
