@@ -237,13 +237,13 @@ pub struct Output {
 enum Mode {
     Text,
     Json,
-    Kept(Arc<Mutex<Kept>>),
+    Captured(Arc<Mutex<Captured>>),
 }
 
 /// What a command said under [`Output::kept`]: what `--json` would have
 /// printed, for the caller to hand on.
 #[derive(Debug, Default)]
-pub struct Kept {
+pub struct Captured {
     /// The command's JSON documents, in order (one for every command).
     pub documents: Vec<Value>,
     /// The objects `--json` streams one a line (`logs`).
@@ -264,12 +264,12 @@ impl Output {
     }
 
     /// Speaks JSON like [`Output::json`] but prints nothing: what the
-    /// command says is kept in the returned [`Kept`]. Under `drop mcp`
+    /// command says is kept in the returned [`Captured`]. Under `drop mcp`
     /// stdout carries the protocol alone.
-    pub fn kept() -> (Self, Arc<Mutex<Kept>>) {
-        let kept = Arc::new(Mutex::new(Kept::default()));
+    pub fn captured() -> (Self, Arc<Mutex<Captured>>) {
+        let kept = Arc::new(Mutex::new(Captured::default()));
         let out = Output {
-            mode: Mode::Kept(Arc::clone(&kept)),
+            mode: Mode::Captured(Arc::clone(&kept)),
         };
         (out, kept)
     }
@@ -293,7 +293,7 @@ impl Output {
         match &self.mode {
             Mode::Text => println!("{line}"),
             Mode::Json => eprintln!("{line}"),
-            Mode::Kept(kept) => keep(kept, |k| k.notes.push(line.to_string())),
+            Mode::Captured(captured) => keep(captured, |k| k.notes.push(line.to_string())),
         }
     }
 
@@ -306,15 +306,15 @@ impl Output {
                 "{}",
                 serde_json::to_string_pretty(&value).expect("json values serialise")
             ),
-            Mode::Kept(kept) => keep(kept, |k| k.documents.push(value)),
+            Mode::Captured(captured) => keep(captured, |k| k.documents.push(value)),
         }
     }
 
     /// One JSON object on a line of its own, for output that streams
     /// (`logs --json`); false once stdout is closed.
     pub fn json_line(&self, value: Value) -> bool {
-        if let Mode::Kept(kept) = &self.mode {
-            keep(kept, |k| k.lines.push(value));
+        if let Mode::Captured(captured) = &self.mode {
+            keep(captured, |k| k.lines.push(value));
             return true;
         }
         let mut out = std::io::stdout().lock();
@@ -324,7 +324,7 @@ impl Output {
 
 /// Adds to what is kept. A command that panicked while holding the lock
 /// left whole entries only, so a poisoned lock is still used.
-fn keep(kept: &Mutex<Kept>, add: impl FnOnce(&mut Kept)) {
+fn keep(kept: &Mutex<Captured>, add: impl FnOnce(&mut Captured)) {
     add(&mut kept
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner));

@@ -532,7 +532,7 @@ mod tests {
     #[test]
     fn a_wait_ends_with_the_page_once_a_view_is_counted() {
         let test = TestHome::new();
-        let (out, kept) = Output::kept();
+        let (out, kept) = Output::captured();
         let mut looks = 0;
         let waited = wait_until_opened(&test.context(out), PAGE, &wait_for(None), |_| {
             looks += 1;
@@ -551,7 +551,7 @@ mod tests {
     #[test]
     fn a_wait_its_caller_stops_ends_cancelled() {
         let test = TestHome::new();
-        let (out, _) = Output::kept();
+        let (out, _) = Output::captured();
         let waited = wait_until_opened(&test.context(out), PAGE, &wait_for(None), |_| false);
         assert_eq!(waited.unwrap_err().code(), "cancelled");
     }
@@ -562,7 +562,7 @@ mod tests {
     fn a_wait_past_its_timeout_is_not_opened() {
         let test = TestHome::new();
         test.count_a_view();
-        let (out, _) = Output::kept();
+        let (out, _) = Output::captured();
         let timeout = wait_for(Some(Duration::ZERO));
         let waited = wait_until_opened(&test.context(out), PAGE, &timeout, |_| true);
         assert_eq!(waited.unwrap_err().code(), "not_opened");

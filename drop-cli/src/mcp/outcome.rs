@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{Kept, Output};
+use crate::output::{Captured, Output};
 
 /// What a command said, and how it ended.
 #[derive(Debug)]
 pub struct Ran {
-    pub kept: Kept,
+    pub kept: Captured,
     pub result: Result<(), CliError>,
 }
 
@@ -27,7 +27,7 @@ pub async fn run(
     ctx: &Context,
     command: impl FnOnce(&Context) -> Result<(), CliError> + Send + 'static,
 ) -> Result<Ran, ErrorData> {
-    let (out, kept) = Output::kept();
+    let (out, kept) = Output::captured();
     let ctx = ctx.with_output(out);
     let result = tokio::task::spawn_blocking(move || command(&ctx))
         .await
@@ -125,7 +125,7 @@ mod tests {
 
     fn ran(documents: Vec<Value>, notes: &[&str], result: Result<(), CliError>) -> Ran {
         Ran {
-            kept: Kept {
+            kept: Captured {
                 documents,
                 lines: Vec::new(),
                 notes: notes.iter().map(|n| n.to_string()).collect(),

@@ -154,7 +154,7 @@ fn a_wait_returns_the_page_once_it_is_opened() {
 #[test]
 fn status_gives_the_document_of_status_json() {
     let test = TestHome::new();
-    let (out, kept) = Output::kept();
+    let (out, kept) = Output::captured();
     crate::pages::status(&test.context(out)).unwrap();
     let document = kept.lock().unwrap().documents.pop().unwrap();
     one_blocking_thread().block_on(async {
