@@ -1,8 +1,8 @@
 //! `drop mcp`: drop's commands as tools of a Model Context Protocol server
 //! on stdin/stdout, for coding agents that speak MCP.
 //!
-//! Each tool runs the command the CLI runs, with its output kept rather
-//! than printed ([`crate::output::Output::kept`]): a tool's structured
+//! Each tool runs the command the CLI runs, with its output captured rather
+//! than printed ([`crate::output::Output::captured`]): a tool's structured
 //! result is the command's `--json` document, and a failure is a tool
 //! error carrying the `--json` error object with its stable `code`.
 //! Commands are synchronous and some wait for long (a tunnel, a human), so
