@@ -1,4 +1,4 @@
-//! What commands print: where it goes ([`Output`]: text, `--json`, or kept
+//! What commands print: where it goes ([`Output`]: text, `--json`, or captured
 //! for an in-process caller), and how pages are shown in it (aligned rows,
 //! JSON objects).
 
@@ -240,7 +240,7 @@ enum Mode {
     Captured(Arc<Mutex<Captured>>),
 }
 
-/// What a command said under [`Output::kept`]: what `--json` would have
+/// What a command said under [`Output::captured`]: what `--json` would have
 /// printed, for the caller to hand on.
 #[derive(Debug, Default)]
 pub struct Captured {
