@@ -77,14 +77,16 @@ pub(super) fn routes(
             },
         );
     let anything_else = warp::any().map(Answer::not_found);
-    robots
+    // Pages first: nearly every request is one, and each route tried
+    // before the one that matches costs a little.
+    pages
+        .or(robots)
+        .unify()
         .or(login_css)
         .unify()
         .or(probe)
         .unify()
         .or(app_probe)
-        .unify()
-        .or(pages)
         .unify()
         .or(anything_else)
         .unify()
