@@ -1,11 +1,12 @@
 //! `drop add`: publish a file, or a folder limited by its manifest.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use drop_core::auth::{Verdict, generate_password, hash_password, verify_password};
 use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
 use drop_core::supervise::AppStatus;
-use drop_registry::{Home, Pages, Record};
+use drop_registry::{Home, Pages, Record, parse_rfc3339};
 use serde_json::Value;
 
 use crate::context::Context;
@@ -14,6 +15,7 @@ use crate::folder_check::FolderCheck;
 use crate::output::{Output, PageRow, note, say};
 use crate::running::running_server;
 use crate::urls::Urls;
+use crate::when::{left_until, show_span};
 
 /// The longest `--desc`, in characters.
 const MAX_DESCRIPTION: usize = 500;
@@ -49,6 +51,26 @@ struct Saved {
     revived: bool,
     /// A one-time page whose link was used, added again without `--once`.
     once_used: bool,
+    /// Whether it had an end, or was a one-time link, before this `add`.
+    lived_before: Lifetime,
+    /// When this `add` wrote it: what a new end was counted from.
+    written_at: SystemTime,
+}
+
+/// What limits a link's life: an end, and being one-time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lifetime {
+    ends: bool,
+    once: bool,
+}
+
+impl Lifetime {
+    fn of(record: &Record) -> Self {
+        Lifetime {
+            ends: record.expires_at.is_some(),
+            once: record.once,
+        }
+    }
 }
 
 /// Publishes `path`. Adding a source that is already published returns
@@ -139,16 +161,13 @@ pub fn check_page(
             ));
         }
     }
-    expiry(details, std::time::SystemTime::now())?;
+    expiry(details, SystemTime::now())?;
     Ok((source, is_dir))
 }
 
 /// `--expires` as the record takes it: `None` to leave the end as it is,
 /// `Some(None)` for `never` (no end any more), else the new end.
-fn expiry(
-    details: &Details,
-    now: std::time::SystemTime,
-) -> Result<Option<Option<std::time::SystemTime>>, CliError> {
+fn expiry(details: &Details, now: SystemTime) -> Result<Option<Option<SystemTime>>, CliError> {
     match details.expires.as_deref() {
         None => Ok(None),
         Some("never") => Ok(Some(None)),
@@ -350,7 +369,7 @@ fn upsert(
     if let Some(description) = &details.description {
         check_description(description)?;
     }
-    let now = std::time::SystemTime::now();
+    let now = SystemTime::now();
     let expires_at = expiry(details, now)?;
     home.ensure()?;
     let saved = home.registry().update(|pages| {
@@ -369,6 +388,7 @@ fn upsert(
         }
         let record = pages.get_mut(&id).expect("present");
         let hash_before = record.password_hash.clone();
+        let lived_before = Lifetime::of(record);
         let renamed_from = details
             .name
             .as_ref()
@@ -409,6 +429,8 @@ fn upsert(
             hash_before,
             revived,
             once_used: record.once && record.used_at.is_some(),
+            lived_before,
+            written_at: now,
         })
     })?;
     crate::control::announce_registry_change(home);
@@ -516,6 +538,9 @@ fn report(
         if let Some(renamed) = renamed {
             say!(out, "{renamed}");
         }
+        if let Some(life) = link_life(saved) {
+            say!(out, "{life}");
+        }
         say!(out, "Run 'drop start {}'", saved.id);
         return Ok(());
     }
@@ -540,6 +565,9 @@ fn report(
     if let Some(password) = shown_password {
         say!(out, "Password: {password}");
     }
+    if let Some(life) = link_life(saved) {
+        say!(out, "{life}");
+    }
     if let Some(folder) = &told.folder {
         folder.say(out, &saved.record.source);
     }
@@ -562,6 +590,35 @@ fn report(
         );
     }
     Ok(())
+}
+
+/// What the link will do, as a line under its URL: when it ends and
+/// whether it opens once, or, when this `add` took those away, that it
+/// lasts now. Nothing for a lasting link that stays one.
+fn link_life(saved: &Saved) -> Option<String> {
+    let (record, now) = (&saved.record, saved.written_at);
+    let ends = record.expires_at.as_deref().and_then(parse_rfc3339);
+    let once = record.once && record.used_at.is_none();
+    let mut said = Vec::new();
+    if once {
+        said.push("opens once, for one human, then answers 404".to_owned());
+    }
+    if let Some(left) = ends.and_then(|at| left_until(at, now)) {
+        let at = record.expires_at.as_deref().unwrap_or_default();
+        said.push(format!("expires in {} (at {at})", show_span(left)));
+    }
+    if !said.is_empty() {
+        return Some(format!("  (the link {})", said.join("; it ")));
+    }
+    let before = saved.lived_before;
+    // A page that had expired says so itself: published again, no end.
+    let end_taken = before.ends && ends.is_none() && !saved.revived;
+    match (end_taken, before.once && !record.once) {
+        (true, true) => Some("  (the link no longer expires, and opens for anyone who has it, as often as they like)".into()),
+        (true, false) => Some("  (the link no longer expires)".into()),
+        (false, true) => Some("  (the link opens for anyone who has it again, as often as they like)".into()),
+        (false, false) => None,
+    }
 }
 
 /// The canonical source and whether it is a folder, or why it cannot be published.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use drop_core::supervise::AppStatus;
 
 use crate::urls::{Reach, Urls};
-use crate::when::show_span;
+use crate::when::{left_until, show_span};
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
@@ -200,9 +200,9 @@ pub fn receipt(record: &Record, now: SystemTime) -> String {
         });
     }
     if let Some(at) = record.expires_at.as_deref().and_then(parse_rfc3339) {
-        match at.duration_since(now) {
-            Ok(left) => text.push_str(&format!("; expires in {}", show_span(left))),
-            Err(_) => text.push_str("; expired"),
+        match left_until(at, now) {
+            Some(left) => text.push_str(&format!("; expires in {}", show_span(left))),
+            None => text.push_str("; expired"),
         }
     }
     text
@@ -432,7 +432,7 @@ mod tests {
         );
         page.once = true;
         page.expires_at = Some(drop_registry::rfc3339(
-            now + std::time::Duration::from_secs(7300),
+            now + std::time::Duration::from_secs(7200),
         ));
         assert_eq!(
             receipt(&page, now),
