@@ -19,13 +19,18 @@ use crate::when::{left_until, show_span};
 
 /// The longest `--desc`, in characters.
 const MAX_DESCRIPTION: usize = 500;
+/// The shortest password `--password PASS` takes, in characters: anyone
+/// with the link could guess a shorter one before the login limits bite.
+const MIN_PASSWORD: usize = 8;
 
 /// What `drop add` may set on a page besides its source.
 pub struct Details {
     pub name: Option<String>,
     pub description: Option<String>,
-    /// `Some("")` asks for a generated password.
+    /// `Some("")` asks for a generated password, unless the page has one.
     pub password: Option<String>,
+    /// `--new-password`: a generated password replaces the page's.
+    pub new_password: bool,
     /// `--no-password`: make a protected page public again.
     pub no_password: bool,
     /// `--expires`: a span or a time, when the page stops being served.
@@ -79,8 +84,13 @@ impl Lifetime {
 pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError> {
     let home = &ctx.home;
     let (source, is_dir) = check_page(home, path, &details)?;
-    let generated = (details.password.as_deref() == Some("")).then(generate_password);
-    let new_password = generated.as_deref().or(details.password.as_deref());
+    let asked = details.password.as_deref();
+    let generate = asked == Some("") || details.new_password;
+    let generated = generate.then(generate_password);
+    let new_password = generated.as_deref().or(asked);
+    // `--password` alone keeps the password a page has (adding again is
+    // no reason to lock out whoever has it); `--new-password` replaces it.
+    let keeps_password = asked == Some("");
     let password_hash = match details.no_password {
         true => Some(String::new()),
         false => new_password.map(hash_password),
@@ -95,6 +105,9 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
         || Record::static_page(source.clone(), is_dir),
         |_, _| Ok(()),
         |record| {
+            if keeps_password && record.is_protected() {
+                return;
+            }
             // The password it already has keeps its hash, and so the
             // sessions of visitors who signed in with it.
             let same = |password: &str| {
@@ -114,6 +127,7 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
     let extras = ReportExtras {
         new_password,
         generated: generated.is_some(),
+        keeps_password,
         qr: details.qr,
         folder: is_dir.then(|| FolderCheck::of(&source)),
     };
@@ -154,6 +168,13 @@ pub fn check_page(
             return Err(CliError::BadPassword(
                 "a password of only spaces is no password",
             ));
+        }
+        let length = password.chars().count();
+        if (1..MIN_PASSWORD).contains(&length) {
+            return Err(CliError::PasswordTooShort {
+                length,
+                min: MIN_PASSWORD,
+            });
         }
         if password.chars().any(char::is_control) {
             return Err(CliError::BadPassword(
@@ -201,7 +222,7 @@ pub fn add_app(
         restart,
         keep_host,
     } = app;
-    if details.password.is_some() || details.no_password {
+    if details.password.is_some() || details.no_password || details.new_password {
         return Err(CliError::PasswordOnApp);
     }
     if details.once {
@@ -463,12 +484,17 @@ enum PasswordChange {
     Changed,
     /// `--no-password` on a protected page: public again, at the same URL.
     Removed,
+    /// `--password` alone on a page that has one: it keeps it.
+    Kept,
 }
 
 impl PasswordChange {
-    fn of(saved: &Saved, new_password: Option<&str>) -> Self {
+    fn of(saved: &Saved, told: &ReportExtras<'_>) -> Self {
         let (before, now) = (&saved.hash_before, &saved.record.password_hash);
-        match (before.is_empty(), now.is_empty(), new_password) {
+        if told.keeps_password && !before.is_empty() && before == now {
+            return PasswordChange::Kept;
+        }
+        match (before.is_empty(), now.is_empty(), told.new_password) {
             (false, true, _) => PasswordChange::Removed,
             (false, false, Some(_)) if before != now => PasswordChange::Changed,
             (true, false, Some(_)) => PasswordChange::Set,
@@ -484,6 +510,8 @@ struct ReportExtras<'a> {
     /// (`generated`) or when it replaced another.
     new_password: Option<&'a str>,
     generated: bool,
+    /// `--password` alone: a password the page has is kept.
+    keeps_password: bool,
     /// `--qr`: the URL as a QR code too.
     qr: bool,
     /// For a folder: what its manifest serves and leaves out.
@@ -498,16 +526,19 @@ fn report(
 ) -> Result<(), CliError> {
     let (urls, running) = (&serving.urls, serving.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
-    let change = PasswordChange::of(saved, told.new_password);
-    let shown_password = told
-        .new_password
-        .filter(|_| told.generated || change == PasswordChange::Changed);
+    let change = PasswordChange::of(saved, told);
+    let shown_password = told.new_password.filter(|_| match change {
+        PasswordChange::Changed => true,
+        PasswordChange::Set => told.generated,
+        PasswordChange::None | PasswordChange::Removed | PasswordChange::Kept => false,
+    });
     if out.is_json() {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
         doc["server_running"] = Value::Bool(running);
         doc["password_changed"] = Value::Bool(change == PasswordChange::Changed);
         doc["password_removed"] = Value::Bool(change == PasswordChange::Removed);
+        doc["password_kept"] = Value::Bool(change == PasswordChange::Kept);
         if let Some(password) = shown_password {
             doc["password"] = Value::String(password.to_owned());
         }
@@ -559,6 +590,10 @@ fn report(
         PasswordChange::Removed => say!(
             out,
             "Password removed: the page is public, at the same URL."
+        ),
+        PasswordChange::Kept => say!(
+            out,
+            "Password kept: the page has one already, and whoever has it still gets in (it is not shown again). --new-password makes a new one; --password PASS sets this one."
         ),
         PasswordChange::Set | PasswordChange::None => {}
     }

@@ -125,6 +125,16 @@ pub enum CliError {
     /// A password nobody could type into the login form.
     #[error("{0}: give another, or --password alone for a generated one")]
     BadPassword(&'static str),
+    /// A password anyone with the link could guess.
+    #[error(
+        "a password of {length} character(s) is guessed in moments: give one of at least {min}, or --password alone for a generated one"
+    )]
+    PasswordTooShort {
+        /// Its length, in characters.
+        length: usize,
+        /// The fewest accepted.
+        min: usize,
+    },
     /// `--port 0` for an app.
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
     BadAppPort,
@@ -386,7 +396,7 @@ impl CliError {
             CliError::PasswordOnApp => "password_on_app",
             CliError::BadAppPort => "bad_app_port",
             CliError::OnceOnApp => "once_on_app",
-            CliError::BadPassword(_) => "bad_password",
+            CliError::BadPassword(_) | CliError::PasswordTooShort { .. } => "bad_password",
             CliError::PortTaken { .. } => "port_taken",
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",

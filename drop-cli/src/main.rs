@@ -154,10 +154,15 @@ enum Command {
         /// Send the app `localhost:PORT` as `Host` again.
         #[arg(long, requires = "run", conflicts_with = "keep_host")]
         no_keep_host: bool,
-        /// Protect the page: with PASS, that password; alone, a generated one
-        /// that is printed once. Put it after the path.
+        /// Protect the page: with PASS (8 characters or more), that
+        /// password; alone, a generated one that is printed once, unless
+        /// the page has one already, which it keeps. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
         password: Option<String>,
+        /// Replace the page's password with a new generated one, printed
+        /// once (visitors signed in with the old one must sign in again).
+        #[arg(long, conflicts_with_all = ["password", "no_password"])]
+        new_password: bool,
         /// Also print the URL as a QR code, to open it on a phone.
         #[arg(long)]
         qr: bool,
@@ -344,6 +349,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             keep_host,
             no_keep_host,
             password,
+            new_password,
             no_password,
             expires,
             once,
@@ -354,6 +360,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
                 name,
                 description,
                 password,
+                new_password,
                 no_password,
                 expires,
                 once,

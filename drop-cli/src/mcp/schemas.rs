@@ -72,6 +72,7 @@ pub fn added() -> Arc<JsonObject> {
         "already_published": { "type": "boolean", "description": "The same source was published before: the same page and URL." },
         "server_running": { "type": "boolean" },
         "password": { "type": "string", "description": "The password this call set or generated, given once." },
+        "password_kept": { "type": "boolean", "description": "`password: true` on a page that has a password: it keeps the one it has." },
         "folder": { "type": "object", "description": "For a folder: what its manifest serves, and local links in its HTML that would answer 404." },
     })))
 }
