@@ -302,9 +302,9 @@ fn port_free_for(pages: &Pages, id: &str, port: u16) -> Result<(), CliError> {
         .iter()
         .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
     {
-        Some((other, _)) => Err(CliError::PortTaken {
+        Some((other, record)) => Err(CliError::PortTaken {
             port,
-            id: other.to_owned(),
+            app: record.label(other).to_owned(),
         }),
         None => Ok(()),
     }
@@ -572,7 +572,7 @@ fn report(
         if let Some(life) = link_life(saved) {
             say!(out, "{life}");
         }
-        say!(out, "Run 'drop start {}'", saved.id);
+        say!(out, "Run 'drop start {}'", saved.record.label(&saved.id));
         return Ok(());
     }
     say!(out, "Published: {}", row.url);

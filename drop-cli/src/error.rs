@@ -139,12 +139,12 @@ pub enum CliError {
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
     BadAppPort,
     /// Another app has this port.
-    #[error("port {port} is already used by app {id}; give this app another port")]
+    #[error("port {port} is already used by app {app}; give this app another port")]
     PortTaken {
         /// The port.
         port: u16,
-        /// The app that has it.
-        id: String,
+        /// The app that has it: its name, else its id.
+        app: String,
     },
     /// Re-adding a running app with another command or port: its record
     /// would no longer say what runs.

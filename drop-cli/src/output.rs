@@ -218,11 +218,7 @@ fn ago(now: SystemTime, then: SystemTime) -> String {
 
 /// How messages name a page: by its name when it has one, else its id.
 pub fn label(id: &str, record: &Record) -> String {
-    if record.name.is_empty() {
-        id.to_owned()
-    } else {
-        record.name.clone()
-    }
+    record.label(id).to_owned()
 }
 
 /// Where a command's words go: lines for people on a terminal, under

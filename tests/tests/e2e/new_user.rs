@@ -2,8 +2,11 @@
 //! what happened and gives a fix that works, names things as the user
 //! named them, and scripts find every field they read.
 
-use drop_tests::DropEnv;
+use crate::common::Phase3;
 use drop_tests::login::login;
+use drop_tests::{DropEnv, free_port};
+
+const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 
 /// `--expires` and `--once` are said under the URL, when given and when
 /// a re-add changes them, and an end is said honestly (`1 min` for
@@ -91,4 +94,102 @@ fn password_alone_keeps_the_password_a_page_has() {
         "{error}"
     );
     assert_eq!(login(port, &path, &new).status, 303, "nothing changed");
+}
+
+/// Registers an app that runs the test app on `port` (on 127.0.0.1), in
+/// a folder of its own, named `name`; returns what `add` printed.
+fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let command = format!("exec {TEST_APP} {port}");
+    let port = port.to_string();
+    env.ok(&[
+        "add",
+        dir.to_str().unwrap(),
+        "--run",
+        &command,
+        "--port",
+        &port,
+        "--name",
+        name,
+    ])
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Messages name an app by the name the user gave it: `Run 'drop start
+/// api'` after adding it, the app that has a port, and the loopback
+/// refusal, whose fix goes through a restart of the server (`drop start
+/// --tunnel` alone would find it running).
+#[test]
+fn messages_name_an_app_by_its_name() {
+    let env = DropEnv::new().env("DROP_STOP_GRACE_MS", "500");
+    let port = free_port();
+    let added = add_app(&env, "api", port);
+    assert!(added.contains("Run 'drop start api'"), "{added}");
+    let other = env.work.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let port_arg = port.to_string();
+    let taken = env.run(&[
+        "add",
+        other.to_str().unwrap(),
+        "--run",
+        "serve",
+        "--port",
+        &port_arg,
+    ]);
+    assert!(
+        stderr(&taken).contains(&format!("port {port} is already used by app api;")),
+        "{}",
+        stderr(&taken)
+    );
+
+    // URLs for other machines: an app on loopback alone is refused.
+    env.ok(&[
+        "start",
+        "--port",
+        "0",
+        "--host",
+        "192.0.2.10",
+        "--no-tunnel",
+    ]);
+    let refused = env.run(&["start", "api"]);
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(
+        said.contains("Error: app api listens only on 127.0.0.1"),
+        "{said}"
+    );
+    assert!(
+        said.contains("then run 'drop start api'; or reach it through a tunnel: 'drop stop', 'drop start --tunnel', then 'drop start api'"),
+        "{said}"
+    );
+}
+
+/// With a named tunnel, `tunnel status` names each app as the user named
+/// it; `tunnel reset` asks for a restart only while the server tunnels.
+#[test]
+fn tunnel_status_names_apps_and_reset_asks_a_restart_only_when_tunneled() {
+    let p = Phase3::logged_in("example.com", &[]);
+    p.env
+        .ok(&["tunnel", "setup", "--hostname", "drop.example.com"]);
+    p.start(&[]);
+    p.add_app("api");
+    p.env.ok(&["start", "api"]);
+    let status = p.env.ok(&["tunnel", "status"]);
+    assert!(
+        status.contains("  app api: https://api-drop.example.com"),
+        "{status}"
+    );
+
+    p.env.ok(&["stop", "--all"]);
+    p.start(&["--no-tunnel"]);
+    let reset = p.env.ok(&["tunnel", "reset"]);
+    assert!(reset.starts_with("Back to quick tunnels"), "{reset}");
+    assert!(
+        !reset.contains("'drop stop'"),
+        "nothing is tunneled: {reset}"
+    );
 }
