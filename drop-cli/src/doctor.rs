@@ -97,10 +97,17 @@ pub fn doctor(ctx: &Context, query: Option<&str>) -> Result<(), CliError> {
     }
     let tunneled = state.as_ref().is_some_and(|s| s.tunnel);
     let app = found.as_ref().filter(|(_, r)| r.is_app());
+    // A stopped app has no tunnel to check: its fix is above.
+    let app_stopped =
+        app.is_some_and(|(_, r)| !matches!(AppStatus::of(r), AppStatus::Running { .. }));
     match (server_up, tunneled) {
         (false, _) => checks.push(Check::skipped(
             "link",
             "not checked: the server does not run",
+        )),
+        (true, true) if app_stopped => checks.push(Check::skipped(
+            "tunnel",
+            "not checked: the app does not run",
         )),
         (true, false) => {
             if let Some(state) = &state {
@@ -381,11 +388,14 @@ fn check_tunnel(
         Some((id, record)) => format!("the tunnel of {}", label(id, record)),
     };
     let Some(tunnel) = tunnel else {
-        checks.push(Check::fail(
-            "tunnel",
-            format!("{whose} is not open"),
-            "run 'drop stop' then 'drop start' (and 'drop start <app>' for an app)",
-        ));
+        let fix = match app {
+            None => "run 'drop stop' then 'drop start'".to_owned(),
+            Some((id, record)) => {
+                let name = label(id, record);
+                format!("run 'drop stop {name}' then 'drop start {name}', which opens it again")
+            }
+        };
+        checks.push(Check::fail("tunnel", format!("{whose} is not open"), fix));
         return Ok(());
     };
     // The recorded process, when its start time is known also that it is
