@@ -128,9 +128,13 @@ enum Command {
     /// Show the server's URL and every page and app.
     Status,
     /// Publish a file or a folder (with a .drop-publish manifest), or register an app (--run).
+    #[command(override_usage = "drop add <PATH> [OPTIONS]")]
     Add {
-        /// The file or folder.
-        path: PathBuf,
+        // Optional to clap only, so that a path `--password` took as its
+        // value is told as such (`check_usage`).
+        /// The file or folder (required).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
         /// A slug for the URL, also usable instead of the id.
         #[arg(long)]
         name: Option<String>,
@@ -243,7 +247,7 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let args = match Args::try_parse() {
+    let args = match Args::try_parse().and_then(check_usage) {
         Ok(args) => args,
         Err(usage) => return usage_error(usage),
     };
@@ -271,6 +275,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What clap cannot say by itself: `drop add` without a path, where
+/// `--password` (whose value is optional) took the path as its value.
+fn check_usage(args: Args) -> Result<Args, clap::Error> {
+    use clap::CommandFactory;
+    let Command::Add {
+        path: None,
+        password,
+        ..
+    } = &args.command
+    else {
+        return Ok(args);
+    };
+    let message = match password.as_deref().filter(|p| !p.is_empty()) {
+        Some(taken) => format!(
+            "no path to publish: --password took `{taken}` as the password. Put the path first ('drop add {taken} --password'), or write the password as --password=PASS"
+        ),
+        None => "no path to publish: give the file or folder ('drop add <PATH>')".to_owned(),
+    };
+    let mut command = Args::command();
+    command.build();
+    let add = command
+        .find_subcommand_mut("add")
+        .expect("add is a command");
+    Err(add.error(clap::error::ErrorKind::MissingRequiredArgument, message))
 }
 
 /// The error as one `Error:` line and its causes, or under `--json` as
@@ -356,6 +386,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             no_once,
             qr,
         } => {
+            let path = path.expect("check_usage refuses an add without a path");
             let details = add::Details {
                 name,
                 description,

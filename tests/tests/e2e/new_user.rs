@@ -193,3 +193,26 @@ fn tunnel_status_names_apps_and_reset_asks_a_restart_only_when_tunneled() {
         "nothing is tunneled: {reset}"
     );
 }
+
+/// `drop add --password notes.html` (the flag first): `--password` took the
+/// path as its value, and the error says so and how to write it, with a
+/// usage line that shows no `--home` as if it were needed.
+#[test]
+fn a_path_taken_by_password_is_said() {
+    let env = DropEnv::new();
+    env.write("notes.html", "notes");
+    let out = env.run(&["add", "--password", "notes.html"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains("--password took `notes.html` as the password. Put the path first ('drop add notes.html --password'), or write the password as --password=PASS"),
+        "{said}"
+    );
+    assert!(said.contains("Usage: drop add <PATH> [OPTIONS]"), "{said}");
+    assert!(!said.contains("--home"), "{said}");
+    let out = env.run(&["add", "--password", "notes.html", "--json"]);
+    let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end()).unwrap();
+    assert_eq!(error["error"]["code"], "usage", "{error}");
+    let listed = env.json(&["list", "--all", "--json"]);
+    assert_eq!(listed["pages"], serde_json::json!([]), "nothing published");
+}
