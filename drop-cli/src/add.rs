@@ -130,6 +130,7 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
         keeps_password,
         qr: details.qr,
         folder: is_dir.then(|| FolderCheck::of(&source)),
+        restarting: false,
     };
     report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
@@ -253,8 +254,10 @@ pub fn add_app(
                 name_free_for(&pages, &id, name)?;
             }
             let record = pages.get(&id).expect("found above").clone();
+            // Its URL while it ran, to say whether the new one differs.
+            let old_url = serving.urls.app(&record);
             crate::apps::stop_app(ctx, &id, &record)?;
-            Some(id)
+            Some((id, old_url))
         }
         None => None,
     };
@@ -284,16 +287,26 @@ pub fn add_app(
     )?;
     let extras = ReportExtras {
         qr: details.qr,
+        restarting: restarted.is_some(),
         ..ReportExtras::default()
     };
     report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
         show_qr(ctx, &saved.id)?;
     }
-    match restarted {
-        Some(id) => crate::apps::start(ctx, &id),
-        None => Ok(()),
+    let Some((id, old_url)) = restarted else {
+        return Ok(());
+    };
+    crate::apps::start(ctx, &id)?;
+    let record = home.registry().load()?.get(&id).cloned();
+    let new_url = record.map(|r| Urls::load(home).map(|urls| urls.app(&r)));
+    if new_url.transpose()?.is_some_and(|new| new != old_url) {
+        say!(
+            ctx.out,
+            "  (its old URL {old_url} no longer opens: give the human the one above)"
+        );
     }
+    Ok(())
 }
 
 /// Refuses `port` for app `id` when another app has it.
@@ -514,6 +527,8 @@ struct ReportExtras<'a> {
     keeps_password: bool,
     /// `--qr`: the URL as a QR code too.
     qr: bool,
+    /// `--restart` of a running app: it is started again right after.
+    restarting: bool,
     /// For a folder: what its manifest serves and leaves out.
     folder: Option<FolderCheck>,
 }
@@ -572,7 +587,13 @@ fn report(
         if let Some(life) = link_life(saved) {
             say!(out, "{life}");
         }
-        say!(out, "Run 'drop start {}'", saved.record.label(&saved.id));
+        match told.restarting {
+            true => say!(
+                out,
+                "  (it was running: stopped to apply the change; starting it again)"
+            ),
+            false => say!(out, "Run 'drop start {}'", saved.record.label(&saved.id)),
+        }
         return Ok(());
     }
     say!(out, "Published: {}", row.url);

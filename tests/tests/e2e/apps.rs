@@ -470,7 +470,8 @@ fn remove_and_cleanup_stop_running_apps() {
 
 /// A running app's record never lies: re-adding it with another port is
 /// refused with what to do, and nothing changes; `--restart` applies the
-/// change, and the new URL is the one that answers.
+/// change, and the new URL is the one that answers, said with the old
+/// one's end.
 #[test]
 fn a_running_apps_port_changes_only_with_restart() {
     let env = app_env();
@@ -510,6 +511,15 @@ fn a_running_apps_port_changes_only_with_restart() {
     let out = env.ok(&restart);
     assert!(
         out.contains(&format!("App started: http://127.0.0.1:{new}/")),
+        "{out}"
+    );
+    // It is started here: no `Run 'drop start'`, and the URL the human
+    // had is said to be dead.
+    assert!(!out.contains("Run 'drop start"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  (its old URL http://127.0.0.1:{old}/ no longer opens: give the human the one above)"
+        )),
         "{out}"
     );
     wait_until("the old process is gone", || !alive(pid));
