@@ -323,6 +323,15 @@ pub enum CliError {
     /// The server could not start.
     #[error("{0}")]
     ServerFailed(String),
+    /// The server just launched exited: its words, and the stable code it
+    /// gave (`port_in_use`, `already_serving`…).
+    #[error("{message}")]
+    ServerExited {
+        /// What failed, for scripts.
+        code: String,
+        /// Why, for the user.
+        message: String,
+    },
     /// The server did not answer in time.
     #[error("the server did not answer within {secs} s; see its log `{}`", log.display())]
     ServerTimeout {
@@ -401,7 +410,7 @@ impl CliError {
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",
             CliError::NotAnApp { .. } => "not_an_app",
-            CliError::App { code, .. } => code,
+            CliError::App { code, .. } | CliError::ServerExited { code, .. } => code,
             CliError::Control(ControlError::Io { .. }) => "server_unreachable",
             CliError::Control(ControlError::Unreadable { .. }) => "server_reply_unreadable",
             CliError::Control(ControlError::NoReply) => "server_no_reply",

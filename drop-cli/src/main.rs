@@ -272,6 +272,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             print_error(&err, &out);
+            if serving && !out.is_json() {
+                // For the `drop start` that launched it and reads its log:
+                // the error with its code, which no text is parsed for.
+                eprintln!("{}", err.to_json());
+            }
             ExitCode::FAILURE
         }
     }

@@ -101,41 +101,41 @@ impl<'a> PageRow<'a> {
             // Times that do not read as times: taken as expired or used.
             "bad_times": r.unreadable_times().iter().map(|(field, _)| *field).collect::<Vec<_>>(),
         });
-        if !r.is_app() {
-            doc["receipt"] = json!(receipt(r, SystemTime::now()));
-            doc["views"] = json!(r.views);
-            doc["visitors"] = json!(r.visitors.len());
-            doc["visitors_capped"] = json!(r.visitors.len() >= MAX_VISITORS);
-            doc["bot_views"] = json!(r.bot_views);
-            doc["first_opened_at"] = json!(r.first_opened_at);
-            doc["last_opened_at"] = json!(r.last_opened_at);
-            doc["expires_at"] = json!(r.expires_at);
-            doc["once"] = json!(r.once);
-            doc["used_at"] = json!(r.used_at);
-        }
-        if let Some(status) = self.app_status {
-            doc["status"] = json!(status.word());
-            doc["run_cmd"] = json!(r.run_cmd);
-            doc["port"] = json!(r.port);
-            doc["keep_host"] = json!(r.keep_host);
-            doc["pid"] = json!(match status {
-                AppStatus::Running { pid } | AppStatus::Unverified { pid } => Some(pid),
-                _ => None,
-            });
-            doc["exit_code"] = json!(match status {
-                AppStatus::Crashed { exit_code } => exit_code,
-                _ => None,
-            });
-            doc["tunnel"] = json!({
-                // Withheld while it is checked from outside.
-                "url": r.current_tunnel_url(),
-                "protocol": r.tunnel_protocol,
-                "pid": r.tunnel_pid,
-                "state": r.tunnel_state,
-                "error": r.tunnel_error,
-                "verified_at": r.tunnel_verified_at,
-            });
-        }
+        // Every row has every field, so a script reading `views` of an
+        // app or `status` of a page finds a value (0, false or null).
+        let page = !r.is_app();
+        doc["receipt"] = json!(page.then(|| receipt(r, SystemTime::now())));
+        doc["views"] = json!(r.views);
+        doc["visitors"] = json!(r.visitors.len());
+        doc["visitors_capped"] = json!(r.visitors.len() >= MAX_VISITORS);
+        doc["bot_views"] = json!(r.bot_views);
+        doc["first_opened_at"] = json!(r.first_opened_at);
+        doc["last_opened_at"] = json!(r.last_opened_at);
+        doc["expires_at"] = json!(r.expires_at);
+        doc["once"] = json!(r.once);
+        doc["used_at"] = json!(r.used_at);
+        let status = self.app_status;
+        doc["status"] = json!(status.as_ref().map(AppStatus::word));
+        doc["run_cmd"] = json!(r.run_cmd);
+        doc["port"] = json!(r.port);
+        doc["keep_host"] = json!(r.keep_host);
+        doc["pid"] = json!(match status {
+            Some(AppStatus::Running { pid } | AppStatus::Unverified { pid }) => Some(pid),
+            _ => None,
+        });
+        doc["exit_code"] = json!(match status {
+            Some(AppStatus::Crashed { exit_code }) => exit_code,
+            _ => None,
+        });
+        doc["tunnel"] = json!(status.map(|_| json!({
+            // Withheld while it is checked from outside.
+            "url": r.current_tunnel_url(),
+            "protocol": r.tunnel_protocol,
+            "pid": r.tunnel_pid,
+            "state": r.tunnel_state,
+            "error": r.tunnel_error,
+            "verified_at": r.tunnel_verified_at,
+        })));
         doc
     }
 }
@@ -481,6 +481,24 @@ mod tests {
              b2  report                   http://h:8080/p/b2/report/ (public)  — never opened\n  \
              c3                           http://h:8080/p/c3/ (public)  — never opened\n"
         );
+    }
+
+    /// Pages and apps have the same fields in JSON: a script that reads
+    /// `views` of an app, or `status` of a page, finds 0 or null.
+    #[test]
+    fn every_row_has_every_field() {
+        let app = Record::app("/".into(), true, "serve".into(), 5000);
+        let page = Record::static_page("/".into(), false);
+        let app = row("a", &app, "u", Some(AppStatus::Stopped)).to_json();
+        let page = row("p", &page, "u", None).to_json();
+        let keys = |doc: &Value| doc.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&app), keys(&page));
+        assert_eq!(app["views"], 0);
+        assert_eq!(app["visitors"], 0);
+        assert_eq!(app["receipt"], Value::Null);
+        assert_eq!(page["status"], Value::Null);
+        assert_eq!(page["tunnel"], Value::Null);
+        assert_eq!(page["pid"], Value::Null);
     }
 
     /// A live pid of the Python drop that is not provably the app is shown

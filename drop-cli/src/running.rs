@@ -11,6 +11,8 @@ use std::time::Duration;
 use drop_core::supervise::ProcessId;
 use drop_registry::ServerState;
 
+use crate::error::CliError;
+
 /// The saved state, if its pid is still the server that wrote it.
 pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
     let state = state?;
@@ -50,26 +52,29 @@ fn probe_address(bind: &str, port: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// The server's own `Error:` line from its log (written after `log_start`),
-/// without the prefix `main` adds again.
-pub fn launch_error(log_path: &Path, log_start: u64) -> String {
+/// Why the server just launched exited, from its log (what it wrote after
+/// `log_start`): the error it ended with, with its stable code, read from
+/// the JSON line `drop serve` writes after its `Error:` line.
+pub fn launch_error(log_path: &Path, log_start: u64) -> CliError {
     let mut text = String::new();
     if let Ok(mut log) = File::open(log_path) {
         let _ = log.seek(SeekFrom::Start(log_start));
         let _ = log.read_to_string(&mut text);
     }
-    text.lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("Error: "))
-        .map_or_else(
-            || {
-                format!(
-                    "the server exited at once; see its log `{}`",
-                    log_path.display()
-                )
-            },
-            str::to_owned,
-        )
+    let reported = text.lines().rev().find_map(|line| {
+        let doc: serde_json::Value = serde_json::from_str(line).ok()?;
+        let error = doc.get("error")?;
+        Some(CliError::ServerExited {
+            code: error["code"].as_str()?.to_owned(),
+            message: error["message"].as_str()?.to_owned(),
+        })
+    });
+    reported.unwrap_or_else(|| {
+        CliError::ServerFailed(format!(
+            "the server exited at once; see its log `{}`",
+            log_path.display()
+        ))
+    })
 }
 
 #[cfg(test)]

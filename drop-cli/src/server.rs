@@ -398,7 +398,7 @@ fn wait_until_serving(
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            return Err(CliError::ServerFailed(launch_error(log_path, log_start)));
+            return Err(launch_error(log_path, log_start));
         }
         let state = home.load_server_state()?;
         if let Some(state) = state.filter(|s| s.pid == Some(child.id()))

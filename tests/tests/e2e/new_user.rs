@@ -216,3 +216,49 @@ fn a_path_taken_by_password_is_said() {
     let listed = env.json(&["list", "--all", "--json"]);
     assert_eq!(listed["pages"], serde_json::json!([]), "nothing published");
 }
+
+/// The text of a file of the repository.
+fn repository_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+/// `drop start --json` on a busy port fails with the code the README
+/// lists for it, `port_in_use` (the daemon's own), not `server_failed`.
+#[test]
+fn a_busy_port_has_the_code_the_readme_lists() {
+    let env = DropEnv::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = env.run(&["start", "--port", &port, "--no-tunnel", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end())
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(error["error"]["code"], "port_in_use", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("port {port} is already in use")),
+        "{message}"
+    );
+    assert!(repository_file("README.md").contains("`port_in_use`"));
+}
+
+/// `list --json` gives apps and pages the same fields: a script reading
+/// `views` of every row does not crash on an app.
+#[test]
+fn every_listed_row_has_every_field() {
+    let env = DropEnv::new();
+    env.write("page.html", "page");
+    env.ok(&["add", "page.html"]);
+    add_app(&env, "api", free_port());
+    let listed = env.json(&["list", "--all", "--json"]);
+    let rows = listed["pages"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let keys =
+        |row: &serde_json::Value| row.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&rows[0]), keys(&rows[1]));
+    for row in rows {
+        assert!(row["views"].is_u64(), "{row}");
+        assert!(row["visitors"].is_u64(), "{row}");
+    }
+}
