@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::control;
 use crate::error::CliError;
 use crate::output::{label, say};
-use crate::running::{answers_http, running_server};
+use crate::running::{ServerCondition, answers_http};
 use crate::urls::{Reach, Urls};
 
 /// How many lines of a log a failed check shows.
@@ -175,30 +175,35 @@ fn render(url: &str, checks: &[Check], works: bool) -> String {
 /// forgets it), or stopped; and whether it answers HTTP.
 fn check_server(home: &Home, state: Option<&ServerState>, checks: &mut Vec<Check>) -> bool {
     let log = home.logs_dir().join("server.log");
-    let Some(state) = state else {
-        checks.push(Check::fail(
+    let down = match ServerCondition::of(state) {
+        ServerCondition::Running => None,
+        ServerCondition::NeverStarted => Some(Check::fail(
             "server",
             "not running (never started in this drop home)",
             "run 'drop start'",
-        ));
-        return false;
-    };
-    if running_server(Some(state)).is_none() {
-        let check = match state.pid {
-            Some(pid) => Check::fail(
-                "server",
-                format!(
-                    "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid)\n        its log `{}` ends with:\n{}",
-                    log.display(),
-                    indent(&log_tail(&log, LOG_LINES))
-                ),
-                "run 'drop start' (and read the log above for why it died)",
+        )),
+        ServerCondition::Crashed { pid } => Some(Check::fail(
+            "server",
+            format!(
+                "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid)\n        its log `{}` ends with:\n{}",
+                log.display(),
+                indent(&log_tail(&log, LOG_LINES))
             ),
-            None => Check::fail("server", "not running (stopped)", "run 'drop start'"),
-        };
-        checks.push(check);
-        return false;
-    }
+            "run 'drop start' (and read the log above for why it died)",
+        )),
+        ServerCondition::Stopped => Some(Check::fail(
+            "server",
+            "not running (stopped)",
+            "run 'drop start'",
+        )),
+    };
+    let state = match (down, state) {
+        (None, Some(state)) => state,
+        (down, _) => {
+            checks.extend(down);
+            return false;
+        }
+    };
     let pid = state.pid.unwrap_or_default();
     checks.push(Check::ok(
         "server",

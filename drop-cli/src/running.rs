@@ -21,6 +21,47 @@ pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
         .then_some(state)
 }
 
+/// What the files of a home say of its server: the one answer `status`
+/// and `doctor` give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCondition {
+    /// Its recorded pid is still the server that wrote it.
+    Running,
+    /// Its pid is recorded but gone: a stopped server forgets its pid, so
+    /// this one was killed, or crashed.
+    Crashed {
+        /// The pid it had.
+        pid: u32,
+    },
+    /// Stopped.
+    Stopped,
+    /// Never started in this home.
+    NeverStarted,
+}
+
+impl ServerCondition {
+    /// From the saved state, if any.
+    pub fn of(state: Option<&ServerState>) -> Self {
+        match (state, running_server(state)) {
+            (_, Some(_)) => ServerCondition::Running,
+            (None, None) => ServerCondition::NeverStarted,
+            (Some(state), None) => match state.pid {
+                Some(pid) => ServerCondition::Crashed { pid },
+                None => ServerCondition::Stopped,
+            },
+        }
+    }
+
+    /// `running`, `crashed` or `stopped`, as `status --json` says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ServerCondition::Running => "running",
+            ServerCondition::Crashed { .. } => "crashed",
+            ServerCondition::Stopped | ServerCondition::NeverStarted => "stopped",
+        }
+    }
+}
+
 /// Whether the page server of `state` answers HTTP, asked where it binds
 /// (on loopback when it binds every address).
 pub fn answers_http(state: &ServerState) -> bool {

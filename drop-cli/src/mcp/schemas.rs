@@ -98,6 +98,7 @@ pub fn status() -> Arc<JsonObject> {
                 "type": "object",
                 "properties": {
                     "running": { "type": "boolean" },
+                    "status": { "type": "string", "description": "`running`, `stopped`, or `crashed` (killed or died: `doctor` shows why)." },
                     "url": { "type": "string" },
                     "reach": { "type": "string" },
                     "local_url": { "type": "string" },

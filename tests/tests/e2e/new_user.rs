@@ -2,7 +2,9 @@
 //! what happened and gives a fix that works, names things as the user
 //! named them, and scripts find every field they read.
 
-use crate::common::Phase3;
+use std::time::Duration;
+
+use crate::common::{Phase3, wait_for};
 use drop_tests::login::login;
 use drop_tests::{DropEnv, free_port};
 
@@ -261,4 +263,31 @@ fn every_listed_row_has_every_field() {
         assert!(row["views"].is_u64(), "{row}");
         assert!(row["visitors"].is_u64(), "{row}");
     }
+}
+
+/// A server that was killed is `crashed` in `status`, as in `doctor`
+/// (one rule decides), until `drop stop` or `drop start`.
+#[test]
+fn status_says_a_killed_server_crashed() {
+    let env = DropEnv::new();
+    env.start();
+    let pid = env.server_pid().unwrap();
+    drop_tests::kill(pid);
+    wait_for("the server to die", Duration::from_secs(5), || {
+        (!drop_tests::alive(pid)).then_some(())
+    });
+    let status = env.ok(&["status"]);
+    assert!(
+        status.starts_with(&format!("Server: crashed (pid {pid} is recorded but gone")),
+        "{status}"
+    );
+    let doc = env.json(&["status", "--json"]);
+    assert_eq!(doc["server"]["status"], "crashed", "{doc}");
+    assert_eq!(doc["server"]["running"], false);
+    let doctor = env.run(&["doctor"]);
+    assert!(String::from_utf8_lossy(&doctor.stdout).contains("FAIL  server: crashed"));
+
+    env.ok(&["stop"]);
+    let doc = env.json(&["status", "--json"]);
+    assert_eq!(doc["server"]["status"], "stopped", "{doc}");
 }
