@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use drop_registry::{MAX_VISITORS, Record, TunnelPhase, parse_rfc3339};
 use serde_json::{Value, json};
 
-use drop_core::supervise::AppStatus;
+use drop_core::supervise::{AppStatus, sockets};
 
 use crate::urls::{Reach, Urls};
 use crate::when::{left_until, show_span};
@@ -25,20 +25,40 @@ pub struct PageRow<'a> {
     pub source_exists: bool,
     /// For apps: what the app is doing now.
     pub app_status: Option<AppStatus>,
+    /// A running app reached directly whose URL is for other machines,
+    /// but which listens on loopback alone: `url` is then its loopback one.
+    pub loopback_only: bool,
 }
 
 impl<'a> PageRow<'a> {
     pub fn new(urls: &Urls, id: &'a str, record: &'a Record) -> Self {
         let app_status = record.is_app().then(|| AppStatus::of(record));
-        let url = urls.of(id, record);
-        PageRow {
+        let mut row = PageRow {
             id,
             record,
-            url,
+            url: urls.of(id, record),
             reach: urls.reach_of(record),
             source_exists: record.source.exists(),
             app_status,
+            loopback_only: false,
+        };
+        if let Some(local) = row.loopback_address() {
+            row.url = format!("http://{local}/");
+            row.reach = Reach::ThisMachine;
+            row.loopback_only = true;
         }
+        row
+    }
+
+    /// Where a running app without a tunnel listens, when that is loopback
+    /// alone and its URL is for other machines (it ran through a tunnel,
+    /// and the server came back without one): its URL would open nowhere.
+    fn loopback_address(&self) -> Option<std::net::SocketAddr> {
+        let running = matches!(self.app_status, Some(AppStatus::Running { .. }));
+        let direct = matches!(self.reach, Reach::Public | Reach::LocalNetwork);
+        let port = self.record.port.filter(|_| running && direct)?;
+        let listeners = sockets::listeners(port);
+        sockets::loopback_only(&listeners).then(|| sockets::local_target(&listeners, port))
     }
 
     fn tags(&self) -> String {
@@ -54,6 +74,9 @@ impl<'a> PageRow<'a> {
             });
             if let Some(tunnel) = self.tunnel_trouble(status) {
                 tags.push(tunnel);
+            }
+            if self.loopback_only {
+                tags.push("[this machine only]".to_owned());
             }
         }
         if !self.source_exists {
@@ -380,6 +403,7 @@ mod tests {
             reach: Reach::Tunnel,
             source_exists: true,
             app_status: app,
+            loopback_only: false,
         }
     }
 

@@ -291,3 +291,39 @@ fn status_says_a_killed_server_crashed() {
     let doc = env.json(&["status", "--json"]);
     assert_eq!(doc["server"]["status"], "stopped", "{doc}");
 }
+
+/// An app that listens on 127.0.0.1 alone, started while its URL named
+/// loopback and adopted by a server whose URLs are for other machines,
+/// is listed with the URL that opens (on this machine) and says so,
+/// never at a dead address as if anyone could open it.
+#[test]
+fn an_adopted_app_on_loopback_says_it_opens_only_here() {
+    let env = DropEnv::new().env("DROP_STOP_GRACE_MS", "500");
+    env.start();
+    let port = free_port();
+    add_app(&env, "api", port);
+    env.ok(&["start", "api"]);
+    env.ok(&["stop"]);
+    env.ok(&[
+        "start",
+        "--port",
+        "0",
+        "--host",
+        "192.0.2.10",
+        "--no-tunnel",
+    ]);
+    let status = env.ok(&["status"]);
+    let line = status
+        .lines()
+        .find(|l| l.contains("api"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(!line.contains("192.0.2.10"), "a dead URL: {status}");
+    assert!(
+        line.contains(&format!("[this machine only]  http://127.0.0.1:{port}/")),
+        "{status}"
+    );
+    let row = env.json(&["list", "--all", "--json"])["pages"][0].clone();
+    assert_eq!(row["reach"], "this-machine", "{row}");
+    assert_eq!(row["url"], format!("http://127.0.0.1:{port}/"));
+    env.ok(&["stop", "--all"]);
+}
