@@ -83,7 +83,7 @@ impl Lifetime {
 /// rather than a second URL for the same thing.
 pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError> {
     let home = &ctx.home;
-    let (source, is_dir) = check_page(home, path, &details)?;
+    let (source, is_dir) = check_page(ctx, path, &details)?;
     let asked = details.password.as_deref();
     let generate = asked == Some("") || details.new_password;
     let generated = generate.then(generate_password);
@@ -144,11 +144,11 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
 /// source and whether it is a folder. `drop mcp` asks this before it
 /// starts the server for a page.
 pub fn check_page(
-    home: &Home,
+    ctx: &Context,
     path: &Path,
     details: &Details,
 ) -> Result<(PathBuf, bool), CliError> {
-    let (source, is_dir) = check_source(home, path)?;
+    let (source, is_dir) = check_source(ctx, path)?;
     if let Some(name) = &details.name {
         check_name(name)?;
     }
@@ -678,14 +678,25 @@ fn link_life(saved: &Saved) -> Option<String> {
 }
 
 /// The canonical source and whether it is a folder, or why it cannot be published.
-fn check_source(home: &Home, path: &Path) -> Result<(PathBuf, bool), CliError> {
+fn check_source(ctx: &Context, path: &Path) -> Result<(PathBuf, bool), CliError> {
     let source = canonical_source(path)?;
+    let home = &ctx.home;
     let home_root = std::fs::canonicalize(home.root()).unwrap_or_else(|_| home.root().into());
     if source.starts_with(&home_root) {
         return Err(CliError::InDropHome {
             path: source,
             home: home_root,
         });
+    }
+    // Never a page: a manifest there would be a manifest for everything.
+    let user_home = ctx.settings.user_home.as_deref().map(std::fs::canonicalize);
+    let whole = match () {
+        _ if source.parent().is_none() => Some("the whole filesystem"),
+        _ if user_home.is_some_and(|h| h.is_ok_and(|h| h == source)) => Some("your home folder"),
+        _ => None,
+    };
+    if let Some(what) = whole {
+        return Err(CliError::FolderTooBroad { path: source, what });
     }
     let name = source
         .file_name()

@@ -16,8 +16,9 @@ pub enum CliError {
     },
     /// A folder without `.drop-publish`.
     #[error(
-        "folder `{dir}` has no .drop-publish manifest; drop serves only the files it lists. Create one, for example:\n  printf 'index.html\\n*.css\\nassets/**\\n' > {dir}/.drop-publish\nthen run `drop add` again",
-        dir = dir.display()
+        "folder `{dir}` has no .drop-publish manifest; drop serves only the files it lists. Create one, for example:\n  printf 'index.html\\n*.css\\nassets/**\\n' > {manifest}\nthen run `drop add` again",
+        dir = dir.display(),
+        manifest = dir.join(".drop-publish").display()
     )]
     NoManifest {
         /// The folder.
@@ -65,6 +66,17 @@ pub enum CliError {
         path: PathBuf,
         /// The drop home.
         home: PathBuf,
+    },
+    /// `/` or the user's home folder: never one page.
+    #[error(
+        "`{}` is {what}, not a folder to publish: publish the folder that holds the files the human should see (with a .drop-publish listing them), or the files themselves",
+        path.display()
+    )]
+    FolderTooBroad {
+        /// The folder.
+        path: PathBuf,
+        /// What it is: `the whole filesystem`, `your home folder`.
+        what: &'static str,
     },
     /// A path the registry (JSON) cannot hold.
     #[error("`{}` is not valid UTF-8; rename it, or publish a folder above it", path.display())]
@@ -397,6 +409,7 @@ impl CliError {
             CliError::NeverServed { .. } => "never_served",
             CliError::InDropHome { .. } => "in_drop_home",
             CliError::NotUtf8 { .. } => "not_utf8",
+            CliError::FolderTooBroad { .. } => "folder_too_broad",
             CliError::NotPublishable { .. } => "not_publishable",
             CliError::BadName { .. } => "bad_name",
             CliError::DescriptionTooLong { .. } => "description_too_long",

@@ -27,7 +27,7 @@ pub fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         no_once: false,
         qr: false,
     };
-    add::check_page(&ctx.home, path, &details)?;
+    add::check_page(ctx, path, &details)?;
     crate::server::ensure_running(ctx)?;
     add::add(ctx, path, details)
 }

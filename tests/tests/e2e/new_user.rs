@@ -327,3 +327,32 @@ fn an_adopted_app_on_loopback_says_it_opens_only_here() {
     assert_eq!(row["url"], format!("http://127.0.0.1:{port}/"));
     env.ok(&["stop", "--all"]);
 }
+
+/// `drop add /` and `drop add ~` are refused, saying what to publish
+/// instead: no manifest at `//.drop-publish` is suggested.
+#[test]
+fn the_whole_filesystem_and_the_home_folder_are_refused() {
+    let env = DropEnv::new();
+    let me = env.work.path().join("me");
+    std::fs::create_dir_all(me.join("site")).unwrap();
+    let env = env.env("HOME", me.to_str().unwrap());
+    for (path, what) in [
+        ("/", "is the whole filesystem"),
+        (me.to_str().unwrap(), "is your home folder"),
+    ] {
+        let out = env.run(&["add", path]);
+        assert!(!out.status.success());
+        let said = stderr(&out);
+        assert!(said.contains(what), "{said}");
+        assert!(!said.contains(".drop-publish\n"), "{said}");
+        let out = env.run(&["add", path, "--json"]);
+        let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end()).unwrap();
+        assert_eq!(error["error"]["code"], "folder_too_broad", "{error}");
+    }
+    let site = me.join("site");
+    let said = stderr(&env.run(&["add", site.to_str().unwrap()]));
+    assert!(
+        said.contains(&format!("> {}/.drop-publish\n", site.display())),
+        "a folder inside it still can: {said}"
+    );
+}
