@@ -356,3 +356,29 @@ fn the_whole_filesystem_and_the_home_folder_are_refused() {
         "a folder inside it still can: {said}"
     );
 }
+
+/// A reference to a file that is not in the folder is said to be missing,
+/// and no manifest line is suggested for it: listing it would not help.
+#[test]
+fn a_reference_to_a_missing_file_is_said_missing() {
+    let env = DropEnv::new();
+    env.write(
+        "site/index.html",
+        r#"<link rel="stylesheet" href="css/gone.css"><img src="img/logo.png">"#,
+    );
+    env.write("site/img/logo.png", "png");
+    env.write("site/.drop-publish", "index.html\n");
+    let out = env.ok(&["add", "site"]);
+    assert!(
+        out.contains("  index.html: css/gone.css is missing: no such file is in the folder"),
+        "{out}"
+    );
+    assert!(!out.contains("css/**"), "no line for a missing file: {out}");
+    assert!(out.contains("  img/**"), "{out}");
+    let doc = env.json(&["add", "site", "--json"]);
+    assert_eq!(
+        doc["folder"]["manifest_lines_to_add"],
+        serde_json::json!(["img/**"]),
+        "{doc}"
+    );
+}
