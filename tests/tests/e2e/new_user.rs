@@ -382,3 +382,43 @@ fn a_reference_to_a_missing_file_is_said_missing() {
         "{doc}"
     );
 }
+
+/// The names of the cloudflared logs in a home's `logs/`.
+fn cloudflared_logs(p: &Phase3) -> Vec<String> {
+    let logs = p.env.home.path().join("logs");
+    let mut names: Vec<String> = std::fs::read_dir(logs)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("cloudflared-") && name.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Tunnel after tunnel (an app started and stopped, the server restarted),
+/// the home keeps the logs of only the last few that ended.
+#[test]
+fn old_cloudflared_logs_are_pruned() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    p.add_app("api");
+    for _ in 0..6 {
+        p.env.ok(&["start", "api"]);
+        p.env.ok(&["stop", "api"]);
+    }
+    for _ in 0..4 {
+        p.env.ok(&["stop"]);
+        p.start(&[]);
+    }
+    let spawned = p.spawned().len();
+    let left = cloudflared_logs(&p);
+    println!(
+        "{spawned} cloudflared run, {} logs left: {left:?}",
+        left.len()
+    );
+    assert!(spawned > 10, "{spawned}");
+    assert!(
+        left.len() <= 4 + 1,
+        "the last 4 that ended, and the live one: {left:?}"
+    );
+}
