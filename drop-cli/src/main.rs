@@ -218,7 +218,8 @@ enum Command {
     Wait {
         /// The page (id, name, path it was added from, or id prefix).
         page: String,
-        /// Give up after this span (30s, 10m, 2h) with a non-zero exit.
+        /// Give up after this span (30s, 1m, 2h) with a non-zero exit
+        /// (`not_opened`); without it, wait until the page is opened.
         #[arg(long, value_name = "SPAN")]
         timeout: Option<String>,
         /// Return at once if it was opened at any time since it was published.

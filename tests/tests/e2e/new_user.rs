@@ -422,3 +422,58 @@ fn old_cloudflared_logs_are_pruned() {
         "the last 4 that ended, and the live one: {left:?}"
     );
 }
+
+/// A span as the skill writes one (`1m`, `30s`, `2h`), in seconds.
+fn seconds_of(span: &str) -> Option<u64> {
+    let unit = span.trim_start_matches(|c: char| c.is_ascii_digit());
+    let number: u64 = span[..span.len() - unit.len()].parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
+/// The skill teaches agents short waits in a loop: every wait it shows
+/// has a `--timeout` of at most two minutes (about what an agent's tool
+/// call may last), it says to wait again on `not_opened` and never to
+/// wait without a timeout, names the MCP tool's `timeout_s`, and says
+/// that for an app the edge reaches the app.
+#[test]
+fn the_skill_teaches_short_waits_in_a_loop() {
+    let skill = repository_file("skills/drop.md");
+    let shown: Vec<&str> = skill
+        .lines()
+        .filter(|line| line.trim_start().starts_with("drop wait "))
+        .collect();
+    assert!(!shown.is_empty());
+    for line in &shown {
+        assert!(line.contains("--timeout "), "a wait for ever: {line}");
+    }
+    for (_, rest) in skill
+        .match_indices("--timeout ")
+        .map(|(at, _)| skill.split_at(at + 10))
+    {
+        let span: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if span == "SPAN" {
+            continue;
+        }
+        let seconds = seconds_of(&span).unwrap_or_else(|| panic!("a span: {span}"));
+        assert!(seconds <= 120, "--timeout {span} outlasts a tool call");
+    }
+    for taught in [
+        "run it again",
+        "not_opened",
+        "timeout_s",
+        "Never run it\n  without `--timeout`",
+        "for an app's own tunnel the app itself",
+    ] {
+        assert!(skill.contains(taught), "the skill should say: {taught}");
+    }
+}
