@@ -259,15 +259,35 @@ cloudflared_version() {
     printf '%s\n' "${out%%$'\n'*}"
 }
 
+# Why the last fetch failed, in words for the user ("" when it did not).
+FETCH_FAILURE=""
+
+# Downloads $1 to $2 quietly: curl and wget would print their own error
+# once per retry. On failure, FETCH_FAILURE says why, plainly.
 fetch() {
+    local status=0 host=${1#*://}
+    host=${host%%/*}
+    FETCH_FAILURE=""
     if command -v curl >/dev/null 2>&1; then
-        curl -fsSL --connect-timeout 15 --retry 2 -o "$2" "$1"
+        curl -fsL --connect-timeout 15 --retry 2 -o "$2" "$1" 2>/dev/null || status=$?
+        case $status in
+            0) return 0 ;;
+            5 | 6 | 7 | 28) FETCH_FAILURE="this machine looks offline (no connection to $host)" ;;
+            22) FETCH_FAILURE="$host answered with an error" ;;
+            *) FETCH_FAILURE="the download from $host broke off (curl exit code $status)" ;;
+        esac
     elif command -v wget >/dev/null 2>&1; then
-        wget -q -T 15 -O "$2" "$1"
+        wget -q -T 15 -O "$2" "$1" 2>/dev/null || status=$?
+        case $status in
+            0) return 0 ;;
+            4) FETCH_FAILURE="this machine looks offline (no connection to $host)" ;;
+            8) FETCH_FAILURE="$host answered with an error" ;;
+            *) FETCH_FAILURE="the download from $host broke off (wget exit code $status)" ;;
+        esac
     else
-        say "cloudflared: neither curl nor wget is installed" >&2
-        return 1
+        FETCH_FAILURE="neither curl nor wget is installed"
     fi
+    return 1
 }
 
 # Downloads $1 (a binary, or a .tgz holding one) to the temp file $2.
@@ -328,7 +348,7 @@ install_cloudflared() {
         say "cloudflared: installed $dest ($version)"
     else
         rm -f "$tmp"
-        say "cloudflared: could not download it (or what arrived does not run)"
+        say "cloudflared: could not download it: ${FETCH_FAILURE:-what arrived does not run}"
         cloudflared_by_hand "$asset"
     fi
 }

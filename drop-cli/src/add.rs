@@ -1,11 +1,12 @@
 //! `drop add`: publish a file, or a folder limited by its manifest.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use drop_core::auth::{Verdict, generate_password, hash_password, verify_password};
 use drop_core::page::{MANIFEST_NAME, Manifest, ManifestError, is_never_served, new_page_id};
 use drop_core::supervise::AppStatus;
-use drop_registry::{Home, Pages, Record};
+use drop_registry::{Home, Pages, Record, parse_rfc3339};
 use serde_json::Value;
 
 use crate::context::Context;
@@ -14,16 +15,22 @@ use crate::folder_check::FolderCheck;
 use crate::output::{Output, PageRow, note, say};
 use crate::running::running_server;
 use crate::urls::Urls;
+use crate::when::{left_until, show_span};
 
 /// The longest `--desc`, in characters.
 const MAX_DESCRIPTION: usize = 500;
+/// The shortest password `--password PASS` takes, in characters: anyone
+/// with the link could guess a shorter one before the login limits bite.
+const MIN_PASSWORD: usize = 8;
 
 /// What `drop add` may set on a page besides its source.
 pub struct Details {
     pub name: Option<String>,
     pub description: Option<String>,
-    /// `Some("")` asks for a generated password.
+    /// `Some("")` asks for a generated password, unless the page has one.
     pub password: Option<String>,
+    /// `--new-password`: a generated password replaces the page's.
+    pub new_password: bool,
     /// `--no-password`: make a protected page public again.
     pub no_password: bool,
     /// `--expires`: a span or a time, when the page stops being served.
@@ -49,6 +56,26 @@ struct Saved {
     revived: bool,
     /// A one-time page whose link was used, added again without `--once`.
     once_used: bool,
+    /// Whether it had an end, or was a one-time link, before this `add`.
+    lived_before: Lifetime,
+    /// When this `add` wrote it: what a new end was counted from.
+    written_at: SystemTime,
+}
+
+/// What limits a link's life: an end, and being one-time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lifetime {
+    ends: bool,
+    once: bool,
+}
+
+impl Lifetime {
+    fn of(record: &Record) -> Self {
+        Lifetime {
+            ends: record.expires_at.is_some(),
+            once: record.once,
+        }
+    }
 }
 
 /// Publishes `path`. Adding a source that is already published returns
@@ -56,9 +83,14 @@ struct Saved {
 /// rather than a second URL for the same thing.
 pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError> {
     let home = &ctx.home;
-    let (source, is_dir) = check_page(home, path, &details)?;
-    let generated = (details.password.as_deref() == Some("")).then(generate_password);
-    let new_password = generated.as_deref().or(details.password.as_deref());
+    let (source, is_dir) = check_page(ctx, path, &details)?;
+    let asked = details.password.as_deref();
+    let generate = asked == Some("") || details.new_password;
+    let generated = generate.then(generate_password);
+    let new_password = generated.as_deref().or(asked);
+    // `--password` alone keeps the password a page has (adding again is
+    // no reason to lock out whoever has it); `--new-password` replaces it.
+    let keeps_password = asked == Some("");
     let password_hash = match details.no_password {
         true => Some(String::new()),
         false => new_password.map(hash_password),
@@ -73,6 +105,9 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
         || Record::static_page(source.clone(), is_dir),
         |_, _| Ok(()),
         |record| {
+            if keeps_password && record.is_protected() {
+                return;
+            }
             // The password it already has keeps its hash, and so the
             // sessions of visitors who signed in with it.
             let same = |password: &str| {
@@ -92,8 +127,10 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
     let extras = ReportExtras {
         new_password,
         generated: generated.is_some(),
+        keeps_password,
         qr: details.qr,
         folder: is_dir.then(|| FolderCheck::of(&source)),
+        restarting: false,
     };
     report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
@@ -107,11 +144,11 @@ pub fn add(ctx: &Context, path: &Path, details: Details) -> Result<(), CliError>
 /// source and whether it is a folder. `drop mcp` asks this before it
 /// starts the server for a page.
 pub fn check_page(
-    home: &Home,
+    ctx: &Context,
     path: &Path,
     details: &Details,
 ) -> Result<(PathBuf, bool), CliError> {
-    let (source, is_dir) = check_source(home, path)?;
+    let (source, is_dir) = check_source(ctx, path)?;
     if let Some(name) = &details.name {
         check_name(name)?;
     }
@@ -133,22 +170,26 @@ pub fn check_page(
                 "a password of only spaces is no password",
             ));
         }
+        let length = password.chars().count();
+        if (1..MIN_PASSWORD).contains(&length) {
+            return Err(CliError::PasswordTooShort {
+                length,
+                min: MIN_PASSWORD,
+            });
+        }
         if password.chars().any(char::is_control) {
             return Err(CliError::BadPassword(
                 "a password with a newline, a tab or another control character cannot be typed into the login form",
             ));
         }
     }
-    expiry(details, std::time::SystemTime::now())?;
+    expiry(details, SystemTime::now())?;
     Ok((source, is_dir))
 }
 
 /// `--expires` as the record takes it: `None` to leave the end as it is,
 /// `Some(None)` for `never` (no end any more), else the new end.
-fn expiry(
-    details: &Details,
-    now: std::time::SystemTime,
-) -> Result<Option<Option<std::time::SystemTime>>, CliError> {
+fn expiry(details: &Details, now: SystemTime) -> Result<Option<Option<SystemTime>>, CliError> {
     match details.expires.as_deref() {
         None => Ok(None),
         Some("never") => Ok(Some(None)),
@@ -182,7 +223,7 @@ pub fn add_app(
         restart,
         keep_host,
     } = app;
-    if details.password.is_some() || details.no_password {
+    if details.password.is_some() || details.no_password || details.new_password {
         return Err(CliError::PasswordOnApp);
     }
     if details.once {
@@ -213,8 +254,10 @@ pub fn add_app(
                 name_free_for(&pages, &id, name)?;
             }
             let record = pages.get(&id).expect("found above").clone();
+            // Its URL while it ran, to say whether the new one differs.
+            let old_url = serving.urls.app(&record);
             crate::apps::stop_app(ctx, &id, &record)?;
-            Some(id)
+            Some((id, old_url))
         }
         None => None,
     };
@@ -244,16 +287,26 @@ pub fn add_app(
     )?;
     let extras = ReportExtras {
         qr: details.qr,
+        restarting: restarted.is_some(),
         ..ReportExtras::default()
     };
     report(&ctx.out, &serving, &saved, &extras)?;
     if details.qr {
         show_qr(ctx, &saved.id)?;
     }
-    match restarted {
-        Some(id) => crate::apps::start(ctx, &id),
-        None => Ok(()),
+    let Some((id, old_url)) = restarted else {
+        return Ok(());
+    };
+    crate::apps::start(ctx, &id)?;
+    let record = home.registry().load()?.get(&id).cloned();
+    let new_url = record.map(|r| Urls::load(home).map(|urls| urls.app(&r)));
+    if new_url.transpose()?.is_some_and(|new| new != old_url) {
+        say!(
+            ctx.out,
+            "  (its old URL {old_url} no longer opens: give the human the one above)"
+        );
     }
+    Ok(())
 }
 
 /// Refuses `port` for app `id` when another app has it.
@@ -262,9 +315,9 @@ fn port_free_for(pages: &Pages, id: &str, port: u16) -> Result<(), CliError> {
         .iter()
         .find(|(other, r)| *other != id && r.is_app() && r.port == Some(port))
     {
-        Some((other, _)) => Err(CliError::PortTaken {
+        Some((other, record)) => Err(CliError::PortTaken {
             port,
-            id: other.to_owned(),
+            app: record.label(other).to_owned(),
         }),
         None => Ok(()),
     }
@@ -350,7 +403,7 @@ fn upsert(
     if let Some(description) = &details.description {
         check_description(description)?;
     }
-    let now = std::time::SystemTime::now();
+    let now = SystemTime::now();
     let expires_at = expiry(details, now)?;
     home.ensure()?;
     let saved = home.registry().update(|pages| {
@@ -369,6 +422,7 @@ fn upsert(
         }
         let record = pages.get_mut(&id).expect("present");
         let hash_before = record.password_hash.clone();
+        let lived_before = Lifetime::of(record);
         let renamed_from = details
             .name
             .as_ref()
@@ -409,6 +463,8 @@ fn upsert(
             hash_before,
             revived,
             once_used: record.once && record.used_at.is_some(),
+            lived_before,
+            written_at: now,
         })
     })?;
     crate::control::announce_registry_change(home);
@@ -441,12 +497,17 @@ enum PasswordChange {
     Changed,
     /// `--no-password` on a protected page: public again, at the same URL.
     Removed,
+    /// `--password` alone on a page that has one: it keeps it.
+    Kept,
 }
 
 impl PasswordChange {
-    fn of(saved: &Saved, new_password: Option<&str>) -> Self {
+    fn of(saved: &Saved, told: &ReportExtras<'_>) -> Self {
         let (before, now) = (&saved.hash_before, &saved.record.password_hash);
-        match (before.is_empty(), now.is_empty(), new_password) {
+        if told.keeps_password && !before.is_empty() && before == now {
+            return PasswordChange::Kept;
+        }
+        match (before.is_empty(), now.is_empty(), told.new_password) {
             (false, true, _) => PasswordChange::Removed,
             (false, false, Some(_)) if before != now => PasswordChange::Changed,
             (true, false, Some(_)) => PasswordChange::Set,
@@ -462,8 +523,12 @@ struct ReportExtras<'a> {
     /// (`generated`) or when it replaced another.
     new_password: Option<&'a str>,
     generated: bool,
+    /// `--password` alone: a password the page has is kept.
+    keeps_password: bool,
     /// `--qr`: the URL as a QR code too.
     qr: bool,
+    /// `--restart` of a running app: it is started again right after.
+    restarting: bool,
     /// For a folder: what its manifest serves and leaves out.
     folder: Option<FolderCheck>,
 }
@@ -476,16 +541,19 @@ fn report(
 ) -> Result<(), CliError> {
     let (urls, running) = (&serving.urls, serving.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
-    let change = PasswordChange::of(saved, told.new_password);
-    let shown_password = told
-        .new_password
-        .filter(|_| told.generated || change == PasswordChange::Changed);
+    let change = PasswordChange::of(saved, told);
+    let shown_password = told.new_password.filter(|_| match change {
+        PasswordChange::Changed => true,
+        PasswordChange::Set => told.generated,
+        PasswordChange::None | PasswordChange::Removed | PasswordChange::Kept => false,
+    });
     if out.is_json() {
         let mut doc = row.to_json();
         doc["already_published"] = Value::Bool(saved.reused);
         doc["server_running"] = Value::Bool(running);
         doc["password_changed"] = Value::Bool(change == PasswordChange::Changed);
         doc["password_removed"] = Value::Bool(change == PasswordChange::Removed);
+        doc["password_kept"] = Value::Bool(change == PasswordChange::Kept);
         if let Some(password) = shown_password {
             doc["password"] = Value::String(password.to_owned());
         }
@@ -516,7 +584,16 @@ fn report(
         if let Some(renamed) = renamed {
             say!(out, "{renamed}");
         }
-        say!(out, "Run 'drop start {}'", saved.id);
+        if let Some(life) = link_life(saved) {
+            say!(out, "{life}");
+        }
+        match told.restarting {
+            true => say!(
+                out,
+                "  (it was running: stopped to apply the change; starting it again)"
+            ),
+            false => say!(out, "Run 'drop start {}'", saved.record.label(&saved.id)),
+        }
         return Ok(());
     }
     say!(out, "Published: {}", row.url);
@@ -535,10 +612,17 @@ fn report(
             out,
             "Password removed: the page is public, at the same URL."
         ),
+        PasswordChange::Kept => say!(
+            out,
+            "Password kept: the page has one already, and whoever has it still gets in (it is not shown again). --new-password makes a new one; --password PASS sets this one."
+        ),
         PasswordChange::Set | PasswordChange::None => {}
     }
     if let Some(password) = shown_password {
         say!(out, "Password: {password}");
+    }
+    if let Some(life) = link_life(saved) {
+        say!(out, "{life}");
     }
     if let Some(folder) = &told.folder {
         folder.say(out, &saved.record.source);
@@ -564,15 +648,55 @@ fn report(
     Ok(())
 }
 
+/// What the link will do, as a line under its URL: when it ends and
+/// whether it opens once, or, when this `add` took those away, that it
+/// lasts now. Nothing for a lasting link that stays one.
+fn link_life(saved: &Saved) -> Option<String> {
+    let (record, now) = (&saved.record, saved.written_at);
+    let ends = record.expires_at.as_deref().and_then(parse_rfc3339);
+    let once = record.once && record.used_at.is_none();
+    let mut said = Vec::new();
+    if once {
+        said.push("opens once, for one human, then answers 404".to_owned());
+    }
+    if let Some(left) = ends.and_then(|at| left_until(at, now)) {
+        let at = record.expires_at.as_deref().unwrap_or_default();
+        said.push(format!("expires in {} (at {at})", show_span(left)));
+    }
+    if !said.is_empty() {
+        return Some(format!("  (the link {})", said.join("; it ")));
+    }
+    let before = saved.lived_before;
+    // A page that had expired says so itself: published again, no end.
+    let end_taken = before.ends && ends.is_none() && !saved.revived;
+    match (end_taken, before.once && !record.once) {
+        (true, true) => Some("  (the link no longer expires, and opens for anyone who has it, as often as they like)".into()),
+        (true, false) => Some("  (the link no longer expires)".into()),
+        (false, true) => Some("  (the link opens for anyone who has it again, as often as they like)".into()),
+        (false, false) => None,
+    }
+}
+
 /// The canonical source and whether it is a folder, or why it cannot be published.
-fn check_source(home: &Home, path: &Path) -> Result<(PathBuf, bool), CliError> {
+fn check_source(ctx: &Context, path: &Path) -> Result<(PathBuf, bool), CliError> {
     let source = canonical_source(path)?;
+    let home = &ctx.home;
     let home_root = std::fs::canonicalize(home.root()).unwrap_or_else(|_| home.root().into());
     if source.starts_with(&home_root) {
         return Err(CliError::InDropHome {
             path: source,
             home: home_root,
         });
+    }
+    // Never a page: a manifest there would be a manifest for everything.
+    let user_home = ctx.settings.user_home.as_deref().map(std::fs::canonicalize);
+    let whole = match () {
+        _ if source.parent().is_none() => Some("the whole filesystem"),
+        _ if user_home.is_some_and(|h| h.is_ok_and(|h| h == source)) => Some("your home folder"),
+        _ => None,
+    };
+    if let Some(what) = whole {
+        return Err(CliError::FolderTooBroad { path: source, what });
     }
     let name = source
         .file_name()

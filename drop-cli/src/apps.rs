@@ -203,7 +203,7 @@ fn old_process(id: &str, pid: u32, record: &Record) -> CliError {
         .port
         .filter(|&port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let error = AppError::OldProcess {
-        id: id.to_owned(),
+        app: label(id, record),
         pid,
         port,
     };

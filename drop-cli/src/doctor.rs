@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::control;
 use crate::error::CliError;
 use crate::output::{label, say};
-use crate::running::{answers_http, running_server};
+use crate::running::{ServerCondition, answers_http};
 use crate::urls::{Reach, Urls};
 
 /// How many lines of a log a failed check shows.
@@ -97,10 +97,17 @@ pub fn doctor(ctx: &Context, query: Option<&str>) -> Result<(), CliError> {
     }
     let tunneled = state.as_ref().is_some_and(|s| s.tunnel);
     let app = found.as_ref().filter(|(_, r)| r.is_app());
+    // A stopped app has no tunnel to check: its fix is above.
+    let app_stopped =
+        app.is_some_and(|(_, r)| !matches!(AppStatus::of(r), AppStatus::Running { .. }));
     match (server_up, tunneled) {
         (false, _) => checks.push(Check::skipped(
             "link",
             "not checked: the server does not run",
+        )),
+        (true, true) if app_stopped => checks.push(Check::skipped(
+            "tunnel",
+            "not checked: the app does not run",
         )),
         (true, false) => {
             if let Some(state) = &state {
@@ -168,30 +175,35 @@ fn render(url: &str, checks: &[Check], works: bool) -> String {
 /// forgets it), or stopped; and whether it answers HTTP.
 fn check_server(home: &Home, state: Option<&ServerState>, checks: &mut Vec<Check>) -> bool {
     let log = home.logs_dir().join("server.log");
-    let Some(state) = state else {
-        checks.push(Check::fail(
+    let down = match ServerCondition::of(state) {
+        ServerCondition::Running => None,
+        ServerCondition::NeverStarted => Some(Check::fail(
             "server",
             "not running (never started in this drop home)",
             "run 'drop start'",
-        ));
-        return false;
-    };
-    if running_server(Some(state)).is_none() {
-        let check = match state.pid {
-            Some(pid) => Check::fail(
-                "server",
-                format!(
-                    "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid)\n        its log `{}` ends with:\n{}",
-                    log.display(),
-                    indent(&log_tail(&log, LOG_LINES))
-                ),
-                "run 'drop start' (and read the log above for why it died)",
+        )),
+        ServerCondition::Crashed { pid } => Some(Check::fail(
+            "server",
+            format!(
+                "crashed: pid {pid} is recorded but gone (a stopped server forgets its pid)\n        its log `{}` ends with:\n{}",
+                log.display(),
+                indent(&log_tail(&log, LOG_LINES))
             ),
-            None => Check::fail("server", "not running (stopped)", "run 'drop start'"),
-        };
-        checks.push(check);
-        return false;
-    }
+            "run 'drop start' (and read the log above for why it died)",
+        )),
+        ServerCondition::Stopped => Some(Check::fail(
+            "server",
+            "not running (stopped)",
+            "run 'drop start'",
+        )),
+    };
+    let state = match (down, state) {
+        (None, Some(state)) => state,
+        (down, _) => {
+            checks.extend(down);
+            return false;
+        }
+    };
     let pid = state.pid.unwrap_or_default();
     checks.push(Check::ok(
         "server",
@@ -381,11 +393,14 @@ fn check_tunnel(
         Some((id, record)) => format!("the tunnel of {}", label(id, record)),
     };
     let Some(tunnel) = tunnel else {
-        checks.push(Check::fail(
-            "tunnel",
-            format!("{whose} is not open"),
-            "run 'drop stop' then 'drop start' (and 'drop start <app>' for an app)",
-        ));
+        let fix = match app {
+            None => "run 'drop stop' then 'drop start'".to_owned(),
+            Some((id, record)) => {
+                let name = label(id, record);
+                format!("run 'drop stop {name}' then 'drop start {name}', which opens it again")
+            }
+        };
+        checks.push(Check::fail("tunnel", format!("{whose} is not open"), fix));
         return Ok(());
     };
     // The recorded process, when its start time is known also that it is

@@ -16,8 +16,9 @@ pub enum CliError {
     },
     /// A folder without `.drop-publish`.
     #[error(
-        "folder `{dir}` has no .drop-publish manifest; drop serves only the files it lists. Create one, for example:\n  printf 'index.html\\n*.css\\nassets/**\\n' > {dir}/.drop-publish\nthen run `drop add` again",
-        dir = dir.display()
+        "folder `{dir}` has no .drop-publish manifest; drop serves only the files it lists. Create one, for example:\n  printf 'index.html\\n*.css\\nassets/**\\n' > {manifest}\nthen run `drop add` again",
+        dir = dir.display(),
+        manifest = dir.join(".drop-publish").display()
     )]
     NoManifest {
         /// The folder.
@@ -65,6 +66,17 @@ pub enum CliError {
         path: PathBuf,
         /// The drop home.
         home: PathBuf,
+    },
+    /// `/` or the user's home folder: never one page.
+    #[error(
+        "`{}` is {what}, not a folder to publish: publish the folder that holds the files the human should see (with a .drop-publish listing them), or the files themselves",
+        path.display()
+    )]
+    FolderTooBroad {
+        /// The folder.
+        path: PathBuf,
+        /// What it is: `the whole filesystem`, `your home folder`.
+        what: &'static str,
     },
     /// A path the registry (JSON) cannot hold.
     #[error("`{}` is not valid UTF-8; rename it, or publish a folder above it", path.display())]
@@ -125,16 +137,26 @@ pub enum CliError {
     /// A password nobody could type into the login form.
     #[error("{0}: give another, or --password alone for a generated one")]
     BadPassword(&'static str),
+    /// A password anyone with the link could guess.
+    #[error(
+        "a password of {length} character(s) is guessed in moments: give one of at least {min}, or --password alone for a generated one"
+    )]
+    PasswordTooShort {
+        /// Its length, in characters.
+        length: usize,
+        /// The fewest accepted.
+        min: usize,
+    },
     /// `--port 0` for an app.
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
     BadAppPort,
     /// Another app has this port.
-    #[error("port {port} is already used by app {id}; give this app another port")]
+    #[error("port {port} is already used by app {app}; give this app another port")]
     PortTaken {
         /// The port.
         port: u16,
-        /// The app that has it.
-        id: String,
+        /// The app that has it: its name, else its id.
+        app: String,
     },
     /// Re-adding a running app with another command or port: its record
     /// would no longer say what runs.
@@ -313,6 +335,15 @@ pub enum CliError {
     /// The server could not start.
     #[error("{0}")]
     ServerFailed(String),
+    /// The server just launched exited: its words, and the stable code it
+    /// gave (`port_in_use`, `already_serving`…).
+    #[error("{message}")]
+    ServerExited {
+        /// What failed, for scripts.
+        code: String,
+        /// Why, for the user.
+        message: String,
+    },
     /// The server did not answer in time.
     #[error("the server did not answer within {secs} s; see its log `{}`", log.display())]
     ServerTimeout {
@@ -378,6 +409,7 @@ impl CliError {
             CliError::NeverServed { .. } => "never_served",
             CliError::InDropHome { .. } => "in_drop_home",
             CliError::NotUtf8 { .. } => "not_utf8",
+            CliError::FolderTooBroad { .. } => "folder_too_broad",
             CliError::NotPublishable { .. } => "not_publishable",
             CliError::BadName { .. } => "bad_name",
             CliError::DescriptionTooLong { .. } => "description_too_long",
@@ -386,12 +418,12 @@ impl CliError {
             CliError::PasswordOnApp => "password_on_app",
             CliError::BadAppPort => "bad_app_port",
             CliError::OnceOnApp => "once_on_app",
-            CliError::BadPassword(_) => "bad_password",
+            CliError::BadPassword(_) | CliError::PasswordTooShort { .. } => "bad_password",
             CliError::PortTaken { .. } => "port_taken",
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",
             CliError::NotAnApp { .. } => "not_an_app",
-            CliError::App { code, .. } => code,
+            CliError::App { code, .. } | CliError::ServerExited { code, .. } => code,
             CliError::Control(ControlError::Io { .. }) => "server_unreachable",
             CliError::Control(ControlError::Unreadable { .. }) => "server_reply_unreadable",
             CliError::Control(ControlError::NoReply) => "server_no_reply",

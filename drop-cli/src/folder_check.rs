@@ -1,6 +1,7 @@
 //! What `drop add` tells of a folder: how many files its manifest serves,
-//! and the local references in its HTML that the manifest leaves out (each
-//! would answer 404), with the manifest lines that fix them.
+//! and the local references in its HTML that would answer 404: those the
+//! manifest leaves out, with the manifest lines that fix them, and those
+//! to files that do not exist.
 
 use std::path::Path;
 
@@ -54,7 +55,7 @@ impl FolderCheck {
             .map(|u| {
                 let relative = match &u.fix {
                     Fix::MakeRelative { relative, .. } => Some(relative.clone()),
-                    Fix::AddLine(_) => None,
+                    Fix::AddLine(_) | Fix::Missing => None,
                 };
                 serde_json::json!({
                     "from": u.from,
@@ -111,19 +112,23 @@ impl FolderCheck {
             let missing = if u.exists {
                 ""
             } else {
-                " (no such file either)"
+                " (and no such file is in the folder)"
             };
             let (from, reference) = (printable(&u.from), printable(&u.reference));
             match &u.fix {
                 Fix::AddLine(_) => {
                     note!(
                         out,
-                        "  {from}: {reference} is not listed in {MANIFEST_NAME}{missing}"
+                        "  {from}: {reference} is not listed in {MANIFEST_NAME}"
                     )
                 }
+                Fix::Missing => note!(
+                    out,
+                    "  {from}: {reference} is missing: no such file is in the folder (create it, or correct the reference)"
+                ),
                 Fix::MakeRelative { relative, .. } => note!(
                     out,
-                    "  {from}: {reference} starts with `/`, which leaves the page's URL: write {}",
+                    "  {from}: {reference} starts with `/`, which leaves the page's URL: write {}{missing}",
                     printable(relative)
                 ),
             }

@@ -128,9 +128,13 @@ enum Command {
     /// Show the server's URL and every page and app.
     Status,
     /// Publish a file or a folder (with a .drop-publish manifest), or register an app (--run).
+    #[command(override_usage = "drop add <PATH> [OPTIONS]")]
     Add {
-        /// The file or folder.
-        path: PathBuf,
+        // Optional to clap only, so that a path `--password` took as its
+        // value is told as such (`check_usage`).
+        /// The file or folder (required).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
         /// A slug for the URL, also usable instead of the id.
         #[arg(long)]
         name: Option<String>,
@@ -154,10 +158,15 @@ enum Command {
         /// Send the app `localhost:PORT` as `Host` again.
         #[arg(long, requires = "run", conflicts_with = "keep_host")]
         no_keep_host: bool,
-        /// Protect the page: with PASS, that password; alone, a generated one
-        /// that is printed once. Put it after the path.
+        /// Protect the page: with PASS (8 characters or more), that
+        /// password; alone, a generated one that is printed once, unless
+        /// the page has one already, which it keeps. Put it after the path.
         #[arg(long, value_name = "PASS", num_args = 0..=1, default_missing_value = "")]
         password: Option<String>,
+        /// Replace the page's password with a new generated one, printed
+        /// once (visitors signed in with the old one must sign in again).
+        #[arg(long, conflicts_with_all = ["password", "no_password"])]
+        new_password: bool,
         /// Also print the URL as a QR code, to open it on a phone.
         #[arg(long)]
         qr: bool,
@@ -209,7 +218,8 @@ enum Command {
     Wait {
         /// The page (id, name, path it was added from, or id prefix).
         page: String,
-        /// Give up after this span (30s, 10m, 2h) with a non-zero exit.
+        /// Give up after this span (30s, 1m, 2h) with a non-zero exit
+        /// (`not_opened`); without it, wait until the page is opened.
         #[arg(long, value_name = "SPAN")]
         timeout: Option<String>,
         /// Return at once if it was opened at any time since it was published.
@@ -238,7 +248,7 @@ enum Command {
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let args = match Args::try_parse() {
+    let args = match Args::try_parse().and_then(check_usage) {
         Ok(args) => args,
         Err(usage) => return usage_error(usage),
     };
@@ -263,9 +273,40 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             print_error(&err, &out);
+            if serving && !out.is_json() {
+                // For the `drop start` that launched it and reads its log:
+                // the error with its code, which no text is parsed for.
+                eprintln!("{}", err.to_json());
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// What clap cannot say by itself: `drop add` without a path, where
+/// `--password` (whose value is optional) took the path as its value.
+fn check_usage(args: Args) -> Result<Args, clap::Error> {
+    use clap::CommandFactory;
+    let Command::Add {
+        path: None,
+        password,
+        ..
+    } = &args.command
+    else {
+        return Ok(args);
+    };
+    let message = match password.as_deref().filter(|p| !p.is_empty()) {
+        Some(taken) => format!(
+            "no path to publish: --password took `{taken}` as the password. Put the path first ('drop add {taken} --password'), or write the password as --password=PASS"
+        ),
+        None => "no path to publish: give the file or folder ('drop add <PATH>')".to_owned(),
+    };
+    let mut command = Args::command();
+    command.build();
+    let add = command
+        .find_subcommand_mut("add")
+        .expect("add is a command");
+    Err(add.error(clap::error::ErrorKind::MissingRequiredArgument, message))
 }
 
 /// The error as one `Error:` line and its causes, or under `--json` as
@@ -344,16 +385,19 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             keep_host,
             no_keep_host,
             password,
+            new_password,
             no_password,
             expires,
             once,
             no_once,
             qr,
         } => {
+            let path = path.expect("check_usage refuses an add without a path");
             let details = add::Details {
                 name,
                 description,
                 password,
+                new_password,
                 no_password,
                 expires,
                 once,

@@ -10,10 +10,10 @@ use std::time::SystemTime;
 use drop_registry::{MAX_VISITORS, Record, TunnelPhase, parse_rfc3339};
 use serde_json::{Value, json};
 
-use drop_core::supervise::AppStatus;
+use drop_core::supervise::{AppStatus, sockets};
 
 use crate::urls::{Reach, Urls};
-use crate::when::show_span;
+use crate::when::{left_until, show_span};
 
 /// One page as listings show it.
 pub struct PageRow<'a> {
@@ -25,20 +25,40 @@ pub struct PageRow<'a> {
     pub source_exists: bool,
     /// For apps: what the app is doing now.
     pub app_status: Option<AppStatus>,
+    /// A running app reached directly whose URL is for other machines,
+    /// but which listens on loopback alone: `url` is then its loopback one.
+    pub loopback_only: bool,
 }
 
 impl<'a> PageRow<'a> {
     pub fn new(urls: &Urls, id: &'a str, record: &'a Record) -> Self {
         let app_status = record.is_app().then(|| AppStatus::of(record));
-        let url = urls.of(id, record);
-        PageRow {
+        let mut row = PageRow {
             id,
             record,
-            url,
+            url: urls.of(id, record),
             reach: urls.reach_of(record),
             source_exists: record.source.exists(),
             app_status,
+            loopback_only: false,
+        };
+        if let Some(local) = row.loopback_address() {
+            row.url = format!("http://{local}/");
+            row.reach = Reach::ThisMachine;
+            row.loopback_only = true;
         }
+        row
+    }
+
+    /// Where a running app without a tunnel listens, when that is loopback
+    /// alone and its URL is for other machines (it ran through a tunnel,
+    /// and the server came back without one): its URL would open nowhere.
+    fn loopback_address(&self) -> Option<std::net::SocketAddr> {
+        let running = matches!(self.app_status, Some(AppStatus::Running { .. }));
+        let direct = matches!(self.reach, Reach::Public | Reach::LocalNetwork);
+        let port = self.record.port.filter(|_| running && direct)?;
+        let listeners = sockets::listeners(port);
+        sockets::loopback_only(&listeners).then(|| sockets::local_target(&listeners, port))
     }
 
     fn tags(&self) -> String {
@@ -54,6 +74,9 @@ impl<'a> PageRow<'a> {
             });
             if let Some(tunnel) = self.tunnel_trouble(status) {
                 tags.push(tunnel);
+            }
+            if self.loopback_only {
+                tags.push("[this machine only]".to_owned());
             }
         }
         if !self.source_exists {
@@ -101,41 +124,41 @@ impl<'a> PageRow<'a> {
             // Times that do not read as times: taken as expired or used.
             "bad_times": r.unreadable_times().iter().map(|(field, _)| *field).collect::<Vec<_>>(),
         });
-        if !r.is_app() {
-            doc["receipt"] = json!(receipt(r, SystemTime::now()));
-            doc["views"] = json!(r.views);
-            doc["visitors"] = json!(r.visitors.len());
-            doc["visitors_capped"] = json!(r.visitors.len() >= MAX_VISITORS);
-            doc["bot_views"] = json!(r.bot_views);
-            doc["first_opened_at"] = json!(r.first_opened_at);
-            doc["last_opened_at"] = json!(r.last_opened_at);
-            doc["expires_at"] = json!(r.expires_at);
-            doc["once"] = json!(r.once);
-            doc["used_at"] = json!(r.used_at);
-        }
-        if let Some(status) = self.app_status {
-            doc["status"] = json!(status.word());
-            doc["run_cmd"] = json!(r.run_cmd);
-            doc["port"] = json!(r.port);
-            doc["keep_host"] = json!(r.keep_host);
-            doc["pid"] = json!(match status {
-                AppStatus::Running { pid } | AppStatus::Unverified { pid } => Some(pid),
-                _ => None,
-            });
-            doc["exit_code"] = json!(match status {
-                AppStatus::Crashed { exit_code } => exit_code,
-                _ => None,
-            });
-            doc["tunnel"] = json!({
-                // Withheld while it is checked from outside.
-                "url": r.current_tunnel_url(),
-                "protocol": r.tunnel_protocol,
-                "pid": r.tunnel_pid,
-                "state": r.tunnel_state,
-                "error": r.tunnel_error,
-                "verified_at": r.tunnel_verified_at,
-            });
-        }
+        // Every row has every field, so a script reading `views` of an
+        // app or `status` of a page finds a value (0, false or null).
+        let page = !r.is_app();
+        doc["receipt"] = json!(page.then(|| receipt(r, SystemTime::now())));
+        doc["views"] = json!(r.views);
+        doc["visitors"] = json!(r.visitors.len());
+        doc["visitors_capped"] = json!(r.visitors.len() >= MAX_VISITORS);
+        doc["bot_views"] = json!(r.bot_views);
+        doc["first_opened_at"] = json!(r.first_opened_at);
+        doc["last_opened_at"] = json!(r.last_opened_at);
+        doc["expires_at"] = json!(r.expires_at);
+        doc["once"] = json!(r.once);
+        doc["used_at"] = json!(r.used_at);
+        let status = self.app_status;
+        doc["status"] = json!(status.as_ref().map(AppStatus::word));
+        doc["run_cmd"] = json!(r.run_cmd);
+        doc["port"] = json!(r.port);
+        doc["keep_host"] = json!(r.keep_host);
+        doc["pid"] = json!(match status {
+            Some(AppStatus::Running { pid } | AppStatus::Unverified { pid }) => Some(pid),
+            _ => None,
+        });
+        doc["exit_code"] = json!(match status {
+            Some(AppStatus::Crashed { exit_code }) => exit_code,
+            _ => None,
+        });
+        doc["tunnel"] = json!(status.map(|_| json!({
+            // Withheld while it is checked from outside.
+            "url": r.current_tunnel_url(),
+            "protocol": r.tunnel_protocol,
+            "pid": r.tunnel_pid,
+            "state": r.tunnel_state,
+            "error": r.tunnel_error,
+            "verified_at": r.tunnel_verified_at,
+        })));
         doc
     }
 }
@@ -200,9 +223,9 @@ pub fn receipt(record: &Record, now: SystemTime) -> String {
         });
     }
     if let Some(at) = record.expires_at.as_deref().and_then(parse_rfc3339) {
-        match at.duration_since(now) {
-            Ok(left) => text.push_str(&format!("; expires in {}", show_span(left))),
-            Err(_) => text.push_str("; expired"),
+        match left_until(at, now) {
+            Some(left) => text.push_str(&format!("; expires in {}", show_span(left))),
+            None => text.push_str("; expired"),
         }
     }
     text
@@ -218,11 +241,7 @@ fn ago(now: SystemTime, then: SystemTime) -> String {
 
 /// How messages name a page: by its name when it has one, else its id.
 pub fn label(id: &str, record: &Record) -> String {
-    if record.name.is_empty() {
-        id.to_owned()
-    } else {
-        record.name.clone()
-    }
+    record.label(id).to_owned()
 }
 
 /// Where a command's words go: lines for people on a terminal, under
@@ -384,6 +403,7 @@ mod tests {
             reach: Reach::Tunnel,
             source_exists: true,
             app_status: app,
+            loopback_only: false,
         }
     }
 
@@ -432,7 +452,7 @@ mod tests {
         );
         page.once = true;
         page.expires_at = Some(drop_registry::rfc3339(
-            now + std::time::Duration::from_secs(7300),
+            now + std::time::Duration::from_secs(7200),
         ));
         assert_eq!(
             receipt(&page, now),
@@ -485,6 +505,24 @@ mod tests {
              b2  report                   http://h:8080/p/b2/report/ (public)  — never opened\n  \
              c3                           http://h:8080/p/c3/ (public)  — never opened\n"
         );
+    }
+
+    /// Pages and apps have the same fields in JSON: a script that reads
+    /// `views` of an app, or `status` of a page, finds 0 or null.
+    #[test]
+    fn every_row_has_every_field() {
+        let app = Record::app("/".into(), true, "serve".into(), 5000);
+        let page = Record::static_page("/".into(), false);
+        let app = row("a", &app, "u", Some(AppStatus::Stopped)).to_json();
+        let page = row("p", &page, "u", None).to_json();
+        let keys = |doc: &Value| doc.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&app), keys(&page));
+        assert_eq!(app["views"], 0);
+        assert_eq!(app["visitors"], 0);
+        assert_eq!(app["receipt"], Value::Null);
+        assert_eq!(page["status"], Value::Null);
+        assert_eq!(page["tunnel"], Value::Null);
+        assert_eq!(page["pid"], Value::Null);
     }
 
     /// A live pid of the Python drop that is not provably the app is shown

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, note, printable, render_rows, say};
-use crate::running::running_server;
+use crate::running::{ServerCondition, running_server};
 use crate::server_view::{ServerSeen, server_document};
 use crate::urls::{Reach, Urls};
 
@@ -78,6 +78,12 @@ fn server_line(
     running: bool,
     urls: &Urls,
 ) -> String {
+    if let ServerCondition::Crashed { pid } = ServerCondition::of(state) {
+        return format!(
+            "Server: crashed (pid {pid} is recorded but gone: it was killed or died; 'drop doctor' shows the end of its log, 'drop start' starts it again; pages will be at {})",
+            urls.local_base()
+        );
+    }
     if !running {
         return format!(
             "Server: not running (start it with 'drop start'; pages will be at {})",

@@ -11,12 +11,55 @@ use std::time::Duration;
 use drop_core::supervise::ProcessId;
 use drop_registry::ServerState;
 
+use crate::error::CliError;
+
 /// The saved state, if its pid is still the server that wrote it.
 pub fn running_server(state: Option<&ServerState>) -> Option<&ServerState> {
     let state = state?;
     ProcessId::recorded(state.pid, state.start_time)
         .is_some_and(|id| id.is_alive())
         .then_some(state)
+}
+
+/// What the files of a home say of its server: the one answer `status`
+/// and `doctor` give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCondition {
+    /// Its recorded pid is still the server that wrote it.
+    Running,
+    /// Its pid is recorded but gone: a stopped server forgets its pid, so
+    /// this one was killed, or crashed.
+    Crashed {
+        /// The pid it had.
+        pid: u32,
+    },
+    /// Stopped.
+    Stopped,
+    /// Never started in this home.
+    NeverStarted,
+}
+
+impl ServerCondition {
+    /// From the saved state, if any.
+    pub fn of(state: Option<&ServerState>) -> Self {
+        match (state, running_server(state)) {
+            (_, Some(_)) => ServerCondition::Running,
+            (None, None) => ServerCondition::NeverStarted,
+            (Some(state), None) => match state.pid {
+                Some(pid) => ServerCondition::Crashed { pid },
+                None => ServerCondition::Stopped,
+            },
+        }
+    }
+
+    /// `running`, `crashed` or `stopped`, as `status --json` says it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ServerCondition::Running => "running",
+            ServerCondition::Crashed { .. } => "crashed",
+            ServerCondition::Stopped | ServerCondition::NeverStarted => "stopped",
+        }
+    }
 }
 
 /// Whether the page server of `state` answers HTTP, asked where it binds
@@ -50,26 +93,29 @@ fn probe_address(bind: &str, port: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// The server's own `Error:` line from its log (written after `log_start`),
-/// without the prefix `main` adds again.
-pub fn launch_error(log_path: &Path, log_start: u64) -> String {
+/// Why the server just launched exited, from its log (what it wrote after
+/// `log_start`): the error it ended with, with its stable code, read from
+/// the JSON line `drop serve` writes after its `Error:` line.
+pub fn launch_error(log_path: &Path, log_start: u64) -> CliError {
     let mut text = String::new();
     if let Ok(mut log) = File::open(log_path) {
         let _ = log.seek(SeekFrom::Start(log_start));
         let _ = log.read_to_string(&mut text);
     }
-    text.lines()
-        .rev()
-        .find_map(|line| line.strip_prefix("Error: "))
-        .map_or_else(
-            || {
-                format!(
-                    "the server exited at once; see its log `{}`",
-                    log_path.display()
-                )
-            },
-            str::to_owned,
-        )
+    let reported = text.lines().rev().find_map(|line| {
+        let doc: serde_json::Value = serde_json::from_str(line).ok()?;
+        let error = doc.get("error")?;
+        Some(CliError::ServerExited {
+            code: error["code"].as_str()?.to_owned(),
+            message: error["message"].as_str()?.to_owned(),
+        })
+    });
+    reported.unwrap_or_else(|| {
+        CliError::ServerFailed(format!(
+            "the server exited at once; see its log `{}`",
+            log_path.display()
+        ))
+    })
 }
 
 #[cfg(test)]

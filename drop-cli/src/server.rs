@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::nat;
 use crate::output::{Output, label, note, say};
-use crate::running::{answers_http, launch_error, running_server};
+use crate::running::{ServerCondition, answers_http, launch_error, running_server};
 use crate::systemd;
 use crate::urls::{Urls, legacy_state};
 
@@ -398,7 +398,7 @@ fn wait_until_serving(
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            return Err(CliError::ServerFailed(launch_error(log_path, log_start)));
+            return Err(launch_error(log_path, log_start));
         }
         let state = home.load_server_state()?;
         if let Some(state) = state.filter(|s| s.pid == Some(child.id()))
@@ -454,6 +454,10 @@ fn stop_own_server(ctx: &Context) -> Result<bool, CliError> {
         .and_then(|state| ProcessId::recorded(state.pid, state.start_time));
     let leftovers = || end_leftovers(home, &ctx.tunnel_config_dir()).len();
     let Some(server) = server else {
+        // A crashed server is stopped now: `status` no longer calls it crashed.
+        if let ServerCondition::Crashed { pid } = ServerCondition::of(saved.as_ref()) {
+            forget_pid(home, pid)?;
+        }
         report_leftovers(out, leftovers());
         return Ok(false);
     };

@@ -6,7 +6,7 @@ use drop_registry::{Home, ServerState, TunnelState};
 use serde_json::json;
 
 use crate::error::CliError;
-use crate::running::running_server;
+use crate::running::{ServerCondition, running_server};
 use crate::urls::{Urls, legacy_state};
 
 /// The server as `status --json` (and `start --json`) shows it, from
@@ -74,6 +74,7 @@ fn server_json(
     });
     json!({
         "running": running,
+        "status": ServerCondition::of(state).word(),
         "url": urls.base(),
         "reach": urls.reach().as_str(),
         "local_url": urls.local_base(),

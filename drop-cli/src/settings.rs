@@ -53,6 +53,8 @@ pub struct Settings {
     /// `TUNNEL_ORIGIN_CERT` (cloudflared's own variable): where the login
     /// certificate of named tunnels is, when not in cloudflared's places.
     pub origin_cert: Option<PathBuf>,
+    /// `HOME`: the user's home folder, which `add` never publishes whole.
+    pub user_home: Option<PathBuf>,
 }
 
 /// How long a start waits for a tunnel URL to be seen working from outside.
@@ -162,6 +164,7 @@ impl Settings {
             origin_cert: lookup("TUNNEL_ORIGIN_CERT")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            user_home: lookup("HOME").filter(|v| !v.is_empty()).map(PathBuf::from),
         })
     }
 }

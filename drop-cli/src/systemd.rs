@@ -96,7 +96,7 @@ impl Unit {
             if Instant::now() >= next_check {
                 if !self.is_active() {
                     let _ = self.stop();
-                    return Err(CliError::ServerFailed(launch_error(log_path, log_start)));
+                    return Err(launch_error(log_path, log_start));
                 }
                 next_check = Instant::now() + ACTIVE_CHECK_INTERVAL;
             }

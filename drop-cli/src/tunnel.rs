@@ -335,8 +335,10 @@ pub fn status(ctx: &Context) -> Result<(), CliError> {
             setup.hostname
         ),
     }
+    let pages = home.registry().load()?;
     for (id, host) in &setup.app_hostnames {
-        say!(out, "  app {id}: https://{host}");
+        let app = pages.get(id).map_or(id.as_str(), |r| r.label(id));
+        say!(out, "  app {app}: https://{host}");
     }
     match (&now, &serving_else) {
         (_, Some(old)) => say!(
@@ -383,12 +385,14 @@ pub fn reset(ctx: &Context) -> Result<(), CliError> {
     let (home, out) = (&ctx.home, &ctx.out);
     let setup = home.load_named_tunnel()?;
     let cleared = home.clear_named_tunnel()?;
-    let running = running_server(home.load_server_state()?.as_ref()).is_some();
+    // Only a server that tunnels serves through the named tunnel now.
+    let state = home.load_server_state()?;
+    let tunneled = running_server(state.as_ref()).is_some_and(|s| s.tunnel);
     if out.is_json() {
         out.document(json!({
             "was_set_up": cleared,
             "tunnel_name": setup.as_ref().map(|s| s.tunnel_name.clone()),
-            "restart_needed": cleared && running,
+            "restart_needed": cleared && tunneled,
         }));
     }
     if !cleared {
@@ -396,7 +400,7 @@ pub fn reset(ctx: &Context) -> Result<(), CliError> {
         return Ok(());
     }
     say!(out, "Back to quick tunnels from the next 'drop start'.");
-    if running {
+    if tunneled {
         say!(out, "Run 'drop stop' then 'drop start' to switch now.");
     }
     if let Some(setup) = setup {

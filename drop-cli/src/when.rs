@@ -24,15 +24,32 @@ pub fn parse_span(text: &str) -> Option<Duration> {
 /// The longest span (and the farthest time) drop takes: ten years.
 const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-/// A span as it was likely written: `90 s`, `30 min`, `2 h`, `7 d`.
+/// A span as people say it, to the nearest of its two largest units:
+/// `45 s`, `30 min`, `2 h`, `1 h 59 min`, `7 d`, `1 d 3 h`. Never cut
+/// down to its largest unit alone: 1 h 59 min is not "1 h".
 pub fn show_span(span: Duration) -> String {
-    let s = span.as_secs();
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86400 => format!("{} h", s / 3600),
-        _ => format!("{} d", s / 86400),
+    let seconds = span.as_secs_f64().round() as u64;
+    let minutes = (span.as_secs_f64() / 60.0).round() as u64;
+    let hours = (span.as_secs_f64() / 3600.0).round() as u64;
+    let two = |big: u64, big_unit: &str, small: u64, small_unit: &str| match small {
+        0 => format!("{big} {big_unit}"),
+        _ => format!("{big} {big_unit} {small} {small_unit}"),
+    };
+    match () {
+        _ if seconds < 60 => format!("{seconds} s"),
+        _ if minutes < 60 => format!("{minutes} min"),
+        _ if minutes < 24 * 60 => two(minutes / 60, "h", minutes % 60, "min"),
+        _ => two(hours / 24, "d", hours % 24, "h"),
     }
+}
+
+/// How long until `at` (a time drop stored, to the second), from `now`;
+/// `None` once it has passed. `now` is taken to the second too, so a page
+/// added with `--expires 1m` is said to expire in 1 min, not 59 s.
+pub fn left_until(at: SystemTime, now: SystemTime) -> Option<Duration> {
+    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs());
+    at.duration_since(now).ok().filter(|left| !left.is_zero())
 }
 
 /// The span a flag that takes only spans was given; `what` names the flag
@@ -122,6 +139,24 @@ mod tests {
                 "{refused}"
             );
         }
+    }
+
+    /// What is left of a span is said to the nearest minute (or hour,
+    /// past a day), in two units: never rounded down to the largest one.
+    #[test]
+    fn spans_are_shown_honestly_in_two_units() {
+        let shown = |secs: f64| show_span(Duration::from_secs_f64(secs));
+        assert_eq!(shown(45.0), "45 s");
+        assert_eq!(shown(59.98), "1 min", "a 1m link just published");
+        assert_eq!(shown(200.0), "3 min");
+        assert_eq!(shown(1800.0), "30 min");
+        assert_eq!(shown(7200.0), "2 h");
+        assert_eq!(shown(7140.0), "1 h 59 min");
+        assert_eq!(shown(7199.0), "2 h");
+        assert_eq!(shown(9000.0), "2 h 30 min");
+        assert_eq!(shown(86_399.0), "1 d");
+        assert_eq!(shown(97_200.0), "1 d 3 h");
+        assert_eq!(shown(604_800.0), "7 d");
     }
 
     #[test]

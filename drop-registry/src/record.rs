@@ -188,6 +188,15 @@ impl Record {
             .collect()
     }
 
+    /// How messages name the page or app whose id is `id`: by the name
+    /// the user gave it, else by its id.
+    pub fn label<'a>(&'a self, id: &'a str) -> &'a str {
+        match self.name.is_empty() {
+            true => id,
+            false => &self.name,
+        }
+    }
+
     /// Whether drop runs this page as an app rather than serving files.
     pub fn is_app(&self) -> bool {
         self.kind == PageKind::App

@@ -19,7 +19,7 @@ use crate::process::CloudflaredProcess;
 use crate::{CloudflaredConfig, TunnelError};
 
 /// Dead tunnels' logs kept in the state dir, for whoever investigates.
-const LOGS_KEPT: usize = 8;
+const LOGS_KEPT: usize = 4;
 /// Environment variables cloudflared reads as flags, or that change how it
 /// runs, besides every `TUNNEL_*` and `QUIC_GO_*` one: from the caller's
 /// environment, any of them could turn a tunnel into something else (a
@@ -270,10 +270,9 @@ pub(crate) fn prune_logs(dir: &Path, keep: &Path) {
                 .strip_suffix(".log")?
                 .parse()
                 .ok()?;
-            let alive = rustix::process::Pid::from_raw(pid as i32)
-                .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
-            let modified = entry.metadata().ok()?.modified().ok()?;
-            (!alive && path != keep).then_some((modified, path))
+            let meta = entry.metadata().ok()?;
+            let modified = meta.modified().ok()?;
+            (!written_by(pid, &meta) && path != keep).then_some((modified, path))
         })
         .collect();
     dead.sort();
@@ -281,6 +280,23 @@ pub(crate) fn prune_logs(dir: &Path, keep: &Path) {
     for (_, path) in dead.into_iter().take(excess) {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// Whether process `pid` is alive and writes to the log `log`. Its pid
+/// alone does not tell: once the tunnel ended, the pid (or a thread's id,
+/// which `kill` takes too) is soon another process's, and the log would
+/// be kept for good. Where `/proc` shows it, the process's standard error
+/// must be that very file.
+fn written_by(pid: u32, log: &std::fs::Metadata) -> bool {
+    let alive = rustix::process::Pid::from_raw(pid as i32)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok());
+    if !alive || !Path::new("/proc/self/fd").exists() {
+        return alive;
+    }
+    // A zombie has no descriptors, and another user's process hides
+    // them: neither is a tunnel writing this log.
+    std::fs::metadata(format!("/proc/{pid}/fd/2"))
+        .is_ok_and(|output| output.dev() == log.dev() && output.ino() == log.ino())
 }
 
 /// The address cloudflared should forward to: loopback when `local` is a
@@ -510,6 +526,8 @@ mod tests {
         }
     }
 
+    /// The logs of ended tunnels go but the newest few; the log a live
+    /// process writes stays, and so does the one asked to be kept.
     #[test]
     fn only_a_few_logs_of_ended_tunnels_are_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -523,20 +541,14 @@ mod tests {
             .unwrap();
             std::thread::sleep(Duration::from_millis(5));
         }
-        let me = std::process::id();
-        let live = dir.path().join(format!("cloudflared-{me}.log"));
-        std::fs::write(&live, "mine").unwrap();
+        let (mut writer, live) = writing_its_own_log(dir.path());
         std::fs::write(dir.path().join("unrelated.log"), "x").unwrap();
         let keep = dir.path().join("cloudflared-4200000.log");
         prune_logs(dir.path(), &keep);
-        let left: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(
-            left.contains(&format!("cloudflared-{me}.log")),
-            "a live process's log stays"
-        );
+        let _ = writer.kill();
+        let _ = writer.wait();
+        let left = names_in(dir.path());
+        assert!(left.contains(&live), "a live process's log stays");
         assert!(
             left.contains(&"cloudflared-4200000.log".to_owned()),
             "the one asked to keep"
@@ -551,6 +563,48 @@ mod tests {
             "the oldest go"
         );
         assert_eq!(left.len(), 3 + LOGS_KEPT, "{left:?}");
+    }
+
+    /// A log whose pid is now another live process's (here: this test's,
+    /// which does not write to it) is a dead tunnel's: it is pruned, not
+    /// kept for good.
+    #[test]
+    fn a_log_whose_pid_was_reused_is_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let reused = format!("cloudflared-{me}.log");
+        std::fs::write(dir.path().join(&reused), "an ended tunnel's").unwrap();
+        for n in 0..LOGS_KEPT as u32 {
+            std::thread::sleep(Duration::from_millis(5));
+            let newer = format!("cloudflared-{}.log", 4_200_000 + n);
+            std::fs::write(dir.path().join(newer), "x").unwrap();
+        }
+        prune_logs(dir.path(), Path::new("/nothing"));
+        let left = names_in(dir.path());
+        assert!(!left.contains(&reused), "{left:?}");
+        assert_eq!(left.len(), LOGS_KEPT, "{left:?}");
+    }
+
+    /// A child whose standard error is `cloudflared-<its pid>.log` in
+    /// `dir`, as a tunnel's is; and that log's name.
+    fn writing_its_own_log(dir: &Path) -> (std::process::Child, String) {
+        let starting = dir.join("starting.log");
+        let log = std::fs::File::create(&starting).unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let name = format!("cloudflared-{}.log", child.id());
+        std::fs::rename(&starting, dir.join(&name)).unwrap();
+        (child, name)
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
     }
 
     /// A command's output is read whole, and one that hangs is killed at

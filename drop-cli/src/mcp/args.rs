@@ -23,8 +23,9 @@ pub struct PublishArgs {
     #[serde(default)]
     pub description: Option<String>,
     /// Protect the page with a password: `true` for a generated one
-    /// (returned once, as `password`: hand it to the human), or the
-    /// password itself.
+    /// (returned once, as `password`: hand it to the human; a page that
+    /// has a password keeps it, `password_kept`), or the password itself
+    /// (at least 8 characters).
     #[serde(default)]
     pub password: Option<PasswordArg>,
     /// Stop serving it after this span (`30m`, `2h`, `7d`, `1w`) or at this

@@ -20,13 +20,14 @@ pub fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         name: args.name,
         description: args.description,
         password: args.password.and_then(|p| p.into_flag()),
+        new_password: false,
         no_password: false,
         expires: args.expires,
         once: args.once,
         no_once: false,
         qr: false,
     };
-    add::check_page(&ctx.home, path, &details)?;
+    add::check_page(ctx, path, &details)?;
     crate::server::ensure_running(ctx)?;
     add::add(ctx, path, details)
 }
@@ -51,6 +52,7 @@ pub fn add_app(ctx: &Context, args: AddAppArgs) -> Result<(), CliError> {
         name: args.name,
         description: None,
         password: None,
+        new_password: false,
         no_password: false,
         expires: None,
         once: false,

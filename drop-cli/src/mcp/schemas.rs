@@ -31,7 +31,7 @@ fn page() -> Value {
             "protected": { "type": "boolean", "description": "It asks for a password." },
             "source_exists": { "type": "boolean" },
             "created_at": { "type": "string" },
-            "receipt": { "type": "string", "description": "Whether and when the human opened it, in words." },
+            "receipt": { "type": ["string", "null"], "description": "Whether and when the human opened it, in words (null for an app)." },
             "views": { "type": "integer" },
             "visitors": { "type": "integer" },
             "bot_views": { "type": "integer", "description": "Link previews (not the human)." },
@@ -40,7 +40,7 @@ fn page() -> Value {
             "expires_at": nullable("string"),
             "once": { "type": "boolean" },
             "used_at": nullable("string"),
-            "status": { "type": "string", "description": "An app's state: `running`, `stopped`, `crashed`…" },
+            "status": { "type": ["string", "null"], "description": "An app's state: `running`, `stopped`, `crashed`… (null for a page)" },
             "port": nullable("integer"),
             "pid": nullable("integer"),
             "exit_code": nullable("integer"),
@@ -72,6 +72,7 @@ pub fn added() -> Arc<JsonObject> {
         "already_published": { "type": "boolean", "description": "The same source was published before: the same page and URL." },
         "server_running": { "type": "boolean" },
         "password": { "type": "string", "description": "The password this call set or generated, given once." },
+        "password_kept": { "type": "boolean", "description": "`password: true` on a page that has a password: it keeps the one it has." },
         "folder": { "type": "object", "description": "For a folder: what its manifest serves, and local links in its HTML that would answer 404." },
     })))
 }
@@ -97,6 +98,7 @@ pub fn status() -> Arc<JsonObject> {
                 "type": "object",
                 "properties": {
                     "running": { "type": "boolean" },
+                    "status": { "type": "string", "description": "`running`, `stopped`, or `crashed` (killed or died: `doctor` shows why)." },
                     "url": { "type": "string" },
                     "reach": { "type": "string" },
                     "local_url": { "type": "string" },

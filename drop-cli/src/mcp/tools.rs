@@ -71,7 +71,7 @@ impl DropTools {
     }
 
     #[tool(
-        description = "Wait until the human opens a published page (a link preview does not count), for at most `timeout_s` seconds. Returns the page with its receipt (`views`, `visitors`, `last_opened_at`) once it is opened. Fails with code `not_opened` when the time passes first (the link still works: wait again, or ask the human), `page_gone` when it was removed or expired, `nobody_can_open` when the server stopped or a one-time link was used. Sends progress notifications while it waits, and stops when the call is cancelled. With `since_publish`, an opening before this call counts too.",
+        description = "Wait until the human opens a published page (a link preview does not count), for at most `timeout_s` seconds: keep it short (60) and call `wait` again while it fails with `not_opened`. Returns the page with its receipt (`views`, `visitors`, `last_opened_at`) once it is opened. Fails with code `not_opened` when the time passes first (the link still works: wait again, or ask the human), `page_gone` when it was removed or expired, `nobody_can_open` when the server stopped or a one-time link was used. Sends progress notifications while it waits, and stops when the call is cancelled. With `since_publish`, an opening before this call counts too.",
         output_schema = schemas::opened(),
         annotations(read_only_hint = true)
     )]

@@ -663,7 +663,9 @@ mod tests {
         );
         assert_eq!(
             failed(answers.answer(start(APP)).await),
-            "port 4321 is already in use by another process; stop it or give the app another port"
+            format!(
+                "app {APP} cannot start: port 4321 is already in use by another process; stop it or give the app another port"
+            )
         );
         assert_eq!(
             failed(answers.answer(start("app2")).await),

@@ -48,6 +48,9 @@ pub struct Uncovered {
 pub enum Fix {
     /// `.drop-publish` does not list the target: this line would.
     AddLine(String),
+    /// No file of the folder is there: no manifest line makes it load.
+    /// The file is to be created, or the reference corrected.
+    Missing,
     /// The reference begins with `/`, so the browser asks the server's root
     /// for it, not the page (which lives under `/p/<id>/`). Writing it as
     /// `relative` makes it the same file of the folder; `line` is also needed
@@ -66,6 +69,7 @@ impl Fix {
         match self {
             Fix::AddLine(line) => Some(line),
             Fix::MakeRelative { line, .. } => line.as_deref(),
+            Fix::Missing => None,
         }
     }
 }
@@ -83,7 +87,8 @@ impl Fix {
 /// that climb out of the folder with `..`, lead out of it through a
 /// symlink, name a file drop never serves (`.env`, the manifest), or are
 /// not a plain path. A reference the manifest lists is not reported, even
-/// if the file is missing.
+/// if the file is missing; one it does not list, to a file that does not
+/// exist, is reported as [`Fix::Missing`], with no line to add.
 ///
 /// A target appears once for the manifest, from the first page that asks
 /// for it; a root-absolute reference once per page, as each page needs its
@@ -151,7 +156,7 @@ struct Found {
 impl Found {
     fn add(&mut self, uncovered: Uncovered) {
         let key = match &uncovered.fix {
-            Fix::AddLine(_) => (String::new(), uncovered.target.clone()),
+            Fix::AddLine(_) | Fix::Missing => (String::new(), uncovered.target.clone()),
             Fix::MakeRelative { .. } => (uncovered.from.clone(), uncovered.reference.clone()),
         };
         if self.seen.insert(key) {
@@ -337,18 +342,21 @@ fn check(root: &Path, manifest: &Manifest, from: &str, raw: String) -> Option<Un
         .into_iter()
         .flatten()
         .find(|rel| !manifest.allows(rel));
-    let fix = if root_absolute {
-        Fix::MakeRelative {
+    let exists = asked.real.is_some();
+    // A line for a file that is not there would not make it load.
+    let line = unlisted.filter(|_| exists).map(|rel| manifest_line(rel));
+    let fix = match (root_absolute, exists) {
+        (true, _) => Fix::MakeRelative {
             relative: relative_from(from, &raw),
-            line: unlisted.map(|rel| manifest_line(rel)),
-        }
-    } else {
-        Fix::AddLine(manifest_line(unlisted?))
+            line,
+        },
+        (false, true) => Fix::AddLine(line?),
+        (false, false) => unlisted.map(|_| Fix::Missing)?,
     };
     Some(Uncovered {
         from: from.to_owned(),
         target: unlisted.unwrap_or(&asked.rel).clone(),
-        exists: asked.real.is_some(),
+        exists,
         reference: raw,
         fix,
     })

@@ -305,8 +305,9 @@ impl Supervisor {
         let (Some(command), Some(port)) = (record.run_cmd.clone(), record.port) else {
             return Err(AppError::NotAnApp { id: id.to_owned() });
         };
+        let named = record.label(id).to_owned();
         if self.runner.is_listening(port).await {
-            return Err(AppError::PortInUse { port });
+            return Err(AppError::PortInUse { app: named, port });
         }
         let log = self.log_path(id);
         let launch = AppLaunch {
@@ -330,7 +331,7 @@ impl Supervisor {
             self.clone()
                 .follow_child(id.to_owned(), watched.clone(), app),
         );
-        self.wait_until_listening(id, port, &watched, limits)
+        self.wait_until_listening(id, &named, port, &watched, limits)
             .await?;
         if let AppReach::Direct { host } = &self.reach {
             let listeners = self.runner.listeners(port);
@@ -338,7 +339,7 @@ impl Supervisor {
                 warn!("app {id} listens only on loopback; stopped, its URL is for other machines");
                 self.stop_watched(&watched, limits.stop_grace).await;
                 return Err(AppError::LoopbackOnly {
-                    id: id.to_owned(),
+                    app: named,
                     host: host.clone(),
                     port,
                     listeners,
@@ -359,7 +360,7 @@ impl Supervisor {
             // Answer once its end is recorded, so the record agrees.
             let code = watched.recorded_end().await;
             return Err(AppError::ExitedAfterListening {
-                id: id.to_owned(),
+                app: named,
                 code,
                 tail: log_tail(&log, TAIL_LINES),
                 log,
@@ -390,9 +391,11 @@ impl Supervisor {
         locks.entry(id.to_owned()).or_default().clone()
     }
 
+    /// Waits until app `id` (named `app` in messages) listens on `port`.
     async fn wait_until_listening(
         &self,
         id: &str,
+        app: &str,
         port: u16,
         watched: &Arc<Watched>,
         limits: &AppLimits,
@@ -403,7 +406,7 @@ impl Supervisor {
         loop {
             if let Some(code) = *ended.borrow() {
                 return Err(AppError::ExitedBeforeListening {
-                    id: id.to_owned(),
+                    app: app.to_owned(),
                     port,
                     code,
                     tail: log_tail(&log, TAIL_LINES),
@@ -416,7 +419,7 @@ impl Supervisor {
             if Instant::now() >= deadline {
                 self.stop_watched(watched, limits.stop_grace).await;
                 return Err(AppError::NotListening {
-                    id: id.to_owned(),
+                    app: app.to_owned(),
                     port,
                     timeout: limits.start_timeout,
                     tail: log_tail(&log, TAIL_LINES),
@@ -490,7 +493,7 @@ impl Supervisor {
             _ => None,
         };
         AppError::OldProcess {
-            id: id.to_owned(),
+            app: record.label(id).to_owned(),
             pid,
             port,
         }

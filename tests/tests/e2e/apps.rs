@@ -75,16 +75,12 @@ fn app_runs_answers_and_stops_completely() {
         lines[0],
         format!("App registered: http://127.0.0.1:{port}/")
     );
-    assert!(
-        lines[1].starts_with("Run 'drop start ") && lines[1].ends_with('\''),
-        "{add}"
+    assert_eq!(
+        lines[1], "Run 'drop start web'",
+        "named as the user named it"
     );
-    let id = env
-        .listed(&lines[1][16..lines[1].len() - 1])
-        .expect("listed")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let listing = env.json(&["list", "--all", "--json"]);
+    let id = listing["pages"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(env.listed(&id).expect("listed")["status"], "stopped");
 
     assert_eq!(
@@ -224,7 +220,7 @@ fn an_app_that_exits_at_once_is_reported_crashed() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.starts_with(&format!(
-            "Error: app {id} exited with code 3 before listening on port {port}"
+            "Error: app broken exited with code 3 before listening on port {port}"
         )),
         "{err}"
     );
@@ -426,7 +422,7 @@ fn app_options_are_checked() {
         env.run(&["add", path, "--port", "5000"]).status.code(),
         Some(2)
     );
-    let id = add_app(&env, "first", "serve", 5000);
+    add_app(&env, "first", "serve", 5000);
     let other = env.work.path().join("b");
     std::fs::create_dir_all(&other).unwrap();
     let out = env.run(&[
@@ -440,7 +436,7 @@ fn app_options_are_checked() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         err.trim(),
-        format!("Error: port 5000 is already used by app {id}; give this app another port")
+        "Error: port 5000 is already used by app first; give this app another port"
     );
     let (page, _) = env.add(&env.write("p.txt", "p"), &["--name", "page"]);
     let out = env.run(&["start", "page"]);
@@ -474,7 +470,8 @@ fn remove_and_cleanup_stop_running_apps() {
 
 /// A running app's record never lies: re-adding it with another port is
 /// refused with what to do, and nothing changes; `--restart` applies the
-/// change, and the new URL is the one that answers.
+/// change, and the new URL is the one that answers, said with the old
+/// one's end.
 #[test]
 fn a_running_apps_port_changes_only_with_restart() {
     let env = app_env();
@@ -514,6 +511,15 @@ fn a_running_apps_port_changes_only_with_restart() {
     let out = env.ok(&restart);
     assert!(
         out.contains(&format!("App started: http://127.0.0.1:{new}/")),
+        "{out}"
+    );
+    // It is started here: no `Run 'drop start'`, and the URL the human
+    // had is said to be dead.
+    assert!(!out.contains("Run 'drop start"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  (its old URL http://127.0.0.1:{old}/ no longer opens: give the human the one above)"
+        )),
         "{out}"
     );
     wait_until("the old process is gone", || !alive(pid));

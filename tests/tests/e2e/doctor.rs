@@ -114,6 +114,24 @@ fn finds_the_app_down() {
     broken_at(&report, &out, "app process", "crashed with exit code 137");
 }
 
+/// A stopped app behind a tunnel fails at its process alone, with the fix
+/// that works (`drop start api`): its tunnel is not checked, so no second
+/// FAIL asks for a restart of the server.
+#[test]
+fn a_stopped_app_behind_a_tunnel_is_fixed_by_starting_it() {
+    let p = Phase3::behind_nat();
+    p.start(&[]);
+    p.add_app("api");
+    let (report, out) = doctor(&p.env, &["api"]);
+    broken_at(&report, &out, "app process", "not running");
+    assert_eq!(check(&report, "app process")["fix"], "run 'drop start api'");
+    assert_eq!(check(&report, "tunnel")["verdict"], "skipped", "{report}");
+    let failed: Vec<&serde_json::Value> = (report["checks"].as_array().unwrap().iter())
+        .filter(|c| c["verdict"] == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+}
+
 /// An app on loopback alone whose URL is for other machines: it was
 /// started through a tunnel, and the server came back without one (a
 /// public IP), so the app is adopted but nobody else can open it.

@@ -423,6 +423,31 @@ fn install_without_network_installs_drop_and_explains_cloudflared() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// Offline, install says so plainly, once: not curl's own error once per
+/// retry, but that this machine looks offline, and where it could not
+/// connect.
+#[test]
+fn install_offline_says_plainly_that_it_is_offline() {
+    let offline = Downloads::offline();
+    let machine = Machine::new(Systemd::NoSession)
+        .env("DROP_CLOUDFLARED_URL", &offline)
+        .env("DROP_INSTALL_OS", "linux")
+        .env("DROP_INSTALL_ARCH", "amd64");
+    let out = machine.script("install.sh");
+    assert!(out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!said.contains("curl:"), "{said}");
+    let host = offline.trim_start_matches("http://");
+    let line = format!(
+        "cloudflared: could not download it: this machine looks offline (no connection to {host})"
+    );
+    assert_eq!(said.matches(&line).count(), 1, "{said}");
+}
+
 /// A download that does not run as cloudflared (an error page, say) is
 /// refused and removed; a broken `~/.drop/bin/cloudflared` is replaced by
 /// the next good download.

@@ -16,7 +16,7 @@ use drop_tests::login::{FORM, LOCAL, form_token, login};
 fn a_storm_of_wrong_passwords_stays_bounded() {
     let env = DropEnv::new();
     let port = env.start();
-    let (_, secret) = env.add(&env.write("s.html", "s"), &["--password", "right"]);
+    let (_, secret) = env.add(&env.write("s.html", "s"), &["--password", "right-one"]);
     let (_, public) = env.add(&env.write("p.txt", "public"), &[]);
     let pid = env.server_pid().unwrap();
     let token = form_token(&get(port, &secret));

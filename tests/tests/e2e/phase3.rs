@@ -720,9 +720,7 @@ fn an_app_on_loopback_only_fails_on_a_public_ip_and_starts_through_a_tunnel() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with(&format!(
-            "Error: app {id} listens only on 127.0.0.1 (this machine alone)"
-        )),
+        stderr.starts_with("Error: app flaskish listens only on 127.0.0.1 (this machine alone)"),
         "{stderr}"
     );
     assert!(stderr.contains(&format!("http://{ip}:")), "{stderr}");

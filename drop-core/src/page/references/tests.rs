@@ -94,23 +94,24 @@ fn reports_each_unlisted_local_reference_with_the_line_that_lists_it() {
         ),
         add("index.html", "sub/", "sub/index.html", true, "sub/**"),
         abs,
-        add(
-            "index.html",
-            "missing.js",
-            "missing.js",
-            false,
-            "missing.js",
-        ),
+        Uncovered {
+            from: "index.html".into(),
+            reference: "missing.js".into(),
+            target: "missing.js".into(),
+            exists: false,
+            fix: Fix::Missing,
+        },
     ];
     assert_eq!(found, expected);
     assert_eq!(
         lines_to_add(&found),
-        ["css/**", "img/**", "sub/**", "abs.css", "missing.js"]
+        ["css/**", "img/**", "sub/**", "abs.css"],
+        "no line for a file that does not exist"
     );
 }
 
 #[test]
-fn the_suggested_lines_leave_only_the_root_absolute_reference() {
+fn the_suggested_lines_leave_only_what_no_line_can_fix() {
     let dir = site();
     let found = scan(dir.path(), "index.html\nabout.html\n");
     let fixed = format!(
@@ -118,7 +119,13 @@ fn the_suggested_lines_leave_only_the_root_absolute_reference() {
         lines_to_add(&found).join("\n")
     );
     let after = scan(dir.path(), &fixed);
-    assert_eq!(summary(&after), [("/abs.css", "abs.css", None)]);
+    assert_eq!(
+        summary(&after),
+        [
+            ("/abs.css", "abs.css", None),
+            ("missing.js", "missing.js", None)
+        ]
+    );
     assert!(matches!(
         &after[0].fix,
         Fix::MakeRelative { relative, line: None } if relative == "abs.css"
@@ -158,6 +165,10 @@ fn references_resolve_from_the_folder_of_their_page() {
              <a href=sub>folder</a><img src='b%20c.png'>",
         ),
         ("blog/sub/index.html", ""),
+        ("blog/img/a.png", ""),
+        ("css/a.css", ""),
+        ("x.css", ""),
+        ("blog/b c.png", ""),
     ]);
     let found = scan(dir.path(), "blog/post.html\n");
     assert_eq!(
@@ -317,10 +328,14 @@ fn suggested_lines_match_odd_names() {
 #[test]
 fn reads_at_most_the_start_of_a_huge_page() {
     let padding = "<p>".repeat(MAX_SCANNED_BYTES as usize / 3 + 1);
-    let dir = folder(&[(
-        "index.html",
-        &format!("<img src=early.png>{padding}<img src=late.png>"),
-    )]);
+    let dir = folder(&[
+        (
+            "index.html",
+            &format!("<img src=early.png>{padding}<img src=late.png>"),
+        ),
+        ("early.png", ""),
+        ("late.png", ""),
+    ]);
     let found = scan(dir.path(), "index.html\n");
     assert_eq!(
         summary(&found),
@@ -364,7 +379,7 @@ fn symlinked_folders_and_fifos_are_not_read() {
 
 #[test]
 fn a_symlinked_page_inside_the_folder_is_read() {
-    let dir = folder(&[("real/page.html", "<img src=../pic.png>")]);
+    let dir = folder(&[("real/page.html", "<img src=../pic.png>"), ("pic.png", "")]);
     std::os::unix::fs::symlink("real/page.html", dir.path().join("page.html")).unwrap();
     let found = scan(dir.path(), "page.html\nreal/**\n");
     // Read twice (as the link and as itself); `../pic.png` from the link climbs out.

@@ -23,21 +23,23 @@ pub enum AppError {
     },
     /// Something else listens on the app's port already.
     #[error(
-        "port {port} is already in use by another process; stop it or give the app another port"
+        "app {app} cannot start: port {port} is already in use by another process; stop it or give the app another port"
     )]
     PortInUse {
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// The app's port.
         port: u16,
     },
     /// The Python drop's process of this app lives on, and cannot be shown
     /// to be the app: drop leaves it alone.
     #[error(
-        "the app's old process (pid {pid}) {}; it was started by an earlier drop and cannot be shown to be this app, so drop leaves it alone: end it with `kill {pid}` (or `kill -- -{pid}` for its whole process group), then run 'drop start {id}'",
+        "the app's old process (pid {pid}) {}; it was started by an earlier drop and cannot be shown to be this app, so drop leaves it alone: end it with `kill {pid}` (or `kill -- -{pid}` for its whole process group), then run 'drop start {app}'",
         match port { Some(port) => format!("still holds port {port}"), None => "still runs".to_owned() }
     )]
     OldProcess {
-        /// The app.
-        id: String,
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// The old process.
         pid: u32,
         /// The app's port, when something listens on it.
@@ -52,12 +54,12 @@ pub enum AppError {
     },
     /// The app ended before it listened on its port.
     #[error(
-        "app {id} exited with {} before listening on port {port}; last lines of `{}`:\n{}",
+        "app {app} exited with {} before listening on port {port}; last lines of `{}`:\n{}",
         describe_code(*code), log.display(), indent(tail)
     )]
     ExitedBeforeListening {
-        /// The app.
-        id: String,
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// Its port.
         port: u16,
         /// How it ended.
@@ -69,12 +71,12 @@ pub enum AppError {
     },
     /// The app ran but never listened; it was stopped.
     #[error(
-        "app {id} did not listen on port {port} within {} s and was stopped; last lines of `{}`:\n{}",
+        "app {app} did not listen on port {port} within {} s and was stopped; last lines of `{}`:\n{}",
         timeout.as_secs_f32(), log.display(), indent(tail)
     )]
     NotListening {
-        /// The app.
-        id: String,
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// Its port.
         port: u16,
         /// How long it was given.
@@ -86,12 +88,12 @@ pub enum AppError {
     },
     /// The app ended right after it started listening.
     #[error(
-        "app {id} exited with {} right after it started listening; last lines of `{}`:\n{}",
+        "app {app} exited with {} right after it started listening; last lines of `{}`:\n{}",
         describe_code(*code), log.display(), indent(tail)
     )]
     ExitedAfterListening {
-        /// The app.
-        id: String,
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// How it ended.
         code: Option<i32>,
         /// Its log.
@@ -102,12 +104,12 @@ pub enum AppError {
     /// The app listens only on loopback, and its URL is for other
     /// machines; it was stopped.
     #[error(
-        "app {id} listens only on {} (this machine alone), so its URL http://{host}:{port}/ would not open for anyone else; it was stopped. Make its command listen on every address (for example `--host 0.0.0.0` for flask, `--bind 0.0.0.0` for gunicorn, `--host` for vite), or reach it through a tunnel with 'drop start --tunnel', then run 'drop start {id}'",
+        "app {app} listens only on {} (this machine alone), so its URL http://{host}:{port}/ would not open for anyone else; it was stopped. Make its command listen on every address (for example `--host 0.0.0.0` for flask, `--bind 0.0.0.0` for gunicorn, `--host` for vite), then run 'drop start {app}'; or reach it through a tunnel: 'drop stop', 'drop start --tunnel', then 'drop start {app}'",
         list_addresses(listeners)
     )]
     LoopbackOnly {
-        /// The app.
-        id: String,
+        /// The app, as messages name it: its name, else its id.
+        app: String,
         /// The host in its URL.
         host: String,
         /// Its port.

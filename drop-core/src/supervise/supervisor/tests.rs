@@ -303,7 +303,7 @@ async fn a_port_in_use_is_refused_before_anything_is_launched() {
     let error = w.supervisor.start_app(APP, env()).await.unwrap_err();
 
     assert!(
-        matches!(error, AppError::PortInUse { port: PORT }),
+        matches!(error, AppError::PortInUse { port: PORT, .. }),
         "{error:?}"
     );
     let record = w.record();
@@ -324,7 +324,7 @@ async fn an_app_that_exits_before_listening_is_reported_and_recorded_crashed() {
     let error = w.supervisor.start_app(APP, env()).await.unwrap_err();
 
     let AppError::ExitedBeforeListening {
-        ref id,
+        ref app,
         port,
         code,
         ref tail,
@@ -333,7 +333,7 @@ async fn an_app_that_exits_before_listening_is_reported_and_recorded_crashed() {
     else {
         panic!("{error:?}");
     };
-    assert_eq!((id.as_str(), port, code), (APP, PORT, Some(3)));
+    assert_eq!((app.as_str(), port, code), (APP, PORT, Some(3)));
     assert_eq!(*log, app_log_path(&w.t.home, APP));
     let expected: Vec<String> = (6..=20).map(|i| format!("line {i}")).collect();
     assert_eq!(*tail, expected.join("\n"), "the last 15 lines");
@@ -671,7 +671,7 @@ async fn a_stop_during_a_start_waits_its_turn() {
 #[test]
 fn failure_messages_show_the_log_tail_indented() {
     let error = AppError::NotListening {
-        id: "app1".into(),
+        app: "app1".into(),
         port: PORT,
         timeout: Duration::from_secs(30),
         log: "/home/logs/app-app1.log".into(),
@@ -683,7 +683,7 @@ fn failure_messages_show_the_log_tail_indented() {
          last lines of `/home/logs/app-app1.log`:\n  one\n  two"
     );
     let error = AppError::ExitedAfterListening {
-        id: "app1".into(),
+        app: "app1".into(),
         code: None,
         log: "/l".into(),
         tail: String::new(),
