@@ -28,6 +28,10 @@ pub struct PublishArgs {
     /// (at least 8 characters).
     #[serde(default)]
     pub password: Option<PasswordArg>,
+    /// A new generated password even if the page has one (returned once,
+    /// as `password`): whoever had the old one must sign in again.
+    #[serde(default)]
+    pub new_password: bool,
     /// Stop serving it after this span (`30m`, `2h`, `7d`, `1w`) or at this
     /// RFC 3339 time (`2026-12-31T18:00:00Z`); `never` takes an end away.
     #[serde(default)]

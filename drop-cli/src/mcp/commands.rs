@@ -16,11 +16,14 @@ use super::args::{AddAppArgs, PublishArgs, WaitArgs};
 /// one that opens. What `add` refuses is refused before anything starts.
 pub fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
     let path = Path::new(&args.path);
+    // `password: true` with `new_password` is the CLI's `--new-password`.
+    let password = (args.password.and_then(|p| p.into_flag()))
+        .filter(|given| !(args.new_password && given.is_empty()));
     let details = Details {
         name: args.name,
         description: args.description,
-        password: args.password.and_then(|p| p.into_flag()),
-        new_password: false,
+        password,
+        new_password: args.new_password,
         no_password: false,
         expires: args.expires,
         once: args.once,

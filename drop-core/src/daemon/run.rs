@@ -80,6 +80,9 @@ impl DaemonError {
     }
 }
 
+/// How long a new daemon waits for the lock of one that is ending.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `server.lock`, held by the daemon for its whole life: one home has at
 /// most one daemon.
 #[derive(Debug)]
@@ -96,10 +99,16 @@ impl ServerLock {
     pub fn take(home: &Home) -> Result<Self, DaemonError> {
         home.ensure()?;
         let file = open_home_file(&home.server_lock_path(), FileUse::Lock)?;
-        if file.try_lock().is_err() {
-            return Err(DaemonError::AlreadyServing {
-                home: home.root().to_owned(),
-            });
+        // A daemon killed a moment ago may still be closing its files (its
+        // threads end one by one): its lock is let go of within moments.
+        let deadline = std::time::Instant::now() + LOCK_RELEASE_WAIT;
+        while file.try_lock().is_err() {
+            if std::time::Instant::now() >= deadline {
+                return Err(DaemonError::AlreadyServing {
+                    home: home.root().to_owned(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Ok(ServerLock(file))
     }

@@ -395,7 +395,8 @@ fn wait_times_out_with_not_opened_and_a_cancelled_wait_ends() {
 
 /// `publish` with `expires` and `once`: the page ends in two hours and
 /// opens once, then answers 404 and `status` shows it used; a generated
-/// password is returned once; an end that does not parse is `bad_time`.
+/// password is returned once, kept on a second publish and made anew on
+/// request; an end that does not parse is `bad_time`.
 #[test]
 fn publish_takes_expires_once_and_a_generated_password() {
     let env = DropEnv::new();
@@ -437,6 +438,15 @@ fn publish_takes_expires_once_and_a_generated_password() {
     let password = result["structuredContent"]["password"].as_str().unwrap();
     assert!(first_text(&result).contains(password), "{result}");
     assert_eq!(result["structuredContent"]["protected"], true);
+    // Again: the page keeps its password, unless a new one is asked for.
+    let again = session.call("publish", json!({ "path": secret, "password": true }));
+    assert_eq!(again["structuredContent"]["password_kept"], true, "{again}");
+    let renewed = session.call(
+        "publish",
+        json!({ "path": secret, "password": true, "new_password": true }),
+    );
+    let new = renewed["structuredContent"]["password"].as_str().unwrap();
+    assert_ne!(new, password, "{renewed}");
     assert_eq!(
         session.error_code("publish", json!({ "path": secret, "expires": "soonish" })),
         "bad_time"
