@@ -485,11 +485,10 @@ fn daemon_parts(ctx: &Context) -> Result<serve::DaemonParts, CliError> {
             // drop's page server gets the public hostname (its login form
             // checks it); apps get `localhost:PORT` unless added with
             // --keep-host: dev servers refuse hosts they do not know.
-            let mut localhost = config.clone();
-            localhost.origin_host = OriginHost::Localhost;
+            let public_host = Cloudflared::new(config);
             TunnelSource::Quick(QuickTunnels {
-                public_host: Arc::new(Cloudflared::new(config)),
-                localhost: Arc::new(Cloudflared::new(localhost)),
+                localhost: Arc::new(public_host.sending_host(OriginHost::Localhost)),
+                public_host: Arc::new(public_host),
             })
         }
     };

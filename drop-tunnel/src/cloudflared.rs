@@ -12,11 +12,12 @@
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::launch::{self, Launcher};
 use crate::startup::{self, Deadline, Startup};
-use crate::{CloudflaredConfig, Protocol, Tunnel, TunnelError, TunnelProvider};
+use crate::{CloudflaredConfig, OriginHost, Protocol, Tunnel, TunnelError, TunnelProvider};
 
 /// The config file written for cloudflared, in the state dir.
 const CONFIG_FILE: &str = "cloudflared.yml";
@@ -31,9 +32,10 @@ const CONFIG_TEXT: &str = "# Written by drop-tunnel: cloudflared reads this file
 #[derive(Debug)]
 pub struct Cloudflared {
     config: CloudflaredConfig,
-    /// Set once QUIC was found blocked: later opens go straight to HTTP/2.
-    http2_learned: AtomicBool,
-    launcher: Launcher,
+    /// Set once QUIC was found blocked: later opens go straight to HTTP/2
+    /// (shared with providers made by [`Cloudflared::sending_host`]).
+    http2_learned: Arc<AtomicBool>,
+    launcher: Arc<Launcher>,
 }
 
 #[async_trait::async_trait]
@@ -48,8 +50,21 @@ impl Cloudflared {
     pub fn new(config: CloudflaredConfig) -> Self {
         Cloudflared {
             config,
-            http2_learned: AtomicBool::new(false),
-            launcher: Launcher::default(),
+            http2_learned: Arc::default(),
+            launcher: Arc::default(),
+        }
+    }
+
+    /// The same provider, its tunnels giving the local server `host` (see
+    /// [`CloudflaredConfig::origin_host`]); what one learns of the network
+    /// (QUIC blocked) the other knows at once.
+    pub fn sending_host(&self, host: OriginHost) -> Self {
+        let mut config = self.config.clone();
+        config.origin_host = host;
+        Cloudflared {
+            config,
+            http2_learned: self.http2_learned.clone(),
+            launcher: self.launcher.clone(),
         }
     }
 
@@ -169,6 +184,29 @@ mod tests {
 
     fn strings(args: &[OsString]) -> Vec<&str> {
         args.iter().map(|a| a.to_str().unwrap()).collect()
+    }
+
+    /// Two providers of one cloudflared, sending different Hosts, learn
+    /// together that QUIC is blocked: the second never finds it out again.
+    #[test]
+    fn a_provider_sending_another_host_shares_what_was_learned() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = Cloudflared::new(config_in(dir.path()));
+        let localhost = public.sending_host(OriginHost::Localhost);
+        assert_eq!(localhost.protocol_now(), Protocol::Quic);
+        public.http2_learned.store(true, Ordering::SeqCst);
+        assert_eq!(localhost.protocol_now(), Protocol::Http2);
+        let local = "127.0.0.1:5173".parse().unwrap();
+        let args = localhost.args(local, Protocol::Http2).unwrap();
+        assert!(
+            strings(&args)
+                .windows(2)
+                .any(|w| w == ["--http-host-header", "localhost:5173"]),
+            "{args:?}"
+        );
+        assert!(
+            !strings(&public.args(local, Protocol::Http2).unwrap()).contains(&"--http-host-header")
+        );
     }
 
     #[test]

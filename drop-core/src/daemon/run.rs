@@ -428,31 +428,32 @@ impl Answers {
     async fn check_link(&self, id: Option<String>) -> Result<LinkReport, String> {
         let home = self.home.clone();
         let recorded = blocking(move || -> Result<_, RegistryError> {
-            let (tunnel, app_port) = match &id {
+            let (tunnel, app) = match &id {
                 None => (home.load_tunnel_state()?, None),
                 Some(id) => {
                     let record = home.registry().load()?.get(id).cloned();
-                    let port = record.as_ref().and_then(|r| r.port);
-                    (record.as_ref().and_then(Record::tunnel), port)
+                    let app = record.as_ref().and_then(|r| Some((r.port?, r.keep_host)));
+                    (record.as_ref().and_then(Record::tunnel), app)
                 }
             };
             Ok(tunnel
                 .filter(|t| !t.url.is_empty())
-                .map(|t| (t.url, t.state, app_port)))
+                .map(|t| (t.url, t.state, app)))
         })
         .await
         .map_err(|e| e.to_string())?;
-        let Some((url, phase, app_port)) = recorded else {
+        let Some((url, phase, app)) = recorded else {
             return Err("no tunnel URL is recorded to check".into());
         };
         // A new URL is the keeper's to check while it settles.
         let ask_dns = phase != TunnelPhase::Verifying;
         let nonce = self.links.probes.issue();
-        let origin = match app_port {
+        let origin = match app {
             None => Origin::Daemon { nonce },
-            Some(port) => Origin::App {
+            Some((port, keep_host)) => Origin::App {
                 nonce,
                 local: self.supervisor.local_address(port),
+                keep_host,
             },
         };
         Ok(verify::diagnose(self.links.checker.as_ref(), &url, &origin, ask_dns).await)

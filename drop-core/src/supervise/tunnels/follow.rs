@@ -8,7 +8,6 @@
 //! rechecked in the background.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use drop_tunnel::{DownReason, Protocol, TunnelEvent};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::TunnelOutcome;
+use super::{AppTarget, TunnelOutcome};
 use crate::supervise::process::ProcessId;
 use crate::supervise::records::{update_record, update_server_tunnel};
 use crate::supervise::verify::{self, Confirmation, LinkCheck, LinkError, Origin, Verdict};
@@ -178,7 +177,7 @@ pub(super) struct Follower {
     pub(super) links: LinkCheck,
     /// The app whose tunnel this is, and where the tunnel reaches it;
     /// `None` for the server's.
-    pub(super) app: Option<(String, SocketAddr)>,
+    pub(super) app: Option<(String, AppTarget)>,
     /// Whoever waits for the first outcome.
     pub(super) first: Option<oneshot::Sender<TunnelOutcome>>,
     /// When the tunnel was asked for: its first URL's bound counts from
@@ -294,6 +293,8 @@ impl Follower {
                 retry_in,
             } => {
                 (*confirmation, *check) = (None, None);
+                // The start was told: the next URL's bound is its own.
+                self.asked_at = None;
                 let error = match retry_in {
                     Some(wait) => format!("{reason}; retrying in {} s", wait.as_secs().max(1)),
                     None => reason.clone(),
@@ -318,13 +319,17 @@ impl Follower {
         let url = confirmation.url().to_owned();
         let (due, dns_from) = (confirmation.next_check(), confirmation.dns_from());
         let answer_by = confirmation.answer_by(self.links.bound);
-        let local = self.app.as_ref().map(|(_, local)| *local);
+        let target = self.app.as_ref().map(|(_, target)| *target);
         Box::pin(async move {
             tokio::time::sleep_until(due).await;
             let nonce = probes.issue();
-            let origin = match local {
+            let origin = match target {
                 None => Origin::Daemon { nonce },
-                Some(local) => Origin::App { nonce, local },
+                Some(target) => Origin::App {
+                    nonce,
+                    local: target.local,
+                    keep_host: target.keep_host,
+                },
             };
             verify::check(checker.as_ref(), &url, &origin, dns_from, answer_by).await
         })

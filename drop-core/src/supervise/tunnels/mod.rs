@@ -248,7 +248,7 @@ impl TunnelKeeper {
         update_server_tunnel(&self.home, |_| TunnelState::default()).await;
         let local = SocketAddr::from(([127, 0, 0, 1], port));
         *self.server_local.lock().expect("server address lock") = Some(local);
-        let kept = self.keep(self.provider.clone(), local, None, None);
+        let kept = self.keep(local, None, None);
         let old = self.server.lock().await.replace(kept);
         if let Some(old) = old {
             old.close().await;
@@ -278,13 +278,7 @@ impl TunnelKeeper {
         .await;
         let (first, outcome) = oneshot::channel();
         let kept = match &self.apps_via {
-            AppTunnels::Own => {
-                let provider = match target.keep_host {
-                    true => self.provider.clone(),
-                    false => self.localhost_provider.clone(),
-                };
-                self.keep(provider, target.local, Some(id), Some(first))
-            }
+            AppTunnels::Own => self.keep(target.local, Some((id, target)), Some(first)),
             AppTunnels::Routed(routes) => match self.route_app(routes, id, target, first).await {
                 Ok(kept) => kept,
                 Err(error) => return self.routing_failed(id, error).await,
@@ -334,7 +328,7 @@ impl TunnelKeeper {
         first: oneshot::Sender<TunnelOutcome>,
     ) -> Result<TunnelTasks, String> {
         let (news, restart) = routes.add(&self.home, id, target).await?;
-        let follower = self.follower(Some((id.to_owned(), target.local)), Some(first));
+        let follower = self.follower(Some((id.to_owned(), target)), Some(first));
         let follower = tokio::spawn(follower.run(news));
         if restart {
             self.reopen_with_routes(routes).await;
@@ -411,17 +405,21 @@ impl TunnelKeeper {
     /// events on, and its follower (the server's when `app` is `None`).
     fn keep(
         self: &Arc<Self>,
-        provider: Arc<SpacedProvider>,
         local: SocketAddr,
-        app: Option<&str>,
+        app: Option<(&str, AppTarget)>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> TunnelTasks {
+        // The provider that sends the origin the Host it is to get.
+        let provider = match app {
+            Some((_, target)) if !target.keep_host => self.localhost_provider.clone(),
+            _ => self.provider.clone(),
+        };
         let (watchdog, events) = Watchdog::spawn(provider, local, WatchdogConfig::default());
         let (news, heard) = mpsc::unbounded_channel();
-        let whose = whose(app);
+        let whose = whose(app.map(|(id, _)| id));
         let server = app.is_none();
         let pump = tokio::spawn(self.clone().pump(events, whose, news, server));
-        let app = app.map(|id| (id.to_owned(), local));
+        let app = app.map(|(id, target)| (id.to_owned(), target));
         let follower = tokio::spawn(self.follower(app, first).run(heard));
         TunnelTasks {
             watchdog: Some(watchdog),
@@ -434,7 +432,7 @@ impl TunnelKeeper {
     /// (the server's when `None`).
     fn follower(
         &self,
-        app: Option<(String, SocketAddr)>,
+        app: Option<(String, AppTarget)>,
         first: Option<oneshot::Sender<TunnelOutcome>>,
     ) -> Follower {
         Follower {

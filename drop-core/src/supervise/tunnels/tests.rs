@@ -601,3 +601,34 @@ async fn a_url_that_worked_stays_handed_out_across_a_reconnection() {
     );
     assert!(state.verified_at >= verified_at);
 }
+
+/// A start whose first tunnel failed was told so; the tunnel that comes up
+/// a minute later is verified with a bound of its own, not handed out at
+/// once because the start's bound has passed (public DNS would then be
+/// asked too early, or not at all).
+#[tokio::test(start_paused = true)]
+async fn a_url_after_a_failed_first_attempt_gets_a_bound_of_its_own() {
+    let t = TestHome::new();
+    t.add_app(APP, PORT);
+    let tunnels = Tunnels::new();
+    let outside = Outside::new();
+    let script = |n: usize| match n {
+        1 => Err(TunnelError::RateLimited),
+        _ => Ok(None),
+    };
+    let keeper = t.keeper_seen_by(tunnels.provider(script), &outside);
+    let outcome = keeper.open_app(APP, app_local(PORT)).await;
+    assert!(matches!(outcome, TunnelOutcome::Down { .. }), "{outcome:?}");
+    let host = verify::host_of(&Tunnels::url(2)).to_owned();
+    outside.fail_with(Some(LinkError::NotPublished { host }));
+    eventually("the second tunnel up", secs(70), || {
+        t.record(APP).tunnel_url.as_deref() == Some(Tunnels::url(2).as_str())
+    })
+    .await;
+    tokio::time::sleep(DNS_SETTLE + secs(2)).await;
+    assert_eq!(
+        t.record(APP).tunnel_state,
+        Some(TunnelPhase::Verifying),
+        "not handed out before public DNS knows it"
+    );
+}

@@ -91,6 +91,9 @@ pub enum Origin {
         nonce: String,
         /// Where the tunnel reaches the app.
         local: SocketAddr,
+        /// The app is sent the public hostname (`--keep-host`), not
+        /// `localhost:PORT`: for the fix of a refusal.
+        keep_host: bool,
     },
 }
 
@@ -120,7 +123,7 @@ pub enum LinkError {
     },
     /// The edge answered, but not with the origin: the tunnel is not
     /// connected there (yet).
-    #[error("the edge answers {status} for {host}: the tunnel does not reach its origin there yet")]
+    #[error("the edge answers {status} for {host}: the tunnel does not reach its origin there")]
     EdgeNotConnected {
         /// The hostname.
         host: String,
@@ -145,8 +148,8 @@ pub enum LinkError {
     /// The app answers the human with a refusal it does not give on its own
     /// port: a dev server that checks the `Host` it is sent.
     #[error(
-        "the app refuses {host}: it answers {status} through the tunnel{}, and {local} on its own port",
-        dev_server.map_or(String::new(), |d| format!(" ({})", d.refusal())),
+        "the app refuses {host}: it answers {status} through the tunnel and {local} on its own port{}",
+        dev_server.map_or(String::new(), |d| format!("; {}", d.refusal())),
         local = local_status.map_or("nothing".to_owned(), |s| s.to_string())
     )]
     Refused {
@@ -158,6 +161,33 @@ pub enum LinkError {
         local_status: Option<u16>,
         /// The dev server whose host check it is, when its answer tells.
         dev_server: Option<DevServer>,
+        /// The app is sent the public hostname (`--keep-host`).
+        keep_host: bool,
+    },
+    /// The app sends the human to an address of this machine (it built the
+    /// redirect from the `Host` it was sent, or from its own settings).
+    #[error("the app sends whoever opens {host} to {location}, an address on this machine")]
+    RedirectsToLocal {
+        /// The hostname.
+        host: String,
+        /// Where it redirects.
+        location: String,
+        /// The app is sent the public hostname (`--keep-host`).
+        keep_host: bool,
+    },
+    /// The app answers on neither side: it does not serve `/` at all.
+    #[error("the app does not answer {host}, nor on its own port")]
+    AppNotAnswering {
+        /// The hostname.
+        host: String,
+    },
+    /// The app's own failure, the same on its own port.
+    #[error("the app answers {status} for {host}, and on its own port too: it fails by itself")]
+    AppFails {
+        /// The hostname.
+        host: String,
+        /// What it answers.
+        status: u16,
     },
 }
 
@@ -165,7 +195,16 @@ impl LinkError {
     /// What the user does about it, when it is theirs to mend.
     pub fn fix(&self) -> Option<String> {
         match self {
-            LinkError::Refused { dev_server, .. } => Some(refusal::fix(*dev_server)),
+            LinkError::Refused {
+                dev_server,
+                keep_host,
+                ..
+            } => Some(refusal::fix(*dev_server, *keep_host)),
+            LinkError::RedirectsToLocal { keep_host, .. } => Some(refusal::redirect_fix(*keep_host)),
+            LinkError::AppNotAnswering { .. } | LinkError::AppFails { .. } => Some(
+                "the app itself fails: 'drop logs <app>' shows its output; fix it, then 'drop stop <app>' and 'drop start <app>'"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -179,6 +218,30 @@ impl LinkError {
             }
             _ => None,
         }
+    }
+
+    /// Whether the app answered, and what it answered is the trouble: the
+    /// tunnel and the edge work.
+    pub fn is_the_apps(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Refused { .. }
+                | LinkError::RedirectsToLocal { .. }
+                | LinkError::AppNotAnswering { .. }
+                | LinkError::AppFails { .. }
+        )
+    }
+
+    /// Whether waiting does not mend it: a dev server's host check, a
+    /// redirect to this machine. Said at once rather than at the bound.
+    fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Refused {
+                dev_server: Some(_),
+                ..
+            } | LinkError::RedirectsToLocal { .. }
+        )
     }
 }
 
@@ -265,7 +328,8 @@ pub enum FailureKind {
     NotThere,
     /// Public DNS could not be asked at all: this machine's way out.
     ResolversUnreachable,
-    /// The app refuses the human.
+    /// The app answers, and that is the trouble: it refuses the human,
+    /// sends them to this machine, or fails by itself.
     Refused,
 }
 
@@ -296,7 +360,7 @@ pub async fn diagnose(
         fix: e.fix(),
         kind: match e {
             LinkError::DnsUnreachable { .. } => FailureKind::ResolversUnreachable,
-            LinkError::Refused { .. } => FailureKind::Refused,
+            ref e if e.is_the_apps() => FailureKind::Refused,
             _ => FailureKind::NotThere,
         },
     };
@@ -305,8 +369,12 @@ pub async fn diagnose(
         Err(e) => failed(e),
     };
     let dns = match edge {
-        // Asking now could make resolvers remember "no such name".
-        StepResult::Failed { .. } => StepResult::NotAsked {
+        // Asking now could make resolvers remember "no such name". (The
+        // app's own failure means the edge reached it.)
+        StepResult::Failed {
+            kind: FailureKind::NotThere | FailureKind::ResolversUnreachable,
+            ..
+        } => StepResult::NotAsked {
             why: "the edge does not reach drop yet, so the name may not exist yet".into(),
         },
         _ if !ask_dns => StepResult::NotAsked {
@@ -451,26 +519,22 @@ impl Confirmation {
         now: tokio::time::Instant,
         bound: Duration,
     ) -> Option<Verdict> {
-        let host_check = matches!(
-            result,
-            Err(LinkError::Refused {
-                dev_server: Some(_),
-                ..
-            })
-        );
+        let settled = result.as_ref().is_err_and(LinkError::is_settled);
+        // Each check of an app that fails by itself may fill its log.
+        let asks_app = result.as_ref().is_err_and(LinkError::is_the_apps);
         let (stage, verdict) = match (self.stage, result) {
             (Stage::Confirmed, Ok(())) => (Stage::Confirmed, Some(Verdict::Rechecked)),
             (_, Ok(())) => (Stage::Confirmed, Some(Verdict::Confirmed)),
             (Stage::Confirmed, Err(e)) => (Stage::Unconfirmed, Some(Verdict::Lost(e))),
             // A dev server's host check does not pass by waiting: said at
             // once, as when the bound has passed.
-            (Stage::Pending, Err(e)) if host_check || now.duration_since(self.since) >= bound => {
+            (Stage::Pending, Err(e)) if settled || now.duration_since(self.since) >= bound => {
                 (Stage::Unconfirmed, Some(Verdict::Unconfirmed(e)))
             }
             (stage, Err(_)) => (stage, None),
         };
         self.stage = stage;
-        self.next = match (stage, host_check) {
+        self.next = match (stage, asks_app) {
             (Stage::Confirmed, _) => now + RECHECK,
             (Stage::Pending, _) => now + RETRY_EARLY,
             // Asked rarely: each refusal may fill the app's log.
@@ -551,6 +615,7 @@ mod tests {
             status: 400,
             local_status: Some(200),
             dev_server: Some(DevServer::Django),
+            keep_host: true,
         };
         let mut c = Confirmation::new("https://h".into(), t0, t0);
         let first = t0 + RETRY_EARLY;
@@ -563,5 +628,30 @@ mod tests {
         let later = first + 2 * RETRY_REFUSED;
         assert_eq!(c.after(Ok(()), later, bound), Some(Verdict::Confirmed));
         assert_eq!(c.next_check(), later + RECHECK, "the fixed app: as any");
+    }
+
+    /// A refusal drop does not know may pass (the app was still starting):
+    /// it waits out the bound like any failure, but once the URL is handed
+    /// out the app is asked only once a minute, not every ten seconds.
+    #[test]
+    fn an_unknown_refusal_waits_for_the_bound_then_is_asked_rarely() {
+        let bound = Duration::from_secs(30);
+        let t0 = tokio::time::Instant::now();
+        let refused = || LinkError::Refused {
+            host: "h".into(),
+            status: 403,
+            local_status: Some(200),
+            dev_server: None,
+            keep_host: false,
+        };
+        let mut c = Confirmation::new("https://h".into(), t0, t0);
+        assert_eq!(c.after(Err(refused()), t0 + RETRY_EARLY, bound), None);
+        assert_eq!(c.next_check(), t0 + 2 * RETRY_EARLY);
+        let at_bound = t0 + bound;
+        assert_eq!(
+            c.after(Err(refused()), at_bound, bound),
+            Some(Verdict::Unconfirmed(refused()))
+        );
+        assert_eq!(c.next_check(), at_bound + RETRY_REFUSED);
     }
 }

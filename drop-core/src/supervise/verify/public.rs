@@ -163,10 +163,23 @@ impl LinkChecker for PublicChecker {
                 .await
                 .map(|r| r.header(PROBE_HEADER, nonce.as_str())),
         }?;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            // Nothing through the edge: the app's own silence, when it is.
+            Err(e) => {
+                return Err(match origin {
+                    Origin::App { local, .. } if self.ask_app(*local).await.is_none() => {
+                        LinkError::AppNotAnswering {
+                            host: host.to_owned(),
+                        }
+                    }
+                    _ => unreachable(error_chain(&e)),
+                });
+            }
+        };
+        let location = (response.headers().get("location"))
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
         let answer = Answer {
             status: response.status().as_u16(),
             body: read_prefix(response).await,
@@ -174,26 +187,81 @@ impl LinkChecker for PublicChecker {
         let drop_answered = answer.status == 200 && answer.body == PROBE_ANSWER.as_bytes();
         match origin {
             Origin::Daemon { .. } if drop_answered => Ok(()),
-            Origin::App { .. } if drop_answered => Err(LinkError::NotRouted {
-                host: host.to_owned(),
-            }),
-            Origin::App { .. } if answer.status < 400 => Ok(()),
-            Origin::App { local, .. } if !edge_failure(answer.status) => {
-                let at_home = self.ask_app(*local).await;
-                match refusal::is_refusal(&answer, at_home.as_ref()) {
-                    true => Err(LinkError::Refused {
-                        host: host.to_owned(),
-                        status: answer.status,
-                        local_status: at_home.map(|a| a.status),
-                        dev_server: DevServer::of(&answer),
-                    }),
-                    false => Ok(()),
-                }
-            }
-            _ => Err(LinkError::EdgeNotConnected {
+            Origin::Daemon { .. } => Err(LinkError::EdgeNotConnected {
                 host: host.to_owned(),
                 status: answer.status,
             }),
+            Origin::App { .. } if drop_answered => Err(LinkError::NotRouted {
+                host: host.to_owned(),
+            }),
+            Origin::App {
+                local, keep_host, ..
+            } => {
+                let app = AppAnswer {
+                    host,
+                    local: *local,
+                    keep_host: *keep_host,
+                };
+                self.judge_app(app, answer, location).await
+            }
+        }
+    }
+}
+
+/// An app's answer through the tunnel, and what judging it needs.
+struct AppAnswer<'a> {
+    host: &'a str,
+    local: SocketAddr,
+    keep_host: bool,
+}
+
+impl PublicChecker {
+    /// Whether the app's answer through the tunnel is one the human can
+    /// use: not a redirect to this machine, and no failure the app does
+    /// not also give on its own port (asked only then). The edge's own
+    /// failures are the edge's, unless the app fails the same at home.
+    async fn judge_app(
+        &self,
+        app: AppAnswer<'_>,
+        answer: Answer,
+        location: Option<String>,
+    ) -> Result<(), LinkError> {
+        let host = app.host.to_owned();
+        if (300..400).contains(&answer.status)
+            && let Some(location) = location.filter(|l| refusal::leads_here(l, app.local.port()))
+        {
+            return Err(LinkError::RedirectsToLocal {
+                host,
+                location,
+                keep_host: app.keep_host,
+            });
+        }
+        if answer.status < 400 {
+            return Ok(());
+        }
+        let at_home = self.ask_app(app.local).await;
+        if edge_failure(answer.status) {
+            return Err(match at_home {
+                None => LinkError::AppNotAnswering { host },
+                Some(home) if home.status == answer.status => LinkError::AppFails {
+                    host,
+                    status: answer.status,
+                },
+                Some(_) => LinkError::EdgeNotConnected {
+                    host,
+                    status: answer.status,
+                },
+            });
+        }
+        match refusal::is_refusal(&answer, at_home.as_ref()) {
+            true => Err(LinkError::Refused {
+                host,
+                status: answer.status,
+                local_status: at_home.map(|a| a.status),
+                dev_server: DevServer::of(&answer),
+                keep_host: app.keep_host,
+            }),
+            false => Ok(()),
         }
     }
 }
@@ -275,6 +343,17 @@ mod tests {
     /// `Host` is the tunnel's hostname) and an app: `answer` gets the
     /// request's head and gives status and body.
     fn serve(answer: fn(&str) -> (u16, &'static str)) -> SocketAddr {
+        serve_with_headers(move |head| {
+            let (status, body) = answer(head);
+            (status, "", body)
+        })
+    }
+
+    /// [`serve`], the answer with header lines of its own (each ending in
+    /// CRLF).
+    fn serve_with_headers(
+        answer: impl Fn(&str) -> (u16, &'static str, &'static str) + Send + 'static,
+    ) -> SocketAddr {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -283,10 +362,10 @@ mod tests {
                 let mut head = [0u8; 4096];
                 let n = stream.read(&mut head).unwrap_or(0);
                 let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
-                let (status, body) = answer(&head);
+                let (status, headers, body) = answer(&head);
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
             }
@@ -295,13 +374,24 @@ mod tests {
     }
 
     async fn reach_app(app: SocketAddr) -> Result<(), LinkError> {
+        reach_app_at(app, app, false).await
+    }
+
+    /// Reaches the app at `local` through `edge`, sent the public
+    /// hostname when `keep_host`.
+    async fn reach_app_at(
+        edge: SocketAddr,
+        local: SocketAddr,
+        keep_host: bool,
+    ) -> Result<(), LinkError> {
         let checker = PublicChecker::new(LinkConfig {
             doh_urls: vec![],
-            edge: Some(format!("http://{app}")),
+            edge: Some(format!("http://{edge}")),
         });
         let origin = Origin::App {
             nonce: "n".into(),
-            local: app,
+            local,
+            keep_host,
         };
         checker
             .reach("https://a-b.trycloudflare.com", &origin)
@@ -332,6 +422,7 @@ mod tests {
                 status: 403,
                 local_status: Some(200),
                 dev_server: Some(DevServer::Vite),
+                keep_host: false,
             }
         );
         assert!(refused.to_string().contains("Blocked request"), "{refused}");
@@ -355,6 +446,48 @@ mod tests {
         assert!(matches!(
             reach_app(drop_itself).await,
             Err(LinkError::NotRouted { .. })
+        ));
+    }
+
+    /// An app that builds its redirect from the Host it is sent
+    /// (`localhost:PORT`) sends the human to this machine: a broken link,
+    /// whose fix is `--keep-host`; a relative redirect is fine.
+    #[tokio::test]
+    async fn a_redirect_to_this_machine_is_a_broken_link() {
+        let to_localhost =
+            serve_with_headers(|_| (302, "Location: http://localhost:7003/login\r\n", ""));
+        let reached = reach_app(to_localhost).await;
+        let Err(redirect @ LinkError::RedirectsToLocal { .. }) = &reached else {
+            panic!("called working: {reached:?}");
+        };
+        assert!(redirect.fix().unwrap().contains("--keep-host --restart"));
+        let relative = serve_with_headers(|_| (302, "Location: /login\r\n", ""));
+        assert_eq!(reach_app(relative).await, Ok(()));
+    }
+
+    /// The app's own failures are the app's, not the edge's: one that
+    /// answers 502 by itself, and one that answers nothing, say so and
+    /// point at its output; a 502 only through the edge is the edge's.
+    #[tokio::test]
+    async fn an_app_that_fails_by_itself_is_not_blamed_on_the_edge() {
+        let failing = serve(|_| (502, "upstream down"));
+        assert!(matches!(
+            reach_app(failing).await,
+            Err(LinkError::AppFails { status: 502, .. })
+        ));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = closed.local_addr().unwrap();
+        drop(closed);
+        let edge = serve(|_| (502, "bad gateway"));
+        let reached = reach_app_at(edge, gone, false).await;
+        let Err(silent @ LinkError::AppNotAnswering { .. }) = &reached else {
+            panic!("{reached:?}");
+        };
+        assert!(silent.fix().unwrap().contains("drop logs"));
+        let app = serve(|_| (200, "fine"));
+        assert!(matches!(
+            reach_app_at(edge, app, false).await,
+            Err(LinkError::EdgeNotConnected { status: 502, .. })
         ));
     }
 

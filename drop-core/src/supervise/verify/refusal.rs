@@ -53,27 +53,56 @@ impl DevServer {
     }
 }
 
-/// What lets the hostname in: drop's own default, then the framework's
-/// setting.
-pub(super) fn fix(dev_server: Option<DevServer>) -> String {
+/// What lets the hostname in. An app sent the public hostname
+/// (`keep_host`) is mended by drop's default, `Host: localhost:PORT`; one
+/// that refuses even that checks the forwarded host too, and needs the
+/// framework's setting.
+pub(super) fn fix(dev_server: Option<DevServer>, keep_host: bool) -> String {
     let setting = match dev_server {
-        Some(DevServer::Vite) => {
-            "or add `server: { allowedHosts: true }` to vite.config (or `--host` plus `server.allowedHosts` for the tunnel's hostname)"
-        }
+        Some(DevServer::Vite) => "add `server: { allowedHosts: true }` to vite.config",
         Some(DevServer::Webpack) => {
-            "or set `devServer.allowedHosts: 'all'` (Angular: `ng serve --allowed-hosts` / `allowedHosts` in angular.json)"
+            "set `devServer.allowedHosts: 'all'` (Angular: `allowedHosts` in angular.json)"
         }
         Some(DevServer::Django) => {
-            "or add the tunnel's hostname to ALLOWED_HOSTS in settings.py (for example '.trycloudflare.com')"
+            "add '.trycloudflare.com' (or your domain) to ALLOWED_HOSTS in settings.py"
         }
         Some(DevServer::Rails) => {
-            "or add `config.hosts << \".trycloudflare.com\"` (or your domain) to config/environments/development.rb"
+            "add `config.hosts << \".trycloudflare.com\"` (or your domain) to config/environments/development.rb"
         }
-        None => "or let the app accept the tunnel's hostname as Host",
+        None => "let the app accept the tunnel's hostname (it may check X-Forwarded-Host)",
     };
-    format!(
-        "the app checks the Host it is sent: add it again without --keep-host (it then sees Host: localhost), {setting}; then 'drop start <app>'"
-    )
+    match keep_host {
+        true => format!(
+            "the app is sent the public hostname (--keep-host) and refuses it: add the app again with --no-keep-host --restart (it is then sent Host: localhost), or {setting}"
+        ),
+        false => format!("{setting}, then 'drop stop <app>' and 'drop start <app>'"),
+    }
+}
+
+/// What mends a redirect to this machine: the public hostname for an app
+/// that builds its redirects from `Host`, else the app's own settings.
+pub(super) fn redirect_fix(keep_host: bool) -> String {
+    match keep_host {
+        false => "the app builds its redirects from the Host it is sent (localhost): add the app again with --keep-host --restart, so it is sent the public hostname, or make its redirects relative".into(),
+        true => "the app redirects to this machine whatever Host it is sent: set its public URL in its settings, or make its redirects relative".into(),
+    }
+}
+
+/// Whether `location` (a redirect) leads to this machine: localhost, a
+/// loopback or unspecified address, or the app's own port; a relative one
+/// stays on the tunnel's hostname.
+pub(super) fn leads_here(location: &str, app_port: u16) -> bool {
+    let Ok(url) = reqwest::Url::parse(location) else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    let local = match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback() || ip.is_unspecified(),
+        Err(_) => name == "localhost" || name.ends_with(".localhost"),
+    };
+    local || url.port() == Some(app_port)
 }
 
 /// Whether the answer `through` the tunnel is a refusal the app does not
@@ -87,6 +116,29 @@ pub(super) fn is_refusal(through: &Answer, local: Option<&Answer>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A redirect that leaves the tunnel's hostname for this machine; a
+    /// relative one, or to another site, stays right.
+    #[test]
+    fn redirects_to_this_machine_are_told() {
+        for here in [
+            "http://localhost:7003/login",
+            "http://127.0.0.1:7003/",
+            "http://[::1]/x",
+            "http://0.0.0.0:8000/",
+            "http://app.localhost/",
+            "https://a-b.trycloudflare.com:7003/",
+        ] {
+            assert!(leads_here(here, 7003), "{here}");
+        }
+        for away in [
+            "/login",
+            "https://a-b.trycloudflare.com/login",
+            "https://example.com/",
+        ] {
+            assert!(!leads_here(away, 7003), "{away}");
+        }
+    }
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
@@ -132,7 +184,9 @@ mod tests {
         assert!(is_refusal(&forbidden, None));
         assert!(!is_refusal(&ok, Some(&ok)));
         assert!(!is_refusal(&answer(404, "{}"), Some(&answer(404, "{}"))));
-        assert!(fix(Some(DevServer::Vite)).contains("allowedHosts"));
-        assert!(fix(Some(DevServer::Django)).contains("ALLOWED_HOSTS"));
+        assert!(fix(Some(DevServer::Vite), false).contains("allowedHosts"));
+        assert!(fix(Some(DevServer::Django), false).contains("ALLOWED_HOSTS"));
+        assert!(fix(Some(DevServer::Vite), true).contains("--no-keep-host --restart"));
+        assert!(!fix(None, false).contains("keep-host"), "no flag to drop");
     }
 }
