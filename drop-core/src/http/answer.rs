@@ -15,14 +15,13 @@ use headers::{
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
+use super::pages;
 use crate::auth::form;
 
 /// Files up to this size are read in one go; larger ones are sent from the
 /// page cache by `sendfile` (`http::sendfile`).
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
-pub(crate) const NOT_FOUND_BODY: &str =
-    "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
 const FORBIDDEN_BODY: &str = "<!doctype html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n";
 const METHOD_BODY: &str =
     "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
@@ -121,11 +120,21 @@ impl Answer {
 
     /// The one 404 for missing pages, missing files and refused paths.
     pub fn not_found() -> Self {
-        Answer::fixed(
+        let mut answer = Answer::fixed(
             StatusCode::NOT_FOUND,
-            NOT_FOUND_BODY,
+            pages::NOT_FOUND_PAGE,
             "text/html; charset=utf-8",
-        )
+        );
+        answer.own_page_policy();
+        answer
+    }
+
+    /// drop's own pages load their stylesheet, and nothing else.
+    fn own_page_policy(&mut self) {
+        self.headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::OWN_PAGE_CSP),
+        );
     }
 
     /// A folder without `index.html`.
