@@ -89,6 +89,11 @@ impl Answer {
         body: &'static str,
         content_type: &'static str,
     ) -> Self {
+        Answer::own(status, Bytes::from_static(body.as_bytes()), content_type)
+    }
+
+    /// An answer of drop's own (not a file of a page), never cached.
+    fn own(status: StatusCode, body: Bytes, content_type: &'static str) -> Self {
         let mut headers = HeaderMap::with_capacity(16);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -99,7 +104,7 @@ impl Answer {
         Answer {
             status,
             headers,
-            body: AnswerBody::Bytes(Bytes::from_static(body.as_bytes())),
+            body: AnswerBody::Bytes(body),
         }
     }
 
@@ -126,6 +131,28 @@ impl Answer {
             "text/html; charset=utf-8",
         );
         answer.own_page_policy();
+        answer
+    }
+
+    /// What a link-preview bot gets of a one-time page: a card titled
+    /// `title`, nothing of the page.
+    pub fn preview_card(title: &str) -> Self {
+        let card = pages::preview_card(title).into();
+        let mut answer = Answer::own(StatusCode::OK, card, "text/html; charset=utf-8");
+        answer.own_page_policy();
+        answer
+    }
+
+    /// A one-time page's use that could not be written: nothing goes out
+    /// that the registry would not know of.
+    pub fn use_not_recorded() -> Self {
+        let mut answer = Answer::fixed_text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The link could not be opened just now; try again in a moment.\n",
+        );
+        answer
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         answer
     }
 

@@ -24,6 +24,7 @@ mod layout;
 mod lifecycle;
 mod mcp;
 mod named_tunnel;
+mod one_time;
 mod page_server;
 mod passwords;
 mod phase3;

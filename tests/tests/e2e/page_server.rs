@@ -710,9 +710,10 @@ fn pipelined_large_files_arrive_whole_and_in_order() {
 }
 
 /// A large file keeps its receipts and its one-time link on the way it is
-/// sent: a range from its middle and a revalidation use nothing up, the
-/// first whole download is counted and uses the link up, and the next
-/// visitor gets the 404.
+/// sent: a first request with a range from its middle gets the whole file
+/// (no byte goes out without the use) and uses the link up; the holder's
+/// later ranges and revalidations are hers, and the next visitor gets the
+/// 404.
 #[test]
 fn a_large_one_time_file_is_used_up_by_its_first_download() {
     let server = PageServer::start();
@@ -725,16 +726,22 @@ fn a_large_one_time_file_is_used_up_by_its_first_download() {
     let page = server.insert(record);
     let visitor = [127, 0, 0, 5];
     let range = [("Range", "bytes=100-199")];
-    let part = request_from(visitor, port, "GET", &page.path, &range, b"");
-    assert_eq!(part.status, 206);
-    assert!(part.body == content[100..200]);
-    let whole = request_from(visitor, port, "GET", &page.path, &[], b"");
+    let whole = request_from(visitor, port, "GET", &page.path, &range, b"");
     assert_eq!(whole.status, 200);
     assert!(whole.body == content, "the whole file");
+    let set = whole.header("set-cookie").expect("the holder's cookie");
+    let cookie = set.split(';').next().unwrap().to_owned();
     let etag = whole.header("etag").unwrap().to_owned();
     let other = request_from([127, 0, 0, 6], port, "GET", &page.path, &[], b"");
     assert_eq!(other.status, 404, "the link was used up");
-    let again = [("If-None-Match", etag.as_str())];
+    let hers = [("Range", "bytes=100-199"), ("Cookie", cookie.as_str())];
+    let part = request_from(visitor, port, "GET", &page.path, &hers, b"");
+    assert_eq!(part.status, 206);
+    assert!(part.body == content[100..200]);
+    let again = [
+        ("If-None-Match", etag.as_str()),
+        ("Cookie", cookie.as_str()),
+    ];
     let revalidated = request_from(visitor, port, "GET", &page.path, &again, b"");
     assert_eq!(revalidated.status, 304, "its holder revalidates");
     wait_for("the views written", Duration::from_secs(10), || {
