@@ -428,23 +428,12 @@ fn a_one_time_link_stays_used_when_the_server_is_killed_right_after() {
         let daemon = env.server_pid().unwrap();
         drop_tests::kill(daemon);
         wait_for("the server dead", Duration::from_secs(10), || {
-            (!drop_tests::alive(daemon) && server_lock_free(&env)).then_some(())
+            (!drop_tests::alive(daemon) && env.server_lock_free()).then_some(())
         });
         port = env.start();
         let later = open_from(3, port, &path);
         assert_eq!(later.status, 404, "try {n}: a second life after a crash");
     }
-}
-
-/// Whether no process holds the home's `server.lock`: a killed daemon's
-/// other threads may still be exiting, holding its files, after its main
-/// thread is a zombie.
-fn server_lock_free(env: &DropEnv) -> bool {
-    let Ok(lock) = std::fs::File::open(env.home.path().join("server.lock")) else {
-        return true;
-    };
-    let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
-    rustix::fs::flock(&lock, exclusive).is_ok()
 }
 
 /// `drop wait` does not wait forever on a server that stopped: nobody can
