@@ -17,8 +17,7 @@ use tokio::sync::Notify;
 /// At the cap, room is made for this share of the cap at once: 128
 /// connections of the default 2,048. An idle connection closed early costs
 /// its client a reconnect; one at a time kept a fresh visitor waiting a
-/// fifth of a second behind 5,000 idle sockets (`benches/idle_flood.sh`,
-/// figures in README.md).
+/// fifth of a second behind 5,000 idle sockets (README.md, Benchmarks).
 const ROOM_SHARE: usize = 16;
 
 /// One connection's slot.

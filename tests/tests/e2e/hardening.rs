@@ -138,8 +138,8 @@ fn idle_sockets_at_the_connection_cap_do_not_make_a_visitor_wait() {
 /// At the cap, room is made in a batch: a connection past it closes
 /// several of the connections idle for longest at once, not one for each
 /// newcomer, so a fresh visitor behind a flood of idle sockets does not
-/// wait while the backlog drains one eviction at a time (figures from
-/// `benches/idle_flood.sh`). The fresh visitor is served.
+/// wait while the backlog drains one eviction at a time (figures in
+/// README.md, Benchmarks). The fresh visitor is served.
 #[test]
 fn at_the_cap_idle_connections_make_room_in_a_batch() {
     let server = PageServer::with_config(ServerConfig {
