@@ -171,6 +171,18 @@ impl DropEnv {
         doc["pid"].as_u64().map(|p| p as u32)
     }
 
+    /// Whether no process holds the home's `server.lock`. After a kill, a
+    /// daemon's main thread shows as a zombie (so [`alive`] is false) while
+    /// its other threads are still exiting and holding its files: wait for
+    /// this too before starting another daemon.
+    pub fn server_lock_free(&self) -> bool {
+        let Ok(lock) = std::fs::File::open(self.home.path().join("server.lock")) else {
+            return true;
+        };
+        let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        rustix::fs::flock(&lock, exclusive).is_ok()
+    }
+
     /// The server's log so far.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.home.path().join("logs/server.log")).unwrap_or_default()

@@ -1,5 +1,5 @@
-//! The login page: its HTML, its stylesheet and the policy that keeps it
-//! from loading anything else.
+//! The login page: its HTML, its stylesheet (which drop's other pages
+//! share) and the policy that keeps it from loading anything else.
 
 /// Where the stylesheet is served.
 pub const LOGIN_CSS_PATH: &str = "/_drop/login.css";
@@ -15,7 +15,8 @@ label{display:block;font-weight:600;margin-bottom:.35rem}\
 input{width:100%;font:inherit;padding:.65rem .75rem;border:1px solid #c9ced6;border-radius:8px}\
 input:focus{outline:2px solid #3b6ef5;border-color:#3b6ef5}\
 button{margin-top:1rem;width:100%;font:inherit;font-weight:600;padding:.7rem;border:0;border-radius:8px;background:#3b6ef5;color:#fff;cursor:pointer}\
-.error{color:#b3261e;background:#fdecea;padding:.5rem .75rem;border-radius:8px;margin-bottom:1rem}\n";
+.error{color:#b3261e;background:#fdecea;padding:.5rem .75rem;border-radius:8px;margin-bottom:1rem}\
+main>p:last-child{margin-bottom:0}\n";
 
 /// The login page's Content-Security-Policy: nothing but its stylesheet
 /// and a post to itself.

@@ -156,17 +156,8 @@ impl Gate {
     /// tunnel over HTTPS (a plain-HTTP visitor on the LAN must still log in).
     pub fn session_cookie(&self, id: &str, password_hash: &str, req: &LoginRequest) -> String {
         let value = self.key.issue(id, password_hash, SystemTime::now());
-        let secure = req.peer.is_some_and(through_tunnel)
-            && req
-                .forwarded_proto
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-        format!(
-            "{}={value}; Path=/p/{id}/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-            cookie_name(id),
-            SESSION_LIFETIME.as_secs(),
-            if secure { "; Secure" } else { "" }
-        )
+        let secure = came_over_https(req);
+        page_cookie(&cookie_name(id), &value, id, SESSION_LIFETIME, secure)
     }
 
     /// Who is logging in, for the rate limits.
@@ -246,6 +237,33 @@ fn is_cross_site(req: &LoginRequest) -> bool {
     }
 }
 
+/// Whether `req` came through the tunnel over HTTPS: drop's cookies are
+/// `Secure` then, and only then (a plain-HTTP visitor on the LAN must
+/// still get them).
+pub(crate) fn came_over_https(req: &LoginRequest) -> bool {
+    req.peer.is_some_and(through_tunnel)
+        && req
+            .forwarded_proto
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The `Set-Cookie` value of a cookie of page `id` alone, for `max_age`,
+/// out of scripts' reach.
+pub(crate) fn page_cookie(
+    name: &str,
+    value: &str,
+    id: &str,
+    max_age: Duration,
+    secure: bool,
+) -> String {
+    format!(
+        "{name}={value}; Path=/p/{id}/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 /// The session cookie of a page; page ids are plain ASCII.
 fn cookie_name(id: &str) -> String {
     format!("drop_{id}")
@@ -253,7 +271,10 @@ fn cookie_name(id: &str) -> String {
 
 /// Every value of the cookie `name`: a browser may send several (from
 /// other paths), and any one that verifies opens the page.
-fn cookie_values<'a>(header: Option<&'a str>, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn cookie_values<'a>(
+    header: Option<&'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     header
         .unwrap_or_default()
         .split(';')

@@ -108,6 +108,30 @@ impl SessionKey {
         fresh && self.check(&["form", page, issued], mac)
     }
 
+    /// The pass the browser that used a one-time page gets: a MAC over
+    /// the page, its `--once` round and the second of the use, so it holds
+    /// that one use alone, also after a restart (the registry keeps the
+    /// use to the second).
+    pub fn once_pass(&self, page: &str, round: u64, used_at: SystemTime) -> String {
+        hex(&self.mac(&once_parts(
+            page,
+            &round.to_string(),
+            &unix(used_at).to_string(),
+        )))
+    }
+
+    /// Whether `pass` is the pass of that use of `page`.
+    pub fn accepts_once_pass(
+        &self,
+        page: &str,
+        round: u64,
+        used_at: SystemTime,
+        pass: &str,
+    ) -> bool {
+        let (round, second) = (round.to_string(), unix(used_at).to_string());
+        self.check(&once_parts(page, &round, &second), pass)
+    }
+
     /// A visitor's address as receipts keep it: salted with this key, so
     /// the registry holds no address, and cut short (it only needs to tell
     /// visitors apart).
@@ -173,6 +197,11 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// What a one-time pass signs.
+fn once_parts<'a>(page: &'a str, round: &'a str, second: &'a str) -> [&'a str; 4] {
+    ["once", page, round, second]
 }
 
 /// Changes whenever the stored hash changes (password change or rehash).
@@ -242,6 +271,20 @@ mod tests {
         ] {
             assert!(!key().accepts("page1", "hash", &bad, now), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_once_pass_holds_its_page_round_and_second_alone() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_000_500);
+        let pass = key().once_pass("page1", 2, at);
+        let same_second = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert!(key().accepts_once_pass("page1", 2, same_second, &pass));
+        assert!(!key().accepts_once_pass("page2", 2, at, &pass));
+        assert!(!key().accepts_once_pass("page1", 3, at, &pass));
+        let next_second = at + Duration::from_secs(1);
+        assert!(!key().accepts_once_pass("page1", 2, next_second, &pass));
+        let other = SessionKey::from_bytes([8; KEY_LEN]);
+        assert!(!other.accepts_once_pass("page1", 2, at, &pass));
     }
 
     #[test]

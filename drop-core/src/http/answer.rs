@@ -15,14 +15,13 @@ use headers::{
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
+use super::pages;
 use crate::auth::form;
 
 /// Files up to this size are read in one go; larger ones are sent from the
 /// page cache by `sendfile` (`http::sendfile`).
 pub(crate) const READ_WHOLE_MAX: u64 = 256 * 1024;
 
-pub(crate) const NOT_FOUND_BODY: &str =
-    "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
 const FORBIDDEN_BODY: &str = "<!doctype html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n";
 const METHOD_BODY: &str =
     "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
@@ -90,6 +89,11 @@ impl Answer {
         body: &'static str,
         content_type: &'static str,
     ) -> Self {
+        Answer::own(status, Bytes::from_static(body.as_bytes()), content_type)
+    }
+
+    /// An answer of drop's own (not a file of a page), never cached.
+    fn own(status: StatusCode, body: Bytes, content_type: &'static str) -> Self {
         let mut headers = HeaderMap::with_capacity(16);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -100,7 +104,7 @@ impl Answer {
         Answer {
             status,
             headers,
-            body: AnswerBody::Bytes(Bytes::from_static(body.as_bytes())),
+            body: AnswerBody::Bytes(body),
         }
     }
 
@@ -121,11 +125,43 @@ impl Answer {
 
     /// The one 404 for missing pages, missing files and refused paths.
     pub fn not_found() -> Self {
-        Answer::fixed(
+        let mut answer = Answer::fixed(
             StatusCode::NOT_FOUND,
-            NOT_FOUND_BODY,
+            pages::NOT_FOUND_PAGE,
             "text/html; charset=utf-8",
-        )
+        );
+        answer.own_page_policy();
+        answer
+    }
+
+    /// What a link-preview bot gets of a one-time page: a card titled
+    /// `title`, nothing of the page.
+    pub fn preview_card(title: &str) -> Self {
+        let card = pages::preview_card(title).into();
+        let mut answer = Answer::own(StatusCode::OK, card, "text/html; charset=utf-8");
+        answer.own_page_policy();
+        answer
+    }
+
+    /// A one-time page's use that could not be written: nothing goes out
+    /// that the registry would not know of.
+    pub fn use_not_recorded() -> Self {
+        let mut answer = Answer::fixed_text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The link could not be opened just now; try again in a moment.\n",
+        );
+        answer
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        answer
+    }
+
+    /// drop's own pages load their stylesheet, and nothing else.
+    fn own_page_policy(&mut self) {
+        self.headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::OWN_PAGE_CSP),
+        );
     }
 
     /// A folder without `index.html`.

@@ -7,6 +7,7 @@ mod answer;
 mod cache;
 pub mod clock;
 mod login;
+mod pages;
 mod parse_errors;
 pub mod probe;
 pub mod receipts;
@@ -19,6 +20,7 @@ mod slots;
 mod stall;
 
 pub use clock::{Clock, SystemClock};
+pub use pages::NOT_FOUND_PAGE;
 pub use probe::Probes;
 pub use receipts::Receipts;
 pub use server::{ServerConfig, bind_listener, serve};

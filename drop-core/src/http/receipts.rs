@@ -6,17 +6,20 @@
 //! few seconds later, under its lock, never per request.
 //!
 //! The same place keeps one-time links: the first human to open the
-//! document has the page for a short while; everyone after gets the 404.
+//! document has the page for a short while, in the browser it was
+//! delivered to (a signed cookie); everyone after gets the 404. The use is
+//! written to the registry before the document goes out.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use drop_registry::{MAX_VISITORS, Registry, RegistryError, rfc3339, rfc3339_millis};
 
 use crate::auth::SessionKey;
+use crate::auth::gate::{cookie_values, page_cookie};
+use crate::log::Throttle;
 use crate::page::catalog::PageEntry;
 
 /// How long the one visitor of a one-time folder keeps it (its assets and
@@ -25,6 +28,8 @@ const ONCE_FOLDER_SESSION: Duration = Duration::from_secs(30 * 60);
 /// How long the one visitor of a one-time file keeps it: long enough for
 /// its browser's own second requests (a PDF viewer's ranges), no more.
 const ONCE_FILE_GRACE: Duration = Duration::from_secs(60);
+/// Holder cookies looked at per request; a browser sends one.
+const MAX_PASSES_CHECKED: usize = 4;
 
 /// `User-Agent` words of link-preview fetchers: chat apps and social sites
 /// that open a link to show a card, not a human opening it.
@@ -80,8 +85,6 @@ struct Pending {
     clients: BTreeSet<IpAddr>,
     first: Option<SystemTime>,
     last: Option<SystemTime>,
-    /// A one-time page opened now: by whom, when, in which round.
-    used: Option<OnceUse>,
 }
 
 /// The receipts of one page server.
@@ -90,19 +93,18 @@ pub struct Receipts {
     key: SessionKey,
     /// Told when something is counted, so the writer sleeps while nothing is.
     counted: tokio::sync::Notify,
-    /// Told when a one-time link was used: that is written at once, so a
-    /// crash right after cannot give the link a second life.
-    used_now: tokio::sync::Notify,
-    urgent: AtomicBool,
     pending: Mutex<HashMap<String, Pending>>,
-    /// One-time pages opened since this server started (the registry
-    /// knows the older ones).
+    /// One-time pages claimed since this server started (the registry
+    /// knows the older ones): the claim decides among racing visitors
+    /// before the use is written.
     used: Mutex<HashMap<String, OnceUse>>,
+    /// Uses that could not be written, logged at most once a minute.
+    warnings: Throttle,
 }
 
 /// Who used a one-time page, when, and in which `--once` round.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct OnceUse {
+pub struct OnceUse {
     by: String,
     at: SystemTime,
     round: u64,
@@ -113,7 +115,7 @@ struct OnceUse {
 pub enum Once {
     /// Nobody used it yet.
     Unused,
-    /// This visitor used it, and still has it (a file's short grace, a
+    /// This browser used it, and still has it (a file's short grace, a
     /// folder's session).
     Held,
     /// Used by someone else, or too long ago: the 404 of a page that never
@@ -122,15 +124,15 @@ pub enum Once {
 }
 
 impl Receipts {
-    /// Receipts salting visitors' addresses with `key`.
+    /// Receipts salting visitors' addresses, and signing one-time
+    /// holders' cookies, with `key`.
     pub fn new(key: SessionKey) -> Self {
         Receipts {
             key,
             counted: tokio::sync::Notify::new(),
-            used_now: tokio::sync::Notify::new(),
-            urgent: AtomicBool::new(false),
             pending: Mutex::default(),
             used: Mutex::default(),
+            warnings: Throttle::default(),
         }
     }
 
@@ -166,64 +168,116 @@ impl Receipts {
         entry.last = Some(now);
     }
 
-    /// Where one-time `page` stands for `visitor` now. Its use in this
-    /// round is the one seen since this server started, else the one
-    /// recorded (a `drop add --once` since then begins a new round).
-    pub fn once_for(&self, page: &PageEntry, visitor: &str, now: SystemTime) -> Once {
-        let used = self.used.lock().expect("once lock");
-        let seen = used.get(&page.id).filter(|u| u.round == page.once_round);
-        let (by, at) = match (seen, &page.used) {
-            (Some(u), _) => (u.by.as_str(), u.at),
-            (None, Some((by, at))) => (by.as_str(), *at),
+    /// Where one-time `page` stands for the browser that sent `cookie`
+    /// (the request's `Cookie` header) now. Its use in this round is the
+    /// one claimed since this server started, else the one recorded (a
+    /// `drop add --once` since then begins a new round).
+    pub fn once_for(&self, page: &PageEntry, cookie: Option<&str>, now: SystemTime) -> Once {
+        let claimed = self.used.lock().expect("once lock").get(&page.id).cloned();
+        let at = match (claimed.filter(|u| u.round == page.once_round), page.used_at) {
+            (Some(u), _) => u.at,
+            (None, Some(at)) => at,
             (None, None) => return Once::Unused,
         };
-        let keeps = match page.is_dir {
-            true => ONCE_FOLDER_SESSION,
-            false => ONCE_FILE_GRACE,
-        };
-        match by == visitor && now.duration_since(at).is_ok_and(|held| held < keeps) {
+        let in_grace = now.duration_since(at).is_ok_and(|held| held < keeps(page));
+        let holder = cookie_values(cookie, &once_cookie_name(&page.id))
+            .take(MAX_PASSES_CHECKED)
+            .any(|pass| {
+                self.key
+                    .accepts_once_pass(&page.id, page.once_round, at, pass)
+            });
+        match in_grace && holder {
             true => Once::Held,
             false => Once::Gone,
         }
     }
 
-    /// Uses one-time `page` up for `visitor`, once its document was
-    /// delivered to them; false when someone else used it meanwhile (then
-    /// they must not have it).
-    pub fn use_once(&self, page: &PageEntry, visitor: &str, now: SystemTime) -> bool {
+    /// Claims one-time `page` for `visitor`, whose request is to get its
+    /// document; `None` when someone claimed it first (then they must not
+    /// have it). Nothing is written yet: see [`Receipts::record_use`].
+    pub fn claim_once(&self, page: &PageEntry, visitor: &str, now: SystemTime) -> Option<OnceUse> {
         let mut used = self.used.lock().expect("once lock");
-        if let Some(u) = used.get(&page.id).filter(|u| u.round == page.once_round) {
-            return u.by == visitor;
+        if used
+            .get(&page.id)
+            .is_some_and(|u| u.round == page.once_round)
+        {
+            return None;
         }
-        let this = OnceUse {
+        let claim = OnceUse {
             by: visitor.to_owned(),
             at: now,
             round: page.once_round,
         };
-        used.insert(page.id.clone(), this.clone());
-        let mut pending = self.pending.lock().expect("receipts lock");
-        pending.entry(page.id.clone()).or_default().used = Some(this);
-        self.urgent.store(true, Ordering::SeqCst);
-        self.used_now.notify_one();
-        self.counted.notify_one();
-        true
+        used.insert(page.id.clone(), claim.clone());
+        Some(claim)
+    }
+
+    /// Writes the use `claim` of one-time `page` to the registry (fsync'd:
+    /// a crash after this cannot give the link a second life). False when
+    /// the registry's page is no longer that round's unused page (removed,
+    /// or added again meanwhile): then the claim is void.
+    pub fn record_use(
+        &self,
+        registry: &Registry,
+        page: &PageEntry,
+        claim: &OnceUse,
+    ) -> Result<bool, RegistryError> {
+        let recorded = Self::write_use(registry, page, claim);
+        if let Err(e) = &recorded {
+            self.warnings.line(
+                "use",
+                format_args!(
+                    "could not record the use of one-time page {} (its visitor is told to try again): {e}",
+                    page.id
+                ),
+            );
+        }
+        recorded
+    }
+
+    fn write_use(
+        registry: &Registry,
+        page: &PageEntry,
+        claim: &OnceUse,
+    ) -> Result<bool, RegistryError> {
+        registry.update(|pages| {
+            let Some(record) = pages.get_mut(&page.id) else {
+                return Ok(false);
+            };
+            if !record.once || record.used_at.is_some() || record.once_round != claim.round {
+                return Ok(false);
+            }
+            record.used_at = Some(rfc3339(claim.at));
+            record.used_by = Some(claim.by.clone());
+            Ok(true)
+        })
+    }
+
+    /// Gives up a claim whose use could not be recorded, so that the page
+    /// is unused again.
+    pub fn release(&self, page: &PageEntry, claim: &OnceUse) {
+        let mut used = self.used.lock().expect("once lock");
+        if used.get(&page.id) == Some(claim) {
+            used.remove(&page.id);
+        }
+    }
+
+    /// The `Set-Cookie` value that lets the browser of `claim` keep
+    /// one-time `page` for its grace; `secure` when it came over HTTPS.
+    pub fn holder_cookie(&self, page: &PageEntry, claim: &OnceUse, secure: bool) -> String {
+        let pass = self.key.once_pass(&page.id, claim.round, claim.at);
+        page_cookie(
+            &once_cookie_name(&page.id),
+            &pass,
+            &page.id,
+            keeps(page),
+            secure,
+        )
     }
 
     /// Waits until something was counted since the last write.
     pub async fn counted(&self) {
         self.counted.notified().await;
-    }
-
-    /// Lets what comes within `every` gather before a write, unless a
-    /// one-time link was used: then at once.
-    pub async fn gathered(&self, every: Duration) {
-        if !self.urgent.swap(false, Ordering::SeqCst) {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = self.used_now.notified() => {}
-            }
-        }
-        self.urgent.store(false, Ordering::SeqCst);
     }
 
     /// Writes what was counted to the registry, adding to what it holds
@@ -259,14 +313,6 @@ impl Receipts {
                 if let Some(last) = counted.last {
                     record.last_opened_at = Some(rfc3339_millis(last));
                 }
-                // Not a use of a round that a new `--once` has ended.
-                if let Some(u) = &counted.used
-                    && record.used_at.is_none()
-                    && record.once_round == u.round
-                {
-                    record.used_at = Some(rfc3339(u.at));
-                    record.used_by = Some(u.by.clone());
-                }
             }
             Ok::<_, RegistryError>(())
         });
@@ -280,16 +326,33 @@ impl Receipts {
                 entry.clients.extend(counted.clients);
                 entry.first = entry.first.min(counted.first).or(counted.first);
                 entry.last = entry.last.max(counted.last);
-                entry.used = entry.used.take().or(counted.used);
             }
         }
         written
     }
 }
 
+/// How long the one visitor of one-time `page` keeps it.
+fn keeps(page: &PageEntry) -> Duration {
+    match page.is_dir {
+        true => ONCE_FOLDER_SESSION,
+        false => ONCE_FILE_GRACE,
+    }
+}
+
+/// The cookie of the browser that holds one-time page `id`.
+fn once_cookie_name(id: &str) -> String {
+    format!("drop_once_{id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A moment of a use, well after the epoch.
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
 
     fn page(id: &str, is_dir: bool) -> PageEntry {
         PageEntry {
@@ -302,12 +365,34 @@ mod tests {
             expires_at: None,
             once: true,
             once_round: 1,
-            used: None,
+            used_at: None,
         }
     }
 
     fn receipts() -> Receipts {
         Receipts::new(SessionKey::from_bytes([7; 32]))
+    }
+
+    /// The `Cookie` header of the browser that got `claim`.
+    fn cookie_of(r: &Receipts, p: &PageEntry, claim: &OnceUse) -> String {
+        let set = r.holder_cookie(p, claim, false);
+        set.split(';').next().unwrap().to_owned()
+    }
+
+    /// A registry holding one-time page `id` in `round`.
+    fn registry_with(id: &str, round: u64) -> (tempfile::TempDir, Registry) {
+        let home = tempfile::tempdir().unwrap();
+        let registry = Registry::at(home.path().join("pages.json"));
+        registry
+            .update(|pages| {
+                let mut record = drop_registry::Record::static_page("/x".into(), false);
+                record.once = true;
+                record.once_round = round;
+                pages.insert(id.into(), record);
+                Ok::<_, RegistryError>(())
+            })
+            .unwrap();
+        (home, registry)
     }
 
     #[test]
@@ -353,122 +438,114 @@ mod tests {
         assert_ne!(tag, other_key.visitor("203.0.113.50"), "salted");
     }
 
+    /// The first claim wins, even by the same visitor's address; the
+    /// browser it went to keeps the page for the short grace by its
+    /// cookie, and no other browser does.
     #[test]
-    fn a_one_time_file_opens_for_one_human_for_a_short_while() {
+    fn a_one_time_file_opens_for_one_browser_for_a_short_while() {
         let r = receipts();
         let p = page("p1", false);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(r.once_for(&p, "alice", t0), Once::Unused);
-        assert!(r.use_once(&p, "alice", t0), "the human");
-        assert!(r.use_once(&p, "alice", t0), "hers still");
-        assert!(!r.use_once(&p, "bob", t0), "not anyone else's");
-        assert_eq!(r.once_for(&p, "bob", t0), Once::Gone);
-        let soon = t0 + Duration::from_secs(5);
+        assert_eq!(r.once_for(&p, None, t0()), Once::Unused);
+        let claim = r.claim_once(&p, "alice", t0()).expect("the human");
+        assert_eq!(r.claim_once(&p, "alice", t0()), None, "one claim a round");
+        assert_eq!(r.claim_once(&p, "bob", t0()), None);
+        let cookie = cookie_of(&r, &p, &claim);
+        assert!(cookie.starts_with("drop_once_p1="), "{cookie}");
+        assert_eq!(r.once_for(&p, None, t0()), Once::Gone, "another browser");
+        let soon = t0() + Duration::from_secs(5);
+        let with = format!("a=1; {cookie}");
         assert_eq!(
-            r.once_for(&p, "alice", soon),
+            r.once_for(&p, Some(&with), soon),
             Once::Held,
             "her viewer's ranges"
         );
-        let later = t0 + ONCE_FILE_GRACE;
-        assert_eq!(r.once_for(&p, "alice", later), Once::Gone, "once");
+        let later = t0() + ONCE_FILE_GRACE;
+        assert_eq!(r.once_for(&p, Some(&cookie), later), Once::Gone, "once");
     }
 
     #[test]
-    fn a_one_time_folder_is_one_visitors_session() {
+    fn a_one_time_folder_is_one_browsers_session() {
         let r = receipts();
         let p = page("p2", true);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert!(r.use_once(&p, "alice", t0));
-        let in_session = t0 + Duration::from_secs(600);
-        assert_eq!(r.once_for(&p, "alice", in_session), Once::Held);
-        assert_eq!(r.once_for(&p, "bob", in_session), Once::Gone);
-        assert_eq!(
-            r.once_for(&p, "alice", t0 + ONCE_FOLDER_SESSION),
-            Once::Gone
-        );
+        let claim = r.claim_once(&p, "alice", t0()).unwrap();
+        let cookie = cookie_of(&r, &p, &claim);
+        let in_session = t0() + Duration::from_secs(600);
+        assert_eq!(r.once_for(&p, Some(&cookie), in_session), Once::Held);
+        assert_eq!(r.once_for(&p, None, in_session), Once::Gone);
+        let over = t0() + ONCE_FOLDER_SESSION;
+        assert_eq!(r.once_for(&p, Some(&cookie), over), Once::Gone);
     }
 
+    /// A cookie holds the use it was given for: not another page's, and
+    /// after a restart (the registry keeps the use to the second) still
+    /// its own.
     #[test]
-    fn a_page_used_before_a_restart_stays_used() {
+    fn a_holder_keeps_the_page_across_a_restart_and_no_other_page() {
         let r = receipts();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let p = PageEntry {
-            used: Some(("alice".into(), t0)),
+        let p = page("p3", false);
+        let at = t0() + Duration::from_millis(1_700);
+        let claim = r.claim_once(&p, "alice", at).unwrap();
+        let cookie = cookie_of(&r, &p, &claim);
+        let restarted = receipts();
+        let recorded = PageEntry {
+            used_at: Some(t0() + Duration::from_secs(1)),
             ..page("p3", false)
         };
-        assert_eq!(r.once_for(&p, "bob", t0), Once::Gone);
+        let soon = t0() + Duration::from_secs(2);
+        assert_eq!(restarted.once_for(&recorded, None, soon), Once::Gone);
         assert_eq!(
-            r.once_for(&p, "alice", t0 + Duration::from_secs(1)),
+            restarted.once_for(&recorded, Some(&cookie), soon),
             Once::Held
         );
+        let other = PageEntry {
+            used_at: Some(t0() + Duration::from_secs(1)),
+            ..page("p4", false)
+        };
+        let theirs = cookie.replace("drop_once_p3=", "drop_once_p4=");
+        assert_eq!(restarted.once_for(&other, Some(&theirs), soon), Once::Gone);
     }
 
-    /// `drop add --once` again starts a new round: a use seen in the
-    /// earlier one no longer counts, here or when it is written.
+    /// `drop add --once` again starts a new round: a claim of the earlier
+    /// one no longer counts, nor does its holder's cookie, nor is it
+    /// written.
     #[test]
     fn a_new_once_round_forgets_the_use_of_the_last() {
         let r = receipts();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let first = page("p4", false);
-        assert!(r.use_once(&first, "alice", t0));
+        let first = page("p5", false);
+        let old = r.claim_once(&first, "alice", t0()).unwrap();
+        let cookie = cookie_of(&r, &first, &old);
         let second = PageEntry {
             once_round: 2,
             ..first
         };
-        assert_eq!(r.once_for(&second, "bob", t0), Once::Unused);
-        assert!(r.use_once(&second, "bob", t0));
-        assert_eq!(r.once_for(&second, "alice", t0), Once::Gone);
+        assert_eq!(r.once_for(&second, Some(&cookie), t0()), Once::Unused);
+        let new = r.claim_once(&second, "bob", t0()).unwrap();
+        assert_eq!(r.once_for(&second, Some(&cookie), t0()), Once::Gone);
 
-        let home = tempfile::tempdir().unwrap();
-        let registry = Registry::at(home.path().join("pages.json"));
-        registry
-            .update(|pages| {
-                let mut record = drop_registry::Record::static_page("/x".into(), false);
-                record.once = true;
-                record.once_round = 3;
-                pages.insert("p4".into(), record);
-                Ok::<_, RegistryError>(())
-            })
-            .unwrap();
-        r.flush(&registry).unwrap();
-        let record = registry.load().unwrap().get("p4").cloned().unwrap();
+        let (_home, registry) = registry_with("p5", 3);
+        assert!(!r.record_use(&registry, &second, &new).unwrap());
+        let record = registry.load().unwrap().get("p5").cloned().unwrap();
         assert_eq!(record.used_at, None, "round 2's use is not round 3's");
     }
 
-    /// Views gather for the whole interval before they are written; a
-    /// one-time link's use is written at once, also when it comes while
-    /// views gather, so a crash right after cannot give the link a second
-    /// life.
-    #[tokio::test(start_paused = true)]
-    async fn a_one_time_use_is_written_at_once_and_views_in_batches() {
-        let every = Duration::from_secs(1);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let gathering = |r: Receipts| async move {
-            let began = tokio::time::Instant::now();
-            r.gathered(every).await;
-            began.elapsed()
-        };
+    /// A use is written to the registry when it is recorded (the caller
+    /// answers after), once; a claim given up leaves the page unused.
+    #[test]
+    fn a_use_is_recorded_in_the_registry_once() {
+        let r = receipts();
+        let p = page("p6", false);
+        let (_home, registry) = registry_with("p6", 1);
+        let claim = r.claim_once(&p, "alice", t0()).unwrap();
+        assert!(r.record_use(&registry, &p, &claim).unwrap());
+        let record = registry.load().unwrap().get("p6").cloned().unwrap();
+        assert_eq!(record.used_at.as_deref(), Some(rfc3339(t0()).as_str()));
+        assert_eq!(record.used_by.as_deref(), Some("alice"));
+        assert!(!r.record_use(&registry, &p, &claim).unwrap(), "once");
 
-        let views = receipts();
-        views.saw("p5", None, false, t0);
-        assert_eq!(gathering(views).await, every, "views wait for the batch");
-
-        let used = receipts();
-        assert!(used.use_once(&page("p6", false), "alice", t0));
-        assert_eq!(gathering(used).await, Duration::ZERO, "a use at once");
-
-        let both = receipts();
-        both.saw("p7", None, false, t0);
-        let began = tokio::time::Instant::now();
-        let use_later = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(both.use_once(&page("p8", false), "bob", t0));
-        };
-        tokio::join!(both.gathered(every), use_later);
-        assert_eq!(
-            began.elapsed(),
-            Duration::from_millis(100),
-            "a use ends the gathering"
-        );
+        let q = page("p7", false);
+        let claim = r.claim_once(&q, "bob", t0()).unwrap();
+        r.release(&q, &claim);
+        assert_eq!(r.once_for(&q, None, t0()), Once::Unused);
+        assert!(r.claim_once(&q, "carol", t0()).is_some());
     }
 }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
@@ -17,6 +18,8 @@ use super::login;
 use super::receipts::{Once, is_preview_bot};
 use super::request::{PageRequest, PeerAddr};
 use super::site::Site;
+use crate::auth::gate::came_over_https;
+use crate::blocking::blocking;
 use crate::page::catalog::PageEntry;
 use crate::page::id::is_plausible_id;
 use crate::page::manifest::Manifest;
@@ -143,66 +146,136 @@ where
     let request = RequestPath::parse(&req.rest);
     // Told from the decoded path, as the file is found: `%6c` is an `l`.
     let document = request.as_ref().is_some_and(|r| is_document(&page, r));
-    // Only what receipts and one-time pages need: nothing per asset, and
-    // a visitor's tag (a keyed hash) only for a one-time page.
-    let visitor = page.once.then(|| site.receipts().visitor(&req.client()));
-    let once = visitor
-        .as_deref()
-        .map(|visitor| site.receipts().once_for(&page, visitor, now));
+    let once = page.once.then(|| {
+        let cookie = req.header(header::COOKIE);
+        site.receipts().once_for(&page, cookie.as_deref(), now)
+    });
+    let bot = req
+        .header(header::USER_AGENT)
+        .is_some_and(|agent| is_preview_bot(&agent));
     // A used one-time page is the 404 of a page that never existed, for
-    // every method and before any login form.
-    if once == Some(Once::Gone) {
+    // every method and before any login form; for a bot too, whatever
+    // cookie it sends.
+    if once == Some(Once::Gone) || (bot && once == Some(Once::Held)) {
         return Answer::not_found();
     }
-    let readable = req.method == Method::GET || req.method == Method::HEAD;
-    if page.protected() {
-        if req.method == Method::POST {
-            return login::attempt(site, &page, req, body).await;
+    if let Some(refusal) = gatekeep(site, &page, req, body).await {
+        return refusal;
+    }
+    // Anyone can send a bot's User-Agent: of an unused one-time page it
+    // gets a card, never a byte of the page.
+    if bot && once == Some(Once::Unused) {
+        if document && req.method == Method::GET {
+            site.receipts().saw(&page.id, req.client_ip(), true, now);
         }
-        if !readable {
-            return Answer::method_not_allowed();
-        }
-        let gate = site.gate();
-        if !gate.has_session(&page.id, &page.password_hash, &req.login_request()) {
-            return Answer::login_form(StatusCode::OK, &gate.form_token(&page.id), None);
-        }
-    } else if !readable {
-        return Answer::method_not_allowed();
+        return Answer::preview_card(&page.title());
     }
     let Some(request) = request else {
         return Answer::not_found();
     };
-    let mut answer = answer_path(site, &page, &req.method, request, &req.conditions());
+    let mut conditions = req.conditions();
+    if once == Some(Once::Unused) && document {
+        // The document goes out whole with its use, or not at all: a range
+        // past its first byte would give the rest of it away unused.
+        conditions.range = None;
+    }
+    let mut answer = answer_path(site, &page, &req.method, request, &conditions);
     if page.protected() {
         answer
             .headers
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    // The document reached the visitor: a whole GET, a revalidation, or a
-    // range from its start (a viewer's later ranges are the same view).
-    let delivered = req.method == Method::GET
+    if !(document && delivers_document(&req.method, &answer)) {
+        return answer;
+    }
+    // A human's first delivered document uses a one-time page up, on disk
+    // before the answer goes out.
+    if once == Some(Once::Unused) {
+        match use_once(site, &page, req, now).await {
+            Ok(cookie) => answer.headers.append(header::SET_COOKIE, cookie),
+            Err(refusal) => return refusal,
+        };
+    }
+    site.receipts().saw(&page.id, req.client_ip(), bot, now);
+    answer
+}
+
+/// What a page answers instead of its files, if anything: the login form
+/// (or a login's outcome) of a protected page without a session, 405 for
+/// a method other than GET and HEAD.
+async fn gatekeep<S, B>(
+    site: &Arc<Site>,
+    page: &PageEntry,
+    req: &PageRequest,
+    body: S,
+) -> Option<Answer>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let readable = req.method == Method::GET || req.method == Method::HEAD;
+    if !page.protected() {
+        return (!readable).then(Answer::method_not_allowed);
+    }
+    if req.method == Method::POST {
+        return Some(login::attempt(site, page, req, body).await);
+    }
+    if !readable {
+        return Some(Answer::method_not_allowed());
+    }
+    let gate = site.gate();
+    let session = gate.has_session(&page.id, &page.password_hash, &req.login_request());
+    (!session).then(|| Answer::login_form(StatusCode::OK, &gate.form_token(&page.id), None))
+}
+
+/// Whether `answer` gets the document to the visitor: a whole GET, a
+/// revalidation, or a range from its start (a viewer's later ranges are
+/// the same view).
+fn delivers_document(method: &Method, answer: &Answer) -> bool {
+    *method == Method::GET
         && match answer.status.as_u16() {
             200 | 304 => true,
             206 => answer.starts_at_first_byte(),
             _ => false,
-        };
-    if !(document && delivered) {
-        return answer;
-    }
-    let bot = req
-        .header(header::USER_AGENT)
-        .is_some_and(|agent| is_preview_bot(&agent));
-    // A human's first delivered document uses a one-time page up; a
-    // preview bot's does not. Someone else who used it meanwhile wins.
-    if once == Some(Once::Unused)
-        && !bot
-        && let Some(visitor) = &visitor
-        && !site.receipts().use_once(&page, visitor, now)
-    {
-        return Answer::not_found();
-    }
-    site.receipts().saw(&page.id, req.client_ip(), bot, now);
-    answer
+        }
+}
+
+/// Uses one-time `page` up for the browser of `req`: claimed first (one
+/// winner among racing visitors), then written to the registry before the
+/// document goes out, so a crash right after cannot give the link a
+/// second life. The cookie that lets that browser keep it for its grace,
+/// or what to answer instead of the document.
+async fn use_once(
+    site: &Arc<Site>,
+    page: &Arc<PageEntry>,
+    req: &PageRequest,
+    now: SystemTime,
+) -> Result<HeaderValue, Answer> {
+    let receipts = site.receipts();
+    let visitor = receipts.visitor(&req.client());
+    let Some(claim) = receipts.claim_once(page, &visitor, now) else {
+        return Err(Answer::not_found());
+    };
+    let recorded = {
+        let (site, page, claim) = (site.clone(), page.clone(), claim.clone());
+        blocking(move || {
+            let registry = site.catalog().registry();
+            site.receipts().record_use(registry, &page, &claim)
+        })
+        .await
+    };
+    let refusal = match recorded {
+        Ok(true) => {
+            let secure = came_over_https(&req.login_request());
+            let cookie = receipts.holder_cookie(page, &claim, secure);
+            return HeaderValue::from_str(&cookie).map_err(|_| Answer::not_found());
+        }
+        // Removed or added again meanwhile: not the page this was.
+        Ok(false) => Answer::not_found(),
+        Err(_) => Answer::use_not_recorded(),
+    };
+    receipts.release(page, &claim);
+    Err(refusal)
 }
 
 fn answer_path(

@@ -110,7 +110,7 @@ pub async fn serve(
     let receipts = tokio::spawn(keep_receipts(site.clone()));
     let service = warp::service(routes(site.clone()));
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let slots = Arc::new(Slots::default());
+    let slots = Arc::new(Slots::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -125,12 +125,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // Every slot taken: the connection idle for longest makes room, so
-        // a visitor does not wait behind sockets that send nothing.
+        // Every slot taken: the connections idle for longest make room, a
+        // batch at once, so a visitor does not wait behind sockets that
+        // send nothing.
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                slots.evict_oldest_idle();
+                slots.make_room();
                 tokio::select! {
                     permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
                     () = &mut shutdown => break,
@@ -181,7 +182,7 @@ pub async fn serve(
 async fn keep_receipts(site: Arc<Site>) {
     loop {
         site.receipts().counted().await;
-        site.receipts().gathered(RECEIPTS_EVERY).await;
+        tokio::time::sleep(RECEIPTS_EVERY).await;
         write_receipts(&site).await;
     }
 }

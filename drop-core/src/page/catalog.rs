@@ -42,8 +42,8 @@ pub struct PageEntry {
     pub once: bool,
     /// Which `--once` round it is in (see `Record::once_round`).
     pub once_round: u64,
-    /// Who opened a once-page, and when (as recorded).
-    pub used: Option<(String, SystemTime)>,
+    /// When a once-page was used (as recorded).
+    pub used_at: Option<SystemTime>,
 }
 
 impl PageEntry {
@@ -55,6 +55,18 @@ impl PageEntry {
     /// Whether its time is up at `now`.
     pub fn has_expired(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// What it is called where its content must not show: its name, else
+    /// the name of its file or folder.
+    pub fn title(&self) -> String {
+        match self.name.as_str() {
+            "" => self
+                .root
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            name => name.to_owned(),
+        }
     }
 }
 
@@ -324,10 +336,7 @@ fn entries_of(pages: &Pages) -> HashMap<String, Arc<PageEntry>> {
                 once_round: record.once_round,
                 // A use is its time: one recorded without a visitor is
                 // still a use.
-                used: record
-                    .used_at
-                    .as_deref()
-                    .map(|at| (record.used_by.clone().unwrap_or_default(), read_time(at))),
+                used_at: record.used_at.as_deref().map(read_time),
             };
             (id.to_owned(), Arc::new(entry))
         })

@@ -1,11 +1,13 @@
 //! A real browser (Debian's headless Chromium, driven through chromedriver
-//! on loopback) opens a protected page, types the password and sees the page.
+//! on loopback) opens a protected page, types the password and sees the
+//! page; on a phone's screen, a dead link's page fits.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drop_tests::DropEnv;
+use drop_tests::engine::PageServer;
 use drop_tests::http::request_from;
 use serde_json::{Value, json};
 
@@ -73,13 +75,33 @@ impl Driver {
     }
 
     fn new_session(&self) -> String {
+        self.new_session_as(json!({}))
+    }
+
+    /// A session on a phone's screen: 390 × 844 CSS pixels, as an iPhone's.
+    fn new_phone_session(&self) -> String {
+        self.new_session_as(json!({"mobileEmulation": {
+            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "mobile": true, "touch": true}
+        }}))
+    }
+
+    /// A session with these chromeOptions besides drop's own.
+    fn new_session_as(&self, mut options: Value) -> String {
         let profile = format!("--user-data-dir={}", self.profile.path().display());
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", profile]
-        }}}});
+        options["binary"] = json!(CHROMIUM);
+        options["args"] = json!([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            profile
+        ]);
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}});
         self.call("POST", "/session", Some(caps))["sessionId"]
             .as_str()
             .expect("session id")
@@ -98,13 +120,20 @@ impl Driver {
             .to_owned()
     }
 
-    fn text(&self, session: &str) -> String {
-        let script =
-            json!({"script": "return document.body ? document.body.innerText : ''", "args": []});
+    /// What `script` returns in the page.
+    fn eval(&self, session: &str, script: &str) -> Value {
+        let script = json!({"script": script, "args": []});
         self.call(
             "POST",
             &format!("/session/{session}/execute/sync"),
             Some(script),
+        )
+    }
+
+    fn text(&self, session: &str) -> String {
+        self.eval(
+            session,
+            "return document.body ? document.body.innerText : ''",
         )
         .as_str()
         .unwrap_or_default()
@@ -178,5 +207,50 @@ fn a_browser_logs_in_to_a_protected_page() {
         Some(url.as_str()),
         "redirected back to the page itself"
     );
+    driver.call("DELETE", &format!("/session/{session}"), None);
+}
+
+/// A dead link on a phone: the 404 page fits its screen (no sideways
+/// scrolling, the card nearly as wide as the screen), has the login
+/// page's look (its stylesheet loaded under the page's CSP) and says what
+/// may have happened to the link.
+#[test]
+fn a_dead_link_shows_a_page_fit_for_a_phone() {
+    let server = PageServer::start();
+    let url = format!("http://127.0.0.1:{}/p/aaaaaaaaaaaaaaaaaaaa/", server.port());
+    let driver = Driver::start();
+    let session = driver.new_phone_session();
+    driver.call(
+        "POST",
+        &format!("/session/{session}/url"),
+        Some(json!({"url": url})),
+    );
+    let seen = driver.eval(
+        &session,
+        "const main = document.querySelector('main'); \
+         return {screen: window.innerWidth, page: document.documentElement.scrollWidth, \
+                 card: main ? main.getBoundingClientRect().width : 0, \
+                 corners: main ? getComputedStyle(main).borderTopLeftRadius : ''};",
+    );
+    let width = |key: &str| {
+        seen[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {seen}"))
+    };
+    assert_eq!(
+        width("screen"),
+        390.0,
+        "laid out for the phone's width: {seen}"
+    );
+    assert!(
+        width("page") <= width("screen"),
+        "no sideways scrolling: {seen}"
+    );
+    assert!(width("card") >= 0.85 * width("screen"), "{seen}");
+    assert_eq!(seen["corners"], "12px", "the login page's style: {seen}");
+    let text = driver.text(&session);
+    for words in ["does not exist", "expired", "already used"] {
+        assert!(text.contains(words), "{words} in {text}");
+    }
     driver.call("DELETE", &format!("/session/{session}"), None);
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use drop_tests::engine::PageServer;
 use drop_tests::http::{Response, request, send_raw};
 
-const NOT_FOUND: &str = "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
+use drop_core::http::NOT_FOUND_PAGE as NOT_FOUND;
 const FORBIDDEN: &str = "<!doctype html>\n<title>Forbidden</title>\n<h1>Forbidden</h1>\n";
 /// Bytes that exist only in files that must never be served.
 const SECRETS: [&str; 7] = [

@@ -25,6 +25,7 @@ mod lifecycle;
 mod mcp;
 mod named_tunnel;
 mod new_user;
+mod one_time;
 mod page_server;
 mod passwords;
 mod phase3;

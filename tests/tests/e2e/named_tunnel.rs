@@ -150,7 +150,7 @@ fn named_tunnel_urls_stay_the_same_across_every_restart() {
     let daemon = p.env.server_pid().unwrap();
     kill(daemon);
     wait_for("the daemon dead", Duration::from_secs(10), || {
-        (!alive(daemon)).then_some(())
+        (!alive(daemon) && p.env.server_lock_free()).then_some(())
     });
     let out = p.start(&[]);
     assert_eq!(started_url(&out), format!("https://{HOSTNAME}"));

@@ -13,7 +13,7 @@ use drop_tests::http::{Response, get, request, request_from};
 use drop_tests::login::LOCAL;
 use drop_tests::wait_for;
 
-const NOT_FOUND: &str = "<!doctype html>\n<title>Not found</title>\n<h1>Not found</h1>\n";
+use drop_core::http::NOT_FOUND_PAGE as NOT_FOUND;
 const METHOD_NOT_ALLOWED: &str =
     "<!doctype html>\n<title>Method not allowed</title>\n<h1>Method not allowed</h1>\n";
 const ROBOTS: &str = "User-agent: *\nDisallow: /\n";
@@ -140,6 +140,69 @@ fn a_folder_whose_manifest_is_removed_serves_nothing() {
     std::fs::remove_file(manifest).unwrap();
     let res = get(port, &root);
     assert_eq!((res.status, res.text().as_str()), (404, NOT_FOUND));
+}
+
+/// Every dead link (an id that never existed, an expired page, a used
+/// one-time link, a file not there) answers the same bytes for every
+/// method: a 404 page fit for a phone, in the login page's style, that
+/// says the link does not exist, expired or was used, and not which.
+#[test]
+fn every_dead_link_answers_one_page_fit_for_a_phone() {
+    let server = PageServer::start();
+    let port = server.port();
+    let expiring = server.clock().now() + Duration::from_secs(60);
+    let expired = server.publish_expiring(&server.write("e.html", "e"), expiring);
+    let mut once = Record::static_page(
+        std::fs::canonicalize(server.write("o.html", "o")).unwrap(),
+        false,
+    );
+    once.once = true;
+    let used = server.insert(once);
+    assert_eq!(
+        request_from([127, 0, 0, 5], port, "GET", &used.path, &[], b"").status,
+        200
+    );
+    server.clock().advance(Duration::from_secs(61));
+    let folder = server.write("site/index.html", "home");
+    server.write("site/.drop-publish", "index.html\n");
+    let site = server.publish(folder.parent().unwrap());
+    let dead = [
+        "/p/aaaaaaaaaaaaaaaaaaaa/".to_owned(),
+        expired.path,
+        used.path,
+        "/".to_owned(),
+    ];
+    let never = request(port, "GET", &dead[0], &[]);
+    let page = never.text();
+    for quality in [
+        "<html lang=\"en\">",
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
+        "<link rel=\"stylesheet\" href=\"/_drop/login.css\">",
+        "does not exist",
+        "expired",
+        "already used",
+    ] {
+        assert!(page.contains(quality), "{quality} in {page}");
+    }
+    let csp = never.header("content-security-policy").unwrap();
+    assert!(csp.contains("style-src 'self'"), "{csp}");
+    assert_eq!(get(port, "/_drop/login.css").status, 200);
+    // A missing file of a live public page: other methods get its 405.
+    let missing = format!("{}missing.html", site.path);
+    let asked = dead
+        .iter()
+        .flat_map(|path| ["GET", "HEAD", "POST", "OPTIONS", "DELETE"].map(|m| (m, path)))
+        .chain(["GET", "HEAD"].map(|m| (m, &missing)));
+    let (_, want_headers, want_body) = without_date(request(port, "GET", &dead[0], &[]));
+    for (method, path) in asked {
+        let (status, headers, body) = without_date(request(port, method, path, &[]));
+        assert_eq!(status, 404, "{method} {path}");
+        assert_eq!(headers, want_headers, "{method} {path}");
+        match method {
+            "HEAD" => assert!(body.is_empty(), "{path}"),
+            _ => assert_eq!(body, want_body, "{method} {path}"),
+        }
+    }
 }
 
 /// `/`, `/p/` and other paths outside a page get the one 404, which names
@@ -647,9 +710,10 @@ fn pipelined_large_files_arrive_whole_and_in_order() {
 }
 
 /// A large file keeps its receipts and its one-time link on the way it is
-/// sent: a range from its middle and a revalidation use nothing up, the
-/// first whole download is counted and uses the link up, and the next
-/// visitor gets the 404.
+/// sent: a first request with a range from its middle gets the whole file
+/// (no byte goes out without the use) and uses the link up; the holder's
+/// later ranges and revalidations are hers, and the next visitor gets the
+/// 404.
 #[test]
 fn a_large_one_time_file_is_used_up_by_its_first_download() {
     let server = PageServer::start();
@@ -662,16 +726,22 @@ fn a_large_one_time_file_is_used_up_by_its_first_download() {
     let page = server.insert(record);
     let visitor = [127, 0, 0, 5];
     let range = [("Range", "bytes=100-199")];
-    let part = request_from(visitor, port, "GET", &page.path, &range, b"");
-    assert_eq!(part.status, 206);
-    assert!(part.body == content[100..200]);
-    let whole = request_from(visitor, port, "GET", &page.path, &[], b"");
+    let whole = request_from(visitor, port, "GET", &page.path, &range, b"");
     assert_eq!(whole.status, 200);
     assert!(whole.body == content, "the whole file");
+    let set = whole.header("set-cookie").expect("the holder's cookie");
+    let cookie = set.split(';').next().unwrap().to_owned();
     let etag = whole.header("etag").unwrap().to_owned();
     let other = request_from([127, 0, 0, 6], port, "GET", &page.path, &[], b"");
     assert_eq!(other.status, 404, "the link was used up");
-    let again = [("If-None-Match", etag.as_str())];
+    let hers = [("Range", "bytes=100-199"), ("Cookie", cookie.as_str())];
+    let part = request_from(visitor, port, "GET", &page.path, &hers, b"");
+    assert_eq!(part.status, 206);
+    assert!(part.body == content[100..200]);
+    let again = [
+        ("If-None-Match", etag.as_str()),
+        ("Cookie", cookie.as_str()),
+    ];
     let revalidated = request_from(visitor, port, "GET", &page.path, &again, b"");
     assert_eq!(revalidated.status, 304, "its holder revalidates");
     wait_for("the views written", Duration::from_secs(10), || {

@@ -15,6 +15,17 @@ fn open(port: u16, path: &str, agent: &str) -> Response {
     request(port, "GET", path, &[("User-Agent", agent)])
 }
 
+/// The `name=value` of the cookie the first delivery of a one-time page
+/// gives its browser.
+fn once_cookie(res: &Response) -> String {
+    let set = res
+        .headers_named("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("drop_once_"))
+        .expect("the holder's cookie");
+    set.split(';').next().unwrap().to_owned()
+}
+
 /// A browser at `127.0.0.<last>`, another visitor than the others, opens
 /// `path`.
 fn open_from(last: u8, port: u16, path: &str) -> Response {
@@ -146,7 +157,8 @@ fn an_expired_page_is_gone() {
 }
 
 /// `--once`: a link preview does not use it up; the first human opens it
-/// (and may reload it for a moment); anyone after gets the 404.
+/// (and her browser may reload it for a moment); anyone after gets the
+/// 404.
 #[test]
 fn a_one_time_link_opens_for_one_human() {
     let env = DropEnv::new();
@@ -155,7 +167,14 @@ fn a_one_time_link_opens_for_one_human() {
     assert_eq!(open(port, &path, SLACK).status, 200, "the preview card");
     let human = open(port, &path, FIREFOX);
     assert_eq!((human.status, human.text().as_str()), (200, "once"));
-    assert_eq!(open(port, &path, FIREFOX).status, 200, "her own reload");
+    let cookie = once_cookie(&human);
+    let reload = request(
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX), ("Cookie", &cookie)],
+    );
+    assert_eq!(reload.status, 200, "her own reload");
     let other = open_from(2, port, &path);
     let never = open(port, "/p/aaaaaaaaaaaaaaaaaaaa/", FIREFOX);
     assert_eq!((other.status, other.text()), (never.status, never.text()));
@@ -206,11 +225,14 @@ fn a_one_time_link_is_used_by_its_document_alone() {
     // The human, asking for the index by an encoded name.
     let human = from(5, "GET", "index.htm%6c");
     assert_eq!((human.status, human.text().as_str()), (200, "<p>home</p>"));
-    assert_eq!(
-        from(5, "GET", "style.css").status,
-        200,
-        "her session's assets"
+    let cookie = once_cookie(&human);
+    let asset = request(
+        port,
+        "GET",
+        &format!("{path}style.css"),
+        &[("User-Agent", FIREFOX), ("Cookie", &cookie)],
     );
+    assert_eq!(asset.status, 200, "her session's assets");
     let never = request(port, "GET", "/p/aaaaaaaaaaaaaaaaaaaa/", &[]);
     for method in ["GET", "HEAD", "POST", "OPTIONS"] {
         let other = from(6, method, "");
@@ -228,11 +250,13 @@ fn a_one_time_link_is_used_by_its_document_alone() {
     assert_eq!(again["used_at"], serde_json::Value::Null);
     let fresh = from(7, "GET", "");
     assert_eq!(fresh.status, 200, "a fresh one-time link opens at once");
-    assert_eq!(
-        from(5, "GET", "").status,
-        404,
-        "the last round's holder is out"
+    let last_round = request(
+        port,
+        "GET",
+        &path,
+        &[("User-Agent", FIREFOX), ("Cookie", &cookie)],
     );
+    assert_eq!(last_round.status, 404, "the last round's holder is out");
 }
 
 /// `drop cleanup --unopened SPAN` removes pages nobody opened in their
@@ -364,7 +388,9 @@ fn an_ended_page_added_again_says_what_it_is() {
 }
 
 /// However a range is written, one that starts at the first byte delivers
-/// the document: it uses a one-time link and counts as a view.
+/// the document and counts as a view; one from its middle does not (a
+/// viewer's later ranges are the same view). A one-time page goes out
+/// whole with its use whatever the range: see `one_time`.
 #[test]
 fn a_range_from_the_start_is_an_opening_however_it_is_written() {
     let env = DropEnv::new();
@@ -373,45 +399,41 @@ fn a_range_from_the_start_is_an_opening_however_it_is_written() {
         .iter()
         .enumerate()
     {
-        let (id, path) = env.add(&env.write(&format!("r{n}.html"), "<p>x</p>"), &["--once"]);
-        let ranged = request_from(
-            [127, 0, 0, 5],
-            port,
-            "GET",
-            &path,
-            &[("User-Agent", FIREFOX), ("Range", *range)],
-            b"",
-        );
-        assert_eq!(ranged.status, 206, "{range}");
-        let other = open_from(6, port, &path);
-        assert_eq!(other.status, 404, "{range} used the link up");
-        wait_for("the view counted", Duration::from_secs(10), || {
-            (env.listed(&id)?["views"] == 1).then_some(())
+        let (id, path) = env.add(&env.write(&format!("r{n}.html"), "<p>x</p>"), &[]);
+        let ranged = |range: &str| {
+            let headers = [("User-Agent", FIREFOX), ("Range", range)];
+            request_from([127, 0, 0, 5], port, "GET", &path, &headers, b"").status
+        };
+        assert_eq!(ranged("bytes=3-"), 206, "from its middle");
+        assert_eq!(ranged(range), 206, "{range}");
+        let views = wait_for("the view counted", Duration::from_secs(10), || {
+            let views = env.listed(&id)?["views"].as_u64()?;
+            (views > 0).then_some(views)
         });
+        assert_eq!(views, 1, "{range}");
     }
 }
 
-/// A one-time link's use, once written, holds across a crash: a server
-/// killed right after the write still knows it, and the link stays used.
-/// (That the use is written at once, not with the next batch of views, is
-/// timed on a paused clock in drop-core's receipts tests.)
+/// A one-time link's use is on disk before its document goes out: a
+/// server killed (SIGKILL) the moment its visitor has the document still
+/// knows the use after a restart, and the link stays used. Three tries:
+/// a use written just after the answer survived about one in twelve.
 #[test]
 fn a_one_time_link_stays_used_when_the_server_is_killed_right_after() {
     let env = DropEnv::new();
-    let port = env.start();
-    let (id, path) = env.add(&env.write("k.html", "k"), &["--once"]);
-    assert_eq!(open(port, &path, FIREFOX).status, 200);
-    wait_for("the use written", Duration::from_secs(10), || {
-        env.listed(&id)?["used_at"].is_string().then_some(())
-    });
-    let daemon = env.server_pid().unwrap();
-    drop_tests::kill(daemon);
-    wait_for("the server dead", Duration::from_secs(10), || {
-        (!drop_tests::alive(daemon)).then_some(())
-    });
-    let port = env.start();
-    let later = open_from(3, port, &path);
-    assert_eq!(later.status, 404, "a second life after a crash");
+    let mut port = env.start();
+    for n in 0..3 {
+        let (_, path) = env.add(&env.write(&format!("k{n}.html"), "k"), &["--once"]);
+        assert_eq!(open(port, &path, FIREFOX).status, 200);
+        let daemon = env.server_pid().unwrap();
+        drop_tests::kill(daemon);
+        wait_for("the server dead", Duration::from_secs(10), || {
+            (!drop_tests::alive(daemon) && env.server_lock_free()).then_some(())
+        });
+        port = env.start();
+        let later = open_from(3, port, &path);
+        assert_eq!(later.status, 404, "try {n}: a second life after a crash");
+    }
 }
 
 /// `drop wait` does not wait forever on a server that stopped: nobody can
