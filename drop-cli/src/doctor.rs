@@ -42,6 +42,9 @@ struct Check {
     verdict: Verdict,
     detail: String,
     fix: Option<String>,
+    /// The cause in the words of the HTTP client or resolver (`--json`
+    /// only: the line for people says it plainly).
+    cause: Option<String>,
 }
 
 impl Check {
@@ -51,6 +54,7 @@ impl Check {
             verdict: Verdict::Ok,
             detail: detail.into(),
             fix: None,
+            cause: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl Check {
             verdict: Verdict::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
+            cause: None,
         }
     }
 
@@ -69,6 +74,7 @@ impl Check {
             verdict: Verdict::Skipped,
             detail: detail.into(),
             fix: None,
+            cause: None,
         }
     }
 }
@@ -134,6 +140,7 @@ pub fn doctor(ctx: &Context, query: Option<&str>) -> Result<(), CliError> {
                 },
                 "detail": c.detail,
                 "fix": c.fix,
+                "cause": c.cause,
             })).collect::<Vec<_>>(),
         })),
         false => say!(out, "{}", render(&url, &checks, works).trim_end()),
@@ -515,14 +522,17 @@ fn push_link_checks(
             error,
             fix: given,
             kind,
-            ..
+            detail,
         } => {
             let fix = match (given, kind) {
                 (Some(given), _) => given.as_str(),
                 (None, FailureKind::ResolversUnreachable) => RESOLVERS_FIX,
                 (None, _) => fix,
             };
-            Check::fail(name, error.clone(), fix.to_owned())
+            Check {
+                cause: detail.clone(),
+                ..Check::fail(name, error.clone(), fix.to_owned())
+            }
         }
         StepResult::NotAsked { why } => Check::skipped(name, format!("not asked: {why}")),
     };

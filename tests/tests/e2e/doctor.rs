@@ -254,6 +254,49 @@ fn an_edge_that_does_not_reach_drop_is_reported_without_asking_dns() {
     assert_eq!(p.dns.queries(), asked);
 }
 
+/// Public DNS that cannot be reached at all (the resolver's port is
+/// closed): `doctor` blames this machine's way out, not publication, in
+/// one plain sentence, with the HTTP client's own words as `cause` in
+/// `--json`.
+#[test]
+fn resolvers_that_cannot_be_reached_are_not_blamed_on_publication() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let doh = format!("http://{}/resolve", closed.local_addr().unwrap());
+    drop(closed);
+    let p = Phase3::new(
+        NAT_ADDRESS,
+        true,
+        &[
+            ("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "2000"),
+            ("DROP_DOH_URLS", &doh),
+        ],
+    );
+    p.start(&[]);
+    let (report, out) = doctor(&p.env, &[]);
+    broken_at(
+        &report,
+        &out,
+        "public DNS",
+        "no public DNS resolver could be reached",
+    );
+    let dns = check(&report, "public DNS");
+    assert!(
+        dns["fix"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the public DNS-over-HTTPS resolvers"),
+        "{dns}"
+    );
+    assert!(
+        !dns["detail"].as_str().unwrap().contains('('),
+        "one plain sentence: {dns}"
+    );
+    assert!(
+        dns["cause"].as_str().is_some_and(|c| !c.is_empty()),
+        "{dns}"
+    );
+}
+
 /// Without a tunnel, a page server bound to loopback alone while its URLs
 /// name this machine's outward address: nobody else can open them.
 #[test]

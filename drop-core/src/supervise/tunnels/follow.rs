@@ -354,11 +354,21 @@ impl Follower {
             Verdict::Confirmed => info!("{whose} tunnel {url} works from outside"),
             Verdict::Rechecked => {}
             Verdict::Unconfirmed(e) => {
-                warn!("{whose} tunnel {url} handed out unconfirmed: {e}; still checking")
+                let cause = cause(e);
+                warn!("{whose} tunnel {url} handed out unconfirmed: {e}{cause}; still checking")
             }
-            Verdict::Lost(e) => warn!("{whose} tunnel {url} stopped working from outside: {e}"),
+            Verdict::Lost(e) => {
+                let cause = cause(e);
+                warn!("{whose} tunnel {url} stopped working from outside: {e}{cause}")
+            }
         }
     }
+}
+
+/// What the log adds to a failed check: the cause in the HTTP client's or
+/// resolver's words, when there is more to it than the message.
+fn cause(e: &LinkError) -> String {
+    e.detail().map_or(String::new(), |d| format!(" [{d}]"))
 }
 
 /// How the log names a tunnel: `server`, or `app <id>`.
