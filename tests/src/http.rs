@@ -14,6 +14,29 @@ pub struct Response {
 }
 
 impl Response {
+    /// Asserts the headers every answer of drop's page server carries, as
+    /// README.md promises, with `cache` as its `Cache-Control`; `what`
+    /// names the request in a failure.
+    pub fn assert_security_headers(&self, what: &str, cache: &str) {
+        assert_eq!(
+            self.header("referrer-policy"),
+            Some("no-referrer"),
+            "{what}"
+        );
+        assert_eq!(
+            self.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            self.header("x-robots-tag"),
+            Some("noindex, nofollow"),
+            "{what}"
+        );
+        assert_eq!(self.header("cache-control"), Some(cache), "{what}");
+        assert_eq!(self.header("server"), None, "{what}");
+    }
+
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

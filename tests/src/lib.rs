@@ -130,6 +130,40 @@ impl DropEnv {
         serde_json::from_str(&self.ok(args)).expect("one JSON document")
     }
 
+    /// The command line that registers an app named `name` in a folder of
+    /// its own in the work dir, running `command` on `port`, with `flags`.
+    pub fn add_app_args(
+        &self,
+        name: &str,
+        command: &str,
+        port: u16,
+        flags: &[&str],
+    ) -> Vec<String> {
+        let dir = self.work.path().join(name);
+        std::fs::create_dir_all(&dir).expect("the app's folder");
+        let mut args: Vec<String> = ["add", dir.to_str().expect("a UTF-8 temp path"), "--run"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend([
+            command.to_owned(),
+            "--port".into(),
+            port.to_string(),
+            "--name".into(),
+            name.into(),
+        ]);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        args
+    }
+
+    /// Registers the app (see [`DropEnv::add_app_args`]); its id.
+    pub fn add_app(&self, name: &str, command: &str, port: u16, flags: &[&str]) -> String {
+        let mut args = self.add_app_args(name, command, port, flags);
+        args.push("--json".into());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.json(&args)["id"].as_str().expect("an id").to_owned()
+    }
+
     /// Starts the server on a free loopback port and returns the port.
     pub fn start(&self) -> u16 {
         let out = self.ok(&["start", "--port", "0", "--host", "127.0.0.1", "--no-tunnel"]);

@@ -21,21 +21,7 @@ fn started(env: DropEnv) -> DropEnv {
 
 /// Registers an app in its own folder of the work dir; returns its id.
 fn add_app(env: &DropEnv, name: &str, command: &str, port: u16) -> String {
-    let dir = env.work.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = port.to_string();
-    let args = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        command,
-        "--port",
-        &port,
-        "--name",
-        name,
-        "--json",
-    ];
-    env.json(&args)["id"].as_str().unwrap().to_owned()
+    env.add_app(name, command, port, &[])
 }
 
 fn port_open(port: u16) -> bool {

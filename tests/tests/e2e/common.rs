@@ -114,22 +114,8 @@ impl Phase3 {
     /// Registers a test app in its own folder on a free port, named `name`.
     pub fn add_app(&self, name: &str) -> String {
         let port = free_port();
-        let dir = self.env.work.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let command = format!("exec {TEST_APP} {port}");
-        let port_arg = port.to_string();
-        let add = [
-            "add",
-            dir.to_str().unwrap(),
-            "--run",
-            &command,
-            "--port",
-            &port_arg,
-            "--name",
-            name,
-            "--json",
-        ];
-        self.env.json(&add)["id"].as_str().unwrap().to_owned()
+        self.env
+            .add_app(name, &format!("exec {TEST_APP} {port}"), port, &[])
     }
 
     /// Every line the fake recorded, oldest first.

@@ -15,23 +15,8 @@ use drop_tests::free_port;
 /// with `flags` (such as `--keep-host`); its id.
 fn add_checking_app(p: &Phase3, name: &str, flags: &[&str]) -> String {
     let port = free_port();
-    let dir = p.env.work.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
     let command = format!("exec {TEST_APP} {port} --check-host");
-    let port = port.to_string();
-    let mut add = vec![
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port,
-        "--name",
-        name,
-        "--json",
-    ];
-    add.extend_from_slice(flags);
-    p.env.json(&add)["id"].as_str().unwrap().to_owned()
+    p.env.add_app(name, &command, port, flags)
 }
 
 /// The app's URL once `start` has decided.

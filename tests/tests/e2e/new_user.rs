@@ -101,20 +101,8 @@ fn password_alone_keeps_the_password_a_page_has() {
 /// Registers an app that runs the test app on `port` (on 127.0.0.1), in
 /// a folder of its own, named `name`; returns what `add` printed.
 fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
-    let dir = env.work.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let command = format!("exec {TEST_APP} {port}");
-    let port = port.to_string();
-    env.ok(&[
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port,
-        "--name",
-        name,
-    ])
+    let args = env.add_app_args(name, &format!("exec {TEST_APP} {port}"), port, &[]);
+    env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn stderr(out: &std::process::Output) -> String {

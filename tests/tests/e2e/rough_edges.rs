@@ -39,22 +39,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 /// Registers an app that runs the test app on `port`, in its own folder.
 fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
-    let dir = env.work.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let command = format!("exec {TEST_APP} {port}");
-    let port = port.to_string();
-    let args = [
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port,
-        "--name",
-        name,
-        "--json",
-    ];
-    env.json(&args)["id"].as_str().unwrap().to_owned()
+    env.add_app(name, &format!("exec {TEST_APP} {port}"), port, &[])
 }
 
 /// A record the Python drop wrote for a running app whose pid now belongs
