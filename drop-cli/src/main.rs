@@ -363,11 +363,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             tunnel,
             no_tunnel,
         } => {
-            let tunnel = match (tunnel, no_tunnel) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            };
+            let tunnel = either_flag(tunnel, no_tunnel);
             server::start(ctx, server::StartOptions { port, host, tunnel })
         }
         Command::Stop { app: Some(app), .. } => apps::stop(ctx, &app),
@@ -406,16 +402,11 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             };
             match (run, port) {
                 (Some(run), Some(port)) => {
-                    let keep_host = match (keep_host, no_keep_host) {
-                        (true, _) => Some(true),
-                        (_, true) => Some(false),
-                        _ => None,
-                    };
                     let app = add::AppCommand {
                         run,
                         port,
                         restart,
-                        keep_host,
+                        keep_host: either_flag(keep_host, no_keep_host),
                     };
                     add::add_app(ctx, &path, details, app)
                 }
@@ -450,6 +441,16 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
         Command::Serve { port, host, bind } => {
             serve::serve(ctx, port, host, bind, daemon_parts(ctx)?)
         }
+    }
+}
+
+/// A `--x` / `--no-x` pair (clap keeps them exclusive): `Some(true)`,
+/// `Some(false)`, or `None` when neither was given.
+fn either_flag(on: bool, off: bool) -> Option<bool> {
+    match (on, off) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
     }
 }
 
