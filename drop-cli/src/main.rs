@@ -258,17 +258,7 @@ fn main() -> ExitCode {
     };
     let home = Home::new(args.home.clone().unwrap_or_else(default_home));
     let serving = matches!(args.command, Command::Serve { .. });
-    let result = Settings::from_env().and_then(|settings| {
-        let ctx = Context {
-            home: home.clone(),
-            settings,
-            out: out.clone(),
-        };
-        run(&ctx, args.command)
-    });
-    if !serving {
-        print_notices(&home);
-    }
+    let result = run_in_home(&home, &out, args.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -281,6 +271,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `command` in `home`. A home that is not the user's alone is
+/// refused whole, first: before anything reads its files as drop's own
+/// (a pid to signal, a log to print).
+fn run_in_home(home: &Home, out: &Output, command: Command) -> Result<(), CliError> {
+    home.check_owned()?;
+    let serving = matches!(command, Command::Serve { .. });
+    let result = Settings::from_env().and_then(|settings| {
+        let ctx = Context {
+            home: home.clone(),
+            settings,
+            out: out.clone(),
+        };
+        run(&ctx, command)
+    });
+    if !serving {
+        print_notices(home);
+    }
+    result
 }
 
 /// What clap cannot say by itself: `drop add` without a path, where

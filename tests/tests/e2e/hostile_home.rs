@@ -139,6 +139,131 @@ fn a_home_of_another_user_is_refused_and_left_as_it_was() {
     assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o7777, 0o666);
 }
 
+/// A process of the test's own, in a group of its own, that a planted
+/// record names: it must outlive every command. Killed when dropped.
+struct Bystander {
+    child: std::process::Child,
+    start_time: u64,
+}
+
+impl Bystander {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let start_time = drop_tests::ProcessId::of(child.id()).unwrap().start_time;
+        Bystander { child, start_time }
+    }
+
+    fn assert_alive(&self, after: &str) {
+        assert!(
+            drop_tests::alive(self.child.id()),
+            "{after} signalled the process a foreign home named"
+        );
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Gives `path` and everything under it to [`OTHER_USER`].
+fn give_away(path: &Path) {
+    for (entry, ..) in snapshot(path) {
+        std::os::unix::fs::lchown(&entry, Some(OTHER_USER), Some(OTHER_USER)).unwrap();
+    }
+}
+
+/// A home of another user is refused by every command, read-only ones
+/// included, before any of its files is trusted: its `server.json` and an
+/// app record name live processes, and no command signals them; nothing in
+/// the home changes. One file of theirs in a home of one's own is refused
+/// the same way.
+#[test]
+fn every_command_refuses_a_home_of_another_user_before_trusting_it() {
+    if !can_give_files_away() {
+        return;
+    }
+    let env = DropEnv::new();
+    let home = env.home.path();
+    let (server, app) = (Bystander::start(), Bystander::start());
+    let server_json = serde_json::json!({
+        "pid": server.child.id(), "start_time": server.start_time,
+        "port": 9, "bind": "127.0.0.1",
+    });
+    std::fs::write(home.join("server.json"), server_json.to_string()).unwrap();
+    let id = "aaaaaaaaaaaaaaaaaaaa";
+    let pages = serde_json::json!({ id: {
+        "type": "app", "source": env.work.path(), "is_dir": true,
+        "run_cmd": "sleep 1000", "port": 9, "status": "running",
+        "pid": app.child.id(), "pid_start_time": app.start_time,
+    }});
+    std::fs::write(home.join("pages.json"), pages.to_string()).unwrap();
+    std::fs::create_dir(home.join("logs")).unwrap();
+    std::fs::write(home.join(format!("logs/app-{id}.log")), "theirs\n").unwrap();
+    give_away(home);
+    let before = snapshot(home);
+    let page = env.write("a.html", "a");
+    let page = page.to_str().unwrap();
+    for args in [
+        &["stop"][..],
+        &["stop", id],
+        &["stop", "--all"],
+        &["list", "--all"],
+        &["status"],
+        &["logs", id],
+        &["doctor"],
+        &["doctor", id],
+        &["qr", id],
+        &["wait", id, "--timeout", "1s"],
+        &["remove", id],
+        &["cleanup"],
+        &["start", id],
+        &["add", page],
+        &["tunnel", "status"],
+        &["tunnel", "reset"],
+        &["tunnel", "setup", "--hostname", "drop.example.com"],
+        &["mcp"],
+    ] {
+        let out = env.run(args);
+        assert!(!out.status.success(), "drop {args:?} took the home");
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(&format!(
+                "Error: `{}` belongs to user {OTHER_USER}",
+                home.display()
+            )),
+            "drop {args:?}: {said}"
+        );
+        server.assert_alive(&format!("drop {args:?}"));
+        app.assert_alive(&format!("drop {args:?}"));
+    }
+    let json = env.run(&["stop", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(stderr(&json).trim()).unwrap();
+    assert_eq!(doc["error"]["code"], "home_not_owned");
+    assert_eq!(snapshot(home), before, "nothing in the home changed");
+
+    // A home of one's own with the other user's `server.json` in it.
+    let env = DropEnv::new();
+    let planted = env.home.path().join("server.json");
+    std::fs::write(&planted, server_json.to_string()).unwrap();
+    give_away(&planted);
+    let out = env.run(&["stop"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(&format!("Error: `{}` belongs to user", planted.display())),
+        "{}",
+        stderr(&out)
+    );
+    server.assert_alive("drop stop");
+}
+
 /// A file outside the home, and a link to it planted where drop keeps
 /// `name`.
 struct Planted {
