@@ -277,12 +277,18 @@ pub enum CliError {
         value: String,
     },
     /// Two settings that cannot hold together.
-    #[error("{first} must be less than {second}; lower the first or raise the second")]
+    #[error(
+        "{first} ({first_value}) must be less than {second} ({second_value}); lower the first or raise the second"
+    )]
     SettingsClash {
         /// The one that must be smaller.
         first: &'static str,
+        /// Its value, and whether it is its default.
+        first_value: crate::settings::SettingValue,
         /// The other.
         second: &'static str,
+        /// Its value, and whether it is its default.
+        second_value: crate::settings::SettingValue,
     },
     /// A `DROP_*` setting that is not a list of URLs, or not one URL.
     #[error("{name} is `{value}`; {expected}, or unset it")]

@@ -279,7 +279,7 @@ fn main() -> ExitCode {
 fn run_in_home(home: &Home, out: &Output, command: Command) -> Result<(), CliError> {
     home.check_owned()?;
     let serving = matches!(command, Command::Serve { .. });
-    let result = Settings::from_env().and_then(|settings| {
+    let result = settings_for(&command).and_then(|settings| {
         let ctx = Context {
             home: home.clone(),
             settings,
@@ -291,6 +291,42 @@ fn run_in_home(home: &Home, out: &Output, command: Command) -> Result<(), CliErr
         print_notices(home);
     }
     result
+}
+
+/// The settings `command` runs with. A command that starts or configures
+/// something refuses a bad `DROP_*` value; the others say it once, on
+/// stderr, and run with its default: a typo in an unrelated variable never
+/// keeps anyone from stopping the server or reading a log.
+fn settings_for(command: &Command) -> Result<Settings, CliError> {
+    let read = Settings::from_env();
+    if command.configures() {
+        return read.strict();
+    }
+    for problem in &read.problems {
+        eprintln!("Note: {problem} (ignored here: this command runs with the default)");
+    }
+    Ok(read.settings)
+}
+
+impl Command {
+    /// Whether it starts or configures something with the settings: the
+    /// server, an app, the MCP server, a named tunnel.
+    fn configures(&self) -> bool {
+        match self {
+            Command::Start { .. } | Command::Serve { .. } | Command::Mcp => true,
+            Command::Add { run, .. } => run.is_some(),
+            Command::Tunnel { command } => matches!(command, TunnelCommand::Setup { .. }),
+            Command::Stop { .. }
+            | Command::Logs { .. }
+            | Command::Doctor { .. }
+            | Command::Status
+            | Command::List { .. }
+            | Command::Remove { .. }
+            | Command::Cleanup { .. }
+            | Command::Qr { .. }
+            | Command::Wait { .. } => false,
+        }
+    }
 }
 
 /// What clap cannot say by itself: `drop add` without a path, where
