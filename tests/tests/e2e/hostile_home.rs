@@ -54,8 +54,15 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
 /// Runs `drop serve` in `env`'s home and returns how it ended; a daemon
 /// still serving after ten seconds is killed and fails the test.
 fn serve(env: &DropEnv) -> Output {
+    run_within(env, &["serve", "--port", "0"], "the daemon took the home")
+}
+
+/// Runs `drop args` in `env`'s home and returns how it ended; one still
+/// running after ten seconds is killed and fails the test with `hung`.
+fn run_within(env: &DropEnv, args: &[&str], hung: &str) -> Output {
     let mut child = env
-        .command(&["serve", "--port", "0"])
+        .command(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -64,7 +71,7 @@ fn serve(env: &DropEnv) -> Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("the daemon took the home: {:?}", child.wait_with_output());
+            panic!("drop {args:?}: {hung}: {:?}", child.wait_with_output());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -339,6 +346,64 @@ fn links_where_drop_keeps_its_files_are_never_followed() {
     assert!(!out.status.success(), "the app started with its log a link");
     planted.assert_untouched(&stderr(&out));
     env.ok(&["stop"]);
+}
+
+/// A log planted as a link or a FIFO is refused, never followed nor
+/// waited on: `drop logs` (`-f` too) and `drop doctor` say which file is
+/// wrong, print nothing of what it points at, and return at once.
+#[test]
+fn logs_planted_as_links_or_fifos_are_refused_at_once() {
+    let env = DropEnv::new();
+    std::fs::create_dir(env.work.path().join("app")).unwrap();
+    let added = env.json(&["add", "app", "--run", "sleep 30", "--port", "9", "--json"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    edit_registry(&env, |_, record| {
+        record["crashed"] = true.into();
+        record["exit_code"] = 1.into();
+    });
+    let server_json = r#"{"pid": 4194304, "start_time": 1, "port": 9}"#;
+    std::fs::write(env.home.path().join("server.json"), server_json).unwrap();
+    let app_log = format!("logs/app-{id}.log");
+    let doctor = &["doctor", id.as_str()][..];
+    for (name, readers) in [
+        (
+            app_log.as_str(),
+            vec![&["logs", &id][..], &["logs", &id, "-f"], doctor],
+        ),
+        ("logs/server.log", vec![&["doctor"][..], doctor]),
+    ] {
+        let planted = Planted::in_home(&env, name);
+        for args in readers {
+            let out = run_within(&env, args, "followed a link");
+            let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert!(!printed.contains("victim"), "drop {args:?}: {printed}");
+            planted.assert_untouched(&printed);
+            if args[0] == "logs" {
+                assert!(!out.status.success(), "drop {args:?}");
+            }
+        }
+        std::fs::remove_file(&planted.link).unwrap();
+    }
+    let fifo = env.home.path().join(&app_log);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for args in [&["logs", &id][..], &["logs", &id, "-f"], &["doctor", &id]] {
+        let out = run_within(&env, args, "waited on a FIFO");
+        if args[0] == "logs" {
+            assert!(!out.status.success(), "drop {args:?}");
+            assert!(
+                stderr(&out).contains(&format!("`{}` is not a regular file", fifo.display())),
+                "drop {args:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
 }
 
 /// Rewrites the registry as another program might, `change` applied to
