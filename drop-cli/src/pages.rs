@@ -288,7 +288,7 @@ pub fn cleanup(ctx: &Context, unopened: Option<&str>) -> Result<(), CliError> {
         };
         match () {
             _ if !r.source.exists() => Some(("source gone", "source_gone")),
-            _ if r.expired(now) => Some(("expired", "expired")),
+            _ if r.end_reached(now) => Some(("expired", "expired")),
             _ if unopened.is_some_and(never_opened) => Some(("never opened", "never_opened")),
             _ => None,
         }

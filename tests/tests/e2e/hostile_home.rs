@@ -418,16 +418,19 @@ fn edit_registry(env: &DropEnv, change: impl Fn(&str, &mut serde_json::Value)) {
     std::fs::write(path, serde_json::to_vec_pretty(&pages).unwrap()).unwrap();
 }
 
-/// An `expires_at` or `used_at` that is not a time fails closed: the page
-/// is gone (the same 404 as a page that never existed), its one-time link
-/// used; the daemon's log says so, `list` flags it, and the page is kept
-/// for the user to fix, not swept away.
+/// An `expires_at` or `used_at` that is not a time (a number too) fails
+/// closed: the page is gone (the same 404 as a page that never existed),
+/// its one-time link used; the daemon's log says so, `list` flags it, and
+/// the page is kept for the user to fix, neither swept away nor removed
+/// by `drop cleanup`; the rest of the registry reads as ever.
 #[test]
 fn times_that_do_not_read_fail_closed_and_are_flagged() {
     let env = DropEnv::new();
     let (ends, ends_path) = env.add(&env.write("ends.html", "ends"), &[]);
     let (once, once_path) = env.add(&env.write("once.html", "once"), &["--once"]);
+    let (number, number_path) = env.add(&env.write("number.html", "number"), &[]);
     let (soon, _) = env.add(&env.write("soon.html", "soon"), &["--expires", "2s"]);
+    let (fine, fine_path) = env.add(&env.write("fine.html", "fine"), &[]);
     edit_registry(&env, |id, record| {
         if id == ends {
             record["expires_at"] = "tomorrow at noon".into();
@@ -435,17 +438,25 @@ fn times_that_do_not_read_fail_closed_and_are_flagged() {
         if id == once {
             record["used_at"] = "2026-13-45T99:00:00Z".into();
         }
+        if id == number {
+            record["expires_at"] = 12345.into();
+            record["created_at"] = serde_json::json!({"when": "today"});
+            record["last_opened_at"] = true.into();
+        }
     });
     let port = env.start();
     let never = get(port, NEVER);
-    for path in [&ends_path, &once_path] {
+    for path in [&ends_path, &once_path, &number_path] {
         let answer = get(port, path);
         assert_eq!((answer.status, answer.text()), (never.status, never.text()));
     }
+    assert_eq!(get(port, &fine_path).text(), "fine");
     let listed = env.ok(&["list", "--all"]);
     let line = |id: &str| listed.lines().find(|l| l.contains(id)).unwrap().to_owned();
     assert!(line(&ends).contains("[bad expires_at]"), "{listed}");
     assert!(line(&once).contains("[bad used_at]"), "{listed}");
+    assert!(line(&number).contains("[bad expires_at]"), "{listed}");
+    assert!(line(&fine).contains(&fine), "{listed}");
     assert_eq!(
         env.listed(&ends).unwrap()["bad_times"],
         serde_json::json!(["expires_at"])
@@ -462,6 +473,11 @@ fn times_that_do_not_read_fail_closed_and_are_flagged() {
         env.listed(&soon).is_none().then_some(())
     });
     assert!(env.listed(&ends).is_some());
+    let cleaned = env.ok(&["cleanup"]);
+    assert_eq!(cleaned.trim(), "Nothing to clean up.");
+    for id in [&ends, &number] {
+        assert!(env.listed(id).is_some(), "cleanup removed {id}");
+    }
     env.ok(&["stop"]);
 }
 
