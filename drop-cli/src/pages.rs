@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{PageRow, is_under, note, printable, render_rows, say};
+use crate::output::{PageRow, count, is_under, note, printable, render_rows, say};
 use crate::running::{ServerCondition, running_server};
 use crate::server_view::{ServerSeen, server_document};
 use crate::urls::{Reach, Urls};
@@ -118,6 +118,14 @@ fn server_line(
             "Server: {} (running, tunneled{}; reconnecting to the edge: the URL stays)",
             urls.base(),
             over_http2(t)
+        ),
+        // Its error says the rate limit and when drop tries again.
+        Some(t) if t.state == TunnelPhase::RateLimited => format!(
+            "Server: {} (running; tunnel not open yet: {})",
+            urls.local_base(),
+            t.error
+                .as_deref()
+                .unwrap_or("rate limited by the quick-tunnel service"),
         ),
         Some(t) => match &t.error {
             Some(error) => format!(
@@ -314,7 +322,7 @@ pub fn cleanup(ctx: &Context, unopened: Option<&str>) -> Result<(), CliError> {
         say!(out, "Nothing to clean up.");
         return Ok(());
     }
-    say!(out, "Removed {} page(s):", gone.len());
+    say!(out, "Removed {}:", count(gone.len(), "page", "pages"));
     for (id, record, (why, _)) in gone {
         say!(
             out,

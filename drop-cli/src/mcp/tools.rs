@@ -15,6 +15,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::output::count;
 use crate::pages::RemoveWhat;
 
 use super::args::{AddAppArgs, AppArgs, DoctorArgs, LogsArgs, PublishArgs, RemoveArgs, WaitArgs};
@@ -99,10 +100,13 @@ impl DropTools {
                 Some(true) => "running",
                 _ => "not running",
             };
-            let pages = doc["pages"].as_array().map_or(0, Vec::len);
+            let rows = doc["pages"].as_array().map_or(&[][..], Vec::as_slice);
+            let apps = rows.iter().filter(|row| row["type"] == "app").count();
             format!(
-                "Server: {} ({state}); {pages} page(s) and app(s)",
-                text(server, "url")
+                "Server: {} ({state}); {}, {}",
+                text(server, "url"),
+                count(rows.len() - apps, "page", "pages"),
+                count(apps, "app", "apps"),
             )
         }))
     }
