@@ -139,7 +139,8 @@ pub enum CliError {
     BadPassword(&'static str),
     /// A password anyone with the link could guess.
     #[error(
-        "a password of {length} character(s) is guessed in moments: give one of at least {min}, or --password alone for a generated one"
+        "a password of {} is guessed in moments: give one of at least {min}, or --password alone for a generated one",
+        crate::output::count(*length, "character", "characters")
     )]
     PasswordTooShort {
         /// Its length, in characters.
