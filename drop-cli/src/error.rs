@@ -140,7 +140,7 @@ pub enum CliError {
     /// A password anyone with the link could guess.
     #[error(
         "a password of {} is guessed in moments: give one of at least {min}, or --password alone for a generated one",
-        crate::output::count(*length, "character", "characters")
+        crate::plural::count(*length, "character", "characters")
     )]
     PasswordTooShort {
         /// Its length, in characters.
@@ -284,12 +284,12 @@ pub enum CliError {
     SettingsClash {
         /// The one that must be smaller.
         first: &'static str,
-        /// Its value, and whether it is its default.
-        first_value: crate::settings::SettingValue,
+        /// Its value, and whether it is its default (`5000 ms, its default`).
+        first_value: String,
         /// The other.
         second: &'static str,
         /// Its value, and whether it is its default.
-        second_value: crate::settings::SettingValue,
+        second_value: String,
     },
     /// A `DROP_*` setting that is not a list of URLs, or not one URL.
     #[error("{name} is `{value}`; {expected}, or unset it")]

@@ -106,7 +106,7 @@ impl FolderCheck {
         note!(
             out,
             "Warning: {}{more} in its HTML will answer 404:",
-            crate::output::count(self.uncovered.len(), "local reference", "local references")
+            crate::plural::count(self.uncovered.len(), "local reference", "local references")
         );
         for u in self.uncovered.iter().take(MAX_LISTED_REFERENCES) {
             let missing = if u.exists {

@@ -16,6 +16,7 @@ mod names;
 mod nat;
 mod output;
 mod pages;
+mod plural;
 mod qr;
 mod running;
 mod serve;

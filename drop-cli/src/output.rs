@@ -372,15 +372,6 @@ pub(crate) use note;
 /// safe to print: the daemon's log shows it by the same rule.
 pub use drop_core::printable;
 
-/// `n` things, in the singular or the plural as `n` asks: `1 page`,
-/// `2 pages`.
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    match n {
-        1 => format!("1 {one}"),
-        n => format!("{n} {many}"),
-    }
-}
-
 /// Whether `source` lies in `dir` (component-wise, not by string prefix).
 pub fn is_under(source: &Path, dir: &Path) -> bool {
     source.starts_with(dir)
@@ -400,16 +391,6 @@ mod tests {
             app_status: app,
             loopback_only: false,
         }
-    }
-
-    #[test]
-    fn counts_are_singular_for_one_only() {
-        assert_eq!(count(1, "page", "pages"), "1 page");
-        assert_eq!(count(0, "page", "pages"), "0 pages");
-        assert_eq!(
-            count(2, "tunnel process", "tunnel processes"),
-            "2 tunnel processes"
-        );
     }
 
     /// The README's `drop status` lines, byte for byte.

@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{PageRow, count, is_under, note, printable, render_rows, say};
+use crate::output::{PageRow, is_under, note, printable, render_rows, say};
+use crate::plural::count;
 use crate::running::{ServerCondition, running_server};
 use crate::server_view::{ServerSeen, server_document};
 use crate::urls::{Reach, Urls};

@@ -501,8 +501,10 @@ fn report_running_apps(ctx: &Context) -> Result<Vec<String>, CliError> {
         .map(|(id, r)| label(id, r))
         .collect();
     if !running.is_empty() {
-        let count = crate::output::count(running.len(), "app", "apps");
-        let verb = if running.len() == 1 { "keeps" } else { "keep" };
+        let (count, verb) = match running.len() {
+            1 => ("1 app".to_owned(), "keeps"),
+            n => (format!("{n} apps"), "keep"),
+        };
         say!(
             ctx.out,
             "{count} {verb} running: {}. 'drop stop --all' stops apps too; the next 'drop start' adopts them.",
@@ -517,7 +519,7 @@ fn report_leftovers(out: &Output, count: usize) {
         say!(
             out,
             "Ended {} left by a server that was killed.",
-            crate::output::count(count, "tunnel process", "tunnel processes")
+            crate::plural::count(count, "tunnel process", "tunnel processes")
         );
     }
 }

@@ -209,9 +209,9 @@ impl<L: Fn(&str) -> Option<String>> Environment<L> {
         }
         self.problems.push(CliError::SettingsClash {
             first: "DROP_TUNNEL_DNS_SETTLE_MS",
-            first_value: settle,
+            first_value: settle.to_string(),
             second: "DROP_TUNNEL_VERIFY_TIMEOUT_MS",
-            second_value: verify,
+            second_value: verify.to_string(),
         });
         (DEFAULT_VERIFY_BOUND, DNS_SETTLE)
     }
@@ -268,11 +268,11 @@ impl<L: Fn(&str) -> Option<String>> Environment<L> {
 /// A span setting as a clash names it: its value, and whether that is
 /// its default (a variable the user never set).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SettingValue {
+struct SettingValue {
     /// The value in force.
-    pub value: Duration,
+    value: Duration,
     /// Whether the variable was unset (or bad), so the default holds.
-    pub default: bool,
+    default: bool,
 }
 
 impl SettingValue {

@@ -15,8 +15,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::output::count;
 use crate::pages::RemoveWhat;
+use crate::plural::count;
 
 use super::args::{AddAppArgs, AppArgs, DoctorArgs, LogsArgs, PublishArgs, RemoveArgs, WaitArgs};
 use super::outcome::{Ran, run, usage_error};
@@ -101,12 +101,17 @@ impl DropTools {
                 _ => "not running",
             };
             let rows = doc["pages"].as_array().map_or(&[][..], Vec::as_slice);
-            let apps = rows.iter().filter(|row| row["type"] == "app").count();
+            let app = drop_registry::PageKind::App;
+            let apps = rows
+                .iter()
+                .filter(|row| row["type"] == app.as_str())
+                .count();
             format!(
                 "Server: {} ({state}); {}, {}",
                 text(server, "url"),
                 count(rows.len() - apps, "page", "pages"),
-                count(apps, "app", "apps"),
+                // The kind's name is the noun.
+                count(apps, app.as_str(), "apps"),
             )
         }))
     }
