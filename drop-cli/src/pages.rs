@@ -196,6 +196,12 @@ pub enum RemoveWhat<'a> {
 /// nothing. Running apps are stopped first, and said to be.
 pub fn remove(ctx: &Context, what: RemoveWhat<'_>) -> Result<(), CliError> {
     let (home, out) = (&ctx.home, &ctx.out);
+    // The command line cannot say it; a tool's caller can.
+    if let RemoveWhat::Pages([]) = what {
+        return Err(CliError::Usage(
+            "name at least one page or app to remove".into(),
+        ));
+    }
     let pages = home.registry().load()?;
     let mut targets: Vec<(String, Record)> = Vec::new();
     match what {
