@@ -325,3 +325,30 @@ fn a_bad_setting_stops_only_commands_that_start_something() {
     );
     assert_eq!(env.server_pid(), None, "no server started");
 }
+
+/// A server bound to loopback alone (`DROP_BIND=127.0.0.1`) whose URLs
+/// name another address is said, as it starts, to open on this machine
+/// only; one whose URLs are loopback's is not.
+#[test]
+fn a_loopback_server_with_urls_for_other_machines_says_so() {
+    let env = DropEnv::new();
+    let out = env.run(&["start", "--port", "0", "--no-tunnel", "--host", "10.1.2.3"]);
+    assert!(out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("(this machine only: the server listens on 127.0.0.1 alone (DROP_BIND)"),
+        "{said}"
+    );
+    env.ok(&["stop"]);
+    let out = env.run(&["start", "--port", "0", "--no-tunnel", "--host", "127.0.0.1"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("this machine only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
