@@ -22,6 +22,9 @@ const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 const MAX_COUNT: u64 = 1_000_000;
 /// The most threads `DROP_WORKERS` may ask for.
 const MAX_WORKERS: u64 = 1024;
+/// The longest `DROP_NAT_DEADLINE_MS`: `drop start` waits that long for
+/// an echo service that does not answer.
+const MAX_NAT_DEADLINE_MS: u64 = 10_000;
 
 /// Every setting the server and its apps take from the environment.
 #[derive(Debug, Clone)]
@@ -229,8 +232,8 @@ impl<L: Fn(&str) -> Option<String>> Environment<L> {
                 }),
             }
         }
-        if let Some(deadline) = self.millis("DROP_NAT_DEADLINE_MS") {
-            nat.deadline = deadline;
+        if let Some(ms) = self.bounded("DROP_NAT_DEADLINE_MS", MAX_NAT_DEADLINE_MS) {
+            nat.deadline = Duration::from_millis(ms);
         }
         nat
     }
@@ -374,6 +377,14 @@ mod tests {
         let err = settings(&[("DROP_NAT_DEADLINE_MS", "0")]).unwrap_err();
         assert!(
             err.to_string().starts_with("DROP_NAT_DEADLINE_MS is `0`"),
+            "{err}"
+        );
+        // `drop start` waits that long for an echo service that hangs.
+        let err = settings(&[("DROP_NAT_DEADLINE_MS", "86400000")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "DROP_NAT_DEADLINE_MS is `86400000`; set it to a whole number from 1 to 10000"
+            ),
             "{err}"
         );
     }
