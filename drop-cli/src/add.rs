@@ -19,6 +19,8 @@ use crate::when::{left_until, show_span};
 
 /// The longest `--desc`, in characters.
 const MAX_DESCRIPTION: usize = 500;
+/// The longest app command, in bytes: a command line, not a script.
+const MAX_APP_COMMAND: usize = 4096;
 /// The shortest password `--password PASS` takes, in characters: anyone
 /// with the link could guess a shorter one before the login limits bite.
 const MIN_PASSWORD: usize = 8;
@@ -231,6 +233,13 @@ pub fn add_app(
     }
     if port == 0 {
         return Err(CliError::BadAppPort);
+    }
+    check_command(&run)?;
+    if home
+        .load_server_state()?
+        .is_some_and(|server| server.port == port)
+    {
+        return Err(CliError::ServersPort { port });
     }
     let source = canonical_source(path)?;
     let is_dir = source.is_dir();
@@ -767,6 +776,18 @@ fn check_description(description: &str) -> Result<(), CliError> {
         false => Err(CliError::DescriptionTooLong {
             length,
             max: MAX_DESCRIPTION,
+        }),
+    }
+}
+
+/// Refuses an app command longer than [`MAX_APP_COMMAND`] bytes: it is
+/// kept in the registry and shown in listings.
+fn check_command(run: &str) -> Result<(), CliError> {
+    match run.len() <= MAX_APP_COMMAND {
+        true => Ok(()),
+        false => Err(CliError::CommandTooLong {
+            length: run.len(),
+            max: MAX_APP_COMMAND,
         }),
     }
 }

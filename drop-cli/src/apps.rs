@@ -8,9 +8,9 @@ use std::time::Duration;
 use drop_core::daemon::{ControlReply, ControlRequest};
 use drop_core::supervise::{
     AppError, AppStatus, FIRST_OUTCOME_TIMEOUT, StopOutcome, TunnelOutcome, app_log_path,
-    end_leftovers, log_tail, process_to_stop,
+    end_leftovers, process_to_stop, read_log_tail,
 };
-use drop_registry::{Home, Record, RegistryError};
+use drop_registry::{FileUse, Home, Record, RegistryError, open_home_file};
 
 use crate::context::Context;
 use crate::control;
@@ -219,12 +219,13 @@ pub fn logs(ctx: &Context, query: &str, lines: usize, follow: bool) -> Result<()
     let out = &ctx.out;
     let (id, record) = find_app(&ctx.home, query)?;
     let path = app_log_path(&ctx.home, &id);
-    if !path.exists() && !follow {
+    // A link planted there is there: refused below, not "no output".
+    if std::fs::symlink_metadata(&path).is_err() && !follow {
         say!(out, "{}", never_ran(&id, &record));
         return Ok(());
     }
     let mut lines_out = LogLines::new(&id, out);
-    let tail = log_tail(&path, lines);
+    let tail = read_log_tail(&path, lines)?;
     if !tail.is_empty() {
         lines_out.write(format!("{tail}\n").as_bytes());
     } else if !follow {
@@ -293,11 +294,14 @@ fn never_ran(id: &str, record: &Record) -> String {
 
 /// Prints what is appended to the log, until interrupted.
 fn follow_log(path: &std::path::Path, out: &mut LogLines<'_>) -> Result<(), CliError> {
-    let mut offset = std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut offset = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let Ok(mut file) = std::fs::File::open(path) else {
-            continue;
+        let mut file = match open_home_file(path, FileUse::Read) {
+            Ok(file) => file,
+            Err(missing) if missing.is_not_found() => continue,
+            // A link or a FIFO put in its place is never read.
+            Err(refused) => return Err(refused.into()),
         };
         let len = file.metadata().map_or(0, |m| m.len());
         if len < offset {

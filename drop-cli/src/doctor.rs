@@ -478,8 +478,8 @@ fn tunnel_phase_check(whose: &str, tunnel: &TunnelState, alive: bool) -> Check {
         ),
         TunnelPhase::RateLimited => Check::fail(
             "tunnel",
-            format!("{whose} cannot open a tunnel yet: {error}"),
-            "wait: drop retries with a growing pause (from a minute up to 30); starting and stopping tunnels often makes it last longer",
+            format!("{whose} is not open yet: {error}"),
+            "wait: drop retries with a growing pause (from a minute up to 30 minutes); starting and stopping tunnels often makes it last longer",
         ),
         TunnelPhase::Failed => Check::fail(
             "tunnel",

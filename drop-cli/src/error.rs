@@ -8,6 +8,10 @@ pub enum CliError {
     /// From the registry or another state file.
     #[error(transparent)]
     Registry(#[from] drop_registry::RegistryError),
+    /// Arguments that do not make a command (what clap refuses on the
+    /// command line, from a caller clap does not see).
+    #[error("{0}")]
+    Usage(String),
     /// A path given on the command line does not exist.
     #[error("`{}` does not exist; check the path (relative paths are from the current folder)", path.display())]
     NoSuchPath {
@@ -139,13 +143,32 @@ pub enum CliError {
     BadPassword(&'static str),
     /// A password anyone with the link could guess.
     #[error(
-        "a password of {length} character(s) is guessed in moments: give one of at least {min}, or --password alone for a generated one"
+        "a password of {} is guessed in moments: give one of at least {min}, or --password alone for a generated one",
+        crate::plural::count(*length, "character", "characters")
     )]
     PasswordTooShort {
         /// Its length, in characters.
         length: usize,
         /// The fewest accepted.
         min: usize,
+    },
+    /// An app's command longer than any command line needs.
+    #[error(
+        "the app's command is {length} bytes long; keep it to {max} (put a longer one in a script in the app's folder and run that)"
+    )]
+    CommandTooLong {
+        /// Its length, in bytes.
+        length: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// An app on the port drop's own server serves on.
+    #[error(
+        "port {port} is the port drop's server serves pages on; give the app the port it listens on"
+    )]
+    ServersPort {
+        /// The port.
+        port: u16,
     },
     /// `--port 0` for an app.
     #[error("an app needs the real port it listens on: give --port N with N from 1 to 65535")]
@@ -277,12 +300,18 @@ pub enum CliError {
         value: String,
     },
     /// Two settings that cannot hold together.
-    #[error("{first} must be less than {second}; lower the first or raise the second")]
+    #[error(
+        "{first} ({first_value}) must be less than {second} ({second_value}); lower the first or raise the second"
+    )]
     SettingsClash {
         /// The one that must be smaller.
         first: &'static str,
+        /// Its value, and whether it is its default (`5000 ms, its default`).
+        first_value: String,
         /// The other.
         second: &'static str,
+        /// Its value, and whether it is its default.
+        second_value: String,
     },
     /// A `DROP_*` setting that is not a list of URLs, or not one URL.
     #[error("{name} is `{value}`; {expected}, or unset it")]
@@ -401,6 +430,7 @@ impl CliError {
         use drop_core::daemon::{ControlError, DaemonError};
         match self {
             CliError::Registry(e) => e.code(),
+            CliError::Usage(_) => "usage",
             CliError::NoSuchPath { .. } => "no_such_path",
             CliError::NoManifest { .. } => "no_manifest",
             CliError::NotPublished { .. } => "not_published",
@@ -419,7 +449,8 @@ impl CliError {
             CliError::BadAppPort => "bad_app_port",
             CliError::OnceOnApp => "once_on_app",
             CliError::BadPassword(_) | CliError::PasswordTooShort { .. } => "bad_password",
-            CliError::PortTaken { .. } => "port_taken",
+            CliError::PortTaken { .. } | CliError::ServersPort { .. } => "port_taken",
+            CliError::CommandTooLong { .. } => "command_too_long",
             CliError::RunningAppChange { .. } => "running_app_change",
             CliError::LinkBroken { .. } => "link_broken",
             CliError::NotAnApp { .. } => "not_an_app",

@@ -105,8 +105,8 @@ impl FolderCheck {
         };
         note!(
             out,
-            "Warning: {} local reference(s){more} in its HTML will answer 404:",
-            self.uncovered.len()
+            "Warning: {}{more} in its HTML will answer 404:",
+            crate::plural::count(self.uncovered.len(), "local reference", "local references")
         );
         for u in self.uncovered.iter().take(MAX_LISTED_REFERENCES) {
             let missing = if u.exists {

@@ -16,6 +16,7 @@ mod names;
 mod nat;
 mod output;
 mod pages;
+mod plural;
 mod qr;
 mod running;
 mod serve;
@@ -258,17 +259,7 @@ fn main() -> ExitCode {
     };
     let home = Home::new(args.home.clone().unwrap_or_else(default_home));
     let serving = matches!(args.command, Command::Serve { .. });
-    let result = Settings::from_env().and_then(|settings| {
-        let ctx = Context {
-            home: home.clone(),
-            settings,
-            out: out.clone(),
-        };
-        run(&ctx, args.command)
-    });
-    if !serving {
-        print_notices(&home);
-    }
+    let result = run_in_home(&home, &out, args.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -279,6 +270,62 @@ fn main() -> ExitCode {
                 eprintln!("{}", err.to_json());
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `command` in `home`. A home that is not the user's alone is
+/// refused whole, first: before anything reads its files as drop's own
+/// (a pid to signal, a log to print).
+fn run_in_home(home: &Home, out: &Output, command: Command) -> Result<(), CliError> {
+    home.check_owned()?;
+    let serving = matches!(command, Command::Serve { .. });
+    let result = settings_for(&command).and_then(|settings| {
+        let ctx = Context {
+            home: home.clone(),
+            settings,
+            out: out.clone(),
+        };
+        run(&ctx, command)
+    });
+    if !serving {
+        print_notices(home);
+    }
+    result
+}
+
+/// The settings `command` runs with. A command that starts or configures
+/// something refuses a bad `DROP_*` value; the others say it once, on
+/// stderr, and run with its default: a typo in an unrelated variable never
+/// keeps anyone from stopping the server or reading a log.
+fn settings_for(command: &Command) -> Result<Settings, CliError> {
+    let read = Settings::from_env();
+    if command.configures() {
+        return read.strict();
+    }
+    for problem in &read.problems {
+        eprintln!("Note: {problem} (ignored here: this command runs with the default)");
+    }
+    Ok(read.settings)
+}
+
+impl Command {
+    /// Whether it starts or configures something with the settings: the
+    /// server, an app, the MCP server, a named tunnel.
+    fn configures(&self) -> bool {
+        match self {
+            Command::Start { .. } | Command::Serve { .. } | Command::Mcp => true,
+            Command::Add { run, .. } => run.is_some(),
+            Command::Tunnel { command } => matches!(command, TunnelCommand::Setup { .. }),
+            Command::Stop { .. }
+            | Command::Logs { .. }
+            | Command::Doctor { .. }
+            | Command::Status
+            | Command::List { .. }
+            | Command::Remove { .. }
+            | Command::Cleanup { .. }
+            | Command::Qr { .. }
+            | Command::Wait { .. } => false,
         }
     }
 }

@@ -369,22 +369,8 @@ macro_rules! note {
 pub(crate) use note;
 
 /// Text from outside (a path, a description, a published folder's HTML),
-/// safe to print: control characters and
-/// the marks that reorder text (`U+202E`…) are shown escaped, so it
-/// cannot clear the terminal or disguise a name.
-pub fn printable(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-    };
-    text.chars()
-        .map(|c| match hidden(c) {
-            true => c.escape_unicode().to_string(),
-            false => c.to_string(),
-        })
-        .collect()
-}
+/// safe to print: the daemon's log shows it by the same rule.
+pub use drop_core::printable;
 
 /// Whether `source` lies in `dir` (component-wise, not by string prefix).
 pub fn is_under(source: &Path, dir: &Path) -> bool {

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{PageRow, is_under, note, printable, render_rows, say};
+use crate::plural::count;
 use crate::running::{ServerCondition, running_server};
 use crate::server_view::{ServerSeen, server_document};
 use crate::urls::{Reach, Urls};
@@ -119,6 +120,14 @@ fn server_line(
             urls.base(),
             over_http2(t)
         ),
+        // Its error says the rate limit and when drop tries again.
+        Some(t) if t.state == TunnelPhase::RateLimited => format!(
+            "Server: {} (running; tunnel not open yet: {})",
+            urls.local_base(),
+            t.error
+                .as_deref()
+                .unwrap_or("rate limited by the quick-tunnel service"),
+        ),
         Some(t) => match &t.error {
             Some(error) => format!(
                 "Server: {} (running; tunnel {}: {error})",
@@ -187,6 +196,12 @@ pub enum RemoveWhat<'a> {
 /// nothing. Running apps are stopped first, and said to be.
 pub fn remove(ctx: &Context, what: RemoveWhat<'_>) -> Result<(), CliError> {
     let (home, out) = (&ctx.home, &ctx.out);
+    // The command line cannot say it; a tool's caller can.
+    if let RemoveWhat::Pages([]) = what {
+        return Err(CliError::Usage(
+            "name at least one page or app to remove".into(),
+        ));
+    }
     let pages = home.registry().load()?;
     let mut targets: Vec<(String, Record)> = Vec::new();
     match what {
@@ -288,7 +303,7 @@ pub fn cleanup(ctx: &Context, unopened: Option<&str>) -> Result<(), CliError> {
         };
         match () {
             _ if !r.source.exists() => Some(("source gone", "source_gone")),
-            _ if r.expired(now) => Some(("expired", "expired")),
+            _ if r.end_reached(now) => Some(("expired", "expired")),
             _ if unopened.is_some_and(never_opened) => Some(("never opened", "never_opened")),
             _ => None,
         }
@@ -314,7 +329,7 @@ pub fn cleanup(ctx: &Context, unopened: Option<&str>) -> Result<(), CliError> {
         say!(out, "Nothing to clean up.");
         return Ok(());
     }
-    say!(out, "Removed {} page(s):", gone.len());
+    say!(out, "Removed {}:", count(gone.len(), "page", "pages"));
     for (id, record, (why, _)) in gone {
         say!(
             out,

@@ -2,14 +2,13 @@
 //! recorded pid is still the process that wrote it), whether it answers,
 //! and why it failed to start.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
 use drop_core::supervise::ProcessId;
-use drop_registry::ServerState;
+use drop_registry::{FileUse, ServerState, open_home_file};
 
 use crate::error::CliError;
 
@@ -98,7 +97,7 @@ fn probe_address(bind: &str, port: u16) -> Option<SocketAddr> {
 /// the JSON line `drop serve` writes after its `Error:` line.
 pub fn launch_error(log_path: &Path, log_start: u64) -> CliError {
     let mut text = String::new();
-    if let Ok(mut log) = File::open(log_path) {
+    if let Ok(mut log) = open_home_file(log_path, FileUse::Read) {
         let _ = log.seek(SeekFrom::Start(log_start));
         let _ = log.read_to_string(&mut text);
     }

@@ -25,7 +25,7 @@ use crate::nat;
 use crate::output::{Output, label, note, say};
 use crate::running::{ServerCondition, answers_http, launch_error, running_server};
 use crate::systemd;
-use crate::urls::{Urls, legacy_state};
+use crate::urls::{Reach, Urls, legacy_state};
 
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -233,7 +233,8 @@ fn report_start(ctx: &Context, state: &ServerState) -> Result<(), CliError> {
         let local = state.tunnel_reason != Some(TunnelReason::PublicIp);
         let suffix = if local { " (local)" } else { "" };
         say!(out, "Server started: {}{suffix}", urls.local_base());
-        if let Some(note) = urls.reach_note(urls.reach()) {
+        let reach = loopback_bind_note(state, &urls).or_else(|| urls.reach_note(urls.reach()));
+        if let Some(note) = reach {
             note!(out, "{note}");
         }
         return Ok(());
@@ -264,9 +265,27 @@ fn report_start(ctx: &Context, state: &ServerState) -> Result<(), CliError> {
                 "Server started: {} (local, not tunneled)",
                 urls.local_base()
             );
+            if let Some(note) = loopback_bind_note(state, &urls) {
+                note!(out, "{note}");
+            }
         }
     }
     Ok(())
+}
+
+/// The note under a local URL that names another address while the
+/// server listens on loopback alone (`DROP_BIND=127.0.0.1`): no other
+/// machine can open it.
+fn loopback_bind_note(state: &ServerState, urls: &Urls) -> Option<String> {
+    let loopback = Reach::of_host(&state.bind) == Reach::ThisMachine;
+    let elsewhere = Reach::of_host(&urls.host()) != Reach::ThisMachine;
+    (loopback && elsewhere).then(|| {
+        format!(
+            "  (this machine only: the server listens on {} alone (DROP_BIND), so {} opens on no other machine; unset DROP_BIND, or set it to 0.0.0.0, then 'drop stop' and 'drop start')",
+            state.bind,
+            urls.local_base()
+        )
+    })
 }
 
 /// Waits until the daemon's first attempt at the server's tunnel is decided:
@@ -518,7 +537,8 @@ fn report_leftovers(out: &Output, count: usize) {
     if count > 0 {
         say!(
             out,
-            "Ended {count} tunnel process(es) left by a server that was killed."
+            "Ended {} left by a server that was killed.",
+            crate::plural::count(count, "tunnel process", "tunnel processes")
         );
     }
 }

@@ -22,6 +22,9 @@ const MAX_MILLIS: u64 = 24 * 60 * 60 * 1000;
 const MAX_COUNT: u64 = 1_000_000;
 /// The most threads `DROP_WORKERS` may ask for.
 const MAX_WORKERS: u64 = 1024;
+/// The longest `DROP_NAT_DEADLINE_MS`: `drop start` waits that long for
+/// an echo service that does not answer.
+const MAX_NAT_DEADLINE_MS: u64 = 10_000;
 
 /// Every setting the server and its apps take from the environment.
 #[derive(Debug, Clone)]
@@ -81,133 +84,233 @@ impl AppOverrides {
     }
 }
 
+/// The settings of an environment, and what was wrong in it: each bad
+/// value is left at its default and said here.
+#[derive(Debug)]
+pub struct ReadSettings {
+    /// The settings, with the default for every bad value.
+    pub settings: Settings,
+    /// Each bad value, as the error a command that needs it fails with.
+    pub problems: Vec<CliError>,
+}
+
+impl ReadSettings {
+    /// The settings, or the first problem: for a command that starts or
+    /// configures something with them.
+    pub fn strict(mut self) -> Result<Settings, CliError> {
+        match self.problems.is_empty() {
+            true => Ok(self.settings),
+            false => Err(self.problems.remove(0)),
+        }
+    }
+}
+
 impl Settings {
     /// The settings of this process's environment.
-    pub fn from_env() -> Result<Self, CliError> {
+    pub fn from_env() -> ReadSettings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// The settings `lookup` gives; unset or blank means the default, and
-    /// a value that is not a whole number in its range is an error naming
-    /// it.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, CliError> {
-        let bounded = |name: &'static str, max: u64| -> Result<Option<u64>, CliError> {
-            let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
-                return Ok(None);
-            };
-            match value.trim().parse::<u64>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(CliError::BadSetting { name, value, max }),
-            }
-        };
-        let number = |name: &'static str| bounded(name, MAX_COUNT);
-        let millis = |name, default: Duration| -> Result<Duration, CliError> {
-            Ok(bounded(name, MAX_MILLIS)?.map_or(default, Duration::from_millis))
-        };
-        let given = |name| -> Result<Option<Duration>, CliError> {
-            Ok(bounded(name, MAX_MILLIS)?.map(Duration::from_millis))
-        };
-        let apps_given = AppOverrides {
-            start_timeout: given("DROP_APP_START_TIMEOUT_MS")?,
-            stop_grace: given("DROP_STOP_GRACE_MS")?,
+    /// so does a value that is not a whole number in its range, which is
+    /// kept as a problem naming it.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> ReadSettings {
+        let mut env = Environment {
+            lookup,
+            problems: Vec::new(),
         };
         let server_defaults = ServerConfig::default();
         let app_defaults = AppLimits::default();
-        let links = link_config(&lookup)?;
-        let verify_bound = millis("DROP_TUNNEL_VERIFY_TIMEOUT_MS", DEFAULT_VERIFY_BOUND)?;
-        let dns_settle = millis("DROP_TUNNEL_DNS_SETTLE_MS", DNS_SETTLE)?;
-        if dns_settle >= verify_bound {
-            return Err(CliError::SettingsClash {
-                first: "DROP_TUNNEL_DNS_SETTLE_MS",
-                second: "DROP_TUNNEL_VERIFY_TIMEOUT_MS",
-            });
-        }
-        let mut nat =
-            match lookup("DROP_IP_ECHO_URLS") {
-                Some(list) => NatConfig::default().with_services(&list).map_err(|_| {
-                    CliError::BadUrlSetting {
-                        name: "DROP_IP_ECHO_URLS",
-                        value: list.clone(),
-                        expected: "give comma- or space-separated http(s) URLs of IP-echo services",
-                    }
-                })?,
-                None => NatConfig::default(),
-            };
-        nat.deadline = millis("DROP_NAT_DEADLINE_MS", nat.deadline)?;
-        Ok(Settings {
-            bind: lookup("DROP_BIND")
-                .filter(|v| !v.trim().is_empty())
+        let apps_given = AppOverrides {
+            start_timeout: env.millis("DROP_APP_START_TIMEOUT_MS"),
+            stop_grace: env.millis("DROP_STOP_GRACE_MS"),
+        };
+        let (verify_bound, dns_settle) = env.link_timing();
+        let settings = Settings {
+            bind: env
+                .text("DROP_BIND")
                 .unwrap_or_else(|| DEFAULT_BIND.to_owned()),
-            workers: bounded("DROP_WORKERS", MAX_WORKERS)?.map(|n| n as usize),
+            workers: env.bounded("DROP_WORKERS", MAX_WORKERS).map(|n| n as usize),
             server: ServerConfig {
-                header_read_timeout: millis(
-                    "DROP_HEADER_TIMEOUT_MS",
-                    server_defaults.header_read_timeout,
-                )?,
-                max_connections: number("DROP_MAX_CONNECTIONS")?
+                header_read_timeout: env
+                    .millis("DROP_HEADER_TIMEOUT_MS")
+                    .unwrap_or(server_defaults.header_read_timeout),
+                max_connections: env
+                    .bounded("DROP_MAX_CONNECTIONS", MAX_COUNT)
                     .map_or(server_defaults.max_connections, |n| n as usize),
-                write_stall_timeout: millis(
-                    "DROP_WRITE_STALL_TIMEOUT_MS",
-                    server_defaults.write_stall_timeout,
-                )?,
+                write_stall_timeout: env
+                    .millis("DROP_WRITE_STALL_TIMEOUT_MS")
+                    .unwrap_or(server_defaults.write_stall_timeout),
                 ..server_defaults
             },
             apps: AppLimits {
-                start_timeout: millis("DROP_APP_START_TIMEOUT_MS", app_defaults.start_timeout)?,
-                stop_grace: millis("DROP_STOP_GRACE_MS", app_defaults.stop_grace)?,
+                start_timeout: apps_given
+                    .start_timeout
+                    .unwrap_or(app_defaults.start_timeout),
+                stop_grace: apps_given.stop_grace.unwrap_or(app_defaults.stop_grace),
             },
             apps_given,
-            links,
+            links: env.link_config(),
             verify_bound,
             dns_settle,
-            nat,
-            origin_cert: lookup("TUNNEL_ORIGIN_CERT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-            user_home: lookup("HOME").filter(|v| !v.is_empty()).map(PathBuf::from),
-        })
+            nat: env.nat_config(),
+            origin_cert: env.raw("TUNNEL_ORIGIN_CERT").map(PathBuf::from),
+            user_home: env.raw("HOME").map(PathBuf::from),
+        };
+        ReadSettings {
+            settings,
+            problems: env.problems,
+        }
     }
 }
 
-/// `DROP_DOH_URLS` (a comma-separated list of DNS-over-HTTPS JSON
-/// endpoints) and `DROP_TUNNEL_EDGE` (one `http://host:port`); unset or
-/// blank means the public resolvers and the real edge.
-fn link_config(lookup: &impl Fn(&str) -> Option<String>) -> Result<LinkConfig, CliError> {
-    let mut config = LinkConfig::default();
-    if let Some(value) = lookup("DROP_DOH_URLS").filter(|v| !v.trim().is_empty()) {
-        let urls: Vec<String> = value.split(',').map(|u| u.trim().to_owned()).collect();
-        if !urls.iter().all(|u| usable_url(u, false)) {
-            return Err(CliError::BadUrlSetting {
-                name: "DROP_DOH_URLS",
-                value,
-                expected: "give comma-separated http(s) URLs of DNS-over-HTTPS JSON endpoints",
-            });
-        }
-        config.doh_urls = urls;
+/// The environment as settings read it, keeping each bad value it met.
+struct Environment<L> {
+    lookup: L,
+    problems: Vec<CliError>,
+}
+
+impl<L: Fn(&str) -> Option<String>> Environment<L> {
+    /// The value of `name`, unless unset or empty.
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.is_empty())
     }
-    if let Some(value) = lookup("DROP_TUNNEL_EDGE").filter(|v| !v.trim().is_empty()) {
-        if !usable_url(value.trim(), true) {
-            return Err(CliError::BadUrlSetting {
-                name: "DROP_TUNNEL_EDGE",
-                value,
-                expected: "give one http(s)://host:port URL",
-            });
-        }
-        config.edge = Some(value.trim().to_owned());
+
+    /// The value of `name`, unless unset or blank.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
     }
-    Ok(config)
+
+    /// A whole number from 1 to `max`; `None` when unset or bad.
+    fn bounded(&mut self, name: &'static str, max: u64) -> Option<u64> {
+        let value = self.text(name)?;
+        match value.trim().parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Some(n),
+            _ => {
+                self.problems
+                    .push(CliError::BadSetting { name, value, max });
+                None
+            }
+        }
+    }
+
+    /// A span in milliseconds, up to a day; `None` when unset or bad.
+    fn millis(&mut self, name: &'static str) -> Option<Duration> {
+        self.bounded(name, MAX_MILLIS).map(Duration::from_millis)
+    }
+
+    /// `DROP_TUNNEL_VERIFY_TIMEOUT_MS` and `DROP_TUNNEL_DNS_SETTLE_MS`:
+    /// DNS must be asked before the bound, or every URL would be handed
+    /// out unconfirmed. When they clash both keep their defaults.
+    fn link_timing(&mut self) -> (Duration, Duration) {
+        let verify_bound = self.millis("DROP_TUNNEL_VERIFY_TIMEOUT_MS");
+        let dns_settle = self.millis("DROP_TUNNEL_DNS_SETTLE_MS");
+        let verify = SettingValue::of(verify_bound, DEFAULT_VERIFY_BOUND);
+        let settle = SettingValue::of(dns_settle, DNS_SETTLE);
+        if settle.value < verify.value {
+            return (verify.value, settle.value);
+        }
+        self.problems.push(CliError::SettingsClash {
+            first: "DROP_TUNNEL_DNS_SETTLE_MS",
+            first_value: settle.to_string(),
+            second: "DROP_TUNNEL_VERIFY_TIMEOUT_MS",
+            second_value: verify.to_string(),
+        });
+        (DEFAULT_VERIFY_BOUND, DNS_SETTLE)
+    }
+
+    /// `DROP_IP_ECHO_URLS` and `DROP_NAT_DEADLINE_MS`.
+    fn nat_config(&mut self) -> NatConfig {
+        let mut nat = NatConfig::default();
+        if let Some(list) = (self.lookup)("DROP_IP_ECHO_URLS") {
+            match NatConfig::default().with_services(&list) {
+                Ok(given) => nat = given,
+                Err(_) => self.problems.push(CliError::BadUrlSetting {
+                    name: "DROP_IP_ECHO_URLS",
+                    value: list,
+                    expected: "give comma- or space-separated http(s) URLs of IP-echo services",
+                }),
+            }
+        }
+        if let Some(ms) = self.bounded("DROP_NAT_DEADLINE_MS", MAX_NAT_DEADLINE_MS) {
+            nat.deadline = Duration::from_millis(ms);
+        }
+        nat
+    }
+
+    /// `DROP_DOH_URLS` (a comma-separated list of DNS-over-HTTPS JSON
+    /// endpoints) and `DROP_TUNNEL_EDGE` (one `http://host:port`); unset or
+    /// blank means the public resolvers and the real edge.
+    fn link_config(&mut self) -> LinkConfig {
+        let mut config = LinkConfig::default();
+        if let Some(value) = self.text("DROP_DOH_URLS") {
+            let urls: Vec<String> = value.split(',').map(|u| u.trim().to_owned()).collect();
+            match urls.iter().all(|u| usable_url(u, false)) {
+                true => config.doh_urls = urls,
+                false => self.problems.push(CliError::BadUrlSetting {
+                    name: "DROP_DOH_URLS",
+                    value,
+                    expected: "give comma-separated http(s) URLs of DNS-over-HTTPS JSON endpoints",
+                }),
+            }
+        }
+        if let Some(value) = self.text("DROP_TUNNEL_EDGE") {
+            match usable_url(value.trim(), true) {
+                true => config.edge = Some(value.trim().to_owned()),
+                false => self.problems.push(CliError::BadUrlSetting {
+                    name: "DROP_TUNNEL_EDGE",
+                    value,
+                    expected: "give one http(s)://host:port URL",
+                }),
+            }
+        }
+        config
+    }
+}
+
+/// A span setting as a clash names it: its value, and whether that is
+/// its default (a variable the user never set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SettingValue {
+    /// The value in force.
+    value: Duration,
+    /// Whether the variable was unset (or bad), so the default holds.
+    default: bool,
+}
+
+impl SettingValue {
+    fn of(given: Option<Duration>, default: Duration) -> Self {
+        SettingValue {
+            value: given.unwrap_or(default),
+            default: given.is_none(),
+        }
+    }
+}
+
+impl std::fmt::Display for SettingValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.value.as_millis();
+        match self.default {
+            true => write!(f, "{ms} ms, its default"),
+            false => write!(f, "{ms} ms"),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, CliError> {
+    fn read(vars: &[(&str, &str)]) -> ReadSettings {
         Settings::from_lookup(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, CliError> {
+        read(vars).strict()
     }
 
     #[test]
@@ -276,6 +379,14 @@ mod tests {
             err.to_string().starts_with("DROP_NAT_DEADLINE_MS is `0`"),
             "{err}"
         );
+        // `drop start` waits that long for an echo service that hangs.
+        let err = settings(&[("DROP_NAT_DEADLINE_MS", "86400000")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "DROP_NAT_DEADLINE_MS is `86400000`; set it to a whole number from 1 to 10000"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -317,10 +428,58 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "DROP_TUNNEL_DNS_SETTLE_MS must be less than DROP_TUNNEL_VERIFY_TIMEOUT_MS"
+                "DROP_TUNNEL_DNS_SETTLE_MS (15000 ms) must be less than DROP_TUNNEL_VERIFY_TIMEOUT_MS (3000 ms)"
             ),
             "{err}"
         );
+    }
+
+    /// A bound set alone below the settling time's default names that
+    /// default: the user never set the variable it blames.
+    #[test]
+    fn a_clash_with_a_default_says_it_is_the_default() {
+        let err = settings(&[("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "3000")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "DROP_TUNNEL_DNS_SETTLE_MS (5000 ms, its default) must be less than DROP_TUNNEL_VERIFY_TIMEOUT_MS (3000 ms)"
+            ),
+            "{err}"
+        );
+    }
+
+    /// Read leniently, each bad value is left at its default and said once,
+    /// and the good ones hold.
+    #[test]
+    fn bad_values_fall_back_to_their_defaults_and_are_each_said() {
+        let read = read(&[
+            ("DROP_WORKERS", "0"),
+            ("DROP_NAT_DEADLINE_MS", "abc"),
+            ("DROP_DOH_URLS", "http://a,"),
+            ("DROP_TUNNEL_VERIFY_TIMEOUT_MS", "3000"),
+            ("DROP_STOP_GRACE_MS", "700"),
+        ]);
+        let named: Vec<String> = read.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(named.len(), 4, "{named:?}");
+        for name in [
+            "DROP_WORKERS",
+            "DROP_NAT_DEADLINE_MS",
+            "DROP_DOH_URLS",
+            "DROP_TUNNEL_DNS_SETTLE_MS",
+        ] {
+            assert!(
+                named.iter().any(|p| p.starts_with(name)),
+                "{name}: {named:?}"
+            );
+        }
+        let s = read.settings;
+        assert_eq!(s.workers, None);
+        assert_eq!(s.nat.deadline, NatConfig::default().deadline);
+        assert_eq!(s.links, LinkConfig::default());
+        assert_eq!(
+            (s.verify_bound, s.dns_settle),
+            (DEFAULT_VERIFY_BOUND, DNS_SETTLE)
+        );
+        assert_eq!(s.apps.stop_grace, Duration::from_millis(700));
     }
 
     /// A list that names no resolver is an error, never a silent fall back

@@ -48,7 +48,9 @@ impl TestHome {
     pub fn context(&self, out: Output) -> Context {
         Context {
             home: self.home(),
-            settings: Settings::from_lookup(|_| None).expect("default settings"),
+            settings: Settings::from_lookup(|_| None)
+                .strict()
+                .expect("default settings"),
             out,
         }
     }

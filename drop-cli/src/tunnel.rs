@@ -66,6 +66,9 @@ pub fn setup(
     let (home, out) = (&ctx.home, &ctx.out);
     let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
     check_hostname(&hostname)?;
+    // cloudflared's config and logs go in the home's `logs/`: made and
+    // checked as for every command that writes the home.
+    home.ensure()?;
     // Named after its hostname unless told: two machines of one account
     // setting up different hostnames never share (and split) one tunnel.
     let name = name.unwrap_or(&hostname).to_owned();

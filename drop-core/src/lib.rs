@@ -44,3 +44,5 @@ pub mod http;
 mod log;
 pub mod page;
 pub mod supervise;
+
+pub use log::printable;

@@ -57,6 +57,23 @@ impl Throttle {
     }
 }
 
+/// Text from outside (a header, a path, a description), safe to print or
+/// log: control characters and the marks that reorder text (`U+202E`…)
+/// are shown escaped, so it cannot clear a terminal or disguise a name.
+pub fn printable(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    text.chars()
+        .map(|c| match hidden(c) {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,11 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether it says only that the file is not there (yet).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
     /// A stable name for this kind of failure, for scripts (`--json`).
     pub fn code(&self) -> &'static str {
         match self {

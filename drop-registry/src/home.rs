@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::home_file::{check_contents, ensure_home_folder};
+use crate::home_file::{check_contents, check_owner, ensure_home_folder};
 use crate::legacy::LEGACY_SERVER_PID;
 use crate::store::read_json;
 use crate::{LegacyFiles, Registry, RegistryError, ServerState, TunnelState, write_atomic};
@@ -34,6 +34,30 @@ impl Home {
         ensure_home_folder(&self.root, true)?;
         ensure_home_folder(&self.logs_dir(), false)?;
         check_contents(&self.root)
+    }
+
+    /// Refuses a home that is not the effective user's alone: the home, or
+    /// anything in it or in its folders, of another user (SECURITY.md §4).
+    /// It only looks: nothing is created, changed or read as trusted, so
+    /// every command runs it first, before it reads a pid to signal. A home
+    /// not made yet passes.
+    pub fn check_owned(&self) -> Result<(), RegistryError> {
+        let meta = match fs::metadata(&self.root) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(RegistryError::Read {
+                    path: self.root.clone(),
+                    source,
+                });
+            }
+        };
+        check_owner(&self.root, &meta)?;
+        match meta.is_dir() {
+            true => check_contents(&self.root),
+            // Not a folder: what uses it says so.
+            false => Ok(()),
+        }
     }
 
     /// The page registry, `pages.json`.
@@ -162,6 +186,41 @@ mod tests {
         let err = home.ensure().unwrap_err();
         assert!(
             matches!(&err, RegistryError::NotOwned { path, .. } if *path == planted),
+            "{err}"
+        );
+    }
+
+    /// The check every command runs first refuses what `ensure` refuses,
+    /// and creates and changes nothing (giving a file away needs root;
+    /// without it this is skipped, saying so).
+    #[test]
+    fn check_owned_refuses_anything_of_another_user_and_only_looks() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().join("home"));
+        home.check_owned().unwrap();
+        assert!(!home.root().exists(), "a missing home is not made");
+        fs::create_dir(home.root()).unwrap();
+        fs::set_permissions(home.root(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(home.logs_dir()).unwrap();
+        let planted = home.logs_dir().join("app-x.log");
+        fs::write(&planted, "").unwrap();
+        home.check_owned().unwrap();
+        let mode = fs::metadata(home.root()).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "not tightened: it only looks");
+        let other = rustix::process::geteuid().as_raw() + 1;
+        if std::os::unix::fs::chown(&planted, Some(other), None).is_err() {
+            eprintln!("skipped: giving a file to another user needs root");
+            return;
+        }
+        let err = home.check_owned().unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::NotOwned { path, .. } if *path == planted),
+            "{err}"
+        );
+        std::os::unix::fs::chown(home.root(), Some(other), None).unwrap();
+        let err = home.check_owned().unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::NotOwned { path, .. } if path == home.root()),
             "{err}"
         );
     }

@@ -149,7 +149,7 @@ fn read_folder(dir: &Path) -> Result<Vec<fs::DirEntry>, RegistryError> {
 }
 
 /// Refuses what the effective user does not own.
-fn check_owner(path: &Path, meta: &Metadata) -> Result<(), RegistryError> {
+pub(crate) fn check_owner(path: &Path, meta: &Metadata) -> Result<(), RegistryError> {
     let user = rustix::process::geteuid().as_raw();
     match meta.uid() == user {
         true => Ok(()),

@@ -37,7 +37,7 @@ pub struct Record {
     #[serde(default, deserialize_with = "null_as_default")]
     pub password_hash: String,
     /// When the page was added, RFC 3339.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "time_text_or_empty")]
     pub created_at: String,
     /// The app's shell command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,11 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel_protocol: Option<TunnelProtocol>,
     /// When the app's tunnel URL was last seen to work from outside.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tunnel_verified_at: Option<String>,
     /// How many times a human opened the page (its document, not every
     /// asset).
@@ -95,13 +99,25 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visitors: Vec<String>,
     /// When a human first opened it, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_opened_at: Option<String>,
     /// When a human last opened it, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_opened_at: Option<String>,
     /// When it stops being served (and is removed), RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<String>,
     /// It opens for one human once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -111,7 +127,11 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub once_round: u64,
     /// When a once-page was opened, RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "time_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub used_at: Option<String>,
     /// Who opened a once-page (a salted hash of their address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +188,13 @@ impl Record {
             None => false,
             Some(text) => crate::parse_rfc3339(text).is_none_or(|at| now >= at),
         }
+    }
+
+    /// Whether its end has come by a time that reads: what the daemon's
+    /// sweep and `drop cleanup` remove. A page whose end does not read is
+    /// expired (never served) but kept, for the user to see and set anew.
+    pub fn end_reached(&self, now: std::time::SystemTime) -> bool {
+        self.expired(now) && !self.expiry_unreadable()
     }
 
     /// Whether `expires_at` is set but does not read as a time.
@@ -292,6 +319,23 @@ impl Record {
     }
 }
 
+/// A recorded time as text, whatever JSON another program wrote there: a
+/// string as it is, `null` as none, anything else (a number…) as its JSON
+/// text, which reads as no time and so fails closed (SECURITY.md §4)
+/// rather than making the whole registry unreadable.
+fn time_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        Value::String(text) => Some(text),
+        other => Some(other.to_string()),
+    })
+}
+
+/// [`time_text`] for a time every record has.
+fn time_text_or_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(time_text(d)?.unwrap_or_default())
+}
+
 /// The Python drop wrote `null` for empty values in places.
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -330,6 +374,27 @@ mod tests {
             record.unreadable_times(),
             vec![("expires_at", "next tuesday"), ("used_at", "")]
         );
+    }
+
+    /// A time another program wrote as a number, a boolean or an object
+    /// reads as a time that does not read (failing closed), not as a
+    /// registry that does not parse, and is written back as its text.
+    #[test]
+    fn times_of_any_json_type_read_as_text_and_fail_closed() {
+        let json = r#"{"source":"/a","expires_at":12345,"used_at":true,
+            "created_at":{"at":1},"first_opened_at":[1],"last_opened_at":null}"#;
+        let record: Record = serde_json::from_str(json).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(record.expired(now) && !record.end_reached(now));
+        assert_eq!(
+            record.unreadable_times(),
+            vec![("expires_at", "12345"), ("used_at", "true")]
+        );
+        assert_eq!(record.created_at, r#"{"at":1}"#);
+        assert_eq!(record.last_opened_at, None);
+        let back = serde_json::to_value(&record).unwrap();
+        assert_eq!(back["expires_at"], "12345");
+        assert_eq!(back["first_opened_at"], "[1]");
     }
 
     #[test]

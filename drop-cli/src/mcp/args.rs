@@ -6,6 +6,8 @@ use rmcp::schemars::{JsonSchema, Schema};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::CliError;
+
 /// `publish`: a file, or a folder with a `.drop-publish` manifest.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars", transform = one_line_descriptions)]
@@ -55,11 +57,15 @@ pub enum PasswordArg {
 
 impl PasswordArg {
     /// As `drop add --password` takes it: `Some("")` for a generated one.
-    pub fn into_flag(self) -> Option<String> {
+    /// An empty password given is refused, never taken for that.
+    pub fn into_flag(self) -> Result<Option<String>, CliError> {
         match self {
-            PasswordArg::Generated(true) => Some(String::new()),
-            PasswordArg::Generated(false) => None,
-            PasswordArg::Given(password) => Some(password),
+            PasswordArg::Generated(true) => Ok(Some(String::new())),
+            PasswordArg::Generated(false) => Ok(None),
+            PasswordArg::Given(password) if password.is_empty() => Err(CliError::BadPassword(
+                "an empty password is no password (`true` asks for a generated one)",
+            )),
+            PasswordArg::Given(password) => Ok(Some(password)),
         }
     }
 }

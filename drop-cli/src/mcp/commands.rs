@@ -17,7 +17,7 @@ use super::args::{AddAppArgs, PublishArgs, WaitArgs};
 pub fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
     let path = Path::new(&args.path);
     // `password: true` with `new_password` is the CLI's `--new-password`.
-    let password = (args.password.and_then(|p| p.into_flag()))
+    let password = (args.password.map(|p| p.into_flag()).transpose()?.flatten())
         .filter(|given| !(args.new_password && given.is_empty()));
     let details = Details {
         name: args.name,

@@ -165,3 +165,50 @@ fn status_gives_the_document_of_status_json() {
         assert_eq!(result["structuredContent"]["pages"][0]["id"], PAGE);
     });
 }
+
+/// Calls `tool` with `arguments` and returns the code of the error it
+/// answers with.
+async fn error_code(wire: &mut Wire, id: u64, tool: &str, arguments: Value) -> Value {
+    wire.call(id, tool, arguments).await;
+    let result = wire.response(id).await;
+    assert_eq!(result["isError"], true, "{tool}: {result}");
+    result["structuredContent"]["error"]["code"].clone()
+}
+
+/// What the schema says and a model may still send is refused with the
+/// code the command line gives: an empty `remove`, an empty password
+/// (never taken for "generate one"), an app command past its cap.
+#[test]
+fn arguments_past_what_the_schema_says_are_refused() {
+    let test = TestHome::new();
+    one_blocking_thread().block_on(async {
+        let mut wire = Wire::open(&test).await;
+        let empty = json!({ "pages": [] });
+        assert_eq!(error_code(&mut wire, 2, "remove", empty).await, "usage");
+        let path = test.home().root().parent().unwrap().join("report.html");
+        let publish = json!({ "path": path, "password": "" });
+        let code = error_code(&mut wire, 3, "publish", publish).await;
+        assert_eq!(code, "bad_password");
+        let app = json!({ "path": ".", "run": "x".repeat(200 * 1024), "port": 5000 });
+        let code = error_code(&mut wire, 4, "add_app", app).await;
+        assert_eq!(code, "command_too_long");
+    });
+    let pages = test.home().registry().load().unwrap();
+    assert_eq!(pages.iter().count(), 1, "nothing added");
+    assert!(pages.get(PAGE).unwrap().password_hash.is_empty());
+}
+
+/// A line that is not JSON gets no answer (rmcp ignores unparsable input
+/// on purpose, as the other official MCP SDKs do: an answer to garbage
+/// can start an error storm with a peer that echoes it), and the session
+/// goes on.
+#[test]
+fn a_line_that_is_not_json_leaves_the_session_working() {
+    let test = TestHome::new();
+    one_blocking_thread().block_on(async {
+        let mut wire = Wire::open(&test).await;
+        wire.to_server.write_all(b"{not json\n").await.unwrap();
+        wire.call(2, "status", json!({})).await;
+        assert_eq!(wire.response(2).await["isError"], false);
+    });
+}

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::pages::RemoveWhat;
+use crate::plural::count;
 
 use super::args::{AddAppArgs, AppArgs, DoctorArgs, LogsArgs, PublishArgs, RemoveArgs, WaitArgs};
 use super::outcome::{Ran, run, usage_error};
@@ -99,10 +100,18 @@ impl DropTools {
                 Some(true) => "running",
                 _ => "not running",
             };
-            let pages = doc["pages"].as_array().map_or(0, Vec::len);
+            let rows = doc["pages"].as_array().map_or(&[][..], Vec::as_slice);
+            let app = drop_registry::PageKind::App;
+            let apps = rows
+                .iter()
+                .filter(|row| row["type"] == app.as_str())
+                .count();
             format!(
-                "Server: {} ({state}); {pages} page(s) and app(s)",
-                text(server, "url")
+                "Server: {} ({state}); {}, {}",
+                text(server, "url"),
+                count(rows.len() - apps, "page", "pages"),
+                // The kind's name is the noun.
+                count(apps, app.as_str(), "apps"),
             )
         }))
     }

@@ -102,15 +102,8 @@ impl Gate {
     pub fn is_cross_site(&self, id: &str, req: &LoginRequest) -> bool {
         let cross = is_cross_site(req);
         if cross {
-            self.warnings.line(
-                id,
-                format_args!(
-                    "refused a cross-site login to page {id}: Origin {:?}, Sec-Fetch-Site {:?}, Host {:?}",
-                    clip(req.origin.as_deref()),
-                    clip(req.fetch_site.as_deref()),
-                    clip(req.host.as_deref())
-                ),
-            );
+            self.warnings
+                .line(id, format_args!("{}", cross_site_line(id, req)));
         }
         cross
     }
@@ -284,8 +277,30 @@ pub(crate) fn cookie_values<'a>(
 }
 
 /// At most 100 characters of a client-sent value, for the log.
-fn clip(value: Option<&str>) -> Option<String> {
-    value.map(|v| v.chars().take(100).collect())
+/// A header's value as the log shows it: "none" when absent, else its first
+/// 100 characters (and `…` when there were more), with control characters
+/// and the marks that reorder text escaped: it comes from the client.
+fn shown(value: Option<&str>) -> String {
+    const SHOWN_CHARS: usize = 100;
+    let Some(value) = value else {
+        return "none".to_owned();
+    };
+    let clipped: String = value.chars().take(SHOWN_CHARS).collect();
+    let mut text = crate::log::printable(&clipped);
+    if value.chars().nth(SHOWN_CHARS).is_some() {
+        text.push('…');
+    }
+    text
+}
+
+/// The log line of a refused cross-site login to the page `id`.
+fn cross_site_line(id: &str, req: &LoginRequest) -> String {
+    format!(
+        "refused a cross-site login to page {id}: Origin {}, Sec-Fetch-Site {}, Host {}",
+        shown(req.origin.as_deref()),
+        shown(req.fetch_site.as_deref()),
+        shown(req.host.as_deref())
+    )
 }
 
 #[cfg(test)]
@@ -294,6 +309,25 @@ mod tests {
 
     fn gate() -> Gate {
         Gate::new(SessionKey::from_bytes([7; 32]))
+    }
+
+    /// The client's values are shown plainly, escaped and clipped, and
+    /// "none" when a header is absent.
+    #[test]
+    fn a_cross_site_login_is_logged_plainly() {
+        let req = LoginRequest {
+            origin: Some("https://evil.example".into()),
+            host: Some(format!("a\u{1b}[2J{}", "b".repeat(200))),
+            ..LoginRequest::default()
+        };
+        let line = cross_site_line("abc", &req);
+        let host = format!("a\\u{{1b}}[2J{}…", "b".repeat(95));
+        assert_eq!(
+            line,
+            format!(
+                "refused a cross-site login to page abc: Origin https://evil.example, Sec-Fetch-Site none, Host {host}"
+            )
+        );
     }
 
     #[test]

@@ -153,9 +153,7 @@ async fn remove_expired(home: &Home, supervisor: &Arc<Supervisor>) {
     let Ok(pages) = blocking(move || registry.load()).await else {
         return;
     };
-    // An end that does not read as a time is not served, but kept for the
-    // user to see in `list` and fix.
-    let due = move |r: &Record| r.expired(now) && !r.expiry_unreadable();
+    let due = move |r: &Record| r.end_reached(now);
     let expired: Vec<(String, bool)> = pages
         .iter()
         .filter(|(_, r)| due(r))

@@ -17,6 +17,7 @@ pub mod verify;
 pub use apps::MockAppRunner;
 pub use apps::{
     AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, log_tail, process_to_stop,
+    read_log_tail,
 };
 pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};

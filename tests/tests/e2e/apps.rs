@@ -392,11 +392,12 @@ fn logs_show_the_apps_output() {
     );
 }
 
-/// `--run` and `--port` go together; ports are not shared; app commands
-/// refuse pages.
+/// `--run` and `--port` go together; ports are not shared, drop's own
+/// server's included; a command has a length; app commands refuse pages.
 #[test]
 fn app_options_are_checked() {
-    let env = app_env();
+    let env = DropEnv::new().env("DROP_STOP_GRACE_MS", "1000");
+    let server_port = env.start();
     let dir = env.work.path().join("a");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.to_str().unwrap();
@@ -424,6 +425,43 @@ fn app_options_are_checked() {
         err.trim(),
         "Error: port 5000 is already used by app first; give this app another port"
     );
+    let own = server_port.to_string();
+    let out = env.run(&[
+        "add",
+        other.to_str().unwrap(),
+        "--run",
+        "serve",
+        "--port",
+        &own,
+        "--json",
+    ]);
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "port_taken", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "port {own} is the port drop's server serves pages on"
+            )),
+        "{err}"
+    );
+    let long = "x".repeat(4097);
+    let out = env.run(&[
+        "add",
+        other.to_str().unwrap(),
+        "--run",
+        &long,
+        "--port",
+        "5001",
+    ]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("Error: the app's command is 4097 bytes long; keep it to 4096"),
+        "{err}"
+    );
+    let apps = env.json(&["list", "--all", "--json"]);
+    assert_eq!(apps["pages"].as_array().unwrap().len(), 1, "{apps}");
     let (page, _) = env.add(&env.write("p.txt", "p"), &["--name", "page"]);
     let out = env.run(&["start", "page"]);
     assert!(

@@ -54,8 +54,15 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
 /// Runs `drop serve` in `env`'s home and returns how it ended; a daemon
 /// still serving after ten seconds is killed and fails the test.
 fn serve(env: &DropEnv) -> Output {
+    run_within(env, &["serve", "--port", "0"], "the daemon took the home")
+}
+
+/// Runs `drop args` in `env`'s home and returns how it ended; one still
+/// running after ten seconds is killed and fails the test with `hung`.
+fn run_within(env: &DropEnv, args: &[&str], hung: &str) -> Output {
     let mut child = env
-        .command(&["serve", "--port", "0"])
+        .command(args)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -64,7 +71,7 @@ fn serve(env: &DropEnv) -> Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("the daemon took the home: {:?}", child.wait_with_output());
+            panic!("drop {args:?}: {hung}: {:?}", child.wait_with_output());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -137,6 +144,131 @@ fn a_home_of_another_user_is_refused_and_left_as_it_was() {
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "theirs\n");
     assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o7777, 0o666);
+}
+
+/// A process of the test's own, in a group of its own, that a planted
+/// record names: it must outlive every command. Killed when dropped.
+struct Bystander {
+    child: std::process::Child,
+    start_time: u64,
+}
+
+impl Bystander {
+    fn start() -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let start_time = drop_tests::ProcessId::of(child.id()).unwrap().start_time;
+        Bystander { child, start_time }
+    }
+
+    fn assert_alive(&self, after: &str) {
+        assert!(
+            drop_tests::alive(self.child.id()),
+            "{after} signalled the process a foreign home named"
+        );
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Gives `path` and everything under it to [`OTHER_USER`].
+fn give_away(path: &Path) {
+    for (entry, ..) in snapshot(path) {
+        std::os::unix::fs::lchown(&entry, Some(OTHER_USER), Some(OTHER_USER)).unwrap();
+    }
+}
+
+/// A home of another user is refused by every command, read-only ones
+/// included, before any of its files is trusted: its `server.json` and an
+/// app record name live processes, and no command signals them; nothing in
+/// the home changes. One file of theirs in a home of one's own is refused
+/// the same way.
+#[test]
+fn every_command_refuses_a_home_of_another_user_before_trusting_it() {
+    if !can_give_files_away() {
+        return;
+    }
+    let env = DropEnv::new();
+    let home = env.home.path();
+    let (server, app) = (Bystander::start(), Bystander::start());
+    let server_json = serde_json::json!({
+        "pid": server.child.id(), "start_time": server.start_time,
+        "port": 9, "bind": "127.0.0.1",
+    });
+    std::fs::write(home.join("server.json"), server_json.to_string()).unwrap();
+    let id = "aaaaaaaaaaaaaaaaaaaa";
+    let pages = serde_json::json!({ id: {
+        "type": "app", "source": env.work.path(), "is_dir": true,
+        "run_cmd": "sleep 1000", "port": 9, "status": "running",
+        "pid": app.child.id(), "pid_start_time": app.start_time,
+    }});
+    std::fs::write(home.join("pages.json"), pages.to_string()).unwrap();
+    std::fs::create_dir(home.join("logs")).unwrap();
+    std::fs::write(home.join(format!("logs/app-{id}.log")), "theirs\n").unwrap();
+    give_away(home);
+    let before = snapshot(home);
+    let page = env.write("a.html", "a");
+    let page = page.to_str().unwrap();
+    for args in [
+        &["stop"][..],
+        &["stop", id],
+        &["stop", "--all"],
+        &["list", "--all"],
+        &["status"],
+        &["logs", id],
+        &["doctor"],
+        &["doctor", id],
+        &["qr", id],
+        &["wait", id, "--timeout", "1s"],
+        &["remove", id],
+        &["cleanup"],
+        &["start", id],
+        &["add", page],
+        &["tunnel", "status"],
+        &["tunnel", "reset"],
+        &["tunnel", "setup", "--hostname", "drop.example.com"],
+        &["mcp"],
+    ] {
+        let out = env.run(args);
+        assert!(!out.status.success(), "drop {args:?} took the home");
+        let said = stderr(&out);
+        assert!(
+            said.starts_with(&format!(
+                "Error: `{}` belongs to user {OTHER_USER}",
+                home.display()
+            )),
+            "drop {args:?}: {said}"
+        );
+        server.assert_alive(&format!("drop {args:?}"));
+        app.assert_alive(&format!("drop {args:?}"));
+    }
+    let json = env.run(&["stop", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(stderr(&json).trim()).unwrap();
+    assert_eq!(doc["error"]["code"], "home_not_owned");
+    assert_eq!(snapshot(home), before, "nothing in the home changed");
+
+    // A home of one's own with the other user's `server.json` in it.
+    let env = DropEnv::new();
+    let planted = env.home.path().join("server.json");
+    std::fs::write(&planted, server_json.to_string()).unwrap();
+    give_away(&planted);
+    let out = env.run(&["stop"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with(&format!("Error: `{}` belongs to user", planted.display())),
+        "{}",
+        stderr(&out)
+    );
+    server.assert_alive("drop stop");
 }
 
 /// A file outside the home, and a link to it planted where drop keeps
@@ -216,6 +348,64 @@ fn links_where_drop_keeps_its_files_are_never_followed() {
     env.ok(&["stop"]);
 }
 
+/// A log planted as a link or a FIFO is refused, never followed nor
+/// waited on: `drop logs` (`-f` too) and `drop doctor` say which file is
+/// wrong, print nothing of what it points at, and return at once.
+#[test]
+fn logs_planted_as_links_or_fifos_are_refused_at_once() {
+    let env = DropEnv::new();
+    std::fs::create_dir(env.work.path().join("app")).unwrap();
+    let added = env.json(&["add", "app", "--run", "sleep 30", "--port", "9", "--json"]);
+    let id = added["id"].as_str().unwrap().to_owned();
+    edit_registry(&env, |_, record| {
+        record["crashed"] = true.into();
+        record["exit_code"] = 1.into();
+    });
+    let server_json = r#"{"pid": 4194304, "start_time": 1, "port": 9}"#;
+    std::fs::write(env.home.path().join("server.json"), server_json).unwrap();
+    let app_log = format!("logs/app-{id}.log");
+    let doctor = &["doctor", id.as_str()][..];
+    for (name, readers) in [
+        (
+            app_log.as_str(),
+            vec![&["logs", &id][..], &["logs", &id, "-f"], doctor],
+        ),
+        ("logs/server.log", vec![&["doctor"][..], doctor]),
+    ] {
+        let planted = Planted::in_home(&env, name);
+        for args in readers {
+            let out = run_within(&env, args, "followed a link");
+            let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert!(!printed.contains("victim"), "drop {args:?}: {printed}");
+            planted.assert_untouched(&printed);
+            if args[0] == "logs" {
+                assert!(!out.status.success(), "drop {args:?}");
+            }
+        }
+        std::fs::remove_file(&planted.link).unwrap();
+    }
+    let fifo = env.home.path().join(&app_log);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for args in [&["logs", &id][..], &["logs", &id, "-f"], &["doctor", &id]] {
+        let out = run_within(&env, args, "waited on a FIFO");
+        if args[0] == "logs" {
+            assert!(!out.status.success(), "drop {args:?}");
+            assert!(
+                stderr(&out).contains(&format!("`{}` is not a regular file", fifo.display())),
+                "drop {args:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}
+
 /// Rewrites the registry as another program might, `change` applied to
 /// each record.
 fn edit_registry(env: &DropEnv, change: impl Fn(&str, &mut serde_json::Value)) {
@@ -228,16 +418,19 @@ fn edit_registry(env: &DropEnv, change: impl Fn(&str, &mut serde_json::Value)) {
     std::fs::write(path, serde_json::to_vec_pretty(&pages).unwrap()).unwrap();
 }
 
-/// An `expires_at` or `used_at` that is not a time fails closed: the page
-/// is gone (the same 404 as a page that never existed), its one-time link
-/// used; the daemon's log says so, `list` flags it, and the page is kept
-/// for the user to fix, not swept away.
+/// An `expires_at` or `used_at` that is not a time (a number too) fails
+/// closed: the page is gone (the same 404 as a page that never existed),
+/// its one-time link used; the daemon's log says so, `list` flags it, and
+/// the page is kept for the user to fix, neither swept away nor removed
+/// by `drop cleanup`; the rest of the registry reads as ever.
 #[test]
 fn times_that_do_not_read_fail_closed_and_are_flagged() {
     let env = DropEnv::new();
     let (ends, ends_path) = env.add(&env.write("ends.html", "ends"), &[]);
     let (once, once_path) = env.add(&env.write("once.html", "once"), &["--once"]);
+    let (number, number_path) = env.add(&env.write("number.html", "number"), &[]);
     let (soon, _) = env.add(&env.write("soon.html", "soon"), &["--expires", "2s"]);
+    let (fine, fine_path) = env.add(&env.write("fine.html", "fine"), &[]);
     edit_registry(&env, |id, record| {
         if id == ends {
             record["expires_at"] = "tomorrow at noon".into();
@@ -245,17 +438,25 @@ fn times_that_do_not_read_fail_closed_and_are_flagged() {
         if id == once {
             record["used_at"] = "2026-13-45T99:00:00Z".into();
         }
+        if id == number {
+            record["expires_at"] = 12345.into();
+            record["created_at"] = serde_json::json!({"when": "today"});
+            record["last_opened_at"] = true.into();
+        }
     });
     let port = env.start();
     let never = get(port, NEVER);
-    for path in [&ends_path, &once_path] {
+    for path in [&ends_path, &once_path, &number_path] {
         let answer = get(port, path);
         assert_eq!((answer.status, answer.text()), (never.status, never.text()));
     }
+    assert_eq!(get(port, &fine_path).text(), "fine");
     let listed = env.ok(&["list", "--all"]);
     let line = |id: &str| listed.lines().find(|l| l.contains(id)).unwrap().to_owned();
     assert!(line(&ends).contains("[bad expires_at]"), "{listed}");
     assert!(line(&once).contains("[bad used_at]"), "{listed}");
+    assert!(line(&number).contains("[bad expires_at]"), "{listed}");
+    assert!(line(&fine).contains(&fine), "{listed}");
     assert_eq!(
         env.listed(&ends).unwrap()["bad_times"],
         serde_json::json!(["expires_at"])
@@ -272,6 +473,11 @@ fn times_that_do_not_read_fail_closed_and_are_flagged() {
         env.listed(&soon).is_none().then_some(())
     });
     assert!(env.listed(&ends).is_some());
+    let cleaned = env.ok(&["cleanup"]);
+    assert_eq!(cleaned.trim(), "Nothing to clean up.");
+    for id in [&ends, &number] {
+        assert!(env.listed(id).is_some(), "cleanup removed {id}");
+    }
     env.ok(&["stop"]);
 }
 

@@ -275,3 +275,80 @@ fn visitors_leaving_mid_download_do_not_end_the_server() {
     assert_eq!(get(port, &path).body.len(), 16 * 1024 * 1024);
     assert!(alive(pid), "the server ended");
 }
+
+/// A bad `DROP_*` value stops only the commands that start or configure
+/// something with it; the others (stop included) say once, on stderr,
+/// which value is bad and how to fix it, and run with its default.
+#[test]
+fn a_bad_setting_stops_only_commands_that_start_something() {
+    let env = DropEnv::new();
+    env.start();
+    let pid = env.server_pid().expect("pid recorded");
+    let (id, _) = env.add(&env.write("a.html", "a"), &[]);
+    let bad = |args: &[&str]| {
+        env.command(args)
+            .env("DROP_WORKERS", "0")
+            .env("DROP_NAT_DEADLINE_MS", "abc")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["list", "--all"][..],
+        &["status"],
+        &["status", "--json"],
+        &["qr", &id],
+        &["logs", &id],
+        &["add", "a.html"],
+        &["tunnel", "status"],
+        &["stop"],
+    ] {
+        let out = bad(args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        let notes = said
+            .lines()
+            .filter(|l| l.starts_with("Note: DROP_WORKERS is `0`; set it to a whole number"))
+            .count();
+        assert_eq!(notes, 1, "drop {args:?}: {said}");
+        assert!(
+            said.contains("Note: DROP_NAT_DEADLINE_MS is `abc`"),
+            "drop {args:?}: {said}"
+        );
+        assert!(!said.contains("Error: DROP_"), "drop {args:?}: {said}");
+    }
+    assert!(!alive(pid), "drop stop stopped the server");
+    let out = bad(&["start", "--port", "0", "--no-tunnel"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Error: DROP_WORKERS is `0`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.server_pid(), None, "no server started");
+}
+
+/// A server bound to loopback alone (`DROP_BIND=127.0.0.1`) whose URLs
+/// name another address is said, as it starts, to open on this machine
+/// only; one whose URLs are loopback's is not.
+#[test]
+fn a_loopback_server_with_urls_for_other_machines_says_so() {
+    let env = DropEnv::new();
+    let out = env.run(&["start", "--port", "0", "--no-tunnel", "--host", "10.1.2.3"]);
+    assert!(out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("(this machine only: the server listens on 127.0.0.1 alone (DROP_BIND)"),
+        "{said}"
+    );
+    env.ok(&["stop"]);
+    let out = env.run(&["start", "--port", "0", "--no-tunnel", "--host", "127.0.0.1"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("this machine only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -487,3 +487,32 @@ fn an_app_that_cannot_be_routed_is_recorded_failed() {
             .contains("DNS already has a record")
     );
 }
+
+/// `tunnel setup` keeps the home as every command that writes it does,
+/// even when it fails after cloudflared ran: a loose home is tightened,
+/// and a fresh one is made with its `logs/` owner-only.
+#[test]
+fn setup_keeps_the_home_owner_only_even_when_it_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |dir: &std::path::Path| std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    let p = Phase3::logged_in(ZONE, &[]);
+    let home = p.env.home.path();
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = p
+        .env
+        .run(&["tunnel", "setup", "--hostname", "drop.other.org"]);
+    assert!(!out.status.success(), "outside the login's domain");
+    assert_eq!(mode(home), 0o700, "the loose home tightened");
+    assert_eq!(mode(&home.join("logs")), 0o700);
+
+    let fresh = p.env.work.path().join("fresh-home");
+    let out = p
+        .env
+        .command(&["tunnel", "setup", "--hostname", "drop.other.org"])
+        .env("DROP_HOME", &fresh)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "outside the login's domain");
+    assert_eq!(mode(&fresh), 0o700, "the fresh home made owner-only");
+    assert_eq!(mode(&fresh.join("logs")), 0o700);
+}

@@ -131,7 +131,7 @@ fn stop_after_a_killed_daemon_ends_its_tunnels() {
     );
     let stopped = p.env.run(&["stop"]);
     let out = String::from_utf8_lossy(&stopped.stdout);
-    assert!(out.contains("Ended 2 tunnel process(es)"), "{out}");
+    assert!(out.contains("Ended 2 tunnel processes"), "{out}");
     assert!(
         stopped.stderr.is_empty(),
         "said once, not also in the daemon's log words: {}",
@@ -342,6 +342,30 @@ fn rate_limited_tunnels_back_off_and_the_server_runs_locally() {
     assert!(
         retry >= 60,
         "a rate limit backs off for at least a minute: {error}"
+    );
+    // Said once, in plain words.
+    let status = p.env.ok(&["status"]);
+    let server = status.lines().next().unwrap();
+    assert_eq!(server.matches("rate limit").count(), 1, "{server}");
+    let doctor = p.env.run(&["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let tunnel = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "tunnel")
+        .unwrap();
+    let detail = tunnel["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("the server's tunnel is not open yet: rate limited"),
+        "{detail}"
+    );
+    assert!(
+        tunnel["fix"]
+            .as_str()
+            .unwrap()
+            .contains("from a minute up to 30 minutes"),
+        "{tunnel}"
     );
     // About time itself: the backoff is a duration (timed exactly on a
     // paused clock in drop-tunnel's watchdog tests); here, half a second

@@ -202,6 +202,7 @@ fn list_filters_by_folder_flags_deleted_sources_and_cleanup_removes_them() {
     assert_eq!(missing.len(), 1);
 
     let out = env.ok(&["cleanup"]);
+    assert!(out.starts_with("Removed 1 page:\n"), "{out}");
     assert!(out.contains(&there_id), "{out}");
     let all = env.ok(&["list", "--all"]);
     assert!(all.contains(&here_id) && !all.contains(&there_id));

@@ -300,7 +300,10 @@ fn a_rate_limit_is_told_as_one() {
     let tunnel = server_status(&env)["tunnel"].clone();
     assert_eq!(tunnel["state"], "rate_limited", "{tunnel}");
     let status = env.ok(&["status"]);
-    assert!(status.contains("tunnel rate limited"), "{status}");
+    assert!(
+        status.contains("tunnel not open yet: rate limited"),
+        "{status}"
+    );
     let doctor = doctor_tunnel_check(&env);
     assert_eq!(doctor["verdict"], "fail", "{doctor}");
     assert!(

@@ -408,7 +408,7 @@ fn a_folder_add_warns_of_references_its_manifest_leaves_out() {
         "{out}"
     );
     assert!(
-        out.contains("2 local reference(s) in its HTML will answer 404"),
+        out.contains("2 local references in its HTML will answer 404"),
         "{out}"
     );
     assert!(
