@@ -392,15 +392,50 @@ pub(crate) fn is_executable(path: &Path) -> bool {
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
+/// What the providers' tests share: a config that finds no cloudflared of
+/// the machine's, and the flags every tunnel process gets.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use std::ffi::OsString;
+    use std::path::Path;
 
-    fn config_in(dir: &Path) -> CloudflaredConfig {
+    use crate::CloudflaredConfig;
+
+    /// A config for `dir` that searches no `PATH`.
+    pub(crate) fn config_in(dir: &Path) -> CloudflaredConfig {
         let mut config = CloudflaredConfig::new(dir);
         config.search_path = Some(OsString::new());
         config
     }
+
+    /// `args` as text.
+    pub(crate) fn strings(args: &[OsString]) -> Vec<&str> {
+        args.iter().map(|a| a.to_str().unwrap()).collect()
+    }
+
+    /// The flags after `tunnel` that every process gets, with a 3 s stop
+    /// grace (cloudflared's own grace is one second less).
+    pub(crate) fn common_flags(config_file: &Path) -> Vec<String> {
+        [
+            "--no-autoupdate",
+            "--config",
+            config_file.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+            "--loglevel",
+            "info",
+            "--grace-period",
+            "2000ms",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::config_in;
+    use super::*;
 
     fn executable(path: &Path) -> PathBuf {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
