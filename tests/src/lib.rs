@@ -198,6 +198,12 @@ impl DropEnv {
             .cloned()
     }
 
+    /// The pid `list --all --json` gives a running app.
+    pub fn app_pid(&self, id: &str) -> u32 {
+        let listed = self.listed(id).expect("the app is listed");
+        listed["pid"].as_u64().expect("a running app has a pid") as u32
+    }
+
     /// The server's pid from `server.json`, if one is recorded.
     pub fn server_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.home.path().join("server.json")).ok()?;

@@ -24,6 +24,25 @@ fn add_app(env: &DropEnv, name: &str, command: &str, port: u16) -> String {
     env.add_app(name, command, port, &[])
 }
 
+/// Adds an app on a free port, with the command `command` makes for that
+/// port; its id and port.
+fn new_app(env: &DropEnv, name: &str, command: impl FnOnce(u16) -> String) -> (String, u16) {
+    let port = free_port();
+    (add_app(env, name, &command(port), port), port)
+}
+
+/// [`new_app`], started: its id, port and pid.
+fn running_app(
+    env: &DropEnv,
+    name: &str,
+    command: impl FnOnce(u16) -> String,
+) -> (String, u16, u32) {
+    let (id, port) = new_app(env, name, command);
+    env.ok(&["start", name]);
+    let pid = env.app_pid(&id);
+    (id, port, pid)
+}
+
 fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -102,13 +121,9 @@ fn app_runs_answers_and_stops_completely() {
 #[test]
 fn concurrent_starts_launch_an_app_once() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(
-        &env,
-        "twice",
-        &format!("sleep 0.5; exec {TEST_APP} {port}"),
-        port,
-    );
+    let (id, _) = new_app(&env, "twice", |port| {
+        format!("sleep 0.5; exec {TEST_APP} {port}")
+    });
     let children: Vec<_> = (0..2)
         .map(|_| {
             env.command(&["start", "twice"])
@@ -147,15 +162,9 @@ fn concurrent_starts_launch_an_app_once() {
 #[test]
 fn stop_ends_the_children_of_an_app_too() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(
-        &env,
-        "forky",
-        &format!("sleep 1000 & exec {TEST_APP} {port}"),
-        port,
-    );
-    env.ok(&["start", "forky"]);
-    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
+    let (_, _, pid) = running_app(&env, "forky", |port| {
+        format!("sleep 1000 & exec {TEST_APP} {port}")
+    });
     let members = group_members(pid);
     assert_eq!(members.len(), 2, "the server and its sleep: {members:?}");
     env.ok(&["stop", "forky"]);
@@ -168,15 +177,9 @@ fn stop_ends_the_children_of_an_app_too() {
 #[test]
 fn an_app_ignoring_sigterm_is_killed_after_the_grace_period() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(
-        &env,
-        "stubborn",
-        &format!("trap '' TERM; exec {TEST_APP} {port}"),
-        port,
-    );
-    env.ok(&["start", "stubborn"]);
-    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
+    let (_, _, pid) = running_app(&env, "stubborn", |port| {
+        format!("trap '' TERM; exec {TEST_APP} {port}")
+    });
     let started = Instant::now();
     assert_eq!(
         env.ok(&["stop", "stubborn"]).trim(),
@@ -272,8 +275,7 @@ fn an_app_that_never_listens_fails_within_the_timeout() {
 #[test]
 fn a_reused_pid_is_never_signalled() {
     let env = DropEnv::new().env("DROP_STOP_GRACE_MS", "1000");
-    let port = free_port();
-    let id = add_app(&env, "old", &format!("exec {TEST_APP} {port}"), port);
+    let (id, _) = new_app(&env, "old", |port| format!("exec {TEST_APP} {port}"));
     let mut stranger = Command::new("sleep").arg("1000").spawn().unwrap();
     let pages_path = env.home.path().join("pages.json");
     let mut pages: serde_json::Value =
@@ -304,10 +306,7 @@ fn a_reused_pid_is_never_signalled() {
 #[test]
 fn a_new_daemon_adopts_running_apps() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(&env, "steady", &format!("exec {TEST_APP} {port}"), port);
-    env.ok(&["start", "steady"]);
-    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
+    let (id, port, pid) = running_app(&env, "steady", |port| format!("exec {TEST_APP} {port}"));
     assert_eq!(
         env.ok(&["stop"]).trim(),
         "Server stopped.\n1 app keeps running: steady. 'drop stop --all' stops apps too; the next 'drop start' adopts them."
@@ -328,13 +327,9 @@ fn a_new_daemon_adopts_running_apps() {
 #[test]
 fn a_crash_is_recorded_when_it_happens() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(
-        &env,
-        "flaky",
-        &format!("exec {TEST_APP} {port} --exit-after 0.5"),
-        port,
-    );
+    let (id, _) = new_app(&env, "flaky", |port| {
+        format!("exec {TEST_APP} {port} --exit-after 0.5")
+    });
     env.ok(&["start", "flaky"]);
     let pages_path = env.home.path().join("pages.json");
     wait_until("the registry records the crash", || {
@@ -352,13 +347,9 @@ fn a_crash_is_recorded_when_it_happens() {
 #[test]
 fn an_app_gets_the_callers_environment_and_folder() {
     let env = app_env();
-    let port = free_port();
-    let id = add_app(
-        &env,
-        "envy",
-        &format!("echo \"$GREETING\" > seen.txt; pwd >> seen.txt; exec {TEST_APP} {port}"),
-        port,
-    );
+    let (id, _) = new_app(&env, "envy", |port| {
+        format!("echo \"$GREETING\" > seen.txt; pwd >> seen.txt; exec {TEST_APP} {port}")
+    });
     let out = env
         .command(&["start", "envy"])
         .env("GREETING", "hello from the caller")
@@ -375,13 +366,9 @@ fn an_app_gets_the_callers_environment_and_folder() {
 #[test]
 fn logs_show_the_apps_output() {
     let env = app_env();
-    let port = free_port();
-    add_app(
-        &env,
-        "chatty",
-        &format!("echo one; echo two; echo three; exec {TEST_APP} {port}"),
-        port,
-    );
+    let (_, port) = new_app(&env, "chatty", |port| {
+        format!("echo one; echo two; echo three; exec {TEST_APP} {port}")
+    });
     env.ok(&["start", "chatty"]);
     let all = env.ok(&["logs", "chatty"]);
     assert!(all.starts_with("one\ntwo\nthree\n"), "{all}");
@@ -481,10 +468,7 @@ fn remove_and_cleanup_stop_running_apps() {
     let b = add_app(&env, "two", &format!("exec {TEST_APP} {p2}"), p2);
     env.ok(&["start", "one"]);
     env.ok(&["start", "two"]);
-    let (pa, pb) = (
-        env.listed(&a).expect("listed")["pid"].as_u64().unwrap() as u32,
-        env.listed(&b).expect("listed")["pid"].as_u64().unwrap() as u32,
-    );
+    let (pa, pb) = (env.app_pid(&a), env.app_pid(&b));
     env.ok(&["remove", "one"]);
     assert!(group_members(pa).is_empty() && !port_open(p1));
     std::fs::remove_dir(env.work.path().join("two")).unwrap();
@@ -504,7 +488,7 @@ fn a_running_apps_port_changes_only_with_restart() {
     std::fs::create_dir_all(&dir).unwrap();
     let id = add_app(&env, "svc", &format!("exec {TEST_APP} {old}"), old);
     env.ok(&["start", "svc"]);
-    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
+    let pid = env.app_pid(&id);
 
     let command = format!("exec {TEST_APP} {new}");
     let new_arg = new.to_string();
@@ -585,7 +569,7 @@ fn a_refused_restart_leaves_the_app_running() {
     let id = add_app(&env, "svc", &format!("exec {TEST_APP} {mine}"), mine);
     add_app(&env, "other", &format!("exec {TEST_APP} {theirs}"), theirs);
     env.ok(&["start", "svc"]);
-    let pid = env.listed(&id).expect("listed")["pid"].as_u64().unwrap() as u32;
+    let pid = env.app_pid(&id);
 
     let command = format!("exec {TEST_APP} {theirs}");
     let theirs_arg = theirs.to_string();
