@@ -138,6 +138,15 @@ impl WorldBuilder {
         self
     }
 
+    /// The app is recorded running, runs while `flag` holds, and its end
+    /// is recorded as a crash.
+    fn recorded_running_while(self, flag: &Arc<AtomicBool>) -> Self {
+        let flag = flag.clone();
+        self.recorded_running()
+            .alive(move || flag.load(Ordering::SeqCst))
+            .crashes()
+    }
+
     /// The app is stopped once, with the configured grace, and exits on it
     /// (SIGTERM: 128 + 15).
     fn stops(mut self) -> Self {
@@ -456,12 +465,7 @@ async fn stopping_a_recorded_app_this_daemon_does_not_watch_ends_its_group() {
 #[tokio::test(start_paused = true)]
 async fn an_adopted_app_is_watched_until_it_ends() {
     let alive = Arc::new(AtomicBool::new(true));
-    let running = alive.clone();
-    let w = World::builder()
-        .recorded_running()
-        .alive(move || running.load(Ordering::SeqCst))
-        .crashes()
-        .build();
+    let w = World::builder().recorded_running_while(&alive).build();
 
     w.supervisor.adopt().await;
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -508,11 +512,8 @@ async fn adopting_a_dead_app_records_it_crashed() {
 #[tokio::test(start_paused = true)]
 async fn an_adopted_app_gets_a_tunnel_that_closes_with_it() {
     let alive = Arc::new(AtomicBool::new(true));
-    let running = alive.clone();
     let w = World::builder()
-        .recorded_running()
-        .alive(move || running.load(Ordering::SeqCst))
-        .crashes()
+        .recorded_running_while(&alive)
         .tunneled(Tunnels::always_up)
         .build();
 
