@@ -379,8 +379,14 @@ pub fn log_in(root: &Path, zone: &str) -> Vec<(&'static str, String)> {
 /// Changes the fake account under `<root>/account`, under the lock the
 /// fakes take.
 pub fn edit_account(root: &Path, change: impl FnOnce(&mut serde_json::Value)) {
-    let dir = root.join("account");
-    std::fs::create_dir_all(&dir).expect("account folder");
+    with_account_in(&root.join("account"), change);
+}
+
+/// Reads the fake account in `dir` (`{}` when there is none), lets
+/// `change` see and change it, and writes it back when it changed, all
+/// under an exclusive lock: the one way the fakes and the tests touch it.
+pub fn with_account_in<T>(dir: &Path, change: impl FnOnce(&mut serde_json::Value) -> T) -> T {
+    std::fs::create_dir_all(dir).expect("account folder");
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -388,13 +394,17 @@ pub fn edit_account(root: &Path, change: impl FnOnce(&mut serde_json::Value)) {
         .truncate(false)
         .open(dir.join("account.json"))
         .expect("account file");
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("lock");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("account lock");
     let mut text = String::new();
     file.read_to_string(&mut text).expect("account read");
     let mut account = serde_json::from_str(&text).unwrap_or(serde_json::json!({}));
-    change(&mut account);
-    let text = serde_json::to_string_pretty(&account).expect("JSON");
-    file.set_len(0).expect("truncated");
-    file.rewind().expect("rewound");
-    file.write_all(text.as_bytes()).expect("written");
+    let before = account.clone();
+    let outcome = change(&mut account);
+    if account != before {
+        let text = serde_json::to_string_pretty(&account).expect("account JSON");
+        file.set_len(0).expect("account truncated");
+        file.rewind().expect("account rewound");
+        file.write_all(text.as_bytes()).expect("account written");
+    }
+    outcome
 }

@@ -23,7 +23,7 @@
 //! request fails as cloudflared's REST client fails on a machine whose
 //! resolver knows no `api.cloudflare.com` ([`unreachable`]).
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -202,28 +202,7 @@ pub(super) fn unreachable(method: &str, path: &str) -> Option<String> {
 /// Reads the account, lets `change` see and change it, and writes it
 /// back, all under an exclusive lock.
 pub(super) fn with_account<T>(change: impl FnOnce(&mut Value) -> T) -> T {
-    let dir = account_dir();
-    std::fs::create_dir_all(&dir).expect("account folder");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("account.json"))
-        .expect("account file");
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("account lock");
-    let mut text = String::new();
-    file.read_to_string(&mut text).expect("account read");
-    let mut account: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({}));
-    let before = account.clone();
-    let outcome = change(&mut account);
-    if account != before {
-        let text = serde_json::to_string_pretty(&account).expect("account JSON");
-        file.set_len(0).expect("account truncated");
-        file.rewind().expect("account rewound");
-        file.write_all(text.as_bytes()).expect("account written");
-    }
-    outcome
+    drop_tests::tunnel::with_account_in(&account_dir(), change)
 }
 
 /// The API's check of a certificate against the account: `Err` with the
