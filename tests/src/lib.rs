@@ -125,6 +125,13 @@ impl DropEnv {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs `drop`, asserts it failed with exit status 1, returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "drop {args:?}: {out:?}");
+        stderr(&out)
+    }
+
     /// Runs `drop` with `--json` output and parses it.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args)).expect("one JSON document")
@@ -263,6 +270,11 @@ impl DropEnv {
 }
 
 /// Whether `pid` is a live process (a zombie is not).
+/// What a finished process wrote to stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn alive(pid: u32) -> bool {
     ProcessId::of(pid).is_some()
 }

@@ -204,9 +204,7 @@ fn an_app_that_exits_at_once_is_reported_crashed() {
         "echo 'config missing: DATABASE_URL' >&2; exit 3",
         port,
     );
-    let out = env.run(&["start", "broken"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = env.fails(&["start", "broken"]);
     assert!(
         err.starts_with(&format!(
             "Error: app broken exited with code 3 before listening on port {port}"
@@ -242,10 +240,8 @@ fn an_app_that_never_listens_fails_within_the_timeout() {
     let port = free_port();
     let id = add_app(&env, "mute", "echo warming up; sleep 1000", port);
     let started = Instant::now();
-    let out = env.run(&["start", "mute"]);
+    let err = env.fails(&["start", "mute"]);
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains(&format!(
             "did not listen on port {port} within 1.5 s and was stopped"

@@ -11,7 +11,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use drop_tests::http::get;
-use drop_tests::{DropEnv, wait_for, wait_until_polling};
+use drop_tests::{DropEnv, stderr, wait_for, wait_until_polling};
 
 /// The uid of `nobody`: a user other than the one running the tests.
 const OTHER_USER: u32 = 65534;
@@ -25,10 +25,6 @@ fn can_give_files_away() -> bool {
         eprintln!("skipped: giving a home to another user needs root");
     }
     root
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Every entry under `dir` with its mode, owner and content: what must not

@@ -103,9 +103,7 @@ fn busy_port_is_a_clear_error() {
     let env = DropEnv::new();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let out = env.run(&["start", "--port", &port.to_string()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = env.fails(&["start", "--port", &port.to_string()]);
     assert_eq!(
         err.lines().next().unwrap(),
         format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::{Phase3, wait_for};
 use drop_tests::login::login;
-use drop_tests::{DropEnv, free_port};
+use drop_tests::{DropEnv, free_port, stderr};
 
 const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 
@@ -103,10 +103,6 @@ fn password_alone_keeps_the_password_a_page_has() {
 fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
     let args = env.add_app_args(name, &format!("exec {TEST_APP} {port}"), port, &[]);
     env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Messages name an app by the name the user gave it: `Run 'drop start

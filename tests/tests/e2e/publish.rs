@@ -25,9 +25,7 @@ fn page_added_after_start_is_served_immediately() {
 fn folder_without_manifest_is_refused_with_a_hint() {
     let env = DropEnv::new();
     env.write("site/index.html", "x");
-    let out = env.run(&["add", "site"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = env.fails(&["add", "site"]);
     assert!(err.starts_with("Error: folder `"), "{err}");
     assert!(err.contains("has no .drop-publish manifest"), "{err}");
     assert!(err.contains("printf 'index.html"), "{err}");
@@ -121,9 +119,7 @@ fn ambiguous_prefix_lists_candidates() {
     let pages = r#"{"aa1111": {"type": "static", "source": "/x", "is_dir": false},
                     "aa2222": {"type": "static", "source": "/y", "is_dir": false}}"#;
     std::fs::write(env.home.path().join("pages.json"), pages).unwrap();
-    let out = env.run(&["remove", "aa"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = env.fails(&["remove", "aa"]);
     assert!(err.contains("aa1111") && err.contains("aa2222"), "{err}");
     assert_eq!(
         std::fs::read_to_string(env.home.path().join("pages.json")).unwrap(),

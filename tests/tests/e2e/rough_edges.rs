@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use drop_tests::http::get;
-use drop_tests::{DropEnv, alive, free_port};
+use drop_tests::{DropEnv, alive, free_port, stderr};
 
 const TEST_APP: &str = env!("CARGO_BIN_EXE_test-app");
 
@@ -31,10 +31,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Registers an app that runs the test app on `port`, in its own folder.
