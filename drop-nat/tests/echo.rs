@@ -18,6 +18,21 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
+/// What `detect` says of `urls` with `deadline`, and how long it took.
+async fn detect_timed(urls: &[&str], deadline: Duration) -> (Reachability, Duration) {
+    let start = Instant::now();
+    let verdict = detect(&config(urls, deadline)).await;
+    (verdict, start.elapsed())
+}
+
+/// The reason of a verdict that must be `Unknown`.
+fn unknown_reason(verdict: Reachability) -> String {
+    let Reachability::Unknown { reason } = verdict else {
+        panic!("not unknown: {verdict}")
+    };
+    reason
+}
+
 /// An echo that returns an address this machine holds makes it public.
 /// A machine holding only private addresses has none to use; it says so
 /// and proves the same path with a stand-in below.
@@ -78,16 +93,9 @@ async fn ipv6_echo_is_understood() {
 async fn silent_service_costs_no_more_than_the_deadline() {
     let deadline = Duration::from_millis(400);
     let url = silent().await;
-    let start = Instant::now();
-    let verdict = detect(&config(&[&url], deadline)).await;
-    assert!(
-        start.elapsed() < deadline + MARGIN,
-        "took {:?}",
-        start.elapsed()
-    );
-    let Reachability::Unknown { reason } = verdict else {
-        panic!("{verdict}")
-    };
+    let (verdict, took) = detect_timed(&[&url], deadline).await;
+    assert!(took < deadline + MARGIN, "took {took:?}");
+    let reason = unknown_reason(verdict);
     assert!(reason.contains("400 ms"), "{reason}");
 }
 
@@ -96,13 +104,8 @@ async fn silent_service_costs_no_more_than_the_deadline() {
 async fn fast_service_wins_over_a_silent_one() {
     let deadline = Duration::from_secs(30);
     let (quiet, fast) = (silent().await, echo(200, "203.0.113.7").await);
-    let start = Instant::now();
-    let verdict = detect(&config(&[&quiet, &fast], deadline)).await;
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
+    let (verdict, took) = detect_timed(&[&quiet, &fast], deadline).await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(verdict.needs_tunnel(), "{verdict}");
 }
 
@@ -110,16 +113,9 @@ async fn fast_service_wins_over_a_silent_one() {
 #[tokio::test]
 async fn all_services_refusing_is_unknown_within_the_deadline() {
     let deadline = Duration::from_millis(800);
-    let start = Instant::now();
-    let verdict = detect(&config(&[&refusing(), &refusing(), &refusing()], deadline)).await;
-    assert!(
-        start.elapsed() < deadline + MARGIN,
-        "took {:?}",
-        start.elapsed()
-    );
-    let Reachability::Unknown { reason } = verdict else {
-        panic!("{verdict}")
-    };
+    let (verdict, took) = detect_timed(&[&refusing(), &refusing(), &refusing()], deadline).await;
+    assert!(took < deadline + MARGIN, "took {took:?}");
+    let reason = unknown_reason(verdict);
     assert!(reason.contains("all 3 ip-echo services failed"), "{reason}");
 }
 
@@ -148,9 +144,7 @@ async fn garbage_and_error_pages_are_skipped() {
 async fn only_garbage_is_unknown() {
     let url = echo(200, "<html>rate limited</html>").await;
     let verdict = detect(&config(&[&url], Duration::from_secs(2))).await;
-    let Reachability::Unknown { reason } = verdict else {
-        panic!("{verdict}")
-    };
+    let reason = unknown_reason(verdict);
     assert!(reason.contains("not an ip address"), "{reason}");
 }
 
