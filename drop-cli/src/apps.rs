@@ -236,10 +236,33 @@ pub fn logs(ctx: &Context, query: &str, lines: usize, follow: bool) -> Result<()
         );
     }
     if follow {
-        follow_log(&path, &mut lines_out)?;
+        let runs = || {
+            let pages = ctx.home.registry().load().ok()?;
+            let record = pages.get(&id)?;
+            Some(matches!(
+                AppStatus::of(record),
+                AppStatus::Running { .. } | AppStatus::Unverified { .. }
+            ))
+        };
+        if follow_log(&path, &mut lines_out, runs)? == Followed::AppEnded {
+            out.aside(format_args!("App {} stopped.", label(&id, &record)));
+        }
     }
     Ok(())
 }
+
+/// Why following a log ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Followed {
+    /// The reader went away (stdout closed).
+    ReaderGone,
+    /// The app ran while followed, and then no longer (or was removed).
+    AppEnded,
+}
+
+/// How many of the follower's looks at the log go by between two looks at
+/// whether the app still runs.
+const LOOKS_PER_STATUS: u64 = 5;
 
 /// Where `logs` writes an app's output: as it is, or under `--json` as
 /// one JSON object for each whole line.
@@ -292,11 +315,32 @@ fn never_ran(id: &str, record: &Record) -> String {
     }
 }
 
-/// Prints what is appended to the log, until interrupted.
-fn follow_log(path: &std::path::Path, out: &mut LogLines<'_>) -> Result<(), CliError> {
+/// Prints what is appended to the log, until interrupted, the reader goes
+/// or the app ends. `runs` says whether the app runs (`None` once it is removed); the
+/// follow ends once an app seen running no longer does, after what it
+/// wrote last is shown.
+fn follow_log(
+    path: &std::path::Path,
+    out: &mut LogLines<'_>,
+    mut runs: impl FnMut() -> Option<bool>,
+) -> Result<Followed, CliError> {
     let mut offset = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
-    loop {
+    let mut seen_running = runs() == Some(true);
+    let mut ended = false;
+    for look in 1u64.. {
+        if ended {
+            return Ok(Followed::AppEnded);
+        }
         std::thread::sleep(Duration::from_millis(200));
+        if look % LOOKS_PER_STATUS == 0 {
+            match runs() {
+                Some(true) => seen_running = true,
+                // One more look at the log shows its last lines.
+                Some(false) if seen_running => ended = true,
+                None => ended = true,
+                Some(false) => {}
+            }
+        }
         let mut file = match open_home_file(path, FileUse::Read) {
             Ok(file) => file,
             Err(missing) if missing.is_not_found() => continue,
@@ -317,9 +361,10 @@ fn follow_log(path: &std::path::Path, out: &mut LogLines<'_>) -> Result<(), CliE
             .map_err(CliError::io("read the app log"))?;
         offset += chunk.len() as u64;
         if !out.write(&chunk) {
-            return Ok(()); // stdout closed: the reader went away
+            return Ok(Followed::ReaderGone);
         }
     }
+    unreachable!("the looks go on until the follow ends")
 }
 
 /// The app named by `query`, or an error saying it is not one.

@@ -316,6 +316,16 @@ impl Output {
         }
     }
 
+    /// A line for people beside a stream that has stdout (a followed
+    /// log): on stderr in text and under `--json`, so the stream stays
+    /// what the app wrote.
+    pub fn aside(&self, line: std::fmt::Arguments<'_>) {
+        match &self.mode {
+            Mode::Text | Mode::Json => eprintln!("{line}"),
+            Mode::Captured(captured) => keep(captured, |k| k.notes.push(line.to_string())),
+        }
+    }
+
     /// The command's JSON document (pretty, on stdout under `--json`);
     /// nothing in text mode, where the lines said it.
     pub fn document(&self, value: Value) {

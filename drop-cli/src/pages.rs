@@ -532,6 +532,9 @@ fn remove_record(ctx: &Context, id: &str, record: &Record) -> Result<bool, CliEr
         pages.remove(id);
         Ok::<_, RegistryError>(())
     })?;
+    if record.is_app() {
+        drop_core::supervise::remove_app_logs(home, id)?;
+    }
     Ok(stopped)
 }
 

@@ -20,7 +20,7 @@ use crate::page::Catalog;
 use crate::supervise::verify::{self, LinkReport, Origin};
 use crate::supervise::{
     AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
-    TunnelSource,
+    TunnelSource, keep_app_logs_bounded,
 };
 use tracing::{info, warn};
 
@@ -302,9 +302,11 @@ impl Daemon {
             catalog.clone(),
             answers_supervisor.clone(),
         ));
+        let log_keeper = tokio::spawn(keep_app_logs_bounded(home.clone()));
         let site = Arc::new(Site::with_probes(catalog, key, self.links.probes.clone()));
         serve(listener, site, self.config.server.clone(), shutdown).await;
         sweeper.abort();
+        log_keeper.abort();
         let _ = stop_control.send(());
         let _ = control.await;
         tunnels.close_all().await;

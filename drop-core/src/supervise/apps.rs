@@ -6,13 +6,12 @@
 //! supervisor talks to; [`SystemRunner`] is the real one, and tests swap in
 //! a fake.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use drop_registry::{FileUse, Record, RegistryError, open_home_file};
+use drop_registry::{FileUse, Record, open_home_file};
 
 use super::legacy::LegacyApp;
 use super::process::{self, ProcessId, StopOutcome};
@@ -231,31 +230,6 @@ pub fn process_to_stop(record: &Record) -> Result<Option<ProcessId>, u32> {
     }
 }
 
-/// The last `lines` lines of a log file of the home (at most its last
-/// 64 KiB are read); empty when there is none. It is opened as every file
-/// of the home is (SECURITY.md §4): a link, a FIFO or a file of another
-/// user is refused, never followed nor waited on.
-pub fn read_log_tail(path: &Path, lines: usize) -> Result<String, RegistryError> {
-    let mut file = match open_home_file(path, FileUse::Read) {
-        Ok(file) => file,
-        Err(missing) if missing.is_not_found() => return Ok(String::new()),
-        Err(refused) => return Err(refused),
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    Ok(all[all.len().saturating_sub(lines)..].join("\n"))
-}
-
-/// [`read_log_tail`] for a message the tail only adds to: a refused log
-/// is said in its place.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    read_log_tail(path, lines).unwrap_or_else(|refused| format!("(not shown: {refused})"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,37 +266,6 @@ mod tests {
         .unwrap();
         assert_eq!(AppStatus::of(&app), AppStatus::Stopped);
         assert_eq!(process_to_stop(&app), Ok(None));
-    }
-
-    #[test]
-    fn log_tail_keeps_the_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        std::fs::write(
-            &log,
-            (1..=10).map(|i| format!("line {i}\n")).collect::<String>(),
-        )
-        .unwrap();
-        assert_eq!(log_tail(&log, 2), "line 9\nline 10");
-        assert_eq!(log_tail(&dir.path().join("missing"), 5), "");
-    }
-
-    /// A log that is a link is neither followed by the tail nor by the
-    /// message that shows it.
-    #[test]
-    fn log_tail_refuses_a_link() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("secret");
-        std::fs::write(&secret, "secret\n").unwrap();
-        let log = dir.path().join("app.log");
-        std::os::unix::fs::symlink(&secret, &log).unwrap();
-        let err = read_log_tail(&log, 5).unwrap_err();
-        assert!(matches!(err, RegistryError::Symlink { .. }), "{err}");
-        let shown = log_tail(&log, 5);
-        assert!(
-            shown.starts_with("(not shown: `") && !shown.contains("secret\n"),
-            "{shown}"
-        );
     }
 
     #[tokio::test]

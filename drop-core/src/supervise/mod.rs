@@ -2,6 +2,7 @@
 //! notion of a process drop started ([`ProcessId`]) that every stop goes
 //! through.
 
+mod app_logs;
 mod apps;
 #[cfg(test)]
 pub(crate) mod fakes;
@@ -13,15 +14,16 @@ mod supervisor;
 mod tunnels;
 pub mod verify;
 
+pub use app_logs::{
+    MAX_APP_LOG_BYTES, app_log_path, keep_app_logs_bounded, log_tail, previous_part, read_log_tail,
+    remove_app_logs,
+};
 #[cfg(any(test, feature = "mocks"))]
 pub use apps::MockAppRunner;
-pub use apps::{
-    AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, log_tail, process_to_stop,
-    read_log_tail,
-};
+pub use apps::{AppLaunch, AppProcess, AppRunner, AppStatus, SystemRunner, process_to_stop};
 pub use legacy::{LegacyApp, LegacyServer};
 pub use process::{ProcessId, Signal, StopOutcome};
-pub use supervisor::{AppError, AppLimits, AppReach, Started, Supervisor, app_log_path};
+pub use supervisor::{AppError, AppLimits, AppReach, Started, Supervisor};
 pub use tunnels::{
     AppTarget, FIRST_OUTCOME_TIMEOUT, NamedTunnelAccess, QuickTunnels, TunnelKeeper, TunnelOutcome,
     TunnelSource, end_leftovers,

@@ -14,7 +14,8 @@ use drop_registry::{Home, Record, RegistryError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, log_tail, process_to_stop};
+use super::app_logs::{app_log_path, log_tail, remove_app_logs};
+use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, process_to_stop};
 use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
 use super::records::{load_pages, update_record};
@@ -457,12 +458,13 @@ impl Supervisor {
         let app_lock = self.app_lock(id);
         let _held = app_lock.lock().await;
         let stopped = self.stop_in_turn(id, grace).await?;
-        let (registry, gone) = (self.home.registry(), id.to_owned());
+        let (home, gone) = (self.home.clone(), id.to_owned());
         blocking(move || {
-            registry.update(|pages| {
+            home.registry().update(|pages| {
                 pages.remove(&gone);
                 Ok::<_, RegistryError>(())
-            })
+            })?;
+            remove_app_logs(&home, &gone)
         })
         .await?;
         Ok(stopped)
@@ -589,11 +591,6 @@ impl Supervisor {
     fn log_path(&self, id: &str) -> PathBuf {
         app_log_path(&self.home, id)
     }
-}
-
-/// The log file of the app `id`.
-pub fn app_log_path(home: &Home, id: &str) -> PathBuf {
-    home.logs_dir().join(format!("app-{id}.log"))
 }
 
 #[cfg(test)]

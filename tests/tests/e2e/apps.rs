@@ -590,3 +590,64 @@ fn a_refused_restart_leaves_the_app_running() {
     assert_eq!(env.listed(&id).expect("listed")["status"], "running");
     assert_eq!(env.listed(&id).expect("listed")["port"], mine);
 }
+
+/// `drop logs -f` shows what the app writes and ends, saying so, once the
+/// app stops, as `docker logs -f` does.
+#[test]
+fn following_a_log_ends_when_the_app_stops() {
+    let env = app_env();
+    new_app(&env, "tick", |port| {
+        format!("echo first line; exec {TEST_APP} {port}")
+    });
+    env.ok(&["start", "tick"]);
+    let mut follower = env
+        .command(&["logs", "tick", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop_tests::wait_until_polling("the follower", follower.id());
+    env.ok(&["stop", "tick"]);
+    let ended = drop_tests::wait_for("the follower to end", Duration::from_secs(10), || {
+        follower.try_wait().unwrap()
+    });
+    let out = follower.wait_with_output().unwrap();
+    assert!(ended.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("first line\n"),
+        "{out:?}"
+    );
+    assert_eq!(drop_tests::stderr(&out), "App tick stopped.\n");
+}
+
+/// An app that writes more than its log may hold: the log is cut, its
+/// end kept in `app-<id>.log.1`, `logs` reads across both, and `remove`
+/// takes both files.
+#[test]
+fn a_loud_apps_log_stays_bounded_and_goes_with_it() {
+    const MAX: u64 = 8 * 1024 * 1024;
+    let env = app_env();
+    let (id, _) = new_app(&env, "loud", |port| {
+        format!(
+            "yes 'a loud line' | head -c 20000000; echo; echo last words; exec {TEST_APP} {port}"
+        )
+    });
+    env.ok(&["start", "loud"]);
+    let log = env.home.path().join("logs").join(format!("app-{id}.log"));
+    let previous = log.with_extension("log.1");
+    let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    wait_until("the log is cut below its bound", || {
+        previous.exists() && size(&log) < MAX
+    });
+    assert!(size(&previous) <= 1024 * 1024, "{}", size(&previous));
+    let tail = env.ok(&["logs", "loud", "-n", "3"]);
+    assert!(tail.contains("last words\n"), "{tail}");
+    assert!(
+        env.server_log()
+            .contains(&format!("log app-{id}.log passed")),
+        "{}",
+        env.server_log()
+    );
+    env.ok(&["remove", "loud"]);
+    assert!(!log.exists() && !previous.exists(), "remove takes both");
+}
