@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::control;
 use crate::error::CliError;
-use crate::output::{label, say};
+use crate::output::{label, say, shell_word};
 use crate::running::{ServerCondition, answers_http};
 use crate::urls::{Reach, Urls};
 
@@ -260,7 +260,7 @@ fn check_page(id: &str, record: &Record, checks: &mut Vec<Check>) {
             "the page expired: it answers 404 and the server removes it",
             format!(
                 "'drop add {} --expires SPAN' publishes it again",
-                record.source.display()
+                shell_word(&record.source)
             ),
         ));
         return;
@@ -271,7 +271,7 @@ fn check_page(id: &str, record: &Record, checks: &mut Vec<Check>) {
             "the one-time link was used: it answers 404 now",
             format!(
                 "'drop add {} --once' gives a fresh one-time link ({label})",
-                record.source.display()
+                shell_word(&record.source)
             ),
         ));
         return;

@@ -42,7 +42,7 @@ use drop_tunnel::{Cloudflared, OriginHost, Protocol};
 
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::Output;
+use crate::output::{Output, escaped};
 use crate::settings::{DEFAULT_BIND, Settings};
 
 /// Share a file, a folder or a web app at a URL.
@@ -364,9 +364,12 @@ fn print_error(err: &CliError, out: &Output) {
         eprintln!("{doc}");
         return;
     }
-    eprintln!("Error: {err}");
+    eprintln!("Error: {}", escaped(err));
     for cause in doc["error"]["causes"].as_array().into_iter().flatten() {
-        eprintln!("  caused by: {}", cause.as_str().unwrap_or_default());
+        eprintln!(
+            "  caused by: {}",
+            escaped(cause.as_str().unwrap_or_default())
+        );
     }
 }
 
@@ -380,12 +383,18 @@ fn usage_error(usage: clap::Error) -> ExitCode {
         usage.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     );
-    if !wants_json || informational {
+    if informational {
         usage.exit();
+    }
+    let text = usage.render().to_string();
+    if !wants_json {
+        // Every error of drop's begins `Error:`; clap's own begin `error:`.
+        let text = text.strip_prefix("error: ").unwrap_or(&text);
+        eprint!("Error: {}", escaped(text));
+        return ExitCode::from(2);
     }
     // What clap says before its usage line: the first line and what it
     // lists under it (the missing arguments…).
-    let text = usage.render().to_string();
     let said: Vec<&str> = text
         .lines()
         .take_while(|line| !line.trim().is_empty() && !line.starts_with("Usage:"))

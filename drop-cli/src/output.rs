@@ -299,10 +299,19 @@ impl Output {
     }
 
     /// A line for people on stdout; nothing under JSON, as the command's
-    /// document says the same. Every command's text goes through here.
+    /// document says the same. Every command's text goes through here,
+    /// [`escaped`].
     pub fn say(&self, line: std::fmt::Arguments<'_>) {
         if let Mode::Text = self.mode {
-            println!("{line}");
+            println!("{}", escaped(line));
+        }
+    }
+
+    /// A drawing for the terminal (a QR code), printed as it is: drop
+    /// drew every byte of it. Nothing under JSON.
+    pub fn drawing(&self, drawn: &str) {
+        if let Mode::Text = self.mode {
+            print!("{drawn}");
         }
     }
 
@@ -310,8 +319,8 @@ impl Output {
     /// stderr under `--json` so that stdout stays one document.
     pub fn note(&self, line: std::fmt::Arguments<'_>) {
         match &self.mode {
-            Mode::Text => println!("{line}"),
-            Mode::Json => eprintln!("{line}"),
+            Mode::Text => println!("{}", escaped(line)),
+            Mode::Json => eprintln!("{}", escaped(line)),
             Mode::Captured(captured) => keep(captured, |k| k.notes.push(line.to_string())),
         }
     }
@@ -321,7 +330,7 @@ impl Output {
     /// what the app wrote.
     pub fn aside(&self, line: std::fmt::Arguments<'_>) {
         match &self.mode {
-            Mode::Text | Mode::Json => eprintln!("{line}"),
+            Mode::Text | Mode::Json => eprintln!("{}", escaped(line)),
             Mode::Captured(captured) => keep(captured, |k| k.notes.push(line.to_string())),
         }
     }
@@ -381,6 +390,37 @@ pub(crate) use note;
 /// Text from outside (a path, a description, a published folder's HTML),
 /// safe to print: the daemon's log shows it by the same rule.
 pub use drop_core::printable;
+
+/// `text` for a terminal, each of its lines [`printable`]: the line breaks
+/// drop wrote stay, and nothing a file name, an app or a request carried
+/// can move the cursor, clear the screen or reorder what is shown.
+pub fn escaped(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `path` as a word of a command to paste into a shell: as it is when it
+/// holds only characters no shell reads specially, else in double quotes
+/// with `"`, `\`, `$` and `` ` `` escaped (and escaped for the terminal).
+pub fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.into_owned();
+    }
+    let mut quoted = String::from("\"");
+    for c in text.chars() {
+        if "\"\\$`".contains(c) {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    printable(&quoted)
+}
 
 /// Whether `source` lies in `dir` (component-wise, not by string prefix).
 pub fn is_under(source: &Path, dir: &Path) -> bool {
@@ -456,6 +496,32 @@ mod tests {
         );
     }
 
+    /// Every line drop prints is escaped, its own line breaks kept.
+    #[test]
+    fn printed_lines_keep_their_breaks_and_lose_escapes() {
+        assert_eq!(escaped("one\ntwo"), "one\ntwo");
+        assert_eq!(escaped("a\u{1b}[31mred\rb\nc"), "a\\u{1b}[31mred\\u{d}b\nc");
+    }
+
+    /// A path in a command to paste is quoted only when a shell would read
+    /// something in it.
+    #[test]
+    fn paths_in_commands_to_paste_are_quoted_when_needed() {
+        assert_eq!(
+            shell_word(Path::new("/home/me/report.html")),
+            "/home/me/report.html"
+        );
+        assert_eq!(
+            shell_word(Path::new("/home/me/my report.html")),
+            "\"/home/me/my report.html\""
+        );
+        assert_eq!(
+            shell_word(Path::new("/tmp/a$b\"c`d")),
+            "\"/tmp/a\\$b\\\"c\\`d\""
+        );
+        assert_eq!(shell_word(Path::new("/tmp/x\u{1b}y")), "\"/tmp/x\\u{1b}y\"");
+    }
+
     /// Outside text cannot reach the terminal with escapes or reorder marks.
     #[test]
     fn text_from_a_folder_is_printed_escaped() {
@@ -464,6 +530,14 @@ mod tests {
         assert_eq!(printable("a\nb\0"), "a\\u{a}b\\u{0}");
         assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
         assert_eq!(printable("héllo"), "héllo");
+        for invisible in [
+            '\u{200b}', '\u{200e}', '\u{200f}', '\u{61c}', '\u{2028}', '\u{2029}', '\u{feff}',
+        ] {
+            assert_eq!(
+                printable(&format!("a{invisible}b")),
+                format!("a{}b", invisible.escape_unicode())
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{PageRow, is_under, note, printable, render_rows, say};
+use crate::output::{PageRow, is_under, note, printable, render_rows, say, shell_word};
 use crate::plural::count;
 use crate::running::{ServerCondition, running_server};
 use crate::server_view::{ServerSeen, server_document};
@@ -265,7 +265,8 @@ pub fn qr(ctx: &Context, query: &str) -> Result<(), CliError> {
         }));
         return Ok(());
     }
-    say!(out, "{}{}", crate::qr::for_stdout(&row.url)?, row.url);
+    out.drawing(&crate::qr::for_stdout(&row.url)?);
+    say!(out, "{}", row.url);
     if running_server(home.load_server_state()?.as_ref()).is_none() {
         note!(
             out,
@@ -493,7 +494,7 @@ fn report_opened(ctx: &Context, id: &str, record: &Record) -> Result<(), CliErro
 /// Why nobody can open `record`'s link any more, when that is so: it
 /// expired, or its one-time link was used.
 fn ended(record: &Record) -> Option<String> {
-    let source = record.source.display();
+    let source = shell_word(&record.source);
     if record.expired(SystemTime::now()) {
         return Some(format!(
             "it expired; 'drop add {source} --expires SPAN' publishes it again"

@@ -58,13 +58,25 @@ impl Throttle {
 }
 
 /// Text from outside (a header, a path, a description), safe to print or
-/// log: control characters and the marks that reorder text (`U+202E`…)
-/// are shown escaped, so it cannot clear a terminal or disguise a name.
+/// log: control characters, the marks that reorder text (`U+202E`…), the
+/// invisible ones (zero-width space, byte-order mark) and the line and
+/// paragraph separators are shown escaped, so it cannot clear a terminal,
+/// break a line or disguise a name.
 pub fn printable(text: &str) -> String {
     let hidden = |c: char| {
         c.is_control()
             || ('\u{202a}'..='\u{202e}').contains(&c)
             || ('\u{2066}'..='\u{2069}').contains(&c)
+            || matches!(
+                c,
+                '\u{200b}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{61c}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{feff}'
+            )
     };
     text.chars()
         .map(|c| match hidden(c) {

@@ -302,7 +302,10 @@ impl Daemon {
             catalog.clone(),
             answers_supervisor.clone(),
         ));
-        let log_keeper = tokio::spawn(keep_app_logs_bounded(home.clone()));
+        let log_keeper = tokio::spawn(keep_app_logs_bounded(
+            home.clone(),
+            answers_supervisor.clone(),
+        ));
         let site = Arc::new(Site::with_probes(catalog, key, self.links.probes.clone()));
         serve(listener, site, self.config.server.clone(), shutdown).await;
         sweeper.abort();

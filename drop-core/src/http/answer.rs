@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use headers::{
-    AcceptRanges, ContentLength, ContentRange, ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch,
-    IfRange, LastModified,
+    AcceptRanges, ContentLength, ContentRange, ETag, HeaderMapExt, IfMatch, IfModifiedSince,
+    IfNoneMatch, IfRange, IfUnmodifiedSince, LastModified,
 };
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -57,10 +57,14 @@ pub enum AnswerBody {
     },
 }
 
-/// The request headers that decide between 200, 206, 304 and 416; one
-/// that does not parse counts as absent.
+/// The request headers that decide between 200, 206, 304, 412 and 416;
+/// one that does not parse counts as absent.
 #[derive(Debug, Default, Clone)]
 pub struct Conditions {
+    /// `If-Match`.
+    pub if_match: Option<IfMatch>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<IfUnmodifiedSince>,
     /// `If-None-Match`.
     pub if_none_match: Option<IfNoneMatch>,
     /// `If-Modified-Since`.
@@ -75,6 +79,8 @@ impl Conditions {
     /// The conditions among a request's headers.
     pub fn of(headers: &HeaderMap) -> Self {
         Conditions {
+            if_match: headers.typed_get(),
+            if_unmodified_since: headers.typed_get(),
             if_none_match: headers.typed_get(),
             if_modified_since: headers.typed_get(),
             range: headers.get(header::RANGE).cloned(),
@@ -297,6 +303,13 @@ impl Answer {
         if let Some(date) = facts.last_modified {
             headers.typed_insert(date);
         }
+        if !preconditions_hold(cond, facts) {
+            return Answer {
+                status: StatusCode::PRECONDITION_FAILED,
+                headers,
+                body: AnswerBody::Empty,
+            };
+        }
         if not_modified(cond, facts, SystemTime::now()) {
             return Answer {
                 status: StatusCode::NOT_MODIFIED,
@@ -449,6 +462,19 @@ fn content_type(path: &Path) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
+/// RFC 9110 §13.2.2, first steps: `If-Match` (tags compare strongly), or
+/// without it `If-Unmodified-Since`; false answers 412.
+fn preconditions_hold(cond: &Conditions, facts: &FileFacts) -> bool {
+    if let Some(tags) = &cond.if_match {
+        return tags.precondition_passes(&facts.etag);
+    }
+    match (&cond.if_unmodified_since, facts.last_modified) {
+        (Some(since), Some(modified)) => since.precondition_passes(modified.into()),
+        // No date to compare with: the condition cannot be judged, so it holds.
+        _ => true,
+    }
+}
+
 /// RFC 9110 §13.2.2: `If-None-Match` wins over `If-Modified-Since`; tags
 /// compare weakly.
 fn not_modified(cond: &Conditions, facts: &FileFacts, now: SystemTime) -> bool {
@@ -587,6 +613,36 @@ mod tests {
         ] {
             assert_eq!(range(spec, 10), None, "{spec}");
         }
+    }
+
+    /// `If-Match` names this version by its strong tag, or fails (412);
+    /// without it, `If-Unmodified-Since` must not be older than the file.
+    #[test]
+    fn if_match_and_if_unmodified_since_decide_412() {
+        let now = SystemTime::now();
+        let file = facts(Some(now - Duration::from_secs(60)));
+        let holds = |headers: &[(header::HeaderName, &str)]| {
+            preconditions_hold(&conditions(headers), &file)
+        };
+        assert!(holds(&[]));
+        assert!(holds(&[(header::IF_MATCH, "\"e\"")]));
+        assert!(holds(&[(header::IF_MATCH, "*")]));
+        assert!(!holds(&[(header::IF_MATCH, "\"nope\"")]));
+        assert!(
+            !holds(&[(header::IF_MATCH, "W/\"e\"")]),
+            "weak tags never match"
+        );
+        let before = httpdate::fmt_http_date(now - Duration::from_secs(3600));
+        let after = httpdate::fmt_http_date(now);
+        assert!(!holds(&[(header::IF_UNMODIFIED_SINCE, &before)]));
+        assert!(holds(&[(header::IF_UNMODIFIED_SINCE, &after)]));
+        assert!(
+            holds(&[
+                (header::IF_MATCH, "\"e\""),
+                (header::IF_UNMODIFIED_SINCE, &before)
+            ]),
+            "If-Match decides alone"
+        );
     }
 
     #[test]

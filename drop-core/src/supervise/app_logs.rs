@@ -11,20 +11,22 @@
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use drop_registry::{FileUse, Home, RegistryError, open_home_file};
 use tracing::{info, warn};
 
+use super::Supervisor;
 use crate::blocking::blocking;
 
 /// The size past which an app's log is cut (SECURITY.md §5).
 pub const MAX_APP_LOG_BYTES: u64 = 8 * 1024 * 1024;
 /// How much of a cut log is kept in its previous part.
 pub const KEPT_BYTES: u64 = 1024 * 1024;
-/// How often the daemon looks at the sizes: an app writing as fast as a
-/// disk takes (about 1 GB/s) grows its log by that much at most between
-/// two looks.
+/// How often the daemon looks at the sizes while an app runs: an app
+/// writing as fast as a disk takes (about 1 GB/s) grows its log by that
+/// much at most between two looks.
 pub const LOG_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How much of a log's end a tail reads.
 const TAIL_READ_BYTES: u64 = 64 * 1024;
@@ -91,35 +93,31 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_
     }
 }
 
-/// Cuts every app log of `home` that is too long.
-fn cut_app_logs(home: &Home) {
-    let Ok(entries) = std::fs::read_dir(home.logs_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with("app-") && name.ends_with(".log")) {
-            continue;
-        }
-        match cut_if_too_long(&entry.path(), MAX_APP_LOG_BYTES, KEPT_BYTES) {
-            Ok(true) => {
-                info!("log {name} passed {MAX_APP_LOG_BYTES} bytes: its end was kept in {name}.1")
-            }
+/// Cuts the logs of the apps `ids` of `home` that are too long.
+fn cut_app_logs(home: &Home, ids: &[String]) {
+    for id in ids {
+        let log = app_log_path(home, id);
+        match cut_if_too_long(&log, MAX_APP_LOG_BYTES, KEPT_BYTES) {
+            Ok(true) => info!(
+                "log app-{id}.log passed {MAX_APP_LOG_BYTES} bytes: its end was kept in app-{id}.log.1"
+            ),
             Ok(false) => {}
-            Err(e) => warn!("could not bound log {name}: {e}"),
+            Err(e) => warn!("could not bound the log of app {id}: {e}"),
         }
     }
 }
 
-/// The daemon's task that keeps app logs bounded, for as long as it runs.
-pub async fn keep_app_logs_bounded(home: Home) {
-    let mut every = tokio::time::interval(LOG_CHECK_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// The daemon's task that keeps the logs of the apps it watches bounded,
+/// for as long as it runs; while no app runs it sleeps.
+pub async fn keep_app_logs_bounded(home: Home, supervisor: Arc<Supervisor>) {
+    let mut running = supervisor.running_count();
     loop {
-        every.tick().await;
-        let home = home.clone();
-        blocking(move || cut_app_logs(&home)).await;
+        if running.wait_for(|count| *count > 0).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(LOG_CHECK_EVERY).await;
+        let (home, ids) = (home.clone(), supervisor.running_ids());
+        blocking(move || cut_app_logs(&home, &ids)).await;
     }
 }
 

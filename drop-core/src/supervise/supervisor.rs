@@ -123,6 +123,8 @@ pub struct Supervisor {
     /// How apps are reached: through a tunnel each, or directly.
     reach: AppReach,
     running: Mutex<HashMap<String, Arc<Watched>>>,
+    /// How many apps are watched, for whoever waits for one to run.
+    running_count: watch::Sender<usize>,
     /// One start or stop of an app at a time: a second waits for the first.
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -169,6 +171,7 @@ impl Supervisor {
             tunnels,
             reach,
             running: Mutex::default(),
+            running_count: watch::channel(0).0,
             app_locks: Mutex::default(),
         })
     }
@@ -517,11 +520,21 @@ impl Supervisor {
             exited: AtomicBool::new(false),
             ended: watch::channel(None).0,
         });
-        self.running
-            .lock()
-            .expect("apps lock")
-            .insert(id.to_owned(), watched.clone());
+        let mut running = self.running.lock().expect("apps lock");
+        running.insert(id.to_owned(), watched.clone());
+        self.running_count.send_replace(running.len());
         watched
+    }
+
+    /// The ids of the apps watched now.
+    pub fn running_ids(&self) -> Vec<String> {
+        let running = self.running.lock().expect("apps lock");
+        running.keys().cloned().collect()
+    }
+
+    /// How many apps are watched, as it changes.
+    pub fn running_count(&self) -> watch::Receiver<usize> {
+        self.running_count.subscribe()
     }
 
     /// Reaps this daemon's own child the moment it exits.
@@ -560,6 +573,7 @@ impl Supervisor {
             let mut running = self.running.lock().expect("apps lock");
             if running.get(id).is_some_and(|w| Arc::ptr_eq(w, watched)) {
                 running.remove(id);
+                self.running_count.send_replace(running.len());
             }
         }
         self.tunnels.close_app(id).await;

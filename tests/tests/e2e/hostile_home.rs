@@ -563,3 +563,39 @@ fn a_description_has_a_length() {
     let (id, _) = env.add(Path::new(page), &["--desc", &fits]);
     assert_eq!(env.listed(&id).unwrap()["description"], fits.as_str());
 }
+
+/// A file whose name carries terminal escapes, a bell, a carriage return
+/// and a right-to-left override: no command prints any of them raw, in
+/// its lines, its notes or its errors, and the command it suggests quotes
+/// the path.
+#[test]
+fn a_hostile_file_name_is_printed_escaped_everywhere() {
+    let env = DropEnv::new();
+    let port = env.start();
+    let name = "a\u{1b}[31mRED\u{1b}[0m\u{7}\u{202e}txt.exe\rFAKE b.txt";
+    let file = env.write(name, "hi\n");
+    let (id, path) = env.add(&file, &["--once"]);
+    assert_eq!(get(port, &path).status, 200, "the one-time link is used");
+    wait_for("the use is recorded", Duration::from_secs(10), || {
+        env.listed(&id)
+            .and_then(|p| p["used_at"].as_str().map(drop))
+    });
+    let raw = |c: char| (c.is_control() && c != '\n') || c == '\u{202e}';
+    for args in [
+        &["list", "--all"][..],
+        &["status"],
+        &["doctor", &id],
+        &["wait", &id, "--timeout", "1s"],
+        &["add", file.to_str().unwrap(), "--name", "n\u{1b}[31m"],
+    ] {
+        let out = env.run(args);
+        for text in [String::from_utf8_lossy(&out.stdout), stderr(&out).into()] {
+            assert!(!text.contains(raw), "{args:?} printed it raw: {text:?}");
+        }
+    }
+    let doctor = String::from_utf8(env.run(&["doctor", &id]).stdout).unwrap();
+    assert!(
+        doctor.contains("'drop add \"") && doctor.contains("b.txt\" --once'"),
+        "the path is quoted for the shell: {doctor}"
+    );
+}

@@ -457,6 +457,25 @@ fn a_matching_etag_gets_304_without_a_body() {
     assert_eq!((other.status, other.text().as_str()), (200, DIGITS));
 }
 
+/// `If-Match` with another ETag, or `If-Unmodified-Since` before the
+/// file's date, gets 412 and no body (a download resumed after an edit
+/// must not splice two versions); the file's own ETag gets the file.
+#[test]
+fn a_failed_precondition_gets_412() {
+    let (server, path) = digits();
+    let port = server.port();
+    let etag = get(port, &path).header("etag").unwrap().to_owned();
+    for (name, value) in [
+        ("If-Match", "\"nope\""),
+        ("If-Unmodified-Since", "Wed, 06 Dec 2000 21:11:53 GMT"),
+    ] {
+        let res = request(port, "GET", &path, &[(name, value)]);
+        assert_eq!((res.status, res.body.len()), (412, 0), "{name}");
+    }
+    let res = request(port, "GET", &path, &[("If-Match", &etag)]);
+    assert_eq!((res.status, res.text().as_str()), (200, DIGITS));
+}
+
 /// An edit changes the ETag, so the old one gets the new bytes.
 #[test]
 fn an_edit_changes_the_etag() {
