@@ -63,6 +63,14 @@ pub enum CliError {
         /// The file.
         path: PathBuf,
     },
+    /// What looks like a secret, without `--allow-secret`.
+    #[error("`{}` looks like a secret ({what}): a page opens for anyone holding its link, so drop does not publish it. If you mean to, run 'drop add <PATH> --allow-secret' yourself", path.display())]
+    LooksSecret {
+        /// What was asked for.
+        path: PathBuf,
+        /// What it looks like.
+        what: &'static str,
+    },
     /// Something inside the drop home: its registry, key and logs.
     #[error("`{}` is inside drop's own folder `{}` (the registry, the session key, logs), which is never published; publish something else", path.display(), home.display())]
     InDropHome {
@@ -437,6 +445,7 @@ impl CliError {
             CliError::NameOrPath { .. } => "ambiguous",
             CliError::BadManifest { .. } => "bad_manifest",
             CliError::NeverServed { .. } => "never_served",
+            CliError::LooksSecret { .. } => "looks_secret",
             CliError::InDropHome { .. } => "in_drop_home",
             CliError::NotUtf8 { .. } => "not_utf8",
             CliError::FolderTooBroad { .. } => "folder_too_broad",
@@ -494,14 +503,60 @@ impl CliError {
             causes.push(cause.to_string());
             source = cause.source();
         }
+        let causes: Vec<String> = causes.into_iter().map(clipped).collect();
         serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string(), "causes": causes }
+            "error": { "code": self.code(), "message": self.message(), "causes": causes }
         })
+    }
+
+    /// What the error says, [`clipped`]: a path or value of any length
+    /// given to drop comes back at a readable length.
+    pub fn message(&self) -> String {
+        clipped(self.to_string())
     }
 
     /// Wraps an I/O error with what drop was doing.
     pub fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
         let action = action.into();
         move |source| CliError::Io { action, source }
+    }
+}
+
+/// The most characters of a message or cause drop shows.
+const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// `text`, cut to [`MAX_MESSAGE_CHARS`] with what was left out said.
+pub fn clipped(text: String) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => text,
+        Some((cut, _)) => {
+            let left_out = text[cut..].chars().count();
+            let more = crate::plural::count(left_out, "more character", "more characters");
+            format!("{}… ({more})", &text[..cut])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message of a 300,000-character path comes back at a readable
+    /// length, saying how much was left out; a short one as it is.
+    #[test]
+    fn long_messages_are_clipped() {
+        let err = CliError::NoSuchPath {
+            path: PathBuf::from("x".repeat(300_000)),
+        };
+        let message = err.message();
+        assert!(message.chars().count() < 2_100, "{}", message.len());
+        assert!(message.ends_with(" more characters)"), "{message}");
+        let doc = err.to_json();
+        assert_eq!(doc["error"]["message"], message);
+        assert_eq!(clipped("short".into()), "short");
+        assert_eq!(
+            clipped("é".repeat(2_001)),
+            format!("{}… (1 more character)", "é".repeat(2_000))
+        );
     }
 }

@@ -185,6 +185,10 @@ enum Command {
         /// A one-time page opens for anyone with the link again.
         #[arg(long, conflicts_with = "once")]
         no_once: bool,
+        /// Publish what looks like a secret (a private key, a credentials
+        /// file, a file of ~/.ssh…), which drop otherwise refuses.
+        #[arg(long)]
+        allow_secret: bool,
     },
     /// List pages published from this folder.
     List {
@@ -364,7 +368,7 @@ fn print_error(err: &CliError, out: &Output) {
         eprintln!("{doc}");
         return;
     }
-    eprintln!("Error: {}", escaped(err));
+    eprintln!("Error: {}", escaped(err.message()));
     for cause in doc["error"]["causes"].as_array().into_iter().flatten() {
         eprintln!(
             "  caused by: {}",
@@ -443,6 +447,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
             once,
             no_once,
             qr,
+            allow_secret,
         } => {
             let path = path.expect("check_usage refuses an add without a path");
             let details = add::Details {
@@ -455,6 +460,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), CliError> {
                 once,
                 no_once,
                 qr,
+                allow_secret,
             };
             match (run, port) {
                 (Some(run), Some(port)) => {

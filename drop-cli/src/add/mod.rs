@@ -4,6 +4,7 @@
 
 mod app;
 mod report;
+mod secret;
 
 pub use app::{AppCommand, add_app};
 use report::{ReportExtras, report};
@@ -45,6 +46,8 @@ pub struct Details {
     pub no_once: bool,
     /// `--qr`: also print the URL as a QR code (not stored).
     pub qr: bool,
+    /// `--allow-secret`: publish what looks like a secret.
+    pub allow_secret: bool,
 }
 
 /// A page as `add` left it.
@@ -153,6 +156,11 @@ pub fn check_page(
     details: &Details,
 ) -> Result<(PathBuf, bool), CliError> {
     let (source, is_dir) = check_source(ctx, path)?;
+    if !details.allow_secret
+        && let Some(what) = secret::looks_secret(&source)
+    {
+        return Err(CliError::LooksSecret { path: source, what });
+    }
     if let Some(name) = &details.name {
         check_name(name)?;
     }

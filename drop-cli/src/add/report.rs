@@ -42,8 +42,8 @@ impl PasswordChange {
 /// What `add` tells besides the page itself.
 #[derive(Default)]
 pub(super) struct ReportExtras<'a> {
-    /// The password this `add` gave: printed once, when drop made it up
-    /// (`generated`) or when it replaced another.
+    /// The password this `add` gave: printed once when drop made it up
+    /// (`generated`), never when the user gave it.
     pub(super) new_password: Option<&'a str>,
     pub(super) generated: bool,
     /// `--password` alone: a password the page has is kept.
@@ -65,9 +65,10 @@ pub(super) fn report(
     let (urls, running) = (&serving.urls, serving.running);
     let row = PageRow::new(urls, &saved.id, &saved.record);
     let change = PasswordChange::of(saved, told);
+    // A password the user typed is never printed back (scrollback, an
+    // agent's transcript); one drop made up is printed this once.
     let shown_password = told.new_password.filter(|_| match change {
-        PasswordChange::Changed => true,
-        PasswordChange::Set => told.generated,
+        PasswordChange::Changed | PasswordChange::Set => told.generated,
         PasswordChange::None | PasswordChange::Removed | PasswordChange::Kept => false,
     });
     if out.is_json() {

@@ -29,6 +29,8 @@ pub fn publish(ctx: &Context, args: PublishArgs) -> Result<(), CliError> {
         once: args.once,
         no_once: false,
         qr: false,
+        // Only the person at the terminal may publish what looks secret.
+        allow_secret: false,
     };
     add::check_page(ctx, path, &details)?;
     crate::server::ensure_running(ctx)?;
@@ -61,6 +63,8 @@ pub fn add_app(ctx: &Context, args: AddAppArgs) -> Result<(), CliError> {
         once: false,
         no_once: false,
         qr: false,
+        // Only the person at the terminal may publish what looks secret.
+        allow_secret: false,
     };
     let app = AppCommand {
         run: args.run,

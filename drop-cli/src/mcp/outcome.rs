@@ -77,7 +77,7 @@ impl Ran {
                         fields.entry(key.clone()).or_insert_with(|| value.clone());
                     }
                 }
-                let line = format!("Error ({}): {error}", error.code());
+                let line = format!("Error ({}): {}", error.code(), error.message());
                 (CallToolResult::structured_error(failure), line)
             }
         };

@@ -278,7 +278,7 @@ fn lists_every_tool_with_both_schemas_and_starts_nothing() {
 }
 
 /// A path that does not exist is a tool error with `no_such_path`, and
-/// nothing is started for it; a wait without its timeout is refused as a
+/// nothing is started for it, nor for a private key; a wait without its timeout is refused as a
 /// `usage` error, not a wait that never ends.
 #[test]
 fn a_bad_path_is_a_tool_error_with_no_such_path() {
@@ -291,6 +291,19 @@ fn a_bad_path_is_a_tool_error_with_no_such_path() {
     assert!(error["message"].as_str().unwrap().contains("missing.html"));
     assert!(first_text(&result).starts_with("Error (no_such_path): "));
     assert_eq!(env.server_pid(), None, "the server was started for nothing");
+
+    // What looks like a secret is refused, with no way to insist here.
+    let key = env.write(".ssh/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    let secret = session.call("publish", json!({ "path": key }));
+    assert_eq!(
+        secret["structuredContent"]["error"]["code"], "looks_secret",
+        "{secret}"
+    );
+    assert_eq!(
+        env.server_pid(),
+        None,
+        "the server was started for a secret"
+    );
 
     let refused = session.call("wait", json!({ "page": "x" }));
     let error = &refused["structuredContent"]["error"];

@@ -53,6 +53,31 @@ fn env_files_cannot_be_published() {
     );
 }
 
+/// What looks like a secret (a key in `.ssh`, a `.pem`, a credentials
+/// file) is refused with the way to insist, nothing written; with
+/// `--allow-secret` it is published.
+#[test]
+fn secrets_are_refused_unless_allowed() {
+    let env = DropEnv::new();
+    env.ok(&["add", env.write("first.txt", "x").to_str().unwrap()]);
+    let before = std::fs::read(env.home.path().join("pages.json")).unwrap();
+    for secret in [
+        ".ssh/id_ed25519",
+        "certs/site.pem",
+        "deploy/.git-credentials",
+    ] {
+        let path = env.write(secret, "secret");
+        let err = env.fails(&["add", path.to_str().unwrap()]);
+        assert!(err.contains("looks like a secret"), "{secret}: {err}");
+        assert!(err.contains("--allow-secret"), "{err}");
+    }
+    let after = std::fs::read(env.home.path().join("pages.json")).unwrap();
+    assert_eq!(before, after, "the registry is untouched");
+    let pem = env.work.path().join("certs/site.pem");
+    let allowed = env.json(&["add", pem.to_str().unwrap(), "--allow-secret", "--json"]);
+    assert_eq!(allowed["source"], pem.to_str().unwrap(), "{allowed}");
+}
+
 /// drop's own files (the session key that signs every login, the registry
 /// with every secret id) are refused at `add` time, and nothing is written.
 #[test]

@@ -319,10 +319,9 @@ fn passwords_change_and_go() {
 
     let changed = env.ok(&["add", "secret.html", "--password", "second-pass"]);
     assert!(changed.contains("Password changed"), "{changed}");
-    assert_eq!(
-        changed.matches("Password: second-pass").count(),
-        1,
-        "{changed}"
+    assert!(
+        !changed.contains("second-pass"),
+        "a password the user typed is not printed back: {changed}"
     );
     assert!(
         !inside(),
