@@ -408,3 +408,34 @@ pub fn with_account_in<T>(dir: &Path, change: impl FnOnce(&mut serde_json::Value
     }
     outcome
 }
+
+/// Longer than any tunnel event should take to come.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The next event but `Opening`, which comes before every attempt.
+pub async fn next_event(events: &mut drop_tunnel::TunnelEvents) -> drop_tunnel::TunnelEvent {
+    loop {
+        let event = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the watchdog runs");
+        if !matches!(event, drop_tunnel::TunnelEvent::Opening { .. }) {
+            return event;
+        }
+    }
+}
+
+/// The events of a tunnel whose edge connection is lost for good: it is
+/// left to reconnect, then replaced as unhealthy.
+pub async fn lost_for_good(events: &mut drop_tunnel::TunnelEvents) {
+    use drop_tunnel::{DownReason, TunnelEvent};
+    let event = next_event(events).await;
+    assert!(
+        matches!(event, TunnelEvent::Reconnecting { .. }),
+        "{event:?}"
+    );
+    let TunnelEvent::Down { reason, .. } = next_event(events).await else {
+        panic!("down");
+    };
+    assert!(matches!(reason, DownReason::Unhealthy(_)), "{reason:?}");
+}

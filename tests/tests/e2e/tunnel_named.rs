@@ -7,17 +7,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use drop_tests::tunnel::{FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local};
+use drop_tests::tunnel::{
+    FakeCloudflared, alive, fake_cloudflared_bin, gone_within, local, lost_for_good, next_event,
+};
 use drop_tunnel::{
     CertificateSearch, DnsRoute, DownReason, NamedCloudflared, NamedRoute, NamedTunnel,
-    NamedTunnels, OriginHost, Protocol, TunnelError, TunnelEvent, TunnelEvents, Watchdog,
-    WatchdogConfig,
+    NamedTunnels, OriginHost, Protocol, TunnelError, TunnelEvent, Watchdog, WatchdogConfig,
 };
 
 const ZONE: &str = "example.com";
 const HOSTNAME: &str = "drop.example.com";
-/// Longer than any event should take to come.
-const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A tunnel created in the fake account, and the management that made it.
 async fn created(fake: &FakeCloudflared) -> (NamedTunnels, NamedTunnel) {
@@ -35,19 +34,6 @@ fn pairs(rules: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(h, s)| (h.to_string(), s.to_string()))
         .collect()
-}
-
-/// The next event but `Opening`.
-async fn next(events: &mut TunnelEvents) -> TunnelEvent {
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("an event in time")
-            .expect("the watchdog runs");
-        if !matches!(event, TunnelEvent::Opening { .. }) {
-            return event;
-        }
-    }
 }
 
 /// `create` makes the tunnel with `--output json`, its credentials
@@ -474,7 +460,7 @@ async fn replacing_the_routes_restarts_cloudflared_and_keeps_every_hostname() {
         url,
         pid: Some(first),
         ..
-    } = next(&mut events).await
+    } = next_event(&mut events).await
     else {
         panic!("up");
     };
@@ -491,7 +477,7 @@ async fn replacing_the_routes_restarts_cloudflared_and_keeps_every_hostname() {
         url: again,
         pid: Some(second),
         ..
-    } = next(&mut events).await
+    } = next_event(&mut events).await
     else {
         panic!("up again");
     };
@@ -519,7 +505,7 @@ async fn replacing_the_routes_restarts_cloudflared_and_keeps_every_hostname() {
     watchdog.reopen();
     let TunnelEvent::Up {
         pid: Some(third), ..
-    } = next(&mut events).await
+    } = next_event(&mut events).await
     else {
         panic!("up a third time");
     };
@@ -580,17 +566,13 @@ async fn a_tunnel_deleted_while_running_makes_the_watchdog_give_up() {
     config.health_interval = Duration::from_millis(200);
     config.replace_after = Duration::from_millis(600);
     let (watchdog, mut events) = Watchdog::spawn(provider, local(), config);
-    assert!(matches!(next(&mut events).await, TunnelEvent::Up { .. }));
-    fake.delete_in_dashboard(tunnel.id());
     assert!(matches!(
-        next(&mut events).await,
-        TunnelEvent::Reconnecting { .. }
+        next_event(&mut events).await,
+        TunnelEvent::Up { .. }
     ));
-    let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
-        panic!("down");
-    };
-    assert!(matches!(reason, DownReason::Unhealthy(_)), "{reason:?}");
-    let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
+    fake.delete_in_dashboard(tunnel.id());
+    lost_for_good(&mut events).await;
+    let TunnelEvent::GaveUp { reason } = next_event(&mut events).await else {
         panic!("gave up");
     };
     assert!(

@@ -4,27 +4,11 @@
 use std::time::{Duration, Instant};
 
 use drop_tests::kill;
-use drop_tests::tunnel::{FakeCloudflared, alive, local};
+use drop_tests::tunnel::{FakeCloudflared, alive, local, lost_for_good, next_event};
 use drop_tunnel::{DownReason, TunnelError, TunnelEvent, TunnelEvents, Watchdog, WatchdogConfig};
 
-/// Longer than any event should take to come.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// The next event but `Opening`, which comes before every attempt.
-async fn next(events: &mut TunnelEvents) -> TunnelEvent {
-    loop {
-        let event = tokio::time::timeout(PATIENCE, events.recv())
-            .await
-            .expect("an event in time")
-            .expect("the watchdog runs");
-        if !matches!(event, TunnelEvent::Opening { .. }) {
-            return event;
-        }
-    }
-}
-
 async fn next_up(events: &mut TunnelEvents) -> (String, u32) {
-    match next(events).await {
+    match next_event(events).await {
         TunnelEvent::Up { url, pid, .. } => (url, pid.expect("a pid")),
         other => panic!("expected up, got {other:?}"),
     }
@@ -41,7 +25,7 @@ async fn a_killed_tunnel_is_back_with_a_new_url_within_two_seconds() {
 
     let killed = Instant::now();
     kill(first_pid);
-    let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+    let TunnelEvent::Down { reason, retry_in } = next_event(&mut events).await else {
         panic!("down after the kill");
     };
     let down_after = killed.elapsed();
@@ -81,7 +65,7 @@ async fn a_fake_that_keeps_failing_is_retried_with_growing_delays() {
     let mut delays = Vec::new();
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+        let TunnelEvent::Down { reason, retry_in } = next_event(&mut events).await else {
             panic!("down");
         };
         assert!(matches!(
@@ -109,7 +93,7 @@ async fn a_rate_limit_backs_off_far_longer_than_a_crash() {
     let TunnelEvent::Down {
         retry_in: crash_wait,
         ..
-    } = next(&mut crash_events).await
+    } = next_event(&mut crash_events).await
     else {
         panic!("down");
     };
@@ -118,7 +102,7 @@ async fn a_rate_limit_backs_off_far_longer_than_a_crash() {
     let limited = FakeCloudflared::new().env("FAKE_CLOUDFLARED_MODE", "rate-limit");
     let (watchdog, mut events) =
         Watchdog::spawn(limited.provider(), local(), WatchdogConfig::default());
-    let TunnelEvent::Down { reason, retry_in } = next(&mut events).await else {
+    let TunnelEvent::Down { reason, retry_in } = next_event(&mut events).await else {
         panic!("down");
     };
     assert!(reason.is_rate_limited(), "{reason:?}");
@@ -146,7 +130,7 @@ async fn a_dropped_connection_that_comes_back_keeps_the_url() {
     config.replace_after = Duration::from_secs(5);
     let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
     let (url, pid) = next_up(&mut events).await;
-    let TunnelEvent::Reconnecting { url: kept } = next(&mut events).await else {
+    let TunnelEvent::Reconnecting { url: kept } = next_event(&mut events).await else {
         panic!("reconnecting");
     };
     assert_eq!(kept, url);
@@ -170,14 +154,7 @@ async fn a_tunnel_without_a_connection_is_replaced() {
     config.replace_after = Duration::from_millis(300);
     let (watchdog, mut events) = Watchdog::spawn(fake.provider(), local(), config);
     let (first_url, first_pid) = next_up(&mut events).await;
-    assert!(matches!(
-        next(&mut events).await,
-        TunnelEvent::Reconnecting { .. }
-    ));
-    let TunnelEvent::Down { reason, .. } = next(&mut events).await else {
-        panic!("down");
-    };
-    assert!(matches!(reason, DownReason::Unhealthy(_)), "{reason:?}");
+    lost_for_good(&mut events).await;
     assert!(!alive(first_pid), "the unhealthy process is ended");
     let (second_url, _) = next_up(&mut events).await;
     assert_ne!(first_url, second_url);
@@ -193,7 +170,7 @@ async fn without_cloudflared_the_watchdog_gives_up() {
     config.binary = None;
     let provider = drop_tunnel::Cloudflared::new(config);
     let (watchdog, mut events) = Watchdog::spawn(provider, local(), WatchdogConfig::default());
-    let TunnelEvent::GaveUp { reason } = next(&mut events).await else {
+    let TunnelEvent::GaveUp { reason } = next_event(&mut events).await else {
         panic!("gave up");
     };
     assert!(reason.is_permanent());
