@@ -23,11 +23,7 @@ set -euo pipefail
 TRIALS="${TRIALS:-10}"
 FLOOD="${FLOOD:-5000}"
 
-script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
-cd "$root"
-
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup
 
 echo '<!doctype html><title>flood</title><p>hello' >"$tmp/page.html"

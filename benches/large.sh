@@ -38,11 +38,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-2}"
 SIZE_MIB="${SIZE_MIB:-256}"
 
-script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
-cd "$root"
-
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup nginx curl
 
 mkdir -p "$tmp/site"

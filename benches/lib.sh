@@ -1,7 +1,12 @@
-# benches/lib.sh — what serve.sh and large.sh share: their tools, drop's
+# benches/lib.sh — what the benches share: the repository's root (sourcing
+# this goes there, and sets script_dir to benches/), their tools, drop's
 # release build, a temp dir removed on exit, drop servers (this build and an
 # optional BASELINE_DROP) and an nginx with one worker, and the CPU time and
 # memory of a server's processes. Sourced by them, not run.
+
+script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
+cd "$root"
 
 # bench_setup TOOL... : installs the missing tools with apt-get, builds drop
 # (release), and sets DROP, NGINX, BASELINE_DROP, tmp and the cleanup trap.

@@ -19,27 +19,10 @@ set -euo pipefail
 PAGES=1000
 RUNS="${RUNS:-30}"
 
-script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
-cd "$root"
-
-# --- tools -------------------------------------------------------------------
-if ! command -v hyperfine >/dev/null 2>&1; then
-    echo "installing: hyperfine" >&2
-    sudo_cmd=()
-    [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq hyperfine >/dev/null
-fi
-
-# --- build -------------------------------------------------------------------
-echo "building drop (release)..." >&2
-cargo build --release -q -p drop-cli
-DROP="$root/target/release/drop"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup hyperfine
 
 # --- temp home with 1,000 pages ----------------------------------------------
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
 home="$tmp/home"
 mkdir -p "$home" "$tmp/site"
 chmod 700 "$home"

@@ -31,11 +31,7 @@ set -euo pipefail
 
 DURATION="${DURATION:-10}"
 
-script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(git -C "$script_dir" rev-parse --show-toplevel 2>/dev/null || dirname "$script_dir")"
-cd "$root"
-
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup wrk nginx
 
 mkdir -p "$tmp/site"
