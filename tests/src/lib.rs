@@ -163,6 +163,12 @@ impl DropEnv {
         args
     }
 
+    /// Registers the app (see [`DropEnv::add_app_args`]); what `add` printed.
+    pub fn add_app_text(&self, name: &str, command: &str, port: u16, flags: &[&str]) -> String {
+        let args = self.add_app_args(name, command, port, flags);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Registers the app (see [`DropEnv::add_app_args`]); its id.
     pub fn add_app(&self, name: &str, command: &str, port: u16, flags: &[&str]) -> String {
         let mut args = self.add_app_args(name, command, port, flags);

@@ -61,20 +61,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 fn app_runs_answers_and_stops_completely() {
     let env = app_env();
     let port = free_port();
-    let dir = env.work.path().join("web");
-    std::fs::create_dir_all(&dir).unwrap();
-    let command = format!("exec {TEST_APP} {port}");
-    let port_arg = port.to_string();
-    let add = env.ok(&[
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port_arg,
-        "--name",
-        "web",
-    ]);
+    let add = env.add_app_text("web", &format!("exec {TEST_APP} {port}"), port, &[]);
     let lines: Vec<&str> = add.lines().collect();
     assert_eq!(
         lines[0],

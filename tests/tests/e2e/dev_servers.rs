@@ -82,18 +82,10 @@ fn a_refusing_dev_server_is_never_called_working() {
     assert!(error.starts_with("Error: "), "{error}");
     // Back to the default: the app opens.
     p.env.ok(&["stop", "vite"]);
-    let dir = p.env.work.path().join("vite");
-    let command = record["run_cmd"].as_str().unwrap().to_owned();
-    let port = record["port"].as_u64().unwrap().to_string();
-    p.env.ok(&[
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port,
-        "--no-keep-host",
-    ]);
+    let command = record["run_cmd"].as_str().unwrap();
+    let port = record["port"].as_u64().unwrap() as u16;
+    p.env
+        .add_app_text("vite", command, port, &["--no-keep-host"]);
     let (url, out) = started_app(&p, "vite");
     assert!(!out.contains("not confirmed"), "{out}");
     assert_eq!(p.open(&url).status, 200);

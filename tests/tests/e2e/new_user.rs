@@ -101,8 +101,7 @@ fn password_alone_keeps_the_password_a_page_has() {
 /// Registers an app that runs the test app on `port` (on 127.0.0.1), in
 /// a folder of its own, named `name`; returns what `add` printed.
 fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
-    let args = env.add_app_args(name, &format!("exec {TEST_APP} {port}"), port, &[]);
-    env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    env.add_app_text(name, &format!("exec {TEST_APP} {port}"), port, &[])
 }
 
 /// Messages name an app by the name the user gave it: `Run 'drop start

@@ -800,20 +800,8 @@ fn an_app_on_the_address_of_its_url_starts() {
     let p = Phase3::new(&ip, true, &[]);
     p.start(&[]);
     let port = free_port();
-    let dir = p.env.work.path().join("lan");
-    std::fs::create_dir_all(&dir).unwrap();
     let command = format!("exec {} {port} --bind {ip}", crate::common::TEST_APP);
-    let port_arg = port.to_string();
-    p.env.ok(&[
-        "add",
-        dir.to_str().unwrap(),
-        "--run",
-        &command,
-        "--port",
-        &port_arg,
-        "--name",
-        "lan",
-    ]);
+    p.env.add_app_text("lan", &command, port, &[]);
     let out = p.env.ok(&["start", "lan"]);
     assert!(
         out.contains(&format!("App started: http://{ip}:{port}/")),
