@@ -298,6 +298,32 @@ mod tests {
         record
     }
 
+    /// Runs `sh -c command` in `dir`, in a group of its own, as the Python
+    /// drop ran apps; returns once the first word of its command line
+    /// passes `ran` (until the child has exec'd, it is the test's).
+    fn run_as_python_drop(
+        dir: &Path,
+        command: &str,
+        ran: impl Fn(&str) -> bool,
+    ) -> (std::process::Child, u32) {
+        let child = Command::new("/bin/sh")
+            .args(["-c", command])
+            .current_dir(dir)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !cmdline(pid)
+            .and_then(|a| a.first().cloned())
+            .is_some_and(|first| ran(&first))
+        {
+            assert!(std::time::Instant::now() < deadline, "{command}: never ran");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (child, pid)
+    }
+
     /// A process the Python drop would have started (`sh -c CMD` in the
     /// app's folder, a session of its own) is the app; the same pid with
     /// another command, folder or an older record is not, and is left
@@ -305,22 +331,8 @@ mod tests {
     #[test]
     fn a_python_drop_app_is_proven_by_group_command_folder_and_start_time() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", "sleep 30"])
-            .current_dir(dir.path())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        // Until the child has exec'd, its command line is the test's.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while cmdline(pid).and_then(|a| a.first().cloned()).as_deref() != Some("/bin/sh") {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the child never ran sh"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let (mut child, pid) =
+            run_as_python_drop(dir.path(), "sleep 30", |first| first == "/bin/sh");
         let id = ProcessId::of(pid).unwrap();
         assert_eq!(
             LegacyApp::judge(&python_app(dir.path(), "sleep 30", pid)),
@@ -361,25 +373,10 @@ mod tests {
             "PORT=5000 sleep 29",
             "cd api && exec sleep 29",
         ] {
-            let mut child = Command::new("/bin/sh")
-                .args(["-c", command])
-                .current_dir(dir.path())
-                .process_group(0)
-                .spawn()
-                .unwrap();
-            let pid = child.id();
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            // Until it has exec'd, its command line is the test's; then
-            // the shell's (`sh -c COMMAND`) or, once the shell replaced
-            // itself, the command's: either is the app.
+            // The shell's command line (`sh -c COMMAND`) or, once the
+            // shell replaced itself, the command's: either is the app.
             let ran = |first: &str| first == "/bin/sh" || first == "sleep";
-            while !cmdline(pid)
-                .and_then(|a| a.first().cloned())
-                .is_some_and(|a| ran(&a))
-            {
-                assert!(std::time::Instant::now() < deadline, "{command}: never ran");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            let (mut child, pid) = run_as_python_drop(dir.path(), command, ran);
             let id = ProcessId::of(pid).unwrap();
             let judged = LegacyApp::judge(&python_app(dir.path(), command, pid));
             child.kill().unwrap();
