@@ -229,11 +229,9 @@ fn setup_errors_say_what_to_do_and_leave_quick_tunnels_working() {
 
     // A hostname outside the login's domain.
     let p = Phase3::logged_in(ZONE, &[]);
-    let out = p
+    let stderr = p
         .env
-        .run(&["tunnel", "setup", "--hostname", "drop.other.org"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .fails(&["tunnel", "setup", "--hostname", "drop.other.org"]);
     assert!(
         stderr.starts_with("Error: drop.other.org is not in example.com"),
         "{stderr}"
@@ -347,11 +345,9 @@ fn a_failed_setup_leaves_no_tunnel_behind() {
     assert_eq!(error["error"]["code"], "bad_hostname", "{error}");
     assert!(p.spawned().is_empty(), "cloudflared never ran");
 
-    let out = p
+    let stderr = p
         .env
-        .run(&["tunnel", "setup", "--hostname", "drop.other.org"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .fails(&["tunnel", "setup", "--hostname", "drop.other.org"]);
     assert!(
         stderr.starts_with("Error: drop.other.org is not in example.com")
             && stderr.contains("delete it in the Cloudflare dashboard")

@@ -98,6 +98,17 @@ fn password_alone_keeps_the_password_a_page_has() {
     assert_eq!(login(port, &path, &new).status, 303, "nothing changed");
 }
 
+/// A server start whose URLs name another machine's address (a
+/// documentation one), so that an app on loopback cannot be reached there.
+const START_FOR_OTHER_MACHINES: [&str; 6] = [
+    "start",
+    "--port",
+    "0",
+    "--host",
+    "192.0.2.10",
+    "--no-tunnel",
+];
+
 /// Registers an app that runs the test app on `port` (on 127.0.0.1), in
 /// a folder of its own, named `name`; returns what `add` printed.
 fn add_app(env: &DropEnv, name: &str, port: u16) -> String {
@@ -132,14 +143,7 @@ fn messages_name_an_app_by_its_name() {
     );
 
     // URLs for other machines: an app on loopback alone is refused.
-    env.ok(&[
-        "start",
-        "--port",
-        "0",
-        "--host",
-        "192.0.2.10",
-        "--no-tunnel",
-    ]);
+    env.ok(&START_FOR_OTHER_MACHINES);
     let refused = env.run(&["start", "api"]);
     assert!(!refused.status.success());
     let said = stderr(&refused);
@@ -287,14 +291,7 @@ fn an_adopted_app_on_loopback_says_it_opens_only_here() {
     add_app(&env, "api", port);
     env.ok(&["start", "api"]);
     env.ok(&["stop"]);
-    env.ok(&[
-        "start",
-        "--port",
-        "0",
-        "--host",
-        "192.0.2.10",
-        "--no-tunnel",
-    ]);
+    env.ok(&START_FOR_OTHER_MACHINES);
     let status = env.ok(&["status"]);
     let line = status
         .lines()
