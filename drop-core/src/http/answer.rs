@@ -299,10 +299,7 @@ impl Answer {
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-cache"),
         );
-        headers.typed_insert(facts.etag.clone());
-        if let Some(date) = facts.last_modified {
-            headers.typed_insert(date);
-        }
+        facts.insert_validators(&mut headers);
         if !preconditions_hold(cond, facts) {
             return Answer {
                 status: StatusCode::PRECONDITION_FAILED,
@@ -390,18 +387,56 @@ pub struct FileFacts {
     pub last_modified: Option<LastModified>,
     /// `Content-Type`, from the file name.
     pub content_type: HeaderValue,
+    /// The `ETag` and `Last-Modified` headers as sent, made once: a cached
+    /// file's every answer copies them rather than formatting them again.
+    sent: [Option<HeaderValue>; 2],
 }
 
 impl FileFacts {
     /// The facts of an open file's metadata and its real path.
     pub fn of(meta: &Metadata, path: &Path) -> Self {
+        FileFacts::new(
+            meta.len(),
+            etag_of(meta).parse().expect("a quoted hex etag"),
+            modified_of(meta).map(LastModified::from),
+            content_type(path),
+        )
+    }
+
+    /// Facts from their parts.
+    pub fn new(
+        size: u64,
+        etag: ETag,
+        last_modified: Option<LastModified>,
+        content_type: HeaderValue,
+    ) -> Self {
+        let sent = [value_of(&etag), last_modified.as_ref().and_then(value_of)];
         FileFacts {
-            size: meta.len(),
-            etag: etag_of(meta).parse().expect("a quoted hex etag"),
-            last_modified: modified_of(meta).map(LastModified::from),
-            content_type: content_type(path),
+            size,
+            etag,
+            last_modified,
+            content_type,
+            sent,
         }
     }
+
+    /// Adds the `ETag` and `Last-Modified` headers to `headers`.
+    fn insert_validators(&self, headers: &mut HeaderMap) {
+        let [etag, modified] = &self.sent;
+        if let Some(etag) = etag {
+            headers.insert(header::ETAG, etag.clone());
+        }
+        if let Some(modified) = modified {
+            headers.insert(header::LAST_MODIFIED, modified.clone());
+        }
+    }
+}
+
+/// The value a typed header is sent as.
+fn value_of(typed: &impl headers::Header) -> Option<HeaderValue> {
+    let mut values = Vec::with_capacity(1);
+    typed.encode(&mut values);
+    values.pop()
 }
 
 /// Reads a small part at once: for pages of a few KiB this is cheaper than
@@ -575,12 +610,12 @@ mod tests {
 
     /// A file with ETag `"e"`, last modified at `modified`.
     fn facts(modified: Option<SystemTime>) -> FileFacts {
-        FileFacts {
-            size: 10,
-            etag: "\"e\"".parse().unwrap(),
-            last_modified: modified.map(LastModified::from),
-            content_type: HeaderValue::from_static("text/plain"),
-        }
+        FileFacts::new(
+            10,
+            "\"e\"".parse().unwrap(),
+            modified.map(LastModified::from),
+            HeaderValue::from_static("text/plain"),
+        )
     }
 
     #[test]
