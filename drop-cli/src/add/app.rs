@@ -51,6 +51,12 @@ pub fn add_app(
         return Err(CliError::ServersPort { port });
     }
     let source = canonical_source(path)?;
+    // An app runs in its folder and may serve it: not in one of secrets.
+    if !details.allow_secret
+        && let Some(what) = drop_core::page::looks_secret(&source)
+    {
+        return Err(CliError::LooksSecret { path: source, what });
+    }
     let is_dir = source.is_dir();
     // Read before anything is written: a state file that does not parse
     // stops the command with nothing changed, rather than after the page.

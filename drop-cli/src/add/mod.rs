@@ -4,7 +4,6 @@
 
 mod app;
 mod report;
-mod secret;
 
 pub use app::{AppCommand, add_app};
 use report::{ReportExtras, report};
@@ -157,7 +156,7 @@ pub fn check_page(
 ) -> Result<(PathBuf, bool), CliError> {
     let (source, is_dir) = check_source(ctx, path)?;
     if !details.allow_secret
-        && let Some(what) = secret::looks_secret(&source)
+        && let Some(what) = drop_core::page::looks_secret(&source)
     {
         return Err(CliError::LooksSecret { path: source, what });
     }

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::manifest::Manifest;
-use super::safe_path::{RequestPath, Resolved, encode_segment, is_never_served, resolve_in_folder};
+use super::safe_path::{
+    RequestPath, Resolved, encode_segment, never_served_in_folder, resolve_in_folder,
+};
 
 /// Most HTML files read in one scan, so a huge folder never stalls `drop add`.
 const MAX_SCANNED_PAGES: usize = 2_000;
@@ -259,7 +261,7 @@ fn entries(dir: &Path, budget: &mut usize) -> Vec<(String, Entry)> {
         })
         .collect();
     *budget -= entries.len();
-    entries.retain(|(name, _)| !is_never_served(name));
+    entries.retain(|(name, _)| !never_served_in_folder(name));
     entries.sort();
     entries
 }
@@ -456,7 +458,7 @@ fn locate(root: &Path, request: &RequestPath) -> Option<Asked> {
     if request.trailing_slash || root.join(&rel).is_dir() {
         rel = join_rel(&rel, "index.html");
     }
-    if rel.split('/').any(is_never_served) {
+    if rel.split('/').any(never_served_in_folder) {
         return None;
     }
     let real = match std::fs::canonicalize(root.join(&rel)) {
@@ -465,7 +467,7 @@ fn locate(root: &Path, request: &RequestPath) -> Option<Asked> {
         Err(_) => return None,
     };
     let real_rel = real.strip_prefix(root).ok()?.to_str()?.to_owned();
-    let servable = real.is_file() && !real_rel.split('/').any(is_never_served);
+    let servable = real.is_file() && !real_rel.split('/').any(never_served_in_folder);
     servable.then_some(Asked {
         rel,
         real: Some(real_rel),

@@ -11,6 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::OFlags;
 
 use super::manifest::{MANIFEST_NAME, Manifest};
+use super::secret::is_secret_name;
 
 /// A request path after `/p/<id>/`, decoded exactly once into plain segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +130,7 @@ fn is_private(name: &str) -> bool {
 
 /// The name an editor's backup, autosave, lock or swap file `name` is a
 /// copy of, if it is one.
-fn editor_copy_of(name: &str) -> Option<&str> {
+pub(super) fn editor_copy_of(name: &str) -> Option<&str> {
     if let Some(original) = name.strip_suffix('~') {
         return Some(original); // emacs, nano, vim backups
     }
@@ -149,6 +150,13 @@ fn editor_copy_of(name: &str) -> Option<&str> {
     [".bak", ".orig", ".old", ".save", ".tmp", ".swp"]
         .iter()
         .find_map(|ext| name.strip_suffix(ext))
+}
+
+/// Whether a file or folder of this name, inside a published folder, is
+/// never served whatever the manifest says: what [`is_never_served`]
+/// names, and what holds secrets ([`is_secret_name`]).
+pub fn never_served_in_folder(name: &str) -> bool {
+    is_never_served(name) || is_secret_name(name)
 }
 
 /// Resolves a request inside a published folder. `root` must be canonical.
@@ -260,7 +268,7 @@ fn open_inside(root: &Path, path: &Path) -> Option<Result<Opened, ()>> {
         .strip_prefix(root)
         .ok()
         .and_then(relative_utf8)
-        .filter(|rel| !rel.split('/').any(is_never_served));
+        .filter(|rel| !rel.split('/').any(never_served_in_folder));
     Some(match rel {
         Some(rel) => Ok(Opened {
             file,

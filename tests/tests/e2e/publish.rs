@@ -78,6 +78,44 @@ fn secrets_are_refused_unless_allowed() {
     assert_eq!(allowed["source"], pem.to_str().unwrap(), "{allowed}");
 }
 
+/// Inside a published folder, keys and credentials are never served, even
+/// when the manifest lists everything (`**`), and are not counted as served.
+#[test]
+fn a_folder_never_serves_the_secrets_its_manifest_lists() {
+    let env = DropEnv::new();
+    let port = env.start();
+    env.write("site/index.html", "<p>hi</p>");
+    env.write("site/.drop-publish", "**\n");
+    for secret in [
+        ".ssh/id_ed25519",
+        "deploy/server.pem",
+        "keys/id_rsa.bak",
+        "credentials.json",
+    ] {
+        env.write(&format!("site/{secret}"), "secret");
+    }
+    let added = env.ok(&["add", env.work.path().join("site").to_str().unwrap()]);
+    assert!(added.contains("serves 1 file"), "{added}");
+    let url = added
+        .lines()
+        .find_map(|l| l.strip_prefix("Published: "))
+        .unwrap();
+    let path = url.split_once(&format!(":{port}")).unwrap().1;
+    assert_eq!(get(port, path).status, 200);
+    for secret in [
+        ".ssh/id_ed25519",
+        "deploy/server.pem",
+        "keys/id_rsa.bak",
+        "credentials.json",
+    ] {
+        assert_eq!(
+            get(port, &format!("{path}{secret}")).status,
+            404,
+            "{secret}"
+        );
+    }
+}
+
 /// drop's own files (the session key that signs every login, the registry
 /// with every secret id) are refused at `add` time, and nothing is written.
 #[test]

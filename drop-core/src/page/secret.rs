@@ -1,11 +1,14 @@
-//! What looks like a secret is not published unless the person at the
-//! terminal says so (`--allow-secret`; `drop mcp` has no such argument):
-//! private keys, credential files and the folders that keep them, and the
-//! system's password files. A page is a URL anyone holding it can open, and
-//! an agent told by a hostile text to publish `~/.ssh/id_ed25519` must not
-//! be able to (SECURITY.md §1).
+//! What looks like a secret: private keys, credential files and the
+//! folders that keep them, and the system's files of passwords and keys. A
+//! page is a URL anyone holding it can open, and an agent told by a
+//! hostile text to publish `~/.ssh/id_ed25519` must not be able to
+//! (SECURITY.md §1). `drop add` refuses such a path unless the person at
+//! the terminal insists; inside a published folder such files are never
+//! served, whatever the manifest lists.
 
 use std::path::Path;
+
+use super::safe_path::editor_copy_of;
 
 /// Folders whose every file is a secret (any component of the real path).
 const SECRET_FOLDERS: &[&str] = &[
@@ -29,6 +32,8 @@ const SECRET_FILES: &[&str] = &[
     "id_ed25519_sk",
     ".netrc",
     ".git-credentials",
+    ".vault-token",
+    "kubeconfig",
     ".pgpass",
     ".npmrc",
     ".pypirc",
@@ -42,6 +47,7 @@ const SECRET_EXTENSIONS: &[&str] = &["pem", "key", "p12", "pfx", "jks", "keystor
 
 /// System files of secrets, by their real path.
 const SECRET_SYSTEM_PATHS: &[&str] = &[
+    "/etc/ssh",
     "/etc/shadow",
     "/etc/gshadow",
     "/etc/shadow-",
@@ -51,7 +57,7 @@ const SECRET_SYSTEM_PATHS: &[&str] = &[
 ];
 
 /// What `source` (canonical) looks like when it looks like a secret.
-pub(super) fn looks_secret(source: &Path) -> Option<&'static str> {
+pub fn looks_secret(source: &Path) -> Option<&'static str> {
     if SECRET_SYSTEM_PATHS
         .iter()
         .any(|secret| source.starts_with(secret))
@@ -60,22 +66,44 @@ pub(super) fn looks_secret(source: &Path) -> Option<&'static str> {
     }
     let names: Vec<String> = source
         .components()
-        .map(|c| c.as_os_str().to_string_lossy().to_ascii_lowercase())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    if names
-        .iter()
-        .any(|name| SECRET_FOLDERS.contains(&name.as_str()))
-    {
+    let (last, folders) = names.split_last()?;
+    if folders.iter().any(|name| is_secret_folder(name)) {
         return Some("in a folder of keys or credentials");
     }
-    let name = names.last()?;
-    if SECRET_FILES.contains(&name.as_str()) {
-        return Some("a file of keys or credentials");
+    is_secret_name(last).then_some("a key, a key store or a file of credentials")
+}
+
+/// Whether a file or folder of this name holds secrets (keys,
+/// credentials), also as an editor's backup or copy (`id_rsa.bak`,
+/// `server.pem~`).
+pub fn is_secret_name(name: &str) -> bool {
+    let mut name = name.to_ascii_lowercase();
+    for _ in 0..4 {
+        if is_secret_folder(&name) || is_secret_file(&name) {
+            return true;
+        }
+        match editor_copy_of(&name) {
+            Some(original) => name = original.to_owned(),
+            None => return false,
+        }
     }
-    let extension = Path::new(name).extension()?.to_str()?;
-    SECRET_EXTENSIONS
-        .contains(&extension)
-        .then_some("a private key or key store")
+    false
+}
+
+fn is_secret_folder(name: &str) -> bool {
+    SECRET_FOLDERS.contains(&name.to_ascii_lowercase().as_str())
+}
+
+fn is_secret_file(name: &str) -> bool {
+    let host_key = name.starts_with("ssh_host_") && name.ends_with("_key");
+    host_key
+        || SECRET_FILES.contains(&name)
+        || Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| SECRET_EXTENSIONS.contains(&e))
 }
 
 #[cfg(test)]
@@ -96,6 +124,11 @@ mod tests {
             "/home/me/.netrc",
             "/srv/tls/site.KEY",
             "/home/me/vault.kdbx",
+            "/home/me/keys/id_rsa.bak",
+            "/home/me/keys/server.pem~",
+            "/home/me/backup/ssh_host_ed25519_key",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/home/me/.vault-token",
         ] {
             assert!(looks_secret(Path::new(secret)).is_some(), "{secret}");
         }
@@ -111,6 +144,7 @@ mod tests {
             "/home/me/keys.md",
             "/etc/hostname",
             "/",
+            "/home/me/monkey.keys.html",
         ] {
             assert_eq!(looks_secret(Path::new(page)), None, "{page}");
         }
