@@ -228,7 +228,7 @@ pub fn logs(ctx: &Context, query: &str, lines: usize, follow: bool) -> Result<()
     let tail = read_log_tail(&path, lines)?;
     if !tail.is_empty() {
         lines_out.write(format!("{tail}\n").as_bytes());
-    } else if !follow {
+    } else if !follow && lines > 0 {
         say!(
             out,
             "App {} has written no output yet.",
@@ -244,7 +244,8 @@ pub fn logs(ctx: &Context, query: &str, lines: usize, follow: bool) -> Result<()
                 AppStatus::Running { .. } | AppStatus::Unverified { .. }
             ))
         };
-        if follow_log(&path, &mut lines_out, runs)? == Followed::AppEnded {
+        let followed = follow_log(&path, &mut lines_out, runs)?;
+        if followed == Followed::AppEnded && lines_out.end() {
             out.aside(format_args!("App {} stopped.", label(&id, &record)));
         }
     }
@@ -292,16 +293,40 @@ impl<'a> LogLines<'a> {
                 .is_ok();
         }
         self.partial.extend_from_slice(chunk);
-        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
-            return true;
+        let end = match self.partial.iter().rposition(|&b| b == b'\n') {
+            Some(end) => end + 1,
+            // A line that never ends is sent in pieces, not kept whole.
+            None if self.partial.len() >= MAX_LINE_BYTES => self.partial.len(),
+            None => return true,
         };
-        let whole: Vec<u8> = self.partial.drain(..=end).collect();
-        String::from_utf8_lossy(&whole).lines().all(|line| {
+        let whole: Vec<u8> = self.partial.drain(..end).collect();
+        self.send_lines(&whole)
+    }
+
+    /// Sends what is left of an unfinished line, at the end; false once
+    /// stdout is closed.
+    fn end(&mut self) -> bool {
+        if self.partial.is_empty() {
+            return true;
+        }
+        let rest = std::mem::take(&mut self.partial);
+        self.send_lines(&rest)
+    }
+
+    /// One JSON object a line of `text`.
+    fn send_lines(&self, text: &[u8]) -> bool {
+        String::from_utf8_lossy(text).lines().all(|line| {
             self.out
                 .json_line(serde_json::json!({ "id": self.app, "line": line }))
         })
     }
 }
+
+/// The longest line `logs --json` keeps until it ends: an unended line
+/// this long is sent as it is, and what follows makes the next piece.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+/// The most `logs -f` reads of a log at once.
+const MAX_READ_BYTES: u64 = 1024 * 1024;
 
 /// What `logs` says of an app that has no log: this drop never ran it (the
 /// Python drop kept no output).
@@ -326,6 +351,7 @@ fn follow_log(
 ) -> Result<Followed, CliError> {
     let mut offset = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
     let mut seen_running = runs() == Some(true);
+    let mut stopped_looks = 0;
     let mut ended = false;
     for look in 1u64.. {
         if ended {
@@ -333,10 +359,15 @@ fn follow_log(
         }
         std::thread::sleep(Duration::from_millis(200));
         if look % LOOKS_PER_STATUS == 0 {
+            // Stopped at two looks in a row, not one: a restart (stop,
+            // then start) is not an end. One more look at the log then
+            // shows its last lines.
             match runs() {
-                Some(true) => seen_running = true,
-                // One more look at the log shows its last lines.
-                Some(false) if seen_running => ended = true,
+                Some(true) => (seen_running, stopped_looks) = (true, 0),
+                Some(false) if seen_running => {
+                    stopped_looks += 1;
+                    ended = stopped_looks >= 2;
+                }
                 None => ended = true,
                 Some(false) => {}
             }
@@ -354,14 +385,23 @@ fn follow_log(
         if len == offset {
             continue;
         }
-        let mut chunk = Vec::new();
         file.seek(SeekFrom::Start(offset))
             .map_err(CliError::io("read the app log"))?;
-        file.read_to_end(&mut chunk)
-            .map_err(CliError::io("read the app log"))?;
-        offset += chunk.len() as u64;
-        if !out.write(&chunk) {
-            return Ok(Followed::ReaderGone);
+        // Up to the length seen, a piece at a time: a log written faster
+        // than it is read never fills memory.
+        while offset < len {
+            let mut chunk = Vec::new();
+            (&mut file)
+                .take(MAX_READ_BYTES.min(len - offset))
+                .read_to_end(&mut chunk)
+                .map_err(CliError::io("read the app log"))?;
+            if chunk.is_empty() {
+                break; // cut meanwhile
+            }
+            offset += chunk.len() as u64;
+            if !out.write(&chunk) {
+                return Ok(Followed::ReaderGone);
+            }
         }
     }
     unreachable!("the looks go on until the follow ends")
@@ -429,5 +469,33 @@ pub fn stop_all(ctx: &Context, all: bool) -> Result<(), CliError> {
             code: "app_stop_failed".into(),
             message: apps.failures.join("\n"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under `--json`, lines go out whole; one that never ends goes out in
+    /// pieces once 64 KiB are waiting; what is left unfinished goes at the
+    /// end.
+    #[test]
+    fn json_log_lines_are_whole_bounded_and_flushed_at_the_end() {
+        let (out, kept) = Output::captured();
+        let mut lines = LogLines::new("app", &out);
+        assert!(lines.write(b"one\ntw"));
+        assert!(lines.write(b"o\n"));
+        assert!(lines.write(&vec![b'x'; MAX_LINE_BYTES + 10]));
+        assert!(lines.write(b"PARTIAL"));
+        assert!(lines.end());
+        let kept = kept.lock().unwrap();
+        let said: Vec<usize> = kept
+            .lines
+            .iter()
+            .map(|l| l["line"].as_str().unwrap().len())
+            .collect();
+        assert_eq!(said, [3, 3, MAX_LINE_BYTES + 10, 7]);
+        assert_eq!(kept.lines[0]["line"], "one");
+        assert_eq!(kept.lines[3]["line"], "PARTIAL");
     }
 }

@@ -346,9 +346,15 @@ fn check_usage(args: Args) -> Result<Args, clap::Error> {
     else {
         return Ok(args);
     };
-    let message = match password.as_deref().filter(|p| !p.is_empty()) {
+    // The value is named only when it is a path that exists: a password
+    // given as `--password=PASS` is never printed back.
+    let taken_path = password
+        .as_deref()
+        .filter(|p| !p.is_empty() && std::path::Path::new(p).exists());
+    let message = match taken_path {
         Some(taken) => format!(
-            "no path to publish: --password took `{taken}` as the password. Put the path first ('drop add {taken} --password'), or write the password as --password=PASS"
+            "no path to publish: --password took `{taken}` as the password. Put the path first ('drop add {} --password'), or write the password as --password=PASS",
+            output::shell_word(std::path::Path::new(taken))
         ),
         None => "no path to publish: give the file or folder ('drop add <PATH>')".to_owned(),
     };

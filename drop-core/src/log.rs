@@ -58,32 +58,48 @@ impl Throttle {
 }
 
 /// Text from outside (a header, a path, a description), safe to print or
-/// log: control characters, the marks that reorder text (`U+202E`…), the
-/// invisible ones (zero-width space, byte-order mark) and the line and
-/// paragraph separators are shown escaped, so it cannot clear a terminal,
-/// break a line or disguise a name.
+/// log: control characters, every format character (Unicode's `Cf`: the
+/// marks that reorder text such as `U+202E`, zero-width and invisible ones,
+/// the byte-order mark, tags) and the line and paragraph separators are
+/// shown escaped, so it cannot clear a terminal, break a line or disguise
+/// a name.
 pub fn printable(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || ('\u{202a}'..='\u{202e}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-            || matches!(
-                c,
-                '\u{200b}'
-                    | '\u{200e}'
-                    | '\u{200f}'
-                    | '\u{61c}'
-                    | '\u{2028}'
-                    | '\u{2029}'
-                    | '\u{feff}'
-            )
-    };
     text.chars()
-        .map(|c| match hidden(c) {
+        .map(|c| match is_hidden(c) {
             true => c.escape_unicode().to_string(),
             false => c.to_string(),
         })
         .collect()
+}
+
+/// Unicode's format characters (`Cf`, as of Unicode 15), and the line and
+/// paragraph separators.
+const HIDDEN: &[(char, char)] = &[
+    ('\u{ad}', '\u{ad}'),
+    ('\u{600}', '\u{605}'),
+    ('\u{61c}', '\u{61c}'),
+    ('\u{6dd}', '\u{6dd}'),
+    ('\u{70f}', '\u{70f}'),
+    ('\u{890}', '\u{891}'),
+    ('\u{8e2}', '\u{8e2}'),
+    ('\u{180e}', '\u{180e}'),
+    ('\u{200b}', '\u{200f}'),
+    ('\u{2028}', '\u{202e}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206f}'),
+    ('\u{feff}', '\u{feff}'),
+    ('\u{fff9}', '\u{fffb}'),
+    ('\u{110bd}', '\u{110bd}'),
+    ('\u{110cd}', '\u{110cd}'),
+    ('\u{13430}', '\u{1343f}'),
+    ('\u{1bca0}', '\u{1bca3}'),
+    ('\u{1d173}', '\u{1d17a}'),
+    ('\u{e0001}', '\u{e0001}'),
+    ('\u{e0020}', '\u{e007f}'),
+];
+
+fn is_hidden(c: char) -> bool {
+    c.is_control() || HIDDEN.iter().any(|&(from, to)| (from..=to).contains(&c))
 }
 
 #[cfg(test)]

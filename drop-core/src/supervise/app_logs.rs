@@ -2,13 +2,14 @@
 //!
 //! An app writes straight into `logs/app-<id>.log` (opened to append), so
 //! that it outlives a daemon restart without a pipe to break. The daemon
-//! keeps every app log under [`MAX_APP_LOG_BYTES`]: past it, the log's
+//! keeps every app log near [`MAX_APP_LOG_BYTES`]: past it, the log's
 //! last [`KEPT_BYTES`] become `app-<id>.log.1` and the log is emptied. The
 //! app's descriptor appends, so its next write lands at the new end; what
 //! it writes between the copy and the emptying is lost (a few bytes for a
 //! normal app). `drop logs` and the tails in messages read the previous
 //! part when the live log is short. Removing an app removes both files.
 
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +25,11 @@ use crate::blocking::blocking;
 pub const MAX_APP_LOG_BYTES: u64 = 8 * 1024 * 1024;
 /// How much of a cut log is kept in its previous part.
 pub const KEPT_BYTES: u64 = 1024 * 1024;
-/// How often the daemon looks at the sizes while an app runs: an app
-/// writing as fast as a disk takes (about 1 GB/s) grows its log by that
-/// much at most between two looks.
+/// How often the daemon looks at the sizes while an app runs.
 pub const LOG_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How soon it looks again after a cut: an app writing as fast as a disk
+/// takes (about 1.5 GB/s) passes the bound by some 30 MB at most.
+pub const LOG_CHECK_SOON: Duration = Duration::from_millis(20);
 /// How much of a log's end a tail reads.
 const TAIL_READ_BYTES: u64 = 64 * 1024;
 
@@ -45,8 +47,9 @@ pub fn previous_part(log: &Path) -> PathBuf {
 
 /// Cuts the log at `log` when it is past `max` bytes: its last `kept`
 /// bytes, from a line's start, become its previous part, and it is
-/// emptied. Whether it was cut. A log that is a link, a FIFO or another
-/// user's is left alone (it is refused where it is read).
+/// emptied, also when its end cannot be kept (the bound comes first).
+/// Whether it was cut. A log that is a link, a FIFO or another user's is
+/// left alone (it is refused where it is read).
 pub fn cut_if_too_long(log: &Path, max: u64, kept: u64) -> Result<bool, RegistryError> {
     let mut live = match open_home_file(log, FileUse::Read) {
         Ok(file) => file,
@@ -57,12 +60,26 @@ pub fn cut_if_too_long(log: &Path, max: u64, kept: u64) -> Result<bool, Registry
     if len <= max {
         return Ok(false);
     }
+    let end_kept = keep_end(log, &mut live, len, kept);
+    open_home_file(log, FileUse::Append)?
+        .set_len(0)
+        .map_err(write_error(log))?;
+    if let Err(e) = end_kept {
+        warn!("{e}: the log was emptied all the same");
+    }
+    Ok(true)
+}
+
+/// Writes the last `kept` bytes of `live` (`len` long), from a line's
+/// start, as the previous part of `log`.
+fn keep_end(log: &Path, live: &mut File, len: u64, kept: u64) -> Result<(), RegistryError> {
     let read = |e| RegistryError::Read {
         path: log.to_owned(),
         source: e,
     };
     let mut end = Vec::new();
-    live.seek(SeekFrom::Start(len - kept)).map_err(read)?;
+    live.seek(SeekFrom::Start(len.saturating_sub(kept)))
+        .map_err(read)?;
     live.take(kept).read_to_end(&mut end).map_err(read)?;
     // Start at a whole line when there is one.
     let start = end
@@ -78,11 +95,7 @@ pub fn cut_if_too_long(log: &Path, max: u64, kept: u64) -> Result<bool, Registry
     }
     open_home_file(&previous, FileUse::CreateNew)?
         .write_all(&end[start..])
-        .map_err(write_error(&previous))?;
-    open_home_file(log, FileUse::Append)?
-        .set_len(0)
-        .map_err(write_error(log))?;
-    Ok(true)
+        .map_err(write_error(&previous))
 }
 
 /// The error of a failed write to `path`.
@@ -93,16 +106,21 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_
     }
 }
 
-/// Cuts the logs of the apps `ids` of `home` that are too long.
-fn cut_app_logs(home: &Home, ids: &[String]) {
-    for id in ids {
-        let log = app_log_path(home, id);
-        match cut_if_too_long(&log, MAX_APP_LOG_BYTES, KEPT_BYTES) {
-            Ok(true) => info!(
+/// Cuts the log of the app `id` of `home` if it is too long; whether it
+/// was cut.
+pub(super) fn cut_app_log(home: &Home, id: &str) -> bool {
+    let log = app_log_path(home, id);
+    match cut_if_too_long(&log, MAX_APP_LOG_BYTES, KEPT_BYTES) {
+        Ok(true) => {
+            info!(
                 "log app-{id}.log passed {MAX_APP_LOG_BYTES} bytes: its end was kept in app-{id}.log.1"
-            ),
-            Ok(false) => {}
-            Err(e) => warn!("could not bound the log of app {id}: {e}"),
+            );
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            warn!("could not bound the log of app {id}: {e}");
+            false
         }
     }
 }
@@ -111,13 +129,20 @@ fn cut_app_logs(home: &Home, ids: &[String]) {
 /// for as long as it runs; while no app runs it sleeps.
 pub async fn keep_app_logs_bounded(home: Home, supervisor: Arc<Supervisor>) {
     let mut running = supervisor.running_count();
+    let mut pause = LOG_CHECK_EVERY;
     loop {
         if running.wait_for(|count| *count > 0).await.is_err() {
             return;
         }
-        tokio::time::sleep(LOG_CHECK_EVERY).await;
+        tokio::time::sleep(pause).await;
         let (home, ids) = (home.clone(), supervisor.running_ids());
-        blocking(move || cut_app_logs(&home, &ids)).await;
+        let cut = blocking(move || ids.iter().filter(|id| cut_app_log(&home, id)).count()).await;
+        // A log that had to be cut is written fast: look again soon.
+        pause = if cut > 0 {
+            LOG_CHECK_SOON
+        } else {
+            LOG_CHECK_EVERY
+        };
     }
 }
 
@@ -164,7 +189,8 @@ fn read_end(path: &Path) -> Result<String, RegistryError> {
     let len = file.metadata().map_or(0, |m| m.len());
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(TAIL_READ_BYTES)));
     let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
+    // `take`: a log that grows while it is read is not read to its new end.
+    let _ = file.take(TAIL_READ_BYTES).read_to_end(&mut bytes);
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -205,6 +231,18 @@ mod tests {
             "line 99\nline 100\nline 101"
         );
         assert_eq!(read_log_tail(&log, 1).unwrap(), "line 101");
+    }
+
+    /// A previous part that cannot be written (a folder planted there)
+    /// does not hold the bound back: the log is emptied all the same.
+    #[test]
+    fn a_log_is_emptied_even_when_its_end_cannot_be_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app-x.log");
+        std::fs::write(&log, numbered(1..=100)).unwrap();
+        std::fs::create_dir(previous_part(&log)).unwrap();
+        assert!(cut_if_too_long(&log, 500, 50).unwrap());
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
     }
 
     /// A writer that keeps its descriptor (as an app does) writes at the

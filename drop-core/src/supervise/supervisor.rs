@@ -14,7 +14,7 @@ use drop_registry::{Home, Record, RegistryError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::app_logs::{app_log_path, log_tail, remove_app_logs};
+use super::app_logs::{app_log_path, cut_app_log, log_tail, remove_app_logs};
 use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, process_to_stop};
 use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
@@ -578,6 +578,9 @@ impl Supervisor {
         }
         self.tunnels.close_app(id).await;
         self.record_end(id, code, !asked).await;
+        // What it wrote last may have passed the bound: one more look.
+        let (home, gone) = (self.home.clone(), id.to_owned());
+        blocking(move || cut_app_log(&home, &gone)).await;
         // `send_replace`: `send` keeps nothing when nobody is subscribed
         // right now, and later readers must still see the end.
         watched.ended.send_replace(Some(code));

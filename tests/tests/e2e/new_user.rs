@@ -185,7 +185,8 @@ fn tunnel_status_names_apps_and_reset_asks_a_restart_only_when_tunneled() {
 
 /// `drop add --password notes.html` (the flag first): `--password` took the
 /// path as its value, and the error says so and how to write it, with a
-/// usage line that shows no `--home` as if it were needed.
+/// usage line that shows no `--home` as if it were needed; a value that is
+/// no path is not repeated.
 #[test]
 fn a_path_taken_by_password_is_said() {
     let env = DropEnv::new();
@@ -199,6 +200,10 @@ fn a_path_taken_by_password_is_said() {
     );
     assert!(said.contains("Usage: drop add <PATH> [OPTIONS]"), "{said}");
     assert!(!said.contains("--home"), "{said}");
+    // A value that is no path is a password: never printed back.
+    let out = env.run(&["add", "--password=Hunter2Secret"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("Hunter2Secret"), "{}", stderr(&out));
     let out = env.run(&["add", "--password", "notes.html", "--json"]);
     let error: serde_json::Value = serde_json::from_slice(out.stderr.trim_ascii_end()).unwrap();
     assert_eq!(error["error"]["code"], "usage", "{error}");
