@@ -363,7 +363,13 @@ fn check_app(home: &Home, id: &str, record: &Record, urls: &Urls, checks: &mut V
                 "make its command listen on every address (e.g. `--host 0.0.0.0`), then 'drop add … --restart'; or 'drop stop', 'drop start --tunnel', 'drop start {name}'"
             ),
         )),
-        (false, true) => checks.push(Check::ok("app listens", format!("{on} (reached through its tunnel)"))),
+        (false, true) if tunneled_app || record.current_tunnel_url().is_some() => {
+            checks.push(Check::ok("app listens", format!("{on} (reached through its tunnel)")))
+        }
+        (false, true) => checks.push(Check::ok(
+            "app listens",
+            format!("{on} (this machine alone, like its URL)"),
+        )),
         (false, false) => checks.push(Check::ok("app listens", on)),
     }
 }

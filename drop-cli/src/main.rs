@@ -391,10 +391,19 @@ fn usage_error(usage: clap::Error) -> ExitCode {
     let wants_json = std::env::args_os().skip(1).any(|arg| arg == "--json");
     let informational = matches!(
         usage.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
     if informational {
         usage.exit();
+    }
+    if usage.kind() == ErrorKind::MissingSubcommand && !wants_json {
+        // `drop` alone: the help, which lists the commands (clap's own
+        // message would list the hidden `serve` too).
+        use clap::CommandFactory;
+        eprint!("{}", Args::command().render_help());
+        return ExitCode::from(2);
     }
     let text = usage.render().to_string();
     if !wants_json {

@@ -22,6 +22,24 @@ fn help_lists_every_command() {
     assert!(!text.contains("serve "), "the daemon command stays hidden");
 }
 
+/// A usage error starts `Error:` like every error of drop's and exits 2;
+/// `drop` alone shows the help as clap does, not as an error.
+#[test]
+fn usage_errors_say_error_and_drop_alone_shows_help() {
+    let home = tempfile::tempdir().unwrap();
+    let out = drop_cmd(home.path())
+        .args(["start", "--port", "99999"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("Error: invalid value '99999'"), "{err}");
+    let alone = drop_cmd(home.path()).output().unwrap();
+    let help = String::from_utf8(alone.stderr).unwrap();
+    assert!(help.starts_with("drop: one command"), "{help}");
+    assert!(!help.contains("serve "), "{help}");
+}
+
 /// A missing path is one `Error:` line on stderr and a non-zero exit, and
 /// nothing is written to the home.
 #[test]
