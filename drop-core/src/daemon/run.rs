@@ -20,7 +20,7 @@ use crate::page::Catalog;
 use crate::supervise::verify::{self, LinkReport, Origin};
 use crate::supervise::{
     AppLimits, AppReach, AppRunner, LinkCheck, ProcessId, Started, Supervisor, TunnelKeeper,
-    TunnelSource, keep_app_logs_bounded,
+    TunnelSource,
 };
 use tracing::{info, warn};
 
@@ -302,10 +302,7 @@ impl Daemon {
             catalog.clone(),
             answers_supervisor.clone(),
         ));
-        let log_keeper = tokio::spawn(keep_app_logs_bounded(
-            home.clone(),
-            answers_supervisor.clone(),
-        ));
+        let log_keeper = tokio::spawn(answers_supervisor.clone().keep_logs_bounded());
         let site = Arc::new(Site::with_probes(catalog, key, self.links.probes.clone()));
         serve(listener, site, self.config.server.clone(), shutdown).await;
         sweeper.abort();

@@ -6,15 +6,14 @@
 pub(crate) mod catalog;
 pub(crate) mod id;
 pub(crate) mod manifest;
+mod never_served;
 pub(crate) mod references;
 pub(crate) mod safe_path;
-mod secret;
 pub(crate) mod watch;
 
 pub use catalog::{Catalog, PageEntry};
 pub use id::{PAGE_ID_LEN, new_page_id};
 pub use manifest::{MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, ManifestError};
+pub use never_served::{is_never_served, is_secret_name, looks_secret, never_served_in_folder};
 pub use references::{Fix, Served, Uncovered, lines_to_add, scan_references, served_files};
-pub use safe_path::{is_never_served, never_served_in_folder};
-pub use secret::{is_secret_name, looks_secret};
 pub use watch::follow_registry;

@@ -10,9 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::manifest::Manifest;
-use super::safe_path::{
-    RequestPath, Resolved, encode_segment, never_served_in_folder, resolve_in_folder,
-};
+use super::never_served::never_served_in_folder;
+use super::safe_path::{RequestPath, Resolved, encode_segment, resolve_in_folder};
 
 /// Most HTML files read in one scan, so a huge folder never stalls `drop add`.
 const MAX_SCANNED_PAGES: usize = 2_000;

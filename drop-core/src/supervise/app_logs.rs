@@ -12,14 +12,10 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use drop_registry::{FileUse, Home, RegistryError, open_home_file};
 use tracing::{info, warn};
-
-use super::Supervisor;
-use crate::blocking::blocking;
 
 /// The size past which an app's log is cut (SECURITY.md §5).
 pub const MAX_APP_LOG_BYTES: u64 = 8 * 1024 * 1024;
@@ -122,27 +118,6 @@ pub(super) fn cut_app_log(home: &Home, id: &str) -> bool {
             warn!("could not bound the log of app {id}: {e}");
             false
         }
-    }
-}
-
-/// The daemon's task that keeps the logs of the apps it watches bounded,
-/// for as long as it runs; while no app runs it sleeps.
-pub async fn keep_app_logs_bounded(home: Home, supervisor: Arc<Supervisor>) {
-    let mut running = supervisor.running_count();
-    let mut pause = LOG_CHECK_EVERY;
-    loop {
-        if running.wait_for(|count| *count > 0).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(pause).await;
-        let (home, ids) = (home.clone(), supervisor.running_ids());
-        let cut = blocking(move || ids.iter().filter(|id| cut_app_log(&home, id)).count()).await;
-        // A log that had to be cut is written fast: look again soon.
-        pause = if cut > 0 {
-            LOG_CHECK_SOON
-        } else {
-            LOG_CHECK_EVERY
-        };
     }
 }
 

@@ -15,8 +15,7 @@ mod tunnels;
 pub mod verify;
 
 pub use app_logs::{
-    MAX_APP_LOG_BYTES, app_log_path, keep_app_logs_bounded, log_tail, previous_part, read_log_tail,
-    remove_app_logs,
+    MAX_APP_LOG_BYTES, app_log_path, log_tail, previous_part, read_log_tail, remove_app_logs,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use apps::MockAppRunner;

@@ -14,7 +14,9 @@ use drop_registry::{Home, Record, RegistryError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::app_logs::{app_log_path, cut_app_log, log_tail, remove_app_logs};
+use super::app_logs::{
+    LOG_CHECK_EVERY, LOG_CHECK_SOON, app_log_path, cut_app_log, log_tail, remove_app_logs,
+};
 use super::apps::{AppLaunch, AppProcess, AppRunner, AppStatus, process_to_stop};
 use super::legacy::LegacyApp;
 use super::process::{ProcessId, StopOutcome};
@@ -527,14 +529,32 @@ impl Supervisor {
     }
 
     /// The ids of the apps watched now.
-    pub fn running_ids(&self) -> Vec<String> {
+    fn running_ids(&self) -> Vec<String> {
         let running = self.running.lock().expect("apps lock");
         running.keys().cloned().collect()
     }
 
-    /// How many apps are watched, as it changes.
-    pub fn running_count(&self) -> watch::Receiver<usize> {
-        self.running_count.subscribe()
+    /// Keeps the logs of the apps it watches bounded (see
+    /// [`super::app_logs`]), for as long as the daemon runs; while no app
+    /// runs it sleeps.
+    pub async fn keep_logs_bounded(self: Arc<Self>) {
+        let mut running = self.running_count.subscribe();
+        let mut pause = LOG_CHECK_EVERY;
+        loop {
+            if running.wait_for(|count| *count > 0).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            let (home, ids) = (self.home.clone(), self.running_ids());
+            let cut =
+                blocking(move || ids.iter().filter(|id| cut_app_log(&home, id)).count()).await;
+            // A log that had to be cut is written fast: look again soon.
+            pause = if cut > 0 {
+                LOG_CHECK_SOON
+            } else {
+                LOG_CHECK_EVERY
+            };
+        }
     }
 
     /// Reaps this daemon's own child the moment it exits.

@@ -1,5 +1,7 @@
-//! What looks like a secret: private keys, credential files and the
-//! folders that keep them, and the system's files of passwords and keys. A
+//! Names drop never serves: environment files, the manifest and git's
+//! folder (and editors' copies of them), and what looks like a secret:
+//! private keys, credential files and the folders that keep them, and the
+//! system's files of passwords and keys. A
 //! page is a URL anyone holding it can open, and an agent told by a
 //! hostile text to publish `~/.ssh/id_ed25519` must not be able to
 //! (SECURITY.md §1). `drop add` refuses such a path unless the person at
@@ -8,7 +10,65 @@
 
 use std::path::Path;
 
-use super::safe_path::editor_copy_of;
+use super::manifest::MANIFEST_NAME;
+
+/// Names that are never served, whatever the manifest says: environment
+/// files (but `.env.example`), the manifest itself, and git metadata, and
+/// the backups and swap files editors leave of them (`.env~`, `#.env#`,
+/// `.#.env`, `..env.swp`, `.envrc.bak`…), which hold the same secrets.
+/// Compared case-insensitively, on every component of the real path.
+pub fn is_never_served(name: &str) -> bool {
+    let mut name = name.to_ascii_lowercase();
+    // Each round takes off one layer of editor decoration.
+    for _ in 0..4 {
+        if is_private(&name) {
+            return true;
+        }
+        match editor_copy_of(&name) {
+            Some(original) => name = original.to_owned(),
+            None => return false,
+        }
+    }
+    false
+}
+
+fn is_private(name: &str) -> bool {
+    (name == ".env" || name.starts_with(".env.")) && name != ".env.example"
+        || name == ".envrc"
+        || name == MANIFEST_NAME
+        || name == ".git"
+}
+
+/// The name an editor's backup, autosave, lock or swap file `name` is a
+/// copy of, if it is one.
+fn editor_copy_of(name: &str) -> Option<&str> {
+    if let Some(original) = name.strip_suffix('~') {
+        return Some(original); // emacs, nano, vim backups
+    }
+    if let Some(original) = name.strip_prefix(".#") {
+        return Some(original); // emacs locks
+    }
+    if let Some(original) = name.strip_prefix('#').and_then(|n| n.strip_suffix('#')) {
+        return Some(original); // emacs autosaves
+    }
+    let swap = name.len() > 5
+        && name.starts_with('.')
+        && name.is_char_boundary(name.len() - 4)
+        && name[name.len() - 4..].starts_with(".sw");
+    if swap {
+        return Some(&name[1..name.len() - 4]); // vim: .NAME.swp, .swo…
+    }
+    [".bak", ".orig", ".old", ".save", ".tmp", ".swp"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+}
+
+/// Whether a file or folder of this name, inside a published folder, is
+/// never served whatever the manifest says: what [`is_never_served`]
+/// names, and what holds secrets ([`is_secret_name`]).
+pub fn never_served_in_folder(name: &str) -> bool {
+    is_never_served(name) || is_secret_name(name)
+}
 
 /// Folders whose every file is a secret (any component of the real path).
 const SECRET_FOLDERS: &[&str] = &[
