@@ -398,11 +398,18 @@ fn usage_error(usage: clap::Error) -> ExitCode {
     if informational {
         usage.exit();
     }
-    if usage.kind() == ErrorKind::MissingSubcommand && !wants_json {
+    if usage.kind() == ErrorKind::MissingSubcommand {
         // `drop` alone: the help, which lists the commands (clap's own
         // message would list the hidden `serve` too).
         use clap::CommandFactory;
-        eprint!("{}", Args::command().render_help());
+        if wants_json {
+            let doc = serde_json::json!({
+                "error": { "code": "usage", "message": "no command given: 'drop --help' lists them", "causes": [] }
+            });
+            eprintln!("{doc}");
+        } else {
+            eprint!("{}", Args::command().render_help());
+        }
         return ExitCode::from(2);
     }
     let text = usage.render().to_string();

@@ -38,6 +38,10 @@ fn usage_errors_say_error_and_drop_alone_shows_help() {
     let help = String::from_utf8(alone.stderr).unwrap();
     assert!(help.starts_with("drop: one command"), "{help}");
     assert!(!help.contains("serve "), "{help}");
+    let json = drop_cmd(home.path()).arg("--json").output().unwrap();
+    let error: serde_json::Value = serde_json::from_slice(&json.stderr).unwrap();
+    assert_eq!(error["error"]["code"], "usage", "{error}");
+    assert!(!error.to_string().contains("serve"), "{error}");
 }
 
 /// A missing path is one `Error:` line on stderr and a non-zero exit, and
