@@ -39,7 +39,6 @@ bench_setup() {
 
     tmp="$(mktemp -d)"
     nginx_pid=""
-    started_drops=()
     trap bench_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -47,9 +46,11 @@ bench_setup() {
 
 bench_cleanup() {
     local rc=$? started
-    for started in "${started_drops[@]}"; do
+    # One line a server `start_drop` started (it runs in a subshell when
+    # its URL is captured, so a shell variable would not survive it).
+    while IFS= read -r started; do
         DROP_HOME="${started#*|}" "${started%%|*}" stop >/dev/null 2>&1 || true
-    done
+    done < <(cat "$tmp/started-drops" 2>/dev/null)
     if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
         kill "$nginx_pid" 2>/dev/null || true
         wait "$nginx_pid" 2>/dev/null || true
@@ -62,7 +63,7 @@ bench_cleanup() {
 # prints its URL.
 start_drop() {
     local bin=$1 home=$2 file=$3 out base
-    started_drops+=("$bin|$home")
+    echo "$bin|$home" >>"$tmp/started-drops"
     out="$(DROP_HOME="$home" DROP_BIND=127.0.0.1 "$bin" start --port 0 --host 127.0.0.1 --no-tunnel)"
     echo "$out" >&2
     base="$(sed -n 's/^Server started: //p' <<<"$out")"
