@@ -333,6 +333,11 @@ const MAX_READ_BYTES: u64 = 1024 * 1024;
 fn never_ran(id: &str, record: &Record) -> String {
     let label = label(id, record);
     match AppStatus::of(record) {
+        // This drop started it (it records the start time) and so gave it
+        // a log: someone deleted it.
+        AppStatus::Running { pid } if record.pid_start_time.is_some() => format!(
+            "No output: the log of app {label} (pid {pid}) was deleted while it runs; 'drop stop {label}' then 'drop start {label}' to have one again"
+        ),
         AppStatus::Running { pid } | AppStatus::Unverified { pid } => format!(
             "No output: app {label} runs as pid {pid}, started by an earlier drop that kept no log; 'drop stop {label}' then 'drop start {label}' to have one"
         ),

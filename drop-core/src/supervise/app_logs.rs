@@ -102,9 +102,9 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_
     }
 }
 
-/// Cuts the log of the app `id` of `home` if it is too long; whether it
-/// was cut.
-pub(super) fn cut_app_log(home: &Home, id: &str) -> bool {
+/// Cuts the log of the app `id` of `home`, whose leader is `pid` while it
+/// runs, if it is too long; whether it was cut.
+pub(super) fn cut_app_log(home: &Home, id: &str, pid: Option<u32>) -> bool {
     let log = app_log_path(home, id);
     match cut_if_too_long(&log, MAX_APP_LOG_BYTES, KEPT_BYTES) {
         Ok(true) => {
@@ -113,12 +113,40 @@ pub(super) fn cut_app_log(home: &Home, id: &str) -> bool {
             );
             true
         }
-        Ok(false) => false,
+        Ok(false) => {
+            let emptied = pid.is_some_and(|pid| empty_deleted_log(&log, pid, MAX_APP_LOG_BYTES));
+            if emptied {
+                info!(
+                    "log app-{id}.log, deleted while the app writes to it, passed {MAX_APP_LOG_BYTES} bytes: emptied"
+                );
+            }
+            emptied
+        }
         Err(e) => {
             warn!("could not bound the log of app {id}: {e}");
             false
         }
     }
+}
+
+/// An app whose log was deleted while it runs goes on writing to it,
+/// unseen. When the app's stdout is that log, deleted (nothing else: a
+/// file the app chose itself is never touched), it is emptied past `max`
+/// through the app's own descriptor. Whether it was.
+fn empty_deleted_log(log: &Path, pid: u32, max: u64) -> bool {
+    let stdout = format!("/proc/{pid}/fd/1");
+    let Ok(target) = std::fs::read_link(&stdout) else {
+        return false;
+    };
+    let mut deleted = log.as_os_str().to_owned();
+    deleted.push(" (deleted)");
+    if target.as_os_str() != deleted {
+        return false;
+    }
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&stdout) else {
+        return false;
+    };
+    file.metadata().is_ok_and(|m| m.len() > max) && file.set_len(0).is_ok()
 }
 
 /// Removes the log of the app `id` and its previous part; what is not
@@ -218,6 +246,36 @@ mod tests {
         std::fs::create_dir(previous_part(&log)).unwrap();
         assert!(cut_if_too_long(&log, 500, 50).unwrap());
         assert_eq!(std::fs::metadata(&log).unwrap().len(), 0);
+    }
+
+    /// A log deleted while the app writes to it is emptied through the
+    /// app's own stdout, and only when that stdout is the deleted log.
+    #[test]
+    fn a_log_deleted_while_the_app_writes_is_emptied_through_its_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app-x.log");
+        let mut writer = open_home_file(&log, FileUse::Append).unwrap();
+        let mut app = std::process::Command::new("sleep")
+            .arg("30")
+            .stdout(writer.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        writer.write_all(&[b'x'; 1000]).unwrap();
+        assert!(
+            !empty_deleted_log(&log, app.id(), 500),
+            "not deleted: the path's own cut is for it"
+        );
+        std::fs::remove_file(&log).unwrap();
+        assert!(!empty_deleted_log(&log, app.id(), 5000), "within the bound");
+        assert!(!empty_deleted_log(
+            &dir.path().join("other.log"),
+            app.id(),
+            500
+        ));
+        assert!(empty_deleted_log(&log, app.id(), 500));
+        assert_eq!(writer.metadata().unwrap().len(), 0);
+        app.kill().unwrap();
+        app.wait().unwrap();
     }
 
     /// A writer that keeps its descriptor (as an app does) writes at the

@@ -528,10 +528,13 @@ impl Supervisor {
         watched
     }
 
-    /// The ids of the apps watched now.
-    fn running_ids(&self) -> Vec<String> {
+    /// The apps watched now, and their leaders' pids.
+    fn running_apps(&self) -> Vec<(String, u32)> {
         let running = self.running.lock().expect("apps lock");
-        running.keys().cloned().collect()
+        running
+            .iter()
+            .map(|(id, w)| (id.clone(), w.id.pid))
+            .collect()
     }
 
     /// Keeps the logs of the apps it watches bounded (see
@@ -545,9 +548,13 @@ impl Supervisor {
                 return;
             }
             tokio::time::sleep(pause).await;
-            let (home, ids) = (self.home.clone(), self.running_ids());
-            let cut =
-                blocking(move || ids.iter().filter(|id| cut_app_log(&home, id)).count()).await;
+            let (home, apps) = (self.home.clone(), self.running_apps());
+            let cut = blocking(move || {
+                apps.iter()
+                    .filter(|(id, pid)| cut_app_log(&home, id, Some(*pid)))
+                    .count()
+            })
+            .await;
             // A log that had to be cut is written fast: look again soon.
             pause = if cut > 0 {
                 LOG_CHECK_SOON
@@ -600,7 +607,7 @@ impl Supervisor {
         self.record_end(id, code, !asked).await;
         // What it wrote last may have passed the bound: one more look.
         let (home, gone) = (self.home.clone(), id.to_owned());
-        blocking(move || cut_app_log(&home, &gone)).await;
+        blocking(move || cut_app_log(&home, &gone, None)).await;
         // `send_replace`: `send` keeps nothing when nobody is subscribed
         // right now, and later readers must still see the end.
         watched.ended.send_replace(Some(code));

@@ -638,3 +638,19 @@ fn a_loud_apps_log_stays_bounded_and_goes_with_it() {
     env.ok(&["remove", "loud"]);
     assert!(!log.exists() && !previous.exists(), "remove takes both");
 }
+
+/// A log deleted while its app runs is said to be deleted, with the way to
+/// have one again, not blamed on an earlier drop.
+#[test]
+fn a_log_deleted_while_the_app_runs_is_said_deleted() {
+    let env = app_env();
+    let (id, _, _) = running_app(&env, "quiet", |port| format!("exec {TEST_APP} {port}"));
+    std::fs::remove_file(env.home.path().join("logs").join(format!("app-{id}.log"))).unwrap();
+    let said = env.ok(&["logs", "quiet"]);
+    assert!(
+        said.starts_with("No output: the log of app quiet (pid ")
+            && said
+                .contains("was deleted while it runs; 'drop stop quiet' then 'drop start quiet'"),
+        "{said}"
+    );
+}
